@@ -1,0 +1,103 @@
+# Declarations of the cdef classes of the extension module ourloop._core.
+# Their code lives in the .pyx files that _core.pyx includes (one per
+# subject: loop.pyx, handle.pyx, handles/<kind>.pyx).
+
+cimport cython
+from libc.stdint cimport uint64_t
+from ourloop.includes cimport uv
+
+
+cdef class Handle:
+    cdef readonly object _callback
+    cdef readonly tuple _args
+    cdef readonly object _context
+    cdef readonly LoopCore _loop
+    cdef readonly bint _cancelled
+    cdef readonly object _source_traceback
+    cdef object _repr
+    cdef object __weakref__
+
+    cdef inline _set(self, LoopCore loop, object callback, tuple args, object context)
+    cdef int _invoke(self) except -1
+    cdef _report(self, BaseException exc)
+
+
+cdef class TimerHandle(Handle):
+    cdef readonly double _when
+    cdef readonly bint _scheduled
+    cdef uint64_t _seq
+
+
+cdef class TimerQueue:
+    cdef LoopCore loop
+    cdef list heap
+    cdef Py_ssize_t cancelled
+    cdef uint64_t seq
+    cdef uv.uv_timer_t* uvtimer
+
+    cdef push(self, TimerHandle timer)
+    cdef TimerHandle _pop(self)
+    cdef void on_cancel(self, TimerHandle timer) noexcept
+    cdef prune(self)
+    cdef double next_when(self) noexcept
+    cdef move_due(self, double now, list ready)
+    cdef arm(self, uint64_t timeout_ms)
+    cdef disarm(self)
+    cdef clear(self)
+    cdef close(self)
+
+
+cdef class AsyncWakeup:
+    cdef uv.uv_async_t* uvasync
+
+    cdef int send(self) noexcept nogil
+    cdef close(self)
+
+
+cdef class PollHandle:
+    cdef LoopCore loop
+    cdef uv.uv_poll_t* uvpoll
+    cdef readonly int fd
+
+    cdef start(self, int events)
+    cdef stop(self)
+    cdef close(self)
+    cdef on_events(self, int status, int events)
+
+
+cdef class SignalWakeup(PollHandle):
+    cdef object rsock
+    cdef object wsock
+    cdef object saved_fd
+    cdef bint installed
+
+    cdef install(self)
+    cdef uninstall(self)
+
+
+cdef class LoopCore:
+    cdef uv.uv_loop_t* uvloop
+    cdef bint _closed
+    cdef bint _stopping
+    cdef bint _running
+    cdef unsigned long _thread_ident
+    cdef bint _debug_flag
+    cdef public double slow_callback_duration
+    cdef readonly object _current_handle
+    cdef list _ready
+    cdef list _ready_spare
+    cdef TimerQueue _timers
+    cdef AsyncWakeup _wakeup
+    cdef SignalWakeup _sigwake
+    cdef object _pending_exception
+    cdef object __weakref__
+
+    cdef inline int _ensure_open(self) except -1
+    cdef int _check_thread(self) except -1
+    cdef Handle _call_soon(self, object callback, tuple args, object context)
+    cdef TimerHandle _call_at(self, double when, object callback, tuple args, object context)
+    cdef _run_once(self)
+    cdef _run_ready(self)
+    cdef _run_handle_debug(self, Handle handle)
+    cdef _close_uv(self)
+    cdef void _set_pending_exception(self, object exc) noexcept

@@ -1,0 +1,147 @@
+# Handle and TimerHandle: what call_soon / call_later / call_at return.
+#
+# They behave like asyncio.Handle / asyncio.TimerHandle (same methods, same
+# repr, same exception reporting); the loop creates them without going
+# through __init__ (Handle.__new__ + _set) and runs them with _invoke, which
+# enters the handle's contextvars context at the C level.
+
+
+@cython.freelist(256)
+cdef class Handle:
+    """A callback scheduled on an ourloop loop (the counterpart of asyncio.Handle)."""
+
+    def __init__(self, callback, args, loop, context=None):
+        if not isinstance(loop, LoopCore):
+            raise TypeError(f'an ourloop loop is expected, got {loop!r}')
+        if context is None:
+            context = PyContext_CopyCurrent()
+        self._set(<LoopCore>loop, callback, tuple(args), context)
+
+    cdef inline _set(self, LoopCore loop, object callback, tuple args, object context):
+        self._loop = loop
+        self._callback = callback
+        self._args = args
+        self._context = context
+        if loop._debug_flag:
+            self._source_traceback = format_helpers.extract_stack(sys._getframe(0))
+
+    def get_context(self):
+        """Return the contextvars.Context the callback runs in."""
+        return self._context
+
+    def cancel(self):
+        """Cancel the callback; a cancelled callback is never run."""
+        if not self._cancelled:
+            self._cancelled = True
+            if self._loop is not None and self._loop._debug_flag:
+                # Keep the description of what was cancelled, for debugging.
+                self._repr = repr(self)
+            self._callback = None
+            self._args = None
+
+    def cancelled(self):
+        """Return True if the callback was cancelled."""
+        return self._cancelled
+
+    def _run(self):
+        self._invoke()
+
+    cdef int _invoke(self) except -1:
+        # Run the callback in its context. An exception goes to the loop's
+        # exception handler; only SystemExit and KeyboardInterrupt escape.
+        cdef object context = self._context
+        try:
+            PyContext_Enter(context)
+            try:
+                self._callback(*self._args)
+            finally:
+                PyContext_Exit(context)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._report(exc)
+        return 0
+
+    cdef _report(self, BaseException exc):
+        source = format_helpers._format_callback_source(self._callback, self._args)
+        context = {
+            'message': f'Exception in callback {source}',
+            'exception': exc,
+            'handle': self,
+        }
+        if self._source_traceback:
+            context['source_traceback'] = self._source_traceback
+        self._loop.call_exception_handler(context)
+
+    def _repr_info(self):
+        info = [type(self).__name__]
+        if self._cancelled:
+            info.append('cancelled')
+        if self._callback is not None:
+            info.append(format_helpers._format_callback_source(self._callback, self._args))
+        if self._source_traceback:
+            frame = self._source_traceback[len(self._source_traceback) - 1]
+            info.append(f'created at {frame[0]}:{frame[1]}')
+        return info
+
+    def __repr__(self):
+        if self._repr is not None:
+            return self._repr
+        return '<{}>'.format(' '.join(self._repr_info()))
+
+
+cdef class TimerHandle(Handle):
+    """A callback scheduled for a time (the counterpart of asyncio.TimerHandle)."""
+
+    def __init__(self, when, callback, args, loop, context=None):
+        Handle.__init__(self, callback, args, loop, context)
+        self._when = when
+
+    def when(self):
+        """Return the loop time at which the callback is scheduled to run."""
+        return self._when
+
+    def cancel(self):
+        if not self._cancelled:
+            if self._scheduled:
+                self._loop._timers.on_cancel(self)
+            Handle.cancel(self)
+
+    def _repr_info(self):
+        info = Handle._repr_info(self)
+        info.insert(2 if self._cancelled else 1, f'when={self._when}')
+        return info
+
+    def __hash__(self):
+        return hash(self._when)
+
+    def __lt__(self, other):
+        if isinstance(other, TimerHandle):
+            return self._when < (<TimerHandle>other)._when
+        return NotImplemented
+
+    def __le__(self, other):
+        if isinstance(other, TimerHandle):
+            return self._when < (<TimerHandle>other)._when or self.__eq__(other)
+        return NotImplemented
+
+    def __gt__(self, other):
+        if isinstance(other, TimerHandle):
+            return self._when > (<TimerHandle>other)._when
+        return NotImplemented
+
+    def __ge__(self, other):
+        if isinstance(other, TimerHandle):
+            return self._when > (<TimerHandle>other)._when or self.__eq__(other)
+        return NotImplemented
+
+    def __eq__(self, other):
+        if not isinstance(other, TimerHandle):
+            return NotImplemented
+        cdef TimerHandle o = <TimerHandle>other
+        return (self._when == o._when and self._callback == o._callback
+                and self._args == o._args and self._cancelled == o._cancelled)
+
+    def __ne__(self, other):
+        equal = self.__eq__(other)
+        return NotImplemented if equal is NotImplemented else not equal

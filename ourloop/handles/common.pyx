@@ -1,0 +1,54 @@
+# What every libuv handle wrapper shares: error translation, closing with
+# the memory freed by libuv's close callback, and (debug builds) accounting
+# of the handles opened and closed.
+#
+# Ownership rule: a wrapper mallocs its uv_*_t; once it calls
+# close_and_free(), libuv owns the memory until the close callback frees it,
+# so a handle's memory never depends on when Python frees the wrapper.
+
+
+cdef int _check_uv(int err) except -1:
+    if err < 0:
+        raise uv_error(err)
+    return 0
+
+
+cdef object uv_error(int err):
+    """The Python exception for a libuv error code (errno-based when possible)."""
+    name = uv.uv_err_name(err).decode()
+    message = uv.uv_strerror(err).decode()
+    if name.startswith('E') and hasattr(errno, name):
+        code = getattr(errno, name)
+        return OSError(code, os.strerror(code))
+    return RuntimeError(f'libuv error {name}: {message}')
+
+
+cdef inline void count_open(uv.uv_handle_t* handle) noexcept nogil:
+    ourloop_count_open(handle.type)
+
+
+cdef void _free_closed(uv.uv_handle_t* handle) noexcept nogil:
+    ourloop_count_close(handle.type)
+    free(handle)
+
+
+cdef void close_and_free(uv.uv_handle_t* handle) noexcept nogil:
+    """Close a handle; libuv frees its memory once the close has completed."""
+    if not uv.uv_is_closing(handle):
+        uv.uv_close(handle, _free_closed)
+
+
+def debug_handle_counts():
+    """Handles opened and fully closed, by libuv handle type, as a dict
+    {type name: (opened, closed)}; None unless ourloop was built with
+    OURLOOP_DEBUG=1 (make debug)."""
+    if not OURLOOP_DEBUG_BUILD:
+        return None
+    names = {
+        uv.UV_ASYNC: 'async', uv.UV_CHECK: 'check', uv.UV_IDLE: 'idle',
+        uv.UV_NAMED_PIPE: 'pipe', uv.UV_POLL: 'poll', uv.UV_PREPARE: 'prepare',
+        uv.UV_PROCESS: 'process', uv.UV_TCP: 'tcp', uv.UV_TIMER: 'timer',
+        uv.UV_TTY: 'tty', uv.UV_UDP: 'udp', uv.UV_SIGNAL: 'signal',
+    }
+    return {name: (ourloop_handles_opened[kind], ourloop_handles_closed[kind])
+            for kind, name in names.items()}

@@ -1,0 +1,52 @@
+/* C-level shims for ourloop's Cython code.
+ *
+ * - OURLOOP_DEBUG_BUILD: 1 when built with OURLOOP_DEBUG=1 (setup.py defines
+ *   OURLOOP_DEBUG); the handle accounting below compiles to nothing otherwise.
+ * - Anything newer than libuv 1.44 is wrapped here behind UV_VERSION_HEX, so
+ *   the Cython code can call it unconditionally and gets UV_ENOSYS on an
+ *   older libuv.
+ */
+#ifndef OURLOOP_COMPAT_H
+#define OURLOOP_COMPAT_H
+
+#include <math.h>
+#include "uv.h"
+
+#ifdef OURLOOP_DEBUG
+#  define OURLOOP_DEBUG_BUILD 1
+#else
+#  define OURLOOP_DEBUG_BUILD 0
+#endif
+
+/* Handle accounting (debug builds): how many libuv handles of each type
+ * were initialised and how many were fully closed (close callback ran). */
+#define OURLOOP_HANDLE_KINDS (UV_HANDLE_TYPE_MAX + 1)
+static long long ourloop_handles_opened[OURLOOP_HANDLE_KINDS];
+static long long ourloop_handles_closed[OURLOOP_HANDLE_KINDS];
+
+static inline void ourloop_count_open(uv_handle_type t) {
+#if OURLOOP_DEBUG_BUILD
+    if ((int)t >= 0 && (int)t < OURLOOP_HANDLE_KINDS) ourloop_handles_opened[t]++;
+#else
+    (void)t;
+#endif
+}
+
+static inline void ourloop_count_close(uv_handle_type t) {
+#if OURLOOP_DEBUG_BUILD
+    if ((int)t >= 0 && (int)t < OURLOOP_HANDLE_KINDS) ourloop_handles_closed[t]++;
+#else
+    (void)t;
+#endif
+}
+
+/* Milliseconds libuv should sleep so that a deadline `delta` seconds away
+ * has passed when it wakes: rounded up, never negative, at most one day
+ * (the stdlib caps its selector timeout at one day too). NaN sleeps 0. */
+static inline uint64_t ourloop_timeout_ms(double delta) {
+    if (!(delta > 0.0)) return 0;
+    if (delta >= 86400.0) return 86400000ULL;
+    return (uint64_t)ceil(delta * 1000.0);
+}
+
+#endif

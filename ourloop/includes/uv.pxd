@@ -1,0 +1,116 @@
+# Declarations of the parts of libuv's C API that ourloop uses.
+#
+# Only what is needed is declared; functions newer than libuv 1.44 (the oldest
+# libuv ourloop supports) are reached through compat.h, which compiles them in
+# only when the libuv being built against has them.
+
+from libc.stdint cimport uint64_t, int64_t
+
+
+cdef extern from "uv.h" nogil:
+    const int UV_VERSION_HEX
+    const int UV_EBUSY
+    const int UV_EAGAIN
+    const int UV_ECANCELED
+
+    ctypedef enum uv_run_mode:
+        UV_RUN_DEFAULT = 0
+        UV_RUN_ONCE
+        UV_RUN_NOWAIT
+
+    ctypedef enum uv_poll_event:
+        UV_READABLE = 1
+        UV_WRITABLE = 2
+        UV_DISCONNECT = 4
+        UV_PRIORITIZED = 8
+
+    ctypedef enum uv_handle_type:
+        UV_UNKNOWN_HANDLE = 0
+        UV_ASYNC
+        UV_CHECK
+        UV_FS_EVENT
+        UV_FS_POLL
+        UV_HANDLE
+        UV_IDLE
+        UV_NAMED_PIPE
+        UV_POLL
+        UV_PREPARE
+        UV_PROCESS
+        UV_STREAM
+        UV_TCP
+        UV_TIMER
+        UV_TTY
+        UV_UDP
+        UV_SIGNAL
+
+    ctypedef struct uv_loop_t:
+        void* data
+
+    ctypedef struct uv_handle_t:
+        void* data
+        uv_loop_t* loop
+        uv_handle_type type
+
+    ctypedef struct uv_timer_t:
+        void* data
+        uv_loop_t* loop
+
+    ctypedef struct uv_async_t:
+        void* data
+        uv_loop_t* loop
+
+    ctypedef struct uv_poll_t:
+        void* data
+        uv_loop_t* loop
+
+    ctypedef void (*uv_close_cb)(uv_handle_t* handle) noexcept nogil
+    ctypedef void (*uv_walk_cb)(uv_handle_t* handle, void* arg) noexcept nogil
+    ctypedef void (*uv_timer_cb)(uv_timer_t* handle) noexcept nogil
+    ctypedef void (*uv_async_cb)(uv_async_t* handle) noexcept nogil
+    ctypedef void (*uv_poll_cb)(uv_poll_t* handle, int status, int events) noexcept nogil
+
+    unsigned int uv_version()
+    const char* uv_version_string()
+    const char* uv_strerror(int err)
+    const char* uv_err_name(int err)
+    int uv_translate_sys_error(int sys_errno)
+
+    uint64_t uv_hrtime()
+
+    int uv_loop_init(uv_loop_t* loop)
+    int uv_loop_close(uv_loop_t* loop)
+    int uv_loop_alive(const uv_loop_t* loop)
+    size_t uv_loop_size()
+    int uv_run(uv_loop_t* loop, uv_run_mode mode)
+    void uv_stop(uv_loop_t* loop)
+    uint64_t uv_now(const uv_loop_t* loop)
+    void uv_update_time(uv_loop_t* loop)
+    int uv_backend_fd(const uv_loop_t* loop)
+    void uv_walk(uv_loop_t* loop, uv_walk_cb walk_cb, void* arg)
+    int uv_loop_fork(uv_loop_t* loop)
+
+    void uv_close(uv_handle_t* handle, uv_close_cb close_cb)
+    int uv_is_closing(const uv_handle_t* handle)
+    int uv_is_active(const uv_handle_t* handle)
+    void uv_ref(uv_handle_t* handle)
+    void uv_unref(uv_handle_t* handle)
+
+    int uv_timer_init(uv_loop_t* loop, uv_timer_t* handle)
+    int uv_timer_start(uv_timer_t* handle, uv_timer_cb cb, uint64_t timeout, uint64_t repeat)
+    int uv_timer_stop(uv_timer_t* handle)
+
+    int uv_async_init(uv_loop_t* loop, uv_async_t* handle, uv_async_cb async_cb)
+    int uv_async_send(uv_async_t* handle)
+
+    int uv_poll_init(uv_loop_t* loop, uv_poll_t* handle, int fd)
+    int uv_poll_start(uv_poll_t* handle, int events, uv_poll_cb cb)
+    int uv_poll_stop(uv_poll_t* handle)
+
+
+cdef extern from "compat.h" nogil:
+    const int OURLOOP_DEBUG_BUILD
+    long long ourloop_handles_opened[]
+    long long ourloop_handles_closed[]
+    void ourloop_count_open(uv_handle_type t)
+    void ourloop_count_close(uv_handle_type t)
+    uint64_t ourloop_timeout_ms(double delta)

@@ -1,0 +1,365 @@
+# LoopCore: the native half of ourloop.Loop.
+#
+# It owns the uv_loop_t and drives it one iteration at a time, the way the
+# stdlib's BaseEventLoop._run_once does:
+#
+#   1. drop cancelled timers at the top of the timer heap;
+#   2. uv_run() once: without waiting when callbacks are ready or stop() was
+#      called, else until the earliest timer is due (the TimerQueue's alarm),
+#      else until I/O, a call_soon_threadsafe() or a signal wakes it up;
+#   3. move the timers that are due (by loop.time()) to the ready queue;
+#   4. run the callbacks that were ready at that point, FIFO; callbacks they
+#      schedule run in the next iteration.
+#
+# The ready queue is a Python list of Handles; each iteration swaps it for an
+# empty spare list and runs the old one, so scheduling is a list append and
+# running is a walk over a C array.
+
+
+cdef void _close_any(uv.uv_handle_t* handle, void* arg) noexcept nogil:
+    close_and_free(handle)
+
+
+cdef inline double _monotonic() noexcept nogil:
+    # CLOCK_MONOTONIC in seconds, the clock of time.monotonic(), with the
+    # same conversion from nanoseconds.
+    return <double>uv.uv_hrtime() / 1e9
+
+
+def _check_callback(callback, method):
+    if coroutines.iscoroutine(callback) or coroutines.iscoroutinefunction(callback):
+        raise TypeError(f"coroutines cannot be used with {method}()")
+    if not callable(callback):
+        raise TypeError(
+            f'a callable object was expected by {method}(), got {callback!r}')
+
+
+@cython.no_gc_clear
+cdef class LoopCore:
+    """The libuv-driven core of ourloop.Loop (use ourloop.Loop, not this)."""
+
+    def __cinit__(self, *args, **kwargs):
+        self.uvloop = <uv.uv_loop_t*>malloc(sizeof(uv.uv_loop_t))
+        if self.uvloop is NULL:
+            raise MemoryError()
+        err = uv.uv_loop_init(self.uvloop)
+        if err < 0:
+            free(self.uvloop)
+            self.uvloop = NULL
+            _check_uv(err)
+        self.uvloop.data = <void*>self
+        self._ready = []
+        self._ready_spare = []
+        self._timers = TimerQueue(self)
+        self._wakeup = AsyncWakeup(self)
+        self._debug_flag = coroutines._is_debug_mode()
+        self.slow_callback_duration = 0.1
+
+    def __dealloc__(self):
+        # Only C here: the Python attributes may already be gone. Every
+        # handle still open on the loop is closed and its memory freed.
+        if self.uvloop is not NULL:
+            uv.uv_walk(self.uvloop, _close_any, NULL)
+            uv.uv_run(self.uvloop, uv.UV_RUN_NOWAIT)
+            uv.uv_loop_close(self.uvloop)
+            free(self.uvloop)
+            self.uvloop = NULL
+
+    # -- state ------------------------------------------------------------
+
+    cdef inline int _ensure_open(self) except -1:
+        if self._closed:
+            raise RuntimeError('Event loop is closed')
+        return 0
+
+    def _check_closed(self):
+        self._ensure_open()
+
+    cdef int _check_thread(self) except -1:
+        # The stdlib's debug-mode check that non-threadsafe methods are
+        # called from the thread running the loop.
+        if self._running and PyThread_get_thread_ident() != self._thread_ident:
+            raise RuntimeError(
+                "Non-thread-safe operation invoked on an event loop other "
+                "than the current one")
+        return 0
+
+    def is_running(self):
+        """Return True if the loop is running."""
+        return self._running
+
+    def is_closed(self):
+        """Return True if the loop was closed."""
+        return self._closed
+
+    @property
+    def _thread_id(self):
+        return self._thread_ident if self._running else None
+
+    @property
+    def _debug(self):
+        return self._debug_flag
+
+    @_debug.setter
+    def _debug(self, value):
+        self._debug_flag = bool(value)
+
+    def get_debug(self):
+        """Return True if the loop is in debug mode."""
+        return self._debug_flag
+
+    def set_debug(self, enabled):
+        """Turn debug mode on or off."""
+        self._debug_flag = bool(enabled)
+        if self._running:
+            self.call_soon_threadsafe(self._set_coroutine_origin_tracking, enabled)
+
+    def time(self):
+        """Return the loop's time: time.monotonic()'s clock, in seconds."""
+        return _monotonic()
+
+    # -- scheduling -------------------------------------------------------
+
+    cdef Handle _call_soon(self, object callback, tuple args, object context):
+        cdef Handle handle = Handle.__new__(Handle)
+        if context is None:
+            context = PyContext_CopyCurrent()
+        handle._set(self, callback, args, context)
+        self._ready.append(handle)
+        return handle
+
+    cdef TimerHandle _call_at(self, double when, object callback, tuple args, object context):
+        cdef TimerHandle timer = TimerHandle.__new__(TimerHandle)
+        if context is None:
+            context = PyContext_CopyCurrent()
+        timer._set(self, callback, args, context)
+        timer._when = when
+        self._timers.push(timer)
+        return timer
+
+    def call_soon(self, callback, *args, context=None):
+        """Run callback(*args) soon, in the next iteration of the loop.
+
+        Callbacks run in the order they were scheduled, each in `context`
+        (a copy of the current contextvars context by default).
+        """
+        self._ensure_open()
+        if self._debug_flag:
+            self._check_thread()
+            _check_callback(callback, 'call_soon')
+        return self._call_soon(callback, args, context)
+
+    def call_soon_threadsafe(self, callback, *args, context=None):
+        """Like call_soon(), but safe to call from any thread."""
+        self._ensure_open()
+        if self._debug_flag:
+            _check_callback(callback, 'call_soon_threadsafe')
+        handle = self._call_soon(callback, args, context)
+        self._wakeup.send()
+        return handle
+
+    def call_at(self, when, callback, *args, context=None):
+        """Run callback(*args) once loop.time() has reached `when`."""
+        if when is None:
+            raise TypeError("when cannot be None")
+        self._ensure_open()
+        if self._debug_flag:
+            self._check_thread()
+            _check_callback(callback, 'call_at')
+        return self._call_at(when, callback, args, context)
+
+    def call_later(self, delay, callback, *args, context=None):
+        """Run callback(*args) after `delay` seconds; returns a TimerHandle."""
+        if delay is None:
+            raise TypeError('delay must not be None')
+        when = _monotonic() + delay
+        self._ensure_open()
+        if self._debug_flag:
+            self._check_thread()
+            _check_callback(callback, 'call_at')
+        return self._call_at(when, callback, args, context)
+
+    def _timer_handle_cancelled(self, handle):
+        """Called by TimerHandle.cancel() (asyncio's loop protocol)."""
+        if isinstance(handle, TimerHandle) and (<TimerHandle>handle)._scheduled:
+            self._timers.on_cancel(<TimerHandle>handle)
+
+    # -- running ----------------------------------------------------------
+
+    def _check_running(self):
+        if self._running:
+            raise RuntimeError('This event loop is already running')
+        if events._get_running_loop() is not None:
+            raise RuntimeError(
+                'Cannot run the event loop while another loop is running')
+
+    def run_forever(self):
+        """Run the loop until stop() is called."""
+        self._ensure_open()
+        self._check_running()
+        self._set_coroutine_origin_tracking(self._debug_flag)
+        old_agen_hooks = sys.get_asyncgen_hooks()
+        try:
+            self._thread_ident = PyThread_get_thread_ident()
+            self._running = True
+            sys.set_asyncgen_hooks(firstiter=self._asyncgen_firstiter_hook,
+                                   finalizer=self._asyncgen_finalizer_hook)
+            events._set_running_loop(self)
+            self._watch_signals()
+            while True:
+                self._run_once()
+                if self._stopping:
+                    break
+        finally:
+            self._stopping = False
+            self._running = False
+            self._thread_ident = 0
+            if self._sigwake is not None:
+                self._sigwake.uninstall()
+            events._set_running_loop(None)
+            self._set_coroutine_origin_tracking(False)
+            sys.set_asyncgen_hooks(*old_agen_hooks)
+
+    def stop(self):
+        """Stop the loop after the current iteration."""
+        self._stopping = True
+
+    def _watch_signals(self):
+        # Give signal.set_wakeup_fd() a socketpair watched by the loop, so a
+        # signal (Ctrl-C) wakes a sleeping loop up. Main thread only.
+        if threading.current_thread() is not threading.main_thread():
+            return
+        if self._sigwake is None:
+            rsock, wsock = socket.socketpair()
+            rsock.setblocking(False)
+            wsock.setblocking(False)
+            self._sigwake = SignalWakeup(self, rsock.fileno(), rsock, wsock)
+        self._sigwake.install()
+
+    cdef void _set_pending_exception(self, object exc) noexcept:
+        # An exception raised inside a libuv callback: keep the first one,
+        # stop uv_run, and let _run_once raise it.
+        if self._pending_exception is None:
+            self._pending_exception = exc
+        if self.uvloop is not NULL:
+            uv.uv_stop(self.uvloop)
+
+    cdef _run_once(self):
+        cdef TimerQueue timers = self._timers
+        cdef uv.uv_run_mode mode = uv.UV_RUN_ONCE
+        cdef uint64_t timeout_ms
+
+        timers.prune()
+        if self._ready or self._stopping:
+            mode = uv.UV_RUN_NOWAIT
+        elif timers.heap:
+            timeout_ms = ourloop_timeout_ms(timers.next_when() - _monotonic())
+            if timeout_ms == 0:
+                mode = uv.UV_RUN_NOWAIT
+            else:
+                timers.arm(timeout_ms)
+        else:
+            timers.disarm()
+
+        with nogil:
+            uv.uv_run(self.uvloop, mode)
+
+        if self._pending_exception is not None:
+            exc = self._pending_exception
+            self._pending_exception = None
+            raise exc
+
+        if timers.heap:
+            timers.move_due(_monotonic(), self._ready)
+        self._run_ready()
+
+    cdef _run_ready(self):
+        cdef list batch = self._ready
+        cdef Py_ssize_t i = 0, n = len(batch)
+        cdef Handle handle
+        if n == 0:
+            return
+        self._ready = self._ready_spare
+        try:
+            while i < n:
+                handle = <Handle>batch[i]
+                batch[i] = None
+                i += 1
+                if handle._cancelled:
+                    continue
+                if self._debug_flag:
+                    self._run_handle_debug(handle)
+                else:
+                    handle._invoke()
+        except BaseException:
+            # SystemExit / KeyboardInterrupt: what was not run yet stays
+            # queued, ahead of what was scheduled meanwhile.
+            rest = batch[i:]
+            rest.extend(self._ready)
+            self._ready = rest
+            batch.clear()
+            self._ready_spare = batch
+            raise
+        batch.clear()
+        self._ready_spare = batch
+
+    cdef _run_handle_debug(self, Handle handle):
+        cdef double t0, dt
+        self._current_handle = handle
+        try:
+            t0 = _monotonic()
+            handle._invoke()
+            dt = _monotonic() - t0
+            if dt >= self.slow_callback_duration:
+                logger.warning('Executing %s took %.3f seconds',
+                               _format_handle(handle), dt)
+        finally:
+            self._current_handle = None
+
+    # -- closing ----------------------------------------------------------
+
+    def close(self):
+        """Close the loop: drop pending callbacks and release libuv's loop."""
+        if self._running:
+            raise RuntimeError("Cannot close a running event loop")
+        if self._closed:
+            return
+        if self._debug_flag:
+            logger.debug("Close %r", self)
+        self._closed = True
+        self._ready.clear()
+        self._ready_spare.clear()
+        self._close_uv()
+
+    cdef _close_uv(self):
+        cdef int err
+        if self.uvloop is NULL:
+            return
+        self._timers.close()
+        self._wakeup.close()
+        if self._sigwake is not None:
+            self._sigwake.uninstall()
+            self._sigwake.close()
+            self._sigwake.close_sockets()
+        # Close callbacks free the handles' memory; they need no GIL.
+        uv.uv_run(self.uvloop, uv.UV_RUN_NOWAIT)
+        err = uv.uv_loop_close(self.uvloop)
+        if err == uv.UV_EBUSY:
+            uv.uv_walk(self.uvloop, _close_any, NULL)
+            uv.uv_run(self.uvloop, uv.UV_RUN_NOWAIT)
+            err = uv.uv_loop_close(self.uvloop)
+        if err < 0:
+            # A handle is still open: keep the memory rather than free a
+            # loop libuv still uses (__dealloc__ tries again).
+            raise RuntimeError(f'libuv could not close the loop: {uv.uv_strerror(err).decode()}')
+        free(self.uvloop)
+        self.uvloop = NULL
+
+
+def _format_handle(handle):
+    # How the slow-callback warning names a handle: the task for task steps.
+    cb = handle._callback
+    owner = getattr(cb, '__self__', None)
+    if isinstance(owner, tasks.Task):
+        return repr(owner)
+    return str(handle)
