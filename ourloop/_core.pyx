@@ -34,6 +34,7 @@ import sys
 import threading
 
 from asyncio import coroutines, events, format_helpers, tasks
+from asyncio.events import Handle as _asyncio_Handle, TimerHandle as _asyncio_TimerHandle
 from asyncio.log import logger
 
 

@@ -60,6 +60,24 @@ def _not_yet(name):
     return method
 
 
+# Python 3.12+ runs a custom exception handler in the contextvars context
+# of the task, future or handle the error is about.
+_HANDLER_IN_CONTEXT = sys.version_info >= (3, 12)
+
+
+def _handler_context(context):
+    thing = context.get('task')
+    if thing is None:
+        thing = context.get('future')
+    if thing is None:
+        thing = context.get('handle')
+    if thing is not None and hasattr(thing, 'get_context'):
+        ctx = thing.get_context()
+        if ctx is not None and hasattr(ctx, 'run'):
+            return ctx
+    return None
+
+
 def _run_until_complete_cb(fut):
     if not fut.cancelled():
         exc = fut.exception()
@@ -350,7 +368,11 @@ class Loop(LoopCore, asyncio.AbstractEventLoop):
                              exc_info=True)
             return
         try:
-            handler(self, context)
+            ctx = _handler_context(context) if _HANDLER_IN_CONTEXT else None
+            if ctx is not None:
+                ctx.run(handler, self, context)
+            else:
+                handler(self, context)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:

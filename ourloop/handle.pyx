@@ -25,6 +25,15 @@ cdef class Handle:
         if loop._debug_flag:
             self._source_traceback = format_helpers.extract_stack(sys._getframe(0))
 
+    @property
+    def __class__(self):
+        # asyncio documents call_soon() as returning an asyncio.Handle, and
+        # code checks isinstance(h, asyncio.Handle). A Cython class cannot
+        # subclass asyncio.Handle (its __slots__ layout conflicts), but
+        # isinstance() falls back to __class__: report asyncio's class.
+        # type(h) stays ourloop's own class.
+        return _asyncio_Handle
+
     def get_context(self):
         """Return the contextvars.Context the callback runs in."""
         return self._context
@@ -96,6 +105,10 @@ cdef class TimerHandle(Handle):
     def __init__(self, when, callback, args, loop, context=None):
         Handle.__init__(self, callback, args, loop, context)
         self._when = when
+
+    @property
+    def __class__(self):
+        return _asyncio_TimerHandle
 
     def when(self):
         """Return the loop time at which the callback is scheduled to run."""

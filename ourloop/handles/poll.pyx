@@ -5,6 +5,8 @@
 # signal (signal.set_wakeup_fd) and this poll handle wakes uv_run up, so
 # Python-level signal handlers (KeyboardInterrupt for Ctrl-C, asyncio.Runner's
 # SIGINT handler) run at once even while the loop sleeps in the kernel.
+# A wake-up fd that was set before the loop started is restored afterwards,
+# and meanwhile receives the bytes the loop drains, as if it had stayed set.
 
 
 cdef void _on_poll(uv.uv_poll_t* handle, int status, int events) noexcept with gil:
@@ -77,7 +79,10 @@ cdef class SignalWakeup(PollHandle):
         self.installed = False
         self.stop()
         try:
-            signal.set_wakeup_fd(self.saved_fd)
+            current = signal.set_wakeup_fd(self.saved_fd)
+            if current != self.wsock.fileno():
+                # Code run by the loop set a wake-up fd of its own: keep it.
+                signal.set_wakeup_fd(current)
         except ValueError:
             pass
         self.saved_fd = None
@@ -86,12 +91,19 @@ cdef class SignalWakeup(PollHandle):
         # Drain the bytes, then run the Python-level signal handlers now;
         # whatever they raise (KeyboardInterrupt) stops the loop and comes
         # out of run_forever().
+        # A wake-up fd set before the loop ran still gets every byte.
         while True:
             try:
-                if not self.rsock.recv(4096):
-                    break
+                data = self.rsock.recv(4096)
             except (BlockingIOError, InterruptedError):
                 break
+            if not data:
+                break
+            if self.saved_fd is not None and self.saved_fd >= 0:
+                try:
+                    os.write(self.saved_fd, data)
+                except OSError:
+                    pass
         PyErr_CheckSignals()
 
     def close_sockets(self):

@@ -1,0 +1,291 @@
+"""Shared fixtures for the ourloop test suite.
+
+The rule of this suite: the stdlib asyncio event loop is the specification.
+Every behavioural test takes the ``loop`` (or ``loop_factory``) fixture,
+which is parametrized with the ids ``asyncio`` (the stdlib default loop) and
+``ourloop`` (``ourloop.new_event_loop``), so that a divergence shows up as a
+test that passes on ``[asyncio]`` and fails on ``[ourloop]``.
+
+If ``import ourloop`` fails, the ``ourloop`` parameter FAILS loudly, unless
+the environment variable ``OURLOOP_ALLOW_MISSING=1`` is set, in which case it
+is skipped with the import error as the reason.  CI must never silently skip
+ourloop.
+
+Tests that only make sense on one loop use ``@pytest.mark.only_loop("ourloop",
+reason="...")`` (or ``"asyncio"``); the other parameter is skipped with that
+reason.
+"""
+
+import asyncio
+import faulthandler
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+# --------------------------------------------------------------------------
+# ourloop import status
+# --------------------------------------------------------------------------
+
+try:
+    import ourloop as _ourloop
+except BaseException as exc:  # ImportError, or a broken extension module
+    if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+        raise
+    _ourloop = None
+    OURLOOP_IMPORT_ERROR = exc
+else:
+    OURLOOP_IMPORT_ERROR = None
+
+ALLOW_MISSING = os.environ.get("OURLOOP_ALLOW_MISSING") == "1"
+
+LOOP_KINDS = ("asyncio", "ourloop")
+
+# Hard per-test limit: a hung event loop (e.g. a wake-up that never comes)
+# would otherwise hang the whole run.  faulthandler dumps every thread's
+# traceback and exits the process: loud, and impossible to miss in CI.
+HARD_TIMEOUT = float(os.environ.get("OURLOOP_TEST_HARD_TIMEOUT", "120"))
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+_CPYTHON_DIR = os.path.join(HERE, "cpython")
+
+
+def require_ourloop():
+    """Return the ourloop module; skip or fail (see module doc) if missing."""
+    if _ourloop is not None:
+        return _ourloop
+    reason = "cannot import ourloop: %r" % (OURLOOP_IMPORT_ERROR,)
+    if ALLOW_MISSING:
+        pytest.skip(reason + " (OURLOOP_ALLOW_MISSING=1)")
+    pytest.fail(
+        reason + " -- build/install it (pip install -e .), or set "
+        "OURLOOP_ALLOW_MISSING=1 to skip the ourloop half of the suite",
+        pytrace=False,
+    )
+
+
+def stdlib_new_event_loop():
+    """The stdlib default loop, independent of any installed policy.
+
+    This is what ``asyncio.DefaultEventLoopPolicy().new_event_loop()``
+    returns (SelectorEventLoop on POSIX, ProactorEventLoop on Windows).
+    """
+    if sys.platform == "win32":  # pragma: no cover
+        return asyncio.ProactorEventLoop()
+    return asyncio.SelectorEventLoop()
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "only_loop(kind, reason): run the test only with the given loop kind "
+        "('asyncio' or 'ourloop'); the other parametrization is skipped",
+    )
+
+
+def pytest_report_header(config):
+    if _ourloop is not None:
+        return "ourloop: %s from %s" % (
+            getattr(_ourloop, "__version__", "?"),
+            os.path.dirname(_ourloop.__file__),
+        )
+    return "ourloop: NOT IMPORTABLE (%r)%s" % (
+        OURLOOP_IMPORT_ERROR,
+        ", skipped (OURLOOP_ALLOW_MISSING=1)" if ALLOW_MISSING else ", its tests will FAIL",
+    )
+
+
+@pytest.fixture(autouse=True)
+def _hard_timeout(request):
+    path = str(getattr(request.node, "fspath", ""))
+    if path.startswith(_CPYTHON_DIR) or HARD_TIMEOUT <= 0:
+        yield
+        return
+    faulthandler.dump_traceback_later(HARD_TIMEOUT, exit=True)
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+
+
+# --------------------------------------------------------------------------
+# loop fixtures
+# --------------------------------------------------------------------------
+
+
+@pytest.fixture(params=LOOP_KINDS)
+def loop_kind(request):
+    """'asyncio' or 'ourloop'; honours @pytest.mark.only_loop."""
+    kind = request.param
+    marker = request.node.get_closest_marker("only_loop")
+    if marker is not None:
+        wanted = marker.args[0]
+        if kind != wanted:
+            reason = marker.kwargs.get("reason") or (
+                marker.args[1] if len(marker.args) > 1 else ""
+            )
+            pytest.skip("only meaningful on %s: %s" % (wanted, reason))
+    if kind == "ourloop":
+        require_ourloop()
+    return kind
+
+
+@pytest.fixture
+def loop_factory(loop_kind):
+    if loop_kind == "asyncio":
+        return stdlib_new_event_loop
+    return require_ourloop().new_event_loop
+
+
+def _finalize_loop(loop):
+    try:
+        if not loop.is_closed() and not loop.is_running():
+            try:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            finally:
+                loop.close()
+    finally:
+        asyncio.set_event_loop(None)
+
+
+@pytest.fixture
+def loop(loop_factory):
+    """A fresh loop of the parametrized kind, set as the current loop."""
+    lp = loop_factory()
+    asyncio.set_event_loop(lp)
+    yield lp
+    _finalize_loop(lp)
+
+
+@pytest.fixture
+def new_loop(loop_factory):
+    """Factory for extra loops of the same kind, all closed at teardown."""
+    made = []
+
+    def make():
+        lp = loop_factory()
+        made.append(lp)
+        return lp
+
+    yield make
+    for lp in made:
+        if not lp.is_closed() and not lp.is_running():
+            lp.close()
+
+
+@pytest.fixture
+def run(loop):
+    """run(aw) -> loop.run_until_complete(aw)."""
+
+    def _run(aw):
+        return loop.run_until_complete(aw)
+
+    return _run
+
+
+@pytest.fixture
+def is_ourloop(loop_kind):
+    return loop_kind == "ourloop"
+
+
+@pytest.fixture
+def ourloop_mod():
+    """The ourloop module itself (for ourloop-only tests)."""
+    return require_ourloop()
+
+
+@pytest.fixture
+def restore_policy():
+    """Restore the global event loop policy after the test."""
+    old = asyncio.get_event_loop_policy()
+    yield
+    asyncio.set_event_loop_policy(old)
+    asyncio.set_event_loop(None)
+
+
+# --------------------------------------------------------------------------
+# subprocess helper
+# --------------------------------------------------------------------------
+
+_PREAMBLE = """\
+import sys, asyncio
+_kind, _path = sys.argv[1], sys.argv[2]
+if _path:
+    sys.path.insert(0, _path)
+if _kind == "ourloop":
+    import ourloop
+    new_loop = ourloop.new_event_loop
+else:
+    ourloop = None
+    new_loop = asyncio.SelectorEventLoop
+"""
+
+
+def stdlib_callback_repr(args_repr, debug=False):
+    """How the running stdlib formats ``cb(*args)`` in reprs and log messages.
+
+    Python 3.13 stopped showing callback arguments outside debug mode; ask
+    the stdlib itself instead of hard-coding versions.
+    """
+
+    def probe(*args):
+        pass
+
+    lp = asyncio.SelectorEventLoop()
+    try:
+        lp.set_debug(debug)
+        h = lp.call_soon(probe, 1)
+        shown = "probe(1)" in repr(h)
+        h.cancel()
+    finally:
+        lp.close()
+    return "(%s)" % args_repr if shown else "()"
+
+
+@pytest.fixture
+def callback_args_repr():
+    """callback_args_repr("1, 'x'", debug=False) -> "(1, 'x')" or "()"."""
+    return stdlib_callback_repr
+
+
+def _ourloop_path():
+    if _ourloop is None:
+        return ""
+    return os.path.dirname(os.path.dirname(os.path.abspath(_ourloop.__file__)))
+
+
+@pytest.fixture
+def py_script(loop_kind):
+    """Build the argv to run a snippet with ``sys.executable``.
+
+    The snippet sees ``new_loop()`` (a loop factory for the current
+    parametrization), ``ourloop`` (module or None) and ``asyncio``.
+    Returns ``(argv, env)``; ``flags`` go before ``-c``.
+    """
+
+    def build(code, *, flags=(), env=None):
+        full_env = dict(os.environ)
+        full_env.pop("PYTHONASYNCIODEBUG", None)
+        full_env["PYTHONUNBUFFERED"] = "1"
+        if env:
+            full_env.update(env)
+        src = _PREAMBLE + textwrap.dedent(code)
+        argv = [sys.executable, *flags, "-c", src, loop_kind, _ourloop_path()]
+        return argv, full_env
+
+    return build
+
+
+@pytest.fixture
+def run_py(py_script):
+    """Run a snippet in a subprocess (see ``py_script``), return the result."""
+
+    def _run(code, *, flags=(), env=None, timeout=60):
+        argv, full_env = py_script(code, flags=flags, env=env)
+        return subprocess.run(
+            argv, env=full_env, capture_output=True, text=True, timeout=timeout
+        )
+
+    return _run

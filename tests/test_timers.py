@@ -1,0 +1,531 @@
+"""call_later / call_at / time().
+
+Reference: BaseEventLoop.call_later/call_at/time/_run_once in
+asyncio/base_events.py.  The stdlib clock is time.monotonic(); a timer is
+moved to the ready queue when ``when < loop.time() + clock_resolution``, so
+it never runs before its deadline (give or take the clock resolution).
+"""
+
+import asyncio
+import math
+import random
+import sys
+import time
+
+import pytest
+
+RES = time.get_clock_info("monotonic").resolution
+WAIT = 20
+
+
+def _run_until(loop, predicate, timeout=WAIT):
+    deadline = time.monotonic() + timeout
+
+    async def waiter():
+        while not predicate():
+            assert time.monotonic() < deadline, "timed out"
+            await asyncio.sleep(0.001)
+
+    loop.run_until_complete(waiter())
+
+
+# --------------------------------------------------------------------------
+# time()
+# --------------------------------------------------------------------------
+
+
+def test_time_is_float_close_to_monotonic(loop):
+    t = loop.time()
+    assert isinstance(t, float)
+    assert abs(t - time.monotonic()) < 0.05
+
+
+def test_time_never_decreases(loop):
+    prev = loop.time()
+    for _ in range(2000):
+        now = loop.time()
+        assert now >= prev
+        prev = now
+
+
+def test_time_advances_inside_a_long_callback(loop):
+    # loop.time() is a live clock, not a value cached at the start of the
+    # iteration.
+    seen = []
+
+    def cb():
+        a = loop.time()
+        time.sleep(0.1)
+        b = loop.time()
+        seen.append((a, b, abs(b - time.monotonic())))
+        loop.stop()
+
+    loop.call_soon(cb)
+    loop.run_forever()
+    (a, b, skew), = seen
+    assert b - a >= 0.1 - 0.01
+    assert skew < 0.05
+
+
+def test_time_while_running_close_to_monotonic(loop):
+    seen = []
+
+    async def main():
+        for _ in range(5):
+            await asyncio.sleep(0.01)
+            seen.append(abs(loop.time() - time.monotonic()))
+
+    loop.run_until_complete(main())
+    assert len(seen) == 5
+    assert max(seen) < 0.05
+
+
+# --------------------------------------------------------------------------
+# ordering
+# --------------------------------------------------------------------------
+
+
+def test_call_later_ordering_by_delay(loop):
+    log = []
+    delays = [0.05, 0.01, 0.03, 0.0, 0.02, 0.04]
+    for d in delays:
+        loop.call_later(d, log.append, d)
+    loop.call_later(0.1, loop.stop)
+    loop.run_forever()
+    assert log == sorted(delays)
+
+
+def test_call_at_ordering_by_when(loop):
+    log = []
+    base = loop.time()
+    offsets = list(range(20))
+    random.Random(42).shuffle(offsets)
+    for off in offsets:
+        loop.call_at(base + off * 0.002, log.append, off)
+    loop.call_at(base + 0.1, loop.stop)
+    loop.run_forever()
+    assert log == sorted(offsets)
+
+
+def test_call_later_and_call_at_interleave(loop):
+    log = []
+    now = loop.time()
+    loop.call_at(now + 0.03, log.append, "at-30")
+    loop.call_later(0.01, log.append, "later-10")
+    loop.call_at(now + 0.02, log.append, "at-20")
+    loop.call_later(0.04, log.append, "later-40")
+    loop.call_later(0.06, loop.stop)
+    loop.run_forever()
+    assert log == ["later-10", "at-20", "at-30", "later-40"]
+
+
+def test_same_when_all_run(loop):
+    log = []
+    when = loop.time() + 0.02
+    handles = [loop.call_at(when, log.append, i) for i in range(50)]
+    loop.call_at(when + 0.02, loop.stop)
+    loop.run_forever()
+    # The stdlib only guarantees that they all run (order is documented as
+    # undefined for equal deadlines: its heap is not stable).
+    assert sorted(log) == list(range(50))
+    assert all(h.when() == when for h in handles)
+
+
+@pytest.mark.only_loop(
+    "ourloop",
+    reason="the stdlib heap does not keep scheduling order for equal `when` "
+    "(documented as undefined); ourloop promises FIFO",
+)
+def test_same_when_keeps_scheduling_order(loop):
+    log = []
+    when = loop.time() + 0.02
+    for i in range(50):
+        loop.call_at(when, log.append, i)
+    loop.call_at(when + 0.02, loop.stop)
+    loop.run_forever()
+    assert log == list(range(50))
+
+
+def test_call_later_zero_in_sequence_keeps_order(loop):
+    log = []
+    for i in range(50):
+        loop.call_later(0, log.append, i)
+    loop.call_later(0.02, loop.stop)
+    loop.run_forever()
+    assert log == list(range(50))
+
+
+def test_due_timer_runs_after_ready_callbacks_of_same_iteration(loop):
+    # Stdlib: the ready queue is run after due timers are *appended* to it,
+    # so callbacks already scheduled with call_soon run first.
+    log = []
+    loop.call_later(0, log.append, "later0")
+    loop.call_soon(log.append, "soon")
+    loop.call_later(-1, log.append, "later-neg")
+    loop.call_soon(log.append, "soon2")
+    loop.call_later(0.02, loop.stop)
+    loop.run_forever()
+    assert log[:2] == ["soon", "soon2"]
+    assert sorted(log[2:]) == ["later-neg", "later0"]
+    assert log[2:] == ["later-neg", "later0"]  # ordered by when
+
+
+def test_timer_callback_can_schedule_timers(loop):
+    log = []
+
+    def first():
+        log.append("first")
+        loop.call_later(0.01, second)
+
+    def second():
+        log.append("second")
+        loop.stop()
+
+    loop.call_later(0.01, first)
+    loop.run_forever()
+    assert log == ["first", "second"]
+
+
+# --------------------------------------------------------------------------
+# deadlines
+# --------------------------------------------------------------------------
+
+
+def test_timer_never_fires_before_its_when(loop):
+    results = []
+    handles = {}
+
+    def cb(key, scheduled_at, delay):
+        results.append(
+            (key, loop.time(), handles[key].when(), time.monotonic() - scheduled_at, delay)
+        )
+
+    for key, delay in enumerate([0.0, 0.001, 0.005, 0.01, 0.02, 0.05]):
+        scheduled_at = time.monotonic()
+        handles[key] = loop.call_later(delay, cb, key, scheduled_at, delay)
+    _run_until(loop, lambda: len(results) == len(handles))
+    for key, now, when, elapsed, delay in results:
+        assert now + RES >= when, (key, now, when)
+        assert elapsed + RES >= delay, (key, elapsed, delay)
+
+
+def test_call_at_never_fires_before_its_when(loop):
+    seen = []
+    when = loop.time() + 0.03
+    loop.call_at(when, lambda: seen.append(loop.time()))
+    _run_until(loop, lambda: seen)
+    assert seen[0] + RES >= when
+
+
+def test_call_later_from_long_callback_uses_current_time(loop):
+    # A loop that caches "now" at the start of an iteration would compute
+    # the deadline from a stale time and fire the timer early in real time.
+    seen = []
+
+    def late():
+        seen.append(time.monotonic())
+        loop.stop()
+
+    state = {}
+
+    def slow():
+        time.sleep(0.05)
+        state["t0"] = time.monotonic()
+        state["h"] = loop.call_later(0.05, late)
+
+    loop.call_soon(slow)
+    loop.run_forever()
+    assert seen, "timer did not fire"
+    assert seen[0] - state["t0"] + RES >= 0.05
+    assert state["h"].when() + RES >= state["t0"] + 0.05
+
+
+def test_asyncio_sleep_does_not_return_early(loop):
+    async def main():
+        t0 = time.monotonic()
+        await asyncio.sleep(0.05)
+        return time.monotonic() - t0
+
+    assert loop.run_until_complete(main()) + RES >= 0.05
+
+
+def test_call_later_zero_and_negative(loop):
+    log = []
+    before = loop.time()
+    h0 = loop.call_later(0, log.append, "zero")
+    hneg = loop.call_later(-5, log.append, "negative")
+    after = loop.time()
+    assert callable(h0.when) and callable(hneg.when)
+    assert before <= h0.when() <= after
+    assert before - 5 <= hneg.when() <= after - 5
+    loop.call_later(0.01, loop.stop)
+    loop.run_forever()
+    assert log == ["negative", "zero"]
+
+
+def test_call_at_in_the_past_runs(loop):
+    log = []
+    loop.call_at(loop.time() - 100, log.append, "past")
+    loop.call_at(0, log.append, "zero")  # when=0 is long past
+    loop.call_later(0.01, loop.stop)
+    loop.run_forever()
+    assert sorted(log) == ["past", "zero"]
+    assert log == ["zero", "past"]  # ordered by when
+
+
+def test_call_later_when_is_time_plus_delay(loop):
+    before = loop.time()
+    h = loop.call_later(10, lambda: None)
+    after = loop.time()
+    assert before + 10 <= h.when() <= after + 10
+    h.cancel()
+
+
+def test_call_at_when_is_exact(loop):
+    when = loop.time() + 12.345678
+    h = loop.call_at(when, lambda: None)
+    assert h.when() == when
+    h.cancel()
+
+
+@pytest.mark.parametrize("delay", [1e9, float("inf")])
+def test_huge_delay_never_fires_and_loop_still_works(loop, delay):
+    log = []
+    h = loop.call_later(delay, log.append, "huge")
+    loop.call_later(0.01, log.append, "small")
+    loop.call_later(0.02, loop.stop)
+    loop.run_forever()
+    assert log == ["small"]
+    assert h.when() >= delay
+    h.cancel()
+    loop.call_later(0.001, loop.stop)
+    loop.run_forever()
+    assert log == ["small"]
+
+
+def test_call_later_args_passed(loop):
+    log = []
+    loop.call_later(0.001, lambda *a: log.append(a), 1, "2", None)
+    loop.call_later(0.01, loop.stop)
+    loop.run_forever()
+    assert log == [(1, "2", None)]
+
+
+def test_call_later_rejects_keyword_arguments(loop):
+    with pytest.raises(TypeError):
+        loop.call_later(0, print, end="")
+    with pytest.raises(TypeError):
+        loop.call_at(loop.time(), print, end="")
+
+
+def test_call_later_delay_none(loop):
+    with pytest.raises(TypeError):
+        loop.call_later(None, print)
+    if sys.version_info >= (3, 11):
+        with pytest.raises(TypeError, match="^delay must not be None$"):
+            loop.call_later(None, print)
+
+
+def test_call_at_when_none(loop):
+    if sys.version_info >= (3, 11):
+        with pytest.raises(TypeError, match="^when cannot be None$"):
+            loop.call_at(None, print)
+    else:  # 3.9/3.10: TimerHandle.__init__ asserts
+        with pytest.raises((TypeError, AssertionError)):
+            loop.call_at(None, print)
+
+
+def test_timers_fire_during_run_until_complete(loop):
+    log = []
+    loop.call_later(0.01, log.append, "a")
+    loop.call_later(0.02, log.append, "b")
+
+    async def main():
+        await asyncio.sleep(0.05)
+
+    loop.run_until_complete(main())
+    assert log == ["a", "b"]
+
+
+def test_pending_timer_survives_between_runs(loop):
+    log = []
+    loop.call_later(0.05, log.append, "timer")
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert log == []
+    _run_until(loop, lambda: log)
+    assert log == ["timer"]
+
+
+# --------------------------------------------------------------------------
+# cancellation
+# --------------------------------------------------------------------------
+
+
+def test_cancelled_timer_never_runs(loop):
+    log = []
+    h = loop.call_later(0.01, log.append, "cancelled")
+    h2 = loop.call_at(loop.time() + 0.01, log.append, "cancelled-at")
+    h.cancel()
+    h2.cancel()
+    loop.call_later(0.03, loop.stop)
+    loop.run_forever()
+    assert log == []
+
+
+def test_cancel_timer_from_earlier_timer(loop):
+    log = []
+    handles = {}
+
+    def first():
+        log.append("first")
+        handles["second"].cancel()
+
+    loop.call_later(0.01, first)
+    handles["second"] = loop.call_later(0.02, log.append, "second")
+    loop.call_later(0.04, loop.stop)
+    loop.run_forever()
+    assert log == ["first"]
+
+
+def test_cancel_timer_due_in_same_iteration(loop):
+    # Both timers are due in the same iteration; the first cancels the
+    # second, which must then not run.
+    log = []
+    handles = {}
+    when = loop.time() + 0.01
+
+    def first():
+        log.append("first")
+        handles["second"].cancel()
+
+    loop.call_at(when, first)
+    handles["second"] = loop.call_at(when + 1e-6, log.append, "second")
+    loop.call_at(when + 0.02, loop.stop)
+    loop.run_forever()
+    assert log == ["first"]
+
+
+def test_cancel_thousands_of_far_timers(loop):
+    handles = [loop.call_later(3600 + i, print, i) for i in range(10000)]
+    for h in handles:
+        h.cancel()
+    log = []
+    for i in range(5):
+        loop.call_later(0.001 * i, log.append, i)
+    loop.call_later(0.02, loop.stop)
+    loop.run_forever()
+    assert log == list(range(5))
+    assert all(h.cancelled() for h in handles)
+
+
+def test_cancel_many_due_timers(loop):
+    log = []
+    rnd = random.Random(1234)
+    handles = []
+    for i in range(5000):
+        handles.append(loop.call_later(rnd.random() * 0.05, log.append, i))
+    cancelled = set()
+    for i, h in enumerate(handles):
+        if i % 3:
+            h.cancel()
+            cancelled.add(i)
+    expected = [i for i in range(5000) if i not in cancelled]
+    _run_until(loop, lambda: len(log) >= len(expected))
+    # let anything that should not run have a chance to run
+    loop.call_later(0.06, loop.stop)
+    loop.run_forever()
+    assert sorted(log) == expected
+    whens = [handles[i].when() for i in log]
+    assert whens == sorted(whens)
+
+
+def test_cancel_and_reschedule_churn(loop):
+    # e.g. a timeout that is constantly pushed back
+    fired = []
+    h = loop.call_later(0.5, fired.append, "old")
+    for i in range(2000):
+        h.cancel()
+        h = loop.call_later(0.5 + i * 1e-6, fired.append, i)
+    h.cancel()
+    h = loop.call_later(0.005, fired.append, "last")
+    _run_until(loop, lambda: fired)
+    assert fired == ["last"]
+
+
+def test_cancelling_current_timer_inside_its_callback(loop):
+    log = []
+    holder = {}
+
+    def cb():
+        holder["h"].cancel()
+        log.append(holder["h"].cancelled())
+
+    holder["h"] = loop.call_later(0.001, cb)
+    loop.call_later(0.02, loop.stop)
+    loop.run_forever()
+    assert log == [True]
+
+
+def test_timer_when_is_float_for_call_later(loop):
+    h = loop.call_later(1, print)
+    assert isinstance(h.when(), float)
+    assert not math.isnan(h.when())
+    h.cancel()
+
+
+@pytest.mark.parametrize("scenario", ["nothing-scheduled", "far-timer", "near-timer"])
+def test_idle_loop_does_not_busy_wait(loop, scenario):
+    # Sanity bound, not a benchmark: while the loop has nothing to do for
+    # 0.4 s, the thread running it must mostly sleep in the kernel.
+    import threading
+
+    far = None
+    if scenario == "nothing-scheduled":
+        threading.Timer(0.4, loop.call_soon_threadsafe, (loop.stop,)).start()
+    elif scenario == "far-timer":
+        far = loop.call_later(3600, print)
+        threading.Timer(0.4, loop.call_soon_threadsafe, (loop.stop,)).start()
+    else:
+        loop.call_later(0.4, loop.stop)
+    cpu0, wall0 = time.thread_time(), time.monotonic()
+    loop.run_forever()
+    cpu, wall = time.thread_time() - cpu0, time.monotonic() - wall0
+    if far is not None:
+        far.cancel()
+    assert wall >= 0.35
+    assert cpu < 0.5 * wall, "loop thread used %.3f s of CPU in %.3f s idle" % (cpu, wall)
+
+
+def test_wait_for_times_out(loop):
+    async def main():
+        t0 = loop.time()
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.sleep(3600), 0.02)
+        return loop.time() - t0
+
+    assert loop.run_until_complete(main()) + RES >= 0.02
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="asyncio.timeout() is new in Python 3.11")
+def test_asyncio_timeout_and_reschedule(loop):
+    async def main():
+        async with asyncio.timeout(10) as cm:
+            # rescheduling uses call_at() and TimerHandle.when()
+            cm.reschedule(loop.time() + 0.02)
+            assert cm.when() is not None
+            await asyncio.sleep(3600)
+        return "unreachable"
+
+    with pytest.raises(TimeoutError):
+        loop.run_until_complete(main())
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="asyncio.timeout() is new in Python 3.11")
+def test_asyncio_timeout_at_not_reached(loop):
+    async def main():
+        async with asyncio.timeout_at(loop.time() + 10):
+            await asyncio.sleep(0.01)
+        return "done"
+
+    assert loop.run_until_complete(main()) == "done"
