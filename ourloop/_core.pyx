@@ -16,6 +16,7 @@ ourloop/_loop.py builds the public ourloop.Loop on top of LoopCore.
 cimport cython
 from libc.stdint cimport uint64_t
 from libc.stdlib cimport malloc, free
+from libc.math cimport INFINITY
 from cpython.contextvars cimport PyContext_CopyCurrent, PyContext_Enter, PyContext_Exit
 from cpython.exc cimport PyErr_CheckSignals
 from cpython.pythread cimport PyThread_get_thread_ident

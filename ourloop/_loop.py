@@ -41,6 +41,10 @@ NOT_YET_IMPLEMENTED = (
     'sock_sendfile',
     'add_signal_handler', 'remove_signal_handler',
 )
+# ... as far as the running Python's asyncio has them (sock_recvfrom,
+# sock_recvfrom_into and sock_sendto are new in 3.11).
+NOT_YET_IMPLEMENTED = tuple(name for name in NOT_YET_IMPLEMENTED
+                            if hasattr(asyncio.AbstractEventLoop, name))
 
 
 def _not_yet(name):

@@ -6,6 +6,17 @@
 # enters the handle's contextvars context at the C level.
 
 
+# Python 3.13+ shows a callback's arguments only in debug mode.
+cdef bint _SOURCE_TAKES_DEBUG = sys.version_info >= (3, 13)
+
+
+cdef object _callback_source(object callback, tuple args, LoopCore loop):
+    if _SOURCE_TAKES_DEBUG:
+        return format_helpers._format_callback_source(
+            callback, args, debug=loop is not None and loop._debug_flag)
+    return format_helpers._format_callback_source(callback, args)
+
+
 @cython.freelist(256)
 cdef class Handle:
     """A callback scheduled on an ourloop loop (the counterpart of asyncio.Handle)."""
@@ -72,7 +83,7 @@ cdef class Handle:
         return 0
 
     cdef _report(self, BaseException exc):
-        source = format_helpers._format_callback_source(self._callback, self._args)
+        source = _callback_source(self._callback, self._args, self._loop)
         context = {
             'message': f'Exception in callback {source}',
             'exception': exc,
@@ -87,7 +98,7 @@ cdef class Handle:
         if self._cancelled:
             info.append('cancelled')
         if self._callback is not None:
-            info.append(format_helpers._format_callback_source(self._callback, self._args))
+            info.append(_callback_source(self._callback, self._args, self._loop))
         if self._source_traceback:
             frame = self._source_traceback[len(self._source_traceback) - 1]
             info.append(f'created at {frame[0]}:{frame[1]}')

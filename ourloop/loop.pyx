@@ -130,6 +130,10 @@ cdef class LoopCore:
 
     cdef TimerHandle _call_at(self, double when, object callback, tuple args, object context):
         cdef TimerHandle timer = TimerHandle.__new__(TimerHandle)
+        if when != when:
+            # NaN: due at once (what the stdlib does up to 3.12), rather than
+            # a timer that is never due and breaks the heap's order.
+            when = -INFINITY
         if context is None:
             context = PyContext_CopyCurrent()
         timer._set(self, callback, args, context)

@@ -529,3 +529,20 @@ def test_asyncio_timeout_at_not_reached(loop):
         return "done"
 
     assert loop.run_until_complete(main()) == "done"
+
+
+@pytest.mark.only_loop(
+    "ourloop",
+    reason="the stdlib has no single answer for a NaN deadline: up to 3.12 "
+    "the callback runs at once, 3.13's selector raises ValueError",
+)
+def test_nan_deadline_runs_at_once_and_keeps_timers_working(loop):
+    log = []
+    nan = float("nan")
+    loop.call_later(nan, log.append, "nan-later")
+    loop.call_at(nan, log.append, "nan-at")
+    loop.call_later(0.01, log.append, "timer")
+    loop.call_later(0.03, loop.stop)
+    loop.run_forever()
+    # Both NaN callbacks ran first, and the ordinary timer still fired.
+    assert log == ["nan-later", "nan-at", "timer"]
