@@ -20,6 +20,8 @@ from asyncio import constants, futures, tasks
 from asyncio.log import logger
 
 from ._core import LoopCore
+from ._dns import DnsMixin
+from ._sockets import SockMixin
 
 __all__ = ('Loop', 'new_event_loop', 'NOT_YET_IMPLEMENTED')
 
@@ -42,9 +44,13 @@ NOT_YET_IMPLEMENTED = (
     'add_signal_handler', 'remove_signal_handler',
 )
 # ... as far as the running Python's asyncio has them (sock_recvfrom,
-# sock_recvfrom_into and sock_sendto are new in 3.11).
-NOT_YET_IMPLEMENTED = tuple(name for name in NOT_YET_IMPLEMENTED
-                            if hasattr(asyncio.AbstractEventLoop, name))
+# sock_recvfrom_into and sock_sendto are new in 3.11), and as long as no
+# mixin of Loop implements them.
+_MIXINS = (DnsMixin, SockMixin)
+NOT_YET_IMPLEMENTED = tuple(
+    name for name in NOT_YET_IMPLEMENTED
+    if hasattr(asyncio.AbstractEventLoop, name)
+    and not any(name in vars(mixin) for mixin in _MIXINS))
 
 
 def _not_yet(name):
@@ -91,7 +97,7 @@ def _run_until_complete_cb(fut):
     futures._get_loop(fut).stop()
 
 
-class Loop(LoopCore, asyncio.AbstractEventLoop):
+class Loop(LoopCore, DnsMixin, SockMixin, asyncio.AbstractEventLoop):
     """An asyncio event loop running on libuv.
 
     A drop-in replacement for asyncio's default loop: create it with
