@@ -223,6 +223,9 @@ def test_shutdown_default_executor_timeout_not_reached(loop):
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         loop.run_until_complete(loop.shutdown_default_executor(timeout=10))
+    # The shutdown completed: the default executor is gone for good.
+    with pytest.raises(RuntimeError, match="Executor shutdown has been called"):
+        loop.run_in_executor(None, lambda: None)
 
 
 def test_close_shuts_down_default_executor_without_waiting(loop):
