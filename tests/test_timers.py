@@ -546,3 +546,34 @@ def test_nan_deadline_runs_at_once_and_keeps_timers_working(loop):
     loop.run_forever()
     # Both NaN callbacks ran first, and the ordinary timer still fired.
     assert log == ["nan-later", "nan-at", "timer"]
+
+
+@pytest.mark.only_loop(
+    "ourloop",
+    reason="regression guard for a libuv-specific hang (the stdlib has no "
+    "libuv timer to lose)",
+)
+def test_many_sub_millisecond_sleeps_never_hang(run_py):
+    # With libuv 1.44, a timer alarm armed for 1 ms could fire inside
+    # uv_run's own timer pass, just before uv_run computed its poll timeout;
+    # with no libuv timer left, the poll then slept forever. In a sequence
+    # of a few thousand sub-millisecond sleeps that used to happen about
+    # once in three runs.
+    result = run_py(
+        """
+        import faulthandler
+        faulthandler.dump_traceback_later(50, exit=True)
+
+        async def main():
+            for _ in range(4000):
+                await asyncio.sleep(0.0005)
+            return "done"
+
+        loop = new_loop()
+        print(loop.run_until_complete(main()))
+        loop.close()
+        """,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["done"]

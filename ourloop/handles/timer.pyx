@@ -15,8 +15,11 @@ cdef enum:
 
 
 cdef void _on_alarm(uv.uv_timer_t* handle) noexcept nogil:
-    # Nothing to do: waking uv_run up is the whole point.
-    pass
+    # Make this uv_run return without sleeping. libuv (1.44) runs due timers
+    # at the start of an iteration, before it computes the poll timeout: an
+    # alarm that fires there leaves no timer behind, and the poll would then
+    # block forever. uv_stop() makes that poll not wait at all.
+    uv.uv_stop(handle.loop)
 
 
 cdef inline bint _earlier(TimerHandle a, TimerHandle b) noexcept:
