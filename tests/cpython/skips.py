@@ -1,0 +1,26 @@
+"""Skip list for tools/cpython_conformance.py (CPython's own test.test_asyncio).
+
+Only tests that depend on the *stdlib* event loop implementation's internals
+belong here (they poke at ``loop._ready``, ``loop._selector``,
+``loop._write_to_self``, mock private methods of ``asyncio.BaseEventLoop`` and
+so on).  A test that fails because ourloop behaves differently from the stdlib
+loop through the public API is an ourloop bug: it must NOT be listed here; it
+stays a failure and is recorded in docs/conformance.md.
+
+Every entry is ``(pattern, reason)`` or ``(pattern, reason, pythons)``:
+
+* ``pattern``: a test id relative to ``test.test_asyncio``, i.e.
+  ``module.Class.test_method``; ``fnmatch`` wildcards are allowed
+  (``test_tasks.*Task*Tests.test_foo``).  A pattern that matches a whole
+  module-level class (``test_x.SomeTests.*``) skips every test of the class.
+* ``reason``: one line, shown as the unittest skip reason (prefixed with
+  ``ourloop-skip:``) and in docs/conformance.md.
+* ``pythons``: optional; a tuple of ``"3.X"`` strings the entry applies to
+  (default: every version).
+
+Skip-list entries are applied only when the tests run against ourloop, never
+with ``--baseline``.
+"""
+
+SKIPS = [
+]
