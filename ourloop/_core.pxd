@@ -58,11 +58,55 @@ cdef class PollHandle:
     cdef LoopCore loop
     cdef uv.uv_poll_t* uvpoll
     cdef readonly int fd
+    cdef bint dirty
+    cdef uint64_t dev
+    cdef uint64_t ino
 
-    cdef start(self, int events)
+    cdef int identify(self) except -1
+    cdef int check_file(self) noexcept
+    cdef int start(self, int events) except -1
     cdef stop(self)
     cdef close(self)
     cdef on_events(self, int status, int events)
+    cdef on_file_gone(self)
+
+
+cdef struct FdPrepare:
+    # FdWatchers' uv_prepare_t (first: close_and_free frees the struct),
+    # the count of uv_run calls and the number of restarted watchers to
+    # check before libuv polls.
+    uv.uv_prepare_t handle
+    size_t gen
+    Py_ssize_t ndirty
+    void* owner
+
+
+cdef class FdWatch(PollHandle):
+    cdef FdWatchers owner
+    cdef readonly object fileobj
+    cdef readonly Handle reader
+    cdef readonly Handle writer
+    cdef readonly int mask
+    cdef readonly bint dead
+    cdef size_t read_gen
+    cdef size_t write_gen
+
+
+cdef class FdWatchers:
+    cdef LoopCore loop
+    cdef dict watches
+    cdef dict parked
+    cdef list dirty
+    cdef readonly object transports
+    cdef FdPrepare* prep
+
+    cdef lookup(self, fileobj)
+    cdef bint _remove(self, FdWatch watch, int event) except -1
+    cdef int _set_mask(self, FdWatch watch, int mask) except -1
+    cdef _drop(self, FdWatch watch, bint park)
+    cdef FdWatch _unpark(self, fd)
+    cdef check_dirty(self)
+    cdef close(self)
 
 
 cdef class SignalWakeup(PollHandle):
@@ -89,6 +133,7 @@ cdef class LoopCore:
     cdef TimerQueue _timers
     cdef AsyncWakeup _wakeup
     cdef SignalWakeup _sigwake
+    cdef readonly FdWatchers _fd_watchers
     cdef object _pending_exception
     cdef object __weakref__
 

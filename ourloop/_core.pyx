@@ -7,7 +7,8 @@ This file only gathers the pieces; each lives in the file named after it:
   handle.pyx          Handle / TimerHandle (what call_soon & co. return)
   handles/timer.pyx   the timer heap behind one uv_timer_t
   handles/async_.pyx  the uv_async_t that call_soon_threadsafe() wakes
-  handles/poll.pyx    uv_poll_t fd watchers (the signal wake-up fd)
+  handles/poll.pyx    uv_poll_t fd watchers: add_reader/add_writer and the
+                      signal wake-up fd
   loop.pyx            LoopCore, the libuv-driven loop itself
 
 ourloop/_loop.py builds the public ourloop.Loop on top of LoopCore.

@@ -52,6 +52,7 @@ cdef class LoopCore:
         self._ready_spare = []
         self._timers = TimerQueue(self)
         self._wakeup = AsyncWakeup(self)
+        self._fd_watchers = FdWatchers(self)
         self._debug_flag = coroutines._is_debug_mode()
         self.slow_callback_duration = 0.1
 
@@ -341,6 +342,7 @@ cdef class LoopCore:
             return
         self._timers.close()
         self._wakeup.close()
+        self._fd_watchers.close()
         if self._sigwake is not None:
             self._sigwake.uninstall()
             self._sigwake.close()

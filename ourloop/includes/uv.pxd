@@ -63,11 +63,16 @@ cdef extern from "uv.h" nogil:
         void* data
         uv_loop_t* loop
 
+    ctypedef struct uv_prepare_t:
+        void* data
+        uv_loop_t* loop
+
     ctypedef void (*uv_close_cb)(uv_handle_t* handle) noexcept nogil
     ctypedef void (*uv_walk_cb)(uv_handle_t* handle, void* arg) noexcept nogil
     ctypedef void (*uv_timer_cb)(uv_timer_t* handle) noexcept nogil
     ctypedef void (*uv_async_cb)(uv_async_t* handle) noexcept nogil
     ctypedef void (*uv_poll_cb)(uv_poll_t* handle, int status, int events) noexcept nogil
+    ctypedef void (*uv_prepare_cb)(uv_prepare_t* handle) noexcept nogil
 
     unsigned int uv_version()
     const char* uv_version_string()
@@ -105,6 +110,10 @@ cdef extern from "uv.h" nogil:
     int uv_poll_init(uv_loop_t* loop, uv_poll_t* handle, int fd)
     int uv_poll_start(uv_poll_t* handle, int events, uv_poll_cb cb)
     int uv_poll_stop(uv_poll_t* handle)
+
+    int uv_prepare_init(uv_loop_t* loop, uv_prepare_t* prepare)
+    int uv_prepare_start(uv_prepare_t* prepare, uv_prepare_cb cb)
+    int uv_prepare_stop(uv_prepare_t* prepare)
 
 
 cdef extern from "compat.h" nogil:
