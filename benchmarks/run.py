@@ -1,0 +1,858 @@
+#!/usr/bin/env python3
+"""Benchmarks of ourloop's loop core against uvloop and asyncio's default loop.
+
+    python benchmarks/run.py                    # 7 repetitions, full sizes
+    python benchmarks/run.py --quick            # small sizes, 1 repetition
+    python benchmarks/run.py --reps 11 --only call_soon,task_switch
+    python benchmarks/run.py --json results.json
+
+Method (see benchmarks/README.md):
+
+* every measurement runs in a fresh subprocess, one per (loop, workload,
+  repetition), so one loop's garbage, freelists or threads never weigh on
+  another's measurement;
+* the loops are interleaved: for each repetition and each workload every
+  loop runs once, in an order that rotates from one repetition (and one
+  workload) to the next, so slow drifts of a noisy machine hit all loops
+  alike;
+* each subprocess first runs the workload small on a throw-away loop
+  (warm-up), then --inner (default 3) timed runs at full size, each on a new
+  loop; the best one is the sample. The timing (time.perf_counter(), and the
+  process's CPU time) covers the loop run only: set-up such as drawing random
+  delays is outside it;
+* ourloop is copied (package and built extension) to a temporary directory
+  at the start, and every measurement imports that copy: a rebuild of the
+  work tree during the run does not mix builds;
+* the table shows the median ops/s per loop and the ratios of the medians
+  (ourloop/uvloop and ourloop/asyncio: above 1 means ourloop is faster).
+
+The worker mode runs one measurement and prints it as JSON; it is also the
+handy entry point for profiling a single workload on a single loop:
+
+    python benchmarks/run.py --worker ourloop call_soon [--quick] [--size N] [--no-warmup] [--inner 1]
+"""
+
+import argparse
+import asyncio
+import contextvars
+import datetime
+import gc
+import glob
+import json
+import math
+import os
+import platform
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+LOOP_NAMES = ('asyncio', 'uvloop', 'ourloop')
+
+
+SNAPSHOT_ENV = 'OURLOOP_BENCH_SNAPSHOT'
+
+
+def _use_source_tree():
+    # A run measures one snapshot of ourloop (see snapshot_ourloop) when the
+    # driver made one; otherwise the ourloop of this checkout when its
+    # extension is built in place (an editable install points there too);
+    # otherwise whatever `import ourloop` finds.
+    snapshot = os.environ.get(SNAPSHOT_ENV)
+    if snapshot:
+        sys.path.insert(0, snapshot)
+        return
+    if glob.glob(os.path.join(ROOT, 'ourloop', '_core*.so')) or \
+            glob.glob(os.path.join(ROOT, 'ourloop', '_core*.pyd')):
+        if ROOT not in sys.path:
+            sys.path.insert(0, ROOT)
+
+
+def snapshot_ourloop():
+    """Copy the ourloop package (with its built extension) to a temporary
+    directory and return that directory, so that every measurement of a run
+    uses the same build even if the work tree is rebuilt meanwhile."""
+    import ourloop
+    src = os.path.dirname(os.path.abspath(ourloop.__file__))
+    dest = tempfile.mkdtemp(prefix='ourloop-bench-')
+    shutil.copytree(src, os.path.join(dest, 'ourloop'),
+                    ignore=shutil.ignore_patterns('__pycache__', '*.c', '*.pyx', '*.pxd',
+                                                  '*.h', 'includes', 'handles'))
+    return dest
+
+
+_use_source_tree()
+
+
+# ---------------------------------------------------------------------------
+# Workloads. Each takes a fresh loop and a size n, and returns
+# (operations, Stopwatch), timing only the part that runs on the loop.
+# ---------------------------------------------------------------------------
+
+perf_counter = time.perf_counter
+process_time = time.process_time
+
+
+class Stopwatch:
+    """Wall-clock and CPU time (all threads of this process) of one region."""
+
+    __slots__ = ('wall', 'cpu', '_w0', '_c0')
+
+    def __enter__(self):
+        self._c0 = process_time()
+        self._w0 = perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall = perf_counter() - self._w0
+        self.cpu = process_time() - self._c0
+        return False
+
+
+def _run_forever_timed(loop):
+    with Stopwatch() as sw:
+        loop.run_forever()
+    return sw
+
+
+def _run_until_complete_timed(loop, coro):
+    with Stopwatch() as sw:
+        result = loop.run_until_complete(coro)
+    return sw, result
+
+
+def _check(condition, what):
+    if not condition:
+        raise AssertionError(f'workload check failed: {what}')
+
+
+def wl_call_soon(loop, n):
+    """n callbacks, scheduled 1000 at a time by a callback that reschedules itself."""
+    batch = 1000
+    rounds = max(1, n // batch)
+    call_soon = loop.call_soon
+    left = [rounds]
+
+    def noop():
+        pass
+
+    def spawner():
+        for _ in range(batch):
+            call_soon(noop)
+        left[0] -= 1
+        if left[0]:
+            call_soon(spawner)
+        else:
+            call_soon(loop.stop)
+
+    call_soon(spawner)
+    sw = _run_forever_timed(loop)
+    _check(left[0] == 0, 'all batches ran')
+    return rounds * batch, sw
+
+
+def wl_call_soon_ctx(loop, n):
+    """Like call_soon, each call_soon(cb, arg1, arg2, context=ctx)."""
+    batch = 1000
+    rounds = max(1, n // batch)
+    call_soon = loop.call_soon
+    var = contextvars.ContextVar('bench_var')
+    var.set('outer')
+    ctx = contextvars.copy_context()
+    ctx.run(var.set, 'inner')
+    left = [rounds]
+    seen = []
+
+    def noop(a, b):
+        pass
+
+    def spawner():
+        for i in range(batch):
+            call_soon(noop, i, spawner, context=ctx)
+        left[0] -= 1
+        if left[0]:
+            call_soon(spawner, context=ctx)
+        else:
+            seen.append(var.get())
+            call_soon(loop.stop)
+
+    call_soon(spawner, context=ctx)
+    sw = _run_forever_timed(loop)
+    _check(left[0] == 0, 'all batches ran')
+    _check(seen == ['inner'], 'callbacks ran in the given context')
+    return rounds * batch, sw
+
+
+def wl_call_later(loop, n):
+    """n timers with random delays in [0, 10 ms]; runs until all have fired."""
+    rng = random.Random(20261121)
+    delays = [rng.uniform(0.0, 0.010) for _ in range(n)]
+    fired = [0]
+
+    def on_timer():
+        fired[0] += 1
+        if fired[0] == n:
+            loop.stop()
+
+    def start():
+        call_later = loop.call_later
+        for d in delays:
+            call_later(d, on_timer)
+
+    loop.call_soon(start)
+    sw = _run_forever_timed(loop)
+    _check(fired[0] == n, 'all timers fired')
+    return n, sw
+
+
+def wl_timer_cancel(loop, n):
+    """n call_later(10, ...) timers, all cancelled, then a few loop iterations."""
+    done = []
+
+    def noop():
+        pass
+
+    def start():
+        call_later = loop.call_later
+        handles = [call_later(10.0, noop) for _ in range(n)]
+        for h in handles:
+            h.cancel()
+        loop.call_soon(step, 3)
+
+    def step(k):
+        if k:
+            loop.call_soon(step, k - 1)
+        else:
+            done.append(True)
+            loop.stop()
+
+    loop.call_soon(start)
+    sw = _run_forever_timed(loop)
+    _check(done, 'loop iterated after the cancellations')
+    return n, sw
+
+
+async def _sleeper(k):
+    sleep = asyncio.sleep
+    for _ in range(k):
+        await sleep(0)
+
+
+def wl_task_switch(loop, n):
+    """One task doing `await asyncio.sleep(0)` n times."""
+    sw, _ = _run_until_complete_timed(loop, _sleeper(n))
+    return n, sw
+
+
+def wl_task_switch_100(loop, n):
+    """100 tasks doing `await asyncio.sleep(0)` concurrently, n switches in all."""
+    per_task = max(1, n // 100)
+
+    async def main():
+        await asyncio.gather(*[_sleeper(per_task) for _ in range(100)])
+
+    sw, _ = _run_until_complete_timed(loop, main())
+    return per_task * 100, sw
+
+
+def wl_future_pingpong(loop, n):
+    """Two tasks handing each other futures (set_result, await) n times in all."""
+    rounds = max(1, n // 2)
+    create_future = loop.create_future
+    mailbox = [create_future()]     # what the pong task waits on
+
+    async def ping():
+        for _ in range(rounds):
+            reply = create_future()
+            mailbox[0].set_result(reply)
+            await reply
+
+    async def pong():
+        for _ in range(rounds):
+            reply = await mailbox[0]
+            mailbox[0] = create_future()
+            reply.set_result(None)
+
+    async def main():
+        await asyncio.gather(ping(), pong())
+
+    sw, _ = _run_until_complete_timed(loop, main())
+    return rounds * 2, sw
+
+
+def wl_gather(loop, n):
+    """create_task() for 10,000 trivial coroutines, then gather them; repeated."""
+    width = min(n, 10000)
+    rounds = max(1, n // width)
+
+    async def trivial(i):
+        return i
+
+    async def main():
+        create_task = loop.create_task
+        total = 0
+        for _ in range(rounds):
+            tasks = [create_task(trivial(i)) for i in range(width)]
+            results = await asyncio.gather(*tasks)
+            total += len(results)
+        return total
+
+    sw, total = _run_until_complete_timed(loop, main())
+    _check(total == rounds * width, 'all tasks finished')
+    return total, sw
+
+
+def wl_threadsafe(loop, n):
+    """n call_soon_threadsafe() from another thread, until all callbacks ran."""
+    ran = [0]
+
+    def callback():
+        ran[0] += 1
+        if ran[0] == n:
+            loop.stop()
+
+    def producer():
+        call = loop.call_soon_threadsafe
+        for _ in range(n):
+            call(callback)
+
+    thread = threading.Thread(target=producer)
+    loop.call_soon(thread.start)
+    sw = _run_forever_timed(loop)
+    thread.join()
+    _check(ran[0] == n, 'all callbacks ran')
+    return n, sw
+
+
+def _trivial_job():
+    return 1
+
+
+def wl_run_in_executor(loop, n):
+    """n trivial jobs through run_in_executor(None, ...), all awaited."""
+    async def main():
+        run = loop.run_in_executor
+        results = await asyncio.gather(*[run(None, _trivial_job) for _ in range(n)])
+        return sum(results)
+
+    sw, total = _run_until_complete_timed(loop, main())
+    _check(total == n, 'all jobs ran')
+    return n, sw
+
+
+def wl_queue(loop, n):
+    """asyncio.Queue(maxsize=10): a producer task puts n items, a consumer gets them
+    (bounded, so the two tasks hand over control every few items)."""
+    async def main():
+        queue = asyncio.Queue(maxsize=10)
+        got = 0
+
+        async def producer():
+            put = queue.put
+            for i in range(n):
+                await put(i)
+            await put(None)
+
+        async def consumer():
+            nonlocal got
+            get = queue.get
+            while (await get()) is not None:
+                got += 1
+
+        await asyncio.gather(producer(), consumer())
+        return got
+
+    sw, got = _run_until_complete_timed(loop, main())
+    _check(got == n, 'all items consumed')
+    return n, sw
+
+
+# name: (function, full size, quick size, unit of one operation)
+WORKLOADS = {
+    'call_soon': (wl_call_soon, 1_000_000, 50_000, 'callback'),
+    'call_soon_ctx': (wl_call_soon_ctx, 1_000_000, 50_000, 'callback'),
+    'call_later': (wl_call_later, 100_000, 5_000, 'timer'),
+    'timer_cancel': (wl_timer_cancel, 100_000, 5_000, 'timer'),
+    'task_switch': (wl_task_switch, 200_000, 10_000, 'sleep(0)'),
+    'task_switch_100': (wl_task_switch_100, 200_000, 10_000, 'sleep(0)'),
+    'future_pingpong': (wl_future_pingpong, 200_000, 10_000, 'hand-off'),
+    'gather': (wl_gather, 200_000, 10_000, 'task'),
+    'threadsafe': (wl_threadsafe, 100_000, 5_000, 'callback'),
+    'run_in_executor': (wl_run_in_executor, 10_000, 1_000, 'job'),
+    'queue': (wl_queue, 200_000, 10_000, 'item'),
+}
+
+
+# ---------------------------------------------------------------------------
+# Loops
+# ---------------------------------------------------------------------------
+
+def loop_factory(name):
+    if name == 'asyncio':
+        # The default loop of this platform (the selector loop on Unix).
+        return asyncio.DefaultEventLoopPolicy().new_event_loop
+    if name == 'uvloop':
+        import uvloop
+        return uvloop.new_event_loop
+    if name == 'ourloop':
+        import ourloop
+        return ourloop.new_event_loop
+    raise ValueError(f'unknown loop {name!r}')
+
+
+def _close_loop(loop):
+    try:
+        if not loop.is_closed():
+            loop.run_until_complete(loop.shutdown_default_executor())
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+
+
+def measure(loop_name, workload, quick, size=None, warmup=True, inner=1):
+    """One measurement: a warm-up on a throw-away loop, then `inner` timed
+    runs, each on a fresh loop; the best of them is the measurement (a
+    run that another process interrupted is slower, never faster). Returns
+    a dict for the JSON output."""
+    func, full, small, _unit = WORKLOADS[workload]
+    n = size or (small if quick else full)
+    new_loop = loop_factory(loop_name)
+
+    if warmup:
+        warm = new_loop()
+        asyncio.set_event_loop(warm)
+        try:
+            func(warm, max(n // 10, 100))
+        finally:
+            _close_loop(warm)
+        del warm
+
+    runs = []
+    for _ in range(max(1, inner)):
+        gc.collect()
+        loop = new_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            ops, sw = func(loop, n)
+        finally:
+            _close_loop(loop)
+        del loop
+        runs.append((ops, sw.wall, sw.cpu))
+    ops = runs[0][0]
+    walls = [wall for _, wall, _ in runs]
+    cpus = [cpu for _, _, cpu in runs if cpu > 0]
+    return {'loop': loop_name, 'workload': workload, 'ops': ops,
+            'seconds': min(walls), 'cpu_seconds': min(cpus) if cpus else None,
+            'ops_per_sec': ops / min(walls),
+            'ops_per_cpu_sec': ops / min(cpus) if cpus else None,
+            'inner_seconds': walls,
+            'build': ourloop_build()['fingerprint'] if loop_name == 'ourloop' else None}
+
+
+# ---------------------------------------------------------------------------
+# Driver
+# ---------------------------------------------------------------------------
+
+def probe_loops():
+    """{loop name: version string or None} for the loops importable here,
+    and {loop name: reason} for those that are not."""
+    available, missing = {}, {}
+    available['asyncio'] = platform.python_version()
+    try:
+        import uvloop
+        available['uvloop'] = getattr(uvloop, '__version__', '?')
+    except Exception as exc:  # ImportError, or a broken install
+        missing['uvloop'] = f'{type(exc).__name__}: {exc}'
+    try:
+        import ourloop
+        available['ourloop'] = getattr(ourloop, '__version__', '?')
+    except Exception as exc:
+        missing['ourloop'] = f'{type(exc).__name__}: {exc}'
+    return available, missing
+
+
+def ourloop_build():
+    """What identifies the ourloop being measured: the extension file, its
+    size and mtime (other work may rebuild it in place during a run), and
+    whether it is a debug build (OURLOOP_DEBUG=1: -O0, not for timing)."""
+    import ourloop
+    from ourloop import _core
+    st = os.stat(_core.__file__)
+    debug_counts = getattr(_core, 'debug_handle_counts', None)
+    return {
+        'extension': _core.__file__,
+        'fingerprint': f'{st.st_size}-{st.st_mtime_ns}',
+        'built': datetime.datetime.fromtimestamp(st.st_mtime).isoformat(timespec='seconds'),
+        'debug_build': bool(debug_counts and debug_counts() is not None),
+        'version': getattr(ourloop, '__version__', '?'),
+    }
+
+
+def _git(*args):
+    try:
+        proc = subprocess.run(['git', '--no-optional-locks', '-C', ROOT, *args],
+                              capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def _default_loop_class_name():
+    loop = asyncio.DefaultEventLoopPolicy().new_event_loop()
+    try:
+        return type(loop).__name__
+    finally:
+        loop.close()
+
+
+def machine_info(available):
+    cpu = '?'
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    cpu = line.split(':', 1)[1].strip()
+                    break
+    except OSError:
+        cpu = platform.processor() or '?'
+    info = {
+        'cpu': cpu,
+        'cores': os.cpu_count(),
+        'os': f'{platform.system()} {platform.release()}',
+        'python': f'{platform.python_implementation()} {platform.python_version()}',
+        'asyncio_loop': _default_loop_class_name(),
+        'uvloop': available.get('uvloop'),
+        'ourloop': available.get('ourloop'),
+        'libuv (ourloop)': None,
+    }
+    if 'ourloop' in available:
+        import ourloop
+        info['libuv (ourloop)'] = ourloop.libuv_version()
+        build = ourloop_build()
+        info['ourloop_extension'] = build['extension']
+        info['ourloop_built'] = build['built']
+        info['ourloop_debug_build'] = build['debug_build']
+        commit = _git('rev-parse', '--short', 'HEAD')
+        if commit:
+            dirty = _git('status', '--porcelain', '--untracked-files=no', '--', 'ourloop')
+            info['git'] = commit + (' (ourloop/ has uncommitted changes)' if dirty else '')
+    return info
+
+
+def _worker_env():
+    # Debug modes would measure the debug paths of the loops, not their speed.
+    env = dict(os.environ)
+    for name in ('PYTHONASYNCIODEBUG', 'PYTHONDEVMODE', 'PYTHONTRACEMALLOC',
+                 'PYTHONMALLOC', 'PYTHONPROFILEIMPORTTIME'):
+        env.pop(name, None)
+    return env
+
+
+def run_worker(loop_name, workload, quick, inner, timeout):
+    cmd = [sys.executable, os.path.abspath(__file__), '--worker', loop_name, workload,
+           '--inner', str(inner)]
+    if quick:
+        cmd.append('--quick')
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                              env=_worker_env())
+    except subprocess.TimeoutExpired:
+        return None, f'timed out after {timeout} s'
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        return None, f'exit {proc.returncode}: ' + ' | '.join(tail)
+    try:
+        return json.loads(proc.stdout.strip().splitlines()[-1]), None
+    except (ValueError, IndexError):
+        return None, f'bad worker output: {proc.stdout[-200:]!r}'
+
+
+def fmt_ops(x):
+    if x is None:
+        return 'n/a'
+    for scale, suffix in ((1e6, 'M'), (1e3, 'k')):
+        if x >= scale:
+            return f'{x / scale:.3g} {suffix}' if x / scale < 1000 else f'{x / scale:.0f} {suffix}'
+    return f'{x:.3g}'
+
+
+def fmt_ratio(x):
+    return 'n/a' if x is None else f'{x:.2f}x'
+
+
+def markdown_table(header, rows):
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
+    lines = []
+    def line(cells):
+        return '| ' + ' | '.join(str(c).rjust(w) if i else str(c).ljust(w)
+                                 for i, (c, w) in enumerate(zip(cells, widths))) + ' |'
+    lines.append(line(header))
+    lines.append('|' + '|'.join('-' * (w + 1) + ':' if i else ':' + '-' * (w + 1)
+                                for i, w in enumerate(widths)) + '|')
+    lines.extend(line(r) for r in rows)
+    return '\n'.join(lines)
+
+
+def geomean(xs):
+    xs = [x for x in xs if x]
+    return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else None
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Benchmark ourloop against uvloop and asyncio (interleaved, medians).')
+    parser.add_argument('--reps', type=int, default=None,
+                        help='repetitions per (loop, workload); default 7, or 1 with --quick')
+    parser.add_argument('--quick', action='store_true',
+                        help='small sizes: a smoke run of a few seconds')
+    parser.add_argument('--only', metavar='NAME',
+                        help='comma-separated workloads to run (default: all): '
+                             + ', '.join(WORKLOADS))
+    parser.add_argument('--loops', metavar='NAMES',
+                        help='comma-separated loops to compare (default: all available): '
+                             + ', '.join(LOOP_NAMES))
+    parser.add_argument('--json', metavar='FILE', help='also write all samples and medians to FILE')
+    parser.add_argument('--inner', type=int, default=None, metavar='K',
+                        help='timed runs per subprocess, each on a fresh loop; the best '
+                             'one is the sample (default 3, or 1 with --quick)')
+    parser.add_argument('--timeout', type=float, default=600.0,
+                        help='seconds before one measurement is given up (default 600)')
+    parser.add_argument('--worker', nargs=2, metavar=('LOOP', 'WORKLOAD'),
+                        help='run one measurement in this process and print it as JSON '
+                             '(for profiling)')
+    parser.add_argument('--size', type=int, default=None,
+                        help='with --worker: the workload size instead of the default')
+    parser.add_argument('--no-warmup', action='store_true',
+                        help='with --worker: skip the warm-up run')
+    args = parser.parse_args(argv)
+    if args.inner is None:
+        args.inner = 1 if args.quick else 3
+    if args.inner < 1:
+        parser.error('--inner must be at least 1')
+
+    if args.worker:
+        loop_name, workload = args.worker
+        if workload not in WORKLOADS:
+            parser.error(f'unknown workload {workload!r}; choose from {", ".join(WORKLOADS)}')
+        if loop_name not in LOOP_NAMES:
+            parser.error(f'unknown loop {loop_name!r}; choose from {", ".join(LOOP_NAMES)}')
+        result = measure(loop_name, workload, args.quick, args.size, not args.no_warmup,
+                         args.inner)
+        print(json.dumps(result))
+        return 0
+
+    reps = args.reps if args.reps is not None else (1 if args.quick else 7)
+    if reps < 1:
+        parser.error('--reps must be at least 1')
+
+    workloads = list(WORKLOADS)
+    if args.only:
+        workloads = [w.strip() for w in args.only.split(',') if w.strip()]
+        unknown = [w for w in workloads if w not in WORKLOADS]
+        if unknown:
+            parser.error(f'unknown workload(s) {", ".join(unknown)}; '
+                         f'choose from {", ".join(WORKLOADS)}')
+
+    available, missing = probe_loops()
+    wanted = LOOP_NAMES
+    if args.loops:
+        wanted = [x.strip() for x in args.loops.split(',') if x.strip()]
+        unknown = [x for x in wanted if x not in LOOP_NAMES]
+        if unknown:
+            parser.error(f'unknown loop(s) {", ".join(unknown)}')
+    loops = [name for name in LOOP_NAMES if name in wanted and name in available]
+    for name, reason in missing.items():
+        if name in wanted:
+            print(f'NOTE: {name} is not available ({reason}); '
+                  f'comparing {", ".join(loops)} only.', file=sys.stderr)
+    if not loops:
+        print('no loop to benchmark', file=sys.stderr)
+        return 2
+
+    info = machine_info(available)
+    snapshot = None
+    if 'ourloop' in loops and not os.environ.get(SNAPSHOT_ENV):
+        snapshot = snapshot_ourloop()
+        os.environ[SNAPSHOT_ENV] = snapshot
+    try:
+        return _drive(args, reps, workloads, loops, missing, info)
+    finally:
+        if snapshot:
+            del os.environ[SNAPSHOT_ENV]
+            shutil.rmtree(snapshot, ignore_errors=True)
+
+
+def _drive(args, reps, workloads, loops, missing, info):
+    print('machine: ' + '; '.join(f'{k} {v}' for k, v in info.items() if v is not None),
+          file=sys.stderr)
+    print(f'{len(workloads)} workloads x {len(loops)} loops x {reps} reps, '
+          f'{"quick" if args.quick else "full"} sizes, one subprocess each',
+          file=sys.stderr)
+
+    if info.get('ourloop_debug_build'):
+        print('WARNING: ourloop is a debug build (OURLOOP_DEBUG=1, -O0): its numbers '
+              'are not representative; rebuild with `make build`.', file=sys.stderr)
+    samples = {w: {name: [] for name in loops} for w in workloads}
+    builds_seen = set()
+    load_before = _loadavg()
+    errors = {w: {} for w in workloads}
+    started = time.monotonic()
+    for rep in range(reps):
+        for wi, workload in enumerate(workloads):
+            # Round-robin: each loop once, in an order rotating per rep and workload.
+            k = (rep + wi) % len(loops)
+            order = loops[k:] + loops[:k]
+            for name in order:
+                result, error = run_worker(name, workload, args.quick, args.inner, args.timeout)
+                if error:
+                    errors[workload][name] = error
+                    print(f'  [{rep + 1}/{reps}] {workload} on {name}: ERROR {error}',
+                          file=sys.stderr)
+                else:
+                    samples[workload][name].append(result)
+                    if result.get('build'):
+                        builds_seen.add(result['build'])
+        print(f'  repetition {rep + 1}/{reps} done ({time.monotonic() - started:.0f} s)',
+              file=sys.stderr)
+
+    load_after = _loadavg()
+    by_metric = {metric: summarize(samples, workloads, loops, metric)
+                 for metric in ('ops_per_sec', 'ops_per_cpu_sec')}
+
+    print()
+    print('Machine: ' + f"{info['cpu']}, {info['cores']} cores, {info['os']}, "
+          f"{info['python']}, asyncio loop {info['asyncio_loop']}, "
+          f"uvloop {info['uvloop'] or 'not installed'}, "
+          f"ourloop {info['ourloop'] or 'not importable'} "
+          f"(libuv {info['libuv (ourloop)'] or '?'})")
+    print(f'Median of {reps} interleaved repetitions, each in a fresh subprocess; '
+          f'{"quick" if args.quick else "full"} sizes; load average {load_before} '
+          f'before, {load_after} after.')
+    if 'git' in info:
+        print(f"ourloop: commit {info['git']}, extension built {info['ourloop_built']}"
+              + (', DEBUG BUILD (numbers not representative)'
+                 if info.get('ourloop_debug_build') else ''))
+    if len(builds_seen) > 1:
+        print(f'WARNING: ourloop\'s extension changed during the run ({len(builds_seen)} '
+              'different builds were measured): run again.')
+    for name, reason in missing.items():
+        print(f'NOTE: {name} not available: {reason}')
+    print()
+    print('Throughput, wall clock (ops/s; ratios > 1: ourloop faster):')
+    print()
+    print(markdown_table(*result_table(by_metric['ops_per_sec'], workloads, 'ops/s')))
+    print()
+    print('Same runs, per CPU second of the process (less sensitive to other '
+          'processes on the machine):')
+    print()
+    print(markdown_table(*result_table(by_metric['ops_per_cpu_sec'], workloads, 'ops/cpu-s')))
+    print()
+    print('Spread of the wall-clock samples around their median (min .. max):')
+    print()
+    print(markdown_table(*spread_table(samples, workloads, 'ops_per_sec')))
+    if any(errors.values()):
+        print()
+        print('Errors:')
+        for w, errs in errors.items():
+            for name, error in errs.items():
+                print(f'  {w} on {name}: {error}')
+
+    if args.json:
+        out = {
+            'date': datetime.datetime.now().isoformat(timespec='seconds'),
+            'machine': info,
+            'load_average': {'before': load_before, 'after': load_after},
+            'ourloop_builds_measured': sorted(builds_seen),
+            'reps': reps,
+            'quick': args.quick,
+            'missing_loops': missing,
+            'workloads': {},
+        }
+        for w in workloads:
+            entry = {
+                'size': WORKLOADS[w][2 if args.quick else 1],
+                'unit': WORKLOADS[w][3],
+                'errors': errors[w],
+            }
+            for metric, summary in by_metric.items():
+                medians, ratios = summary[w]
+                entry[f'samples_{metric}'] = {
+                    name: [r[metric] for r in samples[w][name]] for name in loops}
+                entry[f'median_{metric}'] = medians
+                entry[f'ratios_{metric}'] = ratios
+            out['workloads'][w] = entry
+        with open(args.json, 'w') as f:
+            json.dump(out, f, indent=2)
+            f.write('\n')
+    return 1 if any(errors.values()) else 0
+
+
+def _values(results, metric):
+    return [r[metric] for r in results if r.get(metric)]
+
+
+def summarize(samples, workloads, loops, metric):
+    """{workload: (medians by loop, {'ourloop/uvloop': r, 'ourloop/asyncio': r})}."""
+    out = {}
+    for w in workloads:
+        medians = {}
+        for name in loops:
+            xs = _values(samples[w][name], metric)
+            medians[name] = statistics.median(xs) if xs else None
+        ratios = {}
+        for other in ('uvloop', 'asyncio'):
+            ours, theirs = medians.get('ourloop'), medians.get(other)
+            ratios[f'ourloop/{other}'] = ours / theirs if ours and theirs else None
+        out[w] = (medians, ratios)
+    return out
+
+
+def result_table(summary, workloads, unit):
+    header = ['workload'] + [f'{name} {unit}' for name in LOOP_NAMES] + \
+        ['ourloop/uvloop', 'ourloop/asyncio']
+    rows = []
+    for w in workloads:
+        medians, ratios = summary[w]
+        rows.append([w] + [fmt_ops(medians.get(name)) for name in LOOP_NAMES]
+                    + [fmt_ratio(ratios['ourloop/uvloop']),
+                       fmt_ratio(ratios['ourloop/asyncio'])])
+    rows.append(['geometric mean', '', '', '',
+                 fmt_ratio(geomean([summary[w][1]['ourloop/uvloop'] for w in workloads])),
+                 fmt_ratio(geomean([summary[w][1]['ourloop/asyncio'] for w in workloads]))])
+    return header, rows
+
+
+def spread_table(samples, workloads, metric):
+    header = ['workload'] + [f'{name} spread' for name in LOOP_NAMES]
+    rows = []
+    for w in workloads:
+        cells = [w]
+        for name in LOOP_NAMES:
+            xs = _values(samples[w].get(name, []), metric)
+            if xs:
+                med = statistics.median(xs)
+                cells.append(f'{(min(xs) - med) / med * 100:+.0f}% .. '
+                             f'{(max(xs) - med) / med * 100:+.0f}%')
+            else:
+                cells.append('n/a')
+        rows.append(cells)
+    return header, rows
+
+
+def _loadavg():
+    try:
+        with open('/proc/loadavg') as f:
+            return ' '.join(f.read().split()[:3])
+    except OSError:
+        return '?'
+
+
+if __name__ == '__main__':
+    sys.exit(main())
