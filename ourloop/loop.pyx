@@ -266,8 +266,12 @@ cdef class LoopCore:
         else:
             timers.disarm()
 
-        with nogil:
+        if mode == uv.UV_RUN_NOWAIT:
+            # Does not wait: releasing the GIL would only cost time.
             uv.uv_run(self.uvloop, mode)
+        else:
+            with nogil:
+                uv.uv_run(self.uvloop, mode)
 
         if self._pending_exception is not None:
             exc = self._pending_exception

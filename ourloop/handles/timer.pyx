@@ -89,6 +89,8 @@ cdef class TimerQueue:
         cdef list kept
         cdef TimerHandle timer
         cdef Py_ssize_t n = len(heap)
+        if self.cancelled == 0:
+            return
         if n > _MIN_SCHEDULED_TIMERS and self.cancelled * 2 > n:
             kept = []
             for timer in heap:
