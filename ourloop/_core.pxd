@@ -127,6 +127,7 @@ cdef class LoopCore:
     cdef unsigned long _thread_ident
     cdef bint _debug_flag
     cdef public double slow_callback_duration
+    cdef public object _task_factory
     cdef readonly object _current_handle
     cdef list _ready
     cdef list _ready_spare

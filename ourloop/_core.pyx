@@ -35,7 +35,7 @@ import socket
 import sys
 import threading
 
-from asyncio import coroutines, events, format_helpers, tasks
+from asyncio import coroutines, events, format_helpers, futures, tasks
 from asyncio.events import Handle as _asyncio_Handle, TimerHandle as _asyncio_TimerHandle
 from asyncio.log import logger
 

@@ -285,28 +285,7 @@ class Loop(LoopCore, DnsMixin, SockMixin, asyncio.AbstractEventLoop):
             """Shut the default executor down and wait for its threads."""
             await self._join_default_executor()
 
-    # -- futures and tasks ------------------------------------------------
-
-    def create_future(self):
-        """Create an asyncio.Future attached to this loop."""
-        return futures.Future(loop=self)
-
-    def create_task(self, coro, *, name=None, context=None, **kwargs):
-        """Schedule a coroutine as a task (through the task factory, if
-        one is set); further keywords (e.g. eager_start) go to the task."""
-        self._check_closed()
-        if context is not None:
-            kwargs['context'] = context
-        factory = self._task_factory
-        if factory is None:
-            task = tasks.Task(coro, loop=self, name=name, **kwargs)
-            if task._source_traceback:
-                del task._source_traceback[-1]
-        else:
-            task = factory(self, coro, **kwargs)
-            if name is not None:
-                task.set_name(name)
-        return task
+    # -- task factory (create_task and create_future are in loop.pyx) -----
 
     def set_task_factory(self, factory):
         """Set the callable create_task() uses: factory(loop, coro, **kw)

@@ -184,6 +184,29 @@ cdef class LoopCore:
             _check_callback(callback, 'call_at')
         return self._call_at(when, callback, args, context)
 
+    # -- futures and tasks (per task: native) -----------------------------
+
+    def create_future(self):
+        """Create an asyncio.Future attached to this loop."""
+        return futures.Future(loop=self)
+
+    def create_task(self, coro, *, name=None, context=None, **kwargs):
+        """Schedule a coroutine as a task (through the task factory, if
+        one is set); further keywords (e.g. eager_start) go to the task."""
+        self._ensure_open()
+        if context is not None:
+            kwargs['context'] = context
+        factory = self._task_factory
+        if factory is None:
+            # No Python frame of ours lies between the caller and the Task,
+            # so its debug-mode source traceback already ends at the caller
+            # (the stdlib deletes its own create_task frame from it).
+            return tasks.Task(coro, loop=self, name=name, **kwargs)
+        task = factory(self, coro, **kwargs)
+        if name is not None:
+            task.set_name(name)
+        return task
+
     def _timer_handle_cancelled(self, handle):
         """Called by TimerHandle.cancel() (asyncio's loop protocol)."""
         if isinstance(handle, TimerHandle) and (<TimerHandle>handle)._scheduled:

@@ -303,6 +303,14 @@ cdef void _check_dirty(FdPrepare* prep) noexcept:
         owner.loop._set_pending_exception(exc)
 
 
+cdef inline void _set_handle(FdWatch watch, int event, Handle handle):
+    # Make `handle` the watch's reader (event 1) or writer (2).
+    if event == _EVENT_READ:
+        watch.reader = handle
+    else:
+        watch.writer = handle
+
+
 @cython.no_gc_clear
 cdef class FdWatchers:
     """The fd watchers of one loop: what add_reader() & co. registered."""
@@ -384,18 +392,12 @@ cdef class FdWatchers:
             except BaseException:
                 watch.close()
                 raise
-            if event == _EVENT_READ:
-                watch.reader = handle
-            else:
-                watch.writer = handle
+            _set_handle(watch, event, handle)
             self.watches[fd] = watch
             return handle
         old = watch.reader if event == _EVENT_READ else watch.writer
         self._set_mask(watch, watch.mask | event)
-        if event == _EVENT_READ:
-            watch.reader = handle
-        else:
-            watch.writer = handle
+        _set_handle(watch, event, handle)
         if old is not None:
             old.cancel()
         return handle
@@ -413,16 +415,10 @@ cdef class FdWatchers:
         return self._remove(<FdWatch>watch, event)
 
     cdef bint _remove(self, FdWatch watch, int event) except -1:
-        cdef Handle old
-        if event == _EVENT_READ:
-            old = watch.reader
-        else:
-            old = watch.writer
+        # Read the handle first: clearing the last event parks the watch.
+        cdef Handle old = watch.reader if event == _EVENT_READ else watch.writer
         self._set_mask(watch, watch.mask & ~event)
-        if event == _EVENT_READ:
-            watch.reader = None
-        else:
-            watch.writer = None
+        _set_handle(watch, event, None)
         if old is not None:
             old.cancel()
             return True
