@@ -1,0 +1,610 @@
+#!/usr/bin/env python3
+"""Echo benchmark: TCP servers on asyncio, uvloop and ourloop.
+
+    python benchmarks/echo.py                      # 5 repetitions, 2 s per measurement
+    python benchmarks/echo.py --quick              # 1 repetition, 0.3 s per measurement
+    python benchmarks/echo.py --only sock,protocol/1k --loops asyncio,uvloop --json out.json
+
+Servers of four kinds, each on 127.0.0.1, port 0:
+
+* protocol -- asyncio.Protocol, data_received() -> transport.write()
+* buffered -- asyncio.BufferedProtocol, get_buffer()/buffer_updated()
+* streams  -- asyncio.start_server(), reader.read() -> writer.write(), drain()
+* sock     -- loop.sock_accept(), loop.sock_recv(), loop.sock_sendall()
+
+Message sizes 1 KiB, 10 KiB, 100 KiB; 1 and 16 concurrent clients.
+
+Method (see benchmarks/README.md, "Echo benchmark"): one fresh server
+subprocess per measurement (pinned to CPU 0) and one load-generator process
+(benchmarks/echo_client.py: plain sockets and selectors, pinned to CPU 1);
+loops interleaved with a rotating order; medians, ratios and spreads as in
+run.py, whose helpers this script imports.
+
+A kind that needs a loop method listed in ourloop._loop.NOT_YET_IMPLEMENTED
+shows `n/a` for ourloop; it is measured as soon as the method exists.
+
+Server mode (used by the driver and by syscalls.py):
+
+    python benchmarks/echo.py --server LOOP KIND [--respond echo|one|two --size N] [--cpu 0]
+
+prints `PORT <n>` once listening, and stops when its stdin closes.
+"""
+
+import argparse
+import asyncio
+import datetime
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+
+import run as bench  # noqa: E402  (run.py: loops, machine info, tables, snapshot)
+
+CLIENT = os.path.join(HERE, 'echo_client.py')
+
+# kind: loop methods the server needs
+KINDS = {
+    'protocol': ('create_server',),
+    'buffered': ('create_server',),
+    'streams': ('create_server',),
+    'sock': ('sock_accept', 'sock_recv', 'sock_sendall'),
+}
+SIZES = {'1k': 1024, '10k': 10 * 1024, '100k': 100 * 1024}
+CONCS = (1, 16)
+HEADER = 32          # --respond two: the first write is the first HEADER bytes
+SERVER_CPU, CLIENT_CPU = 0, 1
+
+
+# ---------------------------------------------------------------------------
+# Servers. respond='echo': write back whatever arrived, as it arrives.
+# respond='one'/'two': wait for a whole message of `size` bytes, then answer
+# it with one write, or with two (the first HEADER bytes, then the rest).
+# ---------------------------------------------------------------------------
+
+def _split(msg, respond):
+    return (msg,) if respond == 'one' else (msg[:HEADER], msg[HEADER:])
+
+
+class EchoProtocol(asyncio.Protocol):
+    def __init__(self, respond, size):
+        self.respond = respond
+        self.size = size
+        self.pending = bytearray()
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def data_received(self, data):
+        if self.respond == 'echo':
+            self.transport.write(data)
+            return
+        self.pending += data
+        while len(self.pending) >= self.size:
+            msg = bytes(self.pending[:self.size])
+            del self.pending[:self.size]
+            for part in _split(msg, self.respond):
+                self.transport.write(part)
+
+
+class EchoBufferedProtocol(asyncio.BufferedProtocol):
+    def __init__(self, respond, size):
+        self.respond = respond
+        self.size = size
+        self.buf = bytearray(256 * 1024)
+        self.view = memoryview(self.buf)
+        self.pending = bytearray()
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def get_buffer(self, sizehint):
+        return self.view
+
+    def buffer_updated(self, nbytes):
+        # The buffer is reused for the next read: write a copy.
+        if self.respond == 'echo':
+            self.transport.write(bytes(self.view[:nbytes]))
+            return
+        self.pending += self.view[:nbytes]
+        while len(self.pending) >= self.size:
+            msg = bytes(self.pending[:self.size])
+            del self.pending[:self.size]
+            for part in _split(msg, self.respond):
+                self.transport.write(part)
+
+
+async def _streams_handler(reader, writer, respond, size):
+    try:
+        if respond == 'echo':
+            while True:
+                data = await reader.read(256 * 1024)
+                if not data:
+                    break
+                writer.write(data)
+                await writer.drain()
+        else:
+            while True:
+                try:
+                    msg = await reader.readexactly(size)
+                except asyncio.IncompleteReadError:
+                    break
+                for part in _split(msg, respond):
+                    writer.write(part)
+                await writer.drain()
+    except ConnectionError:
+        pass
+    finally:
+        writer.close()
+
+
+async def _sock_client(loop, conn, respond, size):
+    try:
+        if respond == 'echo':
+            while True:
+                data = await loop.sock_recv(conn, 256 * 1024)
+                if not data:
+                    break
+                await loop.sock_sendall(conn, data)
+        else:
+            pending = bytearray()
+            while True:
+                data = await loop.sock_recv(conn, 256 * 1024)
+                if not data:
+                    break
+                pending += data
+                while len(pending) >= size:
+                    msg = bytes(pending[:size])
+                    del pending[:size]
+                    for part in _split(msg, respond):
+                        await loop.sock_sendall(conn, part)
+    except ConnectionError:
+        pass
+    finally:
+        conn.close()
+
+
+async def _sock_server(loop, listener, respond, size, tasks):
+    while True:
+        conn, _ = await loop.sock_accept(listener)
+        conn.setblocking(False)
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        tasks.add(loop.create_task(_sock_client(loop, conn, respond, size)))
+
+
+async def start_server(loop, kind, respond, size):
+    """Start a server of this kind; return (port, closer coroutine function)."""
+    if kind in ('protocol', 'buffered'):
+        cls = EchoProtocol if kind == 'protocol' else EchoBufferedProtocol
+        server = await loop.create_server(lambda: cls(respond, size), '127.0.0.1', 0,
+                                          backlog=128)
+    elif kind == 'streams':
+        server = await asyncio.start_server(
+            lambda r, w: _streams_handler(r, w, respond, size), '127.0.0.1', 0, backlog=128)
+    elif kind == 'sock':
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(('127.0.0.1', 0))
+        listener.listen(128)
+        listener.setblocking(False)
+        tasks = set()
+        acceptor = loop.create_task(_sock_server(loop, listener, respond, size, tasks))
+
+        async def close_sock():
+            acceptor.cancel()
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(acceptor, *tasks, return_exceptions=True)
+            listener.close()
+        return listener.getsockname()[1], close_sock
+    else:
+        raise ValueError(f'unknown kind {kind!r}')
+
+    async def close_server():
+        server.close()
+        await server.wait_closed()
+    return server.sockets[0].getsockname()[1], close_server
+
+
+def serve(loop_name, kind, respond, size, cpu):
+    """Server mode: listen, print the port, run until stdin is closed."""
+    if cpu is not None:
+        try:
+            os.sched_setaffinity(0, {cpu})
+        except (AttributeError, OSError):
+            pass
+    missing = missing_methods(loop_name, kind)
+    if missing:
+        print('NA not implemented yet: ' + ', '.join(missing), flush=True)
+        return 0
+    loop = bench.loop_factory(loop_name)()
+    asyncio.set_event_loop(loop)
+    try:
+        port, closer = loop.run_until_complete(start_server(loop, kind, respond, size))
+        stop = loop.create_future()
+
+        def wait_stdin():
+            sys.stdin.buffer.read()     # until EOF
+            loop.call_soon_threadsafe(lambda: stop.done() or stop.set_result(None))
+
+        threading.Thread(target=wait_stdin, daemon=True).start()
+        print(f'PORT {port}', flush=True)
+        loop.run_until_complete(stop)
+        loop.run_until_complete(closer())
+    finally:
+        bench._close_loop(loop)
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# Which kinds each loop supports
+# ---------------------------------------------------------------------------
+
+def missing_methods(loop_name, kind):
+    """The loop methods this kind needs that the loop does not implement yet
+    (only ourloop has such a list)."""
+    if loop_name != 'ourloop':
+        return []
+    try:
+        from ourloop._loop import NOT_YET_IMPLEMENTED
+    except ImportError:
+        return []
+    return [m for m in KINDS[kind] if m in NOT_YET_IMPLEMENTED]
+
+
+# ---------------------------------------------------------------------------
+# Driver
+# ---------------------------------------------------------------------------
+
+def _cpus():
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+    except AttributeError:
+        cpus = list(range(os.cpu_count() or 1))
+    if len(cpus) >= 2:
+        return cpus[0], cpus[1]
+    return None, None
+
+
+def start_server_process(loop_name, kind, respond='echo', size=1024, cpu=None, prefix=()):
+    """Start a server subprocess; return (process, port) or (None, reason)."""
+    cmd = [*prefix, sys.executable, os.path.abspath(__file__), '--server', loop_name, kind,
+           '--respond', respond, '--size', str(size)]
+    if cpu is not None:
+        cmd += ['--cpu', str(cpu)]
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=bench._worker_env())
+    line = proc.stdout.readline().strip()
+    if line.startswith('PORT '):
+        return proc, int(line.split()[1])
+    proc.stdin.close()
+    err = proc.stderr.read()
+    proc.wait()
+    if line.startswith('NA '):
+        return None, line[3:]
+    tail = err.strip().splitlines()[-3:]
+    return None, f'server failed (exit {proc.returncode}): ' + ' | '.join(tail)
+
+
+def stop_server_process(proc, timeout=30):
+    proc.stdin.close()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return 'server did not stop'
+    if proc.returncode != 0:
+        tail = proc.stderr.read().strip().splitlines()[-3:]
+        return f'server exit {proc.returncode}: ' + ' | '.join(tail)
+    return None
+
+
+def run_client(port, size, conc, duration=None, count=None, warmup=0.0, cpu=None,
+               timeout=120):
+    cmd = [sys.executable, CLIENT, '--port', str(port), '--size', str(size),
+           '--conc', str(conc), '--warmup', str(warmup)]
+    cmd += ['--count', str(count)] if count is not None else ['--duration', str(duration)]
+    if cpu is not None:
+        cmd += ['--cpu', str(cpu)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None, f'client timed out after {timeout} s'
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        return None, f'client exit {proc.returncode}: ' + ' | '.join(tail)
+    return json.loads(proc.stdout.strip().splitlines()[-1]), None
+
+
+def measure(loop_name, kind, size, conc, duration, warmup):
+    server_cpu, client_cpu = _cpus()
+    proc, port = start_server_process(loop_name, kind, 'echo', size, server_cpu)
+    if proc is None:
+        return None, port
+    try:
+        result, error = run_client(port, size, conc, duration=duration, warmup=warmup,
+                                   cpu=client_cpu, timeout=60 + 5 * duration)
+    finally:
+        stop_error = stop_server_process(proc)
+    if result is not None:
+        result['loop'] = loop_name
+        result['kind'] = kind
+    return result, error or stop_error
+
+
+def case_name(kind, size_name, conc):
+    return f'{kind}/{size_name}/{conc}'
+
+
+def select_cases(only):
+    """All (kind, size name, conc) matching the --only filters. A filter is
+    kind[/size[/conc]] with `*` for any part, e.g. `sock`, `*/1k`, `protocol/*/16`."""
+    cases = [(k, s, c) for k in KINDS for s in SIZES for c in CONCS]
+    if not only:
+        return cases
+    chosen = []
+    for f in [x.strip() for x in only.split(',') if x.strip()]:
+        parts = f.split('/')
+        if len(parts) > 3:
+            raise ValueError(f'bad filter {f!r}: kind/size/conc')
+        parts += ['*'] * (3 - len(parts))
+        for case in cases:
+            if all(p in ('*', '') or p == str(v) for p, v in zip(parts, case)):
+                if case not in chosen:
+                    chosen.append(case)
+        if not any(all(p in ('*', '') or p == str(v) for p, v in zip(parts, case))
+                   for case in cases):
+            raise ValueError(f'filter {f!r} matches nothing (kinds {", ".join(KINDS)}; '
+                             f'sizes {", ".join(SIZES)}; clients {", ".join(map(str, CONCS))})')
+    return [c for c in cases if c in chosen]
+
+
+def fmt_mib(x):
+    return 'n/a' if x is None else f'{x:.3g}' if x < 1000 else f'{x:.0f}'
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description='Echo benchmark of asyncio, uvloop and ourloop '
+                                            '(interleaved, medians).')
+    p.add_argument('--reps', type=int, default=None,
+                   help='repetitions per (loop, case); default 5, or 1 with --quick')
+    p.add_argument('--quick', action='store_true',
+                   help='0.3 s per measurement instead of 2 s, 1 repetition')
+    p.add_argument('--duration', type=float, default=None,
+                   help='seconds of round trips per measurement (default 2, or 0.3 with --quick)')
+    p.add_argument('--only', metavar='FILTERS',
+                   help='comma-separated kind[/size[/clients]] filters, `*` for any: '
+                        'e.g. sock,protocol/1k,*/100k/16. Kinds: ' + ', '.join(KINDS)
+                        + '; sizes: ' + ', '.join(SIZES) + '; clients: 1, 16')
+    p.add_argument('--loops', metavar='NAMES',
+                   help='comma-separated loops (default: all available): '
+                        + ', '.join(bench.LOOP_NAMES))
+    p.add_argument('--json', metavar='FILE', help='also write all samples and medians to FILE')
+    p.add_argument('--server', nargs=2, metavar=('LOOP', 'KIND'),
+                   help='server mode: run one server and print its port (for syscalls.py, '
+                        'profiling)')
+    p.add_argument('--respond', choices=('echo', 'one', 'two'), default='echo',
+                   help='server mode: echo as data arrives, or answer each --size message '
+                        'with one write / two writes (header + body)')
+    p.add_argument('--size', type=int, default=1024, help='server mode: message size')
+    p.add_argument('--cpu', type=int, default=None, help='server mode: pin to this CPU')
+    args = p.parse_args(argv)
+
+    if args.server:
+        loop_name, kind = args.server
+        if loop_name not in bench.LOOP_NAMES or kind not in KINDS:
+            p.error(f'--server LOOP KIND: loops {bench.LOOP_NAMES}, kinds {tuple(KINDS)}')
+        return serve(loop_name, kind, args.respond, args.size, args.cpu)
+
+    reps = args.reps if args.reps is not None else (1 if args.quick else 5)
+    duration = args.duration or (0.3 if args.quick else 2.0)
+    warmup = 0.1 if args.quick else 0.3
+    try:
+        cases = select_cases(args.only)
+    except ValueError as exc:
+        p.error(str(exc))
+
+    available, missing = bench.probe_loops()
+    wanted = bench.LOOP_NAMES
+    if args.loops:
+        wanted = [x.strip() for x in args.loops.split(',') if x.strip()]
+        unknown = [x for x in wanted if x not in bench.LOOP_NAMES]
+        if unknown:
+            p.error(f'unknown loop(s) {", ".join(unknown)}')
+    loops = [n for n in bench.LOOP_NAMES if n in wanted and n in available]
+    for name, reason in missing.items():
+        if name in wanted:
+            print(f'NOTE: {name} is not available ({reason}); comparing {", ".join(loops)} only.',
+                  file=sys.stderr)
+    if not loops:
+        print('no loop to benchmark', file=sys.stderr)
+        return 2
+
+    info = bench.machine_info(available)
+    snapshot = None
+    if 'ourloop' in loops and not os.environ.get(bench.SNAPSHOT_ENV):
+        snapshot = bench.snapshot_ourloop()
+        os.environ[bench.SNAPSHOT_ENV] = snapshot
+    try:
+        return _drive(args, reps, duration, warmup, cases, loops, missing, info)
+    finally:
+        if snapshot:
+            del os.environ[bench.SNAPSHOT_ENV]
+            import shutil
+            shutil.rmtree(snapshot, ignore_errors=True)
+
+
+def _drive(args, reps, duration, warmup, cases, loops, missing, info):
+    names = [case_name(*c) for c in cases]
+    server_cpu, client_cpu = _cpus()
+    print('machine: ' + '; '.join(f'{k} {v}' for k, v in info.items() if v is not None),
+          file=sys.stderr)
+    print(f'{len(cases)} cases x {len(loops)} loops x {reps} reps, {duration} s each '
+          f'(+{warmup} s warm-up), one server subprocess each', file=sys.stderr)
+    if info.get('ourloop_debug_build'):
+        print('WARNING: ourloop is a debug build: its numbers are not representative.',
+              file=sys.stderr)
+    if server_cpu is None:
+        print('WARNING: fewer than 2 CPUs: server and client are not pinned apart.',
+              file=sys.stderr)
+
+    samples = {n: {loop: [] for loop in loops} for n in names}
+    na = {n: {} for n in names}
+    errors = {n: {} for n in names}
+    client_share = []
+    load_before = bench._loadavg()
+    started = time.monotonic()
+    for rep in range(reps):
+        for ci, (case, name) in enumerate(zip(cases, names)):
+            kind, size_name, conc = case
+            k = (rep + ci) % len(loops)
+            for loop_name in loops[k:] + loops[:k]:
+                miss = missing_methods(loop_name, kind)
+                if miss:
+                    na[name][loop_name] = 'not implemented yet: ' + ', '.join(miss)
+                    continue
+                result, error = measure(loop_name, kind, SIZES[size_name], conc, duration,
+                                        warmup)
+                if result is None:
+                    if error and error.startswith('not implemented'):
+                        na[name][loop_name] = error
+                    else:
+                        errors[name][loop_name] = error
+                        print(f'  [{rep + 1}/{reps}] {name} on {loop_name}: ERROR {error}',
+                              file=sys.stderr)
+                    continue
+                if error:
+                    errors[name][loop_name] = error
+                samples[name][loop_name].append(result)
+                client_share.append(result['client_cpu_share'])
+        print(f'  repetition {rep + 1}/{reps} done ({time.monotonic() - started:.0f} s)',
+              file=sys.stderr)
+    load_after = bench._loadavg()
+
+    med = {n: {loop: (statistics.median([r['req_per_sec'] for r in samples[n][loop]])
+                      if samples[n][loop] else None)
+               for loop in loops} for n in names}
+    med_mib = {n: {loop: (statistics.median([r['mib_per_sec'] for r in samples[n][loop]])
+                          if samples[n][loop] else None)
+                   for loop in loops} for n in names}
+
+    def ratio(n, a, b):
+        x, y = med[n].get(a), med[n].get(b)
+        return x / y if x and y else None
+
+    print()
+    print('Machine: ' + f"{info['cpu']}, {info['cores']} cores, {info['os']}, "
+          f"{info['python']}, asyncio loop {info['asyncio_loop']}, "
+          f"uvloop {info['uvloop'] or 'not installed'}, "
+          f"ourloop {info['ourloop'] or 'not importable'} "
+          f"(libuv {info['libuv (ourloop)'] or '?'})")
+    print(f'Median of {reps} interleaved repetitions, each a fresh server subprocess '
+          f'(CPU {server_cpu}) and client process (CPU {client_cpu}); {duration} s of round '
+          f'trips after {warmup} s warm-up; load average {load_before} before, '
+          f'{load_after} after.')
+    if 'git' in info:
+        print(f"ourloop: commit {info['git']}, extension built {info['ourloop_built']}")
+    if client_share:
+        print(f'Load generator on the CPU for {min(client_share):.0%} .. '
+              f'{max(client_share):.0%} of each measurement'
+              + (' (WARNING: near 100%, the client may be the limit)'
+                 if max(client_share) > 0.9 else '') + '.')
+    for name, reason in missing.items():
+        print(f'NOTE: {name} not available: {reason}')
+
+    def cell(n, loop, fmt, table):
+        if loop not in loops:
+            return 'n/a'
+        if loop in na[n]:
+            return 'n/a (not implemented yet)'
+        return fmt(table[n].get(loop))
+
+    def row_head(n):
+        kind, size_name, conc = n.split('/')
+        return [kind, size_name.replace('k', ' KiB'), conc]
+
+    L = bench.LOOP_NAMES
+    print()
+    print('Requests per second (medians; ratios > 1: ourloop faster; uvloop/asyncio for '
+          'reference):')
+    print()
+    header = ['kind', 'size', 'clients'] + [f'{loop} req/s' for loop in L] + \
+        ['ourloop/uvloop', 'ourloop/asyncio', 'uvloop/asyncio']
+    rows = [row_head(n) + [cell(n, loop, bench.fmt_ops, med) for loop in L]
+            + [bench.fmt_ratio(ratio(n, 'ourloop', 'uvloop')),
+               bench.fmt_ratio(ratio(n, 'ourloop', 'asyncio')),
+               bench.fmt_ratio(ratio(n, 'uvloop', 'asyncio'))] for n in names]
+    gm = [bench.geomean([ratio(n, a, b) for n in names])
+          for a, b in (('ourloop', 'uvloop'), ('ourloop', 'asyncio'), ('uvloop', 'asyncio'))]
+    rows.append(['geometric mean', '', '', '', '', ''] + [bench.fmt_ratio(x) for x in gm])
+    print(bench.markdown_table(header, rows))
+    print()
+    print('Throughput, MiB/s of payload echoed (one direction; medians), and the highest '
+          'share of its time the load generator spent on the CPU (near 100%: the client, '
+          'not the server, may be the limit):')
+    print()
+    header = ['kind', 'size', 'clients'] + [f'{loop} MiB/s' for loop in L] + \
+        ['client CPU (max)']
+
+    def client_max(n):
+        xs = [r['client_cpu_share'] for loop in loops for r in samples[n][loop]]
+        return f'{max(xs):.0%}' if xs else 'n/a'
+    rows = [row_head(n) + [cell(n, loop, fmt_mib, med_mib) for loop in L] + [client_max(n)]
+            for n in names]
+    print(bench.markdown_table(header, rows))
+    print()
+    print('Spread of the req/s samples around their median (min .. max):')
+    print()
+    header = ['kind', 'size', 'clients'] + [f'{loop} spread' for loop in L]
+    rows = []
+    for n in names:
+        cells = row_head(n)
+        for loop in L:
+            xs = [r['req_per_sec'] for r in samples[n].get(loop, [])]
+            if xs:
+                m = statistics.median(xs)
+                cells.append(f'{(min(xs) - m) / m * 100:+.0f}% .. {(max(xs) - m) / m * 100:+.0f}%')
+            else:
+                cells.append('n/a')
+        rows.append(cells)
+    print(bench.markdown_table(header, rows))
+    if any(errors.values()):
+        print()
+        print('Errors:')
+        for n, errs in errors.items():
+            for loop, error in errs.items():
+                print(f'  {n} on {loop}: {error}')
+
+    if args.json:
+        out = {
+            'date': datetime.datetime.now().isoformat(timespec='seconds'),
+            'machine': info, 'reps': reps, 'duration': duration, 'warmup': warmup,
+            'quick': args.quick, 'cpus': {'server': server_cpu, 'client': client_cpu},
+            'load_average': {'before': load_before, 'after': load_after},
+            'missing_loops': missing, 'cases': {},
+        }
+        for n in names:
+            out['cases'][n] = {
+                'samples': {loop: samples[n][loop] for loop in loops},
+                'median_req_per_sec': med[n], 'median_mib_per_sec': med_mib[n],
+                'ratios': {'ourloop/uvloop': ratio(n, 'ourloop', 'uvloop'),
+                           'ourloop/asyncio': ratio(n, 'ourloop', 'asyncio'),
+                           'uvloop/asyncio': ratio(n, 'uvloop', 'asyncio')},
+                'not_available': na[n], 'errors': errors[n],
+            }
+        with open(args.json, 'w') as f:
+            json.dump(out, f, indent=2)
+            f.write('\n')
+    return 1 if any(errors.values()) else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

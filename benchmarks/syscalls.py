@@ -1,0 +1,196 @@
+#!/usr/bin/env python3
+"""System calls per request of the echo servers (benchmarks/echo.py), by strace.
+
+    python benchmarks/syscalls.py                         # every loop x kind available
+    python benchmarks/syscalls.py --loops asyncio,uvloop --only sock,protocol --n 2000
+
+For each loop and server kind, the server (echo.py --server) runs under
+`strace -c -f` while one client (echo_client.py) does request/response
+exchanges of --size bytes (1 KiB). The server answers each whole request with
+ONE write, or with TWO writes (the first 32 bytes, a "header", then the
+body). To remove start-up and shutdown (imports, accept, close), each
+configuration runs twice, with --base and with --base + --n exchanges; the
+difference divided by --n is the count per request (the default base
+run connects and closes without an exchange).
+
+Without strace the script says so and exits 0.
+"""
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+
+import echo  # noqa: E402
+import run as bench  # noqa: E402
+
+GROUPS = (
+    ('epoll_wait', {'epoll_wait', 'epoll_pwait', 'epoll_pwait2', 'poll', 'ppoll', 'select',
+                    'pselect6'}),
+    ('recvfrom/read', {'recvfrom', 'recvmsg', 'recvmmsg', 'read', 'readv'}),
+    ('sendto/write/writev', {'sendto', 'sendmsg', 'sendmmsg', 'write', 'writev'}),
+)
+
+
+def parse_strace_c(path):
+    """{syscall: (calls, errors)} from the summary `strace -c -o path` wrote."""
+    out = {}
+    with open(path) as f:
+        for line in f:
+            tokens = line.split()
+            if len(tokens) < 5 or tokens[-1] == 'total':
+                continue
+            try:
+                float(tokens[0])
+                calls = int(tokens[3])
+            except ValueError:
+                continue
+            errors = int(tokens[4]) if len(tokens) == 6 else 0
+            out[tokens[-1]] = (calls, errors)
+    return out
+
+
+def traced_run(loop_name, kind, respond, size, count, cpus):
+    """Counts of one server run under strace with `count` exchanges."""
+    fd, path = tempfile.mkstemp(prefix='echo-strace-', suffix='.txt')
+    os.close(fd)
+    try:
+        proc, port = echo.start_server_process(
+            loop_name, kind, respond, size, cpus[0],
+            prefix=('strace', '-c', '-f', '-o', path))
+        if proc is None:
+            return None, port
+        try:
+            result, error = echo.run_client(port, size, 1, count=count, cpu=cpus[1],
+                                            timeout=300)
+        finally:
+            stop_error = echo.stop_server_process(proc, timeout=60)
+        if error or stop_error:
+            return None, error or stop_error
+        if result['requests'] != count:
+            return None, f'{result["requests"]} exchanges instead of {count}'
+        return parse_strace_c(path), None
+    finally:
+        os.unlink(path)
+
+
+def per_request(loop_name, kind, respond, size, base, n, cpus):
+    small, error = traced_run(loop_name, kind, respond, size, base, cpus)
+    if small is None:
+        return None, error
+    big, error = traced_run(loop_name, kind, respond, size, base + n, cpus)
+    if big is None:
+        return None, error
+    calls, errors = {}, 0.0
+    for name in set(small) | set(big):
+        c_small, e_small = small.get(name, (0, 0))
+        c_big, e_big = big.get(name, (0, 0))
+        calls[name] = (c_big - c_small) / n
+        errors += (e_big - e_small) / n
+    return {'calls': calls, 'errors': errors}, None
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description='System calls per request of the echo servers.')
+    p.add_argument('--n', type=int, default=2000, help='exchanges measured (default 2000)')
+    p.add_argument('--base', type=int, default=0,
+                   help='exchanges of the baseline run that is subtracted (default 0: connect, then close)')
+    p.add_argument('--size', type=int, default=1024, help='message size (default 1024)')
+    p.add_argument('--only', metavar='KINDS', help='comma-separated kinds: ' + ', '.join(echo.KINDS))
+    p.add_argument('--loops', metavar='NAMES', help='comma-separated loops: '
+                   + ', '.join(bench.LOOP_NAMES))
+    args = p.parse_args(argv)
+
+    if not shutil.which('strace'):
+        print('strace is not installed (apt-get install -y strace): nothing measured.')
+        return 0
+
+    kinds = list(echo.KINDS)
+    if args.only:
+        kinds = [k.strip() for k in args.only.split(',') if k.strip()]
+        bad = [k for k in kinds if k not in echo.KINDS]
+        if bad:
+            p.error(f'unknown kind(s) {", ".join(bad)}')
+    available, missing = bench.probe_loops()
+    wanted = bench.LOOP_NAMES
+    if args.loops:
+        wanted = [x.strip() for x in args.loops.split(',') if x.strip()]
+    loops = [name for name in bench.LOOP_NAMES if name in wanted and name in available]
+    for name, reason in missing.items():
+        if name in wanted:
+            print(f'NOTE: {name} is not available ({reason})', file=sys.stderr)
+    info = bench.machine_info(available)
+    cpus = echo._cpus()
+
+    snapshot = None
+    if 'ourloop' in loops and not os.environ.get(bench.SNAPSHOT_ENV):
+        snapshot = bench.snapshot_ourloop()
+        os.environ[bench.SNAPSHOT_ENV] = snapshot
+    rows, detail, errors = [], [], []
+    try:
+        for kind in kinds:
+            for loop_name in loops:
+                for respond, label in (('one', '1'), ('two', '2')):
+                    head = [loop_name, kind, label]
+                    miss = echo.missing_methods(loop_name, kind)
+                    if miss:
+                        rows.append(head + ['n/a (not implemented yet)'] + [''] * 5)
+                        continue
+                    print(f'  {loop_name} {kind} {label} write(s)...', file=sys.stderr)
+                    res, error = per_request(loop_name, kind, respond, args.size, args.base,
+                                             args.n, cpus)
+                    if res is None:
+                        errors.append(f'{loop_name} {kind} {respond}: {error}')
+                        rows.append(head + ['error'] + [''] * 5)
+                        continue
+                    calls = res['calls']
+                    grouped, seen = [], set()
+                    for _, names in GROUPS:
+                        grouped.append(sum(v for k, v in calls.items() if k in names))
+                        seen |= names
+                    other = sum(v for k, v in calls.items() if k not in seen)
+                    total = sum(calls.values())
+                    rows.append(head + [f'{x:.2f}' for x in grouped]
+                                + [f'{other:.2f}', f'{total:.2f}', f'{res["errors"]:.2f}'])
+                    names = sorted((k for k, v in calls.items() if abs(v) >= 0.01),
+                                   key=lambda k: -calls[k])
+                    detail.append(head + [', '.join(f'{k} {calls[k]:.2f}' for k in names)])
+    finally:
+        if snapshot:
+            del os.environ[bench.SNAPSHOT_ENV]
+            shutil.rmtree(snapshot, ignore_errors=True)
+
+    print()
+    print('Machine: ' + f"{info['cpu']}, {info['cores']} cores, {info['os']}, "
+          f"{info['python']}, asyncio loop {info['asyncio_loop']}, "
+          f"uvloop {info['uvloop'] or 'not installed'}, "
+          f"ourloop {info['ourloop'] or 'not importable'} "
+          f"(libuv {info['libuv (ourloop)'] or '?'})"
+          + (f", commit {info['git']}" if 'git' in info else ''))
+    print(f'Server system calls per request (all threads, strace -c -f): {args.size}-byte '
+          f'requests, one client, (runs of {args.base + args.n} minus {args.base} '
+          f'exchanges) / {args.n}. "writes": the response as 1 write or as 2 '
+          f'(32-byte header + body).')
+    print()
+    header = ['loop', 'kind', 'writes'] + [g for g, _ in GROUPS] + ['others', 'total',
+                                                                   'of which failed']
+    print(bench.markdown_table(header, rows))
+    print()
+    print('By syscall name (per request, at least 0.01):')
+    print()
+    print(bench.markdown_table(['loop', 'kind', 'writes', 'syscalls per request'], detail))
+    if errors:
+        print()
+        print('Errors:')
+        for e in errors:
+            print('  ' + e)
+    return 1 if errors else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
