@@ -576,12 +576,7 @@ def _drive(args, reps, duration, warmup, cases, loops, missing, info):
                 cells.append('n/a')
         rows.append(cells)
     print(bench.markdown_table(header, rows))
-    if any(errors.values()):
-        print()
-        print('Errors:')
-        for n, errs in errors.items():
-            for loop, error in errs.items():
-                print(f'  {n} on {loop}: {error}')
+    bench.print_errors(errors)
 
     if args.json:
         out = {

@@ -587,6 +587,17 @@ def fmt_ratio(x):
     return 'n/a' if x is None else f'{x:.2f}x'
 
 
+def print_errors(errors):
+    """Print {case: {loop: error}}, if any case failed on any loop."""
+    if not any(errors.values()):
+        return
+    print()
+    print('Errors:')
+    for case, errs in errors.items():
+        for loop, error in errs.items():
+            print(f'  {case} on {loop}: {error}')
+
+
 def markdown_table(header, rows):
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
     lines = []
@@ -757,12 +768,7 @@ def _drive(args, reps, workloads, loops, missing, info):
     print('Spread of the wall-clock samples around their median (min .. max):')
     print()
     print(markdown_table(*spread_table(samples, workloads, 'ops_per_sec')))
-    if any(errors.values()):
-        print()
-        print('Errors:')
-        for w, errs in errors.items():
-            for name, error in errs.items():
-                print(f'  {w} on {name}: {error}')
+    print_errors(errors)
 
     if args.json:
         out = {

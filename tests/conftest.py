@@ -19,6 +19,7 @@ reason.
 import asyncio
 import faulthandler
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -332,3 +333,14 @@ def pytest_runtest_setup(item):
     missing = ourloop_missing_methods(names)
     if missing:
         pytest.skip("ourloop does not implement %s yet" % ", ".join(missing))
+
+
+@pytest.fixture
+def pair():
+    """A connected pair of non-blocking sockets (socket.socketpair())."""
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    b.setblocking(False)
+    yield a, b
+    a.close()
+    b.close()

@@ -61,16 +61,6 @@ def open_fd_count():
     return len(os.listdir("/proc/self/fd"))
 
 
-@pytest.fixture
-def pair():
-    a, b = socket.socketpair()
-    a.setblocking(False)
-    b.setblocking(False)
-    yield a, b
-    a.close()
-    b.close()
-
-
 class Pipe:
     """os.pipe() whose ends are closed once: a second close could close
     whatever reused the number (the loop's own fds, for instance)."""

@@ -52,16 +52,6 @@ def nonblocking(sock):
 
 
 @pytest.fixture
-def pair():
-    a, b = socket.socketpair()
-    a.setblocking(False)
-    b.setblocking(False)
-    yield a, b
-    a.close()
-    b.close()
-
-
-@pytest.fixture
 def listener():
     srv = nonblocking(socket.socket())
     srv.bind(("127.0.0.1", 0))
