@@ -119,6 +119,86 @@ cdef class SignalWakeup(PollHandle):
     cdef uninstall(self)
 
 
+cdef class StreamTransport:
+    cdef LoopCore loop
+    cdef uv.uv_stream_t* uvstream
+    cdef readonly object _protocol
+    cdef bint buffered
+    cdef readonly bint _protocol_connected
+    cdef readonly dict _extra
+    cdef readonly object _server
+    cdef object sock
+    cdef bint borrowed
+    cdef object context
+    cdef readonly bint _closing
+    cdef readonly int _conn_lost
+    cdef readonly bint _eof
+    cdef bint shutdown_done
+    cdef readonly bint _paused
+    # reads not yet delivered to the protocol
+    cdef list rx
+    cdef bint rx_eof
+    cdef bint eof_delivered
+    cdef object rx_error
+    cdef bint read_scheduled
+    cdef bint reading
+    # writes
+    cdef list pending
+    cdef Py_ssize_t pending_size
+    cdef bint flush_queued
+    cdef uv.uv_write_t* wreq
+    cdef list inflight_objs
+    cdef Py_ssize_t inflight
+    cdef readonly Py_ssize_t _high_water
+    cdef readonly Py_ssize_t _low_water
+    cdef readonly bint _protocol_paused
+    cdef bint resume_scheduled
+    cdef object __weakref__
+
+    cdef _attach_handle(self, LoopCore loop, uv.uv_stream_t* stream)
+    cdef int _start_reading(self) except -1
+    cdef _stop_reading(self)
+    cdef _queue_write(self, bytes data)
+    cdef int _flush(self) except -1
+    cdef _on_read(self, ssize_t nread, char* base)
+    cdef _on_write_done(self, int status)
+    cdef Py_ssize_t _deliver_buffered(self, bytes chunk, Py_ssize_t pos) except -2
+    cdef _maybe_pause_protocol(self)
+    cdef _after_drain(self)
+    cdef _shutdown_write(self)
+    cdef _fatal_error(self, exc, message)
+    cdef _force_close(self, exc)
+    cdef _close_handle(self)
+    cdef _release_socket(self)
+
+
+cdef class TCPTransport(StreamTransport):
+    pass
+
+
+cdef class TCPListener:
+    cdef LoopCore loop
+    cdef uv.uv_tcp_t* uvtcp
+    cdef object sock
+    cdef object family
+    cdef object type
+    cdef object proto
+    cdef object protocol_factory
+    cdef object server
+    cdef readonly bint closed
+
+    cdef _on_connection(self, int status)
+    cdef _close_handle(self)
+
+
+cdef struct LoopExt:
+    # What LoopCore.uvloop points to: the uv_loop_t first, then the loop's
+    # one read buffer, shared by every stream of the loop (reads are copied
+    # into a bytes object at once).
+    uv.uv_loop_t uvloop
+    char* rbuf
+
+
 cdef class LoopCore:
     cdef uv.uv_loop_t* uvloop
     cdef bint _closed
@@ -136,6 +216,8 @@ cdef class LoopCore:
     cdef SignalWakeup _sigwake
     cdef readonly FdWatchers _fd_watchers
     cdef object _pending_exception
+    cdef set _io_handles
+    cdef list _flushq
     cdef object __weakref__
 
     cdef inline int _ensure_open(self) except -1
@@ -145,5 +227,6 @@ cdef class LoopCore:
     cdef _run_once(self)
     cdef _run_ready(self)
     cdef _run_handle_debug(self, Handle handle)
+    cdef _flush_streams(self)
     cdef _close_uv(self)
     cdef void _set_pending_exception(self, object exc) noexcept

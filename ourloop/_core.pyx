@@ -9,6 +9,8 @@ This file only gathers the pieces; each lives in the file named after it:
   handles/async_.pyx  the uv_async_t that call_soon_threadsafe() wakes
   handles/poll.pyx    uv_poll_t fd watchers: add_reader/add_writer and the
                       signal wake-up fd
+  handles/stream.pyx  StreamTransport: an asyncio.Transport over uv_stream_t
+  handles/tcp.pyx     TCPTransport and TCPListener over uv_tcp_t
   loop.pyx            LoopCore, the libuv-driven loop itself
 
 ourloop/_loop.py builds the public ourloop.Loop on top of LoopCore.
@@ -45,6 +47,8 @@ include "handle.pyx"
 include "handles/timer.pyx"
 include "handles/async_.pyx"
 include "handles/poll.pyx"
+include "handles/stream.pyx"
+include "handles/tcp.pyx"
 include "loop.pyx"
 
 

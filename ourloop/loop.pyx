@@ -39,9 +39,10 @@ cdef class LoopCore:
     """The libuv-driven core of ourloop.Loop (use ourloop.Loop, not this)."""
 
     def __cinit__(self, *args, **kwargs):
-        self.uvloop = <uv.uv_loop_t*>malloc(sizeof(uv.uv_loop_t))
+        self.uvloop = <uv.uv_loop_t*>malloc(sizeof(LoopExt))
         if self.uvloop is NULL:
             raise MemoryError()
+        (<LoopExt*>self.uvloop).rbuf = NULL
         err = uv.uv_loop_init(self.uvloop)
         if err < 0:
             free(self.uvloop)
@@ -53,6 +54,8 @@ cdef class LoopCore:
         self._timers = TimerQueue(self)
         self._wakeup = AsyncWakeup(self)
         self._fd_watchers = FdWatchers(self)
+        self._io_handles = set()
+        self._flushq = []
         self._debug_flag = coroutines._is_debug_mode()
         self.slow_callback_duration = 0.1
 
@@ -63,6 +66,7 @@ cdef class LoopCore:
             uv.uv_walk(self.uvloop, _close_any, NULL)
             uv.uv_run(self.uvloop, uv.UV_RUN_NOWAIT)
             uv.uv_loop_close(self.uvloop)
+            free((<LoopExt*>self.uvloop).rbuf)
             free(self.uvloop)
             self.uvloop = NULL
 
@@ -239,6 +243,9 @@ cdef class LoopCore:
                 if self._stopping:
                     break
         finally:
+            if self._flushq:
+                # Writes of the last iteration leave now, not at the next run.
+                self._flush_streams()
             self._stopping = False
             self._running = False
             self._thread_ident = 0
@@ -277,6 +284,9 @@ cdef class LoopCore:
         cdef uv.uv_run_mode mode = uv.UV_RUN_ONCE
         cdef uint64_t timeout_ms
 
+        if self._flushq:
+            # Writes made since the last poll leave before the loop polls.
+            self._flush_streams()
         timers.prune()
         if self._ready or self._stopping:
             mode = uv.UV_RUN_NOWAIT
@@ -304,6 +314,14 @@ cdef class LoopCore:
         if timers.heap:
             timers.move_due(_monotonic(), self._ready)
         self._run_ready()
+
+    cdef _flush_streams(self):
+        cdef list queue = self._flushq
+        cdef StreamTransport t
+        self._flushq = []
+        for t in queue:
+            t.flush_queued = False
+            t._flush()
 
     cdef _run_ready(self):
         cdef list batch = self._ready
@@ -367,6 +385,10 @@ cdef class LoopCore:
         cdef int err
         if self.uvloop is NULL:
             return
+        for owner in list(self._io_handles):
+            # Transports and listeners still open: their uv handles go.
+            owner._uv_close()
+        self._flushq.clear()
         self._timers.close()
         self._wakeup.close()
         self._fd_watchers.close()
@@ -385,8 +407,23 @@ cdef class LoopCore:
             # A handle is still open: keep the memory rather than free a
             # loop libuv still uses (__dealloc__ tries again).
             raise RuntimeError(f'libuv could not close the loop: {uv.uv_strerror(err).decode()}')
+        free((<LoopExt*>self.uvloop).rbuf)
         free(self.uvloop)
         self.uvloop = NULL
+
+    # -- transports (made by the Python side, ourloop/_tcp.py) -------------
+
+    def _make_tcp_transport(self, sock, protocol, waiter=None, extra=None,
+                            server=None, *, adopt=False):
+        """A TCP transport over the connected socket `sock` (see
+        handles/tcp.pyx for who owns its fd; adopt=True: the loop made sock
+        and libuv takes its fd over)."""
+        return _make_tcp_transport(self, sock, protocol, waiter, extra, server, adopt)
+
+    def _tcp_listen(self, sock, protocol_factory, server, backlog):
+        """Accept connections on the bound socket `sock` (which stays the
+        caller's); returns a TCPListener (close() stops)."""
+        return _tcp_listen(self, sock, protocol_factory, server, backlog)
 
 
 def _format_handle(handle):

@@ -12,6 +12,11 @@ cdef extern from "uv.h" nogil:
     const int UV_EBUSY
     const int UV_EAGAIN
     const int UV_ECANCELED
+    const int UV_EOF
+    const int UV_ENOBUFS
+    const int UV_EMFILE
+    const int UV_ENFILE
+    const int UV_ENOMEM
 
     ctypedef enum uv_run_mode:
         UV_RUN_DEFAULT = 0
@@ -67,12 +72,35 @@ cdef extern from "uv.h" nogil:
         void* data
         uv_loop_t* loop
 
+    ctypedef struct uv_buf_t:
+        char* base
+        size_t len
+
+    ctypedef struct uv_stream_t:
+        void* data
+        uv_loop_t* loop
+        size_t write_queue_size
+
+    ctypedef struct uv_tcp_t:
+        void* data
+        uv_loop_t* loop
+        size_t write_queue_size
+
+    ctypedef struct uv_write_t:
+        void* data
+
+    ctypedef int uv_os_fd_t
+
     ctypedef void (*uv_close_cb)(uv_handle_t* handle) noexcept nogil
     ctypedef void (*uv_walk_cb)(uv_handle_t* handle, void* arg) noexcept nogil
     ctypedef void (*uv_timer_cb)(uv_timer_t* handle) noexcept nogil
     ctypedef void (*uv_async_cb)(uv_async_t* handle) noexcept nogil
     ctypedef void (*uv_poll_cb)(uv_poll_t* handle, int status, int events) noexcept nogil
     ctypedef void (*uv_prepare_cb)(uv_prepare_t* handle) noexcept nogil
+    ctypedef void (*uv_alloc_cb)(uv_handle_t* handle, size_t suggested_size, uv_buf_t* buf) noexcept nogil
+    ctypedef void (*uv_read_cb)(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) noexcept nogil
+    ctypedef void (*uv_write_cb)(uv_write_t* req, int status) noexcept nogil
+    ctypedef void (*uv_connection_cb)(uv_stream_t* server, int status) noexcept nogil
 
     unsigned int uv_version()
     const char* uv_version_string()
@@ -110,6 +138,22 @@ cdef extern from "uv.h" nogil:
     int uv_poll_init(uv_loop_t* loop, uv_poll_t* handle, int fd)
     int uv_poll_start(uv_poll_t* handle, int events, uv_poll_cb cb)
     int uv_poll_stop(uv_poll_t* handle)
+
+    int uv_fileno(const uv_handle_t* handle, uv_os_fd_t* fd)
+
+    int uv_listen(uv_stream_t* stream, int backlog, uv_connection_cb cb)
+    int uv_accept(uv_stream_t* server, uv_stream_t* client)
+    int uv_read_start(uv_stream_t* stream, uv_alloc_cb alloc_cb, uv_read_cb read_cb)
+    int uv_read_stop(uv_stream_t* stream)
+    int uv_try_write(uv_stream_t* handle, const uv_buf_t* bufs, unsigned int nbufs)
+    int uv_write(uv_write_t* req, uv_stream_t* handle, const uv_buf_t* bufs,
+                 unsigned int nbufs, uv_write_cb cb)
+    int uv_is_readable(const uv_stream_t* handle)
+    int uv_is_writable(const uv_stream_t* handle)
+
+    int uv_tcp_init(uv_loop_t* loop, uv_tcp_t* handle)
+    int uv_tcp_open(uv_tcp_t* handle, uv_os_fd_t sock)
+    int uv_tcp_nodelay(uv_tcp_t* handle, int enable)
 
     int uv_prepare_init(uv_loop_t* loop, uv_prepare_t* prepare)
     int uv_prepare_start(uv_prepare_t* prepare, uv_prepare_cb cb)

@@ -1,0 +1,659 @@
+# StreamTransport: an asyncio.Transport over a libuv stream (uv_stream_t).
+#
+# Everything a connected byte stream does the same way whatever it runs on
+# (TCP here, pipes later) lives in this file; handles/tcp.pyx adds what is
+# TCP's own (opening over a socket, TCP_NODELAY, the listener).
+#
+# Reads. libuv reads into the loop's one read buffer (LoopExt.rbuf) and the
+# read callback copies each read into a bytes object of its size, appended to
+# `rx`. Protocol code never runs inside uv_run(): one ready Handle per
+# iteration (_read_ready, in the transport's context) delivers what was read,
+# in the ready phase, after the callbacks that were ready before, as the
+# stdlib's reader callback does. So debug mode times data_received like any
+# callback, pause_reading() stops delivery at once (undelivered reads wait
+# for resume_reading()), and close() drops them. BufferedProtocol reads are
+# copied into get_buffer()'s buffer at delivery.
+#
+# Writes. write() keeps the bytes in `pending` and queues the transport on
+# LoopCore._flushq; before the loop next polls (or at once, if the loop is
+# not running or more than the high-water mark is pending), _flush() hands
+# all of it to the kernel in one uv_try_write() (one writev). What the
+# kernel does not take goes to one uv_write() that keeps the objects alive
+# until its callback; meanwhile new writes wait in `pending`. So N small
+# writes of one iteration leave in one syscall, and nothing waits in a
+# buffer while the loop sleeps.
+#
+# Lifetime. While its uv handle is open, a transport is in
+# LoopCore._io_handles, so the loop keeps it alive (as the stdlib's selector
+# keeps the reader callback); the close callback takes it out. A uv_write's
+# callback always runs before the handle's close callback.
+
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_WRITABLE, PyBUF_SIMPLE
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
+from libc.string cimport memcpy
+
+cdef extern from "<sys/socket.h>" nogil:
+    int c_shutdown "shutdown"(int fd, int how)
+    const int SHUT_WR
+
+from asyncio import constants as _constants, protocols as _protocols, trsock as _trsock
+from asyncio.events import AbstractEventLoop as _AbstractEventLoop
+from asyncio.transports import Transport as _asyncio_Transport
+
+
+# 3.12+ transports check write_eof() in writelines() itself.
+cdef bint _WRITELINES_OWN_EOF_CHECK = sys.version_info >= (3, 12)
+
+
+cdef enum:
+    _READ_BUF_SIZE = 262144
+    _SMALL_IOV = 16
+
+
+cdef void _stream_alloc(uv.uv_handle_t* handle, size_t suggested, uv.uv_buf_t* buf) noexcept nogil:
+    cdef LoopExt* ext = <LoopExt*>handle.loop
+    if ext.rbuf is NULL:
+        ext.rbuf = <char*>malloc(_READ_BUF_SIZE)
+    buf.base = ext.rbuf
+    buf.len = _READ_BUF_SIZE if ext.rbuf is not NULL else 0
+
+
+cdef void _stream_read(uv.uv_stream_t* stream, ssize_t nread, const uv.uv_buf_t* buf) noexcept with gil:
+    cdef StreamTransport t
+    if stream.data is NULL:
+        return
+    t = <StreamTransport>stream.data
+    try:
+        t._on_read(nread, buf.base)
+    except BaseException as exc:
+        t.loop._set_pending_exception(exc)
+
+
+cdef void _stream_written(uv.uv_write_t* req, int status) noexcept with gil:
+    cdef StreamTransport t = <StreamTransport>req.data
+    free(req)
+    try:
+        t._on_write_done(status)
+    except BaseException as exc:
+        t.loop._set_pending_exception(exc)
+
+
+cdef void _io_handle_closed(uv.uv_handle_t* handle) noexcept with gil:
+    # Close callback of transports and listeners: free the memory, let the
+    # loop drop its reference to the wrapper.
+    cdef object owner
+    cdef LoopCore loop = <LoopCore>handle.loop.data
+    ourloop_count_close(handle.type)
+    if handle.data is not NULL:
+        owner = <object>handle.data
+        handle.data = NULL
+        if loop._io_handles is not None:
+            loop._io_handles.discard(owner)
+    free(handle)
+
+
+cdef class StreamTransport:
+    """An asyncio.Transport over a libuv stream; see TCPTransport."""
+
+    def __cinit__(self):
+        self._high_water = 64 * 1024
+        self._low_water = 16 * 1024
+        self._extra = {}
+
+    def __init__(self, *args, **kwargs):
+        raise TypeError(f'{type(self).__name__} objects are made by the loop '
+                        f'(loop.create_connection(), loop.create_server())')
+
+    @property
+    def __class__(self):
+        # isinstance(t, asyncio.Transport) must hold (code checks it), but a
+        # Cython class cannot subclass asyncio's slotted Transport:
+        # isinstance() falls back to __class__. type(t) stays ourloop's.
+        return _asyncio_Transport
+
+    @property
+    def _loop(self):
+        return self.loop
+
+    @property
+    def _sock(self):
+        return self.sock
+
+    # -- opening (per connection) -----------------------------------------
+
+    cdef _attach_handle(self, LoopCore loop, uv.uv_stream_t* stream):
+        # The transport takes over an open uv stream (its memory included).
+        self.loop = loop
+        self.uvstream = stream
+        stream.data = <void*>self
+        loop._io_handles.add(self)
+
+    cdef int _start_reading(self) except -1:
+        cdef int err
+        if self.reading or self.uvstream is NULL or self.rx_eof or self.rx_error is not None:
+            return 0
+        err = uv.uv_read_start(self.uvstream, _stream_alloc, _stream_read)
+        if err < 0:
+            raise uv_error(err)
+        self.reading = True
+        return 0
+
+    cdef _stop_reading(self):
+        if self.reading:
+            self.reading = False
+            if self.uvstream is not NULL:
+                uv.uv_read_stop(self.uvstream)
+
+    # -- the protocol -----------------------------------------------------
+
+    def set_protocol(self, protocol):
+        """Set a new protocol; data is delivered to it from now on."""
+        self._protocol = protocol
+        self.buffered = isinstance(protocol, _protocols.BufferedProtocol)
+        self._protocol_connected = True
+
+    def get_protocol(self):
+        """Return the current protocol."""
+        return self._protocol
+
+    def get_extra_info(self, name, default=None):
+        """Return optional transport information ('socket', 'sockname',
+        'peername', ...), or default."""
+        return self._extra.get(name, default)
+
+    def is_closing(self):
+        """Return True if the transport is closing or closed."""
+        return self._closing
+
+    def __repr__(self):
+        info = [type(self).__name__]
+        if self.sock is None:
+            info.append('closed')
+        elif self._closing:
+            info.append('closing')
+        if self.sock is not None:
+            try:
+                info.append(f'fd={self.sock.fileno()}')
+            except Exception:
+                pass
+        if self.uvstream is not NULL:
+            info.append('read=polling' if self.reading else 'read=idle')
+            state = 'polling' if self.wreq is not NULL else 'idle'
+            info.append(f'write=<{state}, bufsize={self.pending_size + self.inflight}>')
+        return '<{}>'.format(' '.join(info))
+
+    # -- reading ----------------------------------------------------------
+
+    cdef _on_read(self, ssize_t nread, char* base):
+        # In uv_run: store, and deliver in the ready phase.
+        if nread > 0:
+            chunk = PyBytes_FromStringAndSize(base, nread)
+            if self.rx is None:
+                self.rx = [chunk]
+            else:
+                self.rx.append(chunk)
+        elif nread == 0:
+            return
+        elif nread == uv.UV_EOF:
+            # libuv has stopped reading.
+            self.rx_eof = True
+            self.reading = False
+        else:
+            self.rx_error = uv_error(<int>nread)
+            self._stop_reading()
+        if not self.read_scheduled and not self._closing:
+            self.read_scheduled = True
+            self.loop._call_soon(self._read_ready, (), self.context)
+
+    def _read_ready(self):
+        # Ready phase: give the protocol what was read since last time.
+        cdef list chunks
+        cdef Py_ssize_t i, n, pos
+        self.read_scheduled = False
+        if self._closing:
+            self.rx = None
+            return
+        if self._paused:
+            return
+        chunks = self.rx
+        if chunks is not None:
+            self.rx = None
+            n = len(chunks)
+            for i in range(n):
+                chunk = chunks[i]
+                if self.buffered:
+                    pos = self._deliver_buffered(chunk, 0)
+                    if pos < 0:
+                        return
+                    if pos < len(chunk):
+                        # Paused or closing in the middle of a read.
+                        if not self._closing:
+                            self.rx = [chunk[pos:]] + chunks[i + 1:]
+                        return
+                else:
+                    try:
+                        self._protocol.data_received(chunk)
+                    except (SystemExit, KeyboardInterrupt):
+                        raise
+                    except BaseException as exc:
+                        self._fatal_error(
+                            exc, 'Fatal error: protocol.data_received() call failed.')
+                        return
+                if self._closing:
+                    return
+                if self._paused:
+                    if i + 1 < n:
+                        self.rx = chunks[i + 1:]
+                    return
+        if self.rx_error is not None:
+            exc = self.rx_error
+            self.rx_error = None
+            self._fatal_error(exc, 'Fatal read error on socket transport')
+            return
+        if self.rx_eof and not self.eof_delivered:
+            self.eof_delivered = True
+            if self.loop._debug_flag:
+                logger.debug("%r received EOF", self)
+            try:
+                keep_open = self._protocol.eof_received()
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, 'Fatal error: protocol.eof_received() call failed.')
+                return
+            if not keep_open:
+                self.close()
+
+    cdef Py_ssize_t _deliver_buffered(self, bytes chunk, Py_ssize_t pos) except -2:
+        # Copy chunk[pos:] into the protocol's buffers. Returns how far it
+        # got (less than len(chunk) when paused or closed meanwhile), or -1
+        # after a fatal error.
+        cdef Py_buffer view
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(chunk), m
+        cdef char* src = PyBytes_AS_STRING(chunk)
+        while pos < n:
+            try:
+                buf = self._protocol.get_buffer(-1)
+                if not len(buf):
+                    raise RuntimeError('get_buffer() returned an empty buffer')
+                PyObject_GetBuffer(buf, &view, PyBUF_WRITABLE | PyBUF_SIMPLE)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, 'Fatal error: protocol.get_buffer() call failed.')
+                return -1
+            m = min(view.len, n - pos)
+            memcpy(view.buf, src + pos, m)
+            PyBuffer_Release(&view)
+            pos += m
+            try:
+                self._protocol.buffer_updated(m)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, 'Fatal error: protocol.buffer_updated() call failed.')
+                return -1
+            if self._closing or self._paused:
+                break
+        return pos
+
+    def pause_reading(self):
+        """Stop delivering data to the protocol until resume_reading()."""
+        if self._closing or self._paused:
+            return
+        self._paused = True
+        self._stop_reading()
+        if self.loop._debug_flag:
+            logger.debug("%r pauses reading", self)
+
+    def resume_reading(self):
+        """Deliver data to the protocol again."""
+        if self._closing or not self._paused:
+            return
+        self._paused = False
+        self._start_reading()
+        if (self.rx is not None or self.rx_eof or self.rx_error is not None) \
+                and not self.read_scheduled:
+            self.read_scheduled = True
+            self.loop._call_soon(self._read_ready, (), self.context)
+        if self.loop._debug_flag:
+            logger.debug("%r resumes reading", self)
+
+    def is_reading(self):
+        """Return True if data is being delivered to the protocol."""
+        return not self._closing and not self._paused
+
+    # -- writing ----------------------------------------------------------
+
+    def write(self, data):
+        """Write bytes-like data; it leaves before the loop next polls."""
+        if type(data) is not bytes:
+            if not isinstance(data, (bytes, bytearray, memoryview)):
+                raise TypeError(f'data argument must be a bytes-like object, '
+                                f'not {type(data).__name__!r}')
+        if self._eof:
+            raise RuntimeError('Cannot call write() after write_eof()')
+        if not data:
+            return
+        if self._conn_lost:
+            if self._conn_lost >= _constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES:
+                logger.warning('socket.send() raised exception.')
+            self._conn_lost += 1
+            return
+        if type(data) is not bytes:
+            # Sent later: keep a copy, the caller may reuse its buffer.
+            data = bytes(data)
+        self._queue_write(<bytes>data)
+
+    def writelines(self, list_of_data):
+        """Write an iterable of bytes-like objects (they leave in one
+        vectored write); nothing is written if one of them is not
+        bytes-like."""
+        if _WRITELINES_OWN_EOF_CHECK and self._eof:
+            raise RuntimeError('Cannot call writelines() after write_eof()')
+        chunks = [data if type(data) is bytes else bytes(memoryview(data))
+                  for data in list_of_data]
+        if self._eof:
+            raise RuntimeError('Cannot call write() after write_eof()')
+        for data in chunks:
+            if not data:
+                continue
+            if self._conn_lost:
+                if self._conn_lost >= _constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES:
+                    logger.warning('socket.send() raised exception.')
+                self._conn_lost += 1
+                return
+            self._queue_write(<bytes>data)
+
+    cdef _queue_write(self, bytes data):
+        if self.pending is None:
+            self.pending = [data]
+        else:
+            self.pending.append(data)
+        self.pending_size += PyBytes_GET_SIZE(data)
+        if not self.loop._running:
+            # Nobody would flush before the loop polls again.
+            self._flush()
+        elif self.pending_size + self.inflight > self._high_water:
+            self._flush()
+        elif not self.flush_queued:
+            self.flush_queued = True
+            self.loop._flushq.append(self)
+            return
+        self._maybe_pause_protocol()
+
+    cdef int _flush(self) except -1:
+        # Hand everything pending to the kernel: one writev now; what it
+        # does not take goes to one uv_write (at most one in flight).
+        cdef list objs = self.pending
+        cdef uv.uv_buf_t small[_SMALL_IOV]
+        cdef uv.uv_buf_t* bufs = small
+        cdef Py_ssize_t n, i, total, written, first
+        cdef uv.uv_write_t* req
+        cdef int err
+        if objs is None or self.wreq is not NULL or self.uvstream is NULL:
+            return 0
+        n = len(objs)
+        total = self.pending_size
+        if n > _SMALL_IOV:
+            bufs = <uv.uv_buf_t*>malloc(n * sizeof(uv.uv_buf_t))
+            if bufs is NULL:
+                raise MemoryError()
+        try:
+            for i in range(n):
+                obj = objs[i]
+                bufs[i].base = PyBytes_AS_STRING(obj)
+                bufs[i].len = <size_t>PyBytes_GET_SIZE(obj)
+            written = uv.uv_try_write(self.uvstream, bufs, <unsigned int>n)
+            if written == uv.UV_EAGAIN:
+                written = 0
+            elif written < 0:
+                self.pending = None
+                self.pending_size = 0
+                self._fatal_error(uv_error(<int>written),
+                                  'Fatal write error on socket transport')
+                return 0
+            self.pending = None
+            self.pending_size = 0
+            if written == total:
+                return 0
+            # Skip what left, send the rest with uv_write.
+            first = 0
+            while <Py_ssize_t>bufs[first].len <= written:
+                written -= bufs[first].len
+                first += 1
+            bufs[first].base += written
+            bufs[first].len -= written
+            req = <uv.uv_write_t*>malloc(sizeof(uv.uv_write_t))
+            if req is NULL:
+                raise MemoryError()
+            req.data = <void*>self
+            err = uv.uv_write(req, self.uvstream, bufs + first,
+                              <unsigned int>(n - first), _stream_written)
+            if err < 0:
+                free(req)
+                self._fatal_error(uv_error(err), 'Fatal write error on socket transport')
+                return 0
+            self.wreq = req
+            self.inflight_objs = objs
+            self.inflight = <Py_ssize_t>bufs[first].len
+            for i in range(first + 1, n):
+                self.inflight += <Py_ssize_t>bufs[i].len
+        finally:
+            if bufs is not small:
+                free(bufs)
+        return 0
+
+    cdef _on_write_done(self, int status):
+        # In uv_run: the uv_write has finished (or was cancelled by close).
+        self.wreq = NULL
+        self.inflight_objs = None
+        self.inflight = 0
+        if status < 0:
+            if status != uv.UV_ECANCELED and not self._conn_lost and not self.loop._closed:
+                self._fatal_error(uv_error(status), 'Fatal write error on socket transport')
+            return
+        if self.loop._closed:
+            return
+        if self.pending is not None:
+            self._flush()
+        if self._protocol_paused and not self.resume_scheduled \
+                and self.pending_size + self.inflight <= self._low_water:
+            self.resume_scheduled = True
+            self.loop._call_soon(self._resume_protocol_writing, (), None)
+        elif self.pending is None and self.wreq is NULL:
+            self._after_drain()
+
+    cdef _after_drain(self):
+        # Everything was written: a close() or write_eof() may complete.
+        if self._closing:
+            if not self._conn_lost:
+                self._conn_lost += 1
+                self.loop._call_soon(self._call_connection_lost, (None,), None)
+        elif self._eof:
+            self._shutdown_write()
+
+    def _resume_protocol_writing(self):
+        # Ready phase (the stdlib's _maybe_resume_protocol, then what its
+        # _write_ready does once the buffer is empty).
+        self.resume_scheduled = False
+        if self._protocol_paused and self.pending_size + self.inflight <= self._low_water:
+            self._protocol_paused = False
+            try:
+                self._protocol.resume_writing()
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self.loop.call_exception_handler({
+                    'message': 'protocol.resume_writing() failed',
+                    'exception': exc,
+                    'transport': self,
+                    'protocol': self._protocol,
+                })
+        if self.pending is not None and self.wreq is NULL:
+            self._flush()
+        if self.pending is None and self.wreq is NULL:
+            self._after_drain()
+
+    cdef _maybe_pause_protocol(self):
+        if self.pending_size + self.inflight <= self._high_water:
+            return
+        if not self._protocol_paused:
+            self._protocol_paused = True
+            try:
+                self._protocol.pause_writing()
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self.loop.call_exception_handler({
+                    'message': 'protocol.pause_writing() failed',
+                    'exception': exc,
+                    'transport': self,
+                    'protocol': self._protocol,
+                })
+
+    def _flush_now(self):
+        self._flush()
+
+    def get_write_buffer_size(self):
+        """Bytes written but not yet taken by the kernel."""
+        # Writes wait for the end of the iteration; asking is a reason to
+        # send them now, so the answer is what the stdlib's would be.
+        if self.pending is not None:
+            self._flush()
+        return self.pending_size + self.inflight
+
+    def get_write_buffer_limits(self):
+        """Return (low, high), the flow control water marks."""
+        return (self._low_water, self._high_water)
+
+    def set_write_buffer_limits(self, high=None, low=None):
+        """Set the flow control water marks (pause_writing above high,
+        resume_writing at or below low)."""
+        if high is None:
+            high = 64 * 1024 if low is None else 4 * low
+        if low is None:
+            low = high // 4
+        if not high >= low >= 0:
+            raise ValueError(f'high ({high!r}) must be >= low ({low!r}) must be >= 0')
+        self._high_water = high
+        self._low_water = low
+        self._maybe_pause_protocol()
+
+    def can_write_eof(self):
+        """Return True: a stream can be half-closed."""
+        return True
+
+    def write_eof(self):
+        """Close the write end once the buffered data has been sent."""
+        if self._closing or self._eof:
+            return
+        self._eof = True
+        self._flush()
+        if self.pending is None and self.wreq is NULL:
+            self._shutdown_write()
+
+    cdef _shutdown_write(self):
+        cdef uv.uv_os_fd_t fd
+        if self.shutdown_done or self.uvstream is NULL:
+            return
+        self.shutdown_done = True
+        if uv.uv_fileno(<uv.uv_handle_t*>self.uvstream, &fd) == 0:
+            # Errors (the peer is gone) show up on the next read.
+            c_shutdown(fd, SHUT_WR)
+
+    # -- closing ----------------------------------------------------------
+
+    def close(self):
+        """Close: buffered data is sent, then connection_lost(None) is
+        called; no more data is delivered."""
+        if self._closing:
+            return
+        self._closing = True
+        self._stop_reading()
+        self.rx = None
+        if self.pending is not None:
+            self._flush()
+        if self.pending is None and self.wreq is NULL and not self._conn_lost:
+            self._conn_lost += 1
+            self.loop._call_soon(self._call_connection_lost, (None,), None)
+
+    def abort(self):
+        """Close at once: buffered data is dropped."""
+        self._force_close(None)
+
+    cdef _force_close(self, exc):
+        if self._conn_lost:
+            return
+        self.pending = None
+        self.pending_size = 0
+        if not self._closing:
+            self._closing = True
+            self._stop_reading()
+        self.rx = None
+        self._conn_lost += 1
+        self.loop._call_soon(self._call_connection_lost, (exc,), None)
+
+    cdef _fatal_error(self, exc, message):
+        if isinstance(exc, OSError):
+            if self.loop._debug_flag:
+                logger.debug("%r: %s", self, message, exc_info=True)
+        else:
+            self.loop.call_exception_handler({
+                'message': message,
+                'exception': exc,
+                'transport': self,
+                'protocol': self._protocol,
+            })
+        self._force_close(exc)
+
+    def _call_connection_lost(self, exc):
+        try:
+            if self._protocol_connected:
+                self._protocol.connection_lost(exc)
+        finally:
+            self._close_handle()
+            self._release_socket()
+            self._protocol = None
+            server = self._server
+            if server is not None:
+                self._server = None
+                server._detach(self)
+
+    cdef _close_handle(self):
+        # libuv closes the fd it was given; pending uv_writes are cancelled.
+        cdef uv.uv_stream_t* stream = self.uvstream
+        if stream is NULL:
+            return
+        self.uvstream = NULL
+        self.reading = False
+        if not uv.uv_is_closing(<uv.uv_handle_t*>stream):
+            uv.uv_close(<uv.uv_handle_t*>stream, _io_handle_closed)
+
+    cdef _release_socket(self):
+        sock = self.sock
+        if sock is None:
+            return
+        self.sock = None
+        if self.borrowed:
+            # libuv owned the fd and closes it: the socket object only
+            # forgets the number.
+            socket.socket.detach(sock)
+        else:
+            sock.close()
+
+    def _uv_close(self):
+        # The loop closes with this transport still open.
+        self._close_handle()
+        self._release_socket()
+
+    def __dealloc__(self):
+        if self.wreq is not NULL:
+            # Cannot happen while the handle is open (the loop holds us);
+            # a cancelled request's callback would find freed memory.
+            self.wreq.data = NULL
+        if self.uvstream is not NULL:
+            self.uvstream.data = NULL
+            close_and_free(<uv.uv_handle_t*>self.uvstream)
+            self.uvstream = NULL
+

@@ -1,0 +1,308 @@
+# TCP over uv_tcp_t: TCPTransport (a StreamTransport opened over a TCP
+# socket) and TCPListener (a listening socket whose connections become
+# TCPTransports). The Python side (ourloop/_tcp.py: create_connection,
+# create_server, connect_accepted_socket; ourloop/_server.py: Server) calls
+# LoopCore._make_tcp_transport() and LoopCore._tcp_listen(), which land here.
+#
+# Who owns each fd (docs/architecture.md says it for every path):
+# - a socket the caller passed (sock=, connect_accepted_socket, and the
+#   listening sockets of a Server): the caller's socket object keeps its fd;
+#   libuv gets a dup() of it, closed by uv_close(). The transport closes the
+#   socket object after connection_lost(), as the stdlib does; a Server
+#   closes its listening sockets in close().
+# - a socket the loop made itself (create_connection without sock=) or
+#   accepted: libuv owns the fd. get_extra_info('socket') is a TransportSocket
+#   over a _BorrowedSocket: a socket object naming the same fd, whose close()
+#   cannot close it, and which forgets the number (detach) when the
+#   transport closes.
+
+import os as _os
+
+from asyncio import futures as _futures
+
+
+class _BorrowedSocket(socket.socket):
+    """A socket object over an fd that libuv owns (a transport's socket).
+
+    close() does nothing: the fd is closed by the transport, when it
+    closes. detach() returns a duplicate of the fd, owned by the caller."""
+
+    __slots__ = ()
+
+    def close(self):
+        pass
+
+    def detach(self):
+        return _os.dup(self.fileno())
+
+
+cdef TCPTransport _tcp_open_fd(LoopCore loop, int fd):
+    # A TCPTransport whose uv_tcp_t owns fd (on failure the fd is the
+    # caller's to close).
+    cdef uv.uv_tcp_t* tcp
+    cdef TCPTransport t
+    cdef int err
+    loop._ensure_open()
+    loop._fd_watchers.claim(fd)
+    tcp = <uv.uv_tcp_t*>malloc(sizeof(uv.uv_tcp_t))
+    if tcp is NULL:
+        raise MemoryError()
+    err = uv.uv_tcp_init(loop.uvloop, tcp)
+    if err < 0:
+        free(tcp)
+        raise uv_error(err)
+    count_open(<uv.uv_handle_t*>tcp)
+    err = uv.uv_tcp_open(tcp, fd)
+    if err < 0:
+        tcp.data = NULL
+        close_and_free(<uv.uv_handle_t*>tcp)
+        raise uv_error(err)
+    t = TCPTransport.__new__(TCPTransport)
+    t._attach_handle(loop, <uv.uv_stream_t*>tcp)
+    return t
+
+
+cdef class TCPTransport(StreamTransport):
+    """A TCP connection: an asyncio.Transport over a libuv uv_tcp_t."""
+
+    def _setup(self, sock, protocol, waiter, extra, server, bint borrowed):
+        # Per connection: the stdlib's socket-transport set-up.
+        self.sock = sock
+        self.borrowed = borrowed
+        self.context = PyContext_CopyCurrent()
+        self._extra = dict(extra) if extra else {}
+        self._extra['socket'] = _trsock.TransportSocket(sock)
+        try:
+            self._extra['sockname'] = sock.getsockname()
+        except OSError:
+            self._extra['sockname'] = None
+        if 'peername' not in self._extra:
+            try:
+                self._extra['peername'] = sock.getpeername()
+            except OSError:
+                self._extra['peername'] = None
+        self.loop._fd_watchers.transports[sock.fileno()] = self
+        self.set_protocol(protocol)
+        self._server = server
+        if server is not None:
+            server._attach(self)
+        if (sock.family in (socket.AF_INET, socket.AF_INET6)
+                and sock.type == socket.SOCK_STREAM
+                and sock.proto == socket.IPPROTO_TCP):
+            uv.uv_tcp_nodelay(<uv.uv_tcp_t*>self.uvstream, 1)
+        self.loop._call_soon(protocol.connection_made, (self,), None)
+        self._start_reading()
+        if waiter is not None:
+            self.loop._call_soon(_futures._set_result_unless_cancelled,
+                                 (waiter, None), None)
+
+
+cdef object _make_tcp_transport(LoopCore loop, sock, protocol, waiter, extra,
+                                server, bint adopt):
+    cdef TCPTransport t
+    cdef int fd
+    if adopt:
+        # The loop's own socket: libuv takes the fd itself.
+        family, type_, proto = sock.family, sock.type, sock.proto
+        fd = sock.detach()
+        try:
+            t = _tcp_open_fd(loop, fd)
+        except BaseException:
+            _os.close(fd)
+            raise
+        try:
+            sock = _BorrowedSocket(family, type_, proto, fileno=fd)
+        except BaseException:
+            t._close_handle()
+            raise
+        borrowed = True
+    else:
+        fd = _os.dup(sock.fileno())
+        try:
+            t = _tcp_open_fd(loop, fd)
+        except BaseException:
+            _os.close(fd)
+            raise
+        borrowed = False
+    try:
+        t._setup(sock, protocol, waiter, extra, server, borrowed)
+    except BaseException:
+        t._close_handle()
+        if borrowed:
+            t.sock = sock
+            t._release_socket()
+        raise
+    return t
+
+
+cdef void _tcp_connection(uv.uv_stream_t* server, int status) noexcept with gil:
+    cdef TCPListener listener
+    if server.data is NULL:
+        return
+    listener = <TCPListener>server.data
+    try:
+        listener._on_connection(status)
+    except BaseException as exc:
+        listener.loop._set_pending_exception(exc)
+
+
+cdef class TCPListener:
+    """A listening TCP socket: libuv accepts, each connection becomes a
+    TCPTransport with a protocol from protocol_factory."""
+
+    def __init__(self, *args, **kwargs):
+        raise TypeError('TCPListener objects are made by loop._tcp_listen()')
+
+    cdef _on_connection(self, int status):
+        # In uv_run: accept natively; the protocol is made in the ready phase.
+        cdef uv.uv_tcp_t* client
+        cdef TCPTransport t
+        cdef uv.uv_os_fd_t fd
+        cdef int err
+        if self.closed:
+            return
+        if status < 0:
+            self._accept_error(uv_error(status))
+            return
+        client = <uv.uv_tcp_t*>malloc(sizeof(uv.uv_tcp_t))
+        if client is NULL:
+            raise MemoryError()
+        err = uv.uv_tcp_init(self.loop.uvloop, client)
+        if err < 0:
+            free(client)
+            self._accept_error(uv_error(err))
+            return
+        count_open(<uv.uv_handle_t*>client)
+        client.data = NULL
+        err = uv.uv_accept(<uv.uv_stream_t*>self.uvtcp, <uv.uv_stream_t*>client)
+        if err < 0:
+            close_and_free(<uv.uv_handle_t*>client)
+            self._accept_error(uv_error(err))
+            return
+        uv.uv_fileno(<uv.uv_handle_t*>client, &fd)
+        t = TCPTransport.__new__(TCPTransport)
+        t._attach_handle(self.loop, <uv.uv_stream_t*>client)
+        self.loop._fd_watchers.claim(fd)
+        self.loop._call_soon(self._accepted, (t, fd), None)
+
+    def _accepted(self, TCPTransport t, int fd):
+        # Ready phase, per connection: the stdlib's _accept_connection2.
+        protocol = None
+        if self.closed or self.loop._closed:
+            t._close_handle()
+            return
+        sock = _BorrowedSocket(self.family, self.type, self.proto, fileno=fd)
+        t.sock = sock
+        t.borrowed = True
+        try:
+            protocol = self.protocol_factory()
+            t._setup(sock, protocol, None, None, self.server, True)
+        except (SystemExit, KeyboardInterrupt):
+            t._close_handle()
+            t._release_socket()
+            raise
+        except BaseException as exc:
+            t._close_handle()
+            t._release_socket()
+            if self.loop.is_closed():
+                return
+            context = {
+                'message': 'Error on transport creation for incoming connection',
+                'exception': exc,
+            }
+            if protocol is not None:
+                context['protocol'] = protocol
+            context['transport'] = t
+            self.loop.call_exception_handler(context)
+            return
+        if self.loop._debug_flag:
+            logger.debug("%r got a new connection from %r: %r",
+                         self.server, t._extra.get('peername'), t)
+
+    def _accept_error(self, exc):
+        # libuv already dropped the connections it could not accept for want
+        # of fds (its EMFILE reserve), so accepting simply goes on.
+        if isinstance(exc, OSError) and exc.errno in (
+                errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+            self.loop.call_exception_handler({
+                'message': 'socket.accept() out of system resource',
+                'exception': exc,
+                'socket': _trsock.TransportSocket(self.sock),
+            })
+        elif not (isinstance(exc, OSError) and exc.errno in (
+                errno.EAGAIN, errno.ECONNABORTED, errno.EINTR)):
+            self.loop.call_exception_handler({
+                'message': 'Error accepting a connection',
+                'exception': exc,
+                'socket': _trsock.TransportSocket(self.sock),
+            })
+
+    def close(self):
+        """Stop accepting (the listening socket stays the caller's)."""
+        if self.closed:
+            return
+        self.closed = True
+        self._close_handle()
+
+    cdef _close_handle(self):
+        cdef uv.uv_tcp_t* tcp = self.uvtcp
+        if tcp is NULL:
+            return
+        self.uvtcp = NULL
+        if not uv.uv_is_closing(<uv.uv_handle_t*>tcp):
+            uv.uv_close(<uv.uv_handle_t*>tcp, _io_handle_closed)
+
+    def _uv_close(self):
+        self.closed = True
+        self._close_handle()
+
+    def __repr__(self):
+        state = 'closed' if self.closed else 'listening'
+        return f'<TCPListener {state} sock={self.sock!r}>'
+
+    def __dealloc__(self):
+        if self.uvtcp is not NULL:
+            self.uvtcp.data = NULL
+            close_and_free(<uv.uv_handle_t*>self.uvtcp)
+            self.uvtcp = NULL
+
+
+cdef TCPListener _tcp_listen(LoopCore loop, sock, protocol_factory, server, int backlog):
+    cdef TCPListener listener
+    cdef uv.uv_tcp_t* tcp
+    cdef int fd, err
+    loop._ensure_open()
+    listener = TCPListener.__new__(TCPListener)
+    listener.loop = loop
+    listener.sock = sock
+    listener.family = sock.family
+    listener.type = sock.type
+    listener.proto = sock.proto
+    listener.protocol_factory = protocol_factory
+    listener.server = server
+    fd = _os.dup(sock.fileno())
+    loop._fd_watchers.claim(fd)
+    tcp = <uv.uv_tcp_t*>malloc(sizeof(uv.uv_tcp_t))
+    if tcp is NULL:
+        _os.close(fd)
+        raise MemoryError()
+    err = uv.uv_tcp_init(loop.uvloop, tcp)
+    if err < 0:
+        free(tcp)
+        _os.close(fd)
+        raise uv_error(err)
+    count_open(<uv.uv_handle_t*>tcp)
+    tcp.data = NULL
+    err = uv.uv_tcp_open(tcp, fd)
+    if err < 0:
+        close_and_free(<uv.uv_handle_t*>tcp)
+        _os.close(fd)
+        raise uv_error(err)
+    listener.uvtcp = tcp
+    tcp.data = <void*>listener
+    loop._io_handles.add(listener)
+    err = uv.uv_listen(<uv.uv_stream_t*>tcp, backlog, _tcp_connection)
+    if err < 0:
+        listener.close()
+        raise uv_error(err)
+    return listener
