@@ -114,6 +114,8 @@ cdef class SignalWakeup(PollHandle):
     cdef object wsock
     cdef object saved_fd
     cdef bint installed
+    cdef bint pinned
+    cdef object dispatch
 
     cdef install(self)
     cdef uninstall(self)
@@ -163,6 +165,7 @@ cdef class StreamTransport:
     cdef _on_read(self, ssize_t nread, char* base)
     cdef _on_write_done(self, int status)
     cdef Py_ssize_t _deliver_buffered(self, bytes chunk, Py_ssize_t pos) except -2
+    cdef inline Py_ssize_t _bufsize(self) noexcept
     cdef _maybe_pause_protocol(self)
     cdef _after_drain(self)
     cdef _shutdown_write(self)

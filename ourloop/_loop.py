@@ -22,6 +22,8 @@ from asyncio.log import logger
 from ._core import LoopCore
 from ._dns import DnsMixin
 from ._sockets import SockMixin
+from ._tcp import TcpMixin
+from ._signals import SignalMixin
 
 __all__ = ('Loop', 'new_event_loop', 'NOT_YET_IMPLEMENTED')
 
@@ -46,7 +48,7 @@ NOT_YET_IMPLEMENTED = (
 # ... as far as the running Python's asyncio has them (sock_recvfrom,
 # sock_recvfrom_into and sock_sendto are new in 3.11), and as long as no
 # mixin of Loop implements them.
-_MIXINS = (DnsMixin, SockMixin)
+_MIXINS = (DnsMixin, SockMixin, TcpMixin, SignalMixin)
 NOT_YET_IMPLEMENTED = tuple(
     name for name in NOT_YET_IMPLEMENTED
     if hasattr(asyncio.AbstractEventLoop, name)
@@ -97,7 +99,8 @@ def _run_until_complete_cb(fut):
     futures._get_loop(fut).stop()
 
 
-class Loop(LoopCore, DnsMixin, SockMixin, asyncio.AbstractEventLoop):
+class Loop(LoopCore, DnsMixin, SockMixin, TcpMixin, SignalMixin,
+           asyncio.AbstractEventLoop):
     """An asyncio event loop running on libuv.
 
     A drop-in replacement for asyncio's default loop: create it with
@@ -114,6 +117,7 @@ class Loop(LoopCore, DnsMixin, SockMixin, asyncio.AbstractEventLoop):
         self._coroutine_origin_tracking_enabled = False
         self._coroutine_origin_tracking_saved_depth = None
         self._clock_resolution = time.get_clock_info('monotonic').resolution
+        self._signal_handlers = {}
 
     def __repr__(self):
         return (f'<{type(self).__name__} running={self.is_running()} '
@@ -157,6 +161,7 @@ class Loop(LoopCore, DnsMixin, SockMixin, asyncio.AbstractEventLoop):
         dropped and the default executor is shut down without waiting."""
         was_closed = self.is_closed()
         LoopCore.close(self)
+        self._remove_all_signal_handlers()
         if was_closed:
             return
         self._executor_shutdown_called = True

@@ -179,7 +179,7 @@ cdef class StreamTransport:
         if self.uvstream is not NULL:
             info.append('read=polling' if self.reading else 'read=idle')
             state = 'polling' if self.wreq is not NULL else 'idle'
-            info.append(f'write=<{state}, bufsize={self.pending_size + self.inflight}>')
+            info.append(f'write=<{state}, bufsize={self._bufsize()}>')
         return '<{}>'.format(' '.join(info))
 
     # -- reading ----------------------------------------------------------
@@ -374,7 +374,7 @@ cdef class StreamTransport:
         if not self.loop._running:
             # Nobody would flush before the loop polls again.
             self._flush()
-        elif self.pending_size + self.inflight > self._high_water:
+        elif self._bufsize() > self._high_water:
             self._flush()
         elif not self.flush_queued:
             self.flush_queued = True
@@ -458,7 +458,7 @@ cdef class StreamTransport:
         if self.pending is not None:
             self._flush()
         if self._protocol_paused and not self.resume_scheduled \
-                and self.pending_size + self.inflight <= self._low_water:
+                and self._bufsize() <= self._low_water:
             self.resume_scheduled = True
             self.loop._call_soon(self._resume_protocol_writing, (), None)
         elif self.pending is None and self.wreq is NULL:
@@ -477,7 +477,7 @@ cdef class StreamTransport:
         # Ready phase (the stdlib's _maybe_resume_protocol, then what its
         # _write_ready does once the buffer is empty).
         self.resume_scheduled = False
-        if self._protocol_paused and self.pending_size + self.inflight <= self._low_water:
+        if self._protocol_paused and self._bufsize() <= self._low_water:
             self._protocol_paused = False
             try:
                 self._protocol.resume_writing()
@@ -495,8 +495,15 @@ cdef class StreamTransport:
         if self.pending is None and self.wreq is NULL:
             self._after_drain()
 
+    cdef inline Py_ssize_t _bufsize(self) noexcept:
+        # What the stdlib calls the write buffer: pending writes, plus what
+        # the in-flight uv_write has not written yet (libuv counts it).
+        if self.inflight and self.uvstream is not NULL:
+            return self.pending_size + <Py_ssize_t>self.uvstream.write_queue_size
+        return self.pending_size + self.inflight
+
     cdef _maybe_pause_protocol(self):
-        if self.pending_size + self.inflight <= self._high_water:
+        if self._bufsize() <= self._high_water:
             return
         if not self._protocol_paused:
             self._protocol_paused = True
@@ -521,7 +528,7 @@ cdef class StreamTransport:
         # send them now, so the answer is what the stdlib's would be.
         if self.pending is not None:
             self._flush()
-        return self.pending_size + self.inflight
+        return self._bufsize()
 
     def get_write_buffer_limits(self):
         """Return (low, high), the flow control water marks."""
@@ -587,6 +594,9 @@ cdef class StreamTransport:
             return
         self.pending = None
         self.pending_size = 0
+        # An in-flight uv_write is cancelled when the handle closes (at
+        # connection_lost); its bytes no longer count as buffered.
+        self.inflight = 0
         if not self._closing:
             self._closing = True
             self._stop_reading()

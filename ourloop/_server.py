@@ -1,0 +1,174 @@
+"""ourloop's Server: what loop.create_server() returns.
+
+A Server holds the listening sockets of one create_server() call and the
+connections accepted on them. It runs once per server and per connection,
+so it is Python; accepting is native (`loop._tcp_listen()`, one listener
+per socket, ourloop/handles/tcp.pyx).
+
+Ownership: the Server owns its listening sockets (those it bound, and a
+socket passed with sock=) and closes them in close(), after telling each
+listener to stop accepting. The accepted connections belong to their
+transports, which call `_attach()` when they start and `_detach()` after
+their connection_lost().
+
+The semantics are those of Python 3.12.1+/3.13 on every Python version:
+close() stops listening, closes the sockets and cancels a pending
+serve_forever(); wait_closed() returns once close() was called AND every
+connection is gone (3.11 and older returned as soon as the sockets were
+closed, ignoring live connections, or at once when the server was still
+open). close_clients() and abort_clients() exist where the running
+Python's asyncio.Server has them (3.13+).
+"""
+
+import asyncio
+
+from asyncio import trsock
+
+__all__ = ('Server',)
+
+
+class Server(asyncio.AbstractServer):
+    """A TCP server bound to one or more listening sockets."""
+
+    def __init__(self, loop, sockets, protocol_factory, backlog):
+        self._loop = loop
+        # Listening sockets; None once close() was called.
+        self._sockets = sockets
+        # One native listener per socket once serving started.
+        self._listeners = []
+        self._protocol_factory = protocol_factory
+        self._backlog = backlog
+        # Live connections, from _attach() to _detach(). A plain set (the
+        # stdlib's is weak): an open native transport is referenced by its
+        # loop anyway, and _detach() removes it once it is closed.
+        self._clients = set()
+        # Futures of wait_closed() callers; None once they were released.
+        self._waiters = []
+        self._serving = False
+        self._serving_forever_fut = None
+
+    def __repr__(self):
+        return f'<{type(self).__name__} sockets={self.sockets!r}>'
+
+    # -- called by the transports (native code) ----------------------------
+
+    def _attach(self, transport):
+        self._clients.add(transport)
+
+    def _detach(self, transport):
+        self._clients.discard(transport)
+        if self._sockets is None and not self._clients:
+            self._release_waiters()
+
+    def _release_waiters(self):
+        waiters, self._waiters = self._waiters, None
+        if not waiters:
+            return
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
+
+    # -- listening ---------------------------------------------------------
+
+    def _start_serving(self):
+        if self._serving or self._sockets is None:
+            return
+        self._serving = True
+        loop = self._loop
+        for sock in self._sockets:
+            self._listeners.append(loop._tcp_listen(
+                sock, self._protocol_factory, self, self._backlog))
+
+    def get_loop(self):
+        """The loop the server was created on."""
+        return self._loop
+
+    def is_serving(self):
+        """True while the server accepts new connections."""
+        return self._serving
+
+    @property
+    def sockets(self):
+        """The listening sockets as asyncio.trsock.TransportSocket objects;
+        () once the server is closed."""
+        if self._sockets is None:
+            return ()
+        return tuple(trsock.TransportSocket(sock) for sock in self._sockets)
+
+    def close(self):
+        """Stop listening and close the listening sockets (connections
+        already accepted stay open). Cancels a pending serve_forever()."""
+        sockets = self._sockets
+        if sockets is None:
+            return
+        self._sockets = None
+        listeners, self._listeners = self._listeners, []
+        for listener in listeners:
+            listener.close()
+        for sock in sockets:
+            sock.close()
+        self._serving = False
+
+        forever = self._serving_forever_fut
+        if forever is not None and not forever.done():
+            forever.cancel()
+            self._serving_forever_fut = None
+
+        if not self._clients:
+            self._release_waiters()
+
+    if hasattr(asyncio.AbstractServer, 'close_clients'):
+        def close_clients(self):
+            """Close every connection accepted by this server."""
+            for transport in list(self._clients):
+                transport.close()
+
+        def abort_clients(self):
+            """Abort every connection accepted by this server (pending
+            writes are dropped)."""
+            for transport in list(self._clients):
+                transport.abort()
+
+    async def start_serving(self):
+        """Start accepting connections (no-op if already serving)."""
+        self._start_serving()
+        # The stdlib lets one loop iteration pass here; so does ourloop.
+        await asyncio.sleep(0)
+
+    async def serve_forever(self):
+        """Serve until cancelled; cancellation closes the server and waits
+        for it (wait_closed()) before propagating."""
+        if self._serving_forever_fut is not None:
+            raise RuntimeError(
+                f'server {self!r} is already being awaited on serve_forever()')
+        if self._sockets is None:
+            raise RuntimeError(f'server {self!r} is closed')
+
+        self._start_serving()
+        fut = self._loop.create_future()
+        self._serving_forever_fut = fut
+        try:
+            await fut
+        except asyncio.CancelledError as exc:
+            await self._close_then_reraise(exc)
+        finally:
+            self._serving_forever_fut = None
+
+    async def _close_then_reraise(self, cancelled):
+        # serve_forever() was cancelled (by close() or by its caller):
+        # close the server and wait for it; the caller then sees its
+        # CancelledError, whatever happened meanwhile.
+        try:
+            self.close()
+            await self.wait_closed()
+        finally:
+            raise cancelled
+
+    async def wait_closed(self):
+        """Return once close() was called and every connection accepted by
+        the server is gone (both, in either order)."""
+        if self._waiters is None:
+            return
+        fut = self._loop.create_future()
+        self._waiters.append(fut)
+        await fut
