@@ -271,6 +271,30 @@ cdef class LoopCore:
             self._sigwake = SignalWakeup(self, rsock.fileno(), rsock, wsock)
         self._sigwake.install()
 
+    def _pin_signal_wakeup(self, bint pin, dispatch=None):
+        # add_signal_handler(): keep the signal wake-up fd set, with the
+        # signal numbers read from it passed to dispatch, until unpinned.
+        # Outside the main thread: the ValueError of signal.set_wakeup_fd.
+        if pin:
+            if threading.current_thread() is not threading.main_thread():
+                raise ValueError('set_wakeup_fd only works in main thread '
+                                 'of the main interpreter')
+            self._watch_signals()
+            if self._sigwake is None or not self._sigwake.installed:
+                raise ValueError('cannot set the signal wake-up fd')
+            self._sigwake.pinned = True
+            self._sigwake.dispatch = dispatch
+        elif self._sigwake is not None:
+            self._sigwake.pinned = False
+            self._sigwake.dispatch = None
+            if not self._running:
+                self._sigwake.uninstall()
+
+    def _add_callback(self, Handle handle):
+        # Queue an existing Handle (a signal handler's) as call_soon would.
+        if not handle._cancelled:
+            self._ready.append(handle)
+
     cdef void _set_pending_exception(self, object exc) noexcept:
         # An exception raised inside a libuv callback: keep the first one,
         # stop uv_run, and let _run_once raise it.
@@ -393,6 +417,7 @@ cdef class LoopCore:
         self._wakeup.close()
         self._fd_watchers.close()
         if self._sigwake is not None:
+            self._sigwake.pinned = False
             self._sigwake.uninstall()
             self._sigwake.close()
             self._sigwake.close_sockets()

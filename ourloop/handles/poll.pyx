@@ -556,7 +556,9 @@ cdef class SignalWakeup(PollHandle):
         self.start(uv.UV_READABLE)
 
     cdef uninstall(self):
-        if not self.installed:
+        if not self.installed or self.pinned:
+            # Pinned: loop.add_signal_handler() handlers exist, and the
+            # wake-up fd stays set while they do (as the stdlib's).
             return
         self.installed = False
         self.stop()
@@ -586,6 +588,10 @@ cdef class SignalWakeup(PollHandle):
                     os.write(self.saved_fd, data)
                 except OSError:
                     pass
+            if self.dispatch is not None:
+                # Each byte is a signal number: add_signal_handler()'s
+                # callbacks are queued.
+                self.dispatch(data)
         PyErr_CheckSignals()
 
     def close_sockets(self):
