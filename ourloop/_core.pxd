@@ -144,6 +144,8 @@ cdef class StreamTransport:
     cdef object rx_error
     cdef bint read_scheduled
     cdef bint reading
+    cdef bint reading_direct
+    cdef bint rx_ready
     # writes
     cdef list pending
     cdef Py_ssize_t pending_size
@@ -165,6 +167,7 @@ cdef class StreamTransport:
     cdef _on_read(self, ssize_t nread, char* base)
     cdef _on_write_done(self, int status)
     cdef Py_ssize_t _deliver_buffered(self, bytes chunk, Py_ssize_t pos) except -2
+    cdef _read_into_protocol(self)
     cdef inline Py_ssize_t _bufsize(self) noexcept
     cdef _maybe_pause_protocol(self)
     cdef _after_drain(self)

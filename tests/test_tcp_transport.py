@@ -1522,3 +1522,75 @@ def test_echo_from_data_received_then_peer_eof_flushes_and_closes(loop):
     assert cp.events == ["made", "data", "eof", "lost"]
     assert sp.lost_excs == [None] and cp.lost_excs == [None]
     assert sp.transport.is_closing() and cp.transport.is_closing()
+
+
+# --------------------------------------------------------------------------
+# BufferedProtocol: reads go straight into get_buffer()'s buffer
+# --------------------------------------------------------------------------
+
+
+class ResizingBuffered(asyncio.BufferedProtocol):
+    """get_buffer() hands out a view of one bytearray, which a callback
+    scheduled by buffer_updated() resizes: only possible if the loop holds
+    no view of it between reads (BufferError otherwise), and the data is
+    right only if each read lands in the buffer handed out just before."""
+
+    def __init__(self, loop, total, sizes):
+        self.loop = loop
+        self.total = total
+        self.sizes = sizes
+        self.calls = []
+        self.errors = []
+        self.data = bytearray()
+        self.buf = bytearray(max(sizes))
+        self.done = loop.create_future()
+        self.made = loop.create_future()
+
+    def connection_made(self, transport):
+        self.transport = transport
+        self.made.set_result(None)
+
+    def get_buffer(self, sizehint):
+        self.calls.append("get")
+        n = self.sizes[len(self.calls) % len(self.sizes)]
+        return memoryview(self.buf)[:n]
+
+    def buffer_updated(self, nbytes):
+        self.calls.append("updated")
+        self.data += self.buf[:nbytes]
+        self.loop.call_soon(self.resize)
+        if len(self.data) >= self.total and not self.done.done():
+            self.done.set_result(None)
+
+    def resize(self):
+        try:
+            self.buf.extend(b"\0" * 16)
+            del self.buf[len(self.buf) - 16:]
+        except BufferError as exc:
+            self.errors.append(exc)
+
+
+@pytest.mark.parametrize("sizes", [(1 << 16,), (7, 1000, 3)])
+def test_buffered_protocol_reads_into_fresh_buffers(loop, sizes):
+    total = 256 * 1024
+    payload = os.urandom(total)
+
+    async def main():
+        proto = ResizingBuffered(loop, total, sizes)
+        server, ctr, cp, sp = await open_pair(loop, lambda: proto)
+        try:
+            ctr.write(payload)
+            await asyncio.wait_for(proto.done, TIMEOUT)
+            return proto
+        finally:
+            await close_pair(server, ctr, sp.transport)
+
+    proto = go(loop, main())
+    assert bytes(proto.data) == payload
+    assert proto.errors == []
+    # get_buffer() and buffer_updated() strictly alternate
+    assert proto.calls[::2] == ["get"] * (len(proto.calls) // 2 + len(proto.calls) % 2)
+    assert set(proto.calls[1::2]) == {"updated"}
+    if sizes == (7, 1000, 3):
+        # small buffers: many reads, never more than a buffer's size each
+        assert len(proto.calls) > 2 * (total // 1000)

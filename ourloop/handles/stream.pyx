@@ -11,8 +11,14 @@
 # in the ready phase, after the callbacks that were ready before, as the
 # stdlib's reader callback does. So debug mode times data_received like any
 # callback, pause_reading() stops delivery at once (undelivered reads wait
-# for resume_reading()), and close() drops them. BufferedProtocol reads are
-# copied into get_buffer()'s buffer at delivery.
+# for resume_reading()), and close() drops them.
+#
+# BufferedProtocol reads go straight into the protocol's buffer: for such a
+# transport the alloc callback gives libuv an empty buffer, which libuv
+# answers with read_cb(UV_ENOBUFS) without reading: a readiness event. The
+# ready phase then does what the stdlib does, get_buffer(-1), one read()
+# into it, buffer_updated(n), with no copy and no buffer held across
+# iterations (the protocol may resize or replace its buffer at any time).
 #
 # Writes. write() keeps the bytes in `pending` and queues the transport on
 # LoopCore._flushq; before the loop next polls (or at once, if the loop is
@@ -31,6 +37,8 @@
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_WRITABLE, PyBUF_SIMPLE
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 from libc.string cimport memcpy
+
+from posix.unistd cimport read as c_read
 
 cdef extern from "<sys/socket.h>" nogil:
     int c_shutdown "shutdown"(int fd, int how)
@@ -56,6 +64,12 @@ cdef void _stream_alloc(uv.uv_handle_t* handle, size_t suggested, uv.uv_buf_t* b
         ext.rbuf = <char*>malloc(_READ_BUF_SIZE)
     buf.base = ext.rbuf
     buf.len = _READ_BUF_SIZE if ext.rbuf is not NULL else 0
+
+
+cdef void _stream_alloc_none(uv.uv_handle_t* handle, size_t suggested, uv.uv_buf_t* buf) noexcept nogil:
+    # Readiness only: the transport reads in the ready phase itself.
+    buf.base = NULL
+    buf.len = 0
 
 
 cdef void _stream_read(uv.uv_stream_t* stream, ssize_t nread, const uv.uv_buf_t* buf) noexcept with gil:
@@ -132,10 +146,14 @@ cdef class StreamTransport:
         cdef int err
         if self.reading or self.uvstream is NULL or self.rx_eof or self.rx_error is not None:
             return 0
-        err = uv.uv_read_start(self.uvstream, _stream_alloc, _stream_read)
+        if self.buffered:
+            err = uv.uv_read_start(self.uvstream, _stream_alloc_none, _stream_read)
+        else:
+            err = uv.uv_read_start(self.uvstream, _stream_alloc, _stream_read)
         if err < 0:
             raise uv_error(err)
         self.reading = True
+        self.reading_direct = self.buffered
         return 0
 
     cdef _stop_reading(self):
@@ -148,9 +166,15 @@ cdef class StreamTransport:
 
     def set_protocol(self, protocol):
         """Set a new protocol; data is delivered to it from now on."""
+        cdef bint buffered = isinstance(protocol, _protocols.BufferedProtocol)
         self._protocol = protocol
-        self.buffered = isinstance(protocol, _protocols.BufferedProtocol)
         self._protocol_connected = True
+        if buffered != self.buffered:
+            self.buffered = buffered
+            if self.reading:
+                # Read the other way from now on.
+                self._stop_reading()
+                self._start_reading()
 
     def get_protocol(self):
         """Return the current protocol."""
@@ -186,7 +210,10 @@ cdef class StreamTransport:
 
     cdef _on_read(self, ssize_t nread, char* base):
         # In uv_run: store, and deliver in the ready phase.
-        if nread > 0:
+        if nread == uv.UV_ENOBUFS and self.reading_direct:
+            # Readable, and nothing read (see _stream_alloc_none).
+            self.rx_ready = True
+        elif nread > 0:
             chunk = PyBytes_FromStringAndSize(base, nread)
             if self.rx is None:
                 self.rx = [chunk]
@@ -250,19 +277,76 @@ cdef class StreamTransport:
             self.rx_error = None
             self._fatal_error(exc, 'Fatal read error on socket transport')
             return
+        if self.rx_ready:
+            self.rx_ready = False
+            if self.buffered and self.reading_direct:
+                self._read_into_protocol()
+                return
         if self.rx_eof and not self.eof_delivered:
             self.eof_delivered = True
-            if self.loop._debug_flag:
-                logger.debug("%r received EOF", self)
-            try:
-                keep_open = self._protocol.eof_received()
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._fatal_error(exc, 'Fatal error: protocol.eof_received() call failed.')
+            self._eof_received()
+
+    def _eof_received(self):
+        if self.loop._debug_flag:
+            logger.debug("%r received EOF", self)
+        try:
+            keep_open = self._protocol.eof_received()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, 'Fatal error: protocol.eof_received() call failed.')
+            return
+        if not keep_open:
+            self.close()
+
+    cdef _read_into_protocol(self):
+        # The stdlib's BufferedProtocol read: one read() straight into the
+        # protocol's buffer.
+        cdef Py_buffer view
+        cdef ssize_t nbytes
+        cdef uv.uv_os_fd_t fd
+        cdef int code
+        if self.uvstream is NULL or uv.uv_fileno(<uv.uv_handle_t*>self.uvstream, &fd) != 0:
+            return
+        try:
+            buf = self._protocol.get_buffer(-1)
+            if not len(buf):
+                raise RuntimeError('get_buffer() returned an empty buffer')
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, 'Fatal error: protocol.get_buffer() call failed.')
+            return
+        try:
+            PyObject_GetBuffer(buf, &view, PyBUF_WRITABLE | PyBUF_SIMPLE)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, 'Fatal read error on socket transport')
+            return
+        with nogil:
+            nbytes = c_read(fd, view.buf, <size_t>view.len)
+            code = cerrno.errno
+        PyBuffer_Release(&view)
+        if nbytes < 0:
+            if code == cerrno.EAGAIN or code == cerrno.EINTR:  # EWOULDBLOCK == EAGAIN on Linux
                 return
-            if not keep_open:
-                self.close()
+            self._stop_reading()
+            self._fatal_error(OSError(code, os.strerror(code)),
+                              'Fatal read error on socket transport')
+            return
+        if nbytes == 0:
+            self._stop_reading()
+            self.rx_eof = True
+            self.eof_delivered = True
+            self._eof_received()
+            return
+        try:
+            self._protocol.buffer_updated(nbytes)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, 'Fatal error: protocol.buffer_updated() call failed.')
 
     cdef Py_ssize_t _deliver_buffered(self, bytes chunk, Py_ssize_t pos) except -2:
         # Copy chunk[pos:] into the protocol's buffers. Returns how far it
