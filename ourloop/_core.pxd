@@ -137,14 +137,11 @@ cdef class StreamTransport:
     cdef readonly bint _eof
     cdef bint shutdown_done
     cdef readonly bint _paused
-    # reads not yet delivered to the protocol
-    cdef list rx
+    # reading: readable (a read to do), EOF seen, an error libuv met
     cdef bint rx_eof
-    cdef bint eof_delivered
     cdef object rx_error
     cdef bint read_scheduled
     cdef bint reading
-    cdef bint reading_direct
     cdef bint rx_ready
     # writes
     cdef list pending
@@ -166,7 +163,9 @@ cdef class StreamTransport:
     cdef int _flush(self) except -1
     cdef _on_read(self, ssize_t nread, char* base)
     cdef _on_write_done(self, int status)
-    cdef Py_ssize_t _deliver_buffered(self, bytes chunk, Py_ssize_t pos) except -2
+    cdef int _read_fd(self) except -2
+    cdef bint _read_failed(self, ssize_t nbytes, int code) except -1
+    cdef _read_data(self)
     cdef _read_into_protocol(self)
     cdef inline Py_ssize_t _bufsize(self) noexcept
     cdef _maybe_pause_protocol(self)

@@ -4,25 +4,24 @@
 # (TCP here, pipes later) lives in this file; handles/tcp.pyx adds what is
 # TCP's own (opening over a socket, TCP_NODELAY, the listener).
 #
-# Reads. libuv reads into the loop's one read buffer (LoopExt.rbuf) and the
-# read callback copies each read into a bytes object of its size, appended to
-# `rx`. Protocol code never runs inside uv_run(): one ready Handle per
-# iteration (_read_ready, in the transport's context) delivers what was read,
-# in the ready phase, after the callbacks that were ready before, as the
-# stdlib's reader callback does. So debug mode times data_received like any
-# callback, pause_reading() stops delivery at once (undelivered reads wait
-# for resume_reading()), and close() drops them.
-#
-# BufferedProtocol reads go straight into the protocol's buffer: for such a
-# transport the alloc callback gives libuv an empty buffer, which libuv
-# answers with read_cb(UV_ENOBUFS) without reading: a readiness event. The
-# ready phase then does what the stdlib does, get_buffer(-1), one read()
-# into it, buffer_updated(n), with no copy and no buffer held across
-# iterations (the protocol may resize or replace its buffer at any time).
+# Reads. libuv only tells that the stream is readable: the alloc callback
+# gives it an empty buffer, which libuv answers with read_cb(UV_ENOBUFS)
+# without reading. That schedules one ready Handle (_read_ready, in the
+# transport's context), and the read happens there, in the ready phase,
+# after the callbacks that were ready before, as the stdlib's reader
+# callback does: one read() into the loop's one read buffer (LoopExt.rbuf)
+# and a bytes object of the size read for data_received(), or, for an
+# asyncio.BufferedProtocol, get_buffer(-1), one read() straight into that
+# buffer, buffer_updated(n). Protocol code never runs inside uv_run(); debug
+# mode times data_received like any callback; pause_reading() and close()
+# stop reading at once; only one read's bytes are alive at a time, so
+# memory is reused from read to read; and no buffer of the protocol is held
+# between reads (it may resize or replace it at any time).
 #
 # Writes. write() keeps the bytes in `pending` and queues the transport on
 # LoopCore._flushq; before the loop next polls (or at once, if the loop is
-# not running or more than the high-water mark is pending), _flush() hands
+# not running, 16 KiB or more are pending, or more than the high-water
+# mark is buffered), _flush() hands
 # all of it to the kernel in one uv_try_write() (one writev). What the
 # kernel does not take goes to one uv_write() that keeps the objects alive
 # until its callback; meanwhile new writes wait in `pending`. So N small
@@ -36,7 +35,6 @@
 
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_WRITABLE, PyBUF_SIMPLE
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
-from libc.string cimport memcpy
 
 from posix.unistd cimport read as c_read
 
@@ -54,20 +52,14 @@ cdef bint _WRITELINES_OWN_EOF_CHECK = sys.version_info >= (3, 12)
 
 
 cdef enum:
+    _FLUSH_NOW_BYTES = 16384
     _READ_BUF_SIZE = 262144
     _SMALL_IOV = 16
 
 
-cdef void _stream_alloc(uv.uv_handle_t* handle, size_t suggested, uv.uv_buf_t* buf) noexcept nogil:
-    cdef LoopExt* ext = <LoopExt*>handle.loop
-    if ext.rbuf is NULL:
-        ext.rbuf = <char*>malloc(_READ_BUF_SIZE)
-    buf.base = ext.rbuf
-    buf.len = _READ_BUF_SIZE if ext.rbuf is not NULL else 0
-
-
 cdef void _stream_alloc_none(uv.uv_handle_t* handle, size_t suggested, uv.uv_buf_t* buf) noexcept nogil:
-    # Readiness only: the transport reads in the ready phase itself.
+    # Readiness only: the transport reads in the ready phase itself (see
+    # the top of this file).
     buf.base = NULL
     buf.len = 0
 
@@ -146,14 +138,10 @@ cdef class StreamTransport:
         cdef int err
         if self.reading or self.uvstream is NULL or self.rx_eof or self.rx_error is not None:
             return 0
-        if self.buffered:
-            err = uv.uv_read_start(self.uvstream, _stream_alloc_none, _stream_read)
-        else:
-            err = uv.uv_read_start(self.uvstream, _stream_alloc, _stream_read)
+        err = uv.uv_read_start(self.uvstream, _stream_alloc_none, _stream_read)
         if err < 0:
             raise uv_error(err)
         self.reading = True
-        self.reading_direct = self.buffered
         return 0
 
     cdef _stop_reading(self):
@@ -166,15 +154,9 @@ cdef class StreamTransport:
 
     def set_protocol(self, protocol):
         """Set a new protocol; data is delivered to it from now on."""
-        cdef bint buffered = isinstance(protocol, _protocols.BufferedProtocol)
         self._protocol = protocol
+        self.buffered = isinstance(protocol, _protocols.BufferedProtocol)
         self._protocol_connected = True
-        if buffered != self.buffered:
-            self.buffered = buffered
-            if self.reading:
-                # Read the other way from now on.
-                self._stop_reading()
-                self._start_reading()
 
     def get_protocol(self):
         """Return the current protocol."""
@@ -209,69 +191,24 @@ cdef class StreamTransport:
     # -- reading ----------------------------------------------------------
 
     cdef _on_read(self, ssize_t nread, char* base):
-        # In uv_run: store, and deliver in the ready phase.
-        if nread == uv.UV_ENOBUFS and self.reading_direct:
-            # Readable, and nothing read (see _stream_alloc_none).
+        # In uv_run: readable (UV_ENOBUFS, see _stream_alloc_none), or an
+        # error libuv met; either way the ready phase deals with it.
+        if nread == uv.UV_ENOBUFS:
             self.rx_ready = True
-        elif nread > 0:
-            chunk = PyBytes_FromStringAndSize(base, nread)
-            if self.rx is None:
-                self.rx = [chunk]
-            else:
-                self.rx.append(chunk)
-        elif nread == 0:
-            return
-        elif nread == uv.UV_EOF:
-            # libuv has stopped reading.
-            self.rx_eof = True
-            self.reading = False
-        else:
+        elif nread < 0 and nread != uv.UV_EOF:
             self.rx_error = uv_error(<int>nread)
             self._stop_reading()
+        else:
+            return
         if not self.read_scheduled and not self._closing:
             self.read_scheduled = True
             self.loop._call_soon(self._read_ready, (), self.context)
 
     def _read_ready(self):
-        # Ready phase: give the protocol what was read since last time.
-        cdef list chunks
-        cdef Py_ssize_t i, n, pos
+        # Ready phase: the stdlib's reader callback.
         self.read_scheduled = False
-        if self._closing:
-            self.rx = None
+        if self._closing or self._paused:
             return
-        if self._paused:
-            return
-        chunks = self.rx
-        if chunks is not None:
-            self.rx = None
-            n = len(chunks)
-            for i in range(n):
-                chunk = chunks[i]
-                if self.buffered:
-                    pos = self._deliver_buffered(chunk, 0)
-                    if pos < 0:
-                        return
-                    if pos < len(chunk):
-                        # Paused or closing in the middle of a read.
-                        if not self._closing:
-                            self.rx = [chunk[pos:]] + chunks[i + 1:]
-                        return
-                else:
-                    try:
-                        self._protocol.data_received(chunk)
-                    except (SystemExit, KeyboardInterrupt):
-                        raise
-                    except BaseException as exc:
-                        self._fatal_error(
-                            exc, 'Fatal error: protocol.data_received() call failed.')
-                        return
-                if self._closing:
-                    return
-                if self._paused:
-                    if i + 1 < n:
-                        self.rx = chunks[i + 1:]
-                    return
         if self.rx_error is not None:
             exc = self.rx_error
             self.rx_error = None
@@ -279,34 +216,63 @@ cdef class StreamTransport:
             return
         if self.rx_ready:
             self.rx_ready = False
-            if self.buffered and self.reading_direct:
+            if self.buffered:
                 self._read_into_protocol()
-                return
-        if self.rx_eof and not self.eof_delivered:
-            self.eof_delivered = True
-            self._eof_received()
+            else:
+                self._read_data()
 
-    def _eof_received(self):
-        if self.loop._debug_flag:
-            logger.debug("%r received EOF", self)
+    cdef int _read_fd(self) except -2:
+        cdef uv.uv_os_fd_t fd
+        if self.uvstream is NULL or uv.uv_fileno(<uv.uv_handle_t*>self.uvstream, &fd) != 0:
+            return -1
+        return fd
+
+    cdef bint _read_failed(self, ssize_t nbytes, int code) except -1:
+        # After a read(): True if there is nothing to deliver (would block,
+        # error, EOF), with the error or EOF dealt with.
+        if nbytes > 0:
+            return False
+        if nbytes < 0:
+            if code == cerrno.EAGAIN or code == cerrno.EINTR:  # EWOULDBLOCK == EAGAIN
+                return True
+            self._stop_reading()
+            self._fatal_error(OSError(code, os.strerror(code)),
+                              'Fatal read error on socket transport')
+            return True
+        self._stop_reading()
+        self.rx_eof = True
+        self._eof_received()
+        return True
+
+    cdef _read_data(self):
+        cdef LoopExt* ext = <LoopExt*>self.loop.uvloop
+        cdef ssize_t nbytes
+        cdef int fd = self._read_fd()
+        if fd < 0:
+            return
+        if ext.rbuf is NULL:
+            ext.rbuf = <char*>malloc(_READ_BUF_SIZE)
+            if ext.rbuf is NULL:
+                raise MemoryError()
+        nbytes = c_read(fd, ext.rbuf, _READ_BUF_SIZE)
+        if self._read_failed(nbytes, cerrno.errno):
+            return
+        data = PyBytes_FromStringAndSize(ext.rbuf, nbytes)
         try:
-            keep_open = self._protocol.eof_received()
+            self._protocol.data_received(data)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
-            self._fatal_error(exc, 'Fatal error: protocol.eof_received() call failed.')
-            return
-        if not keep_open:
-            self.close()
+            self._fatal_error(exc, 'Fatal error: protocol.data_received() call failed.')
 
     cdef _read_into_protocol(self):
         # The stdlib's BufferedProtocol read: one read() straight into the
         # protocol's buffer.
         cdef Py_buffer view
         cdef ssize_t nbytes
-        cdef uv.uv_os_fd_t fd
         cdef int code
-        if self.uvstream is NULL or uv.uv_fileno(<uv.uv_handle_t*>self.uvstream, &fd) != 0:
+        cdef int fd = self._read_fd()
+        if fd < 0:
             return
         try:
             buf = self._protocol.get_buffer(-1)
@@ -324,22 +290,10 @@ cdef class StreamTransport:
         except BaseException as exc:
             self._fatal_error(exc, 'Fatal read error on socket transport')
             return
-        with nogil:
-            nbytes = c_read(fd, view.buf, <size_t>view.len)
-            code = cerrno.errno
+        nbytes = c_read(fd, view.buf, <size_t>view.len)
+        code = cerrno.errno
         PyBuffer_Release(&view)
-        if nbytes < 0:
-            if code == cerrno.EAGAIN or code == cerrno.EINTR:  # EWOULDBLOCK == EAGAIN on Linux
-                return
-            self._stop_reading()
-            self._fatal_error(OSError(code, os.strerror(code)),
-                              'Fatal read error on socket transport')
-            return
-        if nbytes == 0:
-            self._stop_reading()
-            self.rx_eof = True
-            self.eof_delivered = True
-            self._eof_received()
+        if self._read_failed(nbytes, code):
             return
         try:
             self._protocol.buffer_updated(nbytes)
@@ -348,38 +302,18 @@ cdef class StreamTransport:
         except BaseException as exc:
             self._fatal_error(exc, 'Fatal error: protocol.buffer_updated() call failed.')
 
-    cdef Py_ssize_t _deliver_buffered(self, bytes chunk, Py_ssize_t pos) except -2:
-        # Copy chunk[pos:] into the protocol's buffers. Returns how far it
-        # got (less than len(chunk) when paused or closed meanwhile), or -1
-        # after a fatal error.
-        cdef Py_buffer view
-        cdef Py_ssize_t n = PyBytes_GET_SIZE(chunk), m
-        cdef char* src = PyBytes_AS_STRING(chunk)
-        while pos < n:
-            try:
-                buf = self._protocol.get_buffer(-1)
-                if not len(buf):
-                    raise RuntimeError('get_buffer() returned an empty buffer')
-                PyObject_GetBuffer(buf, &view, PyBUF_WRITABLE | PyBUF_SIMPLE)
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._fatal_error(exc, 'Fatal error: protocol.get_buffer() call failed.')
-                return -1
-            m = min(view.len, n - pos)
-            memcpy(view.buf, src + pos, m)
-            PyBuffer_Release(&view)
-            pos += m
-            try:
-                self._protocol.buffer_updated(m)
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._fatal_error(exc, 'Fatal error: protocol.buffer_updated() call failed.')
-                return -1
-            if self._closing or self._paused:
-                break
-        return pos
+    def _eof_received(self):
+        if self.loop._debug_flag:
+            logger.debug("%r received EOF", self)
+        try:
+            keep_open = self._protocol.eof_received()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, 'Fatal error: protocol.eof_received() call failed.')
+            return
+        if not keep_open:
+            self.close()
 
     def pause_reading(self):
         """Stop delivering data to the protocol until resume_reading()."""
@@ -396,8 +330,7 @@ cdef class StreamTransport:
             return
         self._paused = False
         self._start_reading()
-        if (self.rx is not None or self.rx_eof or self.rx_error is not None) \
-                and not self.read_scheduled:
+        if self.rx_error is not None and not self.read_scheduled:
             self.read_scheduled = True
             self.loop._call_soon(self._read_ready, (), self.context)
         if self.loop._debug_flag:
@@ -458,7 +391,9 @@ cdef class StreamTransport:
         if not self.loop._running:
             # Nobody would flush before the loop polls again.
             self._flush()
-        elif self._bufsize() > self._high_water:
+        elif self.pending_size >= _FLUSH_NOW_BYTES or self._bufsize() > self._high_water:
+            # Batching helps small writes; large ones leave at once, so that
+            # their memory is reused rather than piling up until the flush.
             self._flush()
         elif not self.flush_queued:
             self.flush_queued = True
@@ -662,7 +597,6 @@ cdef class StreamTransport:
             return
         self._closing = True
         self._stop_reading()
-        self.rx = None
         if self.pending is not None:
             self._flush()
         if self.pending is None and self.wreq is NULL and not self._conn_lost:
@@ -684,7 +618,6 @@ cdef class StreamTransport:
         if not self._closing:
             self._closing = True
             self._stop_reading()
-        self.rx = None
         self._conn_lost += 1
         self.loop._call_soon(self._call_connection_lost, (exc,), None)
 

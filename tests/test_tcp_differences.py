@@ -1,0 +1,142 @@
+"""Where ourloop's TCP side differs from the stdlib on purpose (each listed
+in docs/conformance.md, "Where ourloop differs from the stdlib on purpose").
+"""
+
+import asyncio
+import os
+import signal
+import socket
+import ssl
+import sys
+
+import pytest
+
+HOST = "127.0.0.1"
+TIMEOUT = 10
+
+
+def go(loop, coro):
+    return loop.run_until_complete(asyncio.wait_for(coro, TIMEOUT))
+
+
+@pytest.mark.only_loop("ourloop", reason="TLS is not implemented in ourloop yet")
+def test_tls_arguments_raise_not_implemented_before_any_io(loop):
+    ctx = ssl.create_default_context()
+
+    async def main():
+        server = await loop.create_server(asyncio.Protocol, HOST, 0)
+        port = server.sockets[0].getsockname()[1]
+        errors = []
+        calls = [
+            loop.create_connection(asyncio.Protocol, HOST, port, ssl=ctx),
+            loop.create_server(asyncio.Protocol, HOST, 0, ssl=ctx),
+        ]
+        a, b = socket.socketpair()
+        calls.append(loop.connect_accepted_socket(asyncio.Protocol, a, ssl=ctx))
+        for coro in calls:
+            try:
+                await coro
+            except NotImplementedError as exc:
+                errors.append(str(exc))
+        # the socket passed in is untouched
+        still_open = a.fileno() != -1
+        a.close()
+        b.close()
+        # the stdlib's argument checks still come first
+        with pytest.raises(ValueError):
+            await loop.create_connection(asyncio.Protocol, HOST, port,
+                                         server_hostname="x")
+        server.close()
+        await server.wait_closed()
+        return errors, still_open
+
+    errors, still_open = go(loop, main())
+    assert len(errors) == 3
+    assert all("TLS" in e and "conformance.md" in e for e in errors)
+    assert still_open
+
+
+@pytest.mark.only_loop("ourloop", reason="the stdlib raises TypeError here")
+def test_start_serving_on_closed_server_does_nothing(loop):
+    async def main():
+        server = await loop.create_server(asyncio.Protocol, HOST, 0,
+                                          start_serving=False)
+        server.close()
+        await server.start_serving()
+        return server.is_serving(), server.sockets
+
+    serving, sockets = go(loop, main())
+    assert serving is False
+    assert not sockets
+
+
+def test_transport_is_an_asyncio_transport(loop, loop_kind):
+    async def main():
+        server = await loop.create_server(asyncio.Protocol, HOST, 0)
+        port = server.sockets[0].getsockname()[1]
+        tr, _ = await loop.create_connection(asyncio.Protocol, HOST, port)
+        result = (isinstance(tr, asyncio.Transport), type(tr).__name__)
+        tr.close()
+        server.close()
+        await server.wait_closed()
+        return result
+
+    is_transport, name = go(loop, main())
+    assert is_transport
+    if loop_kind == "ourloop":
+        # type() is ourloop's own class; isinstance() holds through __class__
+        assert name == "TCPTransport"
+
+
+@pytest.mark.only_loop("ourloop", reason="the transport socket of a libuv-owned fd")
+def test_transport_socket_close_cannot_close_libuv_fd(loop):
+    async def main():
+        server = await loop.create_server(asyncio.Protocol, HOST, 0)
+        port = server.sockets[0].getsockname()[1]
+        tr, _ = await loop.create_connection(asyncio.Protocol, HOST, port)
+        raw = tr.get_extra_info("socket")._sock
+        fd = raw.fileno()
+        raw.close()                 # a no-op: libuv owns the fd
+        alive = os.fstat(fd) is not None and raw.fileno() == fd
+        dup = raw.detach()          # a duplicate, the caller's
+        os.close(dup)
+        tr.write(b"still works")
+        tr.close()
+        for _ in range(3):
+            await asyncio.sleep(0)
+        server.close()
+        await server.wait_closed()
+        return alive, raw.fileno()
+
+    alive, fileno_after = go(loop, main())
+    assert alive
+    assert fileno_after == -1       # forgotten when the transport closed
+
+
+@pytest.mark.only_loop("ourloop", reason="the stdlib sends a bytearray queued behind "
+                       "other data as it is when sent (3.12+)")
+def test_bytearray_always_copied(loop):
+    async def main():
+        got = bytearray()
+        done = loop.create_future()
+
+        class Sink(asyncio.Protocol):
+            def data_received(self, data):
+                got.extend(data)
+                if len(got) >= 6 and not done.done():
+                    done.set_result(None)
+
+        server = await loop.create_server(Sink, HOST, 0)
+        port = server.sockets[0].getsockname()[1]
+        tr, _ = await loop.create_connection(asyncio.Protocol, HOST, port)
+        buf = bytearray(b"abc")
+        tr.write(b"xyz")
+        tr.write(buf)
+        buf[:] = b"ZZZ"
+        await done
+        tr.close()
+        server.close()
+        await server.wait_closed()
+        return bytes(got)
+
+    assert go(loop, main()) == b"xyzabc"
