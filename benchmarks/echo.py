@@ -4,6 +4,7 @@
     python benchmarks/echo.py                      # 5 repetitions, 2 s per measurement
     python benchmarks/echo.py --quick              # 1 repetition, 0.3 s per measurement
     python benchmarks/echo.py --only sock,protocol/1k --loops asyncio,uvloop --json out.json
+    python benchmarks/echo.py --quick --client py  # the Python load generator instead of the C one
 
 Servers of four kinds, each on 127.0.0.1, port 0:
 
@@ -16,9 +17,12 @@ Message sizes 1 KiB, 10 KiB, 100 KiB; 1 and 16 concurrent clients.
 
 Method (see benchmarks/README.md, "Echo benchmark"): one fresh server
 subprocess per measurement (pinned to CPU 0) and one load-generator process
-(benchmarks/echo_client.py: plain sockets and selectors, pinned to CPU 1);
-loops interleaved with a rotating order; medians, ratios and spreads as in
-run.py, whose helpers this script imports.
+pinned to CPU 1: benchmarks/echo_load.c (C, epoll), compiled on demand with
+`cc -O2` into benchmarks/.build/, or with --client py (or when no C compiler
+is found) benchmarks/echo_client.py (Python, selectors), which is itself the
+limit with 16 clients. Each row shows the CPU share of the load generator
+and of the server. Loops interleaved with a rotating order; medians, ratios
+and spreads as in run.py, whose helpers this script imports.
 
 A kind that needs a loop method listed in ourloop._loop.NOT_YET_IMPLEMENTED
 shows `n/a` for ourloop; it is measured as soon as the method exists.
@@ -33,8 +37,11 @@ prints `PORT <n>` once listening, and stops when its stdin closes.
 import argparse
 import asyncio
 import datetime
+import hashlib
 import json
 import os
+import shlex
+import shutil
 import socket
 import statistics
 import subprocess
@@ -48,7 +55,34 @@ if HERE not in sys.path:
 
 import run as bench  # noqa: E402  (run.py: loops, machine info, tables, snapshot)
 
-CLIENT = os.path.join(HERE, 'echo_client.py')
+PY_CLIENT = os.path.join(HERE, 'echo_client.py')
+C_CLIENT_SOURCE = os.path.join(HERE, 'echo_load.c')
+BUILD_DIR = os.path.join(HERE, '.build')
+CLIENT_CPU_WARN = 0.9    # the load generator's CPU busier than this: it may be the limit
+OTHERS_WARN = 0.1        # other processes taking more of a benchmark CPU: a noisy run
+
+
+def cpu_load(result, side):
+    """The share of the measured phase that the client (side 'client') or
+    the server ('server') process was on the CPU (all threads), or None."""
+    return result.get(f'{side}_cpu_share')
+
+
+def core_busy(result, side):
+    """How busy the side's CPU was (1 - idle share), whoever used it; for
+    the client, falls back to its own share when unknown."""
+    busy = result.get(f'{side}_core_busy')
+    return busy if busy is not None or side != 'client' else result['client_cpu_share']
+
+
+def others_load(result, side):
+    """The share of the side's CPU that went to other processes (and, on
+    kernels with IRQ time accounting, to softirq work) during the measured
+    phase: busy share minus the process's share. None if unknown."""
+    busy, load = result.get(f'{side}_core_busy'), cpu_load(result, side)
+    if busy is None or load is None:
+        return None
+    return max(0.0, busy - load)
 
 # kind: loop methods the server needs
 KINDS = {
@@ -273,6 +307,86 @@ def _cpus():
     return None, None
 
 
+# ---------------------------------------------------------------------------
+# Load generator: echo_load.c, built on demand, or echo_client.py
+# ---------------------------------------------------------------------------
+
+def _find_cc():
+    """The C compiler command ($CC, else cc, gcc or clang), or None."""
+    if os.environ.get('CC'):
+        cmd = shlex.split(os.environ['CC'])
+        if cmd and shutil.which(cmd[0]):
+            return cmd
+    for name in ('cc', 'gcc', 'clang'):
+        if shutil.which(name):
+            return [name]
+    return None
+
+
+def build_c_client():
+    """Compile echo_load.c with `cc -O2` into benchmarks/.build/ unless a
+    binary of the same source is there already. The file name carries a hash
+    of the source, so an edited source is always rebuilt and concurrent runs
+    never see a half-written binary. Returns (path, None) or (None, reason)."""
+    with open(C_CLIENT_SOURCE, 'rb') as f:
+        digest = hashlib.sha1(f.read()).hexdigest()[:12]
+    target = os.path.join(BUILD_DIR, f'echo_load-{digest}')
+    if os.access(target, os.X_OK):
+        return target, None
+    cc = _find_cc()
+    if cc is None:
+        return None, 'no C compiler found ($CC, cc, gcc, clang)'
+    os.makedirs(BUILD_DIR, exist_ok=True)
+    tmp = f'{target}.tmp{os.getpid()}'
+    cmd = [*cc, '-O2', '-Wall', '-o', tmp, C_CLIENT_SOURCE]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return None, f'{shlex.join(cmd)} failed: {exc}'
+    if proc.returncode != 0:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        return None, f'{shlex.join(cmd)} failed (exit {proc.returncode}): ' + ' | '.join(tail)
+    os.replace(tmp, target)
+    for old in os.listdir(BUILD_DIR):       # binaries of older sources
+        if old.startswith('echo_load-') and os.path.join(BUILD_DIR, old) != target \
+                and '.tmp' not in old:
+            try:
+                os.unlink(os.path.join(BUILD_DIR, old))
+            except OSError:
+                pass
+    return target, None
+
+
+_client = None     # (kind 'c' or 'py', argv prefix, description)
+VERIFY_BYTES = True  # False: the C generator checks lengths only (--no-verify)
+
+
+def select_client(choice='c'):
+    """Choose the load generator of run_client(): 'c' builds echo_load.c and
+    falls back to echo_client.py with a warning; 'py' is echo_client.py.
+    Returns (kind, description)."""
+    global _client
+    if choice == 'c':
+        path, reason = build_c_client()
+        if path is not None:
+            _client = ('c', [path], f'C, {os.path.relpath(C_CLIENT_SOURCE)} '
+                                    f'built with cc -O2 ({os.path.relpath(path)})')
+            return _client[0], _client[2]
+        print(f'WARNING: cannot build the C load generator ({reason}).\n'
+              f'WARNING: falling back to the Python one, {os.path.relpath(PY_CLIENT)}, '
+              f'which is CPU-bound with 16 clients: those rows then measure the client, '
+              f'not the server.', file=sys.stderr)
+    elif choice != 'py':
+        raise ValueError(f'unknown client {choice!r} (c or py)')
+    _client = ('py', [sys.executable, PY_CLIENT],
+               f'Python, {os.path.relpath(PY_CLIENT)} (selectors)')
+    return _client[0], _client[2]
+
+
 def start_server_process(loop_name, kind, respond='echo', size=1024, cpu=None, prefix=()):
     """Start a server subprocess; return (process, port) or (None, reason)."""
     cmd = [*prefix, sys.executable, os.path.abspath(__file__), '--server', loop_name, kind,
@@ -308,12 +422,27 @@ def stop_server_process(proc, timeout=30):
 
 
 def run_client(port, size, conc, duration=None, count=None, warmup=0.0, cpu=None,
-               timeout=120):
-    cmd = [sys.executable, CLIENT, '--port', str(port), '--size', str(size),
+               timeout=120, server_pid=None, server_cpu=None):
+    """Run the load generator chosen by select_client() (by default the C
+    one, built now if needed); return (result dict, None) or (None, error).
+    With cpu (the client's) and server_cpu, the result says how busy each
+    of these cores was during the measured phase (client_core_busy,
+    server_core_busy: 1 - idle share, softirq included); with server_pid,
+    the C generator also reports that process's CPU share."""
+    if _client is None:
+        select_client('c')
+    kind, prefix, _ = _client
+    cmd = [*prefix, '--port', str(port), '--size', str(size),
            '--conc', str(conc), '--warmup', str(warmup)]
     cmd += ['--count', str(count)] if count is not None else ['--duration', str(duration)]
     if cpu is not None:
         cmd += ['--cpu', str(cpu)]
+    if server_cpu is not None:
+        cmd += ['--server-cpu', str(server_cpu)]
+    if server_pid is not None and kind == 'c':
+        cmd += ['--server-pid', str(server_pid)]
+    if not VERIFY_BYTES and kind == 'c':
+        cmd += ['--no-verify']
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -321,7 +450,11 @@ def run_client(port, size, conc, duration=None, count=None, warmup=0.0, cpu=None
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
         return None, f'client exit {proc.returncode}: ' + ' | '.join(tail)
-    return json.loads(proc.stdout.strip().splitlines()[-1]), None
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result.setdefault('client', kind)
+    for key in ('server_cpu_share', 'client_core_busy', 'server_core_busy'):
+        result.setdefault(key, None)
+    return result, None
 
 
 def measure(loop_name, kind, size, conc, duration, warmup):
@@ -331,7 +464,8 @@ def measure(loop_name, kind, size, conc, duration, warmup):
         return None, port
     try:
         result, error = run_client(port, size, conc, duration=duration, warmup=warmup,
-                                   cpu=client_cpu, timeout=60 + 5 * duration)
+                                   cpu=client_cpu, timeout=60 + 5 * duration,
+                                   server_pid=proc.pid, server_cpu=server_cpu)
     finally:
         stop_error = stop_server_process(proc)
     if result is not None:
@@ -388,6 +522,16 @@ def main(argv=None):
                    help='comma-separated loops (default: all available): '
                         + ', '.join(bench.LOOP_NAMES))
     p.add_argument('--json', metavar='FILE', help='also write all samples and medians to FILE')
+    p.add_argument('--client', choices=('c', 'py'), default='c',
+                   help='load generator: c = benchmarks/echo_load.c, compiled on demand with '
+                        'cc -O2 into benchmarks/.build/ (falls back to py, with a warning, '
+                        'without a C compiler); py = benchmarks/echo_client.py, which is '
+                        'CPU-bound with 16 clients (default: c)')
+    p.add_argument('--no-verify', action='store_true',
+                   help='the C load generator checks only the lengths of the measured '
+                        'echoes (the warm-up\'s are still checked byte for byte) and receives '
+                        'them with MSG_TRUNC, without copying: about 20%% less client CPU per '
+                        '100 KiB request')
     p.add_argument('--server', nargs=2, metavar=('LOOP', 'KIND'),
                    help='server mode: run one server and print its port (for syscalls.py, '
                         'profiling)')
@@ -428,7 +572,14 @@ def main(argv=None):
         print('no loop to benchmark', file=sys.stderr)
         return 2
 
+    global VERIFY_BYTES
+    VERIFY_BYTES = not args.no_verify
+    client_kind, client_desc = select_client(args.client)
+    if client_kind == 'c':
+        client_desc += ('; echoes checked by length only (--no-verify)' if args.no_verify
+                        else '; echoes checked byte for byte')
     info = bench.machine_info(available)
+    info['load_generator'] = client_desc
     snapshot = None
     if 'ourloop' in loops and not os.environ.get(bench.SNAPSHOT_ENV):
         snapshot = bench.snapshot_ourloop()
@@ -459,7 +610,7 @@ def _drive(args, reps, duration, warmup, cases, loops, missing, info):
     samples = {n: {loop: [] for loop in loops} for n in names}
     na = {n: {} for n in names}
     errors = {n: {} for n in names}
-    client_share = []
+    client_share, others = [], []
     load_before = bench._loadavg()
     started = time.monotonic()
     for rep in range(reps):
@@ -484,7 +635,15 @@ def _drive(args, reps, duration, warmup, cases, loops, missing, info):
                 if error:
                     errors[name][loop_name] = error
                 samples[name][loop_name].append(result)
-                client_share.append(result['client_cpu_share'])
+                client_share.append(cpu_load(result, 'client'))
+                others.extend(x for x in (others_load(result, 'client'),
+                                          others_load(result, 'server')) if x is not None)
+                busy = core_busy(result, 'client')
+                if busy > CLIENT_CPU_WARN:
+                    print(f'  [{rep + 1}/{reps}] {name} on {loop_name}: WARNING the load '
+                          f"generator's CPU was busy {busy:.0%} of the time (the generator "
+                          f"{cpu_load(result, 'client'):.0%}): the client may be the limit",
+                          file=sys.stderr)
         print(f'  repetition {rep + 1}/{reps} done ({time.monotonic() - started:.0f} s)',
               file=sys.stderr)
     load_after = bench._loadavg()
@@ -512,11 +671,18 @@ def _drive(args, reps, duration, warmup, cases, loops, missing, info):
           f'{load_after} after.')
     if 'git' in info:
         print(f"ourloop: commit {info['git']}, extension built {info['ourloop_built']}")
+    print(f"Load generator: {info['load_generator']}.")
     if client_share:
-        print(f'Load generator on the CPU for {min(client_share):.0%} .. '
+        flagged = any(core_busy(r, 'client') > CLIENT_CPU_WARN
+                      for n in names for loop in loops for r in samples[n][loop])
+        print(f'The load generator was on the CPU {min(client_share):.0%} .. '
               f'{max(client_share):.0%} of each measurement'
-              + (' (WARNING: near 100%, the client may be the limit)'
-                 if max(client_share) > 0.9 else '') + '.')
+              + (f' (WARNING: in the rows marked `!` its CPU was busy more than '
+                 f'{CLIENT_CPU_WARN:.0%} of the time, and the client, not the server, may '
+                 'be the limit)' if flagged else '') + '.')
+    if others and max(others) > OTHERS_WARN:
+        print(f'WARNING: other processes took up to {max(others):.0%} of the server\'s or the '
+              'client\'s CPU during a measurement: the machine was not quiet (see "others").')
     for name, reason in missing.items():
         print(f'NOTE: {name} not available: {reason}')
 
@@ -531,33 +697,60 @@ def _drive(args, reps, duration, warmup, cases, loops, missing, info):
         kind, size_name, conc = n.split('/')
         return [kind, size_name.replace('k', ' KiB'), conc]
 
+    def row_max(n, key):
+        xs = [key(r) for loop in loops for r in samples[n][loop]]
+        xs = [x for x in xs if x is not None]
+        return max(xs) if xs else None
+
+    def client_max(n):
+        x = row_max(n, lambda r: cpu_load(r, 'client'))
+        if x is None:
+            return 'n/a'
+        busy = row_max(n, lambda r: core_busy(r, 'client'))
+        return f'{x:.0%}' + (' !' if busy > CLIENT_CPU_WARN else '')
+
+    def server_med(n, loop):
+        if loop not in loops or loop in na[n]:
+            return 'n/a'
+        xs = [cpu_load(r, 'server') for r in samples[n][loop]]
+        xs = [x for x in xs if x is not None]
+        return f'{statistics.median(xs):.0%}' if xs else 'n/a'
+
+    def others_max(n):
+        xs = [row_max(n, lambda r: others_load(r, side)) for side in ('server', 'client')]
+        return ' / '.join('n/a' if x is None else f'{x:.0%}' for x in xs)
+
     L = bench.LOOP_NAMES
     print()
     print('Requests per second (medians; ratios > 1: ourloop faster; uvloop/asyncio for '
-          'reference):')
+          'reference). "client CPU": the share of the time the load generator was on the '
+          'CPU, the highest of the row\'s samples; `!`: in a sample of the row its CPU was '
+          f'busy more than {CLIENT_CPU_WARN:.0%} of the time (by the generator or by other '
+          'processes), and the client, not the server, may be the limit:')
     print()
     header = ['kind', 'size', 'clients'] + [f'{loop} req/s' for loop in L] + \
-        ['ourloop/uvloop', 'ourloop/asyncio', 'uvloop/asyncio']
+        ['ourloop/uvloop', 'ourloop/asyncio', 'uvloop/asyncio', 'client CPU']
     rows = [row_head(n) + [cell(n, loop, bench.fmt_ops, med) for loop in L]
             + [bench.fmt_ratio(ratio(n, 'ourloop', 'uvloop')),
                bench.fmt_ratio(ratio(n, 'ourloop', 'asyncio')),
-               bench.fmt_ratio(ratio(n, 'uvloop', 'asyncio'))] for n in names]
+               bench.fmt_ratio(ratio(n, 'uvloop', 'asyncio')), client_max(n)] for n in names]
     gm = [bench.geomean([ratio(n, a, b) for n in names])
           for a, b in (('ourloop', 'uvloop'), ('ourloop', 'asyncio'), ('uvloop', 'asyncio'))]
-    rows.append(['geometric mean', '', '', '', '', ''] + [bench.fmt_ratio(x) for x in gm])
+    rows.append(['geometric mean', '', ''] + [''] * len(L) + [bench.fmt_ratio(x) for x in gm]
+                + [''])
     print(bench.markdown_table(header, rows))
     print()
-    print('Throughput, MiB/s of payload echoed (one direction; medians), and the highest '
-          'share of its time the load generator spent on the CPU (near 100%: the client, '
-          'not the server, may be the limit):')
+    print('Throughput, MiB/s of payload echoed (one direction; medians). "server CPU": the '
+          'share of the time the server process was on the CPU (all threads; median; n/a '
+          'with --client py); "client CPU" as above. A server CPU near 100% with a client '
+          'CPU well below: the server is the limit. "others": the highest share of the '
+          'server\'s / the client\'s CPU that went to other processes in a measurement of '
+          'the row (its busy share minus the process\'s; a quiet machine: about 0%).')
     print()
     header = ['kind', 'size', 'clients'] + [f'{loop} MiB/s' for loop in L] + \
-        ['client CPU (max)']
-
-    def client_max(n):
-        xs = [r['client_cpu_share'] for loop in loops for r in samples[n][loop]]
-        return f'{max(xs):.0%}' if xs else 'n/a'
-    rows = [row_head(n) + [cell(n, loop, fmt_mib, med_mib) for loop in L] + [client_max(n)]
+        [f'{loop} server CPU' for loop in L] + ['client CPU', 'others']
+    rows = [row_head(n) + [cell(n, loop, fmt_mib, med_mib) for loop in L]
+            + [server_med(n, loop) for loop in L] + [client_max(n), others_max(n)]
             for n in names]
     print(bench.markdown_table(header, rows))
     print()
@@ -583,6 +776,7 @@ def _drive(args, reps, duration, warmup, cases, loops, missing, info):
             'date': datetime.datetime.now().isoformat(timespec='seconds'),
             'machine': info, 'reps': reps, 'duration': duration, 'warmup': warmup,
             'quick': args.quick, 'cpus': {'server': server_cpu, 'client': client_cpu},
+            'load_generator': info['load_generator'],
             'load_average': {'before': load_before, 'after': load_after},
             'missing_loops': missing, 'cases': {},
         }

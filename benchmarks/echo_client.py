@@ -12,7 +12,9 @@ then sends the next request.
 
 It prints one JSON line: requests, seconds, requests/s, MiB/s (payload echoed
 per second, one direction), and the share of the time the client was on the
-CPU (close to 1.0 would mean the client, not the server, is the limit).
+CPU (close to 1.0 would mean the client, not the server, is the limit); with
+--cpu (and --server-cpu) also how busy that core was (see echo_load.c, the C
+generator echo.py uses by default; this one is its fallback).
 """
 
 import argparse
@@ -22,6 +24,31 @@ import selectors
 import socket
 import sys
 import time
+
+
+def core_ticks(cpu):
+    """The tick counters of core `cpu` from /proc/stat, or None."""
+    if cpu is None:
+        return None
+    try:
+        with open('/proc/stat') as f:
+            for line in f:
+                if line.startswith(f'cpu{cpu} '):
+                    return [int(x) for x in line.split()[1:9]]
+    except OSError:
+        pass
+    return None
+
+
+def core_share(before, after):
+    """(busy share, softirq share) of a core between two core_ticks()."""
+    if before is None or after is None:
+        return None, None
+    d = [b - a for a, b in zip(before, after)]
+    total = sum(d)
+    if total <= 0:
+        return None, None
+    return 1 - (d[3] + d[4]) / total, d[6] / total
 
 
 class Conn:
@@ -35,7 +62,7 @@ class Conn:
         self.view = memoryview(self.buf)
 
 
-def run(port, size, conc, duration=None, count=None, warmup=0.0, cpu=None):
+def run(port, size, conc, duration=None, count=None, warmup=0.0, cpu=None, server_cpu=None):
     if cpu is not None:
         try:
             os.sched_setaffinity(0, {cpu})
@@ -114,6 +141,7 @@ def run(port, size, conc, duration=None, count=None, warmup=0.0, cpu=None):
 
     if warmup > 0:
         run_phase(time.perf_counter() + warmup, None)
+    cores0 = core_ticks(cpu), core_ticks(server_cpu)
     c0 = time.process_time()
     t0 = time.perf_counter()
     if count is not None:
@@ -122,11 +150,15 @@ def run(port, size, conc, duration=None, count=None, warmup=0.0, cpu=None):
         done = run_phase(t0 + duration, None)
     wall = time.perf_counter() - t0
     cpu_used = time.process_time() - c0
+    client_core = core_share(cores0[0], core_ticks(cpu))
+    server_core = core_share(cores0[1], core_ticks(server_cpu))
     for c in conns:
         c.sock.close()
     return {'requests': done, 'seconds': wall, 'req_per_sec': done / wall,
             'mib_per_sec': done * size / wall / 2**20, 'client_cpu_share': cpu_used / wall,
-            'size': size, 'conc': conc}
+            'client_core_busy': client_core[0], 'client_core_softirq': client_core[1],
+            'server_core_busy': server_core[0], 'server_core_softirq': server_core[1],
+            'size': size, 'conc': conc, 'client': 'py'}
 
 
 def main(argv=None):
@@ -139,8 +171,11 @@ def main(argv=None):
                    help='exactly this many exchanges instead of --duration')
     p.add_argument('--warmup', type=float, default=0.0, help='seconds of uncounted round trips first')
     p.add_argument('--cpu', type=int, default=None, help='pin this process to that CPU')
+    p.add_argument('--server-cpu', type=int, default=None,
+                   help="also report how busy the server's CPU was")
     a = p.parse_args(argv)
-    print(json.dumps(run(a.port, a.size, a.conc, a.duration, a.count, a.warmup, a.cpu)))
+    print(json.dumps(run(a.port, a.size, a.conc, a.duration, a.count, a.warmup, a.cpu,
+                         a.server_cpu)))
     return 0
 
 

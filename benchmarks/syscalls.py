@@ -5,7 +5,8 @@
     python benchmarks/syscalls.py --loops asyncio,uvloop --only sock,protocol --n 2000
 
 For each loop and server kind, the server (echo.py --server) runs under
-`strace -c -f` while one client (echo_client.py) does request/response
+`strace -c -f` while one client (echo.py's load generator: echo_load.c, or
+echo_client.py with --client py) does request/response
 exchanges of --size bytes (1 KiB). The server answers each whole request with
 ONE write, or with TWO writes (the first 32 bytes, a "header", then the
 body). To remove start-up and shutdown (imports, accept, close), each
@@ -104,6 +105,9 @@ def main(argv=None):
     p.add_argument('--only', metavar='KINDS', help='comma-separated kinds: ' + ', '.join(echo.KINDS))
     p.add_argument('--loops', metavar='NAMES', help='comma-separated loops: '
                    + ', '.join(bench.LOOP_NAMES))
+    p.add_argument('--client', choices=('c', 'py'), default='c',
+                   help='load generator, as in echo.py: c = echo_load.c (built on demand), '
+                        'py = echo_client.py (default: c)')
     args = p.parse_args(argv)
 
     if not shutil.which('strace'):
@@ -124,6 +128,7 @@ def main(argv=None):
     for name, reason in missing.items():
         if name in wanted:
             print(f'NOTE: {name} is not available ({reason})', file=sys.stderr)
+    _, client_desc = echo.select_client(args.client)
     info = bench.machine_info(available)
     cpus = echo._cpus()
 
@@ -175,7 +180,7 @@ def main(argv=None):
     print(f'Server system calls per request (all threads, strace -c -f): {args.size}-byte '
           f'requests, one client, (runs of {args.base + args.n} minus {args.base} '
           f'exchanges) / {args.n}. "writes": the response as 1 write or as 2 '
-          f'(32-byte header + body).')
+          f'(32-byte header + body). Load generator: {client_desc}.')
     print()
     header = ['loop', 'kind', 'writes'] + [g for g, _ in GROUPS] + ['others', 'total',
                                                                    'of which failed']
