@@ -181,19 +181,18 @@ cdef class TCPTransport(StreamTransport):
     pass
 
 
-cdef class TCPListener:
-    cdef LoopCore loop
-    cdef uv.uv_tcp_t* uvtcp
+cdef class TCPListener(PollHandle):
     cdef object sock
     cdef object family
     cdef object type
     cdef object proto
     cdef object protocol_factory
     cdef object server
+    cdef int backlog
     cdef readonly bint closed
+    cdef object retry
 
-    cdef _on_connection(self, int status)
-    cdef _close_handle(self)
+    cdef _accept_one(self, int conn)
 
 
 cdef struct LoopExt:

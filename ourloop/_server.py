@@ -104,7 +104,7 @@ class Server(asyncio.AbstractServer):
         self._sockets = None
         listeners, self._listeners = self._listeners, []
         for listener in listeners:
-            listener.close()
+            listener.stop_serving()
         for sock in sockets:
             sock.close()
         self._serving = False

@@ -560,7 +560,7 @@ class TcpMixin:
             return
         listeners, server._listeners = server._listeners, []
         for listener in listeners:
-            listener.close()
+            listener.stop_serving()
         server._serving = False
 
     if sys.version_info >= (3, 13):

@@ -3,6 +3,7 @@ in docs/conformance.md, "Where ourloop differs from the stdlib on purpose").
 """
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -140,3 +141,62 @@ def test_bytearray_always_copied(loop):
         return bytes(got)
 
     assert go(loop, main()) == b"xyzabc"
+
+
+def test_accept_out_of_fds_reported_then_accepting_goes_on(run_py):
+    # Both loops report EMFILE to the exception handler with the stdlib's
+    # message, pause accepting for a second and accept again once fds are
+    # free (libuv's own uv_listen would drop such connections silently:
+    # ourloop accepts by itself).
+    code = r"""
+import json, os, resource, socket
+
+loop = new_loop()
+messages = []
+loop.set_exception_handler(lambda l, ctx: messages.append(ctx['message']))
+
+class Echo(asyncio.Protocol):
+    def connection_made(self, tr):
+        self.tr = tr
+    def data_received(self, data):
+        self.tr.write(data)
+
+async def main():
+    server = await loop.create_server(Echo, '127.0.0.1', 0)
+    port = server.sockets[0].getsockname()[1]
+    clients = []
+    for _ in range(5):
+        c = socket.socket()
+        c.setblocking(False)
+        try:
+            c.connect(('127.0.0.1', port))
+        except BlockingIOError:
+            pass
+        clients.append(c)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    in_use = len(os.listdir('/proc/self/fd'))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (in_use - 1, hard))
+    try:
+        await asyncio.sleep(0.3)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    for c in clients:
+        c.close()
+    reader, writer = await asyncio.wait_for(
+        asyncio.open_connection('127.0.0.1', port), 5)
+    writer.write(b'ping')
+    echoed = await asyncio.wait_for(reader.readexactly(4), 5)
+    writer.close()
+    server.close()
+    await server.wait_closed()
+    return echoed
+
+echoed = loop.run_until_complete(main())
+loop.close()
+print(json.dumps({'echoed': echoed.decode(), 'messages': messages}))
+"""
+    result = run_py(code, timeout=60)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["echoed"] == "ping"
+    assert "socket.accept() out of system resource" in out["messages"]

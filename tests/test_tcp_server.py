@@ -19,8 +19,7 @@ HOST = "127.0.0.1"
 TIMEOUT = 10
 
 
-def fd_count():
-    return len(os.listdir("/proc/self/fd"))
+from conftest import fd_count  # noqa: E402  (leak checks; see conftest)
 
 
 def closed_port(host=HOST, family=socket.AF_INET):

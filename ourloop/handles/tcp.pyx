@@ -1,6 +1,6 @@
 # TCP over uv_tcp_t: TCPTransport (a StreamTransport opened over a TCP
-# socket) and TCPListener (a listening socket whose connections become
-# TCPTransports). The Python side (ourloop/_tcp.py: create_connection,
+# socket) and TCPListener (a uv_poll_t on a listening socket; it accepts the
+# connections itself, each becoming a TCPTransport). The Python side (ourloop/_tcp.py: create_connection,
 # create_server, connect_accepted_socket; ourloop/_server.py: Server) calls
 # LoopCore._make_tcp_transport() and LoopCore._tcp_listen(), which land here.
 #
@@ -19,6 +19,7 @@
 import os as _os
 
 from asyncio import futures as _futures
+from ourloop.includes.uv cimport ourloop_accept
 
 
 class _BorrowedSocket(socket.socket):
@@ -135,55 +136,50 @@ cdef object _make_tcp_transport(LoopCore loop, sock, protocol, waiter, extra,
     return t
 
 
-cdef void _tcp_connection(uv.uv_stream_t* server, int status) noexcept with gil:
-    cdef TCPListener listener
-    if server.data is NULL:
-        return
-    listener = <TCPListener>server.data
-    try:
-        listener._on_connection(status)
-    except BaseException as exc:
-        listener.loop._set_pending_exception(exc)
-
-
-cdef class TCPListener:
-    """A listening TCP socket: libuv accepts, each connection becomes a
-    TCPTransport with a protocol from protocol_factory."""
+cdef class TCPListener(PollHandle):
+    """A listening TCP socket: a uv_poll_t watches a dup() of it, and each
+    readiness event accepts up to `backlog` connections natively (the
+    stdlib's policy), each becoming a TCPTransport with a protocol from
+    protocol_factory. Out of fds (EMFILE & co.), the exception handler is
+    told and accepting pauses for a second, as in the stdlib."""
 
     def __init__(self, *args, **kwargs):
-        raise TypeError('TCPListener objects are made by loop._tcp_listen()')
+        pass
 
-    cdef _on_connection(self, int status):
-        # In uv_run: accept natively; the protocol is made in the ready phase.
-        cdef uv.uv_tcp_t* client
-        cdef TCPTransport t
-        cdef uv.uv_os_fd_t fd
-        cdef int err
+    cdef on_events(self, int status, int events):
+        # In uv_run: accept natively; protocols are made in the ready phase.
+        cdef int i, conn, code
         if self.closed:
             return
-        if status < 0:
-            self._accept_error(uv_error(status))
+        for i in range(self.backlog):
+            conn = ourloop_accept(self.fd)
+            if conn < 0:
+                code = cerrno.errno
+                if code == cerrno.EAGAIN or code == cerrno.EINTR or code == cerrno.ECONNABORTED:
+                    return
+                self.loop._call_soon(self._accept_error, (OSError(code, os.strerror(code)),), None)
+                if code in (cerrno.EMFILE, cerrno.ENFILE, cerrno.ENOBUFS, cerrno.ENOMEM):
+                    # Accepting again at once would spin: wait a second.
+                    PollHandle.stop(self)
+                    self.retry = self.loop.call_later(
+                        _constants.ACCEPT_RETRY_DELAY, self._resume)
+                return
+            self._accept_one(conn)
+
+    cdef _accept_one(self, int conn):
+        cdef TCPTransport t
+        try:
+            t = _tcp_open_fd(self.loop, conn)
+        except BaseException as exc:
+            _os.close(conn)
+            self.loop._call_soon(self._accept_error, (exc,), None)
             return
-        client = <uv.uv_tcp_t*>malloc(sizeof(uv.uv_tcp_t))
-        if client is NULL:
-            raise MemoryError()
-        err = uv.uv_tcp_init(self.loop.uvloop, client)
-        if err < 0:
-            free(client)
-            self._accept_error(uv_error(err))
-            return
-        count_open(<uv.uv_handle_t*>client)
-        client.data = NULL
-        err = uv.uv_accept(<uv.uv_stream_t*>self.uvtcp, <uv.uv_stream_t*>client)
-        if err < 0:
-            close_and_free(<uv.uv_handle_t*>client)
-            self._accept_error(uv_error(err))
-            return
-        uv.uv_fileno(<uv.uv_handle_t*>client, &fd)
-        t = TCPTransport.__new__(TCPTransport)
-        t._attach_handle(self.loop, <uv.uv_stream_t*>client)
-        self.loop._fd_watchers.claim(fd)
-        self.loop._call_soon(self._accepted, (t, fd), None)
+        self.loop._call_soon(self._accepted, (t, conn), None)
+
+    def _resume(self):
+        self.retry = None
+        if not self.closed and self.uvpoll is not NULL:
+            self.start(uv.UV_READABLE)
 
     def _accepted(self, TCPTransport t, int fd):
         # Ready phase, per connection: the stdlib's _accept_connection2.
@@ -220,89 +216,62 @@ cdef class TCPListener:
                          self.server, t._extra.get('peername'), t)
 
     def _accept_error(self, exc):
-        # libuv already dropped the connections it could not accept for want
-        # of fds (its EMFILE reserve), so accepting simply goes on.
         if isinstance(exc, OSError) and exc.errno in (
                 errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-            self.loop.call_exception_handler({
-                'message': 'socket.accept() out of system resource',
-                'exception': exc,
-                'socket': _trsock.TransportSocket(self.sock),
-            })
-        elif not (isinstance(exc, OSError) and exc.errno in (
-                errno.EAGAIN, errno.ECONNABORTED, errno.EINTR)):
-            self.loop.call_exception_handler({
-                'message': 'Error accepting a connection',
-                'exception': exc,
-                'socket': _trsock.TransportSocket(self.sock),
-            })
+            message = 'socket.accept() out of system resource'
+        else:
+            message = 'Error on accepting a connection'
+        self.loop.call_exception_handler({
+            'message': message,
+            'exception': exc,
+            'socket': _trsock.TransportSocket(self.sock),
+        })
 
-    def close(self):
-        """Stop accepting (the listening socket stays the caller's)."""
+    def stop_serving(self):
+        """Stop accepting for good (the listening socket stays the caller's;
+        the duplicate this listener watches is closed)."""
+        self._uv_close()
+
+    def _uv_close(self):
+        cdef int fd = self.fd
         if self.closed:
             return
         self.closed = True
-        self._close_handle()
-
-    cdef _close_handle(self):
-        cdef uv.uv_tcp_t* tcp = self.uvtcp
-        if tcp is NULL:
-            return
-        self.uvtcp = NULL
-        if not uv.uv_is_closing(<uv.uv_handle_t*>tcp):
-            uv.uv_close(<uv.uv_handle_t*>tcp, _io_handle_closed)
-
-    def _uv_close(self):
-        self.closed = True
-        self._close_handle()
+        if self.retry is not None:
+            self.retry.cancel()
+            self.retry = None
+        PollHandle.close(self)
+        self.loop._io_handles.discard(self)
+        if fd >= 0:
+            _os.close(fd)
 
     def __repr__(self):
         state = 'closed' if self.closed else 'listening'
         return f'<TCPListener {state} sock={self.sock!r}>'
 
-    def __dealloc__(self):
-        if self.uvtcp is not NULL:
-            self.uvtcp.data = NULL
-            close_and_free(<uv.uv_handle_t*>self.uvtcp)
-            self.uvtcp = NULL
-
 
 cdef TCPListener _tcp_listen(LoopCore loop, sock, protocol_factory, server, int backlog):
     cdef TCPListener listener
-    cdef uv.uv_tcp_t* tcp
-    cdef int fd, err
+    cdef int fd
     loop._ensure_open()
-    listener = TCPListener.__new__(TCPListener)
-    listener.loop = loop
+    sock.listen(backlog)
+    fd = _os.dup(sock.fileno())
+    try:
+        listener = TCPListener(loop, fd)
+    except BaseException:
+        _os.close(fd)
+        raise
     listener.sock = sock
     listener.family = sock.family
     listener.type = sock.type
     listener.proto = sock.proto
     listener.protocol_factory = protocol_factory
     listener.server = server
-    fd = _os.dup(sock.fileno())
-    loop._fd_watchers.claim(fd)
-    tcp = <uv.uv_tcp_t*>malloc(sizeof(uv.uv_tcp_t))
-    if tcp is NULL:
-        _os.close(fd)
-        raise MemoryError()
-    err = uv.uv_tcp_init(loop.uvloop, tcp)
-    if err < 0:
-        free(tcp)
-        _os.close(fd)
-        raise uv_error(err)
-    count_open(<uv.uv_handle_t*>tcp)
-    tcp.data = NULL
-    err = uv.uv_tcp_open(tcp, fd)
-    if err < 0:
-        close_and_free(<uv.uv_handle_t*>tcp)
-        _os.close(fd)
-        raise uv_error(err)
-    listener.uvtcp = tcp
-    tcp.data = <void*>listener
+    listener.backlog = backlog if backlog > 0 else 1
     loop._io_handles.add(listener)
-    err = uv.uv_listen(<uv.uv_stream_t*>tcp, backlog, _tcp_connection)
-    if err < 0:
-        listener.close()
-        raise uv_error(err)
+    try:
+        listener.start(uv.UV_READABLE)
+    except BaseException:
+        listener._uv_close()
+        raise
     return listener

@@ -40,6 +40,31 @@ static inline void ourloop_count_close(uv_handle_type t) {
 #endif
 }
 
+/* accept() a connection as a non-blocking, close-on-exec socket; -1 and
+ * errno set on failure. accept4() where the platform has it. */
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+static inline int ourloop_accept(int fd) {
+#if defined(__linux__) || defined(__FreeBSD__) || defined(__NetBSD__) || defined(__OpenBSD__)
+    return accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+#else
+    int conn = accept(fd, NULL, NULL);
+    if (conn >= 0) {
+        int fl = fcntl(conn, F_GETFL);
+        if (fl == -1 || fcntl(conn, F_SETFL, fl | O_NONBLOCK) == -1 ||
+                fcntl(conn, F_SETFD, FD_CLOEXEC) == -1) {
+            int saved = errno;
+            close(conn);
+            errno = saved;
+            return -1;
+        }
+    }
+    return conn;
+#endif
+}
+
 /* Milliseconds libuv should sleep so that a deadline `delta` seconds away
  * has passed when it wakes: rounded up, never negative, at most one day
  * (the stdlib caps its selector timeout at one day too). NaN sleeps 0. */
