@@ -63,6 +63,7 @@ cdef class LoopCore:
         # Only C here: the Python attributes may already be gone. Every
         # handle still open on the loop is closed and its memory freed.
         if self.uvloop is not NULL:
+            self.uvloop.data = NULL
             uv.uv_walk(self.uvloop, _close_any, NULL)
             uv.uv_run(self.uvloop, uv.UV_RUN_NOWAIT)
             uv.uv_loop_close(self.uvloop)

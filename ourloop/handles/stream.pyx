@@ -76,7 +76,12 @@ cdef void _stream_read(uv.uv_stream_t* stream, ssize_t nread, const uv.uv_buf_t*
 
 
 cdef void _stream_written(uv.uv_write_t* req, int status) noexcept with gil:
-    cdef StreamTransport t = <StreamTransport>req.data
+    cdef StreamTransport t
+    if req.data is NULL:
+        # The transport is gone (only while a loop is torn down unclosed).
+        free(req)
+        return
+    t = <StreamTransport>req.data
     free(req)
     try:
         t._on_write_done(status)
@@ -88,9 +93,11 @@ cdef void _io_handle_closed(uv.uv_handle_t* handle) noexcept with gil:
     # Close callback of transports and listeners: free the memory, let the
     # loop drop its reference to the wrapper.
     cdef object owner
-    cdef LoopCore loop = <LoopCore>handle.loop.data
+    cdef LoopCore loop
     ourloop_count_close(handle.type)
-    if handle.data is not NULL:
+    if handle.data is not NULL and handle.loop.data is not NULL:
+        # (loop.data is NULL while LoopCore.__dealloc__ runs.)
+        loop = <LoopCore>handle.loop.data
         owner = <object>handle.data
         handle.data = NULL
         if loop._io_handles is not None:
