@@ -68,6 +68,14 @@ _PY313_BINDING = sys.version_info >= (3, 13)
 _DEFAULT_REUSE_ADDRESS = os.name == 'posix' and sys.platform != 'cygwin'
 
 
+def _check_tls_timeouts(handshake_timeout, shutdown_timeout, have_ssl):
+    # The stdlib's checks: TLS timeouts without TLS are an error.
+    if handshake_timeout is not None and not have_ssl:
+        raise ValueError('ssl_handshake_timeout is only meaningful with ssl')
+    if shutdown_timeout is not None and not have_ssl:
+        raise ValueError('ssl_shutdown_timeout is only meaningful with ssl')
+
+
 def _bind_error(address, exc):
     """The OSError the stdlib raises when binding to address failed."""
     if _PY313_BINDING:
@@ -237,12 +245,8 @@ class TcpMixin:
         if server_hostname is None and ssl and not host:
             raise ValueError('You must set server_hostname '
                              'when using ssl without a host')
-        if ssl_handshake_timeout is not None and not ssl:
-            raise ValueError(
-                'ssl_handshake_timeout is only meaningful with ssl')
-        if ssl_shutdown_timeout is not None and not ssl:
-            raise ValueError(
-                'ssl_shutdown_timeout is only meaningful with ssl')
+        _check_tls_timeouts(ssl_handshake_timeout, ssl_shutdown_timeout,
+                            bool(ssl))
         if sock is not None:
             _check_ssl_socket(sock)
         resolve = host is not None or port is not None
@@ -375,12 +379,8 @@ class TcpMixin:
                          ssl_handshake_timeout, ssl_shutdown_timeout):
         if sock.type != socket.SOCK_STREAM:
             raise ValueError(f'A Stream Socket was expected, got {sock!r}')
-        if ssl_handshake_timeout is not None and not ssl:
-            raise ValueError(
-                'ssl_handshake_timeout is only meaningful with ssl')
-        if ssl_shutdown_timeout is not None and not ssl:
-            raise ValueError(
-                'ssl_shutdown_timeout is only meaningful with ssl')
+        _check_tls_timeouts(ssl_handshake_timeout, ssl_shutdown_timeout,
+                            bool(ssl))
         _check_ssl_socket(sock)
         if ssl:
             raise NotImplementedError(_NO_TLS)
@@ -496,12 +496,8 @@ class TcpMixin:
                          ssl_shutdown_timeout, start_serving):
         if isinstance(ssl, bool):
             raise TypeError('ssl argument must be an SSLContext or None')
-        if ssl_handshake_timeout is not None and ssl is None:
-            raise ValueError(
-                'ssl_handshake_timeout is only meaningful with ssl')
-        if ssl_shutdown_timeout is not None and ssl is None:
-            raise ValueError(
-                'ssl_shutdown_timeout is only meaningful with ssl')
+        _check_tls_timeouts(ssl_handshake_timeout, ssl_shutdown_timeout,
+                            ssl is not None)
         if sock is not None:
             _check_ssl_socket(sock)
         bind = host is not None or port is not None

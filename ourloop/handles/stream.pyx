@@ -505,17 +505,7 @@ cdef class StreamTransport:
         self.resume_scheduled = False
         if self._protocol_paused and self._bufsize() <= self._low_water:
             self._protocol_paused = False
-            try:
-                self._protocol.resume_writing()
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self.loop.call_exception_handler({
-                    'message': 'protocol.resume_writing() failed',
-                    'exception': exc,
-                    'transport': self,
-                    'protocol': self._protocol,
-                })
+            self._tell_protocol('resume_writing')
         if self.pending is not None and self.wreq is NULL:
             self._flush()
         if self.pending is None and self.wreq is NULL:
@@ -533,20 +523,22 @@ cdef class StreamTransport:
             return
         if not self._protocol_paused:
             self._protocol_paused = True
-            try:
-                self._protocol.pause_writing()
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self.loop.call_exception_handler({
-                    'message': 'protocol.pause_writing() failed',
-                    'exception': exc,
-                    'transport': self,
-                    'protocol': self._protocol,
-                })
+            self._tell_protocol('pause_writing')
 
-    def _flush_now(self):
-        self._flush()
+    def _tell_protocol(self, str method):
+        # pause_writing() / resume_writing(): an exception goes to the
+        # exception handler, the transport goes on.
+        try:
+            getattr(self._protocol, method)()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self.loop.call_exception_handler({
+                'message': f'protocol.{method}() failed',
+                'exception': exc,
+                'transport': self,
+                'protocol': self._protocol,
+            })
 
     def get_write_buffer_size(self):
         """Bytes written but not yet taken by the kernel."""
