@@ -42,6 +42,7 @@ class Server(asyncio.AbstractServer):
         # stdlib's is weak): an open native transport is referenced by its
         # loop anyway, and _detach() removes it once it is closed.
         self._clients = set()
+        self._active_count = 0
         # Futures of wait_closed() callers; None once they were released.
         self._waiters = []
         self._serving = False
@@ -52,12 +53,18 @@ class Server(asyncio.AbstractServer):
 
     # -- called by the transports (native code) ----------------------------
 
-    def _attach(self, transport):
-        self._clients.add(transport)
+    # The transport argument is optional, as in the stdlib up to 3.12
+    # (whose own tests call these with no argument).
+    def _attach(self, transport=None):
+        self._active_count += 1
+        if transport is not None:
+            self._clients.add(transport)
 
-    def _detach(self, transport):
-        self._clients.discard(transport)
-        if self._sockets is None and not self._clients:
+    def _detach(self, transport=None):
+        self._active_count -= 1
+        if transport is not None:
+            self._clients.discard(transport)
+        if self._sockets is None and self._active_count <= 0:
             self._release_waiters()
 
     def _release_waiters(self):
@@ -114,7 +121,7 @@ class Server(asyncio.AbstractServer):
             forever.cancel()
             self._serving_forever_fut = None
 
-        if not self._clients:
+        if self._active_count <= 0:
             self._release_waiters()
 
     if hasattr(asyncio.AbstractServer, 'close_clients'):
