@@ -55,3 +55,41 @@ def test_collected_unclosed_loop_closes_its_handles():
         del loop
         gc.collect()
     assert _open_handles() == before
+
+
+def test_tcp_servers_and_connections_leave_no_handle_open():
+    # Connections closed, aborted, and one still open when the loop closes:
+    # every uv_tcp_t and the listener's uv_poll_t are closed with the loop.
+    async def handle(reader, writer):
+        data = await reader.read(100)
+        writer.write(data)
+        await writer.drain()
+        writer.close()
+
+    async def main():
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        for i in range(10):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"x")
+            assert await reader.readexactly(1) == b"x"
+            if i % 2:
+                writer.close()
+                await writer.wait_closed()
+            else:
+                writer.transport.abort()
+        left_open = await asyncio.open_connection("127.0.0.1", port)
+        server.close()
+        return left_open
+
+    gc.collect()
+    before = _open_handles()
+    tcp_opened_before = _core.debug_handle_counts()["tcp"][0]
+    loop = ourloop.new_event_loop()
+    reader, writer = loop.run_until_complete(main())
+    tcp_opened = _core.debug_handle_counts()["tcp"][0] - tcp_opened_before
+    loop.close()
+    del reader, writer
+    gc.collect()
+    assert tcp_opened >= 21   # 11 client and 10-11 server ends
+    assert _open_handles() == before
