@@ -352,14 +352,21 @@ cdef class LoopCore:
         cdef list batch = self._ready
         cdef Py_ssize_t i = 0, n = len(batch)
         cdef Handle handle
+        cdef object item
         if n == 0:
             return
         self._ready = self._ready_spare
         try:
             while i < n:
-                handle = <Handle>batch[i]
+                item = batch[i]
                 batch[i] = None
                 i += 1
+                if type(item) is not Handle and isinstance(item, StreamTransport):
+                    # A readable stream queued without a Handle (see
+                    # StreamTransport._schedule_read).
+                    (<StreamTransport>item)._run_read()
+                    continue
+                handle = <Handle>item
                 if handle._cancelled:
                     continue
                 if self._debug_flag:

@@ -209,7 +209,35 @@ cdef class StreamTransport:
             return
         if not self.read_scheduled and not self._closing:
             self.read_scheduled = True
+            self._schedule_read()
+
+    cdef _schedule_read(self):
+        # The transport itself goes on the ready queue (LoopCore._run_ready
+        # runs it with _run_read); in debug mode a Handle for _read_ready,
+        # so that it is timed and named like any callback.
+        if self.loop._debug_flag:
             self.loop._call_soon(self._read_ready, (), self.context)
+        else:
+            self.loop._ready.append(self)
+
+    cdef int _run_read(self) except -1:
+        # Run from the ready queue: _read_ready in the transport's context;
+        # an unexpected exception goes to the exception handler as a
+        # callback's would.
+        PyContext_Enter(self.context)
+        try:
+            self._read_ready()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self.loop.call_exception_handler({
+                'message': f'Exception in callback {type(self).__name__}._read_ready()',
+                'exception': exc,
+                'transport': self,
+            })
+        finally:
+            PyContext_Exit(self.context)
+        return 0
 
     def _read_ready(self):
         # Ready phase: the stdlib's reader callback.
@@ -339,7 +367,7 @@ cdef class StreamTransport:
         self._start_reading()
         if self.rx_error is not None and not self.read_scheduled:
             self.read_scheduled = True
-            self.loop._call_soon(self._read_ready, (), self.context)
+            self._schedule_read()
         if self.loop._debug_flag:
             logger.debug("%r resumes reading", self)
 
