@@ -163,6 +163,7 @@ cdef class StreamTransport:
     cdef int _flush(self) except -1
     cdef _on_read(self, ssize_t nread, char* base)
     cdef _on_write_done(self, int status)
+    cdef _configure_socket(self, sock)
     cdef _schedule_read(self)
     cdef int _run_read(self) except -1
     cdef int _read_fd(self) except -2
@@ -180,6 +181,10 @@ cdef class StreamTransport:
 
 
 cdef class TCPTransport(StreamTransport):
+    pass
+
+
+cdef class PipeTransport(StreamTransport):
     pass
 
 

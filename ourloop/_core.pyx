@@ -10,6 +10,7 @@ This file only gathers the pieces; each lives in the file named after it:
   handles/poll.pyx    uv_poll_t fd watchers: add_reader/add_writer and the
                       signal wake-up fd
   handles/stream.pyx  StreamTransport: an asyncio.Transport over uv_stream_t
+  handles/pipe.pyx    PipeTransport over uv_pipe_t (Unix stream sockets)
   handles/tcp.pyx     TCPTransport and TCPListener over uv_tcp_t
   loop.pyx            LoopCore, the libuv-driven loop itself
 
@@ -48,6 +49,7 @@ include "handles/timer.pyx"
 include "handles/async_.pyx"
 include "handles/poll.pyx"
 include "handles/stream.pyx"
+include "handles/pipe.pyx"
 include "handles/tcp.pyx"
 include "loop.pyx"
 

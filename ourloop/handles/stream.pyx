@@ -42,7 +42,7 @@ cdef extern from "<sys/socket.h>" nogil:
     int c_shutdown "shutdown"(int fd, int how)
     const int SHUT_WR
 
-from asyncio import constants as _constants, protocols as _protocols, trsock as _trsock
+from asyncio import constants as _constants, futures as _futures, protocols as _protocols, trsock as _trsock
 from asyncio.events import AbstractEventLoop as _AbstractEventLoop
 from asyncio.transports import Transport as _asyncio_Transport
 
@@ -156,6 +156,38 @@ cdef class StreamTransport:
             self.reading = False
             if self.uvstream is not NULL:
                 uv.uv_read_stop(self.uvstream)
+
+    def _setup(self, sock, protocol, waiter, extra, server, bint borrowed):
+        # Per connection: the stdlib's socket-transport set-up (TCP and
+        # Unix sockets).
+        self.sock = sock
+        self.borrowed = borrowed
+        self.context = PyContext_CopyCurrent()
+        self._extra = dict(extra) if extra else {}
+        self._extra['socket'] = _trsock.TransportSocket(sock)
+        try:
+            self._extra['sockname'] = sock.getsockname()
+        except OSError:
+            self._extra['sockname'] = None
+        if 'peername' not in self._extra:
+            try:
+                self._extra['peername'] = sock.getpeername()
+            except OSError:
+                self._extra['peername'] = None
+        self.loop._fd_watchers.transports[sock.fileno()] = self
+        self.set_protocol(protocol)
+        self._server = server
+        if server is not None:
+            server._attach(self)
+        self._configure_socket(sock)
+        self.loop._call_soon(protocol.connection_made, (self,), None)
+        self._start_reading()
+        if waiter is not None:
+            self.loop._call_soon(_futures._set_result_unless_cancelled,
+                                 (waiter, None), None)
+
+    cdef _configure_socket(self, sock):
+        pass
 
     # -- the protocol -----------------------------------------------------
 

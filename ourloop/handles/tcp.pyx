@@ -66,48 +66,33 @@ cdef TCPTransport _tcp_open_fd(LoopCore loop, int fd):
 cdef class TCPTransport(StreamTransport):
     """A TCP connection: an asyncio.Transport over a libuv uv_tcp_t."""
 
-    def _setup(self, sock, protocol, waiter, extra, server, bint borrowed):
-        # Per connection: the stdlib's socket-transport set-up.
-        self.sock = sock
-        self.borrowed = borrowed
-        self.context = PyContext_CopyCurrent()
-        self._extra = dict(extra) if extra else {}
-        self._extra['socket'] = _trsock.TransportSocket(sock)
-        try:
-            self._extra['sockname'] = sock.getsockname()
-        except OSError:
-            self._extra['sockname'] = None
-        if 'peername' not in self._extra:
-            try:
-                self._extra['peername'] = sock.getpeername()
-            except OSError:
-                self._extra['peername'] = None
-        self.loop._fd_watchers.transports[sock.fileno()] = self
-        self.set_protocol(protocol)
-        self._server = server
-        if server is not None:
-            server._attach(self)
+    cdef _configure_socket(self, sock):
+        # TCP_NODELAY, where the stdlib sets it.
         if (sock.family in (socket.AF_INET, socket.AF_INET6)
                 and sock.type == socket.SOCK_STREAM
                 and sock.proto == socket.IPPROTO_TCP):
             uv.uv_tcp_nodelay(<uv.uv_tcp_t*>self.uvstream, 1)
-        self.loop._call_soon(protocol.connection_made, (self,), None)
-        self._start_reading()
-        if waiter is not None:
-            self.loop._call_soon(_futures._set_result_unless_cancelled,
-                                 (waiter, None), None)
+
+
+cdef StreamTransport _open_socket_fd(LoopCore loop, int fd, family):
+    # A transport whose libuv handle owns fd: a uv_pipe_t for a Unix
+    # socket, a uv_tcp_t otherwise.
+    if family == socket.AF_UNIX:
+        return _pipe_open_fd(loop, fd)
+    return _tcp_open_fd(loop, fd)
 
 
 cdef object _make_tcp_transport(LoopCore loop, sock, protocol, waiter, extra,
                                 server, bint adopt):
-    cdef TCPTransport t
+    # TCP and Unix stream sockets alike.
+    cdef StreamTransport t
     cdef int fd
     if adopt:
         # The loop's own socket: libuv takes the fd itself.
         family, type_, proto = sock.family, sock.type, sock.proto
         fd = sock.detach()
         try:
-            t = _tcp_open_fd(loop, fd)
+            t = _open_socket_fd(loop, fd, family)
         except BaseException:
             _os.close(fd)
             raise
@@ -120,7 +105,7 @@ cdef object _make_tcp_transport(LoopCore loop, sock, protocol, waiter, extra,
     else:
         fd = _os.dup(sock.fileno())
         try:
-            t = _tcp_open_fd(loop, fd)
+            t = _open_socket_fd(loop, fd, sock.family)
         except BaseException:
             _os.close(fd)
             raise
@@ -167,9 +152,9 @@ cdef class TCPListener(PollHandle):
             self._accept_one(conn)
 
     cdef _accept_one(self, int conn):
-        cdef TCPTransport t
+        cdef StreamTransport t
         try:
-            t = _tcp_open_fd(self.loop, conn)
+            t = _open_socket_fd(self.loop, conn, self.family)
         except BaseException as exc:
             _os.close(conn)
             self.loop._call_soon(self._accept_error, (exc,), None)
@@ -181,7 +166,7 @@ cdef class TCPListener(PollHandle):
         if not self.closed and self.uvpoll is not NULL:
             self.start(uv.UV_READABLE)
 
-    def _accepted(self, TCPTransport t, int fd):
+    def _accepted(self, StreamTransport t, int fd):
         # Ready phase, per connection: the stdlib's _accept_connection2.
         protocol = None
         if self.closed or self.loop._closed:

@@ -86,6 +86,11 @@ cdef extern from "uv.h" nogil:
         uv_loop_t* loop
         size_t write_queue_size
 
+    ctypedef struct uv_pipe_t:
+        void* data
+        uv_loop_t* loop
+        size_t write_queue_size
+
     ctypedef struct uv_write_t:
         void* data
 
@@ -150,6 +155,9 @@ cdef extern from "uv.h" nogil:
                  unsigned int nbufs, uv_write_cb cb)
     int uv_is_readable(const uv_stream_t* handle)
     int uv_is_writable(const uv_stream_t* handle)
+
+    int uv_pipe_init(uv_loop_t* loop, uv_pipe_t* handle, int ipc)
+    int uv_pipe_open(uv_pipe_t* handle, int file)
 
     int uv_tcp_init(uv_loop_t* loop, uv_tcp_t* handle)
     int uv_tcp_open(uv_tcp_t* handle, uv_os_fd_t sock)
