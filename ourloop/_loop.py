@@ -23,6 +23,7 @@ from ._core import LoopCore
 from ._dns import DnsMixin
 from ._sockets import SockMixin
 from ._tcp import TcpMixin
+from ._unix import UnixMixin
 from ._signals import SignalMixin
 
 __all__ = ('Loop', 'new_event_loop', 'NOT_YET_IMPLEMENTED')
@@ -48,7 +49,7 @@ NOT_YET_IMPLEMENTED = (
 # ... as far as the running Python's asyncio has them (sock_recvfrom,
 # sock_recvfrom_into and sock_sendto are new in 3.11), and as long as no
 # mixin of Loop implements them.
-_MIXINS = (DnsMixin, SockMixin, TcpMixin, SignalMixin)
+_MIXINS = (DnsMixin, SockMixin, TcpMixin, UnixMixin, SignalMixin)
 NOT_YET_IMPLEMENTED = tuple(
     name for name in NOT_YET_IMPLEMENTED
     if hasattr(asyncio.AbstractEventLoop, name)
@@ -99,7 +100,7 @@ def _run_until_complete_cb(fut):
     futures._get_loop(fut).stop()
 
 
-class Loop(LoopCore, DnsMixin, SockMixin, TcpMixin, SignalMixin,
+class Loop(LoopCore, DnsMixin, SockMixin, TcpMixin, UnixMixin, SignalMixin,
            asyncio.AbstractEventLoop):
     """An asyncio event loop running on libuv.
 

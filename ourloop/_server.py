@@ -18,11 +18,17 @@ connection is gone (3.11 and older returned as soon as the sockets were
 closed, ignoring live connections, or at once when the server was still
 open). close_clients() and abort_clients() exist where the running
 Python's asyncio.Server has them (3.13+).
+
+A Unix server made by create_unix_server(cleanup_socket=True) (3.13+)
+removes its socket file in close(), as the stdlib's loop does when it stops
+serving, if the file still is the one it bound (same inode).
 """
 
 import asyncio
+import os
 
 from asyncio import trsock
+from asyncio.log import logger
 
 __all__ = ('Server',)
 
@@ -47,6 +53,9 @@ class Server(asyncio.AbstractServer):
         self._waiters = []
         self._serving = False
         self._serving_forever_fut = None
+        # create_unix_server(cleanup_socket=True), 3.13+: (path, inode) of
+        # the socket file to remove in close() if it is still that file.
+        self._unix_path_to_cleanup = None
 
     def __repr__(self):
         return f'<{type(self).__name__} sockets={self.sockets!r}>'
@@ -115,6 +124,8 @@ class Server(asyncio.AbstractServer):
         for sock in sockets:
             sock.close()
         self._serving = False
+        if self._unix_path_to_cleanup is not None:
+            self._remove_unix_socket_file()
 
         forever = self._serving_forever_fut
         if forever is not None and not forever.done():
@@ -123,6 +134,20 @@ class Server(asyncio.AbstractServer):
 
         if self._active_count <= 0:
             self._release_waiters()
+
+    def _remove_unix_socket_file(self):
+        # Only the file this server bound: another server may have replaced
+        # it since.
+        path, inode = self._unix_path_to_cleanup
+        self._unix_path_to_cleanup = None
+        try:
+            if os.stat(path).st_ino == inode:
+                os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except OSError as err:
+            logger.error('Unable to clean up listening UNIX socket %r: %r',
+                         path, err)
 
     if hasattr(asyncio.AbstractServer, 'close_clients'):
         def close_clients(self):
