@@ -529,22 +529,25 @@ class TcpMixin:
 
         server = Server(self, sockets, protocol_factory, backlog)
         if start_serving:
-            try:
-                server._start_serving()
-            except BaseException:
-                self._tcp_abandon_server(server, bind)
-                raise
-            try:
-                # One loop iteration passes here, as in the stdlib.
-                await asyncio.sleep(0)
-            except BaseException:
-                # Cancelled: nobody will ever see this server; it must not
-                # go on listening.
-                server.close()
-                raise
+            await self._tcp_start_new_server(server, bind)
         if self._debug:
             logger.info('%r is serving', server)
         return server
+
+    async def _tcp_start_new_server(self, server, sockets_are_ours):
+        # start_serving=True: listen now, then let one loop iteration pass,
+        # as the stdlib does. A failure, or a cancellation during that
+        # iteration, closes the server: nobody would ever see it.
+        try:
+            server._start_serving()
+        except BaseException:
+            self._tcp_abandon_server(server, sockets_are_ours)
+            raise
+        try:
+            await asyncio.sleep(0)
+        except BaseException:
+            server.close()
+            raise
 
     @staticmethod
     def _tcp_abandon_server(server, sockets_are_ours):

@@ -212,18 +212,7 @@ class UnixMixin:
         server = Server(self, [sock], protocol_factory, backlog)
         server._unix_path_to_cleanup = cleanup
         if start_serving:
-            try:
-                server._start_serving()
-            except BaseException:
-                self._tcp_abandon_server(server, ours)
-                raise
-            try:
-                # One loop iteration passes here, as in the stdlib.
-                await asyncio.sleep(0)
-            except BaseException:
-                # Cancelled: nobody will ever see this server.
-                server.close()
-                raise
+            await self._tcp_start_new_server(server, ours)
         return server
 
     if _HAS_CLEANUP_SOCKET:
