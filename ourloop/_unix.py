@@ -37,7 +37,6 @@ import socket
 import stat
 import sys
 
-import asyncio
 from asyncio.log import logger
 
 from ._server import Server
