@@ -161,11 +161,12 @@ cdef class StreamTransport:
     cdef _stop_reading(self)
     cdef _queue_write(self, bytes data)
     cdef int _flush(self) except -1
-    cdef _on_read(self, ssize_t nread, char* base)
+    cdef _on_read(self, ssize_t nread)
     cdef _on_write_done(self, int status)
     cdef _configure_socket(self, sock)
     cdef _schedule_read(self)
     cdef int _run_read(self) except -1
+    cdef _do_read_ready(self)
     cdef int _read_fd(self) except -2
     cdef bint _read_failed(self, ssize_t nbytes, int code) except -1
     cdef _read_data(self)

@@ -61,6 +61,21 @@ def _check_unix_stream_socket(sock):
             f'A UNIX Domain Stream Socket was expected, got {sock!r}')
 
 
+def _path_or_sock(path, sock, neither_message):
+    # The stdlib's checks of path= against sock= (the message for neither
+    # differs between connecting and serving); returns the path as a str
+    # or bytes, or None when sock is used.
+    if path is not None:
+        if sock is not None:
+            raise ValueError(
+                'path and sock can not be specified at the same time')
+        return os.fspath(path)
+    if sock is None:
+        raise ValueError(neither_message)
+    _check_unix_stream_socket(sock)
+    return None
+
+
 def _remove_stale_socket_file(path):
     # A socket file left by an earlier server would make bind() fail; any
     # other kind of file stays (and bind() reports it).
@@ -98,15 +113,7 @@ class UnixMixin:
                     'server_hostname is only meaningful with ssl')
             _check_tls_timeouts(ssl_handshake_timeout, ssl_shutdown_timeout,
                                 False)
-        if path is not None:
-            if sock is not None:
-                raise ValueError(
-                    'path and sock can not be specified at the same time')
-            path = os.fspath(path)
-        elif sock is None:
-            raise ValueError('no path and sock were specified')
-        else:
-            _check_unix_stream_socket(sock)
+        path = _path_or_sock(path, sock, 'no path and sock were specified')
         if ssl:
             raise NotImplementedError(_NO_TLS)
 
@@ -185,15 +192,8 @@ class UnixMixin:
             raise TypeError('ssl argument must be an SSLContext or None')
         _check_tls_timeouts(ssl_handshake_timeout, ssl_shutdown_timeout,
                             bool(ssl))
-        if path is not None:
-            if sock is not None:
-                raise ValueError(
-                    'path and sock can not be specified at the same time')
-            path = os.fspath(path)
-        elif sock is None:
-            raise ValueError('path was not specified, and no sock specified')
-        else:
-            _check_unix_stream_socket(sock)
+        path = _path_or_sock(
+            path, sock, 'path was not specified, and no sock specified')
         if ssl:
             raise NotImplementedError(_NO_TLS)
 

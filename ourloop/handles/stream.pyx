@@ -6,8 +6,9 @@
 #
 # Reads. libuv only tells that the stream is readable: the alloc callback
 # gives it an empty buffer, which libuv answers with read_cb(UV_ENOBUFS)
-# without reading. That schedules one ready Handle (_read_ready, in the
-# transport's context), and the read happens there, in the ready phase,
+# without reading. That queues the transport itself on the ready queue
+# once per iteration (a Handle for _read_ready in debug mode), and the read
+# happens when LoopCore._run_ready reaches it, in the transport's context,
 # after the callbacks that were ready before, as the stdlib's reader
 # callback does: one read() into the loop's one read buffer (LoopExt.rbuf)
 # and a bytes object of the size read for data_received(), or, for an
@@ -43,7 +44,6 @@ cdef extern from "<sys/socket.h>" nogil:
     const int SHUT_WR
 
 from asyncio import constants as _constants, futures as _futures, protocols as _protocols, trsock as _trsock
-from asyncio.events import AbstractEventLoop as _AbstractEventLoop
 from asyncio.transports import Transport as _asyncio_Transport
 
 
@@ -70,7 +70,7 @@ cdef void _stream_read(uv.uv_stream_t* stream, ssize_t nread, const uv.uv_buf_t*
         return
     t = <StreamTransport>stream.data
     try:
-        t._on_read(nread, buf.base)
+        t._on_read(nread)
     except BaseException as exc:
         t.loop._set_pending_exception(exc)
 
@@ -229,7 +229,7 @@ cdef class StreamTransport:
 
     # -- reading ----------------------------------------------------------
 
-    cdef _on_read(self, ssize_t nread, char* base):
+    cdef _on_read(self, ssize_t nread):
         # In uv_run: readable (UV_ENOBUFS, see _stream_alloc_none), or an
         # error libuv met; either way the ready phase deals with it.
         if nread == uv.UV_ENOBUFS:
@@ -258,7 +258,7 @@ cdef class StreamTransport:
         # callback's would.
         PyContext_Enter(self.context)
         try:
-            self._read_ready()
+            self._do_read_ready()
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
@@ -272,6 +272,10 @@ cdef class StreamTransport:
         return 0
 
     def _read_ready(self):
+        # What the debug-mode Handle calls.
+        self._do_read_ready()
+
+    cdef _do_read_ready(self):
         # Ready phase: the stdlib's reader callback.
         self.read_scheduled = False
         if self._closing or self._paused:

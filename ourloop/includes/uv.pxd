@@ -14,9 +14,6 @@ cdef extern from "uv.h" nogil:
     const int UV_ECANCELED
     const int UV_EOF
     const int UV_ENOBUFS
-    const int UV_EMFILE
-    const int UV_ENFILE
-    const int UV_ENOMEM
 
     ctypedef enum uv_run_mode:
         UV_RUN_DEFAULT = 0
@@ -105,7 +102,6 @@ cdef extern from "uv.h" nogil:
     ctypedef void (*uv_alloc_cb)(uv_handle_t* handle, size_t suggested_size, uv_buf_t* buf) noexcept nogil
     ctypedef void (*uv_read_cb)(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) noexcept nogil
     ctypedef void (*uv_write_cb)(uv_write_t* req, int status) noexcept nogil
-    ctypedef void (*uv_connection_cb)(uv_stream_t* server, int status) noexcept nogil
 
     unsigned int uv_version()
     const char* uv_version_string()
@@ -146,15 +142,11 @@ cdef extern from "uv.h" nogil:
 
     int uv_fileno(const uv_handle_t* handle, uv_os_fd_t* fd)
 
-    int uv_listen(uv_stream_t* stream, int backlog, uv_connection_cb cb)
-    int uv_accept(uv_stream_t* server, uv_stream_t* client)
     int uv_read_start(uv_stream_t* stream, uv_alloc_cb alloc_cb, uv_read_cb read_cb)
     int uv_read_stop(uv_stream_t* stream)
     int uv_try_write(uv_stream_t* handle, const uv_buf_t* bufs, unsigned int nbufs)
     int uv_write(uv_write_t* req, uv_stream_t* handle, const uv_buf_t* bufs,
                  unsigned int nbufs, uv_write_cb cb)
-    int uv_is_readable(const uv_stream_t* handle)
-    int uv_is_writable(const uv_stream_t* handle)
 
     int uv_pipe_init(uv_loop_t* loop, uv_pipe_t* handle, int ipc)
     int uv_pipe_open(uv_pipe_t* handle, int file)
