@@ -10,8 +10,11 @@ This file only gathers the pieces; each lives in the file named after it:
   handles/poll.pyx    uv_poll_t fd watchers: add_reader/add_writer and the
                       signal wake-up fd
   handles/stream.pyx  StreamTransport: an asyncio.Transport over uv_stream_t
-  handles/pipe.pyx    PipeTransport over uv_pipe_t (Unix stream sockets)
+  handles/pipe.pyx    PipeTransport over uv_pipe_t (Unix stream sockets),
+                      the read and write pipe transports
   handles/tcp.pyx     TCPTransport and TCPListener over uv_tcp_t
+  handles/udp.pyx     UDPTransport over uv_udp_t (create_datagram_endpoint)
+  handles/process.pyx child processes: uv_spawn and reaping
   loop.pyx            LoopCore, the libuv-driven loop itself
 
 ourloop/_loop.py builds the public ourloop.Loop on top of LoopCore.
@@ -51,6 +54,8 @@ include "handles/poll.pyx"
 include "handles/stream.pyx"
 include "handles/pipe.pyx"
 include "handles/tcp.pyx"
+include "handles/udp.pyx"
+include "handles/process.pyx"
 include "loop.pyx"
 
 

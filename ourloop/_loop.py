@@ -25,6 +25,9 @@ from ._sockets import SockMixin
 from ._tcp import TcpMixin
 from ._unix import UnixMixin
 from ._signals import SignalMixin
+from ._udp import DatagramMixin
+from ._pipes import PipeMixin
+from ._subprocess import SubprocessMixin
 
 __all__ = ('Loop', 'new_event_loop', 'NOT_YET_IMPLEMENTED')
 
@@ -49,7 +52,8 @@ NOT_YET_IMPLEMENTED = (
 # ... as far as the running Python's asyncio has them (sock_recvfrom,
 # sock_recvfrom_into and sock_sendto are new in 3.11), and as long as no
 # mixin of Loop implements them.
-_MIXINS = (DnsMixin, SockMixin, TcpMixin, UnixMixin, SignalMixin)
+_MIXINS = (DnsMixin, SockMixin, TcpMixin, UnixMixin, SignalMixin,
+           DatagramMixin, PipeMixin, SubprocessMixin)
 NOT_YET_IMPLEMENTED = tuple(
     name for name in NOT_YET_IMPLEMENTED
     if hasattr(asyncio.AbstractEventLoop, name)
@@ -101,7 +105,7 @@ def _run_until_complete_cb(fut):
 
 
 class Loop(LoopCore, DnsMixin, SockMixin, TcpMixin, UnixMixin, SignalMixin,
-           asyncio.AbstractEventLoop):
+           DatagramMixin, PipeMixin, SubprocessMixin, asyncio.AbstractEventLoop):
     """An asyncio event loop running on libuv.
 
     A drop-in replacement for asyncio's default loop: create it with

@@ -1,0 +1,5 @@
+"""subprocess_exec / subprocess_shell (spawning in handles/process.pyx)."""
+
+
+class SubprocessMixin:
+    """Child processes of ourloop.Loop."""

@@ -1,0 +1,1 @@
+# Child processes: uv_spawn and reaping (ourloop/_subprocess.py).
