@@ -40,6 +40,7 @@ import signal
 import socket
 import sys
 import threading
+import weakref
 
 from asyncio import coroutines, events, format_helpers, futures, tasks
 from asyncio.events import Handle as _asyncio_Handle, TimerHandle as _asyncio_TimerHandle

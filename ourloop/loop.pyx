@@ -58,6 +58,7 @@ cdef class LoopCore:
         self._flushq = []
         self._debug_flag = coroutines._is_debug_mode()
         self.slow_callback_duration = 0.1
+        _all_loops.add(self)
 
     def __dealloc__(self):
         # Only C here: the Python attributes may already be gone. Every
@@ -457,6 +458,50 @@ cdef class LoopCore:
         """Accept connections on the bound socket `sock` (which stays the
         caller's); returns a TCPListener (close() stops)."""
         return _tcp_listen(self, sock, protocol_factory, server, backlog)
+
+
+# -- fork ----------------------------------------------------------------
+#
+# A child made by os.fork() shares the kernel objects of its parent's loops:
+# the epoll instance, the call_soon_threadsafe() eventfd, the signal
+# wake-up socketpair. Anything the child did with the copies it inherited
+# (closing the loop, a transport finalizer removing its fd from epoll,
+# a signal byte written to the wake-up socket) would act on the parent's
+# loop. So, in the child, every inherited loop gets kernel objects of its
+# own at once (uv_loop_fork), and stops being the process's signal wake-up
+# fd. The child can then close or drop those loops freely and run new ones;
+# running an inherited loop in the child stays unsupported, as for the
+# stdlib's loops.
+
+_all_loops = weakref.WeakSet()
+
+
+def _after_fork_in_child():
+    cdef LoopCore loop
+    cdef SignalWakeup sigwake
+    for obj in list(_all_loops):
+        loop = <LoopCore>obj
+        if loop.uvloop is NULL:
+            continue
+        uv.uv_loop_fork(loop.uvloop)
+        sigwake = loop._sigwake
+        if sigwake is not None and sigwake.installed:
+            # The wake-up fd is the parent's socket: unset it (3.12+ asyncio
+            # does this itself) unless code in the child set another one.
+            try:
+                current = signal.set_wakeup_fd(-1)
+                if current != sigwake.wsock.fileno():
+                    signal.set_wakeup_fd(current)
+            except ValueError:
+                pass
+            sigwake.installed = False
+            sigwake.pinned = False
+            sigwake.saved_fd = None
+            sigwake.stop()
+
+
+if hasattr(os, 'register_at_fork'):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _format_handle(handle):

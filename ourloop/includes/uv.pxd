@@ -113,6 +113,7 @@ cdef extern from "uv.h" nogil:
 
     int uv_loop_init(uv_loop_t* loop)
     int uv_loop_close(uv_loop_t* loop)
+    int uv_loop_fork(uv_loop_t* loop)
     int uv_loop_alive(const uv_loop_t* loop)
     size_t uv_loop_size()
     int uv_run(uv_loop_t* loop, uv_run_mode mode)
