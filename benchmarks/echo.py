@@ -1,19 +1,33 @@
 #!/usr/bin/env python3
-"""Echo benchmark: TCP servers on asyncio, uvloop and ourloop.
+"""Echo benchmark: TCP, Unix-socket and UDP servers on asyncio, uvloop and ourloop.
 
     python benchmarks/echo.py                      # 5 repetitions, 2 s per measurement
     python benchmarks/echo.py --quick              # 1 repetition, 0.3 s per measurement
     python benchmarks/echo.py --only sock,protocol/1k --loops asyncio,uvloop --json out.json
+    python benchmarks/echo.py --quick --only 'unix-*'   # the Unix-socket rows only
+    python benchmarks/echo.py --quick --only udp        # the UDP rows only
     python benchmarks/echo.py --quick --client py  # the Python load generator instead of the C one
 
-Servers of four kinds, each on 127.0.0.1, port 0:
+Stream servers of four kinds, each on 127.0.0.1, port 0:
 
 * protocol -- asyncio.Protocol, data_received() -> transport.write()
 * buffered -- asyncio.BufferedProtocol, get_buffer()/buffer_updated()
 * streams  -- asyncio.start_server(), reader.read() -> writer.write(), drain()
 * sock     -- loop.sock_accept(), loop.sock_recv(), loop.sock_sendall()
 
-Message sizes 1 KiB, 10 KiB, 100 KiB; 1 and 16 concurrent clients.
+and the same four on a Unix stream socket (a path in a fresh temporary
+directory): unix-protocol and unix-buffered (loop.create_unix_server()),
+unix-streams (asyncio.start_unix_server()), unix-sock (an AF_UNIX listening
+socket and the same sock_* methods). Message sizes 1 KiB, 10 KiB, 100 KiB;
+1 and 16 concurrent clients.
+
+udp -- a DatagramProtocol from loop.create_datagram_endpoint() on
+127.0.0.1, port 0, whose datagram_received() sends the datagram back with
+transport.sendto(). Datagrams of 64 B, 1 KiB and 8 KiB; 1 client with 1
+datagram in flight (latency) and 16 clients with 4 datagrams in flight each
+(`16x4`). Only the C load generator does UDP; it checks every echo byte for
+byte, counts a datagram whose echo has not come back after 200 ms as lost
+(and sends a new one), and the output reports the losses.
 
 Method (see benchmarks/README.md, "Echo benchmark"): one fresh server
 subprocess per measurement (pinned to CPU 0) and one load-generator process
@@ -25,18 +39,22 @@ and of the server. Loops interleaved with a rotating order; medians, ratios
 and spreads as in run.py, whose helpers this script imports.
 
 A kind that needs a loop method listed in ourloop._loop.NOT_YET_IMPLEMENTED
-shows `n/a` for ourloop; it is measured as soon as the method exists.
+shows `n/a` for ourloop; it is measured as soon as the method exists. A
+server whose set-up raises NotImplementedError (on any loop) shows `n/a` too.
 
 Server mode (used by the driver and by syscalls.py):
 
     python benchmarks/echo.py --server LOOP KIND [--respond echo|one|two --size N] [--cpu 0]
 
-prints `PORT <n>` once listening, and stops when its stdin closes.
+prints `PORT <n>` (TCP, UDP) or `PATH <socket path>` (unix-*) once
+listening, `NA <reason>` if the loop does not implement what the kind needs,
+and stops when its stdin closes.
 """
 
 import argparse
 import asyncio
 import datetime
+import fnmatch
 import hashlib
 import json
 import os
@@ -46,6 +64,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -90,9 +109,31 @@ KINDS = {
     'buffered': ('create_server',),
     'streams': ('create_server',),
     'sock': ('sock_accept', 'sock_recv', 'sock_sendall'),
+    'unix-protocol': ('create_unix_server',),
+    'unix-buffered': ('create_unix_server',),
+    'unix-streams': ('create_unix_server',),
+    'unix-sock': ('sock_accept', 'sock_recv', 'sock_sendall'),
+    'udp': ('create_datagram_endpoint',),
 }
+# The kinds of stream servers (TCP and Unix), which syscalls.py also measures.
+STREAM_KINDS = tuple(k for k in KINDS if k != 'udp')
 SIZES = {'1k': 1024, '10k': 10 * 1024, '100k': 100 * 1024}
 CONCS = (1, 16)
+# UDP: datagram sizes (8 KiB stays well below the 64 KiB datagram limit) and
+# "CLIENTSxWINDOW": client sockets x datagrams in flight per client.
+UDP_SIZES = {'64': 64, '1k': 1024, '8k': 8 * 1024}
+UDP_CONCS = ('1x1', '16x4')
+UDP_LOSS_TIMEOUT_MS = 200
+# Room in the server's receive buffer for every datagram in flight (16 x 4 x
+# 8 KiB plus the kernel's per-datagram overhead), so that a loop that is
+# merely slower does not also lose datagrams. The kernel caps it at
+# net.core.rmem_max. The C client does the same on its sockets.
+UDP_RCVBUF = 4 * 1024 * 1024
+
+
+def family(kind):
+    """'tcp', 'unix' or 'udp'."""
+    return 'udp' if kind == 'udp' else 'unix' if kind.startswith('unix-') else 'tcp'
 HEADER = 32          # --respond two: the first write is the first HEADER bytes
 SERVER_CPU, CLIENT_CPU = 0, 1
 
@@ -209,23 +250,69 @@ async def _sock_server(loop, listener, respond, size, tasks):
     while True:
         conn, _ = await loop.sock_accept(listener)
         conn.setblocking(False)
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if conn.family != socket.AF_UNIX:
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         tasks.add(loop.create_task(_sock_client(loop, conn, respond, size)))
 
 
-async def start_server(loop, kind, respond, size):
-    """Start a server of this kind; return (port, closer coroutine function)."""
-    if kind in ('protocol', 'buffered'):
-        cls = EchoProtocol if kind == 'protocol' else EchoBufferedProtocol
-        server = await loop.create_server(lambda: cls(respond, size), '127.0.0.1', 0,
-                                          backlog=128)
-    elif kind == 'streams':
-        server = await asyncio.start_server(
-            lambda r, w: _streams_handler(r, w, respond, size), '127.0.0.1', 0, backlog=128)
-    elif kind == 'sock':
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(('127.0.0.1', 0))
+class UdpEchoProtocol(asyncio.DatagramProtocol):
+    """Sends every datagram back to where it came from."""
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def datagram_received(self, data, addr):
+        self.transport.sendto(data, addr)
+
+    def error_received(self, exc):
+        # An ICMP error for an earlier send (e.g. a client that has gone):
+        # nothing to do, the client counts what it does not get back.
+        pass
+
+
+async def start_server(loop, kind, respond, size, path=None):
+    """Start a server of this kind; return (address, closer coroutine
+    function). The address is the port (TCP, UDP) or `path` (unix-*: the
+    socket file to create)."""
+    if kind in ('protocol', 'buffered', 'unix-protocol', 'unix-buffered'):
+        cls = EchoProtocol if kind.endswith('protocol') else EchoBufferedProtocol
+        if family(kind) == 'unix':
+            server = await loop.create_unix_server(lambda: cls(respond, size), path,
+                                                   backlog=128)
+        else:
+            server = await loop.create_server(lambda: cls(respond, size), '127.0.0.1', 0,
+                                              backlog=128)
+    elif kind in ('streams', 'unix-streams'):
+        def handler(r, w):
+            return _streams_handler(r, w, respond, size)
+        if family(kind) == 'unix':
+            server = await asyncio.start_unix_server(handler, path, backlog=128)
+        else:
+            server = await asyncio.start_server(handler, '127.0.0.1', 0, backlog=128)
+    elif kind == 'udp':
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RCVBUF)
+            sock.bind(('127.0.0.1', 0))
+            # sock=: the same socket options on every loop (create_datagram_endpoint
+            # has no receive-buffer argument).
+            transport, _ = await loop.create_datagram_endpoint(UdpEchoProtocol, sock=sock)
+        except BaseException:
+            sock.close()
+            raise
+
+        async def close_udp():
+            transport.close()
+            await asyncio.sleep(0)      # connection_lost() runs one iteration later
+        return transport.get_extra_info('sockname')[1], close_udp
+    elif kind in ('sock', 'unix-sock'):
+        if family(kind) == 'unix':
+            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            listener.bind(path)
+        else:
+            listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind(('127.0.0.1', 0))
         listener.listen(128)
         listener.setblocking(False)
         tasks = set()
@@ -237,6 +324,8 @@ async def start_server(loop, kind, respond, size):
                 t.cancel()
             await asyncio.gather(acceptor, *tasks, return_exceptions=True)
             listener.close()
+        if family(kind) == 'unix':
+            return path, close_sock
         return listener.getsockname()[1], close_sock
     else:
         raise ValueError(f'unknown kind {kind!r}')
@@ -244,11 +333,14 @@ async def start_server(loop, kind, respond, size):
     async def close_server():
         server.close()
         await server.wait_closed()
+    if family(kind) == 'unix':
+        return path, close_server
     return server.sockets[0].getsockname()[1], close_server
 
 
 def serve(loop_name, kind, respond, size, cpu):
-    """Server mode: listen, print the port, run until stdin is closed."""
+    """Server mode: listen, print the port (or the socket path), run until
+    stdin is closed."""
     if cpu is not None:
         try:
             os.sched_setaffinity(0, {cpu})
@@ -258,10 +350,20 @@ def serve(loop_name, kind, respond, size, cpu):
     if missing:
         print('NA not implemented yet: ' + ', '.join(missing), flush=True)
         return 0
+    # unix-*: a fresh directory per server, so that concurrent runs never
+    # share a path; removed with everything in it at the end.
+    tmpdir = tempfile.mkdtemp(prefix='echo-unix-') if family(kind) == 'unix' else None
+    path = os.path.join(tmpdir, 'echo.sock') if tmpdir else None
     loop = bench.loop_factory(loop_name)()
     asyncio.set_event_loop(loop)
     try:
-        port, closer = loop.run_until_complete(start_server(loop, kind, respond, size))
+        try:
+            address, closer = loop.run_until_complete(
+                start_server(loop, kind, respond, size, path))
+        except NotImplementedError as exc:
+            # A loop still missing what this kind needs: the driver shows n/a.
+            print(f'NA not implemented: {exc}'.replace('\n', ' '), flush=True)
+            return 0
         stop = loop.create_future()
 
         def wait_stdin():
@@ -269,11 +371,13 @@ def serve(loop_name, kind, respond, size, cpu):
             loop.call_soon_threadsafe(lambda: stop.done() or stop.set_result(None))
 
         threading.Thread(target=wait_stdin, daemon=True).start()
-        print(f'PORT {port}', flush=True)
+        print(f'PATH {address}' if tmpdir else f'PORT {address}', flush=True)
         loop.run_until_complete(stop)
         loop.run_until_complete(closer())
     finally:
         bench._close_loop(loop)
+        if tmpdir:
+            shutil.rmtree(tmpdir, ignore_errors=True)
     return 0
 
 
@@ -324,13 +428,20 @@ def _find_cc():
 
 
 def build_c_client():
-    """Compile echo_load.c with `cc -O2` into benchmarks/.build/ unless a
-    binary of the same source is there already. The file name carries a hash
-    of the source, so an edited source is always rebuilt and concurrent runs
-    never see a half-written binary. Returns (path, None) or (None, reason)."""
-    with open(C_CLIENT_SOURCE, 'rb') as f:
+    """Compile echo_load.c (see build_c). Returns (path, None) or (None, reason)."""
+    return build_c(C_CLIENT_SOURCE)
+
+
+def build_c(source):
+    """Compile a benchmark's C helper (echo_load.c, pipe_child.c) with
+    `cc -O2` into benchmarks/.build/ unless a binary of the same source is
+    there already. The file name carries a hash of the source, so an edited
+    source is always rebuilt and concurrent runs never see a half-written
+    binary. Returns (path, None) or (None, reason)."""
+    stem = os.path.splitext(os.path.basename(source))[0]
+    with open(source, 'rb') as f:
         digest = hashlib.sha1(f.read()).hexdigest()[:12]
-    target = os.path.join(BUILD_DIR, f'echo_load-{digest}')
+    target = os.path.join(BUILD_DIR, f'{stem}-{digest}')
     if os.access(target, os.X_OK):
         return target, None
     cc = _find_cc()
@@ -338,7 +449,7 @@ def build_c_client():
         return None, 'no C compiler found ($CC, cc, gcc, clang)'
     os.makedirs(BUILD_DIR, exist_ok=True)
     tmp = f'{target}.tmp{os.getpid()}'
-    cmd = [*cc, '-O2', '-Wall', '-o', tmp, C_CLIENT_SOURCE]
+    cmd = [*cc, '-O2', '-Wall', '-o', tmp, source]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -352,7 +463,7 @@ def build_c_client():
         return None, f'{shlex.join(cmd)} failed (exit {proc.returncode}): ' + ' | '.join(tail)
     os.replace(tmp, target)
     for old in os.listdir(BUILD_DIR):       # binaries of older sources
-        if old.startswith('echo_load-') and os.path.join(BUILD_DIR, old) != target \
+        if old.startswith(f'{stem}-') and os.path.join(BUILD_DIR, old) != target \
                 and '.tmp' not in old:
             try:
                 os.unlink(os.path.join(BUILD_DIR, old))
@@ -388,7 +499,8 @@ def select_client(choice='c'):
 
 
 def start_server_process(loop_name, kind, respond='echo', size=1024, cpu=None, prefix=()):
-    """Start a server subprocess; return (process, port) or (None, reason)."""
+    """Start a server subprocess; return (process, address) or (None, reason).
+    The address is a port number (TCP, UDP) or a socket path (unix-*)."""
     cmd = [*prefix, sys.executable, os.path.abspath(__file__), '--server', loop_name, kind,
            '--respond', respond, '--size', str(size)]
     if cpu is not None:
@@ -398,6 +510,8 @@ def start_server_process(loop_name, kind, respond='echo', size=1024, cpu=None, p
     line = proc.stdout.readline().strip()
     if line.startswith('PORT '):
         return proc, int(line.split()[1])
+    if line.startswith('PATH '):
+        return proc, line[5:]
     proc.stdin.close()
     err = proc.stderr.read()
     proc.wait()
@@ -422,9 +536,12 @@ def stop_server_process(proc, timeout=30):
 
 
 def run_client(port, size, conc, duration=None, count=None, warmup=0.0, cpu=None,
-               timeout=120, server_pid=None, server_cpu=None):
+               timeout=120, server_pid=None, server_cpu=None, udp_window=None):
     """Run the load generator chosen by select_client() (by default the C
     one, built now if needed); return (result dict, None) or (None, error).
+    `port` is a port number, or a Unix socket path (a str). With udp_window,
+    the C generator runs its UDP mode: `conc` client sockets with that many
+    datagrams in flight each.
     With cpu (the client's) and server_cpu, the result says how busy each
     of these cores was during the measured phase (client_core_busy,
     server_core_busy: 1 - idle share, softirq included); with server_pid,
@@ -432,8 +549,14 @@ def run_client(port, size, conc, duration=None, count=None, warmup=0.0, cpu=None
     if _client is None:
         select_client('c')
     kind, prefix, _ = _client
-    cmd = [*prefix, '--port', str(port), '--size', str(size),
+    if udp_window is not None and kind != 'c':
+        return None, 'not available: UDP needs the C load generator'
+    address = ['--unix', port] if isinstance(port, str) else ['--port', str(port)]
+    cmd = [*prefix, *address, '--size', str(size),
            '--conc', str(conc), '--warmup', str(warmup)]
+    if udp_window is not None:
+        cmd += ['--udp', '--window', str(udp_window),
+                '--loss-timeout', str(UDP_LOSS_TIMEOUT_MS)]
     cmd += ['--count', str(count)] if count is not None else ['--duration', str(duration)]
     if cpu is not None:
         cmd += ['--cpu', str(cpu)]
@@ -458,14 +581,23 @@ def run_client(port, size, conc, duration=None, count=None, warmup=0.0, cpu=None
 
 
 def measure(loop_name, kind, size, conc, duration, warmup):
+    """One measurement: a fresh server subprocess and one load-generator run.
+    `conc` is the number of clients, or 'CxW' for UDP (C clients, W
+    datagrams in flight each)."""
     server_cpu, client_cpu = _cpus()
-    proc, port = start_server_process(loop_name, kind, 'echo', size, server_cpu)
+    window = None
+    if family(kind) == 'udp':
+        conc, window = (int(x) for x in str(conc).split('x'))
+        if _client is not None and _client[0] != 'c':
+            return None, 'not available: UDP needs the C load generator'
+    proc, address = start_server_process(loop_name, kind, 'echo', size, server_cpu)
     if proc is None:
-        return None, port
+        return None, address
     try:
-        result, error = run_client(port, size, conc, duration=duration, warmup=warmup,
+        result, error = run_client(address, size, conc, duration=duration, warmup=warmup,
                                    cpu=client_cpu, timeout=60 + 5 * duration,
-                                   server_pid=proc.pid, server_cpu=server_cpu)
+                                   server_pid=proc.pid, server_cpu=server_cpu,
+                                   udp_window=window)
     finally:
         stop_error = stop_server_process(proc)
     if result is not None:
@@ -478,26 +610,46 @@ def case_name(kind, size_name, conc):
     return f'{kind}/{size_name}/{conc}'
 
 
+def all_cases():
+    """Every (kind, size name, clients) of a full run: each stream kind at
+    every size of SIZES with 1 and 16 clients, UDP at every size of
+    UDP_SIZES with each of UDP_CONCS."""
+    cases = []
+    for k in KINDS:
+        sizes, concs = (UDP_SIZES, UDP_CONCS) if family(k) == 'udp' else (SIZES, CONCS)
+        cases += [(k, s, c) for s in sizes for c in concs]
+    return cases
+
+
+def case_size(kind, size_name):
+    return (UDP_SIZES if family(kind) == 'udp' else SIZES)[size_name]
+
+
 def select_cases(only):
     """All (kind, size name, conc) matching the --only filters. A filter is
-    kind[/size[/conc]] with `*` for any part, e.g. `sock`, `*/1k`, `protocol/*/16`."""
-    cases = [(k, s, c) for k in KINDS for s in SIZES for c in CONCS]
+    kind[/size[/conc]]; each part may use shell wildcards (`*` for any), e.g.
+    `sock`, `*/1k`, `protocol/*/16`, `unix-*`, `udp/*/16x4`."""
+    cases = all_cases()
     if not only:
         return cases
+
+    def matches(parts, case):
+        return all(p in ('*', '') or fnmatch.fnmatchcase(str(v), p)
+                   for p, v in zip(parts, case))
+
     chosen = []
     for f in [x.strip() for x in only.split(',') if x.strip()]:
         parts = f.split('/')
         if len(parts) > 3:
             raise ValueError(f'bad filter {f!r}: kind/size/conc')
         parts += ['*'] * (3 - len(parts))
-        for case in cases:
-            if all(p in ('*', '') or p == str(v) for p, v in zip(parts, case)):
-                if case not in chosen:
-                    chosen.append(case)
-        if not any(all(p in ('*', '') or p == str(v) for p, v in zip(parts, case))
-                   for case in cases):
-            raise ValueError(f'filter {f!r} matches nothing (kinds {", ".join(KINDS)}; '
-                             f'sizes {", ".join(SIZES)}; clients {", ".join(map(str, CONCS))})')
+        hits = [case for case in cases if matches(parts, case)]
+        if not hits:
+            raise ValueError(
+                f'filter {f!r} matches nothing (kinds {", ".join(KINDS)}; sizes '
+                f'{", ".join(SIZES)}, for udp {", ".join(UDP_SIZES)}; clients '
+                f'{", ".join(map(str, CONCS))}, for udp {", ".join(UDP_CONCS)})')
+        chosen += [c for c in hits if c not in chosen]
     return [c for c in cases if c in chosen]
 
 
@@ -515,9 +667,11 @@ def main(argv=None):
     p.add_argument('--duration', type=float, default=None,
                    help='seconds of round trips per measurement (default 2, or 0.3 with --quick)')
     p.add_argument('--only', metavar='FILTERS',
-                   help='comma-separated kind[/size[/clients]] filters, `*` for any: '
-                        'e.g. sock,protocol/1k,*/100k/16. Kinds: ' + ', '.join(KINDS)
-                        + '; sizes: ' + ', '.join(SIZES) + '; clients: 1, 16')
+                   help='comma-separated kind[/size[/clients]] filters, shell wildcards '
+                        'allowed: e.g. sock,protocol/1k,*/100k/16,unix-*,udp. Kinds: '
+                        + ', '.join(KINDS) + '; sizes: ' + ', '.join(SIZES) + ' (udp: '
+                        + ', '.join(UDP_SIZES) + '); clients: 1, 16 (udp: clients x '
+                        'datagrams in flight, ' + ', '.join(UDP_CONCS) + ')')
     p.add_argument('--loops', metavar='NAMES',
                    help='comma-separated loops (default: all available): '
                         + ', '.join(bench.LOOP_NAMES))
@@ -622,10 +776,10 @@ def _drive(args, reps, duration, warmup, cases, loops, missing, info):
                 if miss:
                     na[name][loop_name] = 'not implemented yet: ' + ', '.join(miss)
                     continue
-                result, error = measure(loop_name, kind, SIZES[size_name], conc, duration,
-                                        warmup)
+                result, error = measure(loop_name, kind, case_size(kind, size_name), conc,
+                                        duration, warmup)
                 if result is None:
-                    if error and error.startswith('not implemented'):
+                    if error and error.startswith(('not implemented', 'not available')):
                         na[name][loop_name] = error
                     else:
                         errors[name][loop_name] = error
@@ -690,12 +844,14 @@ def _drive(args, reps, duration, warmup, cases, loops, missing, info):
         if loop not in loops:
             return 'n/a'
         if loop in na[n]:
-            return 'n/a (not implemented yet)'
+            return ('n/a (not implemented yet)' if na[n][loop].startswith('not implemented')
+                    else 'n/a')
         return fmt(table[n].get(loop))
 
     def row_head(n):
         kind, size_name, conc = n.split('/')
-        return [kind, size_name.replace('k', ' KiB'), conc]
+        size = size_name.replace('k', ' KiB') if 'k' in size_name else f'{size_name} B'
+        return [kind, size, conc]
 
     def row_max(n, key):
         xs = [key(r) for loop in loops for r in samples[n][loop]]
@@ -769,6 +925,38 @@ def _drive(args, reps, duration, warmup, cases, loops, missing, info):
                 cells.append('n/a')
         rows.append(cells)
     print(bench.markdown_table(header, rows))
+
+    udp_names = [n for n in names if family(n.split('/')[0]) == 'udp']
+    if udp_names:
+        print()
+        print(f'UDP datagrams lost (no echo within {UDP_LOSS_TIMEOUT_MS} ms: counted lost, '
+              'a new datagram sent in its place) and late (the echo came after that), summed '
+              'over the samples, as lost / late / echoed in the measured spans; the req/s '
+              'above count only echoes that came back in time:')
+        print()
+        header = ['kind', 'size', 'clients x window'] + [f'{loop} lost / late / echoed' for loop in L]
+        rows = []
+        for n in udp_names:
+            cells = row_head(n)
+            for loop in L:
+                rs = samples[n].get(loop, [])
+                if rs:
+                    lost = sum(r.get('lost', 0) for r in rs)
+                    late = sum(r.get('late', 0) for r in rs)
+                    echoed = sum(r['requests'] for r in rs)
+                    cells.append(f'{lost} / {late} / {echoed}')
+                else:
+                    cells.append(cell(n, loop, lambda x: 'n/a', {n: {}}))
+            rows.append(cells)
+        print(bench.markdown_table(header, rows))
+        if any(r.get('lost') for n in udp_names for loop in loops for r in samples[n][loop]):
+            print('WARNING: datagrams were lost: each loss stalled its slot for '
+                  f'{UDP_LOSS_TIMEOUT_MS} ms, so these rows measure loss as well as speed.')
+
+    reasons = sorted({f'{loop}: {why}' for n in names for loop, why in na[n].items()})
+    if reasons:
+        print()
+        print('n/a: ' + '; '.join(reasons))
     bench.print_errors(errors)
 
     if args.json:

@@ -9,6 +9,7 @@ then sends the next request.
 
     python benchmarks/echo_client.py --port P --size 1024 --conc 16 --duration 2
     python benchmarks/echo_client.py --port P --size 1024 --count 2000   # exactly 2000 exchanges
+    python benchmarks/echo_client.py --unix PATH --size 1024 --conc 16    # a Unix stream socket
 
 It prints one JSON line: requests, seconds, requests/s, MiB/s (payload echoed
 per second, one direction), and the share of the time the client was on the
@@ -62,7 +63,8 @@ class Conn:
         self.view = memoryview(self.buf)
 
 
-def run(port, size, conc, duration=None, count=None, warmup=0.0, cpu=None, server_cpu=None):
+def run(port, size, conc, duration=None, count=None, warmup=0.0, cpu=None, server_cpu=None,
+        unix_path=None):
     if cpu is not None:
         try:
             os.sched_setaffinity(0, {cpu})
@@ -73,8 +75,16 @@ def run(port, size, conc, duration=None, count=None, warmup=0.0, cpu=None, serve
     sel = selectors.DefaultSelector()
     conns = []
     for _ in range(conc):
-        s = socket.create_connection(('127.0.0.1', port))
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if unix_path is not None:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                s.connect(unix_path)
+            except OSError:
+                s.close()
+                raise
+        else:
+            s = socket.create_connection(('127.0.0.1', port))
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         s.setblocking(False)
         conns.append(Conn(s, size))
 
@@ -158,12 +168,15 @@ def run(port, size, conc, duration=None, count=None, warmup=0.0, cpu=None, serve
             'mib_per_sec': done * size / wall / 2**20, 'client_cpu_share': cpu_used / wall,
             'client_core_busy': client_core[0], 'client_core_softirq': client_core[1],
             'server_core_busy': server_core[0], 'server_core_softirq': server_core[1],
-            'size': size, 'conc': conc, 'client': 'py'}
+            'size': size, 'conc': conc, 'client': 'py',
+            'transport': 'tcp' if unix_path is None else 'unix'}
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--port', type=int, required=True)
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument('--port', type=int, help='TCP port on 127.0.0.1')
+    where.add_argument('--unix', metavar='PATH', help='a Unix stream socket instead of TCP')
     p.add_argument('--size', type=int, default=1024)
     p.add_argument('--conc', type=int, default=1)
     p.add_argument('--duration', type=float, default=2.0)
@@ -175,7 +188,7 @@ def main(argv=None):
                    help="also report how busy the server's CPU was")
     a = p.parse_args(argv)
     print(json.dumps(run(a.port, a.size, a.conc, a.duration, a.count, a.warmup, a.cpu,
-                         a.server_cpu)))
+                         a.server_cpu, a.unix)))
     return 0
 
 

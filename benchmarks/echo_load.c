@@ -16,6 +16,20 @@
  *
  *   echo_load --port P --size 1024 --conc 16 --duration 2 --warmup 0.3
  *   echo_load --port P --size 1024 --count 2000   # exactly 2000 exchanges
+ *   echo_load --unix PATH --size 1024 --conc 16   # a Unix stream socket instead of TCP
+ *   echo_load --udp --port P --size 1024 --conc 16 --window 4 --duration 2
+ *
+ * With --unix PATH the connections go to that Unix stream socket (no
+ * TCP_NODELAY; everything else is the same). Linux Unix stream sockets
+ * ignore MSG_TRUNC, so with --no-verify the echoes are still copied out,
+ * only not compared.
+ *
+ * With --udp (see run_udp below), each of --conc "clients" is a connected
+ * UDP socket that keeps --window datagrams of --size bytes in flight and
+ * counts echoed datagrams (round trips) per second, checking every reply
+ * byte for byte. A datagram whose echo has not come back after
+ * --loss-timeout ms is counted as lost and replaced by a new one; an echo
+ * that comes back after that is counted as late (and still checked).
  *
  * It takes the options of echo_client.py (the Python generator it
  * replaces) and prints the same JSON line: requests, seconds, req_per_sec,
@@ -39,6 +53,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <stdint.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sched.h>
@@ -50,6 +65,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -78,7 +94,11 @@ static struct {
     int verify;
     long server_pid;            /* <= 0: none */
     int server_cpu;             /* < 0: none */
-} opt = {"127.0.0.1", 0, 1024, 1, 2.0, -1, 0.0, -1, 1, 0, -1};
+    const char *unix_path;      /* non-NULL: a Unix stream socket, not TCP */
+    int udp;                    /* UDP datagram echo (run_udp) */
+    int window;                 /* UDP: datagrams in flight per client */
+    double loss_timeout;        /* UDP: seconds before a datagram counts as lost */
+} opt = {"127.0.0.1", 0, 1024, 1, 2.0, -1, 0.0, -1, 1, 0, -1, NULL, 0, 1, 0.2};
 
 static int epfd;
 static int check_bytes = 1;     /* 0: recv(MSG_TRUNC), lengths only */
@@ -270,9 +290,12 @@ static long run_phase(double deadline, long remaining)
             if (!(ev & (EPOLLIN | EPOLLERR | EPOLLHUP)))
                 continue;
             size_t want = opt.size - c->got;
-            if (want > scratch_size && check_bytes)
+            if (want > scratch_size && (check_bytes || opt.unix_path))
                 want = scratch_size;
-            ssize_t r = recv(c->fd, scratch, want, check_bytes ? 0 : MSG_TRUNC);
+            /* MSG_TRUNC discards TCP data without copying it; Unix stream
+             * sockets ignore the flag and copy anyway, into scratch. */
+            ssize_t r = recv(c->fd, scratch, want,
+                             check_bytes || opt.unix_path ? 0 : MSG_TRUNC);
             if (r < 0) {
                 if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
                     continue;
@@ -303,11 +326,329 @@ static long run_phase(double deadline, long remaining)
     return completed;
 }
 
+/* ---------------------------------------------------------------------------
+ * What the measured span cost: CPU of this process, of the server process,
+ * and how busy the two cores were. One snapshot at each end of the span.
+ * ------------------------------------------------------------------------- */
+
+struct snap {
+    double t, user, sys, server;        /* server: -1 if unknown */
+    unsigned long long cc[8], sc[8];
+    int cc_ok, sc_ok;
+};
+
+static void take_snap(struct snap *x)
+{
+    x->cc_ok = opt.cpu >= 0 && core_ticks(opt.cpu, x->cc) == 0;
+    x->sc_ok = opt.server_cpu >= 0 && core_ticks(opt.server_cpu, x->sc) == 0;
+    x->server = opt.server_pid > 0 ? proc_cpu_seconds(opt.server_pid) : -1;
+    cpu_times(&x->user, &x->sys);
+    x->t = now();
+}
+
+/* The JSON line, without its closing brace: the caller adds its own fields. */
+static void print_result(long done, const struct snap *a, const struct snap *b)
+{
+    double wall = b->t - a->t;
+    if (wall <= 0)
+        wall = 1e-9;
+    double user = b->user - a->user, sys = b->sys - a->sys;
+    printf("{\"requests\": %ld, \"seconds\": %.9f, \"req_per_sec\": %.6f, "
+           "\"mib_per_sec\": %.6f, \"client_cpu_share\": %.6f, "
+           "\"client_cpu_user\": %.6f, \"client_cpu_sys\": %.6f, ",
+           done, wall, done / wall, (double)done * (double)opt.size / wall / 1048576.0,
+           (user + sys) / wall, user, sys);
+    if (a->server >= 0 && b->server >= 0)
+        printf("\"server_cpu_share\": %.6f, ", (b->server - a->server) / wall);
+    else
+        printf("\"server_cpu_share\": null, ");
+    print_core("client_core", a->cc_ok && b->cc_ok, a->cc, b->cc);
+    print_core("server_core", a->sc_ok && b->sc_ok, a->sc, b->sc);
+    printf("\"size\": %zu, \"conc\": %d, \"verified\": %s, \"client\": \"c\", ",
+           opt.size, opt.conc, opt.verify ? "true" : "false");
+}
+
+/* ---------------------------------------------------------------------------
+ * UDP: --conc clients, each a connected UDP socket with --window datagrams
+ * in flight.
+ *
+ * A datagram is a 16-byte header -- client index (u32), slot (u32), sequence
+ * number (u64, per client, never reused) -- then bytes of the request
+ * pattern at an offset that depends on the sequence number. The server
+ * echoes it as is. An echo must have exactly --size bytes, name this
+ * client, a slot < --window and a sequence number this client has sent,
+ * and carry exactly the bytes that datagram had; anything else (a wrong or
+ * truncated reply, a reply to nothing) stops the run with an error.
+ *
+ * Loss: UDP may drop a datagram (a full socket buffer on either side). A
+ * slot whose datagram has had no echo for --loss-timeout seconds counts it
+ * as lost and sends a new datagram with a new sequence number, so a later
+ * echo of the old one is recognised as late, not as the reply to the new
+ * one. A second echo of a datagram already echoed fails the run. A send() that fails with EAGAIN (full send buffer) leaves the slot
+ * waiting, and the same timeout resends it.
+ *
+ * Phases: one continuous run. Round trips during --warmup seconds are not
+ * counted; then round trips are counted for --duration seconds (the
+ * snapshots are taken when the loop notices the boundary); then no new
+ * datagram is sent, and the run waits (up to --loss-timeout) for the echoes
+ * still in flight, uncounted, so that the server is idle at the end.
+ * ------------------------------------------------------------------------- */
+
+#define UDP_HEADER 16
+#define LOST_RING 4096          /* per client: the last lost sequence numbers */
+
+struct uslot {
+    uint64_t seq;               /* of the datagram in flight */
+    double sent_at;
+    int active;                 /* waiting for an echo */
+};
+
+struct uclient {
+    int fd;
+    uint32_t index;
+    uint64_t next_seq;
+    struct uslot *slots;
+    /* Sequence numbers counted lost, newest last, so that a late echo of
+     * one is told apart from a second echo of a datagram already answered
+     * (which fails the run). UINT64_MAX: empty or already seen. */
+    uint64_t lost[LOST_RING];
+    unsigned lost_next;
+};
+
+static struct uclient *uclients;
+static unsigned char *udp_buf;  /* one outgoing datagram */
+static unsigned char *udp_in;   /* one incoming datagram (+1 to see oversize) */
+
+static struct {
+    long completed, lost, late, send_eagain;
+} ucount;
+
+static const unsigned char *udp_payload(const struct uclient *c, uint32_t slot, uint64_t seq)
+{
+    return pattern + ((unsigned)(seq * 97u + c->index * 31u + slot * 13u) & 0xFFu);
+}
+
+static void udp_send(struct uclient *c, uint32_t slot, double t)
+{
+    struct uslot *s = &c->slots[slot];
+    s->seq = c->next_seq++;
+    s->sent_at = t;
+    s->active = 1;
+    memcpy(udp_buf, &c->index, 4);
+    memcpy(udp_buf + 4, &slot, 4);
+    memcpy(udp_buf + 8, &s->seq, 8);
+    memcpy(udp_buf + UDP_HEADER, udp_payload(c, slot, s->seq), opt.size - UDP_HEADER);
+    ssize_t n = send(c->fd, udp_buf, opt.size, 0);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS || errno == EINTR) {
+            ucount.send_eagain++;      /* the loss timeout resends it */
+            return;
+        }
+        if (errno == ECONNREFUSED)
+            die("send: connection refused (no UDP server on port %d?)", opt.port);
+        die("send: %s", strerror(errno));
+    }
+    if ((size_t)n != opt.size)
+        die("send: %zd of %zu bytes", n, opt.size);
+}
+
+/* Read every echo waiting on this client's socket. `sending`: start a new
+ * datagram in each slot that completes. */
+static void udp_receive(struct uclient *c, int sending, double *last_reply)
+{
+    for (;;) {
+        ssize_t r = recv(c->fd, udp_in, opt.size + 1, MSG_TRUNC);
+        if (r < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return;
+            if (errno == EINTR)
+                continue;
+            if (errno == ECONNREFUSED)
+                die("recv: connection refused (the UDP server is gone?)");
+            die("recv: %s", strerror(errno));
+        }
+        if ((size_t)r != opt.size)
+            die("echo check failed: a datagram of %zd bytes instead of %zu", r, opt.size);
+        uint32_t index, slot;
+        uint64_t seq;
+        memcpy(&index, udp_in, 4);
+        memcpy(&slot, udp_in + 4, 4);
+        memcpy(&seq, udp_in + 8, 8);
+        if (index != c->index || slot >= (uint32_t)opt.window || seq >= c->next_seq)
+            die("echo check failed: client %u received a reply to a datagram it never "
+                "sent (client %u, slot %u, sequence %llu)", c->index, index, slot,
+                (unsigned long long)seq);
+        if (check_bytes && memcmp(udp_in + UDP_HEADER, udp_payload(c, slot, seq),
+                                  opt.size - UDP_HEADER) != 0)
+            die("echo check failed: reply differs from request (client %u, sequence %llu)",
+                c->index, (unsigned long long)seq);
+        double t = now();
+        *last_reply = t;
+        struct uslot *s = &c->slots[slot];
+        if (!s->active || s->seq != seq) {
+            /* Not the datagram in flight: it must be one counted lost. */
+            unsigned k;
+            for (k = 0; k < LOST_RING && c->lost[k] != seq; k++)
+                ;
+            if (k == LOST_RING)
+                die("echo check failed: client %u received a second echo of datagram %llu",
+                    c->index, (unsigned long long)seq);
+            c->lost[k] = UINT64_MAX;
+            ucount.late++;
+            continue;
+        }
+        ucount.completed++;
+        s->active = 0;
+        if (sending)
+            udp_send(c, slot, t);
+    }
+}
+
+static int udp_in_flight(void)
+{
+    int n = 0;
+    for (int i = 0; i < opt.conc; i++)
+        for (int j = 0; j < opt.window; j++)
+            n += uclients[i].slots[j].active;
+    return n;
+}
+
+/* Slots waiting longer than the loss timeout: count a loss, and resend
+ * (`sending`) or give up on the slot. */
+static void udp_expire(double t, int sending)
+{
+    for (int i = 0; i < opt.conc; i++) {
+        struct uclient *c = &uclients[i];
+        for (int j = 0; j < opt.window; j++) {
+            struct uslot *s = &c->slots[j];
+            if (s->active && t - s->sent_at >= opt.loss_timeout) {
+                ucount.lost++;
+                s->active = 0;
+                c->lost[c->lost_next++ % LOST_RING] = s->seq;
+                if (sending)
+                    udp_send(c, (uint32_t)j, t);
+            }
+        }
+    }
+}
+
+static void run_udp(void)
+{
+    struct sockaddr_in addr;
+    memset(&addr, 0, sizeof addr);
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons((unsigned short)opt.port);
+    if (inet_pton(AF_INET, opt.host, &addr.sin_addr) != 1)
+        die("bad --host %s (an IPv4 address)", opt.host);
+    if (opt.size < UDP_HEADER || opt.size > 65507)
+        die("--udp needs --size between %d and 65507", UDP_HEADER);
+
+    uclients = calloc((size_t)opt.conc, sizeof *uclients);
+    udp_buf = malloc(opt.size);
+    udp_in = malloc(opt.size + 1);
+    if (!uclients || !udp_buf || !udp_in)
+        die("out of memory");
+    for (int i = 0; i < opt.conc; i++) {
+        struct uclient *c = &uclients[i];
+        c->index = (uint32_t)i;
+        for (int k = 0; k < LOST_RING; k++)
+            c->lost[k] = UINT64_MAX;
+        c->slots = calloc((size_t)opt.window, sizeof *c->slots);
+        if (!c->slots)
+            die("out of memory");
+        c->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (c->fd < 0)
+            die("socket: %s", strerror(errno));
+        /* Room for every echo in flight; capped by net.core.rmem_max. */
+        int rcvbuf = 4 * 1024 * 1024;
+        setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+        if (connect(c->fd, (struct sockaddr *)&addr, sizeof addr) < 0)
+            die("connect to %s:%d: %s", opt.host, opt.port, strerror(errno));
+        struct epoll_event ev;
+        ev.events = EPOLLIN;
+        ev.data.ptr = c;
+        if (epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0)
+            die("epoll_ctl: %s", strerror(errno));
+    }
+
+    struct epoll_event events[MAX_EVENTS];
+    struct snap a, b;
+    double start = now();
+    double t0 = start + opt.warmup, t1 = t0 + opt.duration;
+    double last_reply = start, last_expire = start;
+    /* Check for lost datagrams a few times per timeout. */
+    int tick_ms = (int)(opt.loss_timeout * 1000 / 4);
+    if (tick_ms < 1)
+        tick_ms = 1;
+    int phase = 0;                      /* 0 warm-up, 1 measured, 2 drain */
+    long done = 0, lost = 0, late = 0, eagain = 0;
+
+    check_bytes = 1;                    /* the warm-up's echoes are always checked */
+    if (opt.warmup <= 0) {
+        phase = 1;
+        check_bytes = opt.verify;
+        take_snap(&a);
+        t1 = a.t + opt.duration;
+    }
+    for (int i = 0; i < opt.conc; i++)
+        for (int j = 0; j < opt.window; j++)
+            udp_send(&uclients[i], (uint32_t)j, start);
+
+    for (;;) {
+        int n = epoll_wait(epfd, events, MAX_EVENTS, tick_ms);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            die("epoll_wait: %s", strerror(errno));
+        }
+        for (int i = 0; i < n; i++)
+            udp_receive(events[i].data.ptr, phase < 2, &last_reply);
+        double t = now();
+        if (t - last_expire >= tick_ms * 1e-3) {
+            udp_expire(t, phase < 2);
+            last_expire = t;
+        }
+        if (phase < 2 && t - last_reply > STALL_MS / 1000.0)
+            die("no echo for %d s: the server makes no progress", STALL_MS / 1000);
+        if (phase == 0 && t >= t0) {
+            take_snap(&a);
+            check_bytes = opt.verify;
+            memset(&ucount, 0, sizeof ucount);
+            t1 = a.t + opt.duration;
+            phase = 1;
+        } else if (phase == 1 && t >= t1) {
+            take_snap(&b);
+            done = ucount.completed;
+            lost = ucount.lost;
+            late = ucount.late;
+            eagain = ucount.send_eagain;
+            phase = 2;
+            check_bytes = 1;
+        }
+        if (phase == 2) {
+            /* Drain: give every datagram in flight its loss timeout. */
+            udp_expire(t, 0);
+            if (udp_in_flight() == 0)
+                break;
+        }
+    }
+    for (int i = 0; i < opt.conc; i++)
+        close(uclients[i].fd);
+
+    print_result(done, &a, &b);
+    printf("\"transport\": \"udp\", \"window\": %d, \"lost\": %ld, \"late\": %ld, "
+           "\"send_eagain\": %ld, \"loss_timeout\": %.3f}\n",
+           opt.window, lost, late, eagain, opt.loss_timeout);
+}
+
 static void usage(FILE *f)
 {
-    fputs("usage: echo_load --port P [--host 127.0.0.1] [--size N] [--conc N]\n"
+    fputs("usage: echo_load (--port P [--host 127.0.0.1] | --unix PATH) [--size N] [--conc N]\n"
           "                 [--duration S | --count N] [--warmup S] [--cpu N]\n"
-          "                 [--no-verify] [--server-pid PID] [--server-cpu N]\n", f);
+          "                 [--no-verify] [--server-pid PID] [--server-cpu N]\n"
+          "       echo_load --udp --port P [--host 127.0.0.1] [--size N] [--conc N]\n"
+          "                 [--window N] [--loss-timeout MS] [--duration S] [--warmup S] ...\n",
+          f);
 }
 
 static double parse_double(const char *s, const char *name)
@@ -328,11 +669,59 @@ static long parse_long(const char *s, const char *name)
     return v;
 }
 
+/* One connected stream socket (TCP or Unix), non-blocking, in the epoll set. */
+static int stream_connect(struct conn *c)
+{
+    int fd;
+    if (opt.unix_path) {
+        struct sockaddr_un addr;
+        memset(&addr, 0, sizeof addr);
+        addr.sun_family = AF_UNIX;
+        if (strlen(opt.unix_path) >= sizeof addr.sun_path)
+            die("--unix path too long: %s", opt.unix_path);
+        strcpy(addr.sun_path, opt.unix_path);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            die("socket: %s", strerror(errno));
+        if (connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0)
+            die("connect to %s: %s", opt.unix_path, strerror(errno));
+    } else {
+        struct sockaddr_in addr;
+        memset(&addr, 0, sizeof addr);
+        addr.sin_family = AF_INET;
+        addr.sin_port = htons((unsigned short)opt.port);
+        if (inet_pton(AF_INET, opt.host, &addr.sin_addr) != 1)
+            die("bad --host %s (an IPv4 address)", opt.host);
+        /* Blocking connect, then non-blocking for the exchanges. */
+        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            die("socket: %s", strerror(errno));
+        if (connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0)
+            die("connect to %s:%d: %s", opt.host, opt.port, strerror(errno));
+        int one = 1;
+        if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0)
+            die("setsockopt TCP_NODELAY: %s", strerror(errno));
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        die("fcntl O_NONBLOCK: %s", strerror(errno));
+    struct epoll_event ev;
+    ev.events = EPOLLIN;
+    ev.data.ptr = c;
+    if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+        die("epoll_ctl: %s", strerror(errno));
+    return fd;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
         {"host", required_argument, 0, 'H'},
         {"port", required_argument, 0, 'p'},
+        {"unix", required_argument, 0, 'U'},
+        {"udp", no_argument, 0, 'D'},
+        {"window", required_argument, 0, 'W'},
+        {"loss-timeout", required_argument, 0, 'L'},
         {"size", required_argument, 0, 's'},
         {"conc", required_argument, 0, 'c'},
         {"duration", required_argument, 0, 'd'},
@@ -350,6 +739,10 @@ int main(int argc, char **argv)
         switch (ch) {
         case 'H': opt.host = optarg; break;
         case 'p': opt.port = (int)parse_long(optarg, "--port"); break;
+        case 'U': opt.unix_path = optarg; break;
+        case 'D': opt.udp = 1; break;
+        case 'W': opt.window = (int)parse_long(optarg, "--window"); break;
+        case 'L': opt.loss_timeout = parse_double(optarg, "--loss-timeout") / 1000.0; break;
         case 's': opt.size = (size_t)parse_long(optarg, "--size"); break;
         case 'c': opt.conc = (int)parse_long(optarg, "--conc"); break;
         case 'd': opt.duration = parse_double(optarg, "--duration"); break;
@@ -363,7 +756,10 @@ int main(int argc, char **argv)
         default: usage(stderr); return 2;
         }
     }
-    if (optind != argc || opt.port <= 0 || opt.port > 65535 || opt.size == 0 || opt.conc <= 0) {
+    int port_ok = opt.port > 0 && opt.port <= 65535;
+    if (optind != argc || opt.size == 0 || opt.conc <= 0 || opt.window <= 0
+            || (opt.unix_path ? opt.port != 0 || opt.udp : !port_ok)
+            || (opt.udp && (opt.count >= 0 || opt.loss_timeout <= 0))) {
         usage(stderr);
         return 2;
     }
@@ -385,77 +781,32 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < opt.size + 256; i++)
         pattern[i] = (unsigned char)((i * 7 + 13) & 0xFF);
 
-    struct sockaddr_in addr;
-    memset(&addr, 0, sizeof addr);
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons((unsigned short)opt.port);
-    if (inet_pton(AF_INET, opt.host, &addr.sin_addr) != 1)
-        die("bad --host %s (an IPv4 address)", opt.host);
-
     epfd = epoll_create1(EPOLL_CLOEXEC);
     if (epfd < 0)
         die("epoll_create1: %s", strerror(errno));
-    for (int i = 0; i < opt.conc; i++) {
-        struct conn *c = &conns[i];
-        /* Blocking connect, then non-blocking for the exchanges. */
-        c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (c->fd < 0)
-            die("socket: %s", strerror(errno));
-        if (connect(c->fd, (struct sockaddr *)&addr, sizeof addr) < 0)
-            die("connect to %s:%d: %s", opt.host, opt.port, strerror(errno));
-        int one = 1;
-        if (setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0)
-            die("setsockopt TCP_NODELAY: %s", strerror(errno));
-        int fl = fcntl(c->fd, F_GETFL);
-        if (fl < 0 || fcntl(c->fd, F_SETFL, fl | O_NONBLOCK) < 0)
-            die("fcntl O_NONBLOCK: %s", strerror(errno));
-        struct epoll_event ev;
-        ev.events = EPOLLIN;
-        ev.data.ptr = c;
-        if (epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0)
-            die("epoll_ctl: %s", strerror(errno));
+    if (opt.udp) {
+        run_udp();
+        close(epfd);
+        return 0;
     }
+    for (int i = 0; i < opt.conc; i++)
+        conns[i].fd = stream_connect(&conns[i]);
 
     /* Warm-up: uncounted round trips. */
     if (opt.warmup > 0)
         run_phase(now() + opt.warmup, -1);
 
     check_bytes = opt.verify;
-    double u0, s0, u1, s1, srv0 = -1, srv1 = -1;
-    unsigned long long cc0[8], cc1[8], sc0[8], sc1[8];
-    int cc_ok = opt.cpu >= 0 && core_ticks(opt.cpu, cc0) == 0;
-    int sc_ok = opt.server_cpu >= 0 && core_ticks(opt.server_cpu, sc0) == 0;
-    if (opt.server_pid > 0)
-        srv0 = proc_cpu_seconds(opt.server_pid);
-    cpu_times(&u0, &s0);
-    double t0 = now();
-    long done = opt.count >= 0 ? run_phase(0, opt.count) : run_phase(t0 + opt.duration, -1);
-    double wall = now() - t0;
-    cpu_times(&u1, &s1);
-    if (opt.server_pid > 0)
-        srv1 = proc_cpu_seconds(opt.server_pid);
-    cc_ok = cc_ok && core_ticks(opt.cpu, cc1) == 0;
-    sc_ok = sc_ok && core_ticks(opt.server_cpu, sc1) == 0;
-    if (wall <= 0)
-        wall = 1e-9;
+    struct snap a, b;
+    take_snap(&a);
+    long done = opt.count >= 0 ? run_phase(0, opt.count) : run_phase(a.t + opt.duration, -1);
+    take_snap(&b);
 
     for (int i = 0; i < opt.conc; i++)
         close(conns[i].fd);
     close(epfd);
 
-    double user = u1 - u0, sys = s1 - s0;
-    printf("{\"requests\": %ld, \"seconds\": %.9f, \"req_per_sec\": %.6f, "
-           "\"mib_per_sec\": %.6f, \"client_cpu_share\": %.6f, "
-           "\"client_cpu_user\": %.6f, \"client_cpu_sys\": %.6f, ",
-           done, wall, done / wall, (double)done * (double)opt.size / wall / 1048576.0,
-           (user + sys) / wall, user, sys);
-    if (srv0 >= 0 && srv1 >= 0)
-        printf("\"server_cpu_share\": %.6f, ", (srv1 - srv0) / wall);
-    else
-        printf("\"server_cpu_share\": null, ");
-    print_core("client_core", cc_ok, cc0, cc1);
-    print_core("server_core", sc_ok, sc0, sc1);
-    printf("\"size\": %zu, \"conc\": %d, \"verified\": %s, \"client\": \"c\"}\n",
-           opt.size, opt.conc, opt.verify ? "true" : "false");
+    print_result(done, &a, &b);
+    printf("\"transport\": \"%s\"}\n", opt.unix_path ? "unix" : "tcp");
     return 0;
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """System calls per request of the echo servers (benchmarks/echo.py), by strace.
 
-    python benchmarks/syscalls.py                         # every loop x kind available
+    python benchmarks/syscalls.py                         # every loop x stream kind (TCP, Unix)
     python benchmarks/syscalls.py --loops asyncio,uvloop --only sock,protocol --n 2000
 
 For each loop and server kind, the server (echo.py --server) runs under
@@ -102,7 +102,8 @@ def main(argv=None):
     p.add_argument('--base', type=int, default=0,
                    help='exchanges of the baseline run that is subtracted (default 0: connect, then close)')
     p.add_argument('--size', type=int, default=1024, help='message size (default 1024)')
-    p.add_argument('--only', metavar='KINDS', help='comma-separated kinds: ' + ', '.join(echo.KINDS))
+    p.add_argument('--only', metavar='KINDS',
+                   help='comma-separated kinds: ' + ', '.join(echo.STREAM_KINDS))
     p.add_argument('--loops', metavar='NAMES', help='comma-separated loops: '
                    + ', '.join(bench.LOOP_NAMES))
     p.add_argument('--client', choices=('c', 'py'), default='c',
@@ -114,10 +115,12 @@ def main(argv=None):
         print('strace is not installed (apt-get install -y strace): nothing measured.')
         return 0
 
-    kinds = list(echo.KINDS)
+    # The stream kinds (TCP and Unix sockets); the UDP load generator has no
+    # exact-count mode.
+    kinds = list(echo.STREAM_KINDS)
     if args.only:
         kinds = [k.strip() for k in args.only.split(',') if k.strip()]
-        bad = [k for k in kinds if k not in echo.KINDS]
+        bad = [k for k in kinds if k not in echo.STREAM_KINDS]
         if bad:
             p.error(f'unknown kind(s) {", ".join(bad)}')
     available, missing = bench.probe_loops()
