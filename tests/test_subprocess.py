@@ -680,7 +680,8 @@ def test_killpg_with_grandchildren(loop, tmp_path):
             str(pids_file), start_new_session=True)
         pid = transport.get_pid()
         await loop.run_in_executor(None, wait_until,
-                                   lambda: len(pids_file.read_text().split()) == 2)
+                                   lambda: pids_file.exists()
+                                   and len(pids_file.read_text().split()) == 2)
         os.killpg(pid, signal.SIGKILL)
         await proto.done
         assert transport.get_returncode() == -signal.SIGKILL
@@ -838,10 +839,16 @@ def test_sigchld_default_action_restored(loop, run_py):
 
 
 @PIPES
-def test_communicate(loop):
+@pytest.mark.parametrize("route", ["uv_spawn", "Popen"])
+def test_communicate(loop, loop_kind, route):
+    # umask=-1 asks for nothing, umask=0o022 has Popen spawn the child.
+    umask = {"uv_spawn": -1, "Popen": 0o022}[route]
+
     async def main():
         proc = await asyncio.create_subprocess_exec(
-            "cat", stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            "cat", stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            umask=umask)
+        check_route(proc._transport, loop_kind, route)
         out, err = await proc.communicate(b"hello\n" * 1000)
         assert out == b"hello\n" * 1000 and err == b""
         assert proc.returncode == 0
@@ -850,11 +857,12 @@ def test_communicate(loop):
 
 
 @PIPES
-def test_dev_stdout_in_child(loop):
+def test_dev_stdout_in_child(loop, loop_kind):
     async def main():
         proc = await asyncio.create_subprocess_shell(
             "echo hi > /dev/stdout; echo ho > /dev/stderr",
             stdin=DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        check_route(proc._transport, loop_kind, "uv_spawn")
         out, err = await proc.communicate()
         assert (out, err) == (b"hi\n", b"ho\n")
         assert proc.returncode == 0
