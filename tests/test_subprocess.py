@@ -808,31 +808,39 @@ def test_user_sigchld_handler_kept_and_called(loop):
         signal.signal(signal.SIGCHLD, old)
 
 
-@pytest.mark.only_loop("ourloop", reason="checks that spawning leaves SIGCHLD's action alone")
-def test_sigchld_default_action_restored(loop, run_py):
-    result = run_py("""
-        import ctypes, signal, subprocess
-        libc = ctypes.CDLL(None)
-        # struct sigaction starts with the handler on Linux.
-        buf = ctypes.create_string_buffer(256)
-        def action():
-            assert libc.sigaction(signal.SIGCHLD, None, buf) == 0
-            return bytes(buf.raw[:8])
-        before = action()
-        loop = new_loop()
-        async def main():
-            t, p = await loop.subprocess_exec(asyncio.SubprocessProtocol, 'true',
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            after = action()
-            await t._wait()
-            t.close()
-            return after
-        after = loop.run_until_complete(main())
-        loop.close()
-        print(before == after == action())
-    """)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "True"
+def sigchld_caught():
+    """Whether this process catches SIGCHLD (a handler is installed)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("SigCgt:"):
+                return bool(int(line.split()[1], 16) & (1 << (signal.SIGCHLD - 1)))
+    raise AssertionError("no SigCgt in /proc/self/status")
+
+
+def test_sigchld_action_unchanged(loop):
+    # Default action: no handler before, none after (libuv's would show).
+    assert signal.getsignal(signal.SIGCHLD) == signal.SIG_DFL
+    assert not sigchld_caught()
+
+    async def main(caught):
+        transport, proto = await exec_quiet(loop, "true")
+        assert sigchld_caught() == caught
+        await proto.done
+        transport.close()
+
+    run(loop, main(False))
+    assert not sigchld_caught()
+    # A user's handler: still the one the kernel calls after a spawn.
+    calls = []
+    old = signal.signal(signal.SIGCHLD, lambda signum, frame: calls.append(signum))
+    try:
+        run(loop, main(True))
+        assert sigchld_caught()
+        del calls[:]
+        os.kill(os.getpid(), signal.SIGCHLD)
+        assert wait_until(lambda: calls == [signal.SIGCHLD])
+    finally:
+        signal.signal(signal.SIGCHLD, old)
 
 
 # -- pipes ------------------------------------------------------------------------------

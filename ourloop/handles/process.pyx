@@ -197,6 +197,16 @@ cdef extern from *:
 _spawn_lock = threading.Lock()
 
 
+def _reset_spawn_lock():
+    # A fork while another thread was spawning must not leave the child's
+    # copy of the lock held for ever.
+    global _spawn_lock
+    _spawn_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_spawn_lock)
+
+
 cdef char** _cstring_array(list items) except NULL:
     # A NULL-terminated array pointing into the bytes objects of items
     # (which the caller keeps alive while the array is used).
