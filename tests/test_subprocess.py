@@ -1,0 +1,971 @@
+"""Child processes: loop.subprocess_exec / subprocess_shell and
+asyncio.create_subprocess_exec / create_subprocess_shell, checked against
+the stdlib loop's behaviour.
+
+ourloop spawns a child with uv_spawn unless uv_spawn's child would differ
+from subprocess.Popen's, in which case Popen spawns it (see
+ourloop/_subprocess.py); the ourloop-only tests check which one was used
+(`transport._spawned_by`). One reason for Popen is an inheritable fd > 2
+in this process with close_fds=True: test runners often have some (an
+inherited pipe, a /dev/null), so the autouse fixture below makes them
+non-inheritable for the duration of each test, and tests that want one
+create it.
+"""
+
+import asyncio
+import errno
+import fcntl
+import gc
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+import warnings
+
+import pytest
+
+from conftest import fd_count  # leak checks; see conftest
+
+TIMEOUT = 60
+PIPES = pytest.mark.needs_loop_methods("connect_read_pipe", "connect_write_pipe")
+DEVNULL = subprocess.DEVNULL
+PY = sys.executable
+IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+@pytest.fixture(autouse=True)
+def no_inheritable_fds():
+    """Make the fds > 2 this process inherited non-inheritable meanwhile."""
+    changed = []
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd <= 2:
+            continue
+        try:
+            if os.get_inheritable(fd):
+                os.set_inheritable(fd, False)
+                changed.append(fd)
+        except OSError:
+            pass
+    yield
+    for fd in changed:
+        try:
+            os.set_inheritable(fd, True)
+        except OSError:
+            pass
+
+
+def run(loop, coro, timeout=TIMEOUT):
+    return loop.run_until_complete(asyncio.wait_for(coro, timeout))
+
+
+def proc_stat(pid):
+    """(state, ppid, pgid, sid) of a process, or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            data = f.read()
+    except OSError:
+        return None
+    fields = data[data.rfind(")") + 2:].split()
+    return fields[0], int(fields[1]), int(fields[2]), int(fields[3])
+
+
+def zombie_children():
+    me = os.getpid()
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            st = proc_stat(name)
+            if st is not None and st[1] == me and st[0] == "Z":
+                found.append(int(name))
+    return found
+
+
+def wait_until(predicate, timeout=TIMEOUT):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def reaped(pid):
+    """The process is gone entirely (reaped, not a zombie)."""
+    return proc_stat(pid) is None
+
+
+class Proto(asyncio.SubprocessProtocol):
+    """Records the callbacks; `done` resolves at connection_lost."""
+
+    def __init__(self, loop):
+        self.events = []
+        self.data = {1: bytearray(), 2: bytearray()}
+        self.transport = None
+        self.done = loop.create_future()
+        self.exited = loop.create_future()
+
+    def connection_made(self, transport):
+        self.transport = transport
+        self.events.append("connection_made")
+
+    def pipe_data_received(self, fd, data):
+        self.data[fd] += data
+
+    def pipe_connection_lost(self, fd, exc):
+        self.events.append(("pipe_connection_lost", fd))
+
+    def process_exited(self, *args):
+        self.events.append("process_exited")
+        self.exited.set_result(None)
+
+    def connection_lost(self, exc):
+        self.events.append("connection_lost")
+        self.done.set_result(exc)
+
+
+async def exec_quiet(loop, *args, **kwargs):
+    """subprocess_exec with no pipes (DEVNULL unless given)."""
+    for name in ("stdin", "stdout", "stderr"):
+        kwargs.setdefault(name, DEVNULL)
+    return await loop.subprocess_exec(lambda: Proto(loop), *args, **kwargs)
+
+
+async def run_quiet(loop, *args, **kwargs):
+    """Run a child to its end (no pipes); returns (transport, protocol)."""
+    transport, proto = await exec_quiet(loop, *args, **kwargs)
+    await proto.done
+    transport.close()
+    return transport, proto
+
+
+def check_route(transport, loop_kind, expected):
+    if loop_kind == "ourloop":
+        assert transport._spawned_by == expected
+
+
+def py_child(code):
+    return (PY, "-S", "-c", code)
+
+
+# -- basics ------------------------------------------------------------------
+
+
+def test_exec_callbacks_and_returncode(loop, loop_kind):
+    async def main():
+        transport, proto = await exec_quiet(loop, "sh", "-c", "exit 3")
+        assert proto.transport is transport
+        pid = transport.get_pid()
+        assert isinstance(pid, int) and pid > 0
+        assert transport.get_extra_info("subprocess").pid == pid
+        assert isinstance(transport.get_extra_info("subprocess"), subprocess.Popen)
+        assert transport.get_pipe_transport(0) is None
+        assert transport.get_pipe_transport(1) is None
+        await proto.done
+        assert proto.events == ["connection_made", "process_exited", "connection_lost"]
+        assert transport.get_returncode() == 3
+        assert transport.get_extra_info("subprocess").returncode == 3
+        assert not transport.is_closing()
+        transport.close()
+        assert transport.is_closing()
+        check_route(transport, loop_kind, "uv_spawn")
+        return pid
+
+    pid = run(loop, main())
+    assert reaped(pid)
+
+
+def test_shell_callbacks(loop):
+    async def main():
+        transport, proto = await loop.subprocess_shell(
+            lambda: Proto(loop), "exit 7", stdin=DEVNULL, stdout=DEVNULL, stderr=DEVNULL)
+        await proto.done
+        assert transport.get_returncode() == 7
+        assert transport.get_extra_info("subprocess").args == "exit 7"
+        transport.close()
+
+    run(loop, main())
+
+
+def test_create_subprocess_wait(loop):
+    async def main():
+        proc = await asyncio.create_subprocess_exec(
+            "sh", "-c", "exit 4", stdin=DEVNULL, stdout=DEVNULL, stderr=DEVNULL)
+        assert await proc.wait() == 4
+        assert proc.returncode == 4
+        proc = await asyncio.create_subprocess_shell(
+            "exit 5", stdin=DEVNULL, stdout=DEVNULL, stderr=DEVNULL)
+        assert await proc.wait() == 5
+
+    run(loop, main())
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"universal_newlines": True}, "universal_newlines must be False"),
+    ({"shell": True}, "shell must be False"),
+    ({"bufsize": 1}, "bufsize must be 0"),
+    ({"text": True}, "text must be False"),
+    ({"encoding": "utf-8"}, "encoding must be None"),
+    ({"errors": "strict"}, "errors must be None"),
+])
+def test_exec_argument_errors(loop, kwargs, message):
+    made = []
+    with pytest.raises(ValueError, match=message):
+        run(loop, loop.subprocess_exec(lambda: made.append(1), "true", **kwargs))
+    assert made == []
+
+
+@pytest.mark.parametrize("cmd, kwargs, message", [
+    (["true"], {}, "cmd must be a string"),
+    ("true", {"shell": False}, "shell must be True"),
+    ("true", {"universal_newlines": True}, "universal_newlines must be False"),
+    ("true", {"bufsize": 4096}, "bufsize must be 0"),
+])
+def test_shell_argument_errors(loop, cmd, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        run(loop, loop.subprocess_shell(asyncio.SubprocessProtocol, cmd, **kwargs))
+
+
+def test_unknown_option_is_popens_error(loop):
+    with pytest.raises(TypeError):
+        run(loop, exec_quiet(loop, "true", no_such_option=1))
+
+
+def test_debug_logging(loop, caplog):
+    loop.set_debug(True)
+    caplog.set_level("DEBUG", logger="asyncio")
+
+    async def main():
+        await run_quiet(loop, "true")
+
+    run(loop, main())
+    text = caplog.text
+    assert "execute program 'true' stdin=%r stdout=%r stderr=%r" % ((DEVNULL,) * 3) in text
+    assert "process 'true' created: pid" in text
+    assert "exited with return code 0" in text
+
+
+# -- stdio ----------------------------------------------------------------------
+
+
+def _fd_targets(fds):
+    return [os.readlink(f"/proc/self/fd/{fd}") for fd in fds]
+
+
+def _fds_code(path, fds=(0, 1, 2)):
+    return (f"import os\nwith open({str(path)!r}, 'w') as f:\n"
+            f"    f.write(repr([os.readlink('/proc/self/fd/%d' % n) for n in {fds!r}]))\n")
+
+
+def fd_count_warm(loop):
+    """fd_count() once the loop has run (it makes its signal wake-up
+    socketpair the first time it runs in the main thread)."""
+    run(loop, asyncio.sleep(0))
+    return fd_count()
+
+
+def test_stdio_inherited(loop, loop_kind, tmp_path):
+    out = tmp_path / "out"
+
+    async def main():
+        transport, proto = await run_quiet(
+            loop, *py_child(_fds_code(out)), stdin=None, stdout=None, stderr=None)
+        assert transport.get_returncode() == 0
+        return transport
+
+    fds_before = fd_count_warm(loop)
+    transport = run(loop, main())
+    assert eval(out.read_text()) == _fd_targets((0, 1, 2))
+    assert fd_count() == fds_before
+    if all(os.get_blocking(fd) for fd in (0, 1, 2)):
+        check_route(transport, loop_kind, "uv_spawn")
+
+
+def test_stdio_devnull(loop, loop_kind, tmp_path):
+    out = tmp_path / "out"
+
+    async def main():
+        transport, proto = await run_quiet(loop, *py_child(_fds_code(out)))
+        check_route(transport, loop_kind, "uv_spawn")
+
+    fds_before = fd_count_warm(loop)
+    run(loop, main())
+    assert eval(out.read_text()) == ["/dev/null"] * 3
+    assert fd_count() == fds_before
+
+
+def test_stdio_files_and_fds(loop, loop_kind, tmp_path):
+    (tmp_path / "in").write_bytes(b"input data\n")
+
+    async def main():
+        with open(tmp_path / "in", "rb") as fin, open(tmp_path / "out", "wb") as fout:
+            ferr = os.open(tmp_path / "err", os.O_WRONLY | os.O_CREAT, 0o600)
+            try:
+                transport, proto = await run_quiet(
+                    loop, "sh", "-c", "cat; echo oops >&2",
+                    stdin=fin, stdout=fout.fileno(), stderr=ferr)
+            finally:
+                os.close(ferr)
+        assert transport.get_returncode() == 0
+        check_route(transport, loop_kind, "uv_spawn")
+
+    fds_before = fd_count_warm(loop)
+    run(loop, main())
+    assert (tmp_path / "out").read_bytes() == b"input data\n"
+    assert (tmp_path / "err").read_bytes() == b"oops\n"
+    assert fd_count() == fds_before
+
+
+def test_stderr_to_stdout(loop, tmp_path):
+    async def main():
+        with open(tmp_path / "out", "wb") as fout:
+            await run_quiet(loop, "sh", "-c", "echo one; echo two >&2",
+                            stdout=fout, stderr=subprocess.STDOUT)
+
+    run(loop, main())
+    assert (tmp_path / "out").read_bytes() == b"one\ntwo\n"
+
+
+def test_stdio_swapped_low_fds(loop, tmp_path):
+    # The child's fd 1 is our fd 2's file and its fd 2 our fd 1's file: the
+    # low fds must not overwrite each other in the child.
+    out = tmp_path / "out"
+
+    async def main():
+        await run_quiet(loop, *py_child(_fds_code(out, (1, 2))), stdout=2, stderr=1)
+
+    run(loop, main())
+    assert eval(out.read_text()) == _fd_targets((2, 1))
+
+
+def test_nonblocking_fd_left_alone(loop, loop_kind, tmp_path):
+    # libuv makes the child's fds 0-2 blocking, which would change the
+    # parent's file: ourloop has Popen spawn this child.
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    try:
+        async def main():
+            transport, proto = await run_quiet(loop, "sh", "-c", "echo hi", stdout=w)
+            check_route(transport, loop_kind, "Popen")
+
+        run(loop, main())
+        assert os.get_blocking(w) is False
+        assert os.read(r, 100) == b"hi\n"
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+# -- options -----------------------------------------------------------------------
+
+
+def _report_code(path):
+    return (
+        "import os, sys\n"
+        f"with open({str(path)!r}, 'w') as f:\n"
+        "    f.write(repr(dict(pid=os.getpid(), sid=os.getsid(0), pgid=os.getpgid(0),"
+        " cwd=os.getcwd(), umask=os.umask(0), uid=os.getuid(), gid=os.getgid(),"
+        " groups=sorted(os.getgroups()), foo=os.environ.get('FOO'),"
+        " fds=sorted(int(n) for n in os.listdir('/proc/self/fd')),"
+        " sigign=[l for l in open('/proc/self/status') if l.startswith('SigIgn')][0].split()[1],"
+        " sigblk=[l for l in open('/proc/self/status') if l.startswith('SigBlk')][0].split()[1],"
+        ")))\n"
+    )
+
+
+def child_report(loop, tmp_path, **kwargs):
+    """Run a Python child with kwargs; returns (what it saw, the transport)."""
+    path = tmp_path / "report"
+
+    async def main():
+        transport, proto = await run_quiet(loop, *py_child(_report_code(path)), **kwargs)
+        assert transport.get_returncode() == 0
+        return transport
+
+    transport = run(loop, main())
+    return eval(path.read_text()), transport
+
+
+@pytest.mark.parametrize("kind", [str, bytes, pathlib.Path])
+def test_cwd(loop, loop_kind, tmp_path, kind):
+    where = tmp_path / "sub"
+    where.mkdir()
+    arg = {str: str, bytes: os.fsencode, pathlib.Path: pathlib.Path}[kind](str(where))
+    seen, transport = child_report(loop, tmp_path, cwd=arg)
+    assert seen["cwd"] == str(where)
+    check_route(transport, loop_kind, "uv_spawn")
+
+
+def test_cwd_relative_program(loop, loop_kind, tmp_path):
+    # A program path relative to cwd is found in cwd, as with Popen.
+    script = tmp_path / "prog"
+    script.write_text("#!/bin/sh\nexit 9\n")
+    script.chmod(0o755)
+
+    async def main():
+        transport, proto = await run_quiet(loop, "./prog", cwd=tmp_path)
+        assert transport.get_returncode() == 9
+        check_route(transport, loop_kind, "uv_spawn")
+
+    run(loop, main())
+
+
+def test_env(loop, loop_kind, tmp_path):
+    seen, transport = child_report(loop, tmp_path, env={"FOO": "bar"})
+    assert seen["foo"] == "bar"
+    check_route(transport, loop_kind, "uv_spawn")
+    seen, transport = child_report(loop, tmp_path, env={b"FOO": b"baz"})
+    assert seen["foo"] == "baz"
+
+
+def test_env_path_is_searched(loop, loop_kind, tmp_path):
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    prog = bindir / "ourloop-test-prog"
+    prog.write_text("#!/bin/sh\nexit 12\n")
+    prog.chmod(0o755)
+
+    async def main():
+        transport, proto = await run_quiet(loop, "ourloop-test-prog",
+                                           env={"PATH": str(bindir)})
+        assert transport.get_returncode() == 12
+        check_route(transport, loop_kind, "uv_spawn")
+
+    run(loop, main())
+
+
+def test_env_bad_name_is_popens_error(loop):
+    with pytest.raises(ValueError, match="illegal environment variable name"):
+        run(loop, exec_quiet(loop, "true", env={"A=B": "x"}))
+
+
+def test_start_new_session(loop, loop_kind, tmp_path):
+    seen, transport = child_report(loop, tmp_path, start_new_session=True)
+    assert seen["sid"] == seen["pid"] == seen["pgid"]
+    check_route(transport, loop_kind, "uv_spawn")
+    seen, transport = child_report(loop, tmp_path)
+    assert seen["sid"] == os.getsid(0)
+    assert seen["pgid"] == os.getpgid(0)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="process_group is new in 3.11")
+def test_process_group(loop, loop_kind, tmp_path):
+    seen, transport = child_report(loop, tmp_path, process_group=0)
+    assert seen["pgid"] == seen["pid"]
+    assert seen["sid"] == os.getsid(0)
+    check_route(transport, loop_kind, "Popen")
+
+
+def test_umask(loop, loop_kind, tmp_path):
+    seen, transport = child_report(loop, tmp_path, umask=0o027)
+    assert seen["umask"] == 0o027
+    check_route(transport, loop_kind, "Popen")
+
+
+def test_pass_fds_and_close_fds(loop, loop_kind, tmp_path):
+    r, w = os.pipe()
+    os.set_inheritable(w, True)
+    try:
+        # An inheritable fd with close_fds=True (the default): the child
+        # must not get it.
+        seen, transport = child_report(loop, tmp_path)
+        assert w not in seen["fds"]
+        check_route(transport, loop_kind, "Popen")
+        seen, transport = child_report(loop, tmp_path, close_fds=False)
+        assert w in seen["fds"]
+        check_route(transport, loop_kind, "uv_spawn")
+        os.set_inheritable(w, False)
+        seen, transport = child_report(loop, tmp_path, pass_fds=(w,))
+        assert w in seen["fds"]
+        assert r not in seen["fds"]
+        check_route(transport, loop_kind, "Popen")
+        seen, transport = child_report(loop, tmp_path, close_fds=False)
+        assert w not in seen["fds"]
+        check_route(transport, loop_kind, "uv_spawn")
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_preexec_fn(loop, loop_kind, tmp_path):
+    marker = tmp_path / "marker"
+
+    def preexec():
+        with open(marker, "w") as f:
+            f.write(str(os.getpid()))
+
+    seen, transport = child_report(loop, tmp_path, preexec_fn=preexec)
+    assert int(marker.read_text()) == seen["pid"]
+    check_route(transport, loop_kind, "Popen")
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="needs root")
+def test_user_group_extra_groups(loop, loop_kind, tmp_path):
+    out = tmp_path / "ids"
+    tmp_path.chmod(0o777)
+
+    def ids(**kwargs):
+        async def main():
+            # The shell opens the file as root: the child may not reach it.
+            with open(out, "wb") as f:
+                transport, proto = await run_quiet(
+                    loop, "sh", "-c", "id -u; id -g; id -G", stdout=f, **kwargs)
+            assert transport.get_returncode() == 0
+            check_route(transport, loop_kind, "Popen")
+        run(loop, main())
+        uid, gid, groups = out.read_text().splitlines()
+        return int(uid), int(gid), sorted(int(g) for g in groups.split())
+
+    assert ids(user=65534, group=65533, extra_groups=[65532]) == (
+        65534, 65533, sorted({65533, 65532}))
+    # group only: the supplementary groups stay (libuv would drop them).
+    uid, gid, groups = ids(group=65533)
+    assert (uid, gid) == (os.getuid(), 65533)
+    assert groups == sorted(set(os.getgroups()) | {65533})
+
+
+def test_ignored_signal_stays_ignored(loop, loop_kind, tmp_path):
+    # Popen's child keeps an ignored SIGUSR2 ignored (exec keeps SIG_IGN);
+    # libuv would reset it, so ourloop has Popen spawn it.
+    old = signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+    try:
+        seen, transport = child_report(loop, tmp_path)
+    finally:
+        signal.signal(signal.SIGUSR2, old)
+    assert int(seen["sigign"], 16) & (1 << (signal.SIGUSR2 - 1))
+    check_route(transport, loop_kind, "Popen")
+    seen, transport = child_report(loop, tmp_path)
+    assert not int(seen["sigign"], 16) & (1 << (signal.SIGUSR2 - 1))
+    check_route(transport, loop_kind, "uv_spawn")
+
+
+def test_blocked_signal_mask_is_inherited(loop, loop_kind, tmp_path):
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR2])
+    try:
+        seen, transport = child_report(loop, tmp_path)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+    assert int(seen["sigblk"], 16) & (1 << (signal.SIGUSR2 - 1))
+    check_route(transport, loop_kind, "Popen")
+
+
+def test_executable(loop, loop_kind, tmp_path):
+    out = tmp_path / "out"
+
+    async def main():
+        transport, proto = await run_quiet(
+            loop, "argv0-name", "-c",
+            'x=$(tr "\\0" " " < /proc/$$/cmdline); echo "$x" > "$0"', str(out),
+            executable="/bin/sh")
+        assert transport.get_returncode() == 0
+        check_route(transport, loop_kind, "uv_spawn")
+
+    run(loop, main())
+    assert out.read_text().startswith("argv0-name -c ")
+
+
+# -- exec errors --------------------------------------------------------------------
+
+
+def _exec_error(loop, *args, **kwargs):
+    with pytest.raises(OSError) as info:
+        run(loop, exec_quiet(loop, *args, **kwargs))
+    return info.value
+
+
+def test_exec_errors(loop, tmp_path):
+    fds_before = fd_count_warm(loop)
+    exc = _exec_error(loop, "ourloop-no-such-program")
+    assert type(exc) is FileNotFoundError
+    assert exc.errno == errno.ENOENT and exc.filename == "ourloop-no-such-program"
+
+    exc = _exec_error(loop, str(tmp_path / "missing"))
+    assert type(exc) is FileNotFoundError and exc.filename == str(tmp_path / "missing")
+
+    plain = tmp_path / "plain"
+    plain.write_text("#!/bin/sh\n")
+    plain.chmod(0o644)
+    if not IS_ROOT:
+        exc = _exec_error(loop, str(plain))
+        assert type(exc) is PermissionError and exc.errno == errno.EACCES
+    exc = _exec_error(loop, str(tmp_path))
+    assert type(exc) is PermissionError and exc.filename == str(tmp_path)
+
+    noshebang = tmp_path / "noshebang"
+    noshebang.write_text("exit 0\n")
+    noshebang.chmod(0o755)
+    exc = _exec_error(loop, str(noshebang))
+    assert exc.errno == errno.ENOEXEC and exc.filename == str(noshebang)
+
+    exc = _exec_error(loop, "/bin/true", cwd=tmp_path / "nowhere")
+    assert type(exc) is FileNotFoundError and exc.filename == tmp_path / "nowhere"
+    exc = _exec_error(loop, "/bin/true", cwd=str(plain))
+    assert type(exc) is NotADirectoryError and exc.filename == str(plain)
+
+    exc = _exec_error(loop, "/bin/true", stdout=subprocess.PIPE, stdin=subprocess.PIPE,
+                      cwd=str(plain))
+    assert type(exc) is NotADirectoryError
+    assert fd_count() == fds_before
+    assert zombie_children() == []
+
+
+def test_exec_error_bad_args(loop):
+    with pytest.raises(ValueError):
+        run(loop, exec_quiet(loop, "true", "a\0b"))
+    with pytest.raises(TypeError):
+        run(loop, exec_quiet(loop, "true", 1))
+
+
+# -- signals, close, kill --------------------------------------------------------
+
+
+@pytest.mark.parametrize("how, expected", [
+    ("terminate", -signal.SIGTERM),
+    ("kill", -signal.SIGKILL),
+    ("send_signal", -signal.SIGINT),
+])
+def test_signals(loop, how, expected):
+    async def main():
+        transport, proto = await exec_quiet(loop, "sleep", "30")
+        if how == "send_signal":
+            transport.send_signal(signal.SIGINT)
+        else:
+            getattr(transport, how)()
+        await proto.done
+        assert transport.get_returncode() == expected
+        assert proto.events == ["connection_made", "process_exited", "connection_lost"]
+        transport.close()
+        # The child is gone: nothing to signal.
+        with pytest.raises(ProcessLookupError):
+            transport.kill()
+
+    run(loop, main())
+
+
+def test_process_send_signal(loop):
+    async def main():
+        proc = await asyncio.create_subprocess_exec(
+            "sleep", "30", stdin=DEVNULL, stdout=DEVNULL, stderr=DEVNULL)
+        proc.send_signal(signal.SIGUSR1)
+        assert await proc.wait() == -signal.SIGUSR1
+        with pytest.raises(ProcessLookupError):
+            proc.kill()
+
+    run(loop, main())
+
+
+def test_close_kills_live_child(loop):
+    async def main():
+        transport, proto = await exec_quiet(loop, "sleep", "30")
+        pid = transport.get_pid()
+        transport.close()
+        assert transport.is_closing()
+        await proto.exited
+        await proto.done
+        assert transport.get_returncode() == -signal.SIGKILL
+        return pid
+
+    pid = run(loop, main())
+    assert wait_until(lambda: reaped(pid))
+
+
+def test_killpg_with_grandchildren(loop, tmp_path):
+    pids_file = tmp_path / "pids"
+
+    async def main():
+        transport, proto = await exec_quiet(
+            loop, "sh", "-c", 'sleep 30 & echo $! > "$0"; sleep 30 & echo $! >> "$0"; wait',
+            str(pids_file), start_new_session=True)
+        pid = transport.get_pid()
+        await loop.run_in_executor(None, wait_until,
+                                   lambda: pids_file.exists()
+                                   and len(pids_file.read_text().split()) == 2)
+        os.killpg(pid, signal.SIGKILL)
+        await proto.done
+        assert transport.get_returncode() == -signal.SIGKILL
+        transport.close()
+        return [int(p) for p in pids_file.read_text().split()]
+
+    grandchildren = run(loop, main())
+
+    def gone(p):
+        st = proc_stat(p)
+        return st is None or st[0] == "Z"
+
+    assert wait_until(lambda: all(gone(p) for p in grandchildren))
+
+
+def test_unclosed_transport_warns(loop):
+    async def main():
+        transport, proto = await exec_quiet(loop, "true")
+        await proto.done
+        return repr(transport)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run(loop, main())
+        gc.collect()
+    messages = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    assert any(m.startswith("unclosed transport <") and "returncode=0" in m
+               for m in messages), messages
+
+
+def test_proc_poll_does_not_reap(loop):
+    async def main():
+        transport, proto = await exec_quiet(loop, "true")
+        popen = transport.get_extra_info("subprocess")
+        await proto.exited
+        assert popen.poll() == 0
+        await proto.done
+        assert transport.get_returncode() == 0
+        transport.close()
+
+    run(loop, main())
+
+
+# -- reaping ---------------------------------------------------------------------------
+
+
+def test_many_children_no_leaks(loop):
+    async def main():
+        for i in range(500):
+            transport, proto = await exec_quiet(loop, "true")
+            await proto.done
+            assert transport.get_returncode() == 0
+            transport.close()
+
+    run(loop, main())   # warm up the loop's own fds
+    fds_before = fd_count()
+    run(loop, main(), timeout=300)
+    assert wait_until(lambda: zombie_children() == [])
+    assert fd_count() == fds_before
+
+
+@pytest.mark.only_loop("ourloop", reason="the stdlib's pidfd child watcher (3.12+) "
+                       "leaves children of a closed loop as zombies")
+def test_loop_closed_while_children_run(loop_factory):
+    loop = loop_factory()
+    asyncio.set_event_loop(loop)
+
+    async def main():
+        started = []
+        for i in range(5):
+            transport, proto = await exec_quiet(loop, "sleep", "0.3")
+            started.append(transport)
+        return started
+
+    try:
+        transports = run(loop, main())
+    finally:
+        loop.close()
+        asyncio.set_event_loop(None)
+    pids = [t.get_pid() for t in transports]
+    assert wait_until(lambda: all(reaped(p) for p in pids))
+    for t in transports:
+        assert t.get_extra_info("subprocess").returncode == 0
+        t.close()
+
+
+@pytest.mark.only_loop("ourloop", reason="checks ourloop's fallback without pidfds")
+def test_thread_watcher_fallback(loop, monkeypatch):
+    from ourloop import _subprocess
+    monkeypatch.setattr(_subprocess, "_USE_PIDFD", False)
+
+    async def main():
+        transport, proto = await run_quiet(loop, "sh", "-c", "exit 6")
+        assert transport.get_returncode() == 6
+        assert proto.events == ["connection_made", "process_exited", "connection_lost"]
+        return transport.get_pid()
+
+    pid = run(loop, main())
+    assert wait_until(lambda: reaped(pid))
+
+
+def test_user_sigchld_handler_kept_and_called(loop):
+    calls = []
+    old = signal.signal(signal.SIGCHLD, lambda signum, frame: calls.append(signum))
+    try:
+        async def main():
+            transport, proto = await exec_quiet(loop, "sleep", "0.2")
+            assert signal.getsignal(signal.SIGCHLD) is not old
+            await proto.done
+            transport.close()
+            # Let a signal that arrived between bytecodes run its handler.
+            for i in range(100):
+                if calls:
+                    break
+                await asyncio.sleep(0.01)
+
+        run(loop, main())
+        assert calls and set(calls) == {signal.SIGCHLD}
+        # Still the C-level handler: one more child, one more call.
+        del calls[:]
+        run(loop, main())
+        assert calls
+    finally:
+        signal.signal(signal.SIGCHLD, old)
+
+
+def sigchld_caught():
+    """Whether this process catches SIGCHLD (a handler is installed)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("SigCgt:"):
+                return bool(int(line.split()[1], 16) & (1 << (signal.SIGCHLD - 1)))
+    raise AssertionError("no SigCgt in /proc/self/status")
+
+
+def test_sigchld_action_unchanged(loop):
+    # Default action: no handler before, none after (libuv's would show).
+    assert signal.getsignal(signal.SIGCHLD) == signal.SIG_DFL
+    assert not sigchld_caught()
+
+    async def main(caught):
+        transport, proto = await exec_quiet(loop, "true")
+        assert sigchld_caught() == caught
+        await proto.done
+        transport.close()
+
+    run(loop, main(False))
+    assert not sigchld_caught()
+    # A user's handler: still the one the kernel calls after a spawn.
+    calls = []
+    old = signal.signal(signal.SIGCHLD, lambda signum, frame: calls.append(signum))
+    try:
+        run(loop, main(True))
+        assert sigchld_caught()
+        del calls[:]
+        os.kill(os.getpid(), signal.SIGCHLD)
+        assert wait_until(lambda: calls == [signal.SIGCHLD])
+    finally:
+        signal.signal(signal.SIGCHLD, old)
+
+
+# -- pipes ------------------------------------------------------------------------------
+
+
+@PIPES
+@pytest.mark.parametrize("route", ["uv_spawn", "Popen"])
+def test_communicate(loop, loop_kind, route):
+    # umask=-1 asks for nothing, umask=0o022 has Popen spawn the child.
+    umask = {"uv_spawn": -1, "Popen": 0o022}[route]
+
+    async def main():
+        proc = await asyncio.create_subprocess_exec(
+            "cat", stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            umask=umask)
+        check_route(proc._transport, loop_kind, route)
+        out, err = await proc.communicate(b"hello\n" * 1000)
+        assert out == b"hello\n" * 1000 and err == b""
+        assert proc.returncode == 0
+
+    run(loop, main())
+
+
+@PIPES
+def test_dev_stdout_in_child(loop, loop_kind):
+    async def main():
+        proc = await asyncio.create_subprocess_shell(
+            "echo hi > /dev/stdout; echo ho > /dev/stderr",
+            stdin=DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        check_route(proc._transport, loop_kind, "uv_spawn")
+        out, err = await proc.communicate()
+        assert (out, err) == (b"hi\n", b"ho\n")
+        assert proc.returncode == 0
+
+    run(loop, main())
+
+
+@PIPES
+def test_flood_64_mib(loop):
+    size = 64 * 1024 * 1024
+
+    async def main():
+        proc = await asyncio.create_subprocess_exec(
+            "head", "-c", str(size), "/dev/zero",
+            stdin=DEVNULL, stdout=subprocess.PIPE)
+        out, err = await proc.communicate()
+        assert len(out) == size and err is None
+        assert proc.returncode == 0
+
+    run(loop, main(), timeout=120)
+
+
+@PIPES
+def test_pipe_callbacks_order(loop):
+    async def main():
+        transport, proto = await loop.subprocess_exec(
+            lambda: Proto(loop), "sh", "-c", "echo out; echo err >&2; exit 2")
+        assert transport.get_pipe_transport(0) is not None
+        transport.get_pipe_transport(0).close()
+        await proto.done
+        assert bytes(proto.data[1]) == b"out\n" and bytes(proto.data[2]) == b"err\n"
+        assert proto.events[0] == "connection_made"
+        assert proto.events[-1] == "connection_lost"
+        assert sorted(e for e in proto.events if isinstance(e, tuple)) == [
+            ("pipe_connection_lost", 0), ("pipe_connection_lost", 1),
+            ("pipe_connection_lost", 2)]
+        assert transport.get_returncode() == 2
+        transport.close()
+
+    run(loop, main())
+
+
+@PIPES
+def test_stdin_backpressure(loop):
+    class Writer(Proto):
+        def __init__(self, loop):
+            super().__init__(loop)
+            self.paused = loop.create_future()
+
+        def pause_writing(self):
+            if not self.paused.done():
+                self.paused.set_result(None)
+
+    async def main():
+        transport, proto = await loop.subprocess_exec(
+            lambda: Writer(loop), "sleep", "30", stdout=DEVNULL, stderr=DEVNULL)
+        stdin = transport.get_pipe_transport(0)
+        stdin.write(b"x" * (4 * 1024 * 1024))
+        await proto.paused
+        assert stdin.get_write_buffer_size() > 0
+        transport.kill()
+        await proto.done
+        assert transport.get_returncode() == -signal.SIGKILL
+        transport.close()
+
+    run(loop, main())
+
+
+@PIPES
+def test_stdin_drain_with_slow_reader(loop):
+    async def main():
+        proc = await asyncio.create_subprocess_exec(
+            "sh", "-c", "sleep 0.2; wc -c", stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        for i in range(32):
+            proc.stdin.write(b"y" * 65536)
+            await proc.stdin.drain()
+        proc.stdin.close()
+        out = await proc.stdout.read()
+        assert int(out) == 32 * 65536
+        assert await proc.wait() == 0
+
+    run(loop, main())
+
+
+@PIPES
+def test_many_children_with_pipes_no_leaks(loop):
+    async def main(n):
+        for i in range(n):
+            proc = await asyncio.create_subprocess_exec(
+                "echo", str(i), stdout=subprocess.PIPE)
+            out, _ = await proc.communicate()
+            assert out == b"%d\n" % i
+
+    run(loop, main(5))
+    fds_before = fd_count()
+    run(loop, main(500), timeout=300)
+    assert wait_until(lambda: zombie_children() == [])
+    assert fd_count() == fds_before
