@@ -33,14 +33,17 @@
 # resolution) are the socket module's. An OSError goes to
 # protocol.error_received() right away, as in the stdlib. When the kernel
 # would block (EAGAIN), the datagram is queued, and so is every later one
-# until the queue is empty again (order is kept):
-# - uv_udp_t: the datagram goes to uv_udp_send(); libuv sends the queue when
-#   the socket turns writable; the send callbacks, in uv_run, only count
-#   and record errors, and one ready-phase callback per iteration reports
-#   errors (error_received), resumes the protocol and completes a close().
-# - uv_poll_t: (bytes, addr) pairs wait in our deque; the poll handle also
-#   watches for writability, and the ready phase sends what it can (the
-#   stdlib's _sendto_ready).
+# until the queue is empty again (order is kept). (bytes, addr) pairs wait
+# in the transport's deque, and the transport waits for writability:
+# - uv_udp_t: the first queued datagram goes to uv_udp_send(), which libuv
+#   sends once the socket is writable; its callback (in uv_run) queues
+#   _sendto_ready. Only one datagram at a time is in libuv's queue: libuv
+#   sends its queue with sendmmsg() and fails the whole batch when the
+#   first datagram fails, where the stdlib fails that one only.
+# - uv_poll_t: the poll handle also watches for writability.
+# Then the ready phase does what the stdlib's _sendto_ready does: sends
+# what the kernel takes (natively), error_received() for an OSError,
+# resume_writing() below the low-water mark, and completes a close().
 # get_write_buffer_size() is the stdlib's count of queued bytes (3.12+: 8
 # more per datagram for its header, taken off again when it leaves).
 #
@@ -373,8 +376,11 @@ cdef class _UDPPoll(PollHandle):
             t._poll_update(True)
         if events & uv.UV_READABLE and t.reading:
             t._on_readable()
-        if events & uv.UV_WRITABLE and t.queue:
-            t._schedule_write_done()
+        if events & uv.UV_WRITABLE:
+            if t.queue:
+                t._schedule_write_done()
+            else:
+                t._poll_update(False)
 
     cdef on_file_gone(self):
         # Our own fd cannot be closed by others, unless by mistake (an
@@ -405,11 +411,11 @@ cdef class UDPTransport:
     cdef bint reading
     cdef bint read_scheduled
     cdef bint rx_ready
-    cdef object inflight
+    cdef bytes uv_head
     cdef object queue
     cdef Py_ssize_t buffer_size
     cdef bint write_done_scheduled
-    cdef list send_errors
+    cdef object send_error
     cdef readonly Py_ssize_t _high_water
     cdef readonly Py_ssize_t _low_water
     cdef readonly bint _protocol_paused
@@ -681,7 +687,7 @@ cdef class UDPTransport:
     # -- writing -----------------------------------------------------------
 
     cdef inline bint _queued(self):
-        if self.inflight:
+        if self.uv_head is not None:
             return True
         if self.queue:
             return True
@@ -761,27 +767,60 @@ cdef class UDPTransport:
         return None
 
     cdef _enqueue(self, data, addr):
-        # The kernel would block: the datagram waits, in order.
+        # The kernel would block: the datagram waits, in order, until the
+        # socket is writable.
         cdef bytes payload = bytes(data)
+        if self.queue is None:
+            self.queue = _udp_deque()
+        self.queue.append((payload, addr))
+        self.buffer_size += PyBytes_GET_SIZE(payload) + _UDP_HEADER
+        if self.uvudp is not NULL:
+            if self.uv_head is None:
+                self._submit_head()
+        elif len(self.queue) == 1:
+            self._poll_update(False)
+        self._maybe_pause_protocol()
+
+    cdef _want_writable(self):
+        # Be told when the socket is writable while datagrams wait.
+        if self.uvudp is not NULL:
+            if self.uv_head is None:
+                self._submit_head()
+        else:
+            self._poll_update(False)
+
+    cdef _submit_head(self):
+        # uv_udp_t: the first queued datagram goes to uv_udp_send(), and
+        # libuv sends it when the socket is writable; its callback lets
+        # _sendto_ready() send the rest. Only one datagram is ever in
+        # libuv's queue: libuv fails a whole sendmmsg() batch when its first
+        # datagram fails, where the stdlib fails only that one.
         cdef _uv_udp_send_t* req
         cdef uv.uv_buf_t buf
         cdef ourloop_udp_addr sa
-        cdef const _udp_sockaddr* target = NULL
+        cdef const _udp_sockaddr* target
+        cdef bytes payload
         cdef int err
-        if self.uvudp is not NULL:
+        while self.queue and self.uv_head is None and self.uvudp is not NULL:
+            payload, addr = self.queue[0]
+            target = NULL
             if not self.connected:
-                if not ourloop_udp_parse(&sa, self.family, addr):
-                    # A host name: resolved as socket.sendto() would.
+                if not ourloop_udp_parse(&sa, self.family, addr) \
+                        and not self._resolve(&sa, addr):
+                    # Only the socket module can tell what is wrong with
+                    # this address: let it try (and raise).
+                    self.queue.popleft()
+                    self.buffer_size -= PyBytes_GET_SIZE(payload) + _UDP_HEADER
                     try:
-                        infos = socket.getaddrinfo(addr[0], addr[1], self.family,
-                                                   socket.SOCK_DGRAM)
-                        if not ourloop_udp_parse(&sa, self.family, infos[0][4]):
-                            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+                        failed = self._send_with_socket(payload, addr)
                     except (SystemExit, KeyboardInterrupt):
                         raise
                     except BaseException as exc:
                         self._fatal_error(exc, 'Fatal write error on datagram transport')
                         return
+                    if failed is not None:
+                        self._protocol.error_received(failed)
+                    continue
                 target = ourloop_udp_sa(&sa)
             req = <_uv_udp_send_t*>malloc(sizeof(_uv_udp_send_t))
             if req is NULL:
@@ -792,32 +831,34 @@ cdef class UDPTransport:
             err = _uv_udp_send(req, self.uvudp, &buf, 1, target, _udp_sent)
             if err < 0:
                 free(req)
+                self.queue.popleft()
+                self.buffer_size -= PyBytes_GET_SIZE(payload) + _UDP_HEADER
                 self._protocol.error_received(uv_error(err))
-                return
-            if self.inflight is None:
-                self.inflight = _udp_deque()
-            self.inflight.append(payload)
-        else:
-            if self.queue is None:
-                self.queue = _udp_deque()
-            was_empty = not self.queue
-            self.queue.append((payload, addr))
-            if was_empty:
-                self._poll_update(False)
-        self.buffer_size += PyBytes_GET_SIZE(payload) + _UDP_HEADER
-        self._maybe_pause_protocol()
+                continue
+            self.queue.popleft()
+            self.uv_head = payload
+
+    cdef bint _resolve(self, ourloop_udp_addr* sa, addr) except -1:
+        # A (host name, port) address, resolved as socket.sendto() does.
+        try:
+            infos = socket.getaddrinfo(addr[0], addr[1], self.family,
+                                       socket.SOCK_DGRAM)
+            return ourloop_udp_parse(sa, self.family, infos[0][4]) == 1
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException:
+            return False
 
     cdef _on_sent(self, int status):
-        # In uv_run: a datagram of libuv's queue has left (or failed, or was
-        # cancelled by the close).
-        payload = self.inflight.popleft()
-        if self._conn_lost:
+        # In uv_run: libuv sent the head datagram (or failed, or the close
+        # cancelled it).
+        payload = self.uv_head
+        self.uv_head = None
+        if self._conn_lost or self.loop._closed or status == uv.UV_ECANCELED:
             return
         self.buffer_size -= PyBytes_GET_SIZE(payload) + _UDP_HEADER
-        if status < 0 and status != uv.UV_ECANCELED:
-            if self.send_errors is None:
-                self.send_errors = []
-            self.send_errors.append(uv_error(status))
+        if status < 0:
+            self.send_error = uv_error(status)
         self._schedule_write_done()
 
     cdef _schedule_write_done(self):
@@ -826,41 +867,40 @@ cdef class UDPTransport:
             self.loop._call_soon(self._sendto_ready, (), self.context)
 
     def _sendto_ready(self):
-        # Ready phase: the stdlib's _sendto_ready. uv_udp_t: report what
-        # libuv's queue did; poll handle: send what can be sent now.
+        # Ready phase, the socket being writable: the stdlib's
+        # _sendto_ready (send what can be sent, in order).
         self.write_done_scheduled = False
         if self._conn_lost:
             return
-        if self.uvudp is not NULL:
-            errors = self.send_errors
-            self.send_errors = None
-            if errors:
-                for exc in errors:
-                    self._protocol.error_received(exc)
-        else:
-            while self.queue:
-                data, addr = self.queue.popleft()
-                self.buffer_size -= PyBytes_GET_SIZE(data) + _UDP_HEADER
-                try:
-                    failed = self._send_now(data, addr)
-                except (SystemExit, KeyboardInterrupt):
-                    raise
-                except BaseException as exc:
-                    self._poll_update(False)
-                    self._fatal_error(exc, 'Fatal write error on datagram transport')
-                    return
-                if failed is None:
-                    continue
-                if isinstance(failed, (BlockingIOError, InterruptedError)):
-                    self.queue.appendleft((data, addr))   # try again later
-                    self.buffer_size += PyBytes_GET_SIZE(data) + _UDP_HEADER
-                    break
-                if not self.queue:
-                    self._poll_update(False)
-                self._protocol.error_received(failed)
+        exc = self.send_error
+        if exc is not None:
+            # The head datagram failed; the others go on later.
+            self.send_error = None
+            self._want_writable()
+            self._protocol.error_received(exc)
+            return
+        if self.uv_head is not None:
+            return
+        while self.queue:
+            data, addr = self.queue.popleft()
+            self.buffer_size -= PyBytes_GET_SIZE(data) + _UDP_HEADER
+            try:
+                failed = self._send_now(data, addr)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, 'Fatal write error on datagram transport')
                 return
-            if not self.queue:
-                self._poll_update(False)
+            if failed is None:
+                continue
+            if isinstance(failed, (BlockingIOError, InterruptedError)):
+                self.queue.appendleft((data, addr))   # try again later
+                self.buffer_size += PyBytes_GET_SIZE(data) + _UDP_HEADER
+                break
+            self._want_writable()
+            self._protocol.error_received(failed)
+            return
+        self._want_writable()
         self._maybe_resume_protocol()
         if not self._queued() and self._closing and not self._conn_lost:
             self._conn_lost += 1
@@ -954,11 +994,11 @@ cdef class UDPTransport:
             return
         if self.queue:
             self.queue.clear()
-            self._poll_update(False)
         self.buffer_size = 0
         if not self._closing:
             self._closing = True
             self._stop_reading()
+        self._poll_update(False)
         self._conn_lost += 1
         self.loop._call_soon(self._call_connection_lost, (exc,), None)
 
