@@ -117,6 +117,14 @@ def settled_fds(loop):
     return fd_count()
 
 
+def exact_buffer_size(loop):
+    """False for the stdlib loop on 3.12+: it adds 8 header bytes per
+    queued datagram to the write buffer size and never takes them off
+    (CPython gh-135444, fixed in later releases), so its size never returns
+    to 0 and resume_writing() may never come. ourloop takes them off."""
+    return ours(loop) or not PY312
+
+
 def ours(loop):
     return type(loop).__module__.startswith('ourloop')
 
@@ -537,9 +545,7 @@ def test_burst_ipv4_order_kept(loop):
         assert len(numbers) > count // 10
         assert all(len(d) == 100 for d, _ in sp.datagrams)
         # Everything left: nothing is queued.
-        if ours(loop) or not PY312:
-            # (3.12.1-3.13.0's stdlib never takes off the 8 header bytes it
-            # adds per queued datagram: CPython gh-135444.)
+        if exact_buffer_size(loop):
             assert ct.get_write_buffer_size() == 0
         ct.close()
         st.close()
@@ -588,9 +594,10 @@ def test_burst_unix_none_lost(loop):
         await pb.wait_for(lambda: len(pb.datagrams) == count)
         assert [int.from_bytes(d[:4], 'big') for d, _ in pb.datagrams] == list(range(count))
         assert sizes[0] > 0          # the kernel did not take them all at once
-        if ours(loop) or not PY312:
+        assert 'pause' in pa.events
+        if exact_buffer_size(loop):
             assert ta.get_write_buffer_size() == 0
-        assert 'pause' in pa.events and pa.events[-1] == 'resume'
+            assert pa.events[-1] == 'resume'
         ta.close()
         tb.close()
         await pa.lost
@@ -621,9 +628,10 @@ def test_backpressure_unix(loop):
                 got.append(b.recv(100))
             except BlockingIOError:
                 await asyncio.sleep(0.01)
-        await p.wait_for(lambda: 'resume' in p.events)
         assert [int(g[:5]) for g in got] == list(range(sent))
-        assert p.events == ['made', 'pause', 'resume']
+        if exact_buffer_size(loop):
+            await p.wait_for(lambda: 'resume' in p.events)
+            assert p.events == ['made', 'pause', 'resume']
         t.close()
         await p.lost
         b.close()
@@ -686,10 +694,13 @@ def test_ip_queue_in_order_after_eagain(loop):
         assert cp.events == ['made', 'pause']
         await sp.wait_for(lambda: len(sp.datagrams) == 6)
         assert [d for d, _ in sp.datagrams] == [b'first' * 100] + queued
-        await cp.wait_for(lambda: 'resume' in cp.events)
+        if exact_buffer_size(loop):
+            await cp.wait_for(lambda: 'resume' in cp.events)
+        else:
+            await cp.wait_for(lambda: cp.errors)
         assert [type(e) for e in cp.errors] == [OSError]
         assert cp.errors[0].errno == errno.EINVAL
-        if ours(loop) or not PY312:
+        if exact_buffer_size(loop):
             assert ct.get_write_buffer_size() == 0
         ct.close()
         st.close()
