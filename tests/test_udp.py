@@ -27,7 +27,6 @@ pytestmark = pytest.mark.needs_loop_methods("create_datagram_endpoint")
 TIMEOUT = 10
 PY310 = sys.version_info[:2] == (3, 10)
 PY311 = sys.version_info >= (3, 11)
-PY312 = sys.version_info >= (3, 12)
 PY313 = sys.version_info >= (3, 13)
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"),
@@ -118,11 +117,11 @@ def settled_fds(loop):
 
 
 def exact_buffer_size(loop):
-    """False for the stdlib loop on 3.12+: it adds 8 header bytes per
+    """False for the stdlib loop on 3.13+: it adds 8 header bytes per
     queued datagram to the write buffer size and never takes them off
     (CPython gh-135444, fixed in later releases), so its size never returns
     to 0 and resume_writing() may never come. ourloop takes them off."""
-    return ours(loop) or not PY312
+    return ours(loop) or not PY313
 
 
 def ours(loop):
@@ -179,9 +178,9 @@ def test_transport_types(loop):
         try:
             assert isinstance(t, asyncio.BaseTransport)
             assert isinstance(t, asyncio.Transport)
-            if PY312 or ours(loop):
-                # (3.11 and older: the stdlib's transport is not registered
-                # as a DatagramTransport.)
+            if PY313 or ours(loop):
+                # (Before 3.13 the stdlib's transport is not a
+                # DatagramTransport.)
                 assert isinstance(t, asyncio.DatagramTransport)
             assert 'fd=' in repr(t)
             assert p.transport is t
@@ -289,7 +288,7 @@ def _socket_takes_pathlike():
 def test_unix_sock_with_bytes_and_pathlike_addresses(loop, sock_dir):
     # Paths as bytes: with sock= and as sendto() addresses; the received
     # sender address is a str, as recvfrom() says. A path-like address is
-    # whatever the socket module makes of it (refused before 3.12 or so:
+    # whatever the socket module makes of it (refused by the socket module of some versions:
     # a fatal write error).
     server_path = os.path.join(sock_dir, 'server')
     client_path = os.path.join(sock_dir, 'client')
@@ -448,8 +447,8 @@ def test_empty_datagram(loop):
         return [d for d, _ in sp.datagrams]
 
     got = run(loop, main())
-    # 3.12+ sends empty datagrams; before, sendto(b'') did nothing.
-    assert got == ([b'', b'end'] if PY312 else [b'end'])
+    # 3.13+ sends empty datagrams; before, sendto(b'') did nothing.
+    assert got == ([b'', b'end'] if PY313 else [b'end'])
 
 
 def test_sendto_host_name(loop):
@@ -686,7 +685,7 @@ def test_ip_queue_in_order_after_eagain(loop):
         ct, cp = await loop.create_datagram_endpoint(Recorder, sock=client)
         ct.set_write_buffer_limits(high=1000, low=0)
         ct.sendto(b'first' * 100, ('localhost', port))
-        assert ct.get_write_buffer_size() == 500 + (8 if PY312 else 0)
+        assert ct.get_write_buffer_size() == 500 + (8 if PY313 else 0)
         ct.sendto(b'bad', ('127.0.0.1', 0))      # EINVAL when it is sent
         queued = [b'q%d' % i + b'.' * 300 for i in range(5)]
         for q in queued:

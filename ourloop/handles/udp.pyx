@@ -44,7 +44,7 @@
 # Then the ready phase does what the stdlib's _sendto_ready does: sends
 # what the kernel takes (natively), error_received() for an OSError,
 # resume_writing() below the low-water mark, and completes a close().
-# get_write_buffer_size() is the stdlib's count of queued bytes (3.12+: 8
+# get_write_buffer_size() is the stdlib's count of queued bytes (3.13+: 8
 # more per datagram for its header, taken off again when it leaves).
 #
 # Who owns each fd (as for TCP, handles/tcp.pyx):
@@ -320,10 +320,10 @@ cdef enum:
 
 # 3.11+: datagram transports can pause reading.
 cdef bint _UDP_CAN_PAUSE = sys.version_info >= (3, 11)
-# 3.12+: an empty datagram is sent (before: dropped); a queued datagram
+# 3.13+: an empty datagram is sent (before: dropped); a queued datagram
 # counts 8 header bytes in the write buffer size.
-cdef bint _UDP_SEND_EMPTY = sys.version_info >= (3, 12)
-cdef Py_ssize_t _UDP_HEADER = 8 if sys.version_info >= (3, 12) else 0
+cdef bint _UDP_SEND_EMPTY = sys.version_info >= (3, 13)
+cdef Py_ssize_t _UDP_HEADER = 8 if sys.version_info >= (3, 13) else 0
 
 
 # isinstance(t, asyncio.DatagramTransport) holds for ourloop's transport,
@@ -696,7 +696,7 @@ cdef class UDPTransport:
     def sendto(self, data, addr=None):
         """Send data (bytes-like) to addr, or to the connected address
         (remote_addr) when addr is None; an empty datagram is sent on
-        3.12+. Queued when the kernel would block."""
+        3.13+. Queued when the kernel would block."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f'data argument must be a bytes-like object, '
                             f'not {type(data).__name__!r}')
@@ -907,7 +907,7 @@ cdef class UDPTransport:
             self._call_connection_lost(None)
 
     def get_write_buffer_size(self):
-        """Bytes queued and not yet sent (3.12+: 8 more per datagram, its
+        """Bytes queued and not yet sent (3.13+: 8 more per datagram, its
         header, as the stdlib counts)."""
         return self.buffer_size
 
