@@ -362,11 +362,16 @@ cdef class LoopCore:
                 item = batch[i]
                 batch[i] = None
                 i += 1
-                if type(item) is not Handle and isinstance(item, StreamTransport):
-                    # A readable stream queued without a Handle (see
-                    # StreamTransport._schedule_read).
-                    (<StreamTransport>item)._run_read()
-                    continue
+                if type(item) is not Handle:
+                    if isinstance(item, StreamTransport):
+                        # A readable stream queued without a Handle (see
+                        # StreamTransport._schedule_read).
+                        (<StreamTransport>item)._run_read()
+                        continue
+                    if isinstance(item, UDPTransport):
+                        # A readable datagram endpoint (handles/udp.pyx).
+                        (<UDPTransport>item)._run_read()
+                        continue
                 handle = <Handle>item
                 if handle._cancelled:
                     continue

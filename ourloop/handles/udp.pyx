@@ -1,2 +1,1152 @@
-# UDP over uv_udp_t: UDPTransport, the asyncio.DatagramTransport of
-# create_datagram_endpoint (ourloop/_udp.py).
+# Datagram sockets: UDPTransport, the asyncio.DatagramTransport of
+# loop.create_datagram_endpoint() (the Python side is ourloop/_udp.py, which
+# calls LoopCore._make_datagram_transport(), which lands here).
+#
+# Two handle kinds, one transport class:
+# - AF_INET / AF_INET6: a uv_udp_t opened on the socket's fd.
+# - every other family (AF_UNIX datagram sockets above all): a uv_poll_t
+#   (_UDPPoll, a PollHandle). libuv 1.44's uv_udp_open accepts an AF_UNIX
+#   socket, but its send queue (uv_udp_send) passes sizeof(struct
+#   sockaddr_un) as the address length, which names another address for a
+#   Linux abstract-namespace destination, and it refuses (or aborts on)
+#   other families; so those sockets are watched with a poll handle and
+#   their queue is ours.
+#
+# Reads. As with streams (handles/stream.pyx), libuv only reports
+# readiness: uv_udp_recv_start gets an alloc callback that gives an empty
+# buffer, which libuv answers with recv_cb(UV_ENOBUFS) without reading (the
+# poll handle reports UV_READABLE). The transport then queues itself on the
+# ready queue once, and in the ready phase does what the stdlib's reader
+# callback does: one recvfrom() of at most 256 KiB (the stdlib's max_size)
+# into the loop's read buffer, then protocol.datagram_received(data, addr),
+# or protocol.error_received(exc) for an OSError. One datagram per
+# readiness, as the stdlib, so the callbacks a datagram_received() schedules
+# run before the next datagram is delivered. The address is built natively
+# as the socket module builds it (an address equal to the previous one
+# reuses its object); other families than IP and Unix go through the
+# socket object's recvfrom().
+#
+# Writes. sendto() tries the system call at once (send() on a connected
+# socket, sendto() otherwise), natively for bytes-like data and a numeric
+# IP address or a str/bytes Unix path; any other address goes through the
+# socket object's sendto(), so that its errors (and its host name
+# resolution) are the socket module's. An OSError goes to
+# protocol.error_received() right away, as in the stdlib. When the kernel
+# would block (EAGAIN), the datagram is queued, and so is every later one
+# until the queue is empty again (order is kept). (bytes, addr) pairs wait
+# in the transport's deque, and the transport waits for writability:
+# - uv_udp_t: the first queued datagram goes to uv_udp_send(), which libuv
+#   sends once the socket is writable; its callback (in uv_run) queues
+#   _sendto_ready. Only one datagram at a time is in libuv's queue: libuv
+#   sends its queue with sendmmsg() and fails the whole batch when the
+#   first datagram fails, where the stdlib fails that one only.
+# - uv_poll_t: the poll handle also watches for writability.
+# Then the ready phase does what the stdlib's _sendto_ready does: sends
+# what the kernel takes (natively), error_received() for an OSError,
+# resume_writing() below the low-water mark, and completes a close().
+# get_write_buffer_size() is the stdlib's count of queued bytes (3.13+: 8
+# more per datagram for its header, taken off again when it leaves).
+#
+# Who owns each fd (as for TCP, handles/tcp.pyx):
+# - a socket the caller passed (sock=): the caller's socket object keeps its
+#   fd and stays the transport's 'socket'; libuv (or the poll handle) works
+#   on a dup() of it, closed when the handle closes. The transport closes
+#   the caller's socket object after connection_lost(), as the stdlib does.
+# - a socket the loop made (create_datagram_endpoint without sock=): its fd
+#   is detached from the socket object and owned by the uv_udp_t (closed by
+#   uv_close) or by the transport for a poll handle (closed right after the
+#   poll handle). get_extra_info('socket') is a TransportSocket over a
+#   _BorrowedSocket (handles/tcp.pyx): same fd, close() does nothing, and it
+#   forgets the number when the transport closes.
+# - uv_udp_open sets SO_REUSEADDR on the socket; the transport puts the
+#   option back as it was (the stdlib never sets it for datagrams).
+#
+# Lifetime: while its handle is open the transport is in
+# LoopCore._io_handles (the loop keeps it alive; the close callback, or the
+# poll handle's close, takes it out); loop.close() calls _uv_close() for a
+# transport still open (no connection_lost, as with the stdlib).
+
+from libc.string cimport memset, memcmp, memcpy
+from collections import deque as _udp_deque
+from asyncio.transports import (
+    DatagramTransport as _asyncio_DatagramTransport,
+    ReadTransport as _asyncio_ReadTransport,
+    WriteTransport as _asyncio_WriteTransport,
+)
+
+
+cdef extern from *:
+    """
+    #include <sys/socket.h>
+    #include <sys/un.h>
+    #include <netinet/in.h>
+    #include <arpa/inet.h>
+    #include <stddef.h>
+    #include <string.h>
+
+    /* A socket address of any family, with its length. */
+    typedef struct {
+        int len;
+        union {
+            struct sockaddr sa;
+            struct sockaddr_in in4;
+            struct sockaddr_in6 in6;
+            struct sockaddr_un un;
+            struct sockaddr_storage ss;
+        } u;
+    } ourloop_udp_addr;
+
+    /* The length recvfrom() is given for a family (the socket module's). */
+    static int ourloop_udp_addrlen(int family) {
+        switch (family) {
+        case AF_INET: return (int)sizeof(struct sockaddr_in);
+        case AF_INET6: return (int)sizeof(struct sockaddr_in6);
+        case AF_UNIX: return (int)sizeof(struct sockaddr_un);
+        default: return (int)sizeof(struct sockaddr_storage);
+        }
+    }
+
+    /* addr as the socket module would parse it for `family`, when that
+       needs no name resolution and cannot fail: 1 and a->len set; else 0
+       (the caller asks the socket object, which raises the socket
+       module's error or resolves the name). Never sets an exception. */
+    static int ourloop_udp_parse(ourloop_udp_addr* a, int family, PyObject* addr) {
+        memset(a, 0, sizeof(*a));
+        if (family == AF_INET || family == AF_INET6) {
+            Py_ssize_t n, hlen;
+            const char* host;
+            long port;
+            unsigned long flowinfo = 0, scope_id = 0;
+            PyObject* item;
+            if (!PyTuple_CheckExact(addr))
+                return 0;
+            n = PyTuple_GET_SIZE(addr);
+            if (family == AF_INET ? n != 2 : (n < 2 || n > 4))
+                return 0;
+            item = PyTuple_GET_ITEM(addr, 0);
+            if (!PyUnicode_CheckExact(item))
+                return 0;
+            host = PyUnicode_AsUTF8AndSize(item, &hlen);
+            if (host == NULL) {
+                PyErr_Clear();
+                return 0;
+            }
+            if ((Py_ssize_t)strlen(host) != hlen)
+                return 0;
+            item = PyTuple_GET_ITEM(addr, 1);
+            if (!PyLong_CheckExact(item))
+                return 0;
+            port = PyLong_AsLong(item);
+            if (port == -1 && PyErr_Occurred()) {
+                PyErr_Clear();
+                return 0;
+            }
+            if (port < 0 || port > 65535)
+                return 0;
+            if (n > 2) {
+                item = PyTuple_GET_ITEM(addr, 2);
+                if (!PyLong_CheckExact(item))
+                    return 0;
+                flowinfo = PyLong_AsUnsignedLong(item);
+                if (PyErr_Occurred()) {
+                    PyErr_Clear();
+                    return 0;
+                }
+                if (flowinfo > 0xfffff)
+                    return 0;
+            }
+            if (n > 3) {
+                item = PyTuple_GET_ITEM(addr, 3);
+                if (!PyLong_CheckExact(item))
+                    return 0;
+                scope_id = PyLong_AsUnsignedLong(item);
+                if (PyErr_Occurred()) {
+                    PyErr_Clear();
+                    return 0;
+                }
+                if (scope_id > 0xffffffffUL)
+                    return 0;
+            }
+            if (family == AF_INET) {
+                if (inet_pton(AF_INET, host, &a->u.in4.sin_addr) != 1)
+                    return 0;
+                a->u.in4.sin_family = AF_INET;
+                a->u.in4.sin_port = htons((unsigned short)port);
+                a->len = (int)sizeof(struct sockaddr_in);
+            } else {
+                if (inet_pton(AF_INET6, host, &a->u.in6.sin6_addr) != 1)
+                    return 0;
+                a->u.in6.sin6_family = AF_INET6;
+                a->u.in6.sin6_port = htons((unsigned short)port);
+                a->u.in6.sin6_flowinfo = htonl((uint32_t)flowinfo);
+                a->u.in6.sin6_scope_id = (uint32_t)scope_id;
+                a->len = (int)sizeof(struct sockaddr_in6);
+            }
+            return 1;
+        }
+        if (family == AF_UNIX) {
+            PyObject* encoded = NULL;
+            const char* path;
+            Py_ssize_t plen;
+            if (PyUnicode_CheckExact(addr)) {
+                encoded = PyUnicode_EncodeFSDefault(addr);
+                if (encoded == NULL) {
+                    PyErr_Clear();
+                    return 0;
+                }
+                path = PyBytes_AS_STRING(encoded);
+                plen = PyBytes_GET_SIZE(encoded);
+            } else if (PyBytes_CheckExact(addr)) {
+                path = PyBytes_AS_STRING(addr);
+                plen = PyBytes_GET_SIZE(addr);
+            } else {
+                return 0;
+            }
+            if (plen > 0 && path[0] == 0) {
+                /* Linux abstract namespace: the length is the name's. */
+                if ((size_t)plen > sizeof(a->u.un.sun_path))
+                    goto unix_fail;
+            } else if ((size_t)plen >= sizeof(a->u.un.sun_path)) {
+                goto unix_fail;
+            }
+            a->u.un.sun_family = AF_UNIX;
+            memcpy(a->u.un.sun_path, path, (size_t)plen);
+            a->len = (int)(plen + offsetof(struct sockaddr_un, sun_path));
+            Py_XDECREF(encoded);
+            return 1;
+        unix_fail:
+            Py_XDECREF(encoded);
+            return 0;
+        }
+        return 0;
+    }
+
+    /* The Python address for a received datagram's sender, as the socket
+       module builds it (a new reference, or NULL with an exception). */
+    static PyObject* ourloop_udp_pyaddr(ourloop_udp_addr* a) {
+        char text[INET6_ADDRSTRLEN + 1];
+        if (a->len == 0)
+            Py_RETURN_NONE;
+        switch (a->u.sa.sa_family) {
+        case AF_INET:
+            if (inet_ntop(AF_INET, &a->u.in4.sin_addr, text, sizeof(text)) == NULL)
+                return PyErr_SetFromErrno(PyExc_OSError);
+            return Py_BuildValue("si", text, (int)ntohs(a->u.in4.sin_port));
+        case AF_INET6:
+            if (inet_ntop(AF_INET6, &a->u.in6.sin6_addr, text, sizeof(text)) == NULL)
+                return PyErr_SetFromErrno(PyExc_OSError);
+            return Py_BuildValue("siII", text, (int)ntohs(a->u.in6.sin6_port),
+                                 (unsigned int)ntohl(a->u.in6.sin6_flowinfo),
+                                 (unsigned int)a->u.in6.sin6_scope_id);
+        case AF_UNIX: {
+            Py_ssize_t n = (Py_ssize_t)a->len - (Py_ssize_t)offsetof(struct sockaddr_un, sun_path);
+            if (n > 0 && a->u.un.sun_path[0] == 0)
+                return PyBytes_FromStringAndSize(a->u.un.sun_path, n);
+            return PyUnicode_DecodeFSDefault(a->u.un.sun_path);
+        }
+        default:
+            return Py_BuildValue("iy#", (int)a->u.sa.sa_family, a->u.sa.sa_data,
+                                 (Py_ssize_t)sizeof(a->u.sa.sa_data));
+        }
+    }
+
+    static ssize_t ourloop_udp_recvfrom(int fd, char* buf, size_t size, ourloop_udp_addr* a, int family) {
+        socklen_t len = (socklen_t)ourloop_udp_addrlen(family);
+        ssize_t n;
+        memset(a, 0, sizeof(*a));
+        n = recvfrom(fd, buf, size, 0, &a->u.sa, &len);
+        a->len = n < 0 ? 0 : (int)len;
+        return n;
+    }
+
+    static ssize_t ourloop_udp_sendto(int fd, const char* buf, size_t size, ourloop_udp_addr* a) {
+        if (a == NULL)
+            return send(fd, buf, size, 0);
+        return sendto(fd, buf, size, 0, &a->u.sa, (socklen_t)a->len);
+    }
+
+    static const struct sockaddr* ourloop_udp_sa(ourloop_udp_addr* a) {
+        return &a->u.sa;
+    }
+
+    static int ourloop_udp_get_reuseaddr(int fd) {
+        int on = 0;
+        socklen_t len = sizeof(on);
+        if (getsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, &len) != 0)
+            return -1;
+        return on != 0;
+    }
+
+    static void ourloop_udp_clear_reuseaddr(int fd) {
+        int off = 0;
+        (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &off, sizeof(off));
+    }
+    """
+    ctypedef struct _udp_sockaddr "struct sockaddr":
+        pass
+    ctypedef struct ourloop_udp_addr:
+        int len
+    int ourloop_udp_parse(ourloop_udp_addr* a, int family, object addr)
+    object ourloop_udp_pyaddr(ourloop_udp_addr* a)
+    ssize_t ourloop_udp_recvfrom(int fd, char* buf, size_t size, ourloop_udp_addr* a, int family) nogil
+    ssize_t ourloop_udp_sendto(int fd, const char* buf, size_t size, ourloop_udp_addr* a) nogil
+    int ourloop_udp_get_reuseaddr(int fd) nogil
+    void ourloop_udp_clear_reuseaddr(int fd) nogil
+    const _udp_sockaddr* ourloop_udp_sa(ourloop_udp_addr* a) nogil
+
+
+cdef extern from "uv.h" nogil:
+    ctypedef struct _uv_udp_t "uv_udp_t":
+        void* data
+        uv.uv_loop_t* loop
+    ctypedef struct _uv_udp_send_t "uv_udp_send_t":
+        void* data
+    ctypedef void (*_uv_udp_send_cb "uv_udp_send_cb")(_uv_udp_send_t* req, int status) noexcept nogil
+    ctypedef void (*_uv_udp_recv_cb "uv_udp_recv_cb")(
+        _uv_udp_t* handle, ssize_t nread, const uv.uv_buf_t* buf,
+        const _udp_sockaddr* addr, unsigned flags) noexcept nogil
+    int _uv_udp_init "uv_udp_init"(uv.uv_loop_t* loop, _uv_udp_t* handle)
+    int _uv_udp_open "uv_udp_open"(_uv_udp_t* handle, int sock)
+    int _uv_udp_recv_start "uv_udp_recv_start"(_uv_udp_t* handle, uv.uv_alloc_cb alloc_cb,
+                                               _uv_udp_recv_cb recv_cb)
+    int _uv_udp_recv_stop "uv_udp_recv_stop"(_uv_udp_t* handle)
+    int _uv_udp_send "uv_udp_send"(_uv_udp_send_t* req, _uv_udp_t* handle,
+                                   const uv.uv_buf_t* bufs, unsigned int nbufs,
+                                   const _udp_sockaddr* addr, _uv_udp_send_cb send_cb)
+
+
+cdef enum:
+    _UDP_MAX_SIZE = 262144          # the stdlib's max_size for recvfrom()
+
+# 3.11+: datagram transports can pause reading.
+cdef bint _UDP_CAN_PAUSE = sys.version_info >= (3, 11)
+# 3.13+: an empty datagram is sent (before: dropped); a queued datagram
+# counts 8 header bytes in the write buffer size.
+cdef bint _UDP_SEND_EMPTY = sys.version_info >= (3, 13)
+cdef Py_ssize_t _UDP_HEADER = 8 if sys.version_info >= (3, 13) else 0
+
+
+# isinstance(t, asyncio.DatagramTransport) holds for ourloop's transport,
+# and isinstance(t, asyncio.Transport) too, as for the stdlib's (whose
+# datagram transport also derives from Transport).
+_UDPTransportABC = type('UDPTransport',
+                        (_asyncio_DatagramTransport, _asyncio_Transport),
+                        {'__slots__': (), '__module__': __name__})
+
+
+cdef void _udp_recv(_uv_udp_t* handle, ssize_t nread, const uv.uv_buf_t* buf,
+                    const _udp_sockaddr* addr, unsigned flags) noexcept with gil:
+    # In uv_run: with the empty buffer of _stream_alloc_none, libuv only
+    # says "readable" (UV_ENOBUFS) and reads nothing.
+    cdef UDPTransport t
+    if handle.data is NULL or nread != uv.UV_ENOBUFS:
+        return
+    t = <UDPTransport>handle.data
+    try:
+        t._on_readable()
+    except BaseException as exc:
+        t.loop._set_pending_exception(exc)
+
+
+cdef void _udp_sent(_uv_udp_send_t* req, int status) noexcept with gil:
+    cdef UDPTransport t
+    if req.data is NULL:
+        free(req)
+        return
+    t = <UDPTransport>req.data
+    free(req)
+    try:
+        t._on_sent(status)
+    except BaseException as exc:
+        t.loop._set_pending_exception(exc)
+
+
+cdef class _UDPPoll(PollHandle):
+    # The poll handle of a non-IP datagram transport.
+    cdef UDPTransport transport
+
+    cdef on_events(self, int status, int events):
+        cdef UDPTransport t = self.transport
+        if t is None:
+            return
+        if status < 0:
+            # libuv stopped the handle: let the system calls report the
+            # error, and watch again.
+            events = uv.UV_READABLE | uv.UV_WRITABLE
+            t._poll_update(True)
+        if events & uv.UV_READABLE and t.reading:
+            t._on_readable()
+        if events & uv.UV_WRITABLE:
+            if t.queue:
+                t._schedule_write_done()
+            else:
+                t._poll_update(False)
+
+    cdef on_file_gone(self):
+        # Our own fd cannot be closed by others, unless by mistake (an
+        # os.close() on a number it does not own): stop watching it.
+        PollHandle.close(self)
+
+
+cdef class UDPTransport:
+    """A datagram endpoint: an asyncio.DatagramTransport over a libuv
+    uv_udp_t (IPv4, IPv6) or uv_poll_t (other families)."""
+
+    cdef LoopCore loop
+    cdef _uv_udp_t* uvudp
+    cdef _UDPPoll poller
+    cdef int fd
+    cdef int family
+    cdef object sock
+    cdef bint borrowed
+    cdef readonly object _protocol
+    cdef readonly bint _protocol_connected
+    cdef readonly dict _extra
+    cdef readonly object _address
+    cdef bint connected
+    cdef object context
+    cdef readonly bint _closing
+    cdef readonly int _conn_lost
+    cdef readonly bint _paused
+    cdef bint reading
+    cdef bint read_scheduled
+    cdef bint rx_ready
+    cdef bytes uv_head
+    cdef object queue
+    cdef Py_ssize_t buffer_size
+    cdef bint write_done_scheduled
+    cdef object send_error
+    cdef readonly Py_ssize_t _high_water
+    cdef readonly Py_ssize_t _low_water
+    cdef readonly bint _protocol_paused
+    cdef object tx_addr
+    cdef ourloop_udp_addr tx_sa
+    cdef object rx_addr
+    cdef ourloop_udp_addr rx_sa
+    cdef object __weakref__
+
+    def __cinit__(self):
+        self.fd = -1
+        self._high_water = 64 * 1024
+        self._low_water = 16 * 1024
+        self._extra = {}
+
+    def __init__(self, *args, **kwargs):
+        raise TypeError('UDPTransport objects are made by the loop '
+                        '(loop.create_datagram_endpoint())')
+
+    @property
+    def __class__(self):
+        # See _UDPTransportABC; type(t) stays ourloop's class.
+        return _UDPTransportABC
+
+    @property
+    def _loop(self):
+        return self.loop
+
+    @property
+    def _sock(self):
+        return self.sock
+
+    max_size = _UDP_MAX_SIZE
+
+    # -- opening (per endpoint) --------------------------------------------
+
+    def _setup(self, sock, protocol, address, waiter, extra, bint borrowed):
+        # The stdlib's _SelectorDatagramTransport.__init__.
+        self.sock = sock
+        self.borrowed = borrowed
+        self.context = PyContext_CopyCurrent()
+        self._extra = dict(extra) if extra else {}
+        self._extra['socket'] = _trsock.TransportSocket(sock)
+        try:
+            self._extra['sockname'] = sock.getsockname()
+        except OSError:
+            self._extra['sockname'] = None
+        if 'peername' not in self._extra:
+            try:
+                self._extra['peername'] = sock.getpeername()
+            except OSError:
+                self._extra['peername'] = None
+        self.connected = bool(self._extra['peername'])
+        self._address = address
+        self.loop._fd_watchers.transports[sock.fileno()] = self
+        self.set_protocol(protocol)
+        self.loop._call_soon(protocol.connection_made, (self,), None)
+        # Reading starts once connection_made() has run (the stdlib's
+        # call_soon(_add_reader)).
+        self.loop._call_soon(self._start_reading_soon, (), None)
+        if waiter is not None:
+            self.loop._call_soon(_futures._set_result_unless_cancelled,
+                                 (waiter, None), None)
+
+    def _start_reading_soon(self):
+        if self._closing or self._paused:
+            return
+        self._start_reading()
+
+    cdef int _start_reading(self) except -1:
+        cdef int err
+        if self.reading:
+            return 0
+        if self.uvudp is not NULL:
+            err = _uv_udp_recv_start(self.uvudp, _stream_alloc_none, _udp_recv)
+            if err < 0:
+                raise uv_error(err)
+            self.reading = True
+        elif self.poller is not None:
+            self.reading = True
+            self._poll_update(False)
+        return 0
+
+    cdef _stop_reading(self):
+        if not self.reading:
+            return
+        self.reading = False
+        if self.uvudp is not NULL:
+            _uv_udp_recv_stop(self.uvudp)
+        elif self.poller is not None:
+            self._poll_update(False)
+
+    cdef _poll_update(self, bint force):
+        # The poll handle watches what is wanted: reads while reading, and
+        # writability while datagrams are queued.
+        cdef int events = 0
+        cdef _UDPPoll poller = self.poller
+        if poller is None or poller.uvpoll is NULL:
+            return
+        if self.reading:
+            events |= uv.UV_READABLE
+        if self.queue:
+            events |= uv.UV_WRITABLE
+        if events:
+            poller.start(events)
+        else:
+            poller.stop()
+
+    # -- the protocol ------------------------------------------------------
+
+    def set_protocol(self, protocol):
+        """Set a new protocol; datagrams are delivered to it from now on."""
+        self._protocol = protocol
+        self._protocol_connected = True
+
+    def get_protocol(self):
+        """Return the current protocol."""
+        return self._protocol
+
+    def get_extra_info(self, name, default=None):
+        """Return optional transport information ('socket', 'sockname',
+        'peername'), or default."""
+        return self._extra.get(name, default)
+
+    def is_closing(self):
+        """Return True if the transport is closing or closed."""
+        return self._closing
+
+    def __repr__(self):
+        info = [type(self).__name__]
+        if self.sock is None:
+            info.append('closed')
+        elif self._closing:
+            info.append('closing')
+        if self.sock is not None:
+            try:
+                info.append(f'fd={self.sock.fileno()}')
+            except Exception:
+                pass
+        if self.loop is not None and not self.loop._closed and self.fd >= 0:
+            info.append('read=polling' if self.reading else 'read=idle')
+            state = 'polling' if self._queued() else 'idle'
+            info.append(f'write=<{state}, bufsize={self.buffer_size}>')
+        return '<{}>'.format(' '.join(info))
+
+    # -- reading -----------------------------------------------------------
+
+    cdef _on_readable(self):
+        # In uv_run: a datagram waits; it is read in the ready phase.
+        self.rx_ready = True
+        if self.read_scheduled or self._closing:
+            return
+        self.read_scheduled = True
+        if self.loop._debug_flag:
+            # A Handle, so that the read is timed and named like any
+            # callback.
+            self.loop._call_soon(self._read_ready, (), self.context)
+        else:
+            # LoopCore._run_ready calls _run_read.
+            self.loop._ready.append(self)
+
+    cdef int _run_read(self) except -1:
+        # From the ready queue: the read, in the transport's context; an
+        # exception (from datagram_received(), say) goes to the exception
+        # handler as a callback's would.
+        PyContext_Enter(self.context)
+        try:
+            self._do_read_ready()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self.loop.call_exception_handler({
+                'message': f'Exception in callback {type(self).__name__}._read_ready()',
+                'exception': exc,
+                'transport': self,
+            })
+        finally:
+            PyContext_Exit(self.context)
+        return 0
+
+    def _read_ready(self):
+        # What the debug-mode Handle calls.
+        self._do_read_ready()
+
+    cdef _do_read_ready(self):
+        # The stdlib's _read_ready: one datagram.
+        cdef LoopExt* ext
+        cdef ourloop_udp_addr sa
+        cdef ssize_t n
+        cdef int code
+        self.read_scheduled = False
+        if self._conn_lost or self._closing or self._paused or not self.rx_ready:
+            return
+        self.rx_ready = False
+        if self.fd < 0:
+            return
+        if self.family != socket.AF_INET and self.family != socket.AF_INET6 \
+                and self.family != socket.AF_UNIX:
+            self._read_with_socket()
+            return
+        ext = <LoopExt*>self.loop.uvloop
+        if ext.rbuf is NULL:
+            ext.rbuf = <char*>malloc(_READ_BUF_SIZE)
+            if ext.rbuf is NULL:
+                raise MemoryError()
+        n = ourloop_udp_recvfrom(self.fd, ext.rbuf, _UDP_MAX_SIZE, &sa, self.family)
+        if n < 0:
+            code = cerrno.errno
+            if code == cerrno.EAGAIN or code == cerrno.EINTR:
+                return
+            self._protocol.error_received(OSError(code, os.strerror(code)))
+            return
+        data = PyBytes_FromStringAndSize(ext.rbuf, n)
+        if self.rx_addr is not None and sa.len == self.rx_sa.len \
+                and memcmp(&sa, &self.rx_sa, sizeof(sa)) == 0:
+            addr = self.rx_addr
+        else:
+            addr = ourloop_udp_pyaddr(&sa)
+            memcpy(&self.rx_sa, &sa, sizeof(sa))
+            self.rx_addr = addr
+        self._protocol.datagram_received(data, addr)
+
+    cdef _read_with_socket(self):
+        # Families whose addresses only the socket module knows.
+        try:
+            data, addr = self.sock.recvfrom(_UDP_MAX_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._protocol.error_received(exc)
+            return
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, 'Fatal read error on datagram transport')
+            return
+        self._protocol.datagram_received(data, addr)
+
+    def pause_reading(self):
+        """Stop delivering datagrams to the protocol until resume_reading()
+        (Python 3.11+, as the stdlib)."""
+        if not _UDP_CAN_PAUSE:
+            return _asyncio_ReadTransport.pause_reading(self)
+        if self._closing or self._paused:
+            return
+        self._paused = True
+        self._stop_reading()
+        if self.loop._debug_flag:
+            logger.debug("%r pauses reading", self)
+
+    def resume_reading(self):
+        """Deliver datagrams to the protocol again (Python 3.11+)."""
+        if not _UDP_CAN_PAUSE:
+            return _asyncio_ReadTransport.resume_reading(self)
+        if self._closing or not self._paused:
+            return
+        self._paused = False
+        self._start_reading()
+        if self.loop._debug_flag:
+            logger.debug("%r resumes reading", self)
+
+    def is_reading(self):
+        """Return True if datagrams are delivered to the protocol (Python
+        3.11+)."""
+        if not _UDP_CAN_PAUSE:
+            return _asyncio_ReadTransport.is_reading(self)
+        return not self._closing and not self._paused
+
+    # -- writing -----------------------------------------------------------
+
+    cdef inline bint _queued(self):
+        if self.uv_head is not None:
+            return True
+        if self.queue:
+            return True
+        return False
+
+    def sendto(self, data, addr=None):
+        """Send data (bytes-like) to addr, or to the connected address
+        (remote_addr) when addr is None; an empty datagram is sent on
+        3.13+. Queued when the kernel would block."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f'data argument must be a bytes-like object, '
+                            f'not {type(data).__name__!r}')
+        if not _UDP_SEND_EMPTY and not data:
+            return
+        if self._address:
+            if addr not in (None, self._address):
+                raise ValueError(
+                    f'Invalid address: must be None or {self._address}')
+            addr = self._address
+        if self._conn_lost and self._address:
+            if self._conn_lost >= _constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES:
+                logger.warning('socket.send() raised exception.')
+            self._conn_lost += 1
+            return
+        if not self._queued():
+            # Attempt to send it right away first.
+            try:
+                failed = self._send_now(data, addr)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, 'Fatal write error on datagram transport')
+                return
+            if failed is None:
+                return
+            if not isinstance(failed, (BlockingIOError, InterruptedError)):
+                self._protocol.error_received(failed)
+                return
+        self._enqueue(data, addr)
+
+    cdef object _send_now(self, data, addr):
+        # One send: None if it left, else the OSError the socket module
+        # would raise (BlockingIOError: the kernel would block). Raises what
+        # the socket module raises for a bad address or data.
+        cdef Py_buffer view
+        cdef ssize_t n
+        cdef ourloop_udp_addr* sa = NULL
+        if self.fd < 0:
+            # The stdlib's socket is gone after connection_lost().
+            raise AttributeError("'NoneType' object has no attribute "
+                                 + ("'send'" if self.connected else "'sendto'"))
+        if not self.connected:
+            if addr is not self.tx_addr or addr is None:
+                if not ourloop_udp_parse(&self.tx_sa, self.family, addr):
+                    self.tx_addr = None
+                    return self._send_with_socket(data, addr)
+                self.tx_addr = addr
+            sa = &self.tx_sa
+        if type(data) is bytes:
+            n = ourloop_udp_sendto(self.fd, PyBytes_AS_STRING(data),
+                                   <size_t>PyBytes_GET_SIZE(data), sa)
+        else:
+            PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+            n = ourloop_udp_sendto(self.fd, <const char*>view.buf, <size_t>view.len, sa)
+            PyBuffer_Release(&view)
+        if n < 0:
+            code = cerrno.errno
+            return OSError(code, os.strerror(code))
+        return None
+
+    cdef object _send_with_socket(self, data, addr):
+        # Addresses the socket module must parse or resolve itself.
+        try:
+            self.sock.sendto(data, addr)
+        except OSError as exc:
+            return exc
+        return None
+
+    cdef _enqueue(self, data, addr):
+        # The kernel would block: the datagram waits, in order, until the
+        # socket is writable.
+        cdef bytes payload = bytes(data)
+        if self.queue is None:
+            self.queue = _udp_deque()
+        self.queue.append((payload, addr))
+        self.buffer_size += PyBytes_GET_SIZE(payload) + _UDP_HEADER
+        if self.uvudp is not NULL:
+            if self.uv_head is None:
+                self._submit_head()
+        elif len(self.queue) == 1:
+            self._poll_update(False)
+        self._maybe_pause_protocol()
+
+    cdef _want_writable(self):
+        # Be told when the socket is writable while datagrams wait.
+        if self.uvudp is not NULL:
+            if self.uv_head is None:
+                self._submit_head()
+        else:
+            self._poll_update(False)
+
+    cdef _submit_head(self):
+        # uv_udp_t: the first queued datagram goes to uv_udp_send(), and
+        # libuv sends it when the socket is writable; its callback lets
+        # _sendto_ready() send the rest. Only one datagram is ever in
+        # libuv's queue: libuv fails a whole sendmmsg() batch when its first
+        # datagram fails, where the stdlib fails only that one.
+        cdef _uv_udp_send_t* req
+        cdef uv.uv_buf_t buf
+        cdef ourloop_udp_addr sa
+        cdef const _udp_sockaddr* target
+        cdef bytes payload
+        cdef int err
+        while self.queue and self.uv_head is None and self.uvudp is not NULL:
+            payload, addr = self.queue[0]
+            target = NULL
+            if not self.connected:
+                if not ourloop_udp_parse(&sa, self.family, addr) \
+                        and not self._resolve(&sa, addr):
+                    # Only the socket module can tell what is wrong with
+                    # this address: let it try (and raise).
+                    self.queue.popleft()
+                    self.buffer_size -= PyBytes_GET_SIZE(payload) + _UDP_HEADER
+                    try:
+                        failed = self._send_with_socket(payload, addr)
+                    except (SystemExit, KeyboardInterrupt):
+                        raise
+                    except BaseException as exc:
+                        self._fatal_error(exc, 'Fatal write error on datagram transport')
+                        return
+                    if failed is not None:
+                        self._protocol.error_received(failed)
+                    continue
+                target = ourloop_udp_sa(&sa)
+            req = <_uv_udp_send_t*>malloc(sizeof(_uv_udp_send_t))
+            if req is NULL:
+                raise MemoryError()
+            buf.base = PyBytes_AS_STRING(payload)
+            buf.len = <size_t>PyBytes_GET_SIZE(payload)
+            req.data = <void*>self
+            err = _uv_udp_send(req, self.uvudp, &buf, 1, target, _udp_sent)
+            if err < 0:
+                free(req)
+                self.queue.popleft()
+                self.buffer_size -= PyBytes_GET_SIZE(payload) + _UDP_HEADER
+                self._protocol.error_received(uv_error(err))
+                continue
+            self.queue.popleft()
+            self.uv_head = payload
+
+    cdef bint _resolve(self, ourloop_udp_addr* sa, addr) except -1:
+        # A (host name, port) address, resolved as socket.sendto() does.
+        try:
+            infos = socket.getaddrinfo(addr[0], addr[1], self.family,
+                                       socket.SOCK_DGRAM)
+            return ourloop_udp_parse(sa, self.family, infos[0][4]) == 1
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException:
+            return False
+
+    cdef _on_sent(self, int status):
+        # In uv_run: libuv sent the head datagram (or failed, or the close
+        # cancelled it).
+        payload = self.uv_head
+        self.uv_head = None
+        if self._conn_lost or self.loop._closed or status == uv.UV_ECANCELED:
+            return
+        self.buffer_size -= PyBytes_GET_SIZE(payload) + _UDP_HEADER
+        if status < 0:
+            self.send_error = uv_error(status)
+        self._schedule_write_done()
+
+    cdef _schedule_write_done(self):
+        if not self.write_done_scheduled:
+            self.write_done_scheduled = True
+            self.loop._call_soon(self._sendto_ready, (), self.context)
+
+    def _sendto_ready(self):
+        # Ready phase, the socket being writable: the stdlib's
+        # _sendto_ready (send what can be sent, in order).
+        self.write_done_scheduled = False
+        if self._conn_lost:
+            return
+        exc = self.send_error
+        if exc is not None:
+            # The head datagram failed; the others go on later.
+            self.send_error = None
+            self._want_writable()
+            self._protocol.error_received(exc)
+            return
+        if self.uv_head is not None:
+            return
+        while self.queue:
+            data, addr = self.queue.popleft()
+            self.buffer_size -= PyBytes_GET_SIZE(data) + _UDP_HEADER
+            try:
+                failed = self._send_now(data, addr)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, 'Fatal write error on datagram transport')
+                return
+            if failed is None:
+                continue
+            if isinstance(failed, (BlockingIOError, InterruptedError)):
+                self.queue.appendleft((data, addr))   # try again later
+                self.buffer_size += PyBytes_GET_SIZE(data) + _UDP_HEADER
+                break
+            self._want_writable()
+            self._protocol.error_received(failed)
+            return
+        self._want_writable()
+        self._maybe_resume_protocol()
+        if not self._queued() and self._closing and not self._conn_lost:
+            self._conn_lost += 1
+            self._call_connection_lost(None)
+
+    def get_write_buffer_size(self):
+        """Bytes queued and not yet sent (3.13+: 8 more per datagram, its
+        header, as the stdlib counts)."""
+        return self.buffer_size
+
+    def get_write_buffer_limits(self):
+        """Return (low, high), the flow control water marks."""
+        return (self._low_water, self._high_water)
+
+    def set_write_buffer_limits(self, high=None, low=None):
+        """Set the flow control water marks (pause_writing above high,
+        resume_writing at or below low)."""
+        if high is None:
+            high = 64 * 1024 if low is None else 4 * low
+        if low is None:
+            low = high // 4
+        if not high >= low >= 0:
+            raise ValueError(f'high ({high!r}) must be >= low ({low!r}) must be >= 0')
+        self._high_water = high
+        self._low_water = low
+        self._maybe_pause_protocol()
+
+    cdef _maybe_pause_protocol(self):
+        if self.buffer_size <= self._high_water:
+            return
+        if not self._protocol_paused:
+            self._protocol_paused = True
+            self._tell_protocol('pause_writing')
+
+    cdef _maybe_resume_protocol(self):
+        if self._protocol_paused and self.buffer_size <= self._low_water:
+            self._protocol_paused = False
+            self._tell_protocol('resume_writing')
+
+    def _tell_protocol(self, str method):
+        try:
+            getattr(self._protocol, method)()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self.loop.call_exception_handler({
+                'message': f'protocol.{method}() failed',
+                'exception': exc,
+                'transport': self,
+                'protocol': self._protocol,
+            })
+
+    # What the stdlib's datagram transport inherits from asyncio.Transport.
+
+    def write(self, data):
+        """Not for datagrams (NotImplementedError, as the stdlib)."""
+        return _asyncio_WriteTransport.write(self, data)
+
+    def writelines(self, list_of_data):
+        """Not for datagrams (NotImplementedError, as the stdlib)."""
+        return _asyncio_WriteTransport.writelines(self, list_of_data)
+
+    def write_eof(self):
+        """Not for datagrams (NotImplementedError, as the stdlib)."""
+        return _asyncio_WriteTransport.write_eof(self)
+
+    def can_write_eof(self):
+        """Not for datagrams (NotImplementedError, as the stdlib)."""
+        return _asyncio_WriteTransport.can_write_eof(self)
+
+    # -- closing -----------------------------------------------------------
+
+    def close(self):
+        """Close: queued datagrams are still sent, then connection_lost(None)
+        is called; no more datagrams are delivered."""
+        if self._closing:
+            return
+        self._closing = True
+        self._stop_reading()
+        if not self._queued():
+            self._conn_lost += 1
+            self.loop._call_soon(self._call_connection_lost, (None,), None)
+
+    def abort(self):
+        """Close at once: queued datagrams are dropped (those libuv already
+        holds may still leave until connection_lost())."""
+        self._force_close(None)
+
+    cdef _force_close(self, exc):
+        if self._conn_lost:
+            return
+        if self.queue:
+            self.queue.clear()
+        self.buffer_size = 0
+        if not self._closing:
+            self._closing = True
+            self._stop_reading()
+        self._poll_update(False)
+        self._conn_lost += 1
+        self.loop._call_soon(self._call_connection_lost, (exc,), None)
+
+    cdef _fatal_error(self, exc, message):
+        if isinstance(exc, OSError):
+            if self.loop._debug_flag:
+                logger.debug("%r: %s", self, message, exc_info=True)
+        else:
+            self.loop.call_exception_handler({
+                'message': message,
+                'exception': exc,
+                'transport': self,
+                'protocol': self._protocol,
+            })
+        self._force_close(exc)
+
+    def _call_connection_lost(self, exc):
+        try:
+            if self._protocol_connected:
+                self._protocol.connection_lost(exc)
+        finally:
+            self._close_handle()
+            self._release_socket()
+            self._protocol = None
+
+    cdef _close_handle(self):
+        # uv_udp_t: libuv closes the fd (queued sends are cancelled first);
+        # poll handle: the transport closes it.
+        cdef _uv_udp_t* udp = self.uvudp
+        cdef _UDPPoll poller = self.poller
+        cdef int fd = self.fd
+        self.reading = False
+        self.fd = -1
+        if udp is not NULL:
+            self.uvudp = NULL
+            if not uv.uv_is_closing(<uv.uv_handle_t*>udp):
+                uv.uv_close(<uv.uv_handle_t*>udp, _io_handle_closed)
+        elif poller is not None:
+            self.poller = None
+            poller.transport = None
+            PollHandle.close(poller)
+            if self.loop._io_handles is not None:
+                self.loop._io_handles.discard(self)
+            if fd >= 0:
+                os.close(fd)
+
+    cdef _release_socket(self):
+        sock = self.sock
+        if sock is None:
+            return
+        self.sock = None
+        if self.borrowed:
+            socket.socket.detach(sock)
+        else:
+            sock.close()
+
+    def _uv_close(self):
+        # The loop closes with this transport still open.
+        self._close_handle()
+        self._release_socket()
+
+    def __dealloc__(self):
+        if self.uvudp is not NULL:
+            self.uvudp.data = NULL
+            close_and_free(<uv.uv_handle_t*>self.uvudp)
+            self.uvudp = NULL
+
+
+
+# -- making transports (per endpoint) -----------------------------------------
+
+
+cdef UDPTransport _udp_open_fd(LoopCore loop, int fd, int family):
+    # A transport whose handle owns fd from now on (on failure the fd is
+    # still the caller's to close).
+    cdef UDPTransport t
+    cdef _uv_udp_t* udp
+    cdef _UDPPoll poller
+    cdef int err, reuse
+    loop._ensure_open()
+    t = UDPTransport.__new__(UDPTransport)
+    t.family = family
+    if family == socket.AF_INET or family == socket.AF_INET6:
+        loop._fd_watchers.claim(fd)
+        udp = <_uv_udp_t*>malloc(sizeof(_uv_udp_t))
+        if udp is NULL:
+            raise MemoryError()
+        err = _uv_udp_init(loop.uvloop, udp)
+        if err < 0:
+            free(udp)
+            raise uv_error(err)
+        count_open(<uv.uv_handle_t*>udp)
+        udp.data = NULL
+        reuse = ourloop_udp_get_reuseaddr(fd)
+        err = _uv_udp_open(udp, fd)
+        if err < 0:
+            # The handle never took the fd: closing it leaves the fd alone.
+            close_and_free(<uv.uv_handle_t*>udp)
+            raise uv_error(err)
+        if reuse == 0:
+            # uv_udp_open turned SO_REUSEADDR on; the stdlib never does.
+            ourloop_udp_clear_reuseaddr(fd)
+        udp.data = <void*>t
+        t.uvudp = udp
+    else:
+        poller = _UDPPoll(loop, fd)
+        poller.transport = t
+        t.poller = poller
+    t.loop = loop
+    t.fd = fd
+    loop._io_handles.add(t)
+    return t
+
+
+def _make_datagram_transport(LoopCore loop, sock, protocol, address=None,
+                             waiter=None, extra=None, *, bint adopt=False):
+    """A datagram transport over sock for protocol (the stdlib's
+    loop._make_datagram_transport). adopt=True: the loop made sock, and the
+    transport's handle takes its fd over (see the top of handles/udp.pyx)."""
+    cdef UDPTransport t
+    cdef int fd
+    family, type_, proto = sock.family, sock.type, sock.proto
+    if adopt:
+        fd = sock.detach()
+        try:
+            t = _udp_open_fd(loop, fd, family)
+        except BaseException:
+            os.close(fd)
+            raise
+        try:
+            sock = _BorrowedSocket(family, type_, proto, fileno=fd)
+        except BaseException:
+            t._close_handle()
+            raise
+    else:
+        fd = os.dup(sock.fileno())
+        try:
+            t = _udp_open_fd(loop, fd, family)
+        except BaseException:
+            os.close(fd)
+            raise
+    try:
+        t._setup(sock, protocol, address, waiter, extra, adopt)
+    except BaseException:
+        t._close_handle()
+        if adopt:
+            t.sock = sock
+            t.borrowed = True
+            t._release_socket()
+        raise
+    return t
