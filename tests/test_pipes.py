@@ -1005,9 +1005,10 @@ def test_fd_number_reused_after_close(loop):
 
 
 def test_loop_closed_with_open_transports(loop_factory):
-    # No crash, no leak: libuv's dups go with the loop; the caller's pipe
-    # objects end closed (by ourloop at loop.close(), as TCP transports
-    # close a caller's socket; by the stdlib transports' __del__).
+    # No crash, no leak. As in the stdlib, loop.close() leaves the
+    # transports "open" and the caller's pipes open (ourloop's libuv dups
+    # go with the loop); a transport dropped unclosed warns and closes its
+    # pipe (__del__); close() then raises 'Event loop is closed'.
     collect()
     before = fd_count()
     lp = loop_factory()
@@ -1020,12 +1021,22 @@ def test_loop_closed_with_open_transports(loop_factory):
         ts.append(await lp.connect_write_pipe(Proto, wf))
         ts.append(await lp.connect_write_pipe(Proto, a))
         ts[1][0].write(b'w' * MiB)  # buffered: a uv_write in flight
-        return ts
+        return [t for t, p in ts]
 
-    ts = lp.run_until_complete(main())
+    rt, wt, st = lp.run_until_complete(main())
     lp.close()
-    del ts
-    collect()
+    assert not rf.closed and not wf.closed and a.fileno() != -1
+    assert 'open' in repr(rt) and 'open' in repr(wt)
+    with pytest.raises(RuntimeError, match='Event loop is closed'):
+        rt.close()
+    with pytest.raises(RuntimeError, match='Event loop is closed'):
+        st.abort()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always', ResourceWarning)
+        del rt, wt, st
+        gc.collect()
+    assert [w.category for w in caught] == [ResourceWarning] * 3
+    assert all('unclosed transport' in str(w.message) for w in caught)
     assert rf.closed and wf.closed and a.fileno() == -1
     b.close()
     assert fd_count() == before

@@ -54,9 +54,10 @@ cdef class PipeTransport(StreamTransport):
 # - The caller's `pipe` object (a file object, a socket, anything with
 #   fileno() and close()) keeps its fd, the one get_extra_info('pipe') and
 #   repr() name. The transport calls pipe.close() exactly once, after
-#   protocol.connection_lost() (or when the loop closes with the transport
-#   still open, as TCP transports close a caller's socket); ourloop never
-#   closes that fd number itself. So closing the object early, or the
+#   protocol.connection_lost(); ourloop never closes that fd number itself.
+#   loop.close() with the transport open leaves the pipe open (the stdlib
+#   does so: CPython's test_unclosed_pipe_transport); the transport's
+#   __del__ then closes it with a ResourceWarning, as the stdlib's does. So closing the object early, or the
 #   garbage collector doing it, never closes an fd under libuv, and an fd
 #   opened later with the same number is never touched by us.
 # - libuv works on a dup() of it (close-on-exec, so a child process never
@@ -101,6 +102,7 @@ from libc.errno cimport EIO as _C_EIO, EPERM as _C_EPERM, EAGAIN as _C_EAGAIN, E
 from posix.unistd cimport write as c_write, close as c_close
 from asyncio import transports as _transports
 import stat as _stat
+import warnings as _warnings
 
 cdef extern from "<sys/epoll.h>" nogil:
     struct epoll_event:
@@ -126,6 +128,26 @@ cdef bint _fd_pollable(int fd) noexcept:
     ok = epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0 or cerrno.errno != _C_EPERM
     c_close(ep)
     return ok
+
+
+cdef _pipe_finalize(StreamTransport t):
+    # The stdlib's pipe transport __del__: a transport dropped unclosed
+    # (after loop.close(), which leaves them open) warns and closes the
+    # caller's pipe, once.
+    pipe = t.sock
+    if pipe is not None:
+        t.sock = None
+        _warnings.warn(f"unclosed transport {t!r}", ResourceWarning, source=t)
+        pipe.close()
+
+
+cdef int _closed_loop_close(StreamTransport t) except -1:
+    # close()/abort() once the loop is closed: the stdlib marks the
+    # transport closing, then its call_soon() raises.
+    if t.loop._closed:
+        t._closing = True
+        raise RuntimeError('Event loop is closed')
+    return 0
 
 
 cdef _no_attr(obj, name):
@@ -225,6 +247,20 @@ cdef class ReadPipeTransport(StreamTransport):
     def _pipe(self):
         return self.sock
 
+    @_pipe.setter
+    def _pipe(self, value):
+        # (CPython's tests set it to None to silence __del__.)
+        self.sock = value
+
+    def _uv_close(self):
+        # The loop closes with this transport open: libuv's dup goes, the
+        # transport stays "open" and the caller's pipe open, as with the
+        # stdlib (__del__ closes it, with a ResourceWarning).
+        self._close_handle()
+
+    def __del__(self):
+        _pipe_finalize(self)
+
     def _start(self):
         # After connection_made(): the stdlib's _add_reader (3.11+: not if
         # connection_made() paused or closed the transport).
@@ -300,6 +336,7 @@ cdef class ReadPipeTransport(StreamTransport):
         """Close the transport: connection_lost(None) is called soon; no
         more data is delivered."""
         if not self._closing:
+            _closed_loop_close(self)
             self._force_close(None)
 
     def is_reading(self):
@@ -316,7 +353,9 @@ cdef class ReadPipeTransport(StreamTransport):
         elif self._closing:
             info.append('closing')
         info.append(f'fd={self._fileno}')
-        if self.sock is not None:
+        if self.sock is not None and self.uvstream is NULL:
+            info.append('open')  # the loop is closed
+        elif self.sock is not None:
             info.append('polling' if self.reading else 'idle')
         else:
             info.append('closed')
@@ -390,6 +429,20 @@ cdef class WritePipeTransport(StreamTransport):
     def _pipe(self):
         return self.sock
 
+    @_pipe.setter
+    def _pipe(self, value):
+        # (CPython's tests set it to None to silence __del__.)
+        self.sock = value
+
+    def _uv_close(self):
+        # The loop closes with this transport open: libuv's dup goes, the
+        # transport stays "open" and the caller's pipe open, as with the
+        # stdlib (__del__ closes it, with a ResourceWarning).
+        self._close_handle()
+
+    def __del__(self):
+        _pipe_finalize(self)
+
     def _start(self):
         # After connection_made(): watch for the reader going away.
         if self.peer_watch is not None and not self._conn_lost:
@@ -442,6 +495,7 @@ cdef class WritePipeTransport(StreamTransport):
         (connection_lost(None) then)."""
         if self._closing:
             return
+        _closed_loop_close(self)
         StreamTransport.close(self)
         if self._conn_lost:
             self._stop_peer_watch()
@@ -453,6 +507,8 @@ cdef class WritePipeTransport(StreamTransport):
 
     def abort(self):
         """Close at once: buffered data is dropped; connection_lost(None)."""
+        if not self._conn_lost:
+            _closed_loop_close(self)
         self._force_close(None)
         self._stop_peer_watch()
 
@@ -542,7 +598,9 @@ cdef class WritePipeTransport(StreamTransport):
         elif self._closing:
             info.append('closing')
         info.append(f'fd={self._fileno}')
-        if self.sock is not None:
+        if self.sock is not None and self.uvstream is NULL:
+            info.append('open')  # the loop is closed
+        elif self.sock is not None:
             info.append('polling' if self.wreq is not NULL else 'idle')
             info.append(f'bufsize={self._bufsize()}')
         else:
