@@ -1085,3 +1085,46 @@ def test_transports_released(loop, ourloop_mod):
         for name in ('pipe', 'poll'):
             opened, closed = counts[name]
             assert opened - closed == counts0[name][0] - counts0[name][1]
+
+
+def test_debug_mode(loop, caplog):
+    # Debug mode: reads run as named Handles; the stdlib's log lines.
+    loop.set_debug(True)
+    rf, wf = pipe_files()
+    r2, w2 = pipe_files()
+
+    async def main():
+        rt, rp = await loop.connect_read_pipe(Proto, rf)
+        wt, wp = await loop.connect_write_pipe(Proto, w2)
+        wf.write(b'dbg')
+        await drain_until(lambda: rp.data == b'dbg')
+        wf.close()
+        assert await rp.lost is None
+        r2.close()
+        assert await wp.lost is None
+
+    with caplog.at_level(logging.DEBUG, logger='asyncio'):
+        run(loop, main())
+    text = '\n'.join(r.getMessage() for r in caplog.records)
+    assert 'Read pipe' in text and 'Write pipe' in text
+    assert text.count('was closed by peer') == 2
+
+
+@pytest.mark.skipif(not os.path.exists('/dev/full'), reason='needs /dev/full')
+def test_dev_full_write_error(loop, handler_calls):
+    # A character device whose write fails (ENOSPC): connection_lost(exc),
+    # the exception handler is not involved (an OSError).
+    before = baseline(loop)
+    f = open('/dev/full', 'wb', buffering=0)
+
+    async def main():
+        wt, wp = await loop.connect_write_pipe(Proto, f)
+        wt.write(b'no room')
+        exc = await wp.lost
+        assert isinstance(exc, OSError) and exc.errno == errno.ENOSPC
+        assert wt.is_closing()
+
+    run(loop, main())
+    assert handler_calls == []
+    assert f.closed
+    assert fd_count() == before
