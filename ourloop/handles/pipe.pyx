@@ -54,15 +54,17 @@ cdef class PipeTransport(StreamTransport):
 # - The caller's `pipe` object (a file object, a socket, anything with
 #   fileno() and close()) keeps its fd, the one get_extra_info('pipe') and
 #   repr() name. The transport calls pipe.close() exactly once, after
-#   protocol.connection_lost(); ourloop never closes that fd number itself.
-#   loop.close() with the transport open leaves the pipe open (the stdlib
-#   does so: CPython's test_unclosed_pipe_transport); the transport's
-#   __del__ then closes it with a ResourceWarning, as the stdlib's does. So closing the object early, or the
-#   garbage collector doing it, never closes an fd under libuv, and an fd
-#   opened later with the same number is never touched by us.
+#   protocol.connection_lost(); ourloop never closes that fd number itself,
+#   so closing the object early, or the garbage collector doing it, never
+#   closes an fd under libuv, and an fd opened later with the same number
+#   is never touched by us. loop.close() with the transport open leaves the
+#   pipe open (as the stdlib does: CPython's test_unclosed_pipe_transport);
+#   the transport's __del__ then closes it with a ResourceWarning, as the
+#   stdlib's does.
 # - libuv works on a dup() of it (close-on-exec, so a child process never
-#   inherits it): the uv_pipe_t owns the dup and uv_close() closes it, when
-#   the transport's handle closes (at connection_lost, or loop.close()).
+#   inherits it): the uv_pipe_t owns the dup and uv_close() closes it when
+#   the transport's handle closes (after connection_lost(), or at
+#   loop.close()).
 # - A write pipe on a FIFO or a socket also watches a second dup() with a
 #   uv_poll_t (PipePeerWatch) for readability: that is how the stdlib
 #   notices that the reader went away while the transport is idle (epoll
@@ -98,7 +100,7 @@ cdef class PipeTransport(StreamTransport):
 # the callback after connection_made(), or from resume_reading()); a write
 # pipe writes with plain write() calls (such devices never block).
 
-from libc.errno cimport EIO as _C_EIO, EPERM as _C_EPERM, EAGAIN as _C_EAGAIN, EINTR as _C_EINTR
+from libc.errno cimport EPERM as _C_EPERM, EAGAIN as _C_EAGAIN, EINTR as _C_EINTR
 from posix.unistd cimport write as c_write, close as c_close
 from asyncio import transports as _transports
 import stat as _stat
@@ -136,9 +138,11 @@ cdef _pipe_finalize(StreamTransport t):
     # caller's pipe, once.
     pipe = t.sock
     if pipe is not None:
-        t.sock = None
-        _warnings.warn(f"unclosed transport {t!r}", ResourceWarning, source=t)
-        pipe.close()
+        try:
+            _warnings.warn(f"unclosed transport {t!r}", ResourceWarning, source=t)
+        finally:
+            t.sock = None
+            pipe.close()
 
 
 cdef int _closed_loop_close(StreamTransport t) except -1:
