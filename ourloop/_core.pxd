@@ -189,6 +189,28 @@ cdef class PipeTransport(StreamTransport):
     pass
 
 
+cdef class ReadPipeTransport(StreamTransport):
+    # connect_read_pipe (handles/pipe.pyx)
+    cdef readonly object _fileno
+    cdef bint pollable
+
+
+cdef class PipePeerWatch(PollHandle):
+    cdef object transport
+
+
+cdef class WritePipeTransport(StreamTransport):
+    # connect_write_pipe (handles/pipe.pyx)
+    cdef readonly object _fileno
+    cdef bint pollable
+    cdef int lost_writes
+    cdef bint peer_event
+    cdef PipePeerWatch peer_watch
+
+    cdef _stop_peer_watch(self)
+    cdef int _flush_direct(self) except -1
+
+
 cdef class TCPListener(PollHandle):
     cdef object sock
     cdef object family
