@@ -6,6 +6,18 @@ loop is not running ("pinned"), as the stdlib's self-pipe does; each byte
 read from it is a signal number, and the handler registered for it is queued
 like a call_soon() callback. The Python-level handler of a watched signal
 does nothing: the callback runs in the loop, never inside the signal handler.
+
+Why not libuv's uv_signal_t: it installs its own C handler with sigaction,
+replacing Python's. The stdlib's semantics live in Python's signal module:
+signal.getsignal() reports the loop's handler, remove_signal_handler(SIGINT)
+puts back default_int_handler so Ctrl-C raises KeyboardInterrupt again,
+other code may call signal.signal() for another signal or the same one, and
+a Python-level handler of a signal not watched by the loop must still run
+(the wake-up fd is how the loop wakes up for it). With uv_signal_t the
+process would have two owners of each signal's disposition, and each would
+break the other. Going through signal.signal() and the wake-up fd keeps one
+owner (Python) and costs nothing per signal that matters: a byte on a
+socket the loop already polls.
 """
 
 import errno
