@@ -155,6 +155,10 @@ cdef class StreamTransport:
     cdef readonly bint _protocol_paused
     cdef bint resume_scheduled
     cdef object __weakref__
+    # As on the stdlib's (Python) transports, an instance attribute shadows
+    # a method: tests and wrappers do `transport.pause_reading = Mock()`,
+    # and ourloop calls its public methods by attribute lookup.
+    cdef dict __dict__
 
     cdef _attach_handle(self, LoopCore loop, uv.uv_stream_t* stream)
     cdef int _start_reading(self) except -1

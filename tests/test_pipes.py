@@ -502,6 +502,49 @@ def test_pause_resume_reading(loop):
     run(loop, main())
 
 
+def test_instance_attributes_shadow_methods(loop):
+    # As on the stdlib's (Python) transports, an attribute set on a pipe
+    # transport shadows its method, for the transport's users (here a
+    # StreamReader's flow control) as for direct calls. CPython's
+    # test_subprocess.test_pause_reading does this; ourloop's Cython
+    # transports refused it ("attribute is read-only") and the test hung.
+    from unittest import mock
+    limit = 10
+
+    async def main():
+        reader = asyncio.StreamReader(limit=limit)
+        rt, rp = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), rf)
+        rt.pause_reading = mock.Mock()
+        rt.resume_reading = mock.Mock()
+        wf.write(b'x' * (limit * 2 + 1))
+        wf.close()
+        assert await reader.read() == b'x' * (limit * 2 + 1)
+        assert rt.pause_reading.called and rt.resume_reading.called
+        del rt.pause_reading, rt.resume_reading
+        # The methods are back; the transport closed at EOF.
+        assert rt.is_closing()
+        rt.pause_reading()
+        rt.resume_reading()
+
+        rf2, wf2 = pipe_files()
+        wt, wp = await loop.connect_write_pipe(Proto, wf2)
+        wt.write = mock.Mock(wraps=wt.write)
+        wt.writelines([b'a', b'b'])
+        wt.write(b'c')
+        assert wt.write.call_count == 2  # writelines() goes through write()
+        wt.close()
+        assert await wp.lost is None
+        assert rf2.read() == b'abc'
+        rf2.close()
+
+    before = baseline(loop)
+    rf, wf = pipe_files()
+    run(loop, main())
+    collect()
+    assert fd_count() == before
+
+
 def test_pause_in_connection_made(loop):
     # 3.11+ semantics (on every version): reading does not start when
     # connection_made() paused it.

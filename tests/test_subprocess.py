@@ -611,6 +611,39 @@ def test_exec_errors(loop, tmp_path):
     assert zombie_children() == []
 
 
+@pytest.mark.parametrize("route", ["uv_spawn", "Popen"])
+def test_spawn_failure_leaves_nothing(loop, route, tmp_path):
+    # What CPython's test_popen_error(_with_stdin_pipe) checks by mocking
+    # subprocess.Popen (skipped in tests/cpython/skips.py): a child that
+    # cannot be spawned leaves no transport to warn about, no fd and no
+    # child, through asyncio.create_subprocess_exec, with pipes.
+    def fail_in_child():
+        raise ZeroDivisionError
+
+    if route == "uv_spawn":
+        args, kwargs, exc_type = (str(tmp_path / "missing"),), {}, FileNotFoundError
+    else:   # preexec_fn: only Popen can, and it fails in the child
+        args, kwargs, exc_type = (PY, "-c", "pass"), {"preexec_fn": fail_in_child}, \
+            subprocess.SubprocessError
+
+    async def main():
+        with pytest.raises(exc_type):
+            await asyncio.create_subprocess_exec(
+                *args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, **kwargs)
+
+    fds_before = fd_count_warm(loop)
+    gc.collect()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run(loop, main())
+        gc.collect()
+    # (3.12+ warns DeprecationWarning when it forks with threads around.)
+    assert [str(w.message) for w in caught
+            if not issubclass(w.category, DeprecationWarning)] == []
+    assert fd_count() == fds_before
+    assert zombie_children() == []
+
+
 def test_exec_error_bad_args(loop):
     with pytest.raises(ValueError):
         run(loop, exec_quiet(loop, "true", "a\0b"))

@@ -718,6 +718,34 @@ def test_pause_reading_holds_data_and_eof(loop):
     assert sp.events == ["made", "data", "eof", "lost"]
 
 
+def test_instance_attributes_shadow_methods(loop):
+    # The stdlib's transports are Python objects: an attribute set on one
+    # shadows its method, also where the transport calls its own method
+    # (at EOF, when eof_received() returns a false value, it calls
+    # self.close()). ourloop's Cython transports have an instance __dict__
+    # for that.
+    from unittest import mock
+
+    async def main():
+        server, ctr, cp, sp = await open_pair(loop, lambda: Peer(loop))
+        try:
+            st = sp.transport
+            st.pause_reading = mock.Mock()
+            st.pause_reading()
+            assert st.is_reading()          # the mock ran, not the method
+            del st.pause_reading
+            st.close = mock.Mock(wraps=st.close)
+            ctr.write_eof()
+            await asyncio.wait_for(sp.lost, TIMEOUT)
+            assert st.close.call_count == 1
+            return sp
+        finally:
+            await close_pair(server, ctr)
+
+    sp = go(loop, main())
+    assert sp.events == ["made", "eof", "lost"]
+
+
 def test_pause_reading_in_connection_made(loop, loop_kind):
     """pause_reading() called from inside connection_made().
 

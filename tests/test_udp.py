@@ -1279,6 +1279,25 @@ def test_transport_not_instantiable(ourloop_mod):
         ourloop_mod._core.UDPTransport()
 
 
+def test_instance_attributes_shadow_methods(loop):
+    # As on the stdlib's (Python) transports, an instance attribute shadows
+    # a method.
+    from unittest import mock
+
+    async def main():
+        t, p = await loop.create_datagram_endpoint(
+            Recorder, local_addr=('127.0.0.1', 0))
+        t.sendto = mock.Mock()
+        t.sendto(b'x', ('127.0.0.1', 9))
+        t.sendto.assert_called_once_with(b'x', ('127.0.0.1', 9))
+        assert t.get_write_buffer_size() == 0
+        del t.sendto
+        t.close()
+        assert await p.lost is None
+
+    run(loop, main())
+
+
 def test_get_extra_info(loop):
     async def main():
         st, sp = await loop.create_datagram_endpoint(

@@ -465,13 +465,16 @@ def make_result_class(unittest, emit, counter, test_timeout):
             # loop goes to the first test of the class.
             self._since = counter.snapshot()
 
-        def startTest(self, test):
+        def _begin(self, test):
             emit({'ev': 'start', 'id': test.id()})
             self._cur = {
                 'id': test.id(), 'outcome': 'pass', 'details': [],
                 'reason': None, 'skiplist': False,
                 'before': self._since, 't0': time.monotonic(),
             }
+
+        def startTest(self, test):
+            self._begin(test)
             if test_timeout:
                 faulthandler.dump_traceback_later(test_timeout, exit=True)
             super().startTest(test)
@@ -480,6 +483,9 @@ def make_result_class(unittest, emit, counter, test_timeout):
             super().stopTest(test)
             if test_timeout:
                 faulthandler.cancel_dump_traceback_later()
+            self._end()
+
+        def _end(self):
             cur = self._cur
             self._cur = None
             if cur is None:
@@ -535,8 +541,18 @@ def make_result_class(unittest, emit, counter, test_timeout):
                     self._set(subtest, 'error', self._detail('error', subtest, err))
 
         def addSkip(self, test, reason):
+            # 3.12.1's TestCase.run() reports a skipped test (skip
+            # decorator, or a skip-list entry) without calling startTest()
+            # and stopTest() (3.11 and 3.13 call them): record it as a
+            # test all the same.
+            unstarted = (self._cur is None
+                         and getattr(test, '_testMethodName', None) is not None)
+            if unstarted:
+                self._begin(test)
             super().addSkip(test, reason)
             self._set(test, 'skip', reason=reason)
+            if unstarted:
+                self._end()
 
         def addExpectedFailure(self, test, err):
             super().addExpectedFailure(test, err)

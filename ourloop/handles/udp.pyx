@@ -424,6 +424,8 @@ cdef class UDPTransport:
     cdef object rx_addr
     cdef ourloop_udp_addr rx_sa
     cdef object __weakref__
+    # Instance attributes shadow methods, as on the stdlib's transports.
+    cdef dict __dict__
 
     def __cinit__(self):
         self.fd = -1

@@ -31,4 +31,19 @@ SKIPS = [
      "mocks asyncio.base_events.socket, the stdlib implementation's own module"),
     ('test_events.*.test_prompt_cancellation',
      "its clean-up calls the stdlib loop's private _stop_serving()"),
+    ('test_subprocess.*.test_popen_error',
+     "makes the spawn fail by mocking subprocess.Popen, which the stdlib loop's "
+     "transport calls; ourloop spawns with uv_spawn (tests/test_subprocess.py::"
+     "test_spawn_failure_leaves_nothing checks the same on both loops)"),
+    ('test_subprocess.*.test_popen_error_with_stdin_pipe',
+     "makes the spawn fail by mocking subprocess.Popen, which the stdlib loop's "
+     "transport calls; ourloop spawns with uv_spawn (tests/test_subprocess.py::"
+     "test_spawn_failure_leaves_nothing checks the same on both loops)"),
+    ('test_subprocess.GenericWatcherTests.test_create_subprocess_fails_with_inactive_watcher',
+     "checks the calls the stdlib loop makes to an asyncio child watcher; ourloop "
+     "reaps its children itself and never uses child watchers (docs/conformance.md)",
+     ('3.11', '3.12', '3.13')),   # (not a TestCase before 3.11: never run)
+    ('test_unix_events.SelectorEventLoopUnixSockSendfileTests.*',
+     "calls the stdlib selector loop's private _sock_sendfile_native() and "
+     "_sock_sendfile_native_impl()"),
 ]
