@@ -180,7 +180,7 @@ cdef class StreamTransport:
     cdef _after_drain(self)
     cdef _shutdown_write(self)
     cdef _fatal_error(self, exc, message)
-    cdef _force_close(self, exc)
+    cpdef _force_close(self, exc)
     cdef _close_handle(self)
     cdef _release_socket(self)
 
@@ -222,6 +222,9 @@ cdef class TCPListener(PollHandle):
     cdef object proto
     cdef object protocol_factory
     cdef object server
+    # None, or for a TLS server the loop's callable wrapping each accepted
+    # connection in TLS (ourloop/_tls.py: TLSMixin._tls_accepted).
+    cdef object tls
     cdef int backlog
     cdef readonly bint closed
     cdef object retry

@@ -56,6 +56,9 @@ class Server(asyncio.AbstractServer):
         # create_unix_server(cleanup_socket=True), 3.13+: (path, inode) of
         # the socket file to remove in close() if it is still that file.
         self._unix_path_to_cleanup = None
+        # TLS servers: what the listeners call to set each accepted
+        # connection up under TLS (TLSMixin._tls_acceptor), else None.
+        self._tls = None
 
     def __repr__(self):
         return f'<{type(self).__name__} sockets={self.sockets!r}>'
@@ -93,7 +96,8 @@ class Server(asyncio.AbstractServer):
         loop = self._loop
         for sock in self._sockets:
             self._listeners.append(loop._tcp_listen(
-                sock, self._protocol_factory, self, self._backlog))
+                sock, self._protocol_factory, self, self._backlog,
+                self._tls))
 
     def get_loop(self):
         """The loop the server was created on."""

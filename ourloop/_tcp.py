@@ -32,9 +32,9 @@ Who owns which socket:
   belong to the Server, which closes them in close(). A create_server()
   that fails or is cancelled after its Server started listening closes the
   Server (see docs/conformance.md).
-- TLS is not implemented yet: any call asking for it raises
-  NotImplementedError once the arguments passed the stdlib's checks, before
-  anything is resolved, bound or connected.
+- TLS (ssl=): the connected or accepted socket's transport gets an SSL
+  protocol as its protocol, and the caller the SSL protocol's application
+  transport (ourloop/_tls.py); the ownership rules above are unchanged.
 """
 
 import asyncio
@@ -53,8 +53,6 @@ from ._server import Server
 from ._sockets import _HAS_IPv6, _check_ssl_socket
 
 __all__ = ('TcpMixin',)
-
-_NO_TLS = 'ourloop does not support TLS yet (see docs/conformance.md)'
 
 # Version differences of the stdlib this module follows.
 # 3.10+: create_connection() binds a local address only to sockets of the
@@ -211,18 +209,24 @@ class TcpMixin:
                 sock.close()
         return winner, excs
 
-    async def _tcp_start_transport(self, sock, protocol_factory, sock_is_ours):
+    async def _tcp_start_transport(self, sock, protocol_factory, sock_is_ours,
+                                   tls=None):
         """Make the transport of a connected socket and wait until it is
-        ready (connection_made() scheduled); on failure or cancellation the
-        transport is closed, which closes the socket."""
+        ready (connection_made() scheduled; with tls, the TLS handshake
+        done, see TLSMixin._tls_make_transport); on failure or cancellation
+        the transport is closed, which closes the socket."""
         try:
             sock.setblocking(False)
             protocol = protocol_factory()
             waiter = self.create_future()
             # adopt: libuv takes over the fd of a socket made here; a sock=
             # socket keeps its fd (libuv works on a duplicate).
-            transport = self._make_tcp_transport(
-                sock, protocol, waiter, adopt=sock_is_ours)
+            if tls is None:
+                transport = self._make_tcp_transport(
+                    sock, protocol, waiter, adopt=sock_is_ours)
+            else:
+                transport = self._tls_make_transport(
+                    sock, protocol, waiter, sock_is_ours, tls)
         except BaseException:
             if sock_is_ours:
                 # A no-op if the transport already took (detached) the fd.
@@ -242,9 +246,11 @@ class TcpMixin:
         # -- the stdlib's argument checks, in its order --
         if server_hostname is not None and not ssl:
             raise ValueError('server_hostname is only meaningful with ssl')
-        if server_hostname is None and ssl and not host:
-            raise ValueError('You must set server_hostname '
-                             'when using ssl without a host')
+        if server_hostname is None and ssl:
+            if not host:
+                raise ValueError('You must set server_hostname '
+                                 'when using ssl without a host')
+            server_hostname = host
         _check_tls_timeouts(ssl_handshake_timeout, ssl_shutdown_timeout,
                             bool(ssl))
         if sock is not None:
@@ -260,8 +266,6 @@ class TcpMixin:
         elif sock.type != socket.SOCK_STREAM:
             # AF_UNIX stream sockets are accepted too, as in the stdlib.
             raise ValueError(f'A Stream Socket was expected, got {sock!r}')
-        if ssl:
-            raise NotImplementedError(_NO_TLS)
 
         if resolve:
             if happy_eyeballs_delay is not None and interleave is None:
@@ -270,8 +274,12 @@ class TcpMixin:
                 host, port, family, proto, flags, local_addr,
                 happy_eyeballs_delay, interleave, all_errors)
 
+        tls = None
+        if ssl:
+            tls = (ssl, False, server_hostname, ssl_handshake_timeout,
+                   ssl_shutdown_timeout)
         transport, protocol = await self._tcp_start_transport(
-            sock, protocol_factory, resolve)
+            sock, protocol_factory, resolve, tls)
         if self._debug:
             logger.debug('%r connected to %s:%r: (%r, %r)',
                          transport.get_extra_info('socket'), host, port,
@@ -382,10 +390,11 @@ class TcpMixin:
         _check_tls_timeouts(ssl_handshake_timeout, ssl_shutdown_timeout,
                             bool(ssl))
         _check_ssl_socket(sock)
+        tls = None
         if ssl:
-            raise NotImplementedError(_NO_TLS)
+            tls = (ssl, True, '', ssl_handshake_timeout, ssl_shutdown_timeout)
         transport, protocol = await self._tcp_start_transport(
-            sock, protocol_factory, False)
+            sock, protocol_factory, False, tls)
         if self._debug:
             logger.debug('%r handled: (%r, %r)',
                          transport.get_extra_info('socket'),
@@ -509,8 +518,6 @@ class TcpMixin:
             raise ValueError('Neither host/port nor sock were specified')
         elif sock.type != socket.SOCK_STREAM:
             raise ValueError(f'A Stream Socket was expected, got {sock!r}')
-        if ssl:
-            raise NotImplementedError(_NO_TLS)
 
         if bind:
             sockets = await self._tcp_bind_all(
@@ -528,6 +535,8 @@ class TcpMixin:
             raise
 
         server = Server(self, sockets, protocol_factory, backlog)
+        server._tls = self._tls_acceptor(ssl, ssl_handshake_timeout,
+                                         ssl_shutdown_timeout)
         if start_serving:
             await self._tcp_start_new_server(server, bind)
         if self._debug:

@@ -26,9 +26,8 @@ socket made here is closed on every failure, cancellation included, and
 belongs to its transport or Server once that exists; a sock= socket stays
 the caller's until a transport or Server takes it.
 
-TLS is not implemented yet: a call asking for it raises NotImplementedError
-once the arguments passed the stdlib's checks, before anything is bound or
-connected.
+TLS (ssl=) works as for TCP: the socket's transport gets an SSL protocol,
+the caller its application transport (ourloop/_tls.py).
 """
 
 import errno
@@ -40,7 +39,7 @@ import sys
 from asyncio.log import logger
 
 from ._server import Server
-from ._tcp import _NO_TLS, _check_tls_timeouts
+from ._tcp import _check_tls_timeouts
 
 __all__ = ('UnixMixin',)
 
@@ -114,8 +113,6 @@ class UnixMixin:
             _check_tls_timeouts(ssl_handshake_timeout, ssl_shutdown_timeout,
                                 False)
         path = _path_or_sock(path, sock, 'no path and sock were specified')
-        if ssl:
-            raise NotImplementedError(_NO_TLS)
 
         ours = path is not None
         if ours:
@@ -126,7 +123,12 @@ class UnixMixin:
             except BaseException:
                 sock.close()
                 raise
-        return await self._tcp_start_transport(sock, protocol_factory, ours)
+        tls = None
+        if ssl:
+            tls = (ssl, False, server_hostname, ssl_handshake_timeout,
+                   ssl_shutdown_timeout)
+        return await self._tcp_start_transport(
+            sock, protocol_factory, ours, tls)
 
     if sys.version_info >= (3, 11):
         async def create_unix_connection(
@@ -194,8 +196,6 @@ class UnixMixin:
                             bool(ssl))
         path = _path_or_sock(
             path, sock, 'path was not specified, and no sock specified')
-        if ssl:
-            raise NotImplementedError(_NO_TLS)
 
         ours = path is not None
         if ours:
@@ -210,6 +210,8 @@ class UnixMixin:
 
         server = Server(self, [sock], protocol_factory, backlog)
         server._unix_path_to_cleanup = cleanup
+        server._tls = self._tls_acceptor(ssl, ssl_handshake_timeout,
+                                         ssl_shutdown_timeout)
         if start_serving:
             await self._tcp_start_new_server(server, ours)
         return server

@@ -459,10 +459,12 @@ cdef class LoopCore:
         and libuv takes its fd over)."""
         return _make_tcp_transport(self, sock, protocol, waiter, extra, server, adopt)
 
-    def _tcp_listen(self, sock, protocol_factory, server, backlog):
+    def _tcp_listen(self, sock, protocol_factory, server, backlog, tls=None):
         """Accept connections on the bound socket `sock` (which stays the
-        caller's); returns a TCPListener (close() stops)."""
-        return _tcp_listen(self, sock, protocol_factory, server, backlog)
+        caller's); returns a TCPListener (close() stops). tls: None, or
+        tls(transport, sock, protocol, server), which sets each accepted
+        transport up under TLS (ourloop/_tls.py)."""
+        return _tcp_listen(self, sock, protocol_factory, server, backlog, tls)
 
 
 # -- fork ----------------------------------------------------------------

@@ -240,6 +240,8 @@ cdef class ReadPipeTransport(StreamTransport):
     stdlib's _UnixReadPipeTransport over a libuv uv_pipe_t."""
 
     max_size = 256 * 1024  # (as the stdlib's: one read() takes at most this)
+    # The stdlib's pipe transports are not start_tls() compatible.
+    _start_tls_compatible = False
 
     @property
     def __class__(self):
@@ -422,6 +424,9 @@ cdef class WritePipeTransport(StreamTransport):
     """The write end of a pipe, FIFO, socket or character device: the
     stdlib's _UnixWritePipeTransport over a libuv uv_pipe_t, with batched
     writes and flow control."""
+
+    # The stdlib's pipe transports are not start_tls() compatible.
+    _start_tls_compatible = False
 
     @property
     def __class__(self):

@@ -108,6 +108,11 @@ cdef void _io_handle_closed(uv.uv_handle_t* handle) noexcept with gil:
 cdef class StreamTransport:
     """An asyncio.Transport over a libuv stream; see TCPTransport."""
 
+    # loop.start_tls() accepts it, as the stdlib's socket transports (the
+    # read/write pipe transports say False, as the stdlib's pipes have no
+    # such attribute).
+    _start_tls_compatible = True
+
     def __cinit__(self):
         self._high_water = 64 * 1024
         self._low_water = 16 * 1024
@@ -670,7 +675,9 @@ cdef class StreamTransport:
         """Close at once: buffered data is dropped."""
         self._force_close(None)
 
-    cdef _force_close(self, exc):
+    cpdef _force_close(self, exc):
+        # cpdef: the stdlib's SSLProtocol calls transport._force_close(exc)
+        # (handshake failure, shutdown timeout).
         if self._conn_lost:
             return
         self.pending = None

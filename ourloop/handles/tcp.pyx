@@ -177,7 +177,12 @@ cdef class TCPListener(PollHandle):
         t.borrowed = True
         try:
             protocol = self.protocol_factory()
-            t._setup(sock, protocol, None, None, self.server, True)
+            if self.tls is None:
+                t._setup(sock, protocol, None, None, self.server, True)
+            else:
+                # A TLS server: the loop's Python helper sets the transport
+                # up under an SSL protocol (ourloop/_tls.py).
+                self.tls(t, sock, protocol, self.server)
         except (SystemExit, KeyboardInterrupt):
             t._close_handle()
             t._release_socket()
@@ -235,7 +240,7 @@ cdef class TCPListener(PollHandle):
         return f'<TCPListener {state} sock={self.sock!r}>'
 
 
-cdef TCPListener _tcp_listen(LoopCore loop, sock, protocol_factory, server, int backlog):
+cdef TCPListener _tcp_listen(LoopCore loop, sock, protocol_factory, server, int backlog, tls):
     cdef TCPListener listener
     cdef int fd
     loop._ensure_open()
@@ -252,6 +257,7 @@ cdef TCPListener _tcp_listen(LoopCore loop, sock, protocol_factory, server, int 
     listener.proto = sock.proto
     listener.protocol_factory = protocol_factory
     listener.server = server
+    listener.tls = tls
     listener.backlog = backlog if backlog > 0 else 1
     loop._io_handles.add(listener)
     try:
