@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import socket
-import ssl
 import sys
 
 import pytest
@@ -18,43 +17,6 @@ TIMEOUT = 10
 
 def go(loop, coro):
     return loop.run_until_complete(asyncio.wait_for(coro, TIMEOUT))
-
-
-@pytest.mark.only_loop("ourloop", reason="TLS is not implemented in ourloop yet")
-def test_tls_arguments_raise_not_implemented_before_any_io(loop):
-    ctx = ssl.create_default_context()
-
-    async def main():
-        server = await loop.create_server(asyncio.Protocol, HOST, 0)
-        port = server.sockets[0].getsockname()[1]
-        errors = []
-        calls = [
-            loop.create_connection(asyncio.Protocol, HOST, port, ssl=ctx),
-            loop.create_server(asyncio.Protocol, HOST, 0, ssl=ctx),
-        ]
-        a, b = socket.socketpair()
-        calls.append(loop.connect_accepted_socket(asyncio.Protocol, a, ssl=ctx))
-        for coro in calls:
-            try:
-                await coro
-            except NotImplementedError as exc:
-                errors.append(str(exc))
-        # the socket passed in is untouched
-        still_open = a.fileno() != -1
-        a.close()
-        b.close()
-        # the stdlib's argument checks still come first
-        with pytest.raises(ValueError):
-            await loop.create_connection(asyncio.Protocol, HOST, port,
-                                         server_hostname="x")
-        server.close()
-        await server.wait_closed()
-        return errors, still_open
-
-    errors, still_open = go(loop, main())
-    assert len(errors) == 3
-    assert all("TLS" in e and "conformance.md" in e for e in errors)
-    assert still_open
 
 
 @pytest.mark.only_loop("ourloop", reason="the stdlib raises TypeError here")

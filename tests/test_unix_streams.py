@@ -653,28 +653,3 @@ def test_cancelled_connection_closes_its_socket(loop, sock_path):
 
     before, after = run(loop, main())
     assert after == before
-
-
-# -- TLS ----------------------------------------------------------------------------
-
-
-@pytest.mark.only_loop("ourloop", reason="ourloop refuses TLS for now")
-def test_tls_not_implemented(loop, sock_path):
-    import ssl
-
-    context = ssl.create_default_context()
-
-    async def main():
-        with pytest.raises(NotImplementedError, match="does not support TLS"):
-            await loop.create_unix_connection(
-                asyncio.Protocol, sock_path, ssl=context, server_hostname="x")
-        with pytest.raises(NotImplementedError, match="does not support TLS"):
-            await loop.create_unix_server(asyncio.Protocol, sock_path, ssl=context)
-        # Refused before anything was bound.
-        assert not os.path.exists(sock_path)
-        # The stdlib's checks come first.
-        with pytest.raises(ValueError, match="you have to pass server_hostname"):
-            await loop.create_unix_connection(
-                asyncio.Protocol, sock_path, ssl=context)
-
-    run(loop, main())

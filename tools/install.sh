@@ -7,7 +7,8 @@
 #
 # libuv: if vendor/libuv is checked out (git submodule) it is compiled into the
 # extension; otherwise the system libuv is used, and on Debian/Ubuntu this
-# script installs it (libuv1-dev, pkg-config) with apt-get when it is missing.
+# script installs it (libuv1-dev, pkg-config) with apt-get when it is missing,
+# as well as the openssl command (the TLS tests make their certificates with it).
 # OURLOOP_LIBUV=system|vendor forces either (see setup.py).
 #
 # Safe to run again; needs no terminal (CI=true, stdin closed is fine).
@@ -70,6 +71,8 @@ esac
 if ! command -v "${CC:-cc}" >/dev/null 2>&1 && ! command -v gcc >/dev/null 2>&1; then
     apt_pkgs+=(gcc libc6-dev)
 fi
+# The TLS tests make their certificates with the openssl command.
+command -v openssl >/dev/null 2>&1 || apt_pkgs+=(openssl)
 if ! "$PYTHON" -c 'import os, sysconfig, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))'; then
     apt_pkgs+=("python${PYVER%.*}-dev")
 fi
@@ -80,8 +83,8 @@ if [ "${#apt_pkgs[@]}" -gt 0 ]; then
         as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
         as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${apt_pkgs[@]}" </dev/null
     elif command -v dnf >/dev/null 2>&1; then
-        say "installing with dnf: libuv-devel pkgconf-pkg-config gcc python3-devel"
-        as_root dnf install -y libuv-devel pkgconf-pkg-config gcc python3-devel </dev/null
+        say "installing with dnf: libuv-devel pkgconf-pkg-config gcc python3-devel openssl"
+        as_root dnf install -y libuv-devel pkgconf-pkg-config gcc python3-devel openssl </dev/null
     elif command -v brew >/dev/null 2>&1; then
         say "installing with brew: libuv pkg-config"
         brew install libuv pkg-config </dev/null
