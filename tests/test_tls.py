@@ -474,6 +474,45 @@ def test_handshake_timeout(loop, tls_certs):
     run_no_leak(loop, main())
 
 
+@pytest.mark.parametrize('unix', [False, True])
+def test_cancelled_during_handshake(loop, tls_certs, sock_dir, unix):
+    # Cancelled while the peer keeps quiet: the socket is closed, nothing
+    # leaks, the application protocol is never connected.
+    async def main():
+        if unix:
+            listener = socket.socket(socket.AF_UNIX)
+            listener.bind(os.path.join(sock_dir, 'q'))
+            listener.listen()
+        else:
+            listener = socket.create_server(('127.0.0.1', 0))
+        protos = []
+
+        def make():
+            protos.append(Recorder(loop))
+            return protos[-1]
+
+        with listener:
+            if unix:
+                coro = loop.create_unix_connection(
+                    make, listener.getsockname(),
+                    ssl=tls_certs.client_context(), server_hostname='localhost')
+            else:
+                coro = loop.create_connection(
+                    make, *listener.getsockname(),
+                    ssl=tls_certs.client_context(), server_hostname='localhost')
+            task = loop.create_task(coro)
+            await asyncio.sleep(0.05)
+            assert len(protos) == 1
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            for _ in range(5):
+                await asyncio.sleep(0)
+            assert protos[0].events == []
+
+    run_no_leak(loop, main())
+
+
 def test_handshake_peer_closes(loop, tls_certs):
     # The peer closes during the handshake: ConnectionResetError.
     async def main():
