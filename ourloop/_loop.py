@@ -28,6 +28,7 @@ from ._signals import SignalMixin
 from ._udp import DatagramMixin
 from ._pipes import PipeMixin
 from ._subprocess import SubprocessMixin
+from ._sendfile import SendfileMixin
 
 __all__ = ('Loop', 'new_event_loop', 'NOT_YET_IMPLEMENTED')
 
@@ -53,7 +54,7 @@ NOT_YET_IMPLEMENTED = (
 # sock_recvfrom_into and sock_sendto are new in 3.11), and as long as no
 # mixin of Loop implements them.
 _MIXINS = (DnsMixin, SockMixin, TcpMixin, UnixMixin, SignalMixin,
-           DatagramMixin, PipeMixin, SubprocessMixin)
+           DatagramMixin, PipeMixin, SubprocessMixin, SendfileMixin)
 NOT_YET_IMPLEMENTED = tuple(
     name for name in NOT_YET_IMPLEMENTED
     if hasattr(asyncio.AbstractEventLoop, name)
@@ -105,7 +106,8 @@ def _run_until_complete_cb(fut):
 
 
 class Loop(LoopCore, DnsMixin, SockMixin, TcpMixin, UnixMixin, SignalMixin,
-           DatagramMixin, PipeMixin, SubprocessMixin, asyncio.AbstractEventLoop):
+           DatagramMixin, PipeMixin, SubprocessMixin, SendfileMixin,
+           asyncio.AbstractEventLoop):
     """An asyncio event loop running on libuv.
 
     A drop-in replacement for asyncio's default loop: create it with

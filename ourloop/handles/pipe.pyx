@@ -240,6 +240,8 @@ cdef class ReadPipeTransport(StreamTransport):
     stdlib's _UnixReadPipeTransport over a libuv uv_pipe_t."""
 
     max_size = 256 * 1024  # (as the stdlib's: one read() takes at most this)
+    # loop.sendfile() refuses pipe transports, as the stdlib's.
+    _sendfile_compatible = _constants._SendfileMode.UNSUPPORTED
 
     @property
     def __class__(self):
@@ -422,6 +424,9 @@ cdef class WritePipeTransport(StreamTransport):
     """The write end of a pipe, FIFO, socket or character device: the
     stdlib's _UnixWritePipeTransport over a libuv uv_pipe_t, with batched
     writes and flow control."""
+
+    # loop.sendfile() refuses pipe transports, as the stdlib's.
+    _sendfile_compatible = _constants._SendfileMode.UNSUPPORTED
 
     @property
     def __class__(self):
