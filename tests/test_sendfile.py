@@ -781,3 +781,79 @@ def test_sock_sendfile_on_transport_socket(loop, data_file, sock_dir):
         await close_pair(*pair)
 
     run(loop, main())
+
+
+@pytest.mark.parametrize('kind', KINDS)
+def test_sendfile_from_accepted_transport(loop, data_file, sock_dir, kind):
+    # The server side sends: its transport owns the accepted fd (the
+    # client here connects by address, so it owns its fd too).
+    path, content = data_file
+
+    async def main():
+        before = fd_count()
+        results = loop.create_future()
+
+        class Serving(asyncio.Protocol):
+            def connection_made(self, transport):
+                async def send():
+                    try:
+                        with open(path, 'rb') as f:
+                            ret = await loop.sendfile(transport, f, 3)
+                            results.set_result((ret, f.tell()))
+                    except BaseException as exc:
+                        results.set_exception(exc)
+                    transport.close()
+                loop.create_task(send())
+
+        if kind == 'tcp':
+            server = await loop.create_server(Serving, '127.0.0.1', 0)
+            host, port = server.sockets[0].getsockname()[:2]
+            transport, receiver = await loop.create_connection(
+                lambda: Receiver(loop), host, port)
+        else:
+            spath = os.path.join(sock_dir, 's')
+            server = await loop.create_unix_server(Serving, spath)
+            transport, receiver = await loop.create_unix_connection(
+                lambda: Receiver(loop), spath)
+        ret, tell = await results
+        await receiver.done
+        server.close()
+        await server.wait_closed()
+        return before, ret, tell, bytes(receiver.data), fd_count()
+
+    before, ret, tell, received, after = run(loop, main())
+    assert ret == FILE_SIZE - 3
+    assert tell == FILE_SIZE
+    assert received == content[3:]
+    assert after == before
+
+
+def test_fallback_keeps_flow_control_paired(loop, data_file, sock_dir):
+    # Writing is paused when the fallback starts: the protocol gets its
+    # transport back with pause_writing()/resume_writing() still paired.
+    path, content = data_file
+
+    async def not_available(transp, file, offset, count):
+        raise asyncio.SendfileNotAvailableError('sendfile syscall is not supported')
+
+    loop._sendfile_native = not_available
+    big = b'B' * (4 * 1024 * 1024)
+
+    async def main():
+        pair = await open_pair(loop, 'tcp', sock_dir)
+        server, receiver, transport, sender = pair
+        receiver.transport.pause_reading()
+        transport.write(big)
+        assert sender.paused == 1
+        loop.call_later(0.01, receiver.transport.resume_reading)
+        with open(path, 'rb') as f:
+            ret = await loop.sendfile(transport, f, 0, 1024 * 1024)
+        transport.write(b'!')
+        await close_pair(*pair)
+        return ret, sender.paused, sender.resumed, bytes(receiver.data)
+
+    ret, paused, resumed, received = run(loop, main())
+    assert ret == 1024 * 1024
+    assert received == big + content[:ret] + b'!'
+    assert paused >= 1
+    assert paused == resumed
