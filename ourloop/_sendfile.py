@@ -44,8 +44,6 @@ __all__ = ('SendfileMixin',)
 
 _SendfileMode = constants._SendfileMode
 
-# The fallback's read size for transports (the stdlib's).
-_TRANSPORT_FALLBACK_BLOCK = 16384
 # sendfile(2) is asked for at most this much per call (3.13 truncates the
 # same way, for 32-bit platforms).
 _MAX_BLOCK = sys.maxsize // 2 + 1
@@ -337,22 +335,26 @@ class SendfileMixin:
                 transp.resume_reading()
 
     async def _sendfile_fallback(self, transp, file, offset, count):
+        # Each chunk is read into a new buffer: a transport may keep what it
+        # is given until it is sent (3.12+'s stdlib transports keep a view
+        # of a buffer they could not send at once; the stdlib's fallback,
+        # which reuses one buffer, then sends overwritten data).
         if offset:
             file.seek(offset)
-        bufsize = (min(count, _TRANSPORT_FALLBACK_BLOCK) if count
-                   else _TRANSPORT_FALLBACK_BLOCK)
-        buf = bytearray(bufsize)
+        bufsize = constants.SENDFILE_FALLBACK_READBUFFER_SIZE
+        if count:
+            bufsize = min(count, bufsize)
         sent_total = 0
         proto = _FallbackProtocol(self, transp)
         try:
             while not count or sent_total < count:
                 want = min(count - sent_total, bufsize) if count else bufsize
-                view = memoryview(buf)[:want]
-                nread = await self.run_in_executor(None, file.readinto, view)
+                buf = bytearray(want)
+                nread = await self.run_in_executor(None, file.readinto, buf)
                 if not nread:
                     break  # end of file
                 await proto.drain()
-                transp.write(view[:nread])
+                transp.write(buf if nread == want else memoryview(buf)[:nread])
                 sent_total += nread
             return sent_total
         finally:

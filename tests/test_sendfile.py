@@ -828,7 +828,7 @@ def test_sendfile_from_accepted_transport(loop, data_file, sock_dir, kind):
     assert after == before
 
 
-def test_fallback_keeps_flow_control_paired(loop, data_file, sock_dir):
+def test_fallback_keeps_flow_control_paired(loop, loop_kind, data_file, sock_dir):
     # Writing is paused when the fallback starts: the protocol gets its
     # transport back with pause_writing()/resume_writing() still paired.
     path, content = data_file
@@ -854,6 +854,73 @@ def test_fallback_keeps_flow_control_paired(loop, data_file, sock_dir):
 
     ret, paused, resumed, received = run(loop, main())
     assert ret == 1024 * 1024
-    assert received == big + content[:ret] + b'!'
+    assert len(received) == len(big) + ret + 1
+    if loop_kind == 'asyncio' and sys.version_info >= (3, 12):
+        # 3.12+'s stdlib transport keeps a view of what it could not send,
+        # and the stdlib's fallback reuses its read buffer: what is sent
+        # may have been overwritten by the next read (a stdlib bug, see
+        # docs/conformance.md). ourloop's fallback reads into new buffers.
+        pass
+    else:
+        assert received == big + content[:ret] + b'!'
     assert paused >= 1
     assert paused == resumed
+
+
+@pytest.mark.only_loop('ourloop', reason="the stdlib's fallback reuses its "
+                       'read buffer, so a transport that keeps what it is '
+                       'given sends overwritten data')
+def test_fallback_on_a_transport_that_keeps_buffers(loop, data_file, sock_dir):
+    # A wrapping transport (a TLS layer may do this) that holds the objects
+    # write() gives it until the next loop iteration.
+    path, content = data_file
+
+    class Deferring(asyncio.transports._FlowControlMixin, asyncio.Transport):
+        _sendfile_compatible = constants._SendfileMode.FALLBACK
+
+        def __init__(self, inner):
+            super().__init__(loop=loop)
+            self.inner = inner
+            self.held = []
+
+        def is_closing(self):
+            return self.inner.is_closing()
+
+        def write(self, data):
+            if not self.held:
+                loop.call_soon(self._flush)
+            self.held.append(data)   # no copy
+
+        def _flush(self):
+            held, self.held = self.held, []
+            for data in held:
+                self.inner.write(data)
+
+        def get_protocol(self):
+            return self.inner.get_protocol()
+
+        def set_protocol(self, protocol):
+            self.inner.set_protocol(protocol)
+
+        def is_reading(self):
+            return self.inner.is_reading()
+
+        def pause_reading(self):
+            self.inner.pause_reading()
+
+        def resume_reading(self):
+            self.inner.resume_reading()
+
+    async def main():
+        pair = await open_pair(loop, 'tcp', sock_dir)
+        server, receiver, transport, sender = pair
+        wrapped = Deferring(transport)
+        with open(path, 'rb') as f:
+            ret = await loop.sendfile(wrapped, f, 0, 3 * 1024 * 1024 + 5)
+        await asyncio.sleep(0)
+        await close_pair(*pair)
+        return ret, bytes(receiver.data)
+
+    ret, received = run(loop, main())
+    assert ret == 3 * 1024 * 1024 + 5
+    assert received == content[:ret]
