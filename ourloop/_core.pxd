@@ -121,6 +121,13 @@ cdef class SignalWakeup(PollHandle):
     cdef uninstall(self)
 
 
+cdef class SendfileWatch(PollHandle):
+    # loop.sendfile() on a StreamTransport: waits for its socket (a dup of
+    # it) to be writable (handles/stream.pyx).
+    cdef object transport
+    cdef bint started
+
+
 cdef class StreamTransport:
     cdef LoopCore loop
     cdef uv.uv_stream_t* uvstream
@@ -154,6 +161,20 @@ cdef class StreamTransport:
     cdef readonly Py_ssize_t _low_water
     cdef readonly bint _protocol_paused
     cdef bint resume_scheduled
+    # loop.sendfile() (the zero-copy section of handles/stream.pyx):
+    # sf_active from its start to its end (write() refused); sf_waiter is
+    # first the "write buffer is empty" future, then the result future of
+    # the sendfile(2) calls, made while sf_sending.
+    cdef bint sf_active
+    cdef bint sf_sending
+    cdef object sf_waiter
+    cdef int sf_in
+    cdef long long sf_offset
+    cdef long long sf_count
+    cdef long long sf_blocksize
+    cdef long long sf_total
+    cdef long long sf_calls
+    cdef SendfileWatch sf_watch
     cdef object __weakref__
     # As on the stdlib's (Python) transports, an instance attribute shadows
     # a method: tests and wrappers do `transport.pause_reading = Mock()`,
@@ -183,6 +204,10 @@ cdef class StreamTransport:
     cpdef _force_close(self, exc)
     cdef _close_handle(self)
     cdef _release_socket(self)
+    cdef int _sf_step(self) except -1
+    cdef int _sf_wait_writable(self, int out_fd) except -1
+    cdef _sf_finish(self, exc)
+    cdef _sf_release(self)
 
 
 cdef class TCPTransport(StreamTransport):

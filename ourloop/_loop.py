@@ -29,6 +29,7 @@ from ._udp import DatagramMixin
 from ._pipes import PipeMixin
 from ._subprocess import SubprocessMixin
 from ._tls import TLSMixin
+from ._sendfile import SendfileMixin
 
 __all__ = ('Loop', 'new_event_loop', 'NOT_YET_IMPLEMENTED')
 
@@ -54,7 +55,8 @@ NOT_YET_IMPLEMENTED = (
 # sock_recvfrom_into and sock_sendto are new in 3.11), and as long as no
 # mixin of Loop implements them.
 _MIXINS = (DnsMixin, SockMixin, TcpMixin, UnixMixin, SignalMixin,
-           DatagramMixin, PipeMixin, SubprocessMixin, TLSMixin)
+           DatagramMixin, PipeMixin, SubprocessMixin, TLSMixin,
+           SendfileMixin)
 NOT_YET_IMPLEMENTED = tuple(
     name for name in NOT_YET_IMPLEMENTED
     if hasattr(asyncio.AbstractEventLoop, name)
@@ -107,6 +109,7 @@ def _run_until_complete_cb(fut):
 
 class Loop(LoopCore, DnsMixin, SockMixin, TcpMixin, UnixMixin, SignalMixin,
            DatagramMixin, PipeMixin, SubprocessMixin, TLSMixin,
+           SendfileMixin,
            asyncio.AbstractEventLoop):
     """An asyncio event loop running on libuv.
 
@@ -391,11 +394,11 @@ class Loop(LoopCore, DnsMixin, SockMixin, TcpMixin, UnixMixin, SignalMixin,
                              'in custom exception handler',
                              exc_info=True)
 
-    # -- not implemented yet ----------------------------------------------
+    # -- not implemented yet (none today) --------------------------------
 
     for _name in NOT_YET_IMPLEMENTED:
         locals()[_name] = _not_yet(_name)
-    del _name
+        del _name
 
 
 from ._core import _check_callback  # noqa: E402

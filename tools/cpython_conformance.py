@@ -1168,6 +1168,10 @@ def render_markdown(data):
 
 
 def render_not_yet_implemented(names, data):
+    if not names:
+        return ('`ourloop._loop.NOT_YET_IMPLEMENTED` (ourloop %s) is empty: every '
+                'method of `asyncio.AbstractEventLoop` is implemented.'
+                % (data.get('ourloop') or '?'))
     out = ['`ourloop._loop.NOT_YET_IMPLEMENTED` (ourloop %s): these loop methods raise '
            '`NotImplementedError` on purpose for now:' % (data.get('ourloop') or '?'), '']
     for n in names:

@@ -242,6 +242,8 @@ cdef class ReadPipeTransport(StreamTransport):
     max_size = 256 * 1024  # (as the stdlib's: one read() takes at most this)
     # The stdlib's pipe transports are not start_tls() compatible.
     _start_tls_compatible = False
+    # loop.sendfile() refuses pipe transports, as the stdlib's.
+    _sendfile_compatible = _constants._SendfileMode.UNSUPPORTED
 
     @property
     def __class__(self):
@@ -427,6 +429,8 @@ cdef class WritePipeTransport(StreamTransport):
 
     # The stdlib's pipe transports are not start_tls() compatible.
     _start_tls_compatible = False
+    # loop.sendfile() refuses pipe transports, as the stdlib's.
+    _sendfile_compatible = _constants._SendfileMode.UNSUPPORTED
 
     @property
     def __class__(self):

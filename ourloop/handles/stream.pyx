@@ -29,6 +29,30 @@
 # writes of one iteration leave in one syscall, and nothing waits in a
 # buffer while the loop sleeps.
 #
+# loop.sendfile() (the section "zero-copy sendfile" below; the per-call
+# checks and the choice between this and the read/write fallback are
+# Python, ourloop/_sendfile.py). While a sendfile is in progress write()
+# raises the stdlib's RuntimeError and reading is paused (by _sendfile.py,
+# through pause_reading()). It first waits until the write buffer is empty
+# (nothing pending, no uv_write in flight: _after_drain resolves a future),
+# then calls sendfile(2) from C on the stream's socket fd, again and again
+# while the kernel takes data (at most _SF_STEP_BYTES per loop iteration,
+# so that a fast reader cannot starve the loop). When the kernel says
+# EAGAIN, it waits for writability with a uv_poll_t (SendfileWatch) on a
+# dup() of the socket fd, whose callback sends the next bytes from inside
+# uv_run (no Python code runs there; the result future is resolved, its
+# callbacks run in the ready phase). Why a dup: the fd itself belongs to
+# the uv_tcp_t/uv_pipe_t, and libuv keeps one watcher per fd number (a
+# second libuv handle on the same number would replace the stream's own
+# watcher); epoll registers the dup separately and reports the same
+# socket's readiness for it. The dup is ours: it is closed right after
+# uv_close() of the poll handle (which has taken it out of epoll), when the
+# sendfile ends, is cancelled, or the transport closes; the poll handle is
+# made on the first EAGAIN only, so a file that fits in the socket buffer
+# costs no dup. close() and write_eof() during a sendfile wait for it to
+# end, as they wait for buffered data; abort() (and loop.close()) end it
+# with ConnectionError.
+#
 # Lifetime. While its uv handle is open, a transport is in
 # LoopCore._io_handles, so the loop keeps it alive (as the stdlib's selector
 # keeps the reader callback); the close callback takes it out. A uv_write's
@@ -37,13 +61,18 @@
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_WRITABLE, PyBUF_SIMPLE
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 
-from posix.unistd cimport read as c_read
+from posix.unistd cimport read as c_read, close as c_close
+from posix.types cimport off_t
+
+cdef extern from "<sys/sendfile.h>" nogil:
+    ssize_t c_sendfile "sendfile"(int out_fd, int in_fd, off_t* offset, size_t count)
 
 cdef extern from "<sys/socket.h>" nogil:
     int c_shutdown "shutdown"(int fd, int how)
     const int SHUT_WR
 
 from asyncio import constants as _constants, futures as _futures, protocols as _protocols, trsock as _trsock
+from asyncio import exceptions as _aexceptions
 from asyncio.transports import Transport as _asyncio_Transport
 
 
@@ -55,6 +84,9 @@ cdef enum:
     _FLUSH_NOW_BYTES = 16384
     _READ_BUF_SIZE = 262144
     _SMALL_IOV = 16
+    # sendfile(2): what one loop iteration sends at most before waiting for
+    # the socket to be writable again (through the poll handle).
+    _SF_STEP_BYTES = 4194304
 
 
 cdef void _stream_alloc_none(uv.uv_handle_t* handle, size_t suggested, uv.uv_buf_t* buf) noexcept nogil:
@@ -105,6 +137,29 @@ cdef void _io_handle_closed(uv.uv_handle_t* handle) noexcept with gil:
     free(handle)
 
 
+cdef class SendfileWatch(PollHandle):
+    """The uv_poll_t with which a loop.sendfile() waits for (a dup of) its
+    transport's socket to be writable (see the top of this file)."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    cdef on_events(self, int status, int events):
+        # In uv_run: send the next bytes.
+        cdef StreamTransport t = self.transport
+        if status < 0:
+            # POLLERR: libuv stopped the handle; sendfile(2) reports the
+            # error.
+            self.started = False
+        if t is not None:
+            try:
+                t._sf_step()
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                t._sf_finish(exc)
+
+
 cdef class StreamTransport:
     """An asyncio.Transport over a libuv stream; see TCPTransport."""
 
@@ -112,6 +167,9 @@ cdef class StreamTransport:
     # read/write pipe transports say False, as the stdlib's pipes have no
     # such attribute).
     _start_tls_compatible = True
+    # loop.sendfile() uses sendfile(2) on this transport's socket (the
+    # stdlib's socket transports say the same).
+    _sendfile_compatible = _constants._SendfileMode.TRY_NATIVE
 
     def __cinit__(self):
         self._high_water = 64 * 1024
@@ -426,6 +484,8 @@ cdef class StreamTransport:
                                 f'not {type(data).__name__!r}')
         if self._eof:
             raise RuntimeError('Cannot call write() after write_eof()')
+        if self.sf_active:
+            raise RuntimeError('unable to write; sendfile is in progress')
         if not data:
             return
         if self._conn_lost:
@@ -442,12 +502,17 @@ cdef class StreamTransport:
         """Write an iterable of bytes-like objects (they leave in one
         vectored write); nothing is written if one of them is not
         bytes-like."""
-        if _WRITELINES_OWN_EOF_CHECK and self._eof:
-            raise RuntimeError('Cannot call writelines() after write_eof()')
+        if _WRITELINES_OWN_EOF_CHECK:
+            if self._eof:
+                raise RuntimeError('Cannot call writelines() after write_eof()')
+            if self.sf_active:
+                raise RuntimeError('unable to writelines; sendfile is in progress')
         chunks = [data if type(data) is bytes else bytes(memoryview(data))
                   for data in list_of_data]
         if self._eof:
             raise RuntimeError('Cannot call write() after write_eof()')
+        if self.sf_active:
+            raise RuntimeError('unable to write; sendfile is in progress')
         for data in chunks:
             if not data:
                 continue
@@ -560,7 +625,14 @@ cdef class StreamTransport:
             self._after_drain()
 
     cdef _after_drain(self):
-        # Everything was written: a close() or write_eof() may complete.
+        # Everything was written: a close() or write_eof() may complete;
+        # during a loop.sendfile() they wait for its end (_sendfile_end),
+        # and the sendfile, waiting for the buffer to be empty, goes on.
+        if self.sf_active:
+            waiter = self.sf_waiter
+            if not self.sf_sending and waiter is not None and not waiter.done():
+                waiter.set_result(None)
+            return
         if self._closing:
             if not self._conn_lost:
                 self._conn_lost += 1
@@ -644,7 +716,7 @@ cdef class StreamTransport:
             return
         self._eof = True
         self._flush()
-        if self.pending is None and self.wreq is NULL:
+        if self.pending is None and self.wreq is NULL and not self.sf_active:
             self._shutdown_write()
 
     cdef _shutdown_write(self):
@@ -667,7 +739,8 @@ cdef class StreamTransport:
         self._stop_reading()
         if self.pending is not None:
             self._flush()
-        if self.pending is None and self.wreq is NULL and not self._conn_lost:
+        if self.pending is None and self.wreq is NULL and not self._conn_lost \
+                and not self.sf_active:
             self._conn_lost += 1
             self.loop._call_soon(self._call_connection_lost, (None,), None)
 
@@ -688,6 +761,12 @@ cdef class StreamTransport:
         if not self._closing:
             self._closing = True
             self._stop_reading()
+        if exc is not None and self.sf_active and not self.sf_sending:
+            # A write error while a sendfile waits for the buffer to empty:
+            # the sendfile fails with it (the stdlib's _write_ready).
+            waiter = self.sf_waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(exc)
         self._conn_lost += 1
         self.loop._call_soon(self._call_connection_lost, (exc,), None)
 
@@ -705,6 +784,8 @@ cdef class StreamTransport:
         self._force_close(exc)
 
     def _call_connection_lost(self, exc):
+        if self.sf_active:
+            self._sf_finish(ConnectionError('Connection is closed by peer'))
         try:
             if self._protocol_connected:
                 self._protocol.connection_lost(exc)
@@ -720,6 +801,9 @@ cdef class StreamTransport:
     cdef _close_handle(self):
         # libuv closes the fd it was given; pending uv_writes are cancelled.
         cdef uv.uv_stream_t* stream = self.uvstream
+        # A sendfile's dup of the fd goes first (it would keep the socket
+        # open).
+        self._sf_release()
         if stream is NULL:
             return
         self.uvstream = NULL
@@ -743,6 +827,178 @@ cdef class StreamTransport:
         # The loop closes with this transport still open.
         self._close_handle()
         self._release_socket()
+
+    # -- zero-copy sendfile (loop.sendfile; see the top of this file) -----
+
+    def _sendfile_begin(self):
+        """Start a loop.sendfile(): from now on write() is refused. Returns
+        a future done when the write buffer is empty (pending writes and the
+        uv_write in flight have left)."""
+        if self.sf_active:
+            raise RuntimeError('Empty waiter is already set')
+        waiter = self.loop.create_future()
+        self.sf_active = True
+        self.sf_sending = False
+        self.sf_waiter = waiter
+        self.sf_total = 0
+        if self.pending is not None:
+            self._flush()
+        if self.pending is None and self.wreq is NULL and not waiter.done():
+            waiter.set_result(None)
+        return waiter
+
+    def _sendfile_run(self, int fileno, long long offset, long long count,
+                      long long blocksize):
+        """Send the file `fileno` from `offset` with sendfile(2): `count`
+        bytes (0: until end of file), asking for `blocksize` bytes a call.
+        Returns a future of the number of bytes sent; it fails with
+        SendfileNotAvailableError if the first bytes could not be sent."""
+        if not self.sf_active or self.sf_sending:
+            raise RuntimeError('no loop.sendfile() waits to run')
+        if self._conn_lost or self.uvstream is NULL:
+            raise ConnectionError('Connection is closed by peer')
+        fut = self.loop.create_future()
+        self.sf_waiter = fut
+        self.sf_sending = True
+        self.sf_in = fileno
+        self.sf_offset = offset
+        self.sf_count = count
+        self.sf_blocksize = blocksize
+        self.sf_total = 0
+        self.sf_calls = 0
+        self._sf_step()
+        return fut
+
+    def _sendfile_end(self):
+        """End the loop.sendfile() (done, failed or cancelled): returns the
+        bytes sendfile(2) sent. write() works again, and a close() or
+        write_eof() called meanwhile proceeds."""
+        cdef long long sent = self.sf_total
+        self.sf_sending = False
+        self._sf_release()
+        self.sf_active = False
+        self.sf_waiter = None
+        self.sf_total = 0
+        if self.uvstream is not NULL and self.pending is None and self.wreq is NULL \
+                and (self._closing or self._eof):
+            self._after_drain()
+        return sent
+
+    cdef int _sf_step(self) except -1:
+        # Call sendfile(2) while the socket takes data (up to
+        # _SF_STEP_BYTES), then wait for it to be writable; at the end (all
+        # sent, end of file, an error) resolve the result future. Runs in
+        # _sendfile_run and in the poll callback (inside uv_run).
+        cdef int out_fd, in_fd, code
+        cdef off_t off
+        cdef ssize_t n
+        cdef size_t want
+        cdef long long budget = _SF_STEP_BYTES
+        if not self.sf_sending:
+            return 0
+        waiter = self.sf_waiter
+        if waiter is None or waiter.done():
+            # Cancelled: the caller's clean-up (_sendfile_end) follows.
+            self.sf_sending = False
+            self._sf_release()
+            return 0
+        out_fd = self._read_fd()
+        if self._conn_lost or out_fd < 0:
+            self._sf_finish(ConnectionError('Connection is closed by peer'))
+            return 0
+        in_fd = self.sf_in
+        while True:
+            if self.sf_count:
+                if self.sf_total >= self.sf_count:
+                    self._sf_finish(None)
+                    return 0
+                want = <size_t>(self.sf_count - self.sf_total)
+            else:
+                want = <size_t>self.sf_blocksize
+            off = <off_t>self.sf_offset
+            with nogil:
+                n = c_sendfile(out_fd, in_fd, &off, want)
+                code = cerrno.errno if n < 0 else 0
+            self.sf_calls += 1
+            if n < 0:
+                if code == cerrno.EINTR:
+                    continue
+                if code == cerrno.EAGAIN:
+                    break
+                self._sf_finish(self._sf_error(code))
+                return 0
+            if n == 0:
+                # End of file.
+                self._sf_finish(None)
+                return 0
+            self.sf_offset += n
+            self.sf_total += n
+            budget -= n
+            if budget <= 0:
+                break
+        try:
+            self._sf_wait_writable(out_fd)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._sf_finish(exc)
+        return 0
+
+    def _sf_error(self, int code):
+        # The stdlib's errors (unix_events._sock_sendfile_native_impl):
+        # ENOTCONN after the first call is a ConnectionError, and nothing
+        # sent yet means "use the fallback".
+        exc = OSError(code, os.strerror(code))
+        if code == cerrno.ENOTCONN and self.sf_calls > 1 and type(exc) is not ConnectionError:
+            new_exc = ConnectionError('socket is not connected', errno.ENOTCONN)
+            new_exc.__cause__ = exc
+            exc = new_exc
+        if self.sf_total == 0:
+            exc = _aexceptions.SendfileNotAvailableError('os.sendfile call failed')
+        return exc
+
+    cdef int _sf_wait_writable(self, int out_fd) except -1:
+        # The poll handle on a dup of the socket fd (made the first time).
+        cdef SendfileWatch watch = self.sf_watch
+        cdef int fd
+        if watch is None:
+            fd = os.dup(out_fd)
+            try:
+                watch = SendfileWatch(self.loop, fd)
+            except BaseException:
+                os.close(fd)
+                raise
+            watch.transport = self
+            self.sf_watch = watch
+        if not watch.started:
+            watch.start(uv.UV_WRITABLE)
+            watch.started = True
+        return 0
+
+    cdef _sf_finish(self, exc):
+        # The sendfile(2) calls are over: the result future gets the byte
+        # count or exc.
+        self.sf_sending = False
+        self._sf_release()
+        waiter = self.sf_waiter
+        if waiter is not None and not waiter.done():
+            if exc is None:
+                waiter.set_result(self.sf_total)
+            else:
+                waiter.set_exception(exc)
+
+    cdef _sf_release(self):
+        # Close the poll handle, then its dup (uv_close has already taken
+        # it out of epoll).
+        cdef SendfileWatch watch = self.sf_watch
+        cdef int fd
+        if watch is None:
+            return
+        self.sf_watch = None
+        watch.transport = None
+        fd = watch.fd
+        watch.close()
+        c_close(fd)
 
     def __dealloc__(self):
         if self.wreq is not NULL:
