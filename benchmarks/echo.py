@@ -65,6 +65,7 @@ without it, it makes its own certificate in a temporary directory.
 
 import argparse
 import asyncio
+import atexit
 import datetime
 import fnmatch
 import hashlib
@@ -80,7 +81,6 @@ import sys
 import tempfile
 import threading
 import time
-import atexit
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
@@ -189,7 +189,8 @@ def make_tls_files():
            '-keyout', os.path.join(tmpdir, TLS_KEY), '-out', os.path.join(tmpdir, TLS_CERT)]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-        failed = proc.returncode != 0 and (proc.stderr or proc.stdout).strip().splitlines()[-1:]
+        failed = None if proc.returncode == 0 else (
+            (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [f'exit {proc.returncode}'])
     except (OSError, subprocess.TimeoutExpired) as exc:
         failed = [str(exc)]
     if failed:
