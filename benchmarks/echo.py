@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""Echo benchmark: TCP, Unix-socket and UDP servers on asyncio, uvloop and ourloop.
+"""Echo benchmark: TCP, Unix-socket, TLS and UDP servers on asyncio, uvloop and ourloop.
 
     python benchmarks/echo.py                      # 5 repetitions, 2 s per measurement
     python benchmarks/echo.py --quick              # 1 repetition, 0.3 s per measurement
     python benchmarks/echo.py --only sock,protocol/1k --loops asyncio,uvloop --json out.json
     python benchmarks/echo.py --quick --only 'unix-*'   # the Unix-socket rows only
     python benchmarks/echo.py --quick --only udp        # the UDP rows only
+    python benchmarks/echo.py --only 'tls-*' --reps 3   # the TLS rows only
     python benchmarks/echo.py --quick --client py  # the Python load generator instead of the C one
 
 Stream servers of four kinds, each on 127.0.0.1, port 0:
@@ -20,6 +21,15 @@ directory): unix-protocol and unix-buffered (loop.create_unix_server()),
 unix-streams (asyncio.start_unix_server()), unix-sock (an AF_UNIX listening
 socket and the same sock_* methods). Message sizes 1 KiB, 10 KiB, 100 KiB;
 1 and 16 concurrent clients.
+
+tls-protocol, tls-buffered, tls-streams -- protocol, buffered and streams
+with TLS: create_server(ssl=ctx) / start_server(ssl=ctx) on 127.0.0.1, port
+0. The server context is ssl.create_default_context(Purpose.CLIENT_AUTH)
+with TLS 1.3 as its minimum version and its default cipher suites; its
+certificate is self-signed (EC P-256, for localhost and 127.0.0.1), made
+once per run with the `openssl` command in a temporary directory. The load
+generator does the handshake before the timing starts and reports the
+negotiated version and cipher (in the output and in the JSON samples).
 
 udp -- a DatagramProtocol from loop.create_datagram_endpoint() on
 127.0.0.1, port 0, whose datagram_received() sends the datagram back with
@@ -48,11 +58,14 @@ Server mode (used by the driver and by syscalls.py):
 
 prints `PORT <n>` (TCP, UDP) or `PATH <socket path>` (unix-*) once
 listening, `NA <reason>` if the loop does not implement what the kind needs,
-and stops when its stdin closes.
+and stops when its stdin closes. A tls-* server takes `--tls-dir DIR` (a
+directory with cert.pem and key.pem, as make_tls_files() writes them);
+without it, it makes its own certificate in a temporary directory.
 """
 
 import argparse
 import asyncio
+import atexit
 import datetime
 import fnmatch
 import hashlib
@@ -61,6 +74,7 @@ import os
 import shlex
 import shutil
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -113,10 +127,21 @@ KINDS = {
     'unix-buffered': ('create_unix_server',),
     'unix-streams': ('create_unix_server',),
     'unix-sock': ('sock_accept', 'sock_recv', 'sock_sendall'),
+    'tls-protocol': ('create_server',),
+    'tls-buffered': ('create_server',),
+    'tls-streams': ('create_server',),
     'udp': ('create_datagram_endpoint',),
 }
-# The kinds of stream servers (TCP and Unix), which syscalls.py also measures.
-STREAM_KINDS = tuple(k for k in KINDS if k != 'udp')
+
+
+def is_tls(kind):
+    """Whether this kind's connections use TLS (tls-*: TCP on 127.0.0.1)."""
+    return kind.startswith('tls-')
+
+
+# The kinds of plain stream servers (TCP and Unix), which syscalls.py also
+# measures (it has no TLS client set-up).
+STREAM_KINDS = tuple(k for k in KINDS if k != 'udp' and not is_tls(k))
 SIZES = {'1k': 1024, '10k': 10 * 1024, '100k': 100 * 1024}
 CONCS = (1, 16)
 # UDP: datagram sizes (8 KiB stays well below the 64 KiB datagram limit) and
@@ -132,8 +157,57 @@ UDP_RCVBUF = 4 * 1024 * 1024
 
 
 def family(kind):
-    """'tcp', 'unix' or 'udp'."""
+    """'tcp', 'unix' or 'udp' (tls-* kinds are 'tcp')."""
     return 'udp' if kind == 'udp' else 'unix' if kind.startswith('unix-') else 'tcp'
+
+
+# ---------------------------------------------------------------------------
+# TLS material: one self-signed certificate per run, made with `openssl`.
+# ---------------------------------------------------------------------------
+
+TLS_CERT, TLS_KEY = 'cert.pem', 'key.pem'
+TLS_CERT_DESC = 'self-signed EC P-256 certificate for localhost and 127.0.0.1, made by'
+_tls_files = None   # (directory, description) once made, or (None, reason)
+
+
+def make_tls_files():
+    """Make (once per process) a self-signed certificate and its key with
+    the `openssl` command in a fresh temporary directory, removed when the
+    process exits. Returns (directory, description) or (None, reason)."""
+    global _tls_files
+    if _tls_files is not None:
+        return _tls_files
+    openssl = shutil.which('openssl')
+    if openssl is None:
+        _tls_files = None, 'not available: no `openssl` command to make the certificate'
+        return _tls_files
+    tmpdir = tempfile.mkdtemp(prefix='echo-tls-')
+    atexit.register(shutil.rmtree, tmpdir, True)
+    cmd = [openssl, 'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
+           '-nodes', '-days', '2', '-subj', '/CN=localhost',
+           '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
+           '-keyout', os.path.join(tmpdir, TLS_KEY), '-out', os.path.join(tmpdir, TLS_CERT)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        failed = None if proc.returncode == 0 else (
+            (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [f'exit {proc.returncode}'])
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        failed = [str(exc)]
+    if failed:
+        _tls_files = None, 'not available: openssl req failed: ' + ' | '.join(failed)
+        return _tls_files
+    version = subprocess.run([openssl, 'version'], capture_output=True, text=True).stdout.strip()
+    _tls_files = tmpdir, f'{TLS_CERT_DESC} `openssl req -x509` ({version})'
+    return _tls_files
+
+
+def server_ssl_context(tls_dir):
+    """The servers' context: the stdlib's default server context, TLS 1.3
+    only, its default cipher suites, the run's certificate."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.load_cert_chain(os.path.join(tls_dir, TLS_CERT), os.path.join(tls_dir, TLS_KEY))
+    return ctx
 HEADER = 32          # --respond two: the first write is the first HEADER bytes
 SERVER_CPU, CLIENT_CPU = 0, 1
 
@@ -270,23 +344,30 @@ class UdpEchoProtocol(asyncio.DatagramProtocol):
         pass
 
 
-async def start_server(loop, kind, respond, size, path=None):
+async def start_server(loop, kind, respond, size, path=None, ssl_context=None):
     """Start a server of this kind; return (address, closer coroutine
     function). The address is the port (TCP, UDP) or `path` (unix-*: the
-    socket file to create)."""
-    if kind in ('protocol', 'buffered', 'unix-protocol', 'unix-buffered'):
+    socket file to create). tls-* kinds need `ssl_context`."""
+    if kind in ('protocol', 'buffered', 'unix-protocol', 'unix-buffered',
+                'tls-protocol', 'tls-buffered'):
         cls = EchoProtocol if kind.endswith('protocol') else EchoBufferedProtocol
         if family(kind) == 'unix':
             server = await loop.create_unix_server(lambda: cls(respond, size), path,
                                                    backlog=128)
+        elif is_tls(kind):
+            server = await loop.create_server(lambda: cls(respond, size), '127.0.0.1', 0,
+                                              backlog=128, ssl=ssl_context)
         else:
             server = await loop.create_server(lambda: cls(respond, size), '127.0.0.1', 0,
                                               backlog=128)
-    elif kind in ('streams', 'unix-streams'):
+    elif kind in ('streams', 'unix-streams', 'tls-streams'):
         def handler(r, w):
             return _streams_handler(r, w, respond, size)
         if family(kind) == 'unix':
             server = await asyncio.start_unix_server(handler, path, backlog=128)
+        elif is_tls(kind):
+            server = await asyncio.start_server(handler, '127.0.0.1', 0, backlog=128,
+                                                ssl=ssl_context)
         else:
             server = await asyncio.start_server(handler, '127.0.0.1', 0, backlog=128)
     elif kind == 'udp':
@@ -338,9 +419,10 @@ async def start_server(loop, kind, respond, size, path=None):
     return server.sockets[0].getsockname()[1], close_server
 
 
-def serve(loop_name, kind, respond, size, cpu):
+def serve(loop_name, kind, respond, size, cpu, tls_dir=None):
     """Server mode: listen, print the port (or the socket path), run until
-    stdin is closed."""
+    stdin is closed. tls-* kinds use the certificate in `tls_dir`, or make
+    their own."""
     if cpu is not None:
         try:
             os.sched_setaffinity(0, {cpu})
@@ -352,6 +434,14 @@ def serve(loop_name, kind, respond, size, cpu):
         return 0
     # unix-*: a fresh directory per server, so that concurrent runs never
     # share a path; removed with everything in it at the end.
+    ssl_context = None
+    if is_tls(kind):
+        if tls_dir is None:
+            tls_dir, reason = make_tls_files()
+            if tls_dir is None:
+                print(f'NA {reason}', flush=True)
+                return 0
+        ssl_context = server_ssl_context(tls_dir)
     tmpdir = tempfile.mkdtemp(prefix='echo-unix-') if family(kind) == 'unix' else None
     path = os.path.join(tmpdir, 'echo.sock') if tmpdir else None
     loop = bench.loop_factory(loop_name)()
@@ -359,7 +449,7 @@ def serve(loop_name, kind, respond, size, cpu):
     try:
         try:
             address, closer = loop.run_until_complete(
-                start_server(loop, kind, respond, size, path))
+                start_server(loop, kind, respond, size, path, ssl_context))
         except NotImplementedError as exc:
             # A loop still missing what this kind needs: the driver shows n/a.
             print(f'NA not implemented: {exc}'.replace('\n', ' '), flush=True)
@@ -427,20 +517,34 @@ def _find_cc():
     return None
 
 
+# echo_load.c with TLS (--tls): OpenSSL's headers and libraries.
+C_TLS_CFLAGS, C_TLS_LIBS = ('-DECHO_TLS',), ('-lssl', '-lcrypto')
+
+
 def build_c_client():
-    """Compile echo_load.c (see build_c). Returns (path, None) or (None, reason)."""
-    return build_c(C_CLIENT_SOURCE)
+    """Compile echo_load.c (see build_c), with TLS (OpenSSL) if it builds,
+    else without. Returns (path, tls, note): path None if it does not build
+    at all (note says why); tls False with a note saying why TLS is
+    missing."""
+    path, reason = build_c(C_CLIENT_SOURCE, C_TLS_CFLAGS, C_TLS_LIBS)
+    if path is not None:
+        return path, True, None
+    path, plain_reason = build_c(C_CLIENT_SOURCE)
+    if path is None:
+        return None, False, plain_reason
+    return path, False, f'built without TLS, OpenSSL did not build: {reason}'
 
 
-def build_c(source):
+def build_c(source, cflags=(), libs=()):
     """Compile a benchmark's C helper (echo_load.c, pipe_child.c) with
-    `cc -O2` into benchmarks/.build/ unless a binary of the same source is
-    there already. The file name carries a hash of the source, so an edited
-    source is always rebuilt and concurrent runs never see a half-written
-    binary. Returns (path, None) or (None, reason)."""
+    `cc -O2` (and `cflags`, linked with `libs`) into benchmarks/.build/
+    unless a binary of the same source and flags is there already. The
+    file name carries a hash of both, so an edited source is always rebuilt
+    and concurrent runs never see a half-written binary. Returns (path,
+    None) or (None, reason)."""
     stem = os.path.splitext(os.path.basename(source))[0]
     with open(source, 'rb') as f:
-        digest = hashlib.sha1(f.read()).hexdigest()[:12]
+        digest = hashlib.sha1(f.read() + repr((cflags, libs)).encode()).hexdigest()[:12]
     target = os.path.join(BUILD_DIR, f'{stem}-{digest}')
     if os.access(target, os.X_OK):
         return target, None
@@ -449,7 +553,7 @@ def build_c(source):
         return None, 'no C compiler found ($CC, cc, gcc, clang)'
     os.makedirs(BUILD_DIR, exist_ok=True)
     tmp = f'{target}.tmp{os.getpid()}'
-    cmd = [*cc, '-O2', '-Wall', '-o', tmp, source]
+    cmd = [*cc, '-O2', '-Wall', *cflags, '-o', tmp, source, *libs]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -473,6 +577,7 @@ def build_c(source):
 
 
 _client = None     # (kind 'c' or 'py', argv prefix, description)
+_c_tls = (False, 'the C load generator is not in use')  # (it has --tls, or why not)
 VERIFY_BYTES = True  # False: the C generator checks lengths only (--no-verify)
 
 
@@ -480,12 +585,14 @@ def select_client(choice='c'):
     """Choose the load generator of run_client(): 'c' builds echo_load.c and
     falls back to echo_client.py with a warning; 'py' is echo_client.py.
     Returns (kind, description)."""
-    global _client
+    global _client, _c_tls
     if choice == 'c':
-        path, reason = build_c_client()
+        path, tls, reason = build_c_client()
         if path is not None:
+            flags = (' ' + ' '.join(C_TLS_CFLAGS + C_TLS_LIBS)) if tls else ''
             _client = ('c', [path], f'C, {os.path.relpath(C_CLIENT_SOURCE)} '
-                                    f'built with cc -O2 ({os.path.relpath(path)})')
+                                    f'built with cc -O2{flags} ({os.path.relpath(path)})')
+            _c_tls = (True, None) if tls else (False, reason)
             return _client[0], _client[2]
         print(f'WARNING: cannot build the C load generator ({reason}).\n'
               f'WARNING: falling back to the Python one, {os.path.relpath(PY_CLIENT)}, '
@@ -498,13 +605,17 @@ def select_client(choice='c'):
     return _client[0], _client[2]
 
 
-def start_server_process(loop_name, kind, respond='echo', size=1024, cpu=None, prefix=()):
+def start_server_process(loop_name, kind, respond='echo', size=1024, cpu=None, prefix=(),
+                         tls_dir=None):
     """Start a server subprocess; return (process, address) or (None, reason).
-    The address is a port number (TCP, UDP) or a socket path (unix-*)."""
+    The address is a port number (TCP, UDP) or a socket path (unix-*).
+    tls-* servers use the certificate in `tls_dir` (see make_tls_files())."""
     cmd = [*prefix, sys.executable, os.path.abspath(__file__), '--server', loop_name, kind,
            '--respond', respond, '--size', str(size)]
     if cpu is not None:
         cmd += ['--cpu', str(cpu)]
+    if tls_dir is not None:
+        cmd += ['--tls-dir', tls_dir]
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=bench._worker_env())
     line = proc.stdout.readline().strip()
@@ -536,7 +647,7 @@ def stop_server_process(proc, timeout=30):
 
 
 def run_client(port, size, conc, duration=None, count=None, warmup=0.0, cpu=None,
-               timeout=120, server_pid=None, server_cpu=None, udp_window=None):
+               timeout=120, server_pid=None, server_cpu=None, udp_window=None, tls_ca=None):
     """Run the load generator chosen by select_client() (by default the C
     one, built now if needed); return (result dict, None) or (None, error).
     `port` is a port number, or a Unix socket path (a str). With udp_window,
@@ -545,15 +656,22 @@ def run_client(port, size, conc, duration=None, count=None, warmup=0.0, cpu=None
     With cpu (the client's) and server_cpu, the result says how busy each
     of these cores was during the measured phase (client_core_busy,
     server_core_busy: 1 - idle share, softirq included); with server_pid,
-    the C generator also reports that process's CPU share."""
+    the C generator also reports that process's CPU share. With tls_ca (the
+    server certificate's file), the connections use TLS and the server's
+    certificate is checked against it; a C generator built without OpenSSL
+    hands these runs to the Python one."""
     if _client is None:
         select_client('c')
     kind, prefix, _ = _client
     if udp_window is not None and kind != 'c':
         return None, 'not available: UDP needs the C load generator'
+    if tls_ca is not None and kind == 'c' and not _c_tls[0]:
+        kind, prefix = 'py', [sys.executable, PY_CLIENT]
     address = ['--unix', port] if isinstance(port, str) else ['--port', str(port)]
     cmd = [*prefix, *address, '--size', str(size),
            '--conc', str(conc), '--warmup', str(warmup)]
+    if tls_ca is not None:
+        cmd += ['--tls', '--tls-ca', tls_ca]
     if udp_window is not None:
         cmd += ['--udp', '--window', str(udp_window),
                 '--loss-timeout', str(UDP_LOSS_TIMEOUT_MS)]
@@ -577,6 +695,8 @@ def run_client(port, size, conc, duration=None, count=None, warmup=0.0, cpu=None
     result.setdefault('client', kind)
     for key in ('server_cpu_share', 'client_core_busy', 'server_core_busy'):
         result.setdefault(key, None)
+    if tls_ca is not None and not result.get('tls'):
+        return None, 'the load generator did not use TLS'
     return result, None
 
 
@@ -590,14 +710,21 @@ def measure(loop_name, kind, size, conc, duration, warmup):
         conc, window = (int(x) for x in str(conc).split('x'))
         if _client is not None and _client[0] != 'c':
             return None, 'not available: UDP needs the C load generator'
-    proc, address = start_server_process(loop_name, kind, 'echo', size, server_cpu)
+    tls_dir = tls_ca = None
+    if is_tls(kind):
+        tls_dir, reason = make_tls_files()      # once per run
+        if tls_dir is None:
+            return None, reason
+        tls_ca = os.path.join(tls_dir, TLS_CERT)
+    proc, address = start_server_process(loop_name, kind, 'echo', size, server_cpu,
+                                         tls_dir=tls_dir)
     if proc is None:
         return None, address
     try:
         result, error = run_client(address, size, conc, duration=duration, warmup=warmup,
                                    cpu=client_cpu, timeout=60 + 5 * duration,
                                    server_pid=proc.pid, server_cpu=server_cpu,
-                                   udp_window=window)
+                                   udp_window=window, tls_ca=tls_ca)
     finally:
         stop_error = stop_server_process(proc)
     if result is not None:
@@ -668,7 +795,7 @@ def main(argv=None):
                    help='seconds of round trips per measurement (default 2, or 0.3 with --quick)')
     p.add_argument('--only', metavar='FILTERS',
                    help='comma-separated kind[/size[/clients]] filters, shell wildcards '
-                        'allowed: e.g. sock,protocol/1k,*/100k/16,unix-*,udp. Kinds: '
+                        'allowed: e.g. sock,protocol/1k,*/100k/16,unix-*,tls-*,udp. Kinds: '
                         + ', '.join(KINDS) + '; sizes: ' + ', '.join(SIZES) + ' (udp: '
                         + ', '.join(UDP_SIZES) + '); clients: 1, 16 (udp: clients x '
                         'datagrams in flight, ' + ', '.join(UDP_CONCS) + ')')
@@ -694,13 +821,16 @@ def main(argv=None):
                         'with one write / two writes (header + body)')
     p.add_argument('--size', type=int, default=1024, help='server mode: message size')
     p.add_argument('--cpu', type=int, default=None, help='server mode: pin to this CPU')
+    p.add_argument('--tls-dir', metavar='DIR', default=None,
+                   help=f'server mode, tls-* kinds: the directory with {TLS_CERT} and {TLS_KEY} '
+                        '(default: a certificate made for this server)')
     args = p.parse_args(argv)
 
     if args.server:
         loop_name, kind = args.server
         if loop_name not in bench.LOOP_NAMES or kind not in KINDS:
             p.error(f'--server LOOP KIND: loops {bench.LOOP_NAMES}, kinds {tuple(KINDS)}')
-        return serve(loop_name, kind, args.respond, args.size, args.cpu)
+        return serve(loop_name, kind, args.respond, args.size, args.cpu, args.tls_dir)
 
     reps = args.reps if args.reps is not None else (1 if args.quick else 5)
     duration = args.duration or (0.3 if args.quick else 2.0)
@@ -734,6 +864,20 @@ def main(argv=None):
                         else '; echoes checked byte for byte')
     info = bench.machine_info(available)
     info['load_generator'] = client_desc
+    if any(is_tls(case[0]) for case in cases):
+        tls_dir, tls_desc = make_tls_files()    # the run's one certificate
+        info['tls_server'] = ('ssl.create_default_context(Purpose.CLIENT_AUTH), TLS 1.3 '
+                              f'minimum, default cipher suites, {ssl.OPENSSL_VERSION}')
+        info['tls_certificate'] = tls_desc if tls_dir else None
+        if tls_dir is None:
+            print(f'WARNING: the TLS rows are n/a: {tls_desc}', file=sys.stderr)
+        if client_kind == 'c' and not _c_tls[0]:
+            info['load_generator_tls'] = (f'Python, {os.path.relpath(PY_CLIENT)} (the C one '
+                                          f'has no TLS: {_c_tls[1]})')
+            print(f'WARNING: the C load generator has no TLS ({_c_tls[1]}).\n'
+                  f'WARNING: the TLS rows use the Python one, {os.path.relpath(PY_CLIENT)}, '
+                  'which is CPU-bound with 16 clients: those rows then measure the client, '
+                  'not the server.', file=sys.stderr)
     snapshot = None
     if 'ourloop' in loops and not os.environ.get(bench.SNAPSHOT_ENV):
         snapshot = bench.snapshot_ourloop()
@@ -826,6 +970,8 @@ def _drive(args, reps, duration, warmup, cases, loops, missing, info):
     if 'git' in info:
         print(f"ourloop: commit {info['git']}, extension built {info['ourloop_built']}")
     print(f"Load generator: {info['load_generator']}.")
+    if info.get('load_generator_tls'):
+        print(f"Load generator of the TLS rows: {info['load_generator_tls']}.")
     if client_share:
         flagged = any(core_busy(r, 'client') > CLIENT_CPU_WARN
                       for n in names for loop in loops for r in samples[n][loop])
@@ -953,6 +1099,21 @@ def _drive(args, reps, duration, warmup, cases, loops, missing, info):
             print('WARNING: datagrams were lost: each loss stalled its slot for '
                   f'{UDP_LOSS_TIMEOUT_MS} ms, so these rows measure loss as well as speed.')
 
+    tls_names = [n for n in names if is_tls(n.split('/')[0])]
+    negotiated = {}
+    if tls_names:
+        # What the load generator's connections negotiated, per loop.
+        for loop in loops:
+            seen = sorted({f"{r.get('tls_version')} {r.get('tls_cipher')}"
+                           for n in tls_names for r in samples[n][loop]})
+            if seen:
+                negotiated[loop] = seen
+        print()
+        print(f"TLS: server context {info['tls_server']}; "
+              f"{info.get('tls_certificate') or 'no certificate'}. Negotiated: "
+              + ('; '.join(f'{loop} {", ".join(v)}' for loop, v in negotiated.items())
+                 or 'nothing (no TLS row ran)') + '.')
+
     reasons = sorted({f'{loop}: {why}' for n in names for loop, why in na[n].items()})
     if reasons:
         print()
@@ -968,6 +1129,10 @@ def _drive(args, reps, duration, warmup, cases, loops, missing, info):
             'load_average': {'before': load_before, 'after': load_after},
             'missing_loops': missing, 'cases': {},
         }
+        if tls_names:
+            out['tls'] = {'server': info['tls_server'],
+                          'certificate': info.get('tls_certificate'),
+                          'negotiated': negotiated}
         for n in names:
             out['cases'][n] = {
                 'samples': {loop: samples[n][loop] for loop in loops},

@@ -10,6 +10,14 @@ then sends the next request.
     python benchmarks/echo_client.py --port P --size 1024 --conc 16 --duration 2
     python benchmarks/echo_client.py --port P --size 1024 --count 2000   # exactly 2000 exchanges
     python benchmarks/echo_client.py --unix PATH --size 1024 --conc 16    # a Unix stream socket
+    python benchmarks/echo_client.py --tls --tls-ca cert.pem --port P      # TLS (1.3) over TCP
+
+With --tls, each connection is an ssl.SSLSocket: the handshake is done,
+blocking, when the connection is made (before the warm-up and the timing);
+then the socket is non-blocking, SSLWantReadError/SSLWantWriteError mean
+"wait", and after each read whatever OpenSSL still holds (pending()) is read
+too, since the selector does not see it. The JSON line then also says which
+protocol version and cipher were negotiated.
 
 It prints one JSON line: requests, seconds, requests/s, MiB/s (payload echoed
 per second, one direction), and the share of the time the client was on the
@@ -23,6 +31,7 @@ import json
 import os
 import selectors
 import socket
+import ssl
 import sys
 import time
 
@@ -63,8 +72,25 @@ class Conn:
         self.view = memoryview(self.buf)
 
 
+def client_ssl_context(ca_file=None):
+    """TLS 1.3 only, default cipher suites; the server's certificate checked
+    against ca_file (and the address), or not checked without one."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    if ca_file is not None:
+        ctx.load_verify_locations(ca_file)
+    else:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+# What a non-blocking socket raises when it has to wait.
+WOULD_BLOCK = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+
+
 def run(port, size, conc, duration=None, count=None, warmup=0.0, cpu=None, server_cpu=None,
-        unix_path=None):
+        unix_path=None, tls=False, tls_ca=None):
     if cpu is not None:
         try:
             os.sched_setaffinity(0, {cpu})
@@ -73,6 +99,7 @@ def run(port, size, conc, duration=None, count=None, warmup=0.0, cpu=None, serve
     payload = bytes((i * 7 + 13) & 0xFF for i in range(size))
     out = memoryview(payload)
     sel = selectors.DefaultSelector()
+    ctx = client_ssl_context(tls_ca) if tls else None
     conns = []
     for _ in range(conc):
         if unix_path is not None:
@@ -85,6 +112,14 @@ def run(port, size, conc, duration=None, count=None, warmup=0.0, cpu=None, serve
         else:
             s = socket.create_connection(('127.0.0.1', port))
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if ctx is not None:
+            # The handshake, blocking, now: not in any timing.
+            host = None if unix_path is not None or tls_ca is None else '127.0.0.1'
+            try:
+                s = ctx.wrap_socket(s, server_hostname=host)
+            except BaseException:
+                s.close()
+                raise
         s.setblocking(False)
         conns.append(Conn(s, size))
 
@@ -97,7 +132,7 @@ def run(port, size, conc, duration=None, count=None, warmup=0.0, cpu=None, serve
         c.got = 0
         try:
             c.sent = c.sock.send(out)
-        except BlockingIOError:
+        except WOULD_BLOCK:
             pass
         if c.sent < size:
             sel.modify(c.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, c)
@@ -124,14 +159,18 @@ def run(port, size, conc, duration=None, count=None, warmup=0.0, cpu=None, serve
                 if mask & selectors.EVENT_WRITE and c.sent < size:
                     try:
                         c.sent += c.sock.send(out[c.sent:])
-                    except BlockingIOError:
+                    except WOULD_BLOCK:
                         pass
                     if c.sent >= size:
                         sel.modify(c.sock, selectors.EVENT_READ, c)
                 if mask & selectors.EVENT_READ:
                     try:
                         n = c.sock.recv_into(c.view[c.got:])
-                    except BlockingIOError:
+                        # TLS: bytes OpenSSL has decrypted but not handed out
+                        # yet are invisible to the selector.
+                        while tls and c.got + n < size and c.sock.pending():
+                            n += c.sock.recv_into(c.view[c.got + n:])
+                    except WOULD_BLOCK:
                         continue
                     if not n:
                         raise ConnectionError('server closed the connection')
@@ -162,9 +201,13 @@ def run(port, size, conc, duration=None, count=None, warmup=0.0, cpu=None, serve
     cpu_used = time.process_time() - c0
     client_core = core_share(cores0[0], core_ticks(cpu))
     server_core = core_share(cores0[1], core_ticks(server_cpu))
+    extra = {}
+    if tls:
+        extra = {'tls': True, 'tls_version': conns[0].sock.version(),
+                 'tls_cipher': conns[0].sock.cipher()[0], 'tls_library': ssl.OPENSSL_VERSION}
     for c in conns:
         c.sock.close()
-    return {'requests': done, 'seconds': wall, 'req_per_sec': done / wall,
+    return {**extra, 'requests': done, 'seconds': wall, 'req_per_sec': done / wall,
             'mib_per_sec': done * size / wall / 2**20, 'client_cpu_share': cpu_used / wall,
             'client_core_busy': client_core[0], 'client_core_softirq': client_core[1],
             'server_core_busy': server_core[0], 'server_core_softirq': server_core[1],
@@ -186,9 +229,14 @@ def main(argv=None):
     p.add_argument('--cpu', type=int, default=None, help='pin this process to that CPU')
     p.add_argument('--server-cpu', type=int, default=None,
                    help="also report how busy the server's CPU was")
+    p.add_argument('--tls', action='store_true', help='TLS 1.3 over each connection')
+    p.add_argument('--tls-ca', metavar='CAFILE', default=None,
+                   help="--tls: check the server's certificate against this file")
     a = p.parse_args(argv)
+    if a.tls_ca is not None and not a.tls:
+        p.error('--tls-ca needs --tls')
     print(json.dumps(run(a.port, a.size, a.conc, a.duration, a.count, a.warmup, a.cpu,
-                         a.server_cpu, a.unix)))
+                         a.server_cpu, a.unix, a.tls, a.tls_ca)))
     return 0
 
 

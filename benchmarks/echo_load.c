@@ -18,11 +18,20 @@
  *   echo_load --port P --size 1024 --count 2000   # exactly 2000 exchanges
  *   echo_load --unix PATH --size 1024 --conc 16   # a Unix stream socket instead of TCP
  *   echo_load --udp --port P --size 1024 --conc 16 --window 4 --duration 2
+ *   echo_load --tls --port P --size 1024 --conc 16  # TLS over each TCP connection
  *
  * With --unix PATH the connections go to that Unix stream socket (no
  * TCP_NODELAY; everything else is the same). Linux Unix stream sockets
  * ignore MSG_TRUNC, so with --no-verify the echoes are still copied out,
  * only not compared.
+ *
+ * With --tls (a build with -DECHO_TLS, linked with -lssl -lcrypto; see
+ * "TLS" below), each stream connection is wrapped in an OpenSSL client:
+ * the TLS 1.3 handshake is done, blocking, when the connection is made,
+ * before the warm-up and the timing; the exchanges then use non-blocking
+ * SSL_write()/SSL_read() in the same epoll loop, and every echoed byte is
+ * still checked (after decryption; MSG_TRUNC cannot apply). The JSON line
+ * then also says which protocol version and cipher suite were negotiated.
  *
  * With --udp (see run_udp below), each of --conc "clients" is a connected
  * UDP socket that keeps --window datagrams of --size bytes in flight and
@@ -45,7 +54,9 @@
  * peer's TCP receive path runs in the sender's send() -- is charged to that
  * process, unless the kernel has IRQ time accounting.)
  *
- * The benchmark builds it on demand: cc -O2 -o benchmarks/.build/... echo_load.c
+ * The benchmark builds it on demand: cc -O2 -DECHO_TLS -o benchmarks/.build/...
+ * echo_load.c -lssl -lcrypto, or without -DECHO_TLS and the libraries when the
+ * OpenSSL headers are missing (then --tls is refused).
  * Linux only (epoll, sched_setaffinity, /proc).
  */
 #define _GNU_SOURCE
@@ -68,6 +79,11 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef ECHO_TLS
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#endif
 
 #define MAX_EVENTS 64
 #define SCRATCH_SIZE (256 * 1024)
@@ -80,6 +96,9 @@ struct conn {
     unsigned seq;               /* requests started on this connection */
     const unsigned char *req;   /* the bytes of the request in flight */
     size_t sent, got;
+    void *ssl;                  /* --tls: the connection's SSL *, else NULL */
+    int write_wants_read;       /* --tls: SSL_write() wants the socket readable */
+    int read_wants_write;       /* --tls: SSL_read() wants the socket writable */
 };
 
 static struct {
@@ -98,7 +117,9 @@ static struct {
     int udp;                    /* UDP datagram echo (run_udp) */
     int window;                 /* UDP: datagrams in flight per client */
     double loss_timeout;        /* UDP: seconds before a datagram counts as lost */
-} opt = {"127.0.0.1", 0, 1024, 1, 2.0, -1, 0.0, -1, 1, 0, -1, NULL, 0, 1, 0.2};
+    int tls;                    /* TLS over each stream connection */
+    const char *tls_ca;         /* --tls: verify the server against this CA file */
+} opt = {"127.0.0.1", 0, 1024, 1, 2.0, -1, 0.0, -1, 1, 0, -1, NULL, 0, 1, 0.2, 0, NULL};
 
 static int epfd;
 static int check_bytes = 1;     /* 0: recv(MSG_TRUNC), lengths only */
@@ -106,6 +127,8 @@ static struct conn *conns;
 static unsigned char *pattern;  /* size + 256 bytes of the cycle */
 static unsigned char *scratch;
 static size_t scratch_size;
+
+static void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 
 static void die(const char *fmt, ...)
 {
@@ -220,10 +243,157 @@ static void set_events(struct conn *c, int want_out)
     c->want_out = want_out;
 }
 
+/* ---------------------------------------------------------------------------
+ * TLS (--tls). One SSL_CTX for all connections: TLS 1.3 only, OpenSSL's
+ * default TLS 1.3 cipher suites, partial writes (SSL_write() returns what
+ * went out, like send()), read-ahead (one read() takes in whatever the
+ * socket has, up to TLS_READ_BUFFER bytes, instead of a read() for each
+ * record's header and another for its body). The handshake is blocking, in
+ * stream_connect(). Afterwards the socket is non-blocking: SSL_write() may
+ * want the socket writable (EPOLLOUT) or, rarely, readable; SSL_read() is
+ * called again as long as OpenSSL holds bytes (SSL_has_pending(): decrypted
+ * or not yet), which level-triggered epoll knows nothing about. Records
+ * that carry no data (the server's session tickets after the handshake)
+ * are consumed inside SSL_read(). So a 1 KiB exchange costs the same
+ * system calls as without TLS: one write(), one read().
+ * ------------------------------------------------------------------------- */
+
+#ifdef ECHO_TLS
+#define TLS_READ_BUFFER (256 * 1024)
+static SSL_CTX *tls_ctx;
+
+static void die_tls(const char *what, int ret, SSL *ssl) __attribute__((noreturn));
+
+static void die_tls(const char *what, int ret, SSL *ssl)
+{
+    int err = ssl ? SSL_get_error(ssl, ret) : SSL_ERROR_SSL;
+    unsigned long e = ERR_get_error();
+    char buf[256] = "";
+    if (e)
+        ERR_error_string_n(e, buf, sizeof buf);
+    else if (err == SSL_ERROR_SYSCALL)
+        snprintf(buf, sizeof buf, "%s", errno ? strerror(errno) : "unexpected EOF");
+    else if (err == SSL_ERROR_ZERO_RETURN)
+        snprintf(buf, sizeof buf, "the server closed the TLS connection (close_notify)");
+    die("%s failed (SSL error %d): %s", what, err, buf);
+}
+
+static void tls_init(void)
+{
+    tls_ctx = SSL_CTX_new(TLS_client_method());
+    if (!tls_ctx)
+        die_tls("SSL_CTX_new", 0, NULL);
+    if (!SSL_CTX_set_min_proto_version(tls_ctx, TLS1_3_VERSION))
+        die_tls("SSL_CTX_set_min_proto_version", 0, NULL);
+    SSL_CTX_set_mode(tls_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE
+                     | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_session_cache_mode(tls_ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_read_ahead(tls_ctx, 1);
+    SSL_CTX_set_default_read_buffer_len(tls_ctx, TLS_READ_BUFFER);
+    if (opt.tls_ca) {
+        if (SSL_CTX_load_verify_locations(tls_ctx, opt.tls_ca, NULL) != 1)
+            die_tls("loading --tls-ca", 0, NULL);
+        SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_PEER, NULL);
+    } else {
+        SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_NONE, NULL);
+    }
+}
+
+/* The handshake on a connected, still blocking socket. */
+static SSL *tls_handshake(int fd)
+{
+    SSL *ssl = SSL_new(tls_ctx);
+    if (!ssl || !SSL_set_fd(ssl, fd))
+        die_tls("SSL_new", 0, NULL);
+    if (opt.tls_ca && !opt.unix_path) {
+        /* The certificate must name the address connected to. */
+        if (!X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), opt.host))
+            die_tls("X509_VERIFY_PARAM_set1_ip_asc", 0, NULL);
+    }
+    int r = SSL_connect(ssl);
+    if (r != 1)
+        die_tls("TLS handshake", r, ssl);
+    return ssl;
+}
+
+/* SSL_write() of what is left of the request. Returns the bytes written,
+ * 0 if it has to wait (c->write_wants_read says for what). */
+static size_t tls_send(struct conn *c)
+{
+    c->write_wants_read = 0;
+    int n = SSL_write(c->ssl, c->req + c->sent, (int)(opt.size - c->sent));
+    if (n > 0)
+        return (size_t)n;
+    switch (SSL_get_error(c->ssl, n)) {
+    case SSL_ERROR_WANT_WRITE:
+        return 0;
+    case SSL_ERROR_WANT_READ:
+        c->write_wants_read = 1;
+        return 0;
+    default:
+        die_tls("SSL_write", n, c->ssl);
+    }
+    return 0;
+}
+
+/* SSL_read() into scratch: the bytes read, or 0 when it has to wait for
+ * the socket. Never returns on EOF or an error. */
+static size_t tls_recv(struct conn *c, size_t want)
+{
+    ERR_clear_error();
+    int n = SSL_read(c->ssl, scratch, (int)want);
+    if (n > 0)
+        return (size_t)n;
+    switch (SSL_get_error(c->ssl, n)) {
+    case SSL_ERROR_WANT_READ:
+        return 0;
+    case SSL_ERROR_WANT_WRITE:
+        /* Reading wants to write (the answer to a key update): rare; wait
+         * for EPOLLOUT, then read again. */
+        c->read_wants_write = 1;
+        set_events(c, 1);
+        return 0;
+    case SSL_ERROR_ZERO_RETURN:
+        die("server closed a TLS connection (close_notify; %zu of %zu bytes echoed)",
+            c->got, opt.size);
+    default:
+        die_tls("SSL_read", n, c->ssl);
+    }
+    return 0;
+}
+
+/* Whether OpenSSL holds bytes of this connection that epoll cannot see. */
+static int tls_has_pending(struct conn *c)
+{
+    return SSL_has_pending(c->ssl);
+}
+
+static void tls_close(struct conn *c)
+{
+    if (c->ssl) {
+        SSL_shutdown(c->ssl);       /* sends close_notify; does not wait for the reply */
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+    }
+}
+#else
+static void tls_init(void) { die("--tls: this build has no TLS (compiled without -DECHO_TLS)"); }
+static void *tls_handshake(int fd) { (void)fd; return NULL; }
+static size_t tls_send(struct conn *c) { (void)c; return 0; }
+static size_t tls_recv(struct conn *c, size_t want) { (void)c; (void)want; return 0; }
+static int tls_has_pending(struct conn *c) { (void)c; return 0; }
+static void tls_close(struct conn *c) { (void)c; }
+#endif
+
 /* One send() of what is left of the request; wait for EPOLLOUT if it did
  * not all go (as echo_client.py does). */
 static void send_more(struct conn *c)
 {
+    if (c->ssl) {
+        c->sent += tls_send(c);
+        set_events(c, (c->sent < opt.size && !c->write_wants_read) || c->read_wants_write);
+        return;
+    }
     ssize_t n = send(c->fd, c->req + c->sent, opt.size - c->sent, MSG_NOSIGNAL);
     if (n < 0) {
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
@@ -242,6 +412,68 @@ static void start_request(struct conn *c)
     /* 97 is odd: consecutive requests of a connection use all 256 offsets. */
     c->req = pattern + ((c->seq++ * 97u + (unsigned)(c - conns) * 31u) & 0xFFu);
     send_more(c);
+}
+
+/* The bytes of an echo that arrived on an active connection: check them,
+ * and when the whole echo is back, count the exchange and start the next
+ * one or make the connection idle. */
+static void echo_bytes(struct conn *c, size_t r, double deadline, long remaining,
+                       long *started, long *completed, int *active)
+{
+    if (c->got + r > c->sent)
+        die("echo check failed: %zu bytes received but only %zu sent", c->got + r, c->sent);
+    if (check_bytes && memcmp(scratch, c->req + c->got, r) != 0)
+        die("echo check failed: reply differs from request (bytes %zu..%zu)",
+            c->got, c->got + r);
+    c->got += r;
+    if (c->got < opt.size)
+        return;
+    (*completed)++;
+    int more = remaining < 0 ? now() < deadline : *started < remaining;
+    if (more) {
+        (*started)++;
+        start_request(c);
+    } else {
+        c->active = 0;
+        (*active)--;
+    }
+}
+
+/* An epoll event on a TLS connection: go on writing the request, then read
+ * until OpenSSL holds nothing more (its buffer is invisible to epoll; what
+ * is still in the socket, epoll reports again). */
+static void tls_events(struct conn *c, uint32_t ev, double deadline, long remaining,
+                       long *started, long *completed, int *active)
+{
+    if (c->active && c->sent < opt.size
+            && ((ev & EPOLLOUT) || (c->write_wants_read && (ev & EPOLLIN))))
+        send_more(c);
+    if (!(ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) && !(c->read_wants_write && (ev & EPOLLOUT)))
+        return;
+    if (c->read_wants_write) {
+        /* SSL_read() wanted to write, and now may. */
+        c->read_wants_write = 0;
+        set_events(c, c->active && c->sent < opt.size && !c->write_wants_read);
+    }
+    for (;;) {
+        if (!c->active) {
+            /* Nothing is expected on an idle connection but records without
+             * data, which SSL_read() consumes. */
+            size_t r = tls_recv(c, scratch_size);
+            if (r > 0)
+                die("server sent %zu unexpected bytes (more than it was sent?)", r);
+            return;
+        }
+        size_t want = opt.size - c->got;
+        if (want > scratch_size)
+            want = scratch_size;
+        size_t r = tls_recv(c, want);
+        if (r == 0)
+            return;
+        echo_bytes(c, r, deadline, remaining, started, completed, active);
+        if (!tls_has_pending(c))
+            return;
+    }
 }
 
 /* Round trips until the deadline (remaining < 0) or until `remaining`
@@ -274,6 +506,10 @@ static long run_phase(double deadline, long remaining)
         for (int i = 0; i < n; i++) {
             struct conn *c = events[i].data.ptr;
             uint32_t ev = events[i].events;
+            if (c->ssl) {
+                tls_events(c, ev, deadline, remaining, &started, &completed, &active);
+                continue;
+            }
             if (!c->active) {
                 /* Nothing is expected on an idle connection. */
                 ssize_t r = recv(c->fd, scratch, scratch_size, 0);
@@ -303,24 +539,7 @@ static long run_phase(double deadline, long remaining)
             }
             if (r == 0)
                 die("server closed a connection (%zu of %zu bytes echoed)", c->got, opt.size);
-            if (c->got + (size_t)r > c->sent)
-                die("echo check failed: %zu bytes received but only %zu sent",
-                    c->got + (size_t)r, c->sent);
-            if (check_bytes && memcmp(scratch, c->req + c->got, (size_t)r) != 0)
-                die("echo check failed: reply differs from request (bytes %zu..%zu)",
-                    c->got, c->got + (size_t)r);
-            c->got += (size_t)r;
-            if (c->got < opt.size)
-                continue;
-            completed++;
-            int more = remaining < 0 ? now() < deadline : started < remaining;
-            if (more) {
-                started++;
-                start_request(c);
-            } else {
-                c->active = 0;
-                active--;
-            }
+            echo_bytes(c, (size_t)r, deadline, remaining, &started, &completed, &active);
         }
     }
     return completed;
@@ -646,6 +865,7 @@ static void usage(FILE *f)
     fputs("usage: echo_load (--port P [--host 127.0.0.1] | --unix PATH) [--size N] [--conc N]\n"
           "                 [--duration S | --count N] [--warmup S] [--cpu N]\n"
           "                 [--no-verify] [--server-pid PID] [--server-cpu N]\n"
+          "                 [--tls [--tls-ca CAFILE]]\n"
           "       echo_load --udp --port P [--host 127.0.0.1] [--size N] [--conc N]\n"
           "                 [--window N] [--loss-timeout MS] [--duration S] [--warmup S] ...\n",
           f);
@@ -702,6 +922,8 @@ static int stream_connect(struct conn *c)
         if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0)
             die("setsockopt TCP_NODELAY: %s", strerror(errno));
     }
+    if (opt.tls)
+        c->ssl = tls_handshake(fd);     /* blocking, before any timing */
     int fl = fcntl(fd, F_GETFL);
     if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
         die("fcntl O_NONBLOCK: %s", strerror(errno));
@@ -731,6 +953,8 @@ int main(int argc, char **argv)
         {"no-verify", no_argument, 0, 'V'},
         {"server-pid", required_argument, 0, 'P'},
         {"server-cpu", required_argument, 0, 'S'},
+        {"tls", no_argument, 0, 'T'},
+        {"tls-ca", required_argument, 0, 'A'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -752,6 +976,8 @@ int main(int argc, char **argv)
         case 'V': opt.verify = 0; break;
         case 'P': opt.server_pid = parse_long(optarg, "--server-pid"); break;
         case 'S': opt.server_cpu = (int)parse_long(optarg, "--server-cpu"); break;
+        case 'T': opt.tls = 1; break;
+        case 'A': opt.tls_ca = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -759,7 +985,8 @@ int main(int argc, char **argv)
     int port_ok = opt.port > 0 && opt.port <= 65535;
     if (optind != argc || opt.size == 0 || opt.conc <= 0 || opt.window <= 0
             || (opt.unix_path ? opt.port != 0 || opt.udp : !port_ok)
-            || (opt.udp && (opt.count >= 0 || opt.loss_timeout <= 0))) {
+            || (opt.udp && (opt.count >= 0 || opt.loss_timeout <= 0 || opt.tls))
+            || (opt.tls_ca && !opt.tls)) {
         usage(stderr);
         return 2;
     }
@@ -789,6 +1016,8 @@ int main(int argc, char **argv)
         close(epfd);
         return 0;
     }
+    if (opt.tls)
+        tls_init();
     for (int i = 0; i < opt.conc; i++)
         conns[i].fd = stream_connect(&conns[i]);
 
@@ -802,11 +1031,29 @@ int main(int argc, char **argv)
     long done = opt.count >= 0 ? run_phase(0, opt.count) : run_phase(a.t + opt.duration, -1);
     take_snap(&b);
 
-    for (int i = 0; i < opt.conc; i++)
+    char tls_info[256] = "";
+#ifdef ECHO_TLS
+    if (opt.tls) {
+        /* What was negotiated (every connection has the same context, and
+         * the same server: the first one speaks for all, but check). */
+        const char *version = SSL_get_version(conns[0].ssl);
+        const char *cipher = SSL_get_cipher_name(conns[0].ssl);
+        for (int i = 1; i < opt.conc; i++)
+            if (strcmp(SSL_get_cipher_name(conns[i].ssl), cipher) != 0)
+                die("connections negotiated different ciphers: %s and %s",
+                    cipher, SSL_get_cipher_name(conns[i].ssl));
+        snprintf(tls_info, sizeof tls_info,
+                 ", \"tls\": true, \"tls_version\": \"%s\", \"tls_cipher\": \"%s\", "
+                 "\"tls_library\": \"%s\"", version, cipher, OpenSSL_version(OPENSSL_VERSION));
+    }
+#endif
+    for (int i = 0; i < opt.conc; i++) {
+        tls_close(&conns[i]);
         close(conns[i].fd);
+    }
     close(epfd);
 
     print_result(done, &a, &b);
-    printf("\"transport\": \"%s\"}\n", opt.unix_path ? "unix" : "tcp");
+    printf("\"transport\": \"%s\"%s}\n", opt.unix_path ? "unix" : "tcp", tls_info);
     return 0;
 }
