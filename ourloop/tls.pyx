@@ -659,6 +659,10 @@ cdef class SSLProtocol:
         except _SSLError as exc:
             self._on_handshake_complete_c(exc)
         else:
+            # The last handshake flight (a TLS 1.3 client's Finished) leaves
+            # now: the stdlib's leaves it in the BIO until the first read, so
+            # an app pausing reading in connection_made() stalls the peer.
+            self._process_outgoing_c()
             self._on_handshake_complete_c(None)
 
     def _on_handshake_complete(self, handshake_exc):
