@@ -322,6 +322,7 @@ cdef class SSLProtocol:
     cdef object __weakref__
 
     cdef _bind_sslobj(self, sslobj)
+    cdef _on_incoming(self)
     cdef _set_state_c(self, int new_state)
     cdef _wakeup_waiter_c(self, exc)
     cdef _start_handshake_c(self)

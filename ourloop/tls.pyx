@@ -571,12 +571,20 @@ cdef class SSLProtocol:
     def buffer_updated(self, nbytes):
         """The raw transport read nbytes into the buffer: feed them to TLS."""
         cdef Py_ssize_t n = nbytes
-        cdef int state
         if n < 0 or n > PyByteArray_GET_SIZE(self._ssl_buffer):
             raise ValueError(f'nbytes out of range: {n}')
         self.in_write(PyMemoryView_FromMemory(
             PyByteArray_AS_STRING(self._ssl_buffer), n, PyBUF_READ))
-        state = self.state
+        self._on_incoming()
+
+    def data_received(self, data):
+        """TLS bytes from a transport that does not use get_buffer() (the
+        pre-3.11 stdlib SSLProtocol was a plain Protocol)."""
+        self.in_write(data)
+        self._on_incoming()
+
+    cdef _on_incoming(self):
+        cdef int state = self.state
         if state == _S_DO_HANDSHAKE:
             self._do_handshake_c()
         elif state == _S_WRAPPED:

@@ -14,6 +14,7 @@ build of ourloop (run from the repository root).
 """
 
 import asyncio.sslproto
+import importlib.util
 import os
 import sys
 import unittest
@@ -32,7 +33,9 @@ def main(argv):
     print(f'SSLProtocol under test: {asyncio.sslproto.SSLProtocol!r}', flush=True)
     names = [a for a in argv if not a.startswith('-')]
     opts = [a for a in argv if a.startswith('-')]
-    unittest.main(module=None, argv=[sys.argv[0]] + opts + (names or MODULES))
+    # test_ssl is 3.11+
+    modules = [m for m in MODULES if importlib.util.find_spec(m) is not None]
+    unittest.main(module=None, argv=[sys.argv[0]] + opts + (names or modules))
 
 
 if __name__ == '__main__':
