@@ -741,3 +741,96 @@ def test_close_twice_forgets_protocol(loop, certs, impl):
     with pytest.raises(AttributeError):
         tr.get_extra_info('peercert')
     tr.abort()   # does nothing any more
+
+
+class _OpenSSLTool:
+    """`openssl s_server`/`s_client` as a TLS 1.2 peer; its output is
+    collected by a thread."""
+
+    def __init__(self, args):
+        self.proc = subprocess.Popen(['openssl', *args], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.out = b''
+        self.thread = threading.Thread(target=self._collect, daemon=True)
+        self.thread.start()
+
+    def _collect(self):
+        for line in self.proc.stdout:
+            self.out += line
+
+    def send(self, line):
+        self.proc.stdin.write(line)
+        self.proc.stdin.flush()
+
+    async def wait_output(self, text):
+        while text not in self.out:
+            assert self.proc.poll() is None or text in self.out, self.out[-500:]
+            await asyncio.sleep(0.01)
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+        self.thread.join(5)
+        self.proc.stdin.close()
+        self.proc.stdout.close()
+
+
+def test_renegotiation_started_by_server_is_followed(loop, certs, impl):
+    # TLS 1.2: OpenSSL answers a server's HelloRequest inside
+    # SSLObject.read(); the connection goes on.
+    lsock = socket.socket()
+    lsock.bind(('127.0.0.1', 0))
+    port = lsock.getsockname()[1]
+    lsock.close()
+    tool = _OpenSSLTool(['s_server', '-tls1_2', '-accept', str(port),
+                         '-cert', str(certs / 'server.pem'), '-key', str(certs / 'server.key')])
+
+    async def main():
+        await tool.wait_output(b'ACCEPT')
+        reader, writer = await asyncio.open_connection(
+            '127.0.0.1', port, ssl=client_ctx(certs), server_hostname='localhost')
+        writer.write(b'hello\n')
+        await tool.wait_output(b'hello\n')
+        tool.send(b'r\n')   # s_server: renegotiate
+        await tool.wait_output(b'SSL_do_handshake -> 1')
+        tool.send(b'after\n')
+        line = await reader.readline()
+        writer.write(b'bye\n')
+        await tool.wait_output(b'bye\n')
+        writer.transport.abort()
+        return line
+
+    try:
+        assert run(loop, main()) == b'after\n'
+    finally:
+        tool.stop()
+
+
+def test_renegotiation_started_by_client_is_refused(loop, certs, impl):
+    # TLS 1.2: OpenSSL 3 refuses a client's renegotiation (no_renegotiation
+    # alert); the client gives up, and the server side ends with the SSLError.
+    async def main():
+        proto = Recorder(loop)
+        srv = await loop.create_server(lambda: proto, '127.0.0.1', 0, ssl=server_ctx(certs))
+        port = srv.sockets[0].getsockname()[1]
+        tool = _OpenSSLTool(['s_client', '-tls1_2', '-connect', f'127.0.0.1:{port}'])
+        try:
+            while proto.transport is None:
+                await asyncio.sleep(0.01)
+            tool.send(b'one\n')
+            while proto.data != b'one\n':
+                await asyncio.sleep(0.01)
+            tool.send(b'R\n')   # s_client: renegotiate
+            await proto.done
+            await tool.wait_output(b'RENEGOTIATING')
+        finally:
+            tool.stop()
+        srv.close()
+        await srv.wait_closed()
+        return proto
+
+    proto = run(loop, main())
+    assert proto.data == b'one\n'
+    assert proto.events == ['connection_made', 'data_received', 'connection_lost']
+    assert isinstance(proto.exc, ssl.SSLError)
+    assert 'HANDSHAKE_FAILURE' in str(proto.exc)
