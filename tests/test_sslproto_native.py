@@ -178,6 +178,36 @@ async def tls_pair(loop, certs, client_factory, server_factory, **client_kw):
     return srv, tr, proto, server_protos[0]
 
 
+async def serve_streams(handler, host, port, ssl=None):
+    """asyncio.start_server whose connections are all closed and waited
+    for by close_server() (no socket is left to the garbage collector)."""
+    tasks = []
+
+    async def wrapped(reader, writer):
+        tasks.append(asyncio.current_task())
+        try:
+            await handler(reader, writer)
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+            try:
+                await writer.wait_closed()
+            except (ConnectionError, OSError):
+                pass
+
+    srv = await asyncio.start_server(wrapped, host, port, ssl=ssl)
+    srv.handler_tasks = tasks
+    return srv
+
+
+async def close_server(srv):
+    srv.close()
+    await srv.wait_closed()
+    for task in getattr(srv, 'handler_tasks', ()):
+        await task
+
+
 # -- tests ------------------------------------------------------------------
 
 def test_handshake_extra_info_and_transport_face(loop, certs, impl):
@@ -222,8 +252,7 @@ def test_handshake_extra_info_and_transport_face(loop, certs, impl):
         assert tr.is_closing()
         await cp.done
         await sp.done
-        srv.close()
-        await srv.wait_closed()
+        await close_server(srv)
         return cp.events, sp.events, cp.exc, sp.exc
 
     cev, sev, cexc, sexc = run(loop, main())
@@ -248,8 +277,7 @@ def test_handshake_fails_on_certificate(loop, certs, impl, case, caplog):
         with pytest.raises(ssl.SSLCertVerificationError) as info:
             await loop.create_connection(lambda: proto, '127.0.0.1', port,
                                          ssl=client_ctx(certs), server_hostname=hostname)
-        srv.close()
-        await srv.wait_closed()
+        await close_server(srv)
         return info.value, proto.events
 
     exc, events = run(loop, main())
@@ -272,13 +300,12 @@ def test_handshake_fails_on_garbage(loop, certs, impl):
             await writer.drain()
             await reader.read()
             writer.close()
-        srv = await asyncio.start_server(serve, '127.0.0.1', 0)
+        srv = await serve_streams(serve, '127.0.0.1', 0)
         port = srv.sockets[0].getsockname()[1]
         with pytest.raises(ssl.SSLError) as info:
             await loop.create_connection(lambda: Recorder(loop), '127.0.0.1', port,
                                          ssl=client_ctx(certs), server_hostname='localhost')
-        srv.close()
-        await srv.wait_closed()
+        await close_server(srv)
         return info.value
 
     exc = run(loop, main())
@@ -293,7 +320,7 @@ def test_handshake_timeout(loop, certs, impl):
             accepted.append(writer)
             await reader.read()   # never answers the ClientHello
             writer.close()
-        srv = await asyncio.start_server(serve, '127.0.0.1', 0)
+        srv = await serve_streams(serve, '127.0.0.1', 0)
         port = srv.sockets[0].getsockname()[1]
         with pytest.raises(ConnectionAbortedError) as info:
             await loop.create_connection(lambda: Recorder(loop), '127.0.0.1', port,
@@ -301,8 +328,7 @@ def test_handshake_timeout(loop, certs, impl):
                                          ssl_handshake_timeout=0.2)
         for w in accepted:
             w.close()
-        srv.close()
-        await srv.wait_closed()
+        await close_server(srv)
         return info.value
 
     exc = run(loop, main())
@@ -352,7 +378,7 @@ def test_16mib_both_ways_with_flow_control(loop, certs, impl):
                 writer.write(data)
                 await writer.drain()
             writer.close()
-        srv = await asyncio.start_server(echo, '127.0.0.1', 0, ssl=server_ctx(certs))
+        srv = await serve_streams(echo, '127.0.0.1', 0, ssl=server_ctx(certs))
         port = srv.sockets[0].getsockname()[1]
         reader, writer = await asyncio.open_connection(
             '127.0.0.1', port, ssl=client_ctx(certs), server_hostname='localhost')
@@ -375,8 +401,7 @@ def test_16mib_both_ways_with_flow_control(loop, certs, impl):
         assert proto._incoming.pending <= 256 * 1024 + 256 * 1024
         writer.close()
         await writer.wait_closed()
-        srv.close()
-        await srv.wait_closed()
+        await close_server(srv)
         return got, paused
 
     got, paused = run(loop, main(), timeout=120)
@@ -394,7 +419,7 @@ def test_slow_reader_pauses_raw_transport(loop, certs, impl):
             await writer.drain()
             await reader.read()
             writer.close()
-        srv = await asyncio.start_server(flood, '127.0.0.1', 0, ssl=server_ctx(certs))
+        srv = await serve_streams(flood, '127.0.0.1', 0, ssl=server_ctx(certs))
         port = srv.sockets[0].getsockname()[1]
         tr, proto = await loop.create_connection(
             lambda: Recorder(loop, pause_on_data=True), '127.0.0.1', port,
@@ -417,8 +442,7 @@ def test_slow_reader_pauses_raw_transport(loop, certs, impl):
             await asyncio.sleep(0.001)
         tr.close()
         await proto.done
-        srv.close()
-        await srv.wait_closed()
+        await close_server(srv)
         return bytes(proto.data)
 
     data = run(loop, main(), timeout=60)
@@ -441,7 +465,7 @@ def test_pause_reading_in_connection_made(loop, certs, impl):
             await writer.drain()
             await reader.read()
             writer.close()
-        srv = await asyncio.start_server(serve, '127.0.0.1', 0, ssl=server_ctx(certs))
+        srv = await serve_streams(serve, '127.0.0.1', 0, ssl=server_ctx(certs))
         port = srv.sockets[0].getsockname()[1]
         tr, proto = await loop.create_connection(
             lambda: Recorder(loop, pause_on_connect=True), '127.0.0.1', port,
@@ -454,8 +478,7 @@ def test_pause_reading_in_connection_made(loop, certs, impl):
             await asyncio.sleep(0.001)
         tr.close()
         await proto.done
-        srv.close()
-        await srv.wait_closed()
+        await close_server(srv)
         return proto.events
 
     assert run(loop, main()) == ['connection_made', 'data_received', 'eof_received',
@@ -504,14 +527,13 @@ def test_buffered_app_protocol(loop, certs, impl, bufsize):
             await writer.drain()
             writer.close()
             await writer.wait_closed()
-        srv = await asyncio.start_server(send, '127.0.0.1', 0, ssl=server_ctx(certs))
+        srv = await serve_streams(send, '127.0.0.1', 0, ssl=server_ctx(certs))
         port = srv.sockets[0].getsockname()[1]
         tr, proto = await loop.create_connection(
             lambda: BufProto(loop, bufsize), '127.0.0.1', port,
             ssl=client_ctx(certs), server_hostname='localhost')
         exc = await proto.done
-        srv.close()
-        await srv.wait_closed()
+        await close_server(srv)
         return proto, exc
 
     proto, exc = run(loop, main(), timeout=60)
@@ -529,7 +551,7 @@ def test_peer_close_notify_then_eof_order(loop, certs, impl):
         async def serve(reader, writer):
             writer.write(b'bye')
             writer.close()
-        srv = await asyncio.start_server(serve, '127.0.0.1', 0, ssl=server_ctx(certs))
+        srv = await serve_streams(serve, '127.0.0.1', 0, ssl=server_ctx(certs))
         port = srv.sockets[0].getsockname()[1]
         tr, proto = await loop.create_connection(
             lambda: Recorder(loop), '127.0.0.1', port,
@@ -537,8 +559,7 @@ def test_peer_close_notify_then_eof_order(loop, certs, impl):
         await proto.done
         tr.write(b'late')   # no error, as with any closed transport
         tr.close()
-        srv.close()
-        await srv.wait_closed()
+        await close_server(srv)
         return proto
 
     proto = run(loop, main())
@@ -559,8 +580,7 @@ def test_abort(loop, certs, impl):
         tr.write(b'more')   # dropped
         await cp.done
         await sp.done
-        srv.close()
-        await srv.wait_closed()
+        await close_server(srv)
         return cp, sp
 
     cp, sp = run(loop, main())
@@ -661,8 +681,7 @@ def test_start_tls_both_sides(loop, certs, impl):
         tls.close()
         await asyncio.sleep(0.05)
         server_tls.close()
-        srv.close()
-        await srv.wait_closed()
+        await close_server(srv)
         return line
 
     assert run(loop, main()) == b'x' * 100000 + b'\n'
@@ -679,8 +698,7 @@ def test_app_protocol_error_is_reported(loop, certs, impl):
         await cp.done
         sp.transport.close()
         await sp.done
-        srv.close()
-        await srv.wait_closed()
+        await close_server(srv)
         return cp
 
     cp = run(loop, main())
@@ -710,8 +728,7 @@ def test_set_protocol_and_sendfile_fallback(loop, certs, impl, tmp_path):
         tr.close()
         await cp.done
         await sp.done
-        srv.close()
-        await srv.wait_closed()
+        await close_server(srv)
         return sent, bytes(sp.data)
 
     sent, got = run(loop, main(), timeout=60)
@@ -825,8 +842,7 @@ def test_renegotiation_started_by_client_is_refused(loop, certs, impl):
             await tool.wait_output(b'RENEGOTIATING')
         finally:
             tool.stop()
-        srv.close()
-        await srv.wait_closed()
+        await close_server(srv)
         return proto
 
     proto = run(loop, main())
