@@ -237,11 +237,12 @@ cdef class SSLTransport:
 
     def __del__(self):
         if not self._closed:
-            self._closed = True
             try:
-                _warnings.warn(f"unclosed transport {self!r}", ResourceWarning)
+                msg = f"unclosed transport {self!r}"
+                self._closed = True
+                _warnings.warn(msg, ResourceWarning)
             except Exception:
-                pass
+                self._closed = True
 
     def is_reading(self):
         """Return True if the application protocol is receiving data."""
@@ -346,6 +347,14 @@ cdef class SSLProtocol:
 
     max_size = _TLS_MAX_SIZE
 
+    def __cinit__(self, *args, **kwargs):
+        # What the native paths use without a None check exists from the
+        # start, even if __init__ never runs.
+        self._ssl_buffer = bytearray(_TLS_MAX_SIZE)
+        self._ssl_buffer_view = memoryview(self._ssl_buffer)
+        self.backlog = []
+        self._extra = {}
+
     def __init__(self, loop, app_protocol, sslcontext, waiter,
                  server_side=False, server_hostname=None,
                  call_connection_made=True,
@@ -353,9 +362,6 @@ cdef class SSLProtocol:
                  ssl_shutdown_timeout=None):
         if _ssl is None:
             raise RuntimeError("stdlib ssl module not available")
-
-        self._ssl_buffer = bytearray(_TLS_MAX_SIZE)
-        self._ssl_buffer_view = memoryview(self._ssl_buffer)
 
         if ssl_handshake_timeout is None:
             ssl_handshake_timeout = _tls_constant('SSL_HANDSHAKE_TIMEOUT', 60.0)
@@ -798,7 +804,7 @@ cdef class SSLProtocol:
             except _SSLAgainErrors:
                 count = 0
             if count < size:
-                self._backlog_append(memoryview(data)[count:] if count else data)
+                self._backlog_append(memoryview(data).cast('B')[count:] if count else data)
             self._process_outgoing_c()
         except Exception as ex:
             self._fatal_error_c(ex, 'Fatal error on SSL protocol')
