@@ -297,6 +297,7 @@ cdef class SSLProtocol:
     cdef object sslobj
     cdef object sslread
     cdef object sslwrite
+    cdef object sslpending
     cdef object in_write
     cdef object out_read
     cdef int state
@@ -341,6 +342,7 @@ cdef class SSLProtocol:
     cdef _do_read_c(self)
     cdef _read_buffered(self)
     cdef _read_copied(self)
+    cdef bint _nothing_left(self) except -1
     cdef _call_eof_received_c(self)
     cdef _control_app_writing_c(self)
     cdef _control_ssl_reading_c(self)

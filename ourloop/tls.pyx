@@ -452,6 +452,11 @@ cdef class SSLProtocol:
                 target = inner
         self.sslread = target.read
         self.sslwrite = target.write
+        # With the C object, a read that would only raise SSLWantReadError
+        # (an exception costs more than the read) is skipped: nothing is
+        # left when OpenSSL holds no decrypted bytes and the incoming BIO
+        # is empty (the ssl module never turns on read-ahead).
+        self.sslpending = target.pending if target is not sslobj else None
 
     @property
     def _state(self):
@@ -911,6 +916,8 @@ cdef class SSLProtocol:
                         base + offset, wants - offset, PyBUF_WRITE))
                     if count > 0:
                         offset += count
+                        if self._nothing_left():
+                            break
                     else:
                         break
                 else:
@@ -950,6 +957,8 @@ cdef class SSLProtocol:
                 if count <= 0:
                     break
                 offset += count
+                if self._nothing_left():
+                    break
         except _SSLAgainErrors:
             pass
         if parts is not None:
@@ -962,6 +971,11 @@ cdef class SSLProtocol:
             # close_notify
             self._call_eof_received_c()
             self._start_shutdown_c()
+
+    cdef bint _nothing_left(self) except -1:
+        if self.sslpending is None:
+            return False
+        return self.sslpending() == 0 and self._incoming.pending == 0
 
     def _call_eof_received(self):
         self._call_eof_received_c()
