@@ -850,3 +850,138 @@ def test_renegotiation_started_by_client_is_refused(loop, certs, impl):
     assert proto.events == ['connection_made', 'data_received', 'connection_lost']
     assert isinstance(proto.exc, ssl.SSLError)
     assert 'HANDSHAKE_FAILURE' in str(proto.exc)
+
+
+# -- ourloop's SSLProtocol over each loop's own transports ------------------
+#
+# The loops' ssl= arguments do not use the native class yet; building it by
+# hand as the protocol of a plain connection puts it over the loop's raw
+# transport: the stdlib's selector transport, or ourloop's StreamTransport.
+
+@pytest.fixture
+def any_loop(loop_factory):
+    loop = loop_factory()
+    errors = []
+    loop.set_exception_handler(lambda lp, ctx: errors.append(ctx))
+    loop.errors = errors
+    try:
+        yield loop
+    finally:
+        loop.run_until_complete(asyncio.sleep(0))
+        loop.close()
+
+
+async def native_pair(loop, certs, client_proto, server_proto, **client_kw):
+    cls = require_ourloop()._core.SSLProtocol
+    cwaiter, swaiter = loop.create_future(), loop.create_future()
+    sslprotos = []
+
+    def server_factory():
+        p = cls(loop, server_proto, server_ctx(certs), swaiter, server_side=True)
+        sslprotos.append(p)
+        return p
+
+    srv = await loop.create_server(server_factory, '127.0.0.1', 0)
+    port = srv.sockets[0].getsockname()[1]
+    client = cls(loop, client_proto, client_ctx(certs), cwaiter,
+                 server_hostname='localhost', **client_kw)
+    raw, _ = await loop.create_connection(lambda: client, '127.0.0.1', port)
+    await cwaiter
+    await swaiter
+    return srv, raw, client, sslprotos[0]
+
+
+def test_native_over_loop_transports_echo_and_close(any_loop, certs):
+    loop = any_loop
+    payload = os.urandom(4 * MIB)
+
+    class Echo(Recorder):
+        def data_received(self, data):
+            super().data_received(data)
+            self.transport.write(data)
+
+    async def main():
+        cp, sp = Recorder(loop), Echo(loop)
+        srv, raw, client, server = await native_pair(loop, certs, cp, sp)
+        tr = client._app_transport
+        assert isinstance(tr, asyncio.Transport)
+        assert tr.get_extra_info('peercert')['subject'] == ((('commonName', 'localhost'),),)
+        assert tr.get_extra_info('peername') == raw.get_extra_info('peername')
+        tr.write(payload)
+        while len(cp.data) < len(payload):
+            await asyncio.sleep(0.001)
+        tr.close()
+        await cp.done
+        await sp.done
+        srv.close()
+        await srv.wait_closed()
+        return cp, sp, raw
+
+    cp, sp, raw = run(loop, main(), timeout=60)
+    assert bytes(cp.data) == payload
+    assert cp.events == ['connection_made', 'data_received', 'eof_received', 'connection_lost']
+    assert sp.events == ['connection_made', 'data_received', 'eof_received', 'connection_lost']
+    assert cp.exc is None and sp.exc is None
+    assert raw.is_closing()
+    assert loop.errors == []
+
+
+def test_native_over_loop_transports_abort_and_error(any_loop, certs):
+    loop = any_loop
+
+    class Bad(Recorder):
+        def data_received(self, data):
+            raise ZeroDivisionError('boom')
+
+    async def main():
+        cp, sp = Recorder(loop), Bad(loop)
+        srv, raw, client, server = await native_pair(loop, certs, cp, sp)
+        cp.transport.write(b'trigger')
+        await sp.done          # the server's app protocol failed
+        await cp.done          # the client saw the connection go
+        cp2, sp2 = Recorder(loop), Recorder(loop)
+        srv2, raw2, client2, server2 = await native_pair(loop, certs, cp2, sp2)
+        cp2.transport.abort()
+        await cp2.done
+        await sp2.done
+        for s in (srv, srv2):
+            s.close()
+            await s.wait_closed()
+        return cp, sp, cp2, raw2
+
+    cp, sp, cp2, raw2 = run(loop, main())
+    assert isinstance(sp.exc, ZeroDivisionError)
+    assert [(e['message'], type(e['exception'])) for e in loop.errors] == [
+        ('Fatal error on SSL protocol', ZeroDivisionError)]
+    assert cp.events[-1] == 'connection_lost'
+    assert cp2.events == ['connection_made', 'connection_lost']
+    assert cp2.exc is None
+    assert raw2.is_closing()
+
+
+def test_native_over_loop_transports_shutdown_timeout(any_loop, certs):
+    loop = any_loop
+    release = threading.Event()
+    ready = []
+    thread = _silent_tls_peer(certs, ready, release)
+
+    async def main():
+        cls = require_ourloop()._core.SSLProtocol
+        waiter = loop.create_future()
+        proto = Recorder(loop)
+        sslproto = cls(loop, proto, client_ctx(certs), waiter, server_hostname='localhost',
+                       ssl_shutdown_timeout=0.2)
+        raw, _ = await loop.create_connection(lambda: sslproto, '127.0.0.1', ready[0])
+        await waiter
+        proto.transport.close()
+        await proto.done
+        return proto, raw
+
+    try:
+        proto, raw = run(loop, main())
+    finally:
+        release.set()
+        thread.join(10)
+    assert isinstance(proto.exc, asyncio.TimeoutError)
+    assert str(proto.exc) == 'SSL shutdown timed out'
+    assert raw.is_closing()
