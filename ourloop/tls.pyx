@@ -181,7 +181,9 @@ cdef class SSLTransport:
     """The transport an application protocol gets over TLS: the stdlib's
     asyncio.sslproto._SSLProtocolTransport."""
 
-    _start_tls_compatible = True
+    # start_tls() over this transport (TLS in TLS): 3.11+, as the stdlib's
+    # (3.9/3.10's transport does not advertise it; start_tls refuses it)
+    _start_tls_compatible = sys.version_info >= (3, 11)
     _sendfile_compatible = _constants._SendfileMode.FALLBACK
 
     def __init__(self, loop, SSLProtocol ssl_protocol):
