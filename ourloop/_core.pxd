@@ -296,3 +296,95 @@ cdef class LoopCore:
     cdef _flush_streams(self)
     cdef _close_uv(self)
     cdef void _set_pending_exception(self, object exc) noexcept
+
+
+cdef class SSLProtocol:
+    # TLS over any asyncio transport (tls.pyx): the stdlib's 3.11+
+    # asyncio.sslproto.SSLProtocol, with the per-record paths native.
+    cdef readonly object _loop
+    cdef readonly object _app_protocol
+    cdef readonly bint _app_protocol_is_buffer
+    cdef object app_get_buffer
+    cdef object app_buffer_updated
+    cdef readonly SSLTransport _app_transport
+    cdef readonly bint _app_transport_created
+    cdef readonly object _transport
+    cdef bint raw_is_stream
+    cdef readonly object _sslcontext
+    cdef readonly bint _server_side
+    cdef readonly object _server_hostname
+    cdef readonly dict _extra
+    cdef readonly object _waiter
+    cdef list backlog
+    cdef Py_ssize_t backlog_head
+    cdef readonly Py_ssize_t _write_buffer_size
+    cdef readonly object _ssl_handshake_timeout
+    cdef readonly object _ssl_shutdown_timeout
+    cdef readonly object _incoming
+    cdef readonly object _outgoing
+    cdef object sslobj
+    cdef object sslread
+    cdef object sslwrite
+    cdef object sslpending
+    cdef object in_write
+    cdef object out_read
+    cdef int state
+    cdef int app_state
+    cdef readonly int _conn_lost
+    cdef readonly bint _ssl_writing_paused
+    cdef readonly bint _app_reading_paused
+    cdef readonly bint _ssl_reading_paused
+    cdef readonly bint _eof_received
+    cdef readonly bint _app_writing_paused
+    cdef readonly Py_ssize_t _incoming_high_water
+    cdef readonly Py_ssize_t _incoming_low_water
+    cdef readonly Py_ssize_t _outgoing_high_water
+    cdef readonly Py_ssize_t _outgoing_low_water
+    cdef readonly object _handshake_start_time
+    cdef readonly object _handshake_timeout_handle
+    cdef readonly object _shutdown_timeout_handle
+    # the raw transport reads into _ssl_buffer (get_buffer); plaintext for
+    # a non-buffered app protocol is read into pbuf
+    cdef readonly bytearray _ssl_buffer
+    cdef readonly object _ssl_buffer_view
+    cdef bytearray pbuf
+    cdef object __weakref__
+
+    cdef _bind_sslobj(self, sslobj)
+    cdef _on_incoming(self)
+    cdef _set_state_c(self, int new_state)
+    cdef _wakeup_waiter_c(self, exc)
+    cdef _start_handshake_c(self)
+    cdef _do_handshake_c(self)
+    cdef _on_handshake_complete_c(self, handshake_exc)
+    cdef _start_shutdown_c(self)
+    cdef _do_flush_c(self)
+    cdef _do_shutdown_c(self)
+    cdef _on_shutdown_complete_c(self, shutdown_exc)
+    cdef _abort_c(self, exc)
+    cdef _write_one(self, data)
+    cdef _write_many(self, list_of_data)
+    cdef int _backlog_append(self, data) except -1
+    cdef _do_write_c(self)
+    cdef _process_outgoing_c(self)
+    cdef _do_read_c(self)
+    cdef _read_buffered(self)
+    cdef _read_copied(self)
+    cdef bint _nothing_left(self) except -1
+    cdef _call_eof_received_c(self)
+    cdef _control_app_writing_c(self)
+    cdef _control_ssl_reading_c(self)
+    cdef Py_ssize_t _write_size(self) except -1
+    cdef _raw_force_close(self, exc)
+    cdef _fatal_error_c(self, exc, message)
+
+
+cdef class SSLTransport:
+    # the transport an app protocol gets over TLS (tls.pyx)
+    cdef readonly object _loop
+    cdef SSLProtocol proto
+    cdef public bint _closed
+    cdef object __weakref__
+    cdef dict __dict__
+
+    cdef SSLProtocol _p(self)

@@ -14,6 +14,8 @@ This file only gathers the pieces; each lives in the file named after it:
                       the read and write pipe transports
   handles/tcp.pyx     TCPTransport and TCPListener over uv_tcp_t
   handles/udp.pyx     UDPTransport over uv_udp_t (create_datagram_endpoint)
+  tls.pyx             SSLProtocol and SSLTransport: TLS over any asyncio
+                      stream transport (ssl.SSLObject over MemoryBIOs)
   handles/process.pyx child processes: uv_spawn and reaping
   loop.pyx            LoopCore, the libuv-driven loop itself
 
@@ -56,6 +58,7 @@ include "handles/stream.pyx"
 include "handles/pipe.pyx"
 include "handles/tcp.pyx"
 include "handles/udp.pyx"
+include "tls.pyx"
 include "handles/process.pyx"
 include "loop.pyx"
 
