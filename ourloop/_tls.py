@@ -8,8 +8,9 @@ connection, so it is Python. How a TLS connection is put together:
   (ssl_handshake_timeout and, on 3.11+, ssl_shutdown_timeout: None means
   asyncio.constants' default, a value <= 0 is a ValueError; no context
   means a default client context, `sslproto._create_transport_context`)
-  and returns an SSL protocol object with the stdlib's interface (for now
-  the running Python's `asyncio.sslproto.SSLProtocol`). Callers use only
+  and returns ourloop's native SSL protocol (`SSLProtocol`,
+  ourloop/tls.pyx: the 3.11+ stdlib design on every version). Callers
+  use only
   that interface: the constructor, the protocol methods and
   `_app_transport`.
 - The raw transport is an ordinary ourloop stream transport (TCP or Unix
@@ -46,9 +47,14 @@ except ImportError:  # pragma: no cover
 
 __all__ = ('TLSMixin',)
 
-# 3.11+: the stdlib's SSLProtocol has an ssl_shutdown_timeout (and
-# asyncio.constants an SSL_SHUTDOWN_TIMEOUT); 3.9 and 3.10 have neither.
+from ._core import SSLProtocol
+
+# 3.11+: start_tls() and the connection methods take ssl_shutdown_timeout
+# (and asyncio.constants has SSL_SHUTDOWN_TIMEOUT); 3.9 and 3.10 have
+# neither, so there the shutdown timeout is always the default (30 s, the
+# value 3.11 gave it).
 _HAS_SHUTDOWN_TIMEOUT = sys.version_info >= (3, 11)
+_SSL_SHUTDOWN_TIMEOUT = getattr(constants, 'SSL_SHUTDOWN_TIMEOUT', 30.0)
 
 
 def _new_ssl_protocol(loop, app_protocol, sslcontext, waiter, server_side,
@@ -64,27 +70,24 @@ def _new_ssl_protocol(loop, app_protocol, sslcontext, waiter, server_side,
         raise ValueError(
             f'ssl_handshake_timeout should be a positive number, '
             f'got {ssl_handshake_timeout}')
-    if _HAS_SHUTDOWN_TIMEOUT:
-        if ssl_shutdown_timeout is None:
-            ssl_shutdown_timeout = constants.SSL_SHUTDOWN_TIMEOUT
-        elif ssl_shutdown_timeout <= 0:
-            raise ValueError(
-                f'ssl_shutdown_timeout should be a positive number, '
-                f'got {ssl_shutdown_timeout}')
+    if ssl_shutdown_timeout is None:
+        # (3.9/3.10 have no such argument; their callers always pass None.)
+        ssl_shutdown_timeout = _SSL_SHUTDOWN_TIMEOUT
+    elif ssl_shutdown_timeout <= 0:
+        raise ValueError(
+            f'ssl_shutdown_timeout should be a positive number, '
+            f'got {ssl_shutdown_timeout}')
     if not sslcontext:
         # ssl=True: a default client context (a ValueError server side).
         sslcontext = sslproto._create_transport_context(
             server_side, server_hostname)
-    if _HAS_SHUTDOWN_TIMEOUT:
-        return sslproto.SSLProtocol(
-            loop, app_protocol, sslcontext, waiter, server_side,
-            server_hostname, call_connection_made=call_connection_made,
-            ssl_handshake_timeout=ssl_handshake_timeout,
-            ssl_shutdown_timeout=ssl_shutdown_timeout)
-    return sslproto.SSLProtocol(
+    # ourloop's native TLS layer (ourloop/tls.pyx): the 3.11+ stdlib
+    # design on every version.
+    return SSLProtocol(
         loop, app_protocol, sslcontext, waiter, server_side,
         server_hostname, call_connection_made=call_connection_made,
-        ssl_handshake_timeout=ssl_handshake_timeout)
+        ssl_handshake_timeout=ssl_handshake_timeout,
+        ssl_shutdown_timeout=ssl_shutdown_timeout)
 
 
 def _accept_done(loop, protocol, app_transport, waiter):
