@@ -1232,6 +1232,10 @@ def print_module(mr, opts, baseline):
 
 def parent_main(opts):
     python = opts.python or sys.executable
+    if os.sep in python:
+        # The children run in another directory: a relative path (as in
+        # the docstring's `--python .venvs/py3.12/bin/python`) must not be.
+        python = os.path.abspath(python)
     opts.python = python
     version, available = list_available(python)
     pyver = '.'.join(version.split('.')[:2])
