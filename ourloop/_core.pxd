@@ -218,20 +218,23 @@ cdef class PipeTransport(StreamTransport):
     pass
 
 
-cdef class ReadPipeTransport(StreamTransport):
-    # connect_read_pipe (handles/pipe.pyx)
+cdef class PipeEnd(StreamTransport):
+    # what the read and write pipe transports share (handles/pipe.pyx)
     cdef readonly object _fileno
     cdef bint pollable
+
+
+cdef class ReadPipeTransport(PipeEnd):
+    # connect_read_pipe (handles/pipe.pyx)
+    pass
 
 
 cdef class PipePeerWatch(PollHandle):
     cdef object transport
 
 
-cdef class WritePipeTransport(StreamTransport):
+cdef class WritePipeTransport(PipeEnd):
     # connect_write_pipe (handles/pipe.pyx)
-    cdef readonly object _fileno
-    cdef bint pollable
     cdef int lost_writes
     cdef bint peer_event
     cdef PipePeerWatch peer_watch

@@ -49,9 +49,13 @@ _SendfileMode = constants._SendfileMode
 _MAX_BLOCK = sys.maxsize // 2 + 1
 
 
-def _regular_file(file):
-    """(fd, size) of a file sendfile(2) may read, or
-    SendfileNotAvailableError."""
+def _native_plan(file, count):
+    """(fd, block size) for sendfile(2) of file, or
+    SendfileNotAvailableError (no os.sendfile, not a regular file). A block
+    size of 0 means an empty file: nothing to send."""
+    if not hasattr(os, 'sendfile'):
+        raise exceptions.SendfileNotAvailableError(
+            'os.sendfile() is not available')
     try:
         fileno = file.fileno()
     except (AttributeError, io.UnsupportedOperation):
@@ -60,7 +64,7 @@ def _regular_file(file):
         fsize = os.fstat(fileno).st_size
     except OSError:
         raise exceptions.SendfileNotAvailableError('not a regular file')
-    return fileno, fsize
+    return fileno, min(count if count else fsize, _MAX_BLOCK)
 
 
 def _mark_writable(fut):
@@ -200,11 +204,7 @@ class SendfileMixin:
                 f'offset must be a non-negative integer (got {offset!r})')
 
     async def _sock_sendfile_native(self, sock, file, offset, count):
-        if not hasattr(os, 'sendfile'):
-            raise exceptions.SendfileNotAvailableError(
-                'os.sendfile() is not available')
-        fileno, fsize = _regular_file(file)
-        blocksize = min(count if count else fsize, _MAX_BLOCK)
+        fileno, blocksize = _native_plan(file, count)
         if not blocksize:
             return 0  # an empty file
         fd = sock.fileno()
@@ -318,11 +318,7 @@ class SendfileMixin:
             # What the stdlib's sock_sendfile() checks on the transport's
             # socket, then what its native part does.
             self._check_sendfile_params(transp._sock, file, offset, count)
-            if not hasattr(os, 'sendfile'):
-                raise exceptions.SendfileNotAvailableError(
-                    'os.sendfile() is not available')
-            fileno, fsize = _regular_file(file)
-            blocksize = min(count if count else fsize, _MAX_BLOCK)
+            fileno, blocksize = _native_plan(file, count)
             if not blocksize:
                 return 0  # an empty file
             return await transp._sendfile_run(fileno, offset, count or 0,

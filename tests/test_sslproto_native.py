@@ -10,7 +10,8 @@ fails on [native]. The stdlib's class before 3.11 is the old design (no
 shutdown timeout, other flow control); ourloop's class keeps 3.11's on every
 version, so the [stdlib] half is skipped there.
 
-Certificates are made by the `openssl` command into a temporary directory.
+Certificates come from tests/tls_certs.py (made by the `openssl` command into a
+temporary directory).
 """
 
 import asyncio
@@ -18,6 +19,7 @@ import asyncio.sslproto
 import gc
 import logging
 import os
+import pathlib
 import socket
 import ssl
 import subprocess
@@ -28,6 +30,7 @@ import warnings
 import pytest
 
 from conftest import require_ourloop
+from tls_certs import tls_certs  # noqa: F401  (session fixture)
 
 PY311 = sys.version_info >= (3, 11)
 MIB = 1024 * 1024
@@ -35,31 +38,12 @@ MIB = 1024 * 1024
 
 # -- certificates -----------------------------------------------------------
 
-def _openssl(*args, cwd):
-    subprocess.run(['openssl', *args], cwd=cwd, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
 @pytest.fixture(scope='session')
-def certs(tmp_path_factory):
-    """A CA, a server certificate for localhost/127.0.0.1 it signed, and an
-    unrelated self-signed certificate (test-only, made for this run)."""
-    d = tmp_path_factory.mktemp('tlscerts')
-    _openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2',
-             '-subj', '/CN=ourloop test CA', '-keyout', 'ca.key', '-out', 'ca.pem',
-             cwd=d)
-    (d / 'ext.cnf').write_text(
-        'subjectAltName=DNS:localhost,IP:127.0.0.1\n'
-        'basicConstraints=CA:FALSE\n')
-    _openssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost',
-             '-keyout', 'server.key', '-out', 'server.csr', cwd=d)
-    _openssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key',
-             '-CAcreateserial', '-days', '2', '-extfile', 'ext.cnf',
-             '-out', 'server.pem', cwd=d)
-    _openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2',
-             '-subj', '/CN=localhost', '-keyout', 'other.key', '-out', 'other.pem',
-             cwd=d)
-    return d
+def certs(tls_certs):
+    """The directory of tests/tls_certs.py's certificates (a CA, a server
+    certificate for localhost/127.0.0.1 it signed, an untrusted
+    self-signed one, ...), as a Path."""
+    return pathlib.Path(tls_certs.dir)
 
 
 def server_ctx(certs, name='server'):
@@ -268,7 +252,7 @@ def test_handshake_fails_on_certificate(loop, certs, impl, case, caplog):
     caplog.set_level(logging.DEBUG, logger='asyncio')
 
     async def main():
-        name = 'other' if case == 'untrusted' else 'server'
+        name = 'untrusted' if case == 'untrusted' else 'server'
         srv = await loop.create_server(lambda: Recorder(loop), '127.0.0.1', 0,
                                        ssl=server_ctx(certs, name))
         port = srv.sockets[0].getsockname()[1]

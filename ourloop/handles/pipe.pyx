@@ -132,17 +132,42 @@ cdef bint _fd_pollable(int fd) noexcept:
     return ok
 
 
-cdef _pipe_finalize(StreamTransport t):
-    # The stdlib's pipe transport __del__: a transport dropped unclosed
-    # (after loop.close(), which leaves them open) warns and closes the
-    # caller's pipe, once.
-    pipe = t.sock
-    if pipe is not None:
-        try:
-            _warnings.warn(f"unclosed transport {t!r}", ResourceWarning, source=t)
-        finally:
-            t.sock = None
-            pipe.close()
+cdef class PipeEnd(StreamTransport):
+    """What the read and the write pipe transports share (connect_read_pipe,
+    connect_write_pipe): the caller's pipe object as `_pipe`, and the
+    stdlib's pipe-transport behaviour at loop.close() and in __del__."""
+
+    # The stdlib's pipe transports are not start_tls() compatible.
+    _start_tls_compatible = False
+    # loop.sendfile() refuses pipe transports, as the stdlib's.
+    _sendfile_compatible = _constants._SendfileMode.UNSUPPORTED
+
+    @property
+    def _pipe(self):
+        return self.sock
+
+    @_pipe.setter
+    def _pipe(self, value):
+        # (CPython's tests set it to None to silence __del__.)
+        self.sock = value
+
+    def _uv_close(self):
+        # The loop closes with this transport open: libuv's dup goes, the
+        # transport stays "open" and the caller's pipe open, as with the
+        # stdlib (__del__ closes it, with a ResourceWarning).
+        self._close_handle()
+
+    def __del__(self):
+        # The stdlib's pipe transport __del__: a transport dropped unclosed
+        # (after loop.close(), which leaves them open) warns and closes the
+        # caller's pipe, once.
+        pipe = self.sock
+        if pipe is not None:
+            try:
+                _warnings.warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
+            finally:
+                self.sock = None
+                pipe.close()
 
 
 cdef int _closed_loop_close(StreamTransport t) except -1:
@@ -235,39 +260,17 @@ def _make_write_pipe_transport(LoopCore loop, pipe, protocol, waiter=None, extra
     return _open_pipe_transport(loop, pipe, protocol, waiter, extra, True)
 
 
-cdef class ReadPipeTransport(StreamTransport):
+cdef class ReadPipeTransport(PipeEnd):
     """The read end of a pipe, FIFO, socket or character device: the
     stdlib's _UnixReadPipeTransport over a libuv uv_pipe_t."""
 
     max_size = 256 * 1024  # (as the stdlib's: one read() takes at most this)
-    # The stdlib's pipe transports are not start_tls() compatible.
-    _start_tls_compatible = False
-    # loop.sendfile() refuses pipe transports, as the stdlib's.
-    _sendfile_compatible = _constants._SendfileMode.UNSUPPORTED
 
     @property
     def __class__(self):
         # isinstance(t, asyncio.ReadTransport), and not WriteTransport, as
         # the stdlib's; type(t) stays ourloop's.
         return _transports.ReadTransport
-
-    @property
-    def _pipe(self):
-        return self.sock
-
-    @_pipe.setter
-    def _pipe(self, value):
-        # (CPython's tests set it to None to silence __del__.)
-        self.sock = value
-
-    def _uv_close(self):
-        # The loop closes with this transport open: libuv's dup goes, the
-        # transport stays "open" and the caller's pipe open, as with the
-        # stdlib (__del__ closes it, with a ResourceWarning).
-        self._close_handle()
-
-    def __del__(self):
-        _pipe_finalize(self)
 
     def _start(self):
         # After connection_made(): the stdlib's _add_reader (3.11+: not if
@@ -422,39 +425,16 @@ cdef class PipePeerWatch(PollHandle):
                 self.loop._call_soon(t._peer_closed, (), t.context)
 
 
-cdef class WritePipeTransport(StreamTransport):
+cdef class WritePipeTransport(PipeEnd):
     """The write end of a pipe, FIFO, socket or character device: the
     stdlib's _UnixWritePipeTransport over a libuv uv_pipe_t, with batched
     writes and flow control."""
-
-    # The stdlib's pipe transports are not start_tls() compatible.
-    _start_tls_compatible = False
-    # loop.sendfile() refuses pipe transports, as the stdlib's.
-    _sendfile_compatible = _constants._SendfileMode.UNSUPPORTED
 
     @property
     def __class__(self):
         # The stdlib's is a _FlowControlMixin (a Transport) and a
         # WriteTransport: isinstance() answers the same.
         return _transports._FlowControlMixin
-
-    @property
-    def _pipe(self):
-        return self.sock
-
-    @_pipe.setter
-    def _pipe(self, value):
-        # (CPython's tests set it to None to silence __del__.)
-        self.sock = value
-
-    def _uv_close(self):
-        # The loop closes with this transport open: libuv's dup goes, the
-        # transport stays "open" and the caller's pipe open, as with the
-        # stdlib (__del__ closes it, with a ResourceWarning).
-        self._close_handle()
-
-    def __del__(self):
-        _pipe_finalize(self)
 
     def _start(self):
         # After connection_made(): watch for the reader going away.
