@@ -11,13 +11,13 @@ listener to stop accepting. The accepted connections belong to their
 transports, which call `_attach()` when they start and `_detach()` after
 their connection_lost().
 
-The semantics are those of Python 3.12.1+/3.13 on every Python version:
-close() stops listening, closes the sockets and cancels a pending
-serve_forever(); wait_closed() returns once close() was called AND every
-connection is gone (3.11 and older returned as soon as the sockets were
-closed, ignoring live connections, or at once when the server was still
-open). close_clients() and abort_clients() exist where the running
-Python's asyncio.Server has them (3.13+).
+The semantics are the running Python's: close() stops listening, closes
+the sockets and cancels a pending serve_forever(). wait_closed() on 3.12+
+returns once close() was called AND every connection is gone, in either
+order; on 3.9-3.11 it returns at once when the server is already closed
+(live connections or not), and otherwise waits for both, as those
+versions' stdlib does. close_clients() and abort_clients() exist where the
+running Python's asyncio.Server has them (3.13+).
 
 A Unix server made by create_unix_server(cleanup_socket=True) (3.13+)
 removes its socket file in close(), as the stdlib's loop does when it stops
@@ -26,11 +26,16 @@ serving, if the file still is the one it bound (same inode).
 
 import asyncio
 import os
+import sys
 
 from asyncio import trsock
 from asyncio.log import logger
 
 __all__ = ('Server',)
+
+# Python 3.9-3.11's wait_closed() returns at once on a closed server, even
+# while accepted connections are alive (3.12 changed it).
+_CLOSED_RETURNS_AT_ONCE = sys.version_info < (3, 12)
 
 
 class Server(asyncio.AbstractServer):
@@ -202,8 +207,10 @@ class Server(asyncio.AbstractServer):
 
     async def wait_closed(self):
         """Return once close() was called and every connection accepted by
-        the server is gone (both, in either order)."""
-        if self._waiters is None:
+        the server is gone (both, in either order). Before Python 3.12:
+        at once if the server is already closed, as the stdlib's."""
+        if self._waiters is None or (_CLOSED_RETURNS_AT_ONCE
+                                     and self._sockets is None):
             return
         fut = self._loop.create_future()
         self._waiters.append(fut)

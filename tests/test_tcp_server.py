@@ -203,7 +203,7 @@ def test_async_with_server(loop):
     assert data == b"ping"
 
 
-def test_wait_closed_and_live_connections(loop, is_ourloop):
+def test_wait_closed_and_live_connections(loop):
     async def main():
         server = await loop.create_server(Echo, HOST, 0)
         port = server.sockets[0].getsockname()[1]
@@ -224,14 +224,57 @@ def test_wait_closed_and_live_connections(loop, is_ourloop):
 
     done_with_live_conn, echoed = go(loop, main())
     assert echoed == b"xy"
-    if sys.version_info >= (3, 12) or is_ourloop:
-        # 3.12+: wait_closed() waits until all connections are gone (ourloop's
-        # Server has the 3.12+ semantics on every version: a deliberate
-        # difference, see ourloop/_server.py)
+    if sys.version_info >= (3, 12):
+        # 3.12+: wait_closed() waits until all connections are gone
         assert done_with_live_conn is False
     else:
         # before 3.12 it returned as soon as the listening sockets closed
         assert done_with_live_conn is True
+
+
+def test_wait_closed_before_close_waits_for_close_and_connections(loop):
+    # Every version: wait_closed() on an open server waits for close() and
+    # for the last connection (3.9-3.11 too: only an already closed server
+    # returns at once there).
+    async def main():
+        server = await loop.create_server(Echo, HOST, 0)
+        port = server.sockets[0].getsockname()[1]
+        tr, p = await loop.create_connection(lambda: Client(loop), HOST, port)
+        tr.write(b"x")
+        await p.got
+        waiter = asyncio.ensure_future(server.wait_closed())
+        await asyncio.sleep(0)
+        before_close = waiter.done()
+        server.close()
+        await asyncio.sleep(0)
+        after_close = waiter.done()
+        tr.close()
+        await asyncio.wait_for(waiter, TIMEOUT)
+        return before_close, after_close
+
+    before_close, after_close = go(loop, main())
+    assert before_close is False
+    assert after_close is False
+
+
+def test_keep_alive_client_does_not_hang_pre_312_shutdown(loop):
+    # Code written for 3.11: close() then wait_closed() with a keep-alive
+    # client still connected returns there; on 3.12+ it waits for it.
+    async def main():
+        server = await loop.create_server(Echo, HOST, 0)
+        port = server.sockets[0].getsockname()[1]
+        tr, p = await loop.create_connection(lambda: Client(loop), HOST, port)
+        tr.write(b"x")
+        await p.got
+        server.close()
+        waiter = asyncio.ensure_future(server.wait_closed())
+        done, _ = await asyncio.wait([waiter], timeout=0.5)
+        returned = bool(done)
+        tr.close()
+        await asyncio.wait_for(waiter, TIMEOUT)
+        return returned
+
+    assert go(loop, main()) is (sys.version_info < (3, 12))
 
 
 @pytest.mark.skipif(
@@ -542,3 +585,4 @@ def test_cancel_create_connection_leaves_no_fd(loop):
     before, after, outcomes = go(loop, main())
     assert outcomes[0] == "cancelled"
     assert after == before, outcomes
+
