@@ -100,18 +100,17 @@ def _interleave_families(infos, first_family_count):
     first_family_count addresses before the alternation starts."""
     by_family = {}
     for info in infos:
-        by_family.setdefault(info[0], collections.deque()).append(info)
-    queues = list(by_family.values())
+        by_family.setdefault(info[0], []).append(info)
+    groups = list(by_family.values())
     ordered = []
-    if first_family_count > 1 and queues:
-        head = queues[0]
-        for _ in range(min(first_family_count - 1, len(head))):
-            ordered.append(head.popleft())
-    while queues:
-        for queue in queues:
-            if queue:
-                ordered.append(queue.popleft())
-        queues = [queue for queue in queues if queue]
+    if first_family_count > 1:
+        # Slicing, as the stdlib does: a non-integer count raises its
+        # TypeError ('slice indices must be integers ...').
+        head = groups[0]
+        ordered.extend(head[:first_family_count - 1])
+        del head[:first_family_count - 1]
+    for round_ in itertools.zip_longest(*groups):
+        ordered.extend(info for info in round_ if info is not None)
     return ordered
 
 

@@ -653,3 +653,25 @@ def test_cancelled_connection_closes_its_socket(loop, sock_path):
 
     before, after = run(loop, main())
     assert after == before
+
+
+@pytest.mark.parametrize("start_serving", [True, False])
+@pytest.mark.parametrize("backlog,exc", [(1.1, TypeError), ("1", TypeError),
+                                         (2**70, OverflowError)])
+def test_unix_server_bad_backlog(loop, sock_path, backlog, exc, start_serving):
+    async def main():
+        if start_serving:
+            with pytest.raises(exc):
+                await loop.create_unix_server(asyncio.Protocol, sock_path,
+                                              backlog=backlog)
+            return
+        server = await loop.create_unix_server(asyncio.Protocol, sock_path,
+                                               backlog=backlog,
+                                               start_serving=False)
+        try:
+            with pytest.raises(exc):
+                await server.start_serving()
+        finally:
+            server.close()
+
+    run(loop, main())

@@ -19,6 +19,7 @@
 import os as _os
 
 from asyncio import futures as _futures
+from cpython.number cimport PyNumber_Index
 from ourloop.includes.uv cimport ourloop_accept
 
 
@@ -240,10 +241,12 @@ cdef class TCPListener(PollHandle):
         return f'<TCPListener {state} sock={self.sock!r}>'
 
 
-cdef TCPListener _tcp_listen(LoopCore loop, sock, protocol_factory, server, int backlog, tls):
+cdef TCPListener _tcp_listen(LoopCore loop, sock, protocol_factory, server, backlog, tls):
     cdef TCPListener listener
     cdef int fd
     loop._ensure_open()
+    # socket.listen() checks the argument as the stdlib's loop does (its
+    # TypeError/OverflowError) and clamps a negative backlog to 0.
     sock.listen(backlog)
     fd = _os.dup(sock.fileno())
     try:
@@ -258,7 +261,10 @@ cdef TCPListener _tcp_listen(LoopCore loop, sock, protocol_factory, server, int 
     listener.protocol_factory = protocol_factory
     listener.server = server
     listener.tls = tls
-    listener.backlog = backlog if backlog > 0 else 1
+    # listen() accepted it, so it fits an int. Up to that many accepts per
+    # readiness event, at least one (the stdlib's loop accepts none with a
+    # backlog <= 0, and so never serves).
+    listener.backlog = max(1, <int>PyNumber_Index(backlog))
     loop._io_handles.add(listener)
     try:
         listener.start(uv.UV_READABLE)
