@@ -287,9 +287,15 @@ cdef class LoopCore:
     cdef object _pending_exception
     cdef set _io_handles
     cdef list _flushq
+    # True when loop.time() is not LoopCore.time (overridden by a subclass,
+    # or replaced on the instance or the class): the scheduling then asks
+    # self.time(), as the stdlib's loop does.
+    cdef bint _custom_time
     cdef object __weakref__
 
     cdef inline int _ensure_open(self) except -1
+    cdef _check_custom_time(self)
+    cdef inline double _now(self) except? -1.0
     cdef int _check_thread(self) except -1
     cdef Handle _call_soon(self, object callback, tuple args, object context)
     cdef TimerHandle _call_at(self, double when, object callback, tuple args, object context)

@@ -16,6 +16,14 @@
 # running is a walk over a C array.
 
 
+from cpython.ref cimport PyObject
+
+
+cdef extern from "Python.h":
+    # value NULL deletes the attribute.
+    int PyObject_GenericSetAttr(object obj, object name, PyObject* value) except -1
+
+
 cdef void _close_any(uv.uv_handle_t* handle, void* arg) noexcept nogil:
     close_and_free(handle)
 
@@ -58,6 +66,7 @@ cdef class LoopCore:
         self._flushq = []
         self._debug_flag = coroutines._is_debug_mode()
         self.slow_callback_duration = 0.1
+        self._check_custom_time()
         _all_loops.add(self)
 
     def __dealloc__(self):
@@ -125,6 +134,32 @@ cdef class LoopCore:
         """Return the loop's time: time.monotonic()'s clock, in seconds."""
         return _monotonic()
 
+    # A replaced time() moves the timers, as in the stdlib, whose call_later()
+    # and due-time checks call self.time(). Whether it is replaced is decided
+    # when the loop is made, when it starts running, and whenever the
+    # instance's `time` attribute is set or deleted (`loop.time = fake`,
+    # mock.patch.object); the common case pays one C flag test.
+
+    def __setattr__(self, name, value):
+        PyObject_GenericSetAttr(self, name, <PyObject*>value)
+        if name == 'time':
+            self._check_custom_time()
+
+    def __delattr__(self, name):
+        PyObject_GenericSetAttr(self, name, NULL)
+        if name == 'time':
+            self._check_custom_time()
+
+    cdef _check_custom_time(self):
+        cdef dict inst = getattr(self, '__dict__', None)
+        self._custom_time = ((inst is not None and 'time' in inst)
+                             or getattr(type(self), 'time', None) is not _CORE_TIME)
+
+    cdef inline double _now(self) except? -1.0:
+        if self._custom_time:
+            return self.time()
+        return _monotonic()
+
     # -- scheduling -------------------------------------------------------
 
     cdef Handle _call_soon(self, object callback, tuple args, object context):
@@ -183,7 +218,7 @@ cdef class LoopCore:
         """Run callback(*args) after `delay` seconds; returns a TimerHandle."""
         if delay is None:
             raise TypeError('delay must not be None')
-        when = _monotonic() + delay
+        when = self._now() + delay
         self._ensure_open()
         if self._debug_flag:
             self._check_thread()
@@ -231,6 +266,7 @@ cdef class LoopCore:
         """Run the loop until stop() is called."""
         self._ensure_open()
         self._check_running()
+        self._check_custom_time()
         self._set_coroutine_origin_tracking(self._debug_flag)
         old_agen_hooks = sys.get_asyncgen_hooks()
         try:
@@ -317,7 +353,7 @@ cdef class LoopCore:
         if self._ready or self._stopping:
             mode = uv.UV_RUN_NOWAIT
         elif timers.heap:
-            timeout_ms = ourloop_timeout_ms(timers.next_when() - _monotonic())
+            timeout_ms = ourloop_timeout_ms(timers.next_when() - self._now())
             if timeout_ms == 0:
                 mode = uv.UV_RUN_NOWAIT
             else:
@@ -338,7 +374,7 @@ cdef class LoopCore:
             raise exc
 
         if timers.heap:
-            timers.move_due(_monotonic(), self._ready)
+            timers.move_due(self._now(), self._ready)
         self._run_ready()
 
     cdef _flush_streams(self):
@@ -395,9 +431,9 @@ cdef class LoopCore:
         cdef double t0, dt
         self._current_handle = handle
         try:
-            t0 = _monotonic()
+            t0 = self._now()
             handle._invoke()
-            dt = _monotonic() - t0
+            dt = self._now() - t0
             if dt >= self.slow_callback_duration:
                 logger.warning('Executing %s took %.3f seconds',
                                _format_handle(handle), dt)
@@ -481,6 +517,9 @@ cdef class LoopCore:
 # stdlib's loops.
 
 _all_loops = weakref.WeakSet()
+
+# What `type(loop).time` is when nobody replaced it (see _check_custom_time).
+_CORE_TIME = LoopCore.__dict__['time']
 
 
 def _after_fork_in_child():

@@ -577,3 +577,104 @@ def test_many_sub_millisecond_sleeps_never_hang(run_py):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["done"]
+
+
+# --------------------------------------------------------------------------
+# a replaced time(): the stdlib's call_later() and due-time checks call
+# self.time(), so a subclass, a patched instance or a patched class moves
+# the timers (aiohttp's tests and time-faking tools rely on it).
+# --------------------------------------------------------------------------
+
+
+class _Clock:
+    """A loop clock running `offset` seconds ahead of the real one."""
+
+    def __init__(self, real):
+        self.real = real
+        self.offset = 0.0
+
+    def __call__(self):
+        return self.real() + self.offset
+
+
+def _jump_fires_far_timer(loop, clock):
+    fired = []
+
+    async def main():
+        handle = loop.call_later(1000, fired.append, "far")
+        when = handle.when()
+        await asyncio.sleep(0)
+        clock.offset += 1001
+        # A short sleep lets the loop look at its (patched) clock again.
+        await asyncio.sleep(0.001)
+        await asyncio.sleep(0)
+        return when
+
+    when = loop.run_until_complete(main())
+    return fired, when
+
+
+def test_patched_instance_time_moves_timers(loop):
+    clock = _Clock(loop.time)
+    loop.time = clock
+    clock.offset = 5000.0
+    try:
+        fired, when = _jump_fires_far_timer(loop, clock)
+    finally:
+        del loop.time
+    assert fired == ["far"]
+    # call_later() computed its deadline with the patched clock.
+    assert when > 5000 + 1000 + clock.real() - 60
+
+
+def test_time_patched_with_mock_then_restored(loop):
+    from unittest import mock
+
+    clock = _Clock(loop.time)
+    with mock.patch.object(loop, "time", clock):
+        fired, _ = _jump_fires_far_timer(loop, clock)
+    assert fired == ["far"]
+    assert "time" not in vars(loop)
+    # Restored: a short timer runs on the real clock again.
+    assert abs(loop.time() - time.monotonic()) < 0.05
+    assert loop.run_until_complete(asyncio.sleep(0.001, "ok")) == "ok"
+    handle = loop.call_later(10, lambda: None)
+    assert abs(handle.when() - (time.monotonic() + 10)) < 1
+    handle.cancel()
+
+
+def test_subclass_time_moves_timers(loop_factory):
+    probe = loop_factory()
+    base = type(probe)
+    probe.close()
+
+    class Shifted(base):
+        offset = 0.0
+
+        def time(self):
+            return super().time() + self.offset
+
+    loop = Shifted()
+    try:
+        fired = []
+
+        async def main():
+            loop.call_later(1000, fired.append, "far")
+            await asyncio.sleep(0)
+            loop.offset = 1001.0
+            await asyncio.sleep(0.001)
+            await asyncio.sleep(0)
+
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
+    assert fired == ["far"]
+
+
+def test_class_patched_time_moves_timers(loop):
+    from unittest import mock
+
+    clock = _Clock(time.monotonic)
+    with mock.patch.object(type(loop), "time", lambda self: clock()):
+        fired, _ = _jump_fires_far_timer(loop, clock)
+    assert fired == ["far"]
