@@ -17,6 +17,7 @@ This file only gathers the pieces; each lives in the file named after it:
   tls.pyx             SSLProtocol and SSLTransport: TLS over any asyncio
                       stream transport (ssl.SSLObject over MemoryBIOs)
   handles/process.pyx child processes: uv_spawn and reaping
+  syscalls.pyx        stat/unlink/sendfile for the Python layer, as C calls
   loop.pyx            LoopCore, the libuv-driven loop itself
 
 ourloop/_loop.py builds the public ourloop.Loop on top of LoopCore.
@@ -60,6 +61,7 @@ include "handles/tcp.pyx"
 include "handles/udp.pyx"
 include "tls.pyx"
 include "handles/process.pyx"
+include "syscalls.pyx"
 include "loop.pyx"
 
 

@@ -37,6 +37,7 @@ from errno import ENOTCONN as errno_ENOTCONN
 
 from asyncio import constants, exceptions, protocols
 
+from . import _core
 from ._core import StreamTransport
 from ._sockets import _check_ssl_socket
 
@@ -217,7 +218,9 @@ class SendfileMixin:
                     if blocksize <= 0:
                         return sent_total
                 try:
-                    sent = os.sendfile(fd, fileno, offset + sent_total, blocksize)
+                    # os.sendfile() as a C call (see syscalls.pyx).
+                    sent = _core._sendfile(fd, fileno, offset + sent_total,
+                                           blocksize)
                 except (BlockingIOError, InterruptedError):
                     first_call = False
                     await self._sock_wait(sock, True, _mark_writable)

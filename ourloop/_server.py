@@ -25,11 +25,12 @@ serving, if the file still is the one it bound (same inode).
 """
 
 import asyncio
-import os
 import sys
 
 from asyncio import trsock
 from asyncio.log import logger
+
+from . import _core
 
 __all__ = ('Server',)
 
@@ -150,8 +151,9 @@ class Server(asyncio.AbstractServer):
         path, inode = self._unix_path_to_cleanup
         self._unix_path_to_cleanup = None
         try:
-            if os.stat(path).st_ino == inode:
-                os.unlink(path)
+            # C calls (see _unix._remove_stale_socket_file).
+            if _core._stat_mode_ino(path)[1] == inode:
+                _core._unlink(path)
         except FileNotFoundError:
             pass
         except OSError as err:

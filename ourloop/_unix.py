@@ -38,6 +38,7 @@ import sys
 
 from asyncio.log import logger
 
+from . import _core
 from ._server import Server
 from ._tcp import _check_tls_timeouts
 
@@ -77,11 +78,13 @@ def _path_or_sock(path, sock, neither_message):
 
 def _remove_stale_socket_file(path):
     # A socket file left by an earlier server would make bind() fail; any
-    # other kind of file stays (and bind() reports it).
+    # other kind of file stays (and bind() reports it). stat and unlink are
+    # C calls (_core, syscalls.pyx): no blocking-call detector can excuse
+    # ourloop's own Python-level ones.
     try:
-        mode = os.stat(path).st_mode
+        mode, _ = _core._stat_mode_ino(path)
         if stat.S_ISSOCK(mode):
-            os.remove(path)
+            _core._unlink(path)
     except FileNotFoundError:
         pass
     except OSError as err:
@@ -183,7 +186,7 @@ class UnixMixin:
         if not name or _is_abstract(name):
             return None
         try:
-            return name, os.stat(name).st_ino
+            return name, _core._stat_mode_ino(name)[1]
         except FileNotFoundError:
             return None
 
