@@ -282,3 +282,45 @@ def test_executor_and_timers(busted):
         return value
 
     assert busted(main()) == 6
+
+
+def test_loop_shutdown_steps(busted):
+    # What asyncio.run() does at the end, inside the running loop.
+    async def agen():
+        yield 1
+        yield 2
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, sum, [1])
+        gen = agen()
+        first = await gen.__anext__()
+        await loop.shutdown_asyncgens()
+        await loop.shutdown_default_executor()
+        return first
+
+    assert busted(main()) == 1
+
+
+def test_fd_watchers(busted):
+    async def main():
+        loop = asyncio.get_running_loop()
+        a, b = socket.socketpair()
+        a.setblocking(False)
+        b.setblocking(False)
+        try:
+            fut = loop.create_future()
+            loop.add_reader(a.fileno(), lambda: fut.set_result(a.recv(10)))
+            b.send(b"ping")
+            data = await fut
+            loop.remove_reader(a.fileno())
+            wfut = loop.create_future()
+            loop.add_writer(a.fileno(), lambda: wfut.done() or wfut.set_result(True))
+            writable = await wfut
+            loop.remove_writer(a.fileno())
+            return data, writable
+        finally:
+            a.close()
+            b.close()
+
+    assert busted(main()) == (b"ping", True)
