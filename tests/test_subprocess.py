@@ -474,6 +474,91 @@ def test_user_group_extra_groups(loop, tmp_path):
     assert groups == sorted(set(os.getgroups()) | {65533})
 
 
+def _run_to_file(loop, path, *args, **kwargs):
+    """Run a child with its stdout to the file `path` (opened here, as
+    root if we are: the child may not be able to open it)."""
+    async def main():
+        with open(path, "wb") as f:
+            transport, proto = await run_quiet(loop, *args, stdout=f, **kwargs)
+        assert transport.get_returncode() == 0
+
+    run(loop, main())
+    return path.read_text()
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="needs root")
+def test_user_group_by_name(loop, tmp_path):
+    # Names are looked up as Popen looks them up (pwd/grp).
+    import grp
+    import pwd
+    user = pwd.getpwuid(65534).pw_name
+    group = grp.getgrgid(0).gr_name
+    out = _run_to_file(loop, tmp_path / "ids", "sh", "-c", "id -u; id -g; id -G",
+                       user=user, group=group, extra_groups=[group])
+    assert out.split() == ["65534", "0", "0"]
+    with pytest.raises(KeyError):
+        run(loop, exec_quiet(loop, "true", user="ourloop-no-such-user"))
+
+
+def _sigign(status):
+    [line] = [l for l in status.splitlines() if l.startswith("SigIgn:")]
+    return int(line.split()[1], 16)
+
+
+def test_restore_signals(loop, tmp_path):
+    # Python ignores SIGPIPE and SIGXFSZ; restore_signals=True (the
+    # default) gives the child their default actions back, False leaves
+    # them ignored across exec.
+    assert signal.getsignal(signal.SIGPIPE) == signal.SIG_IGN
+    bits = (1 << (signal.SIGPIPE - 1)) | (1 << (signal.SIGXFSZ - 1))
+    status = _run_to_file(loop, tmp_path / "status", "cat", "/proc/self/status")
+    assert _sigign(status) & bits == 0
+    status = _run_to_file(loop, tmp_path / "status", "cat", "/proc/self/status",
+                          restore_signals=False)
+    assert _sigign(status) & bits == bits
+
+
+@pytest.mark.skipif(sys.version_info < (3, 10), reason="pipesize is new in 3.10")
+def test_pipesize(loop):
+    async def main(**kwargs):
+        transport, proto = await loop.subprocess_exec(
+            lambda: Proto(loop), "cat", stderr=DEVNULL, **kwargs)
+        popen = transport.get_extra_info("subprocess")
+        sizes = [fcntl.fcntl(f.fileno(), 1032)     # F_GETPIPE_SZ
+                 for f in (popen.stdin, popen.stdout)]
+        transport.get_pipe_transport(0).close()
+        await proto.done
+        transport.close()
+        return sizes
+
+    assert run(loop, main(pipesize=1024 * 1024)) == [1024 * 1024] * 2
+    assert run(loop, main()) == [65536] * 2
+
+
+@pytest.mark.only_loop("ourloop", reason="checks which spawner ourloop uses")
+def test_spawns_through_fork_exec(loop, tmp_path, monkeypatch):
+    # The running Python's fork_exec is one whose parameters ourloop knows
+    # (else it would fall back to the stdlib's own _execute_child), and it
+    # is what spawns, with the arguments Popen gives it.
+    import _posixsubprocess
+    from ourloop import _subprocess
+    assert _subprocess._FORK_EXEC_PARAMS is not None
+    calls = []
+
+    def spy(*args):
+        calls.append(dict(zip(_subprocess._FORK_EXEC_PARAMS, args)))
+        return _posixsubprocess.fork_exec(*args)
+
+    monkeypatch.setattr(_subprocess, "_fork_exec", spy)
+    seen, transport = child_report(loop, tmp_path, cwd=tmp_path, umask=0o077,
+                                   start_new_session=True)
+    assert seen["umask"] == 0o077 and seen["sid"] == seen["pid"]
+    [call] = calls
+    assert call["cwd"] == tmp_path and call["child_umask"] == 0o077
+    assert call["call_setsid"] is True and call["close_fds"] is True
+    assert call["executable_list"] == (os.fsencode(PY),)
+
+
 def test_ignored_signal_stays_ignored(loop, tmp_path):
     # Popen's child keeps an ignored SIGUSR2 ignored (exec keeps SIG_IGN);
     # libuv would reset it, so ourloop has Popen spawn it.
@@ -582,6 +667,11 @@ def _spawn_failure(tmp_path, kind):
         "nul_in_argument": (("true", "a\0b"), {}),
         "bad_argument_type": (("true", 1), {}),
         "pass_fds_bad_fd": (("true",), {"pass_fds": (-5,)}),
+        # setpgid() to a group that does not exist fails before exec (EPERM):
+        # no filename since 3.13, the cwd before.
+        "process_group_missing": (("true",), {"process_group": 4194000}),
+        "process_group_missing_cwd": (("true",), {"process_group": 4194000,
+                                                  "cwd": str(tmp_path)}),
     }[kind]
 
 
@@ -611,6 +701,8 @@ SPAWN_FAILURES = ["missing", "missing_on_path", "missing_on_env_path", "not_exec
                   "directory", "enoexec", "cwd_missing", "cwd_not_a_directory",
                   "cwd_bytes_missing", "preexec_fn_raises", "env_bad_name",
                   "nul_in_argument", "bad_argument_type", "pass_fds_bad_fd"]
+if sys.version_info >= (3, 11):
+    SPAWN_FAILURES += ["process_group_missing", "process_group_missing_cwd"]
 
 
 @pytest.mark.parametrize("kind", SPAWN_FAILURES)
