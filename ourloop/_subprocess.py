@@ -175,13 +175,14 @@ class Popen(subprocess.Popen):
                 self._child_created = True
             finally:
                 os.close(err_write)
-            self._close_pipe_fds(p2cread, p2cwrite, c2pread, c2pwrite,
-                                 errread, errwrite)
             try:
+                self._close_pipe_fds(p2cread, p2cwrite, c2pread, c2pwrite,
+                                     errread, errwrite)
                 report = _core._read_spawn_error(err_read)
             except BaseException:
-                # (A signal handler's exception.) The child may run on:
-                # someone must reap it.
+                # (E.g. a signal handler's exception during the read.) The
+                # child may run on, and no transport will watch it: the
+                # orphan reaper waits for it, so no zombie is left.
                 _orphaned(self.pid, -1, self)
                 raise
         finally:

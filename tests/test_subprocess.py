@@ -739,6 +739,43 @@ def test_spawn_failure_is_popens_and_leaves_nothing(loop, tmp_path, kind):
     assert zombie_children() == []
 
 
+class _Interrupted(Exception):
+    pass
+
+
+@pytest.mark.only_loop("ourloop", reason="the stdlib leaves the child of an interrupted "
+                       "spawn unreaped (a zombie until a later Popen's _cleanup)")
+def test_interrupted_spawn_leaves_no_zombie(loop):
+    # A signal handler raises while the loop thread waits for the child's
+    # exec (a preexec_fn means fork, not vfork: the parent runs on and
+    # reads the error pipe): the exception propagates, and the child, which
+    # execs and exits later, is reaped by the orphan reaper.
+    def interrupt(signum, frame):
+        raise _Interrupted
+
+    async def main():
+        with pytest.raises(_Interrupted):
+            await asyncio.create_subprocess_exec(
+                "true", preexec_fn=lambda: time.sleep(1), stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE)
+
+    run(loop, asyncio.sleep(0))
+    fds_before = fd_count()
+    children_before = _children()
+    old = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            run(loop, main())
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    assert fd_count() == fds_before
+    assert wait_until(lambda: _children() == children_before)
+    assert zombie_children() == []
+
+
 def test_spawn_failure_without_vfork(loop, tmp_path, monkeypatch):
     # subprocess._USE_VFORK (3.11+: tests turn vfork off with it) is read at
     # each spawn, as Popen does: the child is then fork()ed, and its
