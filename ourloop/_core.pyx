@@ -16,7 +16,7 @@ This file only gathers the pieces; each lives in the file named after it:
   handles/udp.pyx     UDPTransport over uv_udp_t (create_datagram_endpoint)
   tls.pyx             SSLProtocol and SSLTransport: TLS over any asyncio
                       stream transport (ssl.SSLObject over MemoryBIOs)
-  handles/process.pyx child processes: uv_spawn and reaping
+  handles/process.pyx child processes: spawn-error reads, reaping
   syscalls.pyx        stat/unlink/sendfile for the Python layer, as C calls
   loop.pyx            LoopCore, the libuv-driven loop itself
 

@@ -1,51 +1,47 @@
-"""subprocess_exec / subprocess_shell (spawning in handles/process.pyx).
+"""subprocess_exec / subprocess_shell (the native half in handles/process.pyx).
 
 The transport is the running Python's asyncio.base_subprocess
 .BaseSubprocessTransport (so every version's exact semantics and callback
 order are kept); ourloop gives it its `_start` and a Popen-like `_proc`,
 and watches the child itself (no asyncio child watcher is involved).
 
-uv_spawn or subprocess.Popen (`_uv_spawn_plan`). A child is spawned with
-libuv's uv_spawn when nothing asked for would come out differently from
-subprocess.Popen, that is when:
-  - the options are only args/program, executable, cwd, env, close_fds,
-    start_new_session, and the others at their defaults (preexec_fn=None,
-    pass_fds=(), user/group/extra_groups/process_group=None, umask=-1,
-    restore_signals=True, pipesize=-1): uv_spawn cannot express the others;
-  - the arguments convert as Popen converts them (str, bytes, path-like,
-    no NUL byte, no '=' in an environment variable name);
-  - the program resolves, the way Popen searches PATH (the env's PATH when
-    env is given), to a regular executable file that starts with '#!' or
-    an ELF header: libuv execs with execvp, which would run anything else
-    through /bin/sh where Popen fails with ENOEXEC, and Popen's own error
-    for a missing or unusable program is the reference;
-  - every stdio fd given to the child is open and blocking (libuv makes
-    the child's fds 0-2 blocking, which the parent would see);
-  - with close_fds=True (the default), no fd > 2 of this process is
-    inheritable (Popen's child closes them, libuv's would keep them);
-  - no signal is ignored in this process other than SIGPIPE/SIGXFSZ, and
-    the calling thread blocks no signal (libuv resets every disposition and
-    empties the mask; Popen's child keeps both).
-Everything else is spawned by subprocess.Popen (`Popen`, whose poll() and
-wait() never reap), exactly as the stdlib does, including its errors; the
-loop blocks during the spawn the same way. Both kinds of children are
-watched and reaped by ourloop (handles/process.pyx).
+One spawn path. Every child is spawned by `Popen`, a subprocess.Popen
+subclass: Popen.__init__ does what it does for the stdlib loop (argument
+conversion and checks, user/group look-ups, the pipes), and its
+`_execute_child` is ourloop's: it calls the stdlib's own C spawner,
+_posixsubprocess.fork_exec, with the arguments Popen would give it on the
+running Python (vfork where CPython uses it; the layout of its parameters
+is read from its signature, or from Popen's where it has none), then reads
+the child's error pipe and, after a failure, reaps the child natively
+(process.pyx: read(2)/waitpid(2) in C, GIL released) and raises the
+exception Popen raises. So every keyword and error is Popen's, and the loop
+thread makes no Python-level blocking call (os.read, os.waitpid, os.stat):
+tools such as blockbuster, which excuse the stdlib's own calls by file and
+function name, see none.
+
+Where the stdlib's Popen would use os.posix_spawn instead (close_fds=False
+and nothing else asked, or 3.13's closefrom case), ourloop still uses
+fork_exec: the child and the errors come out the same.
 """
 
+import builtins
 import errno
 import inspect
 import os
-import stat
 import subprocess
 import sys
 import threading
 import time
-import warnings
 
 from asyncio import base_subprocess
 from asyncio.log import logger
 
 from . import _core
+
+try:
+    from _posixsubprocess import fork_exec as _fork_exec
+except ImportError:  # pragma: no cover (not a POSIX CPython)
+    _fork_exec = None
 
 try:
     from asyncio.unix_events import _UnixSelectorEventLoop
@@ -58,26 +54,6 @@ __all__ = ('SubprocessMixin',)
 # Whether children are watched with pidfds (Linux 5.3+); else one waiting
 # thread per child. Tests turn it off to exercise the fallback.
 _USE_PIDFD = hasattr(os, 'pidfd_open')
-
-_POPEN_PARAMS = frozenset(inspect.signature(subprocess.Popen).parameters)
-
-# Options uv_spawn can express (any value Popen accepts is checked in the
-# plan), and the others at the values that ask for nothing.
-_UV_OPTIONS = frozenset(('executable', 'cwd', 'env', 'close_fds',
-                         'start_new_session'))
-_DEFAULTS_OK = {
-    'preexec_fn': lambda v: v is None,
-    'pass_fds': lambda v: type(v) in (tuple, list) and not v,
-    'user': lambda v: v is None,
-    'group': lambda v: v is None,
-    'extra_groups': lambda v: v is None,
-    'process_group': lambda v: v is None,
-    'umask': lambda v: type(v) is int and v == -1,
-    'restore_signals': lambda v: v is True,
-    'pipesize': lambda v: v is None or (type(v) is int and v == -1),
-    'startupinfo': lambda v: v is None,
-    'creationflags': lambda v: type(v) is int and v == 0,
-}
 
 # The warning the running Python's default child watcher logs when a
 # child's status was read by someone else.
@@ -103,36 +79,153 @@ def _returncode_from_waitid(info):
 
 
 class Popen(subprocess.Popen):
-    """A subprocess.Popen whose child ourloop reaps: poll() and wait()
-    look at the child without reaping it (waitid with WNOWAIT), so that
-    neither they nor Popen's own clean-up ever take the exit status from
-    the loop's watcher, which sets `returncode` when it reaps.
+    """The subprocess.Popen of ourloop's children.
 
-    Children spawned by uv_spawn get one too (`_adopt`), so that the
-    transport's 'subprocess' extra info is a Popen in both cases."""
+    `_execute_child` spawns through _posixsubprocess.fork_exec without a
+    Python-level blocking call (see the top of this file). ourloop reaps the
+    child: poll() and wait() look at it without reaping it (waitid with
+    WNOWAIT), so that neither they nor Popen's own clean-up ever take the
+    exit status from the loop's watcher, which sets `returncode` when it
+    reaps."""
 
-    @classmethod
-    def _adopt(cls, args, pid, stdin, stdout, stderr):
-        self = cls.__new__(cls)
-        # What Popen.__init__ sets before spawning, for bufsize=0,
-        # universal_newlines=False and no text options (asyncio's call).
-        self.args = args
-        self.stdin = stdin
-        self.stdout = stdout
-        self.stderr = stderr
-        self.pid = pid
-        self.returncode = None
-        self.encoding = None
-        self.errors = None
-        self.text_mode = False
-        self.pipesize = -1
-        self._input = None
-        self._communication_started = False
-        self._sigint_wait_secs = 0.25
-        self._closed_child_pipe_fds = True
-        self._waitpid_lock = threading.Lock()
-        self._child_created = True
-        return self
+    def _execute_child(self, args, executable, preexec_fn, close_fds,
+                       pass_fds, cwd, env, startupinfo, creationflags, shell,
+                       p2cread, p2cwrite, c2pread, c2pwrite, errread, errwrite,
+                       restore_signals, gid, gids, uid, umask,
+                       start_new_session, process_group=-1):
+        # Popen.__init__ calls this with its arguments converted (the
+        # parameters of each version's _execute_child; process_group is
+        # 3.11+). On an exception, Popen.__init__ closes the pipes.
+        if _FORK_EXEC_PARAMS is None:   # pragma: no cover
+            # A fork_exec this module does not know: the stdlib's spawn.
+            extra = (process_group,) if _POPEN_PGID else ()
+            return super()._execute_child(
+                args, executable, preexec_fn, close_fds, pass_fds, cwd, env,
+                startupinfo, creationflags, shell, p2cread, p2cwrite,
+                c2pread, c2pwrite, errread, errwrite, restore_signals,
+                gid, gids, uid, umask, start_new_session, *extra)
+
+        # The argv and the program, as Popen builds them.
+        if isinstance(args, (str, bytes)):
+            args = [args]
+        elif isinstance(args, os.PathLike):
+            if shell:
+                raise TypeError('path-like args is not allowed when '
+                                'shell is true')
+            args = [args]
+        else:
+            args = list(args)
+        if shell:
+            args = [_UNIX_SHELL, '-c'] + args
+            if executable:
+                args[0] = executable
+        if executable is None:
+            executable = args[0]
+        sys.audit('subprocess.Popen', executable, args, cwd, env)
+        program = executable
+
+        # The pipe the child reports a failure through (its write end must
+        # not be one of the fds 0-2 the child sets up).
+        err_read, err_write = os.pipe()
+        low = []
+        while err_write < 3:
+            low.append(err_write)
+            err_write = os.dup(err_write)
+        for fd in low:
+            os.close(fd)
+        try:
+            try:
+                if env is not None:
+                    env_list = []
+                    for name, value in env.items():
+                        name = os.fsencode(name)
+                        if b'=' in name:
+                            raise ValueError('illegal environment variable name')
+                        env_list.append(name + b'=' + os.fsencode(value))
+                else:
+                    env_list = None
+                exe = os.fsencode(executable)
+                if os.path.dirname(exe):
+                    candidates = (exe,)
+                else:
+                    # Each directory of the PATH (of env if given), as
+                    # os.execvpe searches.
+                    candidates = tuple(os.path.join(os.fsencode(d), exe)
+                                       for d in os.get_exec_path(env))
+                keep = set(pass_fds)
+                keep.add(err_write)
+                values = {
+                    'args': args, 'executable_list': candidates,
+                    'close_fds': close_fds,
+                    'pass_fds': tuple(sorted(map(int, keep))),
+                    'cwd': cwd, 'env': env_list,
+                    'p2cread': p2cread, 'p2cwrite': p2cwrite,
+                    'c2pread': c2pread, 'c2pwrite': c2pwrite,
+                    'errread': errread, 'errwrite': errwrite,
+                    'errpipe_read': err_read, 'errpipe_write': err_write,
+                    'restore_signals': restore_signals,
+                    'call_setsid': start_new_session,
+                    'pgid_to_set': process_group,
+                    'gid': gid, 'extra_groups': gids, 'uid': uid,
+                    'child_umask': umask, 'preexec_fn': preexec_fn,
+                    # (read at each spawn, as Popen does: tests turn it off)
+                    'allow_vfork': getattr(subprocess, '_USE_VFORK', True),
+                }
+                self.pid = _fork_exec(*[values[name] for name in _FORK_EXEC_PARAMS])
+                self._child_created = True
+            finally:
+                os.close(err_write)
+            try:
+                self._close_pipe_fds(p2cread, p2cwrite, c2pread, c2pwrite,
+                                     errread, errwrite)
+                report = _core._read_spawn_error(err_read)
+            except BaseException:
+                # (E.g. a signal handler's exception during the read.) The
+                # child may run on, and no transport will watch it: the
+                # orphan reaper waits for it, so no zombie is left.
+                _orphaned(self.pid, -1, self)
+                raise
+        finally:
+            os.close(err_read)
+        if report:
+            self._spawn_failed(report, program, cwd)
+
+    def _spawn_failed(self, report, program, cwd):
+        # The child reported `report` (b'ExceptionName:hex errno:message')
+        # and exits: reap it, then raise what Popen raises.
+        try:
+            status = _core._wait_failed_child(self.pid)
+        except ChildProcessError:
+            pass
+        else:
+            self._handle_exitstatus(status)
+        try:
+            name, hex_errno, message = report.split(b':', 2)
+            message = message.decode()
+        except ValueError:
+            name = b'SubprocessError'
+            hex_errno = b'0'
+            message = f'Bad exception data from child: {report!r}'
+        exc_type = getattr(builtins, name.decode('ascii'),
+                           subprocess.SubprocessError)
+        if issubclass(exc_type, OSError) and hex_errno:
+            code = int(hex_errno, 16)
+            filename = program
+            if message == 'noexec:chdir':
+                # (3.13+) chdir(cwd) failed.
+                message = ''
+                filename = cwd
+            elif message == 'noexec':
+                # Failed before exec: chdir(cwd) before 3.13; since 3.13
+                # (which says 'noexec:chdir' for that) something else.
+                message = ''
+                filename = None if _NOEXEC_CHDIR else cwd
+            if code != 0:
+                message = os.strerror(code)
+            if filename is None:
+                raise exc_type(code, message)
+            raise exc_type(code, message, filename)
+        raise exc_type(message)
 
     def _internal_poll(self, _deadstate=None, _waitid=os.waitid,
                        _P_PID=os.P_PID,
@@ -276,260 +369,68 @@ def _watch(loop, popen, transport):
                      name=f'ourloop-waitpid-{pid}', daemon=True).start()
 
 
-# -- spawning with uv_spawn ----------------------------------------------------
+# -- spawning ----------------------------------------------------------------
 
 
-def _has_inheritable_fds():
+# Whether Popen._execute_child takes process_group (3.11+).
+_POPEN_PGID = 'process_group' in inspect.signature(
+    subprocess.Popen._execute_child).parameters
+
+
+def _fork_exec_params():
+    """The names of _posixsubprocess.fork_exec's parameters, in order (all
+    positional), under the names of 3.12+; None if they are not known."""
+    names = None
     try:
-        names = os.listdir('/proc/self/fd')
-    except OSError:
-        return True     # cannot tell: let Popen close them
-    for name in names:
-        fd = int(name)
-        if fd <= 2:
-            continue
-        try:
-            if os.get_inheritable(fd):
-                return True
-        except OSError:
-            pass        # the fd listdir() used, closed since
-    return False
-
-
-def _usable_fd(fd):
-    # An fd uv_spawn can give the child as it is: open and blocking.
-    try:
-        flags = os.get_blocking(fd)
-    except (OSError, OverflowError, TypeError):
-        return False
-    return flags
-
-
-def _no_nul(value):
-    if b'\0' in value:
-        raise ValueError('embedded null byte')
-    return value
-
-
-def _is_exec_candidate(path):
-    # A regular file we may execute whose format the kernel execs itself
-    # (execvp would hand anything else to /bin/sh).
-    try:
-        st = os.stat(path)
-    except (OSError, ValueError):
-        return None
-    if not stat.S_ISREG(st.st_mode):
-        return None
-    if not os.access(path, os.X_OK, effective_ids=os.access in os.supports_effective_ids):
-        return None
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK)
-    except OSError:
-        return False
-    try:
-        head = os.read(fd, 4)
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
-    return head[:2] == b'#!' or head == b'\x7fELF'
-
-
-def _uv_spawn_plan(args, shell, stdin, stdout, stderr, kwargs):
-    """What to give uv_spawn, or None when subprocess.Popen must spawn this
-    child (see the module docstring for the rule)."""
-    try:
-        return _make_plan(args, shell, stdin, stdout, stderr, kwargs)
-    except Exception:
-        # Anything unusual: Popen decides (and raises its own errors).
-        return None
-
-
-def _make_plan(args, shell, stdin, stdout, stderr, kwargs):
-    for name, value in kwargs.items():
-        if name not in _POPEN_PARAMS:
-            return None
-        if name in _UV_OPTIONS:
-            continue
-        check = _DEFAULTS_OK.get(name)
-        if check is None or not check(value):
-            return None
-    executable = kwargs.get('executable')
-    cwd = kwargs.get('cwd')
-    env = kwargs.get('env')
-    close_fds = kwargs.get('close_fds', True)
-    new_session = kwargs.get('start_new_session', False)
-    if type(close_fds) is not bool or type(new_session) is not bool:
-        return None
-
-    # The argv Popen would build.
-    if isinstance(args, (str, bytes)):
-        argv = [args]
-    elif isinstance(args, os.PathLike):
-        if shell:
-            return None
-        argv = [args]
+        sig = inspect.signature(_fork_exec)
+    except (TypeError, ValueError):
+        pass
     else:
-        argv = list(args)
-    if shell:
-        argv = ['/bin/sh', '-c'] + argv
-        if executable:
-            argv[0] = executable
-    if not argv:
+        names = [p.name for p in sig.parameters.values()]
+        names = ['extra_groups' if n == 'groups_list' else n for n in names]
+    if names is None:
+        # No signature (3.9-3.11): the arguments Popen passes there. 3.11's
+        # Popen._execute_child takes process_group, and it passes
+        # pgid_to_set and allow_vfork; 3.9 and 3.10 pass neither.
+        names = ['args', 'executable_list', 'close_fds', 'pass_fds', 'cwd',
+                 'env', 'p2cread', 'p2cwrite', 'c2pread', 'c2pwrite',
+                 'errread', 'errwrite', 'errpipe_read', 'errpipe_write',
+                 'restore_signals', 'call_setsid', 'gid', 'extra_groups',
+                 'uid', 'child_umask', 'preexec_fn']
+        if _POPEN_PGID:
+            names.insert(names.index('gid'), 'pgid_to_set')
+            names.append('allow_vfork')
+    if not set(names) <= _KNOWN_PARAMS:
         return None
-    if executable is None:
-        executable = argv[0]
-    argv_b = [_no_nul(os.fsencode(a)) for a in argv]
-    exe_b = _no_nul(os.fsencode(executable))
-    if not exe_b:
-        return None
-    cwd_b = None if cwd is None else _no_nul(os.fsencode(cwd))
-    if env is not None:
-        env_list = []
-        for k, v in env.items():
-            k = os.fsencode(k)
-            if b'=' in k or not k:
-                return None
-            env_list.append(_no_nul(k + b'=' + os.fsencode(v)))
-    else:
-        env_list = None
-
-    # The program, found the way Popen searches.
-    if os.path.dirname(exe_b):
-        candidates = [exe_b]
-    else:
-        candidates = [os.path.join(os.fsencode(d), exe_b)
-                      for d in os.get_exec_path(env)]
-    file_b = None
-    for cand in candidates:
-        check = cand
-        if cwd_b is not None and not os.path.isabs(cand):
-            check = os.path.join(cwd_b, cand)
-        ok = _is_exec_candidate(check)
-        if ok is None:
-            continue        # as ENOENT, ENOTDIR or EACCES: Popen goes on
-        if not ok:
-            return None
-        file_b = cand if os.path.dirname(cand) else os.path.join(b'.', cand)
-        break
-    if file_b is None:
-        return None
-
-    # The stdio fds (what is to be created, what is inherited).
-    kinds = []
-    for i, spec in enumerate((stdin, stdout, stderr)):
-        if spec is None:
-            kinds.append(('fd', i))
-        elif spec == subprocess.PIPE:
-            kinds.append(('pipe', None))
-        elif spec == subprocess.DEVNULL:
-            kinds.append(('devnull', None))
-        elif spec == subprocess.STDOUT:
-            if i != 2:
-                return None
-            if stdout is None:
-                kinds.append(('fd', sys.__stdout__.fileno()))
-            else:
-                kinds.append(('stdout', None))
-        elif isinstance(spec, int):
-            if spec < 0:
-                return None
-            kinds.append(('fd', spec))
-        else:
-            kinds.append(('fd', spec.fileno()))
-    for kind, fd in kinds:
-        if kind == 'fd' and not _usable_fd(fd):
-            return None
-    if close_fds and _has_inheritable_fds():
-        return None
-    if _core._spawn_signals_differ():
-        return None
-    return {
-        'orig_executable': executable, 'argv': argv, 'argv_b': argv_b,
-        'file': file_b, 'cwd': cwd, 'cwd_b': cwd_b, 'env': env,
-        'env_list': env_list, 'new_session': new_session, 'stdio': kinds,
-    }
+    return tuple(names)
 
 
-def _cwd_is_usable(cwd_b):
-    try:
-        st = os.stat(cwd_b)
-    except OSError:
-        return False
-    return stat.S_ISDIR(st.st_mode) and os.access(cwd_b, os.X_OK)
+_KNOWN_PARAMS = frozenset((
+    'args', 'executable_list', 'close_fds', 'pass_fds', 'cwd', 'env',
+    'p2cread', 'p2cwrite', 'c2pread', 'c2pwrite', 'errread', 'errwrite',
+    'errpipe_read', 'errpipe_write', 'restore_signals', 'call_setsid',
+    'pgid_to_set', 'gid', 'extra_groups', 'uid', 'child_umask', 'preexec_fn',
+    'allow_vfork'))
 
+_FORK_EXEC_PARAMS = None if _fork_exec is None else _fork_exec_params()
 
-def _spawn_with_uv(loop, args, plan):
-    """Spawn with uv_spawn; returns the Popen of the child."""
-    sys.audit('subprocess.Popen', plan['orig_executable'], plan['argv'],
-              plan['cwd'], plan['env'])
-    child_fds = []      # fds for the child only: closed after the spawn
-    parents = [None, None, None]    # our ends of the pipes (file objects)
-    fds = [-1, -1, -1]
-    try:
-        for i, (kind, fd) in enumerate(plan['stdio']):
-            if kind == 'fd':
-                fds[i] = fd
-            elif kind == 'pipe':
-                r, w = os.pipe()    # (both O_CLOEXEC)
-                if i == 0:
-                    child_fds.append(r)
-                    parents[i] = open(w, 'wb', buffering=0)
-                    fds[i] = r
-                else:
-                    child_fds.append(w)
-                    parents[i] = open(r, 'rb', buffering=0)
-                    fds[i] = w
-            elif kind == 'devnull':
-                fd = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-                child_fds.append(fd)
-                fds[i] = fd
-            else:   # 'stdout': stderr=STDOUT
-                fds[i] = fds[1]
-        try:
-            pid = _core._uv_spawn(loop, plan['file'], plan['argv_b'],
-                                  plan['env_list'], plan['cwd_b'],
-                                  fds[0], fds[1], fds[2], plan['new_session'])
-        except OSError as exc:
-            # As Popen reports it: the cwd when the child failed before
-            # exec (chdir), else the program as it was given.
-            code = exc.errno
-            if plan['cwd_b'] is not None and not _cwd_is_usable(plan['cwd_b']):
-                filename = plan['cwd']
-            else:
-                filename = plan['orig_executable']
-            raise OSError(code, os.strerror(code), filename) from None
-    except BaseException:
-        for f in parents:
-            if f is not None:
-                f.close()
-        raise
-    finally:
-        for fd in child_fds:
-            os.close(fd)
-    return Popen._adopt(args, pid, *parents)
+# Whether this Python's child reports a failed chdir as 'noexec:chdir' and
+# other failures before exec as 'noexec' (3.13+), or both as 'noexec'.
+_NOEXEC_CHDIR = 'noexec:chdir' in subprocess.Popen._execute_child.__code__.co_consts
+
+_UNIX_SHELL = '/system/bin/sh' if hasattr(sys, 'getandroidapilevel') else '/bin/sh'
 
 
 # -- the transport ---------------------------------------------------------------
 
 
 class _SubprocessTransport(base_subprocess.BaseSubprocessTransport):
-    """asyncio's subprocess transport, with ourloop's spawning and reaping.
-
-    `_spawned_by` says which spawned the child: 'uv_spawn' or 'Popen'."""
-
-    _spawned_by = None
+    """asyncio's subprocess transport, with ourloop's spawning and reaping."""
 
     def _start(self, args, shell, stdin, stdout, stderr, bufsize, **kwargs):
-        plan = _uv_spawn_plan(args, shell, stdin, stdout, stderr, kwargs)
-        if plan is None:
-            self._proc = Popen(args, shell=shell, stdin=stdin, stdout=stdout,
-                                stderr=stderr, universal_newlines=False,
-                                bufsize=bufsize, **kwargs)
-            self._spawned_by = 'Popen'
-        else:
-            self._proc = _spawn_with_uv(self._loop, args, plan)
-            self._spawned_by = 'uv_spawn'
+        self._proc = Popen(args, shell=shell, stdin=stdin, stdout=stdout,
+                           stderr=stderr, universal_newlines=False,
+                           bufsize=bufsize, **kwargs)
         _watch(self._loop, self._proc, self)
 
 

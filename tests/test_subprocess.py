@@ -1,15 +1,8 @@
 """Child processes: loop.subprocess_exec / subprocess_shell and
 asyncio.create_subprocess_exec / create_subprocess_shell, checked against
-the stdlib loop's behaviour.
-
-ourloop spawns a child with uv_spawn unless uv_spawn's child would differ
-from subprocess.Popen's, in which case Popen spawns it (see
-ourloop/_subprocess.py); the ourloop-only tests check which one was used
-(`transport._spawned_by`). One reason for Popen is an inheritable fd > 2
-in this process with close_fds=True: test runners often have some (an
-inherited pipe, a /dev/null), so the autouse fixture below makes them
-non-inheritable for the duration of each test, and tests that want one
-create it.
+the stdlib loop's behaviour: every keyword of subprocess_exec, the errors
+of a failed spawn (and that it leaves no child, fd, zombie or warning), no
+blocking call in the loop thread (blockbuster), reaping, signals, pipes.
 """
 
 import asyncio
@@ -24,6 +17,7 @@ import sys
 import time
 import warnings
 
+import psutil
 import pytest
 
 from conftest import fd_count  # leak checks; see conftest
@@ -33,28 +27,6 @@ PIPES = pytest.mark.needs_loop_methods("connect_read_pipe", "connect_write_pipe"
 DEVNULL = subprocess.DEVNULL
 PY = sys.executable
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
-
-
-@pytest.fixture(autouse=True)
-def no_inheritable_fds():
-    """Make the fds > 2 this process inherited non-inheritable meanwhile."""
-    changed = []
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        if fd <= 2:
-            continue
-        try:
-            if os.get_inheritable(fd):
-                os.set_inheritable(fd, False)
-                changed.append(fd)
-        except OSError:
-            pass
-    yield
-    for fd in changed:
-        try:
-            os.set_inheritable(fd, True)
-        except OSError:
-            pass
 
 
 def run(loop, coro, timeout=TIMEOUT):
@@ -141,11 +113,6 @@ async def run_quiet(loop, *args, **kwargs):
     return transport, proto
 
 
-def check_route(transport, loop_kind, expected):
-    if loop_kind == "ourloop":
-        assert transport._spawned_by == expected
-
-
 def py_child(code):
     return (PY, "-S", "-c", code)
 
@@ -153,7 +120,7 @@ def py_child(code):
 # -- basics ------------------------------------------------------------------
 
 
-def test_exec_callbacks_and_returncode(loop, loop_kind):
+def test_exec_callbacks_and_returncode(loop):
     async def main():
         transport, proto = await exec_quiet(loop, "sh", "-c", "exit 3")
         assert proto.transport is transport
@@ -170,7 +137,6 @@ def test_exec_callbacks_and_returncode(loop, loop_kind):
         assert not transport.is_closing()
         transport.close()
         assert transport.is_closing()
-        check_route(transport, loop_kind, "uv_spawn")
         return pid
 
     pid = run(loop, main())
@@ -266,7 +232,7 @@ def fd_count_warm(loop):
     return fd_count()
 
 
-def test_stdio_inherited(loop, loop_kind, tmp_path):
+def test_stdio_inherited(loop, tmp_path):
     out = tmp_path / "out"
 
     async def main():
@@ -279,16 +245,13 @@ def test_stdio_inherited(loop, loop_kind, tmp_path):
     transport = run(loop, main())
     assert eval(out.read_text()) == _fd_targets((0, 1, 2))
     assert fd_count() == fds_before
-    if all(os.get_blocking(fd) for fd in (0, 1, 2)):
-        check_route(transport, loop_kind, "uv_spawn")
 
 
-def test_stdio_devnull(loop, loop_kind, tmp_path):
+def test_stdio_devnull(loop, tmp_path):
     out = tmp_path / "out"
 
     async def main():
         transport, proto = await run_quiet(loop, *py_child(_fds_code(out)))
-        check_route(transport, loop_kind, "uv_spawn")
 
     fds_before = fd_count_warm(loop)
     run(loop, main())
@@ -296,7 +259,7 @@ def test_stdio_devnull(loop, loop_kind, tmp_path):
     assert fd_count() == fds_before
 
 
-def test_stdio_files_and_fds(loop, loop_kind, tmp_path):
+def test_stdio_files_and_fds(loop, tmp_path):
     (tmp_path / "in").write_bytes(b"input data\n")
 
     async def main():
@@ -309,7 +272,6 @@ def test_stdio_files_and_fds(loop, loop_kind, tmp_path):
             finally:
                 os.close(ferr)
         assert transport.get_returncode() == 0
-        check_route(transport, loop_kind, "uv_spawn")
 
     fds_before = fd_count_warm(loop)
     run(loop, main())
@@ -340,15 +302,14 @@ def test_stdio_swapped_low_fds(loop, tmp_path):
     assert eval(out.read_text()) == _fd_targets((2, 1))
 
 
-def test_nonblocking_fd_left_alone(loop, loop_kind, tmp_path):
-    # libuv makes the child's fds 0-2 blocking, which would change the
-    # parent's file: ourloop has Popen spawn this child.
+def test_nonblocking_fd_left_alone(loop, tmp_path):
+    # The child's fds 0-2 are the parent's files as they are: nothing makes
+    # them blocking (libuv's uv_spawn would).
     r, w = os.pipe()
     os.set_blocking(w, False)
     try:
         async def main():
             transport, proto = await run_quiet(loop, "sh", "-c", "echo hi", stdout=w)
-            check_route(transport, loop_kind, "Popen")
 
         run(loop, main())
         assert os.get_blocking(w) is False
@@ -389,16 +350,15 @@ def child_report(loop, tmp_path, **kwargs):
 
 
 @pytest.mark.parametrize("kind", [str, bytes, pathlib.Path])
-def test_cwd(loop, loop_kind, tmp_path, kind):
+def test_cwd(loop, tmp_path, kind):
     where = tmp_path / "sub"
     where.mkdir()
     arg = {str: str, bytes: os.fsencode, pathlib.Path: pathlib.Path}[kind](str(where))
     seen, transport = child_report(loop, tmp_path, cwd=arg)
     assert seen["cwd"] == str(where)
-    check_route(transport, loop_kind, "uv_spawn")
 
 
-def test_cwd_relative_program(loop, loop_kind, tmp_path):
+def test_cwd_relative_program(loop, tmp_path):
     # A program path relative to cwd is found in cwd, as with Popen.
     script = tmp_path / "prog"
     script.write_text("#!/bin/sh\nexit 9\n")
@@ -407,20 +367,18 @@ def test_cwd_relative_program(loop, loop_kind, tmp_path):
     async def main():
         transport, proto = await run_quiet(loop, "./prog", cwd=tmp_path)
         assert transport.get_returncode() == 9
-        check_route(transport, loop_kind, "uv_spawn")
 
     run(loop, main())
 
 
-def test_env(loop, loop_kind, tmp_path):
+def test_env(loop, tmp_path):
     seen, transport = child_report(loop, tmp_path, env={"FOO": "bar"})
     assert seen["foo"] == "bar"
-    check_route(transport, loop_kind, "uv_spawn")
     seen, transport = child_report(loop, tmp_path, env={b"FOO": b"baz"})
     assert seen["foo"] == "baz"
 
 
-def test_env_path_is_searched(loop, loop_kind, tmp_path):
+def test_env_path_is_searched(loop, tmp_path):
     bindir = tmp_path / "bin"
     bindir.mkdir()
     prog = bindir / "ourloop-test-prog"
@@ -431,7 +389,6 @@ def test_env_path_is_searched(loop, loop_kind, tmp_path):
         transport, proto = await run_quiet(loop, "ourloop-test-prog",
                                            env={"PATH": str(bindir)})
         assert transport.get_returncode() == 12
-        check_route(transport, loop_kind, "uv_spawn")
 
     run(loop, main())
 
@@ -441,30 +398,27 @@ def test_env_bad_name_is_popens_error(loop):
         run(loop, exec_quiet(loop, "true", env={"A=B": "x"}))
 
 
-def test_start_new_session(loop, loop_kind, tmp_path):
+def test_start_new_session(loop, tmp_path):
     seen, transport = child_report(loop, tmp_path, start_new_session=True)
     assert seen["sid"] == seen["pid"] == seen["pgid"]
-    check_route(transport, loop_kind, "uv_spawn")
     seen, transport = child_report(loop, tmp_path)
     assert seen["sid"] == os.getsid(0)
     assert seen["pgid"] == os.getpgid(0)
 
 
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="process_group is new in 3.11")
-def test_process_group(loop, loop_kind, tmp_path):
+def test_process_group(loop, tmp_path):
     seen, transport = child_report(loop, tmp_path, process_group=0)
     assert seen["pgid"] == seen["pid"]
     assert seen["sid"] == os.getsid(0)
-    check_route(transport, loop_kind, "Popen")
 
 
-def test_umask(loop, loop_kind, tmp_path):
+def test_umask(loop, tmp_path):
     seen, transport = child_report(loop, tmp_path, umask=0o027)
     assert seen["umask"] == 0o027
-    check_route(transport, loop_kind, "Popen")
 
 
-def test_pass_fds_and_close_fds(loop, loop_kind, tmp_path):
+def test_pass_fds_and_close_fds(loop, tmp_path):
     r, w = os.pipe()
     os.set_inheritable(w, True)
     try:
@@ -472,24 +426,20 @@ def test_pass_fds_and_close_fds(loop, loop_kind, tmp_path):
         # must not get it.
         seen, transport = child_report(loop, tmp_path)
         assert w not in seen["fds"]
-        check_route(transport, loop_kind, "Popen")
         seen, transport = child_report(loop, tmp_path, close_fds=False)
         assert w in seen["fds"]
-        check_route(transport, loop_kind, "uv_spawn")
         os.set_inheritable(w, False)
         seen, transport = child_report(loop, tmp_path, pass_fds=(w,))
         assert w in seen["fds"]
         assert r not in seen["fds"]
-        check_route(transport, loop_kind, "Popen")
         seen, transport = child_report(loop, tmp_path, close_fds=False)
         assert w not in seen["fds"]
-        check_route(transport, loop_kind, "uv_spawn")
     finally:
         os.close(r)
         os.close(w)
 
 
-def test_preexec_fn(loop, loop_kind, tmp_path):
+def test_preexec_fn(loop, tmp_path):
     marker = tmp_path / "marker"
 
     def preexec():
@@ -498,11 +448,10 @@ def test_preexec_fn(loop, loop_kind, tmp_path):
 
     seen, transport = child_report(loop, tmp_path, preexec_fn=preexec)
     assert int(marker.read_text()) == seen["pid"]
-    check_route(transport, loop_kind, "Popen")
 
 
 @pytest.mark.skipif(not IS_ROOT, reason="needs root")
-def test_user_group_extra_groups(loop, loop_kind, tmp_path):
+def test_user_group_extra_groups(loop, tmp_path):
     out = tmp_path / "ids"
     tmp_path.chmod(0o777)
 
@@ -513,7 +462,6 @@ def test_user_group_extra_groups(loop, loop_kind, tmp_path):
                 transport, proto = await run_quiet(
                     loop, "sh", "-c", "id -u; id -g; id -G", stdout=f, **kwargs)
             assert transport.get_returncode() == 0
-            check_route(transport, loop_kind, "Popen")
         run(loop, main())
         uid, gid, groups = out.read_text().splitlines()
         return int(uid), int(gid), sorted(int(g) for g in groups.split())
@@ -526,7 +474,92 @@ def test_user_group_extra_groups(loop, loop_kind, tmp_path):
     assert groups == sorted(set(os.getgroups()) | {65533})
 
 
-def test_ignored_signal_stays_ignored(loop, loop_kind, tmp_path):
+def _run_to_file(loop, path, *args, **kwargs):
+    """Run a child with its stdout to the file `path` (opened here, as
+    root if we are: the child may not be able to open it)."""
+    async def main():
+        with open(path, "wb") as f:
+            transport, proto = await run_quiet(loop, *args, stdout=f, **kwargs)
+        assert transport.get_returncode() == 0
+
+    run(loop, main())
+    return path.read_text()
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="needs root")
+def test_user_group_by_name(loop, tmp_path):
+    # Names are looked up as Popen looks them up (pwd/grp).
+    import grp
+    import pwd
+    user = pwd.getpwuid(65534).pw_name
+    group = grp.getgrgid(0).gr_name
+    out = _run_to_file(loop, tmp_path / "ids", "sh", "-c", "id -u; id -g; id -G",
+                       user=user, group=group, extra_groups=[group])
+    assert out.split() == ["65534", "0", "0"]
+    with pytest.raises(KeyError):
+        run(loop, exec_quiet(loop, "true", user="ourloop-no-such-user"))
+
+
+def _sigign(status):
+    [line] = [l for l in status.splitlines() if l.startswith("SigIgn:")]
+    return int(line.split()[1], 16)
+
+
+def test_restore_signals(loop, tmp_path):
+    # Python ignores SIGPIPE and SIGXFSZ; restore_signals=True (the
+    # default) gives the child their default actions back, False leaves
+    # them ignored across exec.
+    assert signal.getsignal(signal.SIGPIPE) == signal.SIG_IGN
+    bits = (1 << (signal.SIGPIPE - 1)) | (1 << (signal.SIGXFSZ - 1))
+    status = _run_to_file(loop, tmp_path / "status", "cat", "/proc/self/status")
+    assert _sigign(status) & bits == 0
+    status = _run_to_file(loop, tmp_path / "status", "cat", "/proc/self/status",
+                          restore_signals=False)
+    assert _sigign(status) & bits == bits
+
+
+@pytest.mark.skipif(sys.version_info < (3, 10), reason="pipesize is new in 3.10")
+def test_pipesize(loop):
+    async def main(**kwargs):
+        transport, proto = await loop.subprocess_exec(
+            lambda: Proto(loop), "cat", stderr=DEVNULL, **kwargs)
+        popen = transport.get_extra_info("subprocess")
+        sizes = [fcntl.fcntl(f.fileno(), 1032)     # F_GETPIPE_SZ
+                 for f in (popen.stdin, popen.stdout)]
+        transport.get_pipe_transport(0).close()
+        await proto.done
+        transport.close()
+        return sizes
+
+    assert run(loop, main(pipesize=1024 * 1024)) == [1024 * 1024] * 2
+    assert run(loop, main()) == [65536] * 2
+
+
+@pytest.mark.only_loop("ourloop", reason="checks which spawner ourloop uses")
+def test_spawns_through_fork_exec(loop, tmp_path, monkeypatch):
+    # The running Python's fork_exec is one whose parameters ourloop knows
+    # (else it would fall back to the stdlib's own _execute_child), and it
+    # is what spawns, with the arguments Popen gives it.
+    import _posixsubprocess
+    from ourloop import _subprocess
+    assert _subprocess._FORK_EXEC_PARAMS is not None
+    calls = []
+
+    def spy(*args):
+        calls.append(dict(zip(_subprocess._FORK_EXEC_PARAMS, args)))
+        return _posixsubprocess.fork_exec(*args)
+
+    monkeypatch.setattr(_subprocess, "_fork_exec", spy)
+    seen, transport = child_report(loop, tmp_path, cwd=tmp_path, umask=0o077,
+                                   start_new_session=True)
+    assert seen["umask"] == 0o077 and seen["sid"] == seen["pid"]
+    [call] = calls
+    assert call["cwd"] == tmp_path and call["child_umask"] == 0o077
+    assert call["call_setsid"] is True and call["close_fds"] is True
+    assert call["executable_list"] == (os.fsencode(PY),)
+
+
+def test_ignored_signal_stays_ignored(loop, tmp_path):
     # Popen's child keeps an ignored SIGUSR2 ignored (exec keeps SIG_IGN);
     # libuv would reset it, so ourloop has Popen spawn it.
     old = signal.signal(signal.SIGUSR2, signal.SIG_IGN)
@@ -535,23 +568,20 @@ def test_ignored_signal_stays_ignored(loop, loop_kind, tmp_path):
     finally:
         signal.signal(signal.SIGUSR2, old)
     assert int(seen["sigign"], 16) & (1 << (signal.SIGUSR2 - 1))
-    check_route(transport, loop_kind, "Popen")
     seen, transport = child_report(loop, tmp_path)
     assert not int(seen["sigign"], 16) & (1 << (signal.SIGUSR2 - 1))
-    check_route(transport, loop_kind, "uv_spawn")
 
 
-def test_blocked_signal_mask_is_inherited(loop, loop_kind, tmp_path):
+def test_blocked_signal_mask_is_inherited(loop, tmp_path):
     old = signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR2])
     try:
         seen, transport = child_report(loop, tmp_path)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
     assert int(seen["sigblk"], 16) & (1 << (signal.SIGUSR2 - 1))
-    check_route(transport, loop_kind, "Popen")
 
 
-def test_executable(loop, loop_kind, tmp_path):
+def test_executable(loop, tmp_path):
     out = tmp_path / "out"
 
     async def main():
@@ -560,7 +590,6 @@ def test_executable(loop, loop_kind, tmp_path):
             'x=$(tr "\\0" " " < /proc/$$/cmdline); echo "$x" > "$0"', str(out),
             executable="/bin/sh")
         assert transport.get_returncode() == 0
-        check_route(transport, loop_kind, "uv_spawn")
 
     run(loop, main())
     assert out.read_text().startswith("argv0-name -c ")
@@ -611,36 +640,204 @@ def test_exec_errors(loop, tmp_path):
     assert zombie_children() == []
 
 
-@pytest.mark.parametrize("route", ["uv_spawn", "Popen"])
-def test_spawn_failure_leaves_nothing(loop, route, tmp_path):
-    # What CPython's test_popen_error(_with_stdin_pipe) checks by mocking
-    # subprocess.Popen (skipped in tests/cpython/skips.py): a child that
-    # cannot be spawned leaves no transport to warn about, no fd and no
-    # child, through asyncio.create_subprocess_exec, with pipes.
-    def fail_in_child():
-        raise ZeroDivisionError
+def _fail_in_child():
+    raise ZeroDivisionError
 
-    if route == "uv_spawn":
-        args, kwargs, exc_type = (str(tmp_path / "missing"),), {}, FileNotFoundError
-    else:   # preexec_fn: only Popen can, and it fails in the child
-        args, kwargs, exc_type = (PY, "-c", "pass"), {"preexec_fn": fail_in_child}, \
-            subprocess.SubprocessError
+
+def _spawn_failure(tmp_path, kind):
+    """(args, kwargs) of a spawn that fails in the way `kind` says."""
+    plain = tmp_path / "plain"           # not executable
+    plain.write_text("#!/bin/sh\n")
+    plain.chmod(0o644)
+    noshebang = tmp_path / "noshebang"   # executable, but no format execve knows
+    noshebang.write_text("exit 0\n")
+    noshebang.chmod(0o755)
+    return {
+        "missing": ((str(tmp_path / "missing"),), {}),
+        "missing_on_path": (("ourloop-no-such-program",), {}),
+        "missing_on_env_path": (("true",), {"env": {"PATH": str(tmp_path)}}),
+        "not_executable": ((str(plain),), {}),
+        "directory": ((str(tmp_path),), {}),
+        "enoexec": ((str(noshebang),), {}),
+        "cwd_missing": (("/bin/true",), {"cwd": tmp_path / "nowhere"}),
+        "cwd_not_a_directory": (("true",), {"cwd": str(plain)}),
+        "cwd_bytes_missing": (("true",), {"cwd": os.fsencode(tmp_path / "nowhere")}),
+        "preexec_fn_raises": ((PY, "-c", "pass"), {"preexec_fn": _fail_in_child}),
+        "env_bad_name": (("true",), {"env": {"A=B": "x"}}),
+        "nul_in_argument": (("true", "a\0b"), {}),
+        "bad_argument_type": (("true", 1), {}),
+        "pass_fds_bad_fd": (("true",), {"pass_fds": (-5,)}),
+        # setpgid() to a group that does not exist fails before exec (EPERM):
+        # no filename since 3.13, the cwd before.
+        "process_group_missing": (("true",), {"process_group": 4194000}),
+        "process_group_missing_cwd": (("true",), {"process_group": 4194000,
+                                                  "cwd": str(tmp_path)}),
+    }[kind]
+
+
+def _stdlib_popen_error(args, kwargs):
+    """The exception subprocess.Popen itself raises for this spawn."""
+    try:
+        proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, **kwargs)
+    except Exception as exc:
+        return exc
+    proc.kill()
+    proc.communicate()
+    raise AssertionError(f"subprocess.Popen{args} did not fail")
+
+
+def _exc_key(exc):
+    return (type(exc), getattr(exc, "errno", None), getattr(exc, "strerror", None),
+            getattr(exc, "filename", None), str(exc))
+
+
+def _children():
+    """pids of this process's children (zombies included)."""
+    return {p.pid for p in psutil.Process().children()}
+
+
+SPAWN_FAILURES = ["missing", "missing_on_path", "missing_on_env_path", "not_executable",
+                  "directory", "enoexec", "cwd_missing", "cwd_not_a_directory",
+                  "cwd_bytes_missing", "preexec_fn_raises", "env_bad_name",
+                  "nul_in_argument", "bad_argument_type", "pass_fds_bad_fd"]
+if sys.version_info >= (3, 11):
+    SPAWN_FAILURES += ["process_group_missing", "process_group_missing_cwd"]
+
+
+@pytest.mark.parametrize("kind", SPAWN_FAILURES)
+def test_spawn_failure_is_popens_and_leaves_nothing(loop, tmp_path, kind):
+    # A spawn that fails raises what subprocess.Popen raises (type, errno,
+    # message, filename), through asyncio.create_subprocess_exec with pipes,
+    # and leaves no transport to warn about, no fd, no child, no zombie.
+    # (What CPython's test_popen_error(_with_stdin_pipe) checks by mocking
+    # subprocess.Popen, skipped in tests/cpython/skips.py.)
+    args, kwargs = _spawn_failure(tmp_path, kind)
+    expected = _stdlib_popen_error(args, kwargs)
 
     async def main():
-        with pytest.raises(exc_type):
+        with pytest.raises(type(expected)) as info:
             await asyncio.create_subprocess_exec(
-                *args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, **kwargs)
+                *args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, **kwargs)
+        return info.value
 
-    fds_before = fd_count_warm(loop)
+    run(loop, main())       # warm-up: the loop's own fds exist from now on
+    fds_before = os.listdir("/proc/self/fd")
+    children_before = _children()
     gc.collect()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        run(loop, main())
+        exc = run(loop, main())
         gc.collect()
+    assert _exc_key(exc) == _exc_key(expected)
     # (3.12+ warns DeprecationWarning when it forks with threads around.)
     assert [str(w.message) for w in caught
             if not issubclass(w.category, DeprecationWarning)] == []
+    assert sorted(os.listdir("/proc/self/fd")) == sorted(fds_before)
+    assert _children() == children_before
+    assert zombie_children() == []
+
+
+class _Interrupted(Exception):
+    pass
+
+
+@pytest.mark.only_loop("ourloop", reason="the stdlib leaves the child of an interrupted "
+                       "spawn unreaped (a zombie until a later Popen's _cleanup)")
+def test_interrupted_spawn_leaves_no_zombie(loop):
+    # A signal handler raises while the loop thread waits for the child's
+    # exec (a preexec_fn means fork, not vfork: the parent runs on and
+    # reads the error pipe): the exception propagates, and the child, which
+    # execs and exits later, is reaped by the orphan reaper.
+    def interrupt(signum, frame):
+        raise _Interrupted
+
+    async def main():
+        with pytest.raises(_Interrupted):
+            await asyncio.create_subprocess_exec(
+                "true", preexec_fn=lambda: time.sleep(1), stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE)
+
+    run(loop, asyncio.sleep(0))
+    fds_before = fd_count()
+    children_before = _children()
+    old = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            run(loop, main())
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
     assert fd_count() == fds_before
+    assert wait_until(lambda: _children() == children_before)
+    assert zombie_children() == []
+
+
+def test_spawn_failure_without_vfork(loop, tmp_path, monkeypatch):
+    # subprocess._USE_VFORK (3.11+: tests turn vfork off with it) is read at
+    # each spawn, as Popen does: the child is then fork()ed, and its
+    # failure report waited for.
+    monkeypatch.setattr(subprocess, "_USE_VFORK", False, raising=False)
+    for kind in ("missing", "enoexec", "cwd_missing"):
+        args, kwargs = _spawn_failure(tmp_path, kind)
+        expected = _stdlib_popen_error(args, kwargs)
+        exc = _exec_error(loop, *args, **kwargs)
+        assert _exc_key(exc) == _exc_key(expected)
+    seen, transport = child_report(loop, tmp_path, cwd=tmp_path)
+    assert seen["cwd"] == str(tmp_path)
+    assert zombie_children() == []
+
+
+def test_no_blocking_calls_in_loop_thread(loop, tmp_path):
+    # Tools that report blocking calls made while a loop runs (blockbuster,
+    # used by aiohttp's and anyio's test suites) excuse the stdlib loop's
+    # own (Popen's os.read of its error pipe, by file and function name):
+    # ourloop must make none of its own while spawning, successfully or not.
+    from blockbuster import blockbuster_ctx
+    args_missing, _ = _spawn_failure(tmp_path, "missing")
+    args_noexec, _ = _spawn_failure(tmp_path, "enoexec")
+    r, w = os.pipe()
+
+    async def main():
+        proc = await asyncio.create_subprocess_exec(
+            "sh", "-c", "cat; echo err >&2", stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out, err = await proc.communicate(b"in\n")
+        assert (out, err, proc.returncode) == (b"in\n", b"err\n", 0)
+        proc = await asyncio.create_subprocess_shell(
+            "exit 4", stdin=DEVNULL, stdout=DEVNULL, stderr=DEVNULL)
+        assert await proc.wait() == 4
+        proc = await asyncio.create_subprocess_exec(
+            *py_child("import os, sys; os.write(int(sys.argv[1]), b'x\\n')"), str(w),
+            pass_fds=(w,), cwd=tmp_path,
+            env={"PATH": os.environ["PATH"]}, start_new_session=True,
+            preexec_fn=os.getpid, stdin=DEVNULL, stdout=DEVNULL)
+        assert await proc.wait() == 0
+        for args, kwargs, exc_type in [
+                (args_missing, {}, FileNotFoundError),
+                (("ourloop-no-such-program",), {}, FileNotFoundError),
+                (args_noexec, {}, OSError),
+                (("true",), {"cwd": tmp_path / "nowhere"}, FileNotFoundError),
+                ((PY, "-c", "pass"), {"preexec_fn": _fail_in_child},
+                 subprocess.SubprocessError)]:
+            with pytest.raises(exc_type):
+                await asyncio.create_subprocess_exec(
+                    *args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, **kwargs)
+        transport, proto = await loop.subprocess_exec(
+            lambda: Proto(loop), "true", stdin=DEVNULL, stdout=DEVNULL, stderr=DEVNULL)
+        await proto.done
+        transport.close()
+
+    try:
+        with blockbuster_ctx():
+            run(loop, main())
+        assert os.read(r, 10) == b"x\n"
+    finally:
+        os.close(r)
+        os.close(w)
     assert zombie_children() == []
 
 
@@ -889,7 +1086,6 @@ def test_communicate(loop, loop_kind, route):
         proc = await asyncio.create_subprocess_exec(
             "cat", stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             umask=umask)
-        check_route(proc._transport, loop_kind, route)
         out, err = await proc.communicate(b"hello\n" * 1000)
         assert out == b"hello\n" * 1000 and err == b""
         assert proc.returncode == 0
@@ -898,12 +1094,11 @@ def test_communicate(loop, loop_kind, route):
 
 
 @PIPES
-def test_dev_stdout_in_child(loop, loop_kind):
+def test_dev_stdout_in_child(loop):
     async def main():
         proc = await asyncio.create_subprocess_shell(
             "echo hi > /dev/stdout; echo ho > /dev/stderr",
             stdin=DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        check_route(proc._transport, loop_kind, "uv_spawn")
         out, err = await proc.communicate()
         assert (out, err) == (b"hi\n", b"ho\n")
         assert proc.returncode == 0

@@ -33,12 +33,14 @@ SKIPS = [
      "its clean-up calls the stdlib loop's private _stop_serving()"),
     ('test_subprocess.*.test_popen_error',
      "makes the spawn fail by mocking subprocess.Popen, which the stdlib loop's "
-     "transport calls; ourloop spawns with uv_spawn (tests/test_subprocess.py::"
-     "test_spawn_failure_leaves_nothing checks the same on both loops)"),
+     "transport calls; ourloop spawns with its own Popen subclass (tests/"
+     "test_subprocess.py::test_spawn_failure_is_popens_and_leaves_nothing checks "
+     "the same on both loops)"),
     ('test_subprocess.*.test_popen_error_with_stdin_pipe',
      "makes the spawn fail by mocking subprocess.Popen, which the stdlib loop's "
-     "transport calls; ourloop spawns with uv_spawn (tests/test_subprocess.py::"
-     "test_spawn_failure_leaves_nothing checks the same on both loops)"),
+     "transport calls; ourloop spawns with its own Popen subclass (tests/"
+     "test_subprocess.py::test_spawn_failure_is_popens_and_leaves_nothing checks "
+     "the same on both loops)"),
     ('test_subprocess.GenericWatcherTests.test_create_subprocess_fails_with_inactive_watcher',
      "checks the calls the stdlib loop makes to an asyncio child watcher; ourloop "
      "reaps its children itself and never uses child watchers (docs/conformance.md)",
