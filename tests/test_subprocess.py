@@ -723,9 +723,9 @@ def test_spawn_failure_is_popens_and_leaves_nothing(loop, tmp_path, kind):
         return info.value
 
     run(loop, main())       # warm-up: the loop's own fds exist from now on
+    gc.collect()            # earlier tests' garbage closes its fds now
     fds_before = os.listdir("/proc/self/fd")
     children_before = _children()
-    gc.collect()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         exc = run(loop, main())
