@@ -765,7 +765,12 @@ class _OpenSSLTool:
 
     async def wait_output(self, text):
         while text not in self.out:
-            assert self.proc.poll() is None or text in self.out, self.out[-500:]
+            if self.proc.poll() is not None:
+                # It exited: its last lines may still be in the pipe, not
+                # yet read by the collector thread, which ends at EOF.
+                self.thread.join(5)
+                assert text in self.out, self.out[-500:]
+                return
             await asyncio.sleep(0.01)
 
     def stop(self):
