@@ -46,11 +46,7 @@ asan:
 	@echo "Run 'make build' to go back to a normal build."
 
 bench:
-	@if [ -f benchmarks/run.py ]; then \
-		$(PYTHON) benchmarks/run.py $(ARGS); \
-	else \
-		echo "benchmarks/run.py does not exist yet"; \
-	fi
+	$(PYTHON) benchmarks/run.py $(ARGS)
 
 clean:
 	rm -rf build/ *.egg-info ourloop/*.egg-info
