@@ -256,6 +256,11 @@ cdef class TCPListener(PollHandle):
     cdef int backlog
     cdef readonly bint closed
     cdef object retry
+    # The context current when serving started (Server._start_serving: in
+    # create_server(), start_serving() or serve_forever()), as the stdlib's
+    # accept callback captures it in add_reader(); each connection is set
+    # up in a copy of it.
+    cdef object context
 
     cdef _accept_one(self, int conn)
 
