@@ -30,8 +30,15 @@ Everything else is spawned by subprocess.Popen (`Popen`, whose poll() and
 wait() never reap), exactly as the stdlib does, including its errors; the
 loop blocks during the spawn the same way. Both kinds of children are
 watched and reaped by ourloop (handles/process.pyx).
+
+Contexts: the protocol's callbacks run where the stdlib's do. The pipes'
+(pipe_data_received, pipe_connection_lost) come from pipe transports the
+base transport connects in its own task, a copy of the caller's context;
+process_exited() and connection_lost() from the child watcher's report
+(`_EXIT_IN_CALLER_CONTEXT`).
 """
 
+import contextvars
 import errno
 import inspect
 import os
@@ -58,6 +65,15 @@ __all__ = ('SubprocessMixin',)
 # Whether children are watched with pidfds (Linux 5.3+); else one waiting
 # thread per child. Tests turn it off to exercise the fallback.
 _USE_PIDFD = hasattr(os, 'pidfd_open')
+
+# The context process_exited() and what follows it run in is the one the
+# stdlib's child watcher reports in. 3.12+ watch through a pidfd
+# (PidfdChildWatcher): a reader added when the transport is made, so a copy
+# of the context subprocess_exec() was called in. 3.9-3.11 have a thread
+# wait (ThreadedChildWatcher), which calls call_soon_threadsafe() in its new
+# thread's context: an empty one. (ourloop's own waiting thread, without
+# pidfds, does the same, as does the stdlib's without them.)
+_EXIT_IN_CALLER_CONTEXT = sys.version_info >= (3, 12)
 
 _POPEN_PARAMS = frozenset(inspect.signature(subprocess.Popen).parameters)
 
@@ -266,8 +282,13 @@ def _watch(loop, popen, transport):
         except OSError:
             pass    # e.g. forbidden by a seccomp policy: use a thread
         else:
+            if _EXIT_IN_CALLER_CONTEXT:
+                context = contextvars.copy_context()
+            else:
+                context = contextvars.Context()
             try:
-                _core._watch_child(loop, pidfd, pid, popen, exited, _orphaned)
+                _core._watch_child(loop, pidfd, pid, popen, exited, _orphaned,
+                                   context)
             except (MemoryError, OSError):
                 pass    # (the pidfd is closed): use a thread
             else:
