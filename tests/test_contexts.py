@@ -677,6 +677,50 @@ def test_tls_resume_reading(loop, tls_certs):
     assert sp.cvs('data_received')[-1] == later
 
 
+def test_tls_resume_writing_runs_in_writer_context(loop, tls_certs):
+    # Through the TLS layer too: the application's resume_writing() follows
+    # the raw transport's write completion, in the writer's context.
+    async def main():
+        made = []
+
+        def factory():
+            p = StreamSeen(loop, on_made=pause_on_made)
+            made.append(p)
+            return p
+
+        server = await loop.create_server(
+            factory, '127.0.0.1', 0, ssl=tls_certs.server_context())
+        port = server.sockets[0].getsockname()[1]
+        cv.set('main')
+        transport, cp = await loop.create_connection(
+            lambda: StreamSeen(loop), '127.0.0.1', port,
+            ssl=tls_certs.client_context(), server_hostname='localhost')
+        await made[0].until('connection_made')
+        sp = made[0]
+
+        def fill():
+            sent = 0
+            while 'pause_writing' not in cp.names() and sent < BIG * 4:
+                transport.write(b'x' * 65536)
+                sent += 65536
+            return sent
+        sent = await in_context('writer', fill)
+        assert cp.names() == ['connection_made', 'pause_writing']
+        await in_context('resumer', sp.transport.resume_reading)
+        await cp.until('resume_writing')
+        await sp.until(lambda: len(sp.received) == sent)
+        transport.close()
+        await cp.lost
+        await sp.lost
+        server.close()
+        await server.wait_closed()
+        return cp
+
+    cp = run(loop, main())
+    assert cp.cvs('pause_writing') == ['writer']
+    assert cp.cvs('resume_writing') == ['writer']
+
+
 # -- datagrams -------------------------------------------------------------------------
 
 
