@@ -124,7 +124,8 @@ def _uv_spawn(loop: LoopCore, file: bytes, args: list[bytes], env: Optional[list
               new_session: bool) -> int: ...
 def _watch_child(loop: LoopCore, pidfd: int, pid: int, popen: Any,
                  callback: Callable[[int, Optional[int]], None],
-                 orphaned: Callable[[int, int, Any], None]) -> ChildWatch: ...
+                 orphaned: Callable[[int, int, Any], None],
+                 context: Optional[contextvars.Context] = None) -> ChildWatch: ...
 
 class UDPTransport(asyncio.DatagramTransport):
     # isinstance(t, asyncio.DatagramTransport) and isinstance(t,
