@@ -138,7 +138,13 @@ cdef class StreamTransport:
     cdef readonly object _server
     cdef object sock
     cdef bint borrowed
+    # The contexts the stdlib's callbacks would run in (see "Contexts" at
+    # the top of handles/stream.pyx): reads (the reader's registration),
+    # write completions (the writer's), and the one a connection_lost() of
+    # _force_close() is scheduled in (None: the current one).
     cdef object context
+    cdef object wcontext
+    cdef object lost_context
     cdef readonly bint _closing
     cdef readonly int _conn_lost
     cdef readonly bint _eof
@@ -198,9 +204,10 @@ cdef class StreamTransport:
     cdef _read_into_protocol(self)
     cdef inline Py_ssize_t _bufsize(self) noexcept
     cdef _maybe_pause_protocol(self)
-    cdef _after_drain(self)
+    cdef _after_drain(self, context)
     cdef _shutdown_write(self)
     cdef _fatal_error(self, exc, message)
+    cdef _write_error(self, exc)
     cpdef _force_close(self, exc)
     cdef _close_handle(self)
     cdef _release_socket(self)
@@ -256,6 +263,11 @@ cdef class TCPListener(PollHandle):
     cdef int backlog
     cdef readonly bint closed
     cdef object retry
+    # The context current when serving started (Server._start_serving: in
+    # create_server(), start_serving() or serve_forever()), as the stdlib's
+    # accept callback captures it in add_reader(); each connection is set
+    # up in a copy of it.
+    cdef object context
 
     cdef _accept_one(self, int conn)
 

@@ -22,9 +22,16 @@ function name, see none.
 Where the stdlib's Popen would use os.posix_spawn instead (close_fds=False
 and nothing else asked, or 3.13's closefrom case), ourloop still uses
 fork_exec: the child and the errors come out the same.
+
+Contexts: the protocol's callbacks run where the stdlib's do. The pipes'
+(pipe_data_received, pipe_connection_lost) come from pipe transports the
+base transport connects in its own task, a copy of the caller's context;
+process_exited() and connection_lost() from the child watcher's report
+(`_EXIT_IN_CALLER_CONTEXT`).
 """
 
 import builtins
+import contextvars
 import errno
 import inspect
 import os
@@ -54,6 +61,15 @@ __all__ = ('SubprocessMixin',)
 # Whether children are watched with pidfds (Linux 5.3+); else one waiting
 # thread per child. Tests turn it off to exercise the fallback.
 _USE_PIDFD = hasattr(os, 'pidfd_open')
+
+# The context process_exited() and what follows it run in is the one the
+# stdlib's child watcher reports in. 3.12+ watch through a pidfd
+# (PidfdChildWatcher): a reader added when the transport is made, so a copy
+# of the context subprocess_exec() was called in. 3.9-3.11 have a thread
+# wait (ThreadedChildWatcher), which calls call_soon_threadsafe() in its new
+# thread's context: an empty one. (ourloop's own waiting thread, without
+# pidfds, does the same, as does the stdlib's without them.)
+_EXIT_IN_CALLER_CONTEXT = sys.version_info >= (3, 12)
 
 # The warning the running Python's default child watcher logs when a
 # child's status was read by someone else.
@@ -359,8 +375,13 @@ def _watch(loop, popen, transport):
         except OSError:
             pass    # e.g. forbidden by a seccomp policy: use a thread
         else:
+            if _EXIT_IN_CALLER_CONTEXT:
+                context = contextvars.copy_context()
+            else:
+                context = contextvars.Context()
             try:
-                _core._watch_child(loop, pidfd, pid, popen, exited, _orphaned)
+                _core._watch_child(loop, pidfd, pid, popen, exited, _orphaned,
+                                   context)
             except (MemoryError, OSError):
                 pass    # (the pidfd is closed): use a thread
             else:

@@ -104,6 +104,11 @@ except ImportError:  # 3.9, 3.10: the old sslproto had no such enums
 # 3.13 routes abort through _force_close (and so the exception, if any).
 cdef bint _TLS_ABORT_FORCES_CLOSE = sys.version_info >= (3, 13)
 
+# 3.9/3.10: an SSL transport's resume_reading() resumes the raw transport,
+# so the connection's reads go on in the caller's context (3.11+ only
+# schedule the delivery of what is buffered there).
+cdef bint _RESUME_REREGISTERS_RAW = sys.version_info < (3, 11)
+
 
 cdef enum:
     _S_UNWRAPPED = 0
@@ -256,7 +261,16 @@ cdef class SSLTransport:
 
     def resume_reading(self):
         """Pass data to the protocol again."""
-        self._p()._resume_reading()
+        cdef SSLProtocol proto = self._p()
+        transport = proto._transport
+        if _RESUME_REREGISTERS_RAW and proto._app_reading_paused \
+                and proto.raw_is_stream and isinstance(transport, StreamTransport):
+            # 3.9/3.10's SSL transport pauses and resumes the raw one, whose
+            # reader is registered again in the caller's context: every
+            # later read of the connection (and so data_received(),
+            # eof_received()) runs there.
+            (<StreamTransport>transport).context = PyContext_CopyCurrent()
+        proto._resume_reading()
 
     def set_write_buffer_limits(self, high=None, low=None):
         """Set the high- and low-water limits of write flow control."""

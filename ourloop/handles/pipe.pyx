@@ -565,8 +565,7 @@ cdef class WritePipeTransport(PipeEnd):
                     if code == _C_EAGAIN:
                         # The stdlib's add_writer() would fail so.
                         code = _C_EPERM
-                    self._fatal_error(OSError(code, os.strerror(code)),
-                                      'Fatal write error on pipe transport')
+                    self._write_error(OSError(code, os.strerror(code)))
                     return 0
                 off += n
         return 0

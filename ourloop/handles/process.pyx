@@ -150,13 +150,16 @@ cdef class ChildWatch(PollHandle):
     cdef object popen
     cdef object callback
     cdef object orphaned
+    cdef object context
     cdef readonly bint done
 
-    def __cinit__(self, LoopCore loop, int fd, int pid, popen, callback, orphaned):
+    def __cinit__(self, LoopCore loop, int fd, int pid, popen, callback, orphaned,
+                  context=None):
         self.pid = pid
         self.popen = popen
         self.callback = callback
         self.orphaned = orphaned
+        self.context = context
 
     cdef on_events(self, int status, int events):
         cdef int code = 0
@@ -167,7 +170,9 @@ cdef class ChildWatch(PollHandle):
         callback = self.callback
         self.callback = None
         self.popen = None
-        self.loop._call_soon(callback, (self.pid, code if r == 1 else None), None)
+        context = self.context
+        self.context = None
+        self.loop._call_soon(callback, (self.pid, code if r == 1 else None), context)
 
     cdef _release(self):
         # Close the uv_poll_t first (uv_close takes the fd off epoll), then
@@ -211,16 +216,18 @@ cdef class ChildWatch(PollHandle):
         return f'<ChildWatch pid={self.pid} {"done" if self.done else "watching"}>'
 
 
-def _watch_child(LoopCore loop, int pidfd, int pid, popen, callback, orphaned):
+def _watch_child(LoopCore loop, int pidfd, int pid, popen, callback, orphaned,
+                 context=None):
     """Watch the child `pid` through `pidfd` (which the watch owns from now
     on, even if this raises): when it has exited and is reaped,
-    callback(pid, returncode) runs from the ready queue (returncode None if
-    someone else reaped it). If the loop closes first,
-    orphaned(pid, pidfd, popen) is called, once."""
+    callback(pid, returncode) runs from the ready queue, in `context` (None:
+    a copy of the context current then), with returncode None if someone
+    else reaped it. If the loop closes first, orphaned(pid, pidfd, popen)
+    is called, once."""
     cdef ChildWatch watch
     try:
         loop._ensure_open()
-        watch = ChildWatch(loop, pidfd, pid, popen, callback, orphaned)
+        watch = ChildWatch(loop, pidfd, pid, popen, callback, orphaned, context)
     except BaseException:
         os.close(pidfd)
         raise

@@ -53,6 +53,19 @@
 # end, as they wait for buffered data; abort() (and loop.close()) end it
 # with ConnectionError.
 #
+# Contexts (contextvars): each protocol callback runs in the context the
+# stdlib's would. Reads run in `context`, a copy of the context current when
+# the transport was made (the stdlib registers its reader with call_soon
+# from its __init__) and taken again by resume_reading() (the stdlib
+# registers the reader again, in the caller's context); _run_read enters
+# it, so nothing is copied per read. Write completions run in `wcontext`,
+# copied by the write() that finds nothing buffered (the one whose call
+# registers the stdlib's writer): resume_writing(), connection_lost() after
+# a close() that waited for the buffer, and a failed write's
+# connection_lost(). Everything else (connection_lost() after close() or
+# abort(), eof_received()...) is scheduled with call_soon in the context of
+# whoever caused it, as in the stdlib.
+#
 # Lifetime. While its uv handle is open, a transport is in
 # LoopCore._io_handles, so the loop keeps it alive (as the stdlib's selector
 # keeps the reader callback); the close callback takes it out. A uv_write's
@@ -318,8 +331,10 @@ cdef class StreamTransport:
     cdef int _run_read(self) except -1:
         # Run from the ready queue: _read_ready in the transport's context;
         # an unexpected exception goes to the exception handler as a
-        # callback's would.
-        PyContext_Enter(self.context)
+        # callback's would. (A local reference: resume_reading() from the
+        # protocol replaces self.context meanwhile.)
+        context = self.context
+        PyContext_Enter(context)
         try:
             self._do_read_ready()
         except (SystemExit, KeyboardInterrupt):
@@ -331,7 +346,7 @@ cdef class StreamTransport:
                 'transport': self,
             })
         finally:
-            PyContext_Exit(self.context)
+            PyContext_Exit(context)
         return 0
 
     def _read_ready(self):
@@ -463,6 +478,9 @@ cdef class StreamTransport:
         if self._closing or not self._paused:
             return
         self._paused = False
+        # The stdlib registers its reader again: reads go on in (a copy
+        # of) the caller's context.
+        self.context = PyContext_CopyCurrent()
         self._start_reading()
         if self.rx_error is not None and not self.read_scheduled:
             self.read_scheduled = True
@@ -525,6 +543,11 @@ cdef class StreamTransport:
 
     cdef _queue_write(self, bytes data):
         if self.pending is None:
+            if self.wreq is NULL:
+                # Nothing buffered: where the stdlib's write() would
+                # register its writer, whose callback runs resume_writing()
+                # and the connection_lost() of a waiting close().
+                self.wcontext = PyContext_CopyCurrent()
             self.pending = [data]
         else:
             self.pending.append(data)
@@ -570,8 +593,7 @@ cdef class StreamTransport:
             elif written < 0:
                 self.pending = None
                 self.pending_size = 0
-                self._fatal_error(uv_error(<int>written),
-                                  'Fatal write error on socket transport')
+                self._write_error(uv_error(<int>written))
                 return 0
             self.pending = None
             self.pending_size = 0
@@ -592,7 +614,7 @@ cdef class StreamTransport:
                               <unsigned int>(n - first), _stream_written)
             if err < 0:
                 free(req)
-                self._fatal_error(uv_error(err), 'Fatal write error on socket transport')
+                self._write_error(uv_error(err))
                 return 0
             self.wreq = req
             self.inflight_objs = objs
@@ -611,7 +633,7 @@ cdef class StreamTransport:
         self.inflight = 0
         if status < 0:
             if status != uv.UV_ECANCELED and not self._conn_lost and not self.loop._closed:
-                self._fatal_error(uv_error(status), 'Fatal write error on socket transport')
+                self._write_error(uv_error(status))
             return
         if self.loop._closed:
             return
@@ -620,11 +642,21 @@ cdef class StreamTransport:
         if self._protocol_paused and not self.resume_scheduled \
                 and self._bufsize() <= self._low_water:
             self.resume_scheduled = True
-            self.loop._call_soon(self._resume_protocol_writing, (), None)
+            self.loop._call_soon(self._resume_protocol_writing, (), self.wcontext)
         elif self.pending is None and self.wreq is NULL:
-            self._after_drain()
+            self._after_drain(self.wcontext)
 
-    cdef _after_drain(self):
+    cdef _write_error(self, exc):
+        # A write failed: the stdlib's write() or writer callback calls
+        # _fatal_error, so connection_lost() is scheduled from the writer's
+        # context.
+        self.lost_context = self.wcontext
+        try:
+            self._fatal_error(exc, 'Fatal write error on socket transport')
+        finally:
+            self.lost_context = None
+
+    cdef _after_drain(self, context):
         # Everything was written: a close() or write_eof() may complete;
         # during a loop.sendfile() they wait for its end (_sendfile_end),
         # and the sendfile, waiting for the buffer to be empty, goes on.
@@ -636,7 +668,7 @@ cdef class StreamTransport:
         if self._closing:
             if not self._conn_lost:
                 self._conn_lost += 1
-                self.loop._call_soon(self._call_connection_lost, (None,), None)
+                self.loop._call_soon(self._call_connection_lost, (None,), context)
         elif self._eof:
             self._shutdown_write()
 
@@ -650,7 +682,7 @@ cdef class StreamTransport:
         if self.pending is not None and self.wreq is NULL:
             self._flush()
         if self.pending is None and self.wreq is NULL:
-            self._after_drain()
+            self._after_drain(None)
 
     cdef inline Py_ssize_t _bufsize(self) noexcept:
         # What the stdlib calls the write buffer: pending writes, plus what
@@ -768,7 +800,7 @@ cdef class StreamTransport:
             if waiter is not None and not waiter.done():
                 waiter.set_exception(exc)
         self._conn_lost += 1
-        self.loop._call_soon(self._call_connection_lost, (exc,), None)
+        self.loop._call_soon(self._call_connection_lost, (exc,), self.lost_context)
 
     cdef _fatal_error(self, exc, message):
         if isinstance(exc, OSError):
@@ -793,6 +825,7 @@ cdef class StreamTransport:
             self._close_handle()
             self._release_socket()
             self._protocol = None
+            self.wcontext = None
             server = self._server
             if server is not None:
                 self._server = None
@@ -881,7 +914,7 @@ cdef class StreamTransport:
         self.sf_total = 0
         if self.uvstream is not NULL and self.pending is None and self.wreq is NULL \
                 and (self._closing or self._eof):
-            self._after_drain()
+            self._after_drain(None)
         return sent
 
     cdef int _sf_step(self) except -1:

@@ -143,7 +143,8 @@ cdef class TCPListener(PollHandle):
                 code = cerrno.errno
                 if code == cerrno.EAGAIN or code == cerrno.EINTR or code == cerrno.ECONNABORTED:
                     return
-                self.loop._call_soon(self._accept_error, (OSError(code, os.strerror(code)),), None)
+                self.loop._call_soon(self._accept_error, (OSError(code, os.strerror(code)),),
+                                     self.context)
                 if code in (cerrno.EMFILE, cerrno.ENFILE, cerrno.ENOBUFS, cerrno.ENOMEM):
                     # Accepting again at once would spin: wait a second.
                     PollHandle.stop(self)
@@ -158,9 +159,14 @@ cdef class TCPListener(PollHandle):
             t = _open_socket_fd(self.loop, conn, self.family)
         except BaseException as exc:
             _os.close(conn)
-            self.loop._call_soon(self._accept_error, (exc,), None)
+            self.loop._call_soon(self._accept_error, (exc,), self.context)
             return
-        self.loop._call_soon(self._accepted, (t, conn), None)
+        # The stdlib's accept callback runs _accept_connection2 in a task,
+        # that is in a copy of the listener's context made per connection:
+        # the protocol factory, connection_made() and every later callback
+        # of the connection see the context serving started in (and what
+        # the factory set in it), never another connection's changes.
+        self.loop._call_soon(self._accepted, (t, conn), PyContext_Copy(self.context))
 
     def _resume(self):
         self.retry = None
@@ -261,6 +267,7 @@ cdef TCPListener _tcp_listen(LoopCore loop, sock, protocol_factory, server, back
     listener.protocol_factory = protocol_factory
     listener.server = server
     listener.tls = tls
+    listener.context = PyContext_CopyCurrent()
     # listen() accepted it, so it fits an int. Up to that many accepts per
     # readiness event, at least one (the stdlib's loop accepts none with a
     # backlog <= 0, and so never serves).

@@ -404,7 +404,13 @@ cdef class UDPTransport:
     cdef readonly dict _extra
     cdef readonly object _address
     cdef bint connected
+    # Contexts, as the stdlib's callbacks get them: reads run in `context`
+    # (taken at creation, and again by resume_reading(): the stdlib
+    # registers its reader there); _sendto_ready in `wcontext`, taken by
+    # the sendto() that queues into an empty queue (the stdlib registers
+    # its writer there).
     cdef object context
+    cdef object wcontext
     cdef readonly bint _closing
     cdef readonly int _conn_lost
     cdef readonly bint _paused
@@ -582,8 +588,10 @@ cdef class UDPTransport:
     cdef int _run_read(self) except -1:
         # From the ready queue: the read, in the transport's context; an
         # exception (from datagram_received(), say) goes to the exception
-        # handler as a callback's would.
-        PyContext_Enter(self.context)
+        # handler as a callback's would. (A local reference: a
+        # resume_reading() meanwhile replaces self.context.)
+        context = self.context
+        PyContext_Enter(context)
         try:
             self._do_read_ready()
         except (SystemExit, KeyboardInterrupt):
@@ -595,7 +603,7 @@ cdef class UDPTransport:
                 'transport': self,
             })
         finally:
-            PyContext_Exit(self.context)
+            PyContext_Exit(context)
         return 0
 
     def _read_ready(self):
@@ -675,6 +683,9 @@ cdef class UDPTransport:
         if self._closing or not self._paused:
             return
         self._paused = False
+        # Reads go on in (a copy of) the caller's context, as the stdlib
+        # registers its reader again here.
+        self.context = PyContext_CopyCurrent()
         self._start_reading()
         if self.loop._debug_flag:
             logger.debug("%r resumes reading", self)
@@ -772,6 +783,9 @@ cdef class UDPTransport:
         # The kernel would block: the datagram waits, in order, until the
         # socket is writable.
         cdef bytes payload = bytes(data)
+        if not self._queued():
+            # Where the stdlib's sendto() registers its writer.
+            self.wcontext = PyContext_CopyCurrent()
         if self.queue is None:
             self.queue = _udp_deque()
         self.queue.append((payload, addr))
@@ -866,7 +880,7 @@ cdef class UDPTransport:
     cdef _schedule_write_done(self):
         if not self.write_done_scheduled:
             self.write_done_scheduled = True
-            self.loop._call_soon(self._sendto_ready, (), self.context)
+            self.loop._call_soon(self._sendto_ready, (), self.wcontext)
 
     def _sendto_ready(self):
         # Ready phase, the socket being writable: the stdlib's
