@@ -104,7 +104,9 @@ def _hard_timeout(request):
     if path.startswith(_CPYTHON_DIR) or HARD_TIMEOUT <= 0:
         yield
         return
-    faulthandler.dump_traceback_later(HARD_TIMEOUT, exit=True)
+    marker = request.node.get_closest_marker("timeout")
+    limit = max(HARD_TIMEOUT, marker.args[0]) if marker and marker.args else HARD_TIMEOUT
+    faulthandler.dump_traceback_later(limit, exit=True)
     try:
         yield
     finally:
