@@ -294,49 +294,6 @@ def run_py(py_script):
     return _run
 
 
-# --------------------------------------------------------------------------
-# needs_loop_methods marker
-# --------------------------------------------------------------------------
-
-_base_pytest_configure = pytest_configure
-
-
-def pytest_configure(config):  # noqa: F811 -- extends the hook above
-    _base_pytest_configure(config)
-    config.addinivalue_line(
-        "markers",
-        "needs_loop_methods(*names): on the ourloop parametrization, skip the "
-        "test while any of the named loop methods is still listed in "
-        "ourloop._loop.NOT_YET_IMPLEMENTED",
-    )
-
-
-def ourloop_missing_methods(names):
-    """The subset of ``names`` that ourloop does not implement yet."""
-    if _ourloop is None:
-        return []
-    import importlib
-
-    try:
-        pending = getattr(importlib.import_module("ourloop._loop"), "NOT_YET_IMPLEMENTED", ())
-    except ImportError:
-        pending = ()
-    return [n for n in names if n in pending]
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item):
-    callspec = getattr(item, "callspec", None)
-    if callspec is None or callspec.params.get("loop_kind") != "ourloop":
-        return
-    names = []
-    for marker in item.iter_markers("needs_loop_methods"):
-        names.extend(marker.args)
-    missing = ourloop_missing_methods(names)
-    if missing:
-        pytest.skip("ourloop does not implement %s yet" % ", ".join(missing))
-
-
 @pytest.fixture
 def pair():
     """A connected pair of non-blocking sockets (socket.socketpair())."""

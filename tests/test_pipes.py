@@ -24,8 +24,6 @@ import pytest
 
 from conftest import fd_count  # leak checks; see conftest
 
-pytestmark = pytest.mark.needs_loop_methods("connect_read_pipe", "connect_write_pipe")
-
 TIMEOUT = 30
 PY311 = sys.version_info >= (3, 11)
 MiB = 1024 * 1024

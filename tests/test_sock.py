@@ -473,11 +473,7 @@ def test_sock_connect_unix_missing_path(loop):
         s.close()
 
 
-def test_sock_connect_hostname_uses_getaddrinfo(loop, listener, is_ourloop):
-    if is_ourloop:
-        from ourloop import _loop
-        if "getaddrinfo" in _loop.NOT_YET_IMPLEMENTED:
-            pytest.skip("loop.getaddrinfo() is not implemented yet")
+def test_sock_connect_hostname_uses_getaddrinfo(loop, listener):
     s = nonblocking(socket.socket())
 
     async def main():

@@ -23,7 +23,6 @@ import pytest
 from conftest import fd_count  # leak checks; see conftest
 
 TIMEOUT = 60
-PIPES = pytest.mark.needs_loop_methods("connect_read_pipe", "connect_write_pipe")
 DEVNULL = subprocess.DEVNULL
 PY = sys.executable
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -1076,7 +1075,6 @@ def test_sigchld_action_unchanged(loop):
 # -- pipes ------------------------------------------------------------------------------
 
 
-@PIPES
 @pytest.mark.parametrize("route", ["uv_spawn", "Popen"])
 def test_communicate(loop, loop_kind, route):
     # umask=-1 asks for nothing, umask=0o022 has Popen spawn the child.
@@ -1093,7 +1091,6 @@ def test_communicate(loop, loop_kind, route):
     run(loop, main())
 
 
-@PIPES
 def test_dev_stdout_in_child(loop):
     async def main():
         proc = await asyncio.create_subprocess_shell(
@@ -1106,7 +1103,6 @@ def test_dev_stdout_in_child(loop):
     run(loop, main())
 
 
-@PIPES
 def test_flood_64_mib(loop):
     size = 64 * 1024 * 1024
 
@@ -1121,7 +1117,6 @@ def test_flood_64_mib(loop):
     run(loop, main(), timeout=120)
 
 
-@PIPES
 def test_pipe_callbacks_order(loop):
     async def main():
         transport, proto = await loop.subprocess_exec(
@@ -1141,7 +1136,6 @@ def test_pipe_callbacks_order(loop):
     run(loop, main())
 
 
-@PIPES
 def test_stdin_backpressure(loop):
     class Writer(Proto):
         def __init__(self, loop):
@@ -1167,7 +1161,6 @@ def test_stdin_backpressure(loop):
     run(loop, main())
 
 
-@PIPES
 def test_stdin_drain_with_slow_reader(loop):
     async def main():
         proc = await asyncio.create_subprocess_exec(
@@ -1183,7 +1176,6 @@ def test_stdin_drain_with_slow_reader(loop):
     run(loop, main())
 
 
-@PIPES
 def test_many_children_with_pipes_no_leaks(loop):
     async def main(n):
         for i in range(n):

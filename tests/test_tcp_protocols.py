@@ -1,8 +1,5 @@
 """TCP transports and protocols (loop.create_server / loop.create_connection),
 checked against the stdlib loop's behaviour.
-
-ourloop does not implement these yet: every test carries
-``needs_loop_methods`` so that the ourloop half is skipped until it does.
 """
 
 import asyncio
@@ -11,8 +8,6 @@ import socket
 import struct
 
 import pytest
-
-pytestmark = pytest.mark.needs_loop_methods("create_server", "create_connection")
 
 HOST = "127.0.0.1"
 TIMEOUT = 10

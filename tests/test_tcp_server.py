@@ -1,9 +1,5 @@
 """asyncio.Server objects and loop.create_connection options, checked
 against the stdlib loop's behaviour.
-
-ourloop does not implement create_server/create_connection yet: every test
-carries ``needs_loop_methods`` so that the ourloop half is skipped until it
-does.
 """
 
 import asyncio
@@ -12,8 +8,6 @@ import socket
 import sys
 
 import pytest
-
-pytestmark = pytest.mark.needs_loop_methods("create_server", "create_connection")
 
 HOST = "127.0.0.1"
 TIMEOUT = 10

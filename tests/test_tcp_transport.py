@@ -7,10 +7,6 @@ many small writes, 1,000 concurrent connections, pause/resume_reading,
 extra info, errors raised by protocol callbacks, connection_lost
 accounting, slow-callback logging in debug mode, connect_accepted_socket,
 and cancellation of the create/open/start coroutines at every await.
-
-ourloop does not implement create_server/create_connection yet: every test
-carries ``needs_loop_methods`` so that the ourloop half is skipped until it
-does.
 """
 
 import array
@@ -25,8 +21,6 @@ import sys
 import time
 
 import pytest
-
-pytestmark = pytest.mark.needs_loop_methods("create_server", "create_connection")
 
 HOST = "127.0.0.1"
 TIMEOUT = 10
@@ -1135,7 +1129,6 @@ def _listening_socket(proto=0):
     return lsock
 
 
-@pytest.mark.needs_loop_methods("connect_accepted_socket")
 @pytest.mark.parametrize("proto", [0, socket.IPPROTO_TCP], ids=["proto0", "IPPROTO_TCP"])
 def test_connect_accepted_socket_echo(loop, proto):
     """A socket accepted from a plain listening socket.
@@ -1205,7 +1198,6 @@ def test_connect_accepted_socket_echo(loop, proto):
     assert r["events"] == ["made", "data", "eof", "lost"]
 
 
-@pytest.mark.needs_loop_methods("connect_accepted_socket")
 def test_connect_accepted_socket_rejects_non_stream(loop):
     async def main():
         udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

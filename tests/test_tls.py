@@ -1076,8 +1076,4 @@ def test_stream_writer_start_tls(loop, tls_certs):
 
 
 def test_start_tls_is_implemented(loop):
-    # Not one of ourloop's NOT_YET_IMPLEMENTED methods any more.
     assert asyncio.iscoroutinefunction(loop.start_tls)
-    if not isinstance(loop, asyncio.BaseEventLoop):
-        from ourloop._loop import NOT_YET_IMPLEMENTED
-        assert 'start_tls' not in NOT_YET_IMPLEMENTED

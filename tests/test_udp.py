@@ -22,8 +22,6 @@ import pytest
 
 from conftest import fd_count  # leak checks; see conftest
 
-pytestmark = pytest.mark.needs_loop_methods("create_datagram_endpoint")
-
 TIMEOUT = 10
 PY310 = sys.version_info[:2] == (3, 10)
 PY311 = sys.version_info >= (3, 11)

@@ -21,9 +21,6 @@ import pytest
 
 from conftest import fd_count  # leak checks; see conftest
 
-pytestmark = pytest.mark.needs_loop_methods(
-    "create_unix_server", "create_unix_connection")
-
 TIMEOUT = 10
 PY313 = sys.version_info >= (3, 13)
 linux_only = pytest.mark.skipif(

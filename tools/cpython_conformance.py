@@ -611,11 +611,6 @@ def child_main(args):
         except Exception as exc:
             emit({'ev': 'fatal', 'msg': 'cannot import ourloop: %r' % (exc,)})
             return 3
-        try:
-            import ourloop._loop as _oloop
-            hello['not_yet_implemented'] = list(getattr(_oloop, 'NOT_YET_IMPLEMENTED', ()))
-        except Exception:
-            hello['not_yet_implemented'] = None
         hello['ourloop_file'] = getattr(ourloop, '__file__', None)
         hello['ourloop_version'] = getattr(ourloop, '__version__', None)
         try:
@@ -1167,18 +1162,6 @@ def render_markdown(data):
     return '\n'.join(out)
 
 
-def render_not_yet_implemented(names, data):
-    if not names:
-        return ('`ourloop._loop.NOT_YET_IMPLEMENTED` (ourloop %s) is empty: every '
-                'method of `asyncio.AbstractEventLoop` is implemented.'
-                % (data.get('ourloop') or '?'))
-    out = ['`ourloop._loop.NOT_YET_IMPLEMENTED` (ourloop %s): these loop methods raise '
-           '`NotImplementedError` on purpose for now:' % (data.get('ourloop') or '?'), '']
-    for n in names:
-        out.append('- `%s()`' % n)
-    return '\n'.join(out)
-
-
 def update_docs(path, key, block):
     begin = '<!-- BEGIN GENERATED %s -->' % key
     end = '<!-- END GENERATED %s -->' % key
@@ -1193,8 +1176,6 @@ def update_docs(path, key, block):
         text = pre + new + post
     else:
         marker = '<!-- GENERATED RESULTS GO HERE -->'
-        if key == 'not-yet-implemented':
-            marker = '<!-- NOT-YET-IMPLEMENTED GOES HERE -->'
         if marker in text:
             text = text.replace(marker, new + '\n\n' + marker)
         else:
@@ -1349,12 +1330,6 @@ def parent_main(opts):
             key = 'py%s %s %s' % (pyver, mode, setname)
             update_docs(opts.update_docs, key, render_markdown(data))
             print('updated %s [%s]' % (opts.update_docs, key))
-            nyi = next((mr.hello.get('not_yet_implemented') for mr, _, _ in results
-                        if mr.hello and mr.hello.get('not_yet_implemented')), None)
-            if nyi:
-                update_docs(opts.update_docs, 'not-yet-implemented',
-                            render_not_yet_implemented(nyi, data))
-                print('updated %s [not-yet-implemented]' % opts.update_docs)
     if not opts.log_dir and not bad and not opts.keep_logs:
         shutil.rmtree(logdir, ignore_errors=True)
     if any(mr.fatal for mr, _, _ in results):
