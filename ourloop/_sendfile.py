@@ -39,7 +39,7 @@ from asyncio import constants, exceptions, protocols
 
 from . import _core
 from ._core import StreamTransport
-from ._sockets import _check_ssl_socket
+from ._util import _check_ssl_socket
 
 __all__ = ('SendfileMixin',)
 
