@@ -993,7 +993,7 @@ def _drive(args, reps, duration, warmup, cases, loops, missing, info):
         return f'{statistics.median(xs):.0%}' if xs else 'n/a'
 
     def others_max(n):
-        xs = [row_max(n, lambda r: others_load(r, side)) for side in ('server', 'client')]
+        xs = [row_max(n, lambda r, side=side: others_load(r, side)) for side in ('server', 'client')]
         return ' / '.join('n/a' if x is None else f'{x:.0%}' for x in xs)
 
     L = bench.LOOP_NAMES

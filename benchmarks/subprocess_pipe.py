@@ -111,7 +111,7 @@ else:
 def child_command():
     """(argv prefix of the child, description). Uses the C child when a C
     compiler is there (built once, cached by source hash), else Python."""
-    import echo     # its build_c() and compiler search
+    import echo  # its build_c() and compiler search
     path, reason = echo.build_c(CHILD_SOURCE)
     if path is not None:
         return [path], f'C, {os.path.relpath(CHILD_SOURCE)} built with cc -O2'

@@ -17,21 +17,20 @@ import time
 import traceback
 import warnings
 import weakref
-
 from asyncio import constants, futures, tasks
 from asyncio.log import logger
 
 from ._core import LoopCore, _check_callback
 from ._dns import DnsMixin
-from ._sockets import SockMixin
-from ._tcp import TcpMixin
-from ._unix import UnixMixin
-from ._signals import SignalMixin
-from ._udp import DatagramMixin
 from ._pipes import PipeMixin
-from ._subprocess import SubprocessMixin
-from ._tls import TLSMixin
 from ._sendfile import SendfileMixin
+from ._signals import SignalMixin
+from ._sockets import SockMixin
+from ._subprocess import SubprocessMixin
+from ._tcp import TcpMixin
+from ._tls import TLSMixin
+from ._udp import DatagramMixin
+from ._unix import UnixMixin
 
 __all__ = ('Loop', 'new_event_loop')
 
@@ -155,7 +154,7 @@ class Loop(LoopCore, DnsMixin, SockMixin, TcpMixin, UnixMixin, SignalMixin,
             warnings.warn(
                 f"asynchronous generator {agen!r} was scheduled after "
                 f"loop.shutdown_asyncgens() call",
-                ResourceWarning, source=self)
+                ResourceWarning, source=self, stacklevel=1)
         self._asyncgens.add(agen)
 
     def _asyncgen_finalizer_hook(self, agen):

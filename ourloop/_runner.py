@@ -2,7 +2,6 @@
 
 import asyncio
 import sys
-
 from asyncio import coroutines, events
 
 from ._loop import new_event_loop

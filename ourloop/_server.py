@@ -26,7 +26,6 @@ serving, if the file still is the one it bound (same inode).
 
 import asyncio
 import sys
-
 from asyncio import trsock
 from asyncio.log import logger
 

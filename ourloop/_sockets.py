@@ -18,7 +18,7 @@ import asyncio
 import functools
 import socket
 
-from ._util import _HAS_IPv6, _check_ssl_socket
+from ._util import _check_ssl_socket, _HAS_IPv6
 
 __all__ = ('SockMixin',)
 

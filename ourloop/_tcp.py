@@ -45,13 +45,11 @@ import itertools
 import os
 import socket
 import sys
-
 from asyncio import staggered
 from asyncio.log import logger
 
 from ._server import Server
-from ._util import (
-    _HAS_IPv6, _check_ssl_socket, _check_tls_timeouts, _enable_reuse_port)
+from ._util import _check_ssl_socket, _check_tls_timeouts, _enable_reuse_port, _HAS_IPv6
 
 __all__ = ('TcpMixin',)
 
@@ -101,7 +99,7 @@ def _combined_error(errors, all_errors):
     """The exception create_connection() raises when every attempt failed
     with one of `errors` (OSErrors, in the order they happened)."""
     if all_errors:
-        return ExceptionGroup('create_connection failed', errors)  # noqa: F821
+        return ExceptionGroup('create_connection failed', errors)  # noqa: F821 (3.11+, as all_errors)
     first = errors[0]
     if len(errors) == 1:
         return first

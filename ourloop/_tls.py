@@ -36,7 +36,6 @@ Arguments, defaults and errors are those of the running Python's asyncio.
 
 import functools
 import sys
-
 from asyncio import exceptions
 
 try:

@@ -36,11 +36,9 @@ Who owns which socket:
   cancellation while waiting for connection_made closes the transport.
 """
 
-import os
 import socket
 import sys
 import warnings
-
 from asyncio import base_events as _base_events
 from asyncio.log import logger
 

@@ -8,7 +8,6 @@ exception types are the running Python's asyncio's.
 
 import socket
 import stat
-
 from asyncio.log import logger
 
 from . import _core
@@ -42,9 +41,7 @@ def _enable_reuse_port(sock):
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     except OSError:
-        # noqa reason: the stdlib raises this without `from`, so the
-        # OSError is the implicit __context__, as here.
-        raise ValueError(  # noqa: B904
+        raise ValueError(  # noqa: B904 (as the stdlib)
             'reuse_port not supported by socket module, '
             'SO_REUSEPORT defined but not implemented.')
 

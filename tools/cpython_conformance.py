@@ -232,7 +232,7 @@ class LoopCounter:
 
         if ourloop_mod is None:
             return
-        cls = getattr(ourloop_mod, 'Loop')
+        cls = ourloop_mod.Loop
         self.ourloop_cls = cls
         orig_init = cls.__init__
 
@@ -596,8 +596,8 @@ def child_main(args):
             progress.write(line + '\n')
             progress.flush()
 
-    import unittest
     import asyncio
+    import unittest
     pyver = '%d.%d' % sys.version_info[:2]
     hello = {'ev': 'hello', 'python': sys.version.split()[0],
              'executable': sys.executable, 'pyver': pyver,
@@ -1129,7 +1129,7 @@ def render_markdown(data):
         if bf:
             out.append('Failing with the stdlib loop too (baseline):')
             out.append('')
-            for mod, f in bf:
+            for _mod, f in bf:
                 out.append('- `%s`: %s' % (short_id(f['id']), f['summary'].replace('|', '\\|')))
             out.append('')
     sk = [s for m in data['modules'] for s in m['skipped_by_list']]
@@ -1199,7 +1199,7 @@ def print_module(mr, opts, baseline):
     if mr.loaded and mr.loaded.get('unused_skips'):
         print('    WARNING: skip list entries matching no test of %s: %s' % (
             mod, ', '.join(mr.loaded['unused_skips'])))
-    for tid, what, tail in mr.crashes:
+    for tid, what, _tail in mr.crashes:
         print('    crash: %s in %s' % (what, short_id(tid) if tid else '(outside tests)'))
     probs = module_problems(mr, baseline)
     if probs and not mr.fatal:
@@ -1296,7 +1296,7 @@ def parent_main(opts):
     total = {'run': 0, 'pass': 0, 'fail': 0, 'error': 0, 'skip': 0, 'xfail': 0,
              'xpass': 0, 'skiplist': 0, 'on_ourloop': 0}
     loops = {}
-    for mr, probs, base in results:
+    for mr, _, _ in results:
         for k, v in mr.counts().items():
             total[k] += v
         for k, v in mr.loops.items():
