@@ -14,10 +14,11 @@ ourloop.
 Tests that only make sense on one loop use ``@pytest.mark.only_loop("ourloop",
 reason="...")`` (or ``"asyncio"``); the other parameter is skipped with that
 reason.
+
+A hung test is stopped by pytest-timeout (pyproject.toml: ``timeout``).
 """
 
 import asyncio
-import faulthandler
 import os
 import socket
 import subprocess
@@ -44,13 +45,6 @@ ALLOW_MISSING = os.environ.get("OURLOOP_ALLOW_MISSING") == "1"
 
 LOOP_KINDS = ("asyncio", "ourloop")
 
-# Hard per-test limit: a hung event loop (e.g. a wake-up that never comes)
-# would otherwise hang the whole run.  faulthandler dumps every thread's
-# traceback and exits the process: loud, and impossible to miss in CI.
-HARD_TIMEOUT = float(os.environ.get("OURLOOP_TEST_HARD_TIMEOUT", "120"))
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-_CPYTHON_DIR = os.path.join(HERE, "cpython")
 
 
 def require_ourloop():
@@ -96,21 +90,6 @@ def pytest_report_header(config):
         OURLOOP_IMPORT_ERROR,
         ", skipped (OURLOOP_ALLOW_MISSING=1)" if ALLOW_MISSING else ", its tests will FAIL",
     )
-
-
-@pytest.fixture(autouse=True)
-def _hard_timeout(request):
-    path = str(getattr(request.node, "fspath", ""))
-    if path.startswith(_CPYTHON_DIR) or HARD_TIMEOUT <= 0:
-        yield
-        return
-    marker = request.node.get_closest_marker("timeout")
-    limit = max(HARD_TIMEOUT, marker.args[0]) if marker and marker.args else HARD_TIMEOUT
-    faulthandler.dump_traceback_later(limit, exit=True)
-    try:
-        yield
-    finally:
-        faulthandler.cancel_dump_traceback_later()
 
 
 # --------------------------------------------------------------------------
