@@ -75,7 +75,8 @@ def test_missing_ourloop_fails_unless_allowed(tmp_path):
     import subprocess
     import sys
 
-    shutil.copy(os.path.join(ROOT, "tests", "conftest.py"), tmp_path / "conftest.py")
+    for name in ("conftest.py", "support.py", "tls_certs.py"):
+        shutil.copy(os.path.join(ROOT, "tests", name), tmp_path / name)
     (tmp_path / "ourloop").mkdir()
     (tmp_path / "ourloop" / "__init__.py").write_text(
         "raise ImportError('ourloop deliberately broken for this test')\n"

@@ -34,7 +34,6 @@ import uuid
 
 import pytest
 
-from tls_certs import tls_certs  # noqa: F401  (session fixture)
 
 TIMEOUT = 20
 PY311 = sys.version_info >= (3, 11)

@@ -22,7 +22,7 @@ import warnings
 
 import pytest
 
-from conftest import fd_count  # leak checks; see conftest
+from support import fd_count
 
 TIMEOUT = 30
 PY311 = sys.version_info >= (3, 11)

@@ -22,7 +22,7 @@ from asyncio import constants
 
 import pytest
 
-from conftest import fd_count  # leak checks; see conftest
+from support import fd_count
 
 TIMEOUT = 60
 FILE_SIZE = 32 * 1024 * 1024 + 123   # larger than any socket buffer

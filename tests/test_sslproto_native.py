@@ -29,8 +29,7 @@ import warnings
 
 import pytest
 
-from conftest import require_ourloop
-from tls_certs import tls_certs  # noqa: F401  (session fixture)
+from support import require_ourloop
 
 PY311 = sys.version_info >= (3, 11)
 MIB = 1024 * 1024

@@ -20,7 +20,7 @@ import warnings
 import psutil
 import pytest
 
-from conftest import fd_count  # leak checks; see conftest
+from support import fd_count
 
 TIMEOUT = 60
 DEVNULL = subprocess.DEVNULL

@@ -13,7 +13,7 @@ HOST = "127.0.0.1"
 TIMEOUT = 10
 
 
-from conftest import fd_count  # noqa: E402  (leak checks; see conftest)
+from support import fd_count
 
 
 def closed_port(host=HOST, family=socket.AF_INET):

@@ -62,7 +62,7 @@ def _nofile_soft_limit():
 _raise_nofile_limit()
 
 
-from conftest import fd_count  # noqa: E402  (leak checks; see conftest)
+from support import fd_count
 
 
 def fd_target(fd):

@@ -20,8 +20,7 @@ import threading
 
 import pytest
 
-from conftest import fd_count
-from tls_certs import tls_certs  # noqa: F401  (session fixture)
+from support import fd_count
 
 TIMEOUT = 20
 PY311 = sys.version_info >= (3, 11)

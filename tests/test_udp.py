@@ -20,7 +20,7 @@ import warnings
 
 import pytest
 
-from conftest import fd_count  # leak checks; see conftest
+from support import fd_count
 
 TIMEOUT = 10
 PY310 = sys.version_info[:2] == (3, 10)

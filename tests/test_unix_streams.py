@@ -19,7 +19,7 @@ import uuid
 
 import pytest
 
-from conftest import fd_count  # leak checks; see conftest
+from support import fd_count
 
 TIMEOUT = 10
 PY313 = sys.version_info >= (3, 13)
