@@ -115,3 +115,16 @@ def fd_count():
         count += 1
     return count
 
+
+# --------------------------------------------------------------------------
+# running a coroutine
+# --------------------------------------------------------------------------
+
+# run_coro()'s default: generous, a guard against a hang that fails this
+# test (with its teardown) rather than the whole run (pytest-timeout).
+RUN_TIMEOUT = 60
+
+
+def run_coro(loop, coro, timeout=RUN_TIMEOUT):
+    """loop.run_until_complete(coro) under asyncio.wait_for(timeout)."""
+    return loop.run_until_complete(asyncio.wait_for(coro, timeout))

@@ -22,7 +22,6 @@ import tempfile
 import blockbuster
 import pytest
 
-
 HOST = "127.0.0.1"
 TIMEOUT = 20
 

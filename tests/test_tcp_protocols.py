@@ -9,6 +9,8 @@ import struct
 
 import pytest
 
+from support import run_coro
+
 HOST = "127.0.0.1"
 TIMEOUT = 10
 
@@ -94,9 +96,6 @@ async def settle(n=5):
         await asyncio.sleep(0.01)
 
 
-def go(loop, coro, timeout=TIMEOUT):
-    return loop.run_until_complete(asyncio.wait_for(coro, timeout))
-
 
 def test_callback_order_and_single_connection_lost(loop):
     async def main():
@@ -117,7 +116,7 @@ def test_callback_order_and_single_connection_lost(loop):
         finally:
             await shutdown(server)
 
-    cp, sp = go(loop, main())
+    cp, sp = run_coro(loop, main())
     assert bytes(cp.data) == b"ping"
     assert bytes(sp.data) == b"ping"
     assert sp.events == ["made", "data", "eof", ("lost", None)]
@@ -151,7 +150,7 @@ def test_eof_received_true_keeps_transport_open(loop):
         finally:
             await shutdown(server)
 
-    cp, sp = go(loop, main())
+    cp, sp = run_coro(loop, main())
     assert bytes(sp.data) == b"request"
     assert bytes(cp.data) == b"reply after eof"
     assert sp.events == ["made", "data", "eof", ("lost", None)]
@@ -206,7 +205,7 @@ def test_flow_control_write_and_read(loop):
         finally:
             await shutdown(server)
 
-    sent, buffered, got_while_paused, final_size, cp, sp = go(loop, main())
+    sent, buffered, got_while_paused, final_size, cp, sp = run_coro(loop, main())
     assert buffered > high
     assert got_while_paused == 0
     assert len(sp.data) == sent
@@ -237,7 +236,7 @@ def _close_or_abort(loop, how):
         finally:
             await shutdown(server)
 
-    return total, go(loop, main())
+    return total, run_coro(loop, main())
 
 
 def test_close_flushes_pending_data(loop):
@@ -285,7 +284,7 @@ def test_writes_after_close_ignored_then_warned(loop, caplog):
         finally:
             await shutdown(server)
 
-    counts, sp = go(loop, main())
+    counts, sp = run_coro(loop, main())
     assert bytes(sp.data) == b""
     # close() counts as the first lost write; from the 5th write on, each
     # write logs "socket.send() raised exception." on the asyncio logger.
@@ -319,7 +318,7 @@ def test_transport_extra_info_and_types(loop):
         finally:
             await shutdown(server)
 
-    port, out = go(loop, main())
+    port, out = run_coro(loop, main())
     c, s = out["client"], out["server"]
     for d in (c, s):
         assert isinstance(d["transport"], asyncio.Transport)
@@ -361,7 +360,7 @@ def test_set_protocol_get_protocol(loop):
         finally:
             await shutdown(server)
 
-    old, new = go(loop, main())
+    old, new = run_coro(loop, main())
     assert bytes(old.data) == b"one"
     assert bytes(new.data) == b"two"
     assert not old.lost.done()  # the replaced protocol hears nothing more
@@ -429,7 +428,7 @@ def test_buffered_protocol_large_payload(loop, side):
             tr.close()
             await shutdown(server)
 
-    r = go(loop, main(), 20)
+    r = run_coro(loop, main(), 20)
     assert len(r.data) == len(payload)
     assert r.data == payload
     assert r.events == ["made", "eof", ("lost", None)]
@@ -456,7 +455,7 @@ def test_peer_reset_reports_connection_reset(loop):
         finally:
             await shutdown(server)
 
-    exc, sp = go(loop, main())
+    exc, sp = run_coro(loop, main())
     assert isinstance(exc, ConnectionResetError)
     assert sp.lost_calls == 1
     assert "eof" not in sp.events

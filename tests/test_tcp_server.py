@@ -13,7 +13,7 @@ HOST = "127.0.0.1"
 TIMEOUT = 10
 
 
-from support import fd_count
+from support import fd_count, run_coro
 
 
 def closed_port(host=HOST, family=socket.AF_INET):
@@ -40,9 +40,6 @@ def have_ipv6():
     finally:
         s.close()
 
-
-def go(loop, coro, timeout=TIMEOUT):
-    return loop.run_until_complete(asyncio.wait_for(coro, timeout))
 
 
 class Echo(asyncio.Protocol):
@@ -123,7 +120,7 @@ def test_server_attributes_and_close(loop):
         state["data"] = data
         return state
 
-    st = go(loop, main())
+    st = run_coro(loop, main())
     assert st["loop"] is loop
     assert st["n"] == 1
     assert st["types"] == {asyncio.trsock.TransportSocket}
@@ -151,7 +148,7 @@ def test_start_serving_false_then_start_serving(loop):
         await server.wait_closed()
         return before, after, data
 
-    before, after, data = go(loop, main())
+    before, after, data = run_coro(loop, main())
     assert before is False
     assert after is True
     assert data == b"ping"
@@ -176,7 +173,7 @@ def test_serve_forever_cancelled_by_close(loop):
             await server.serve_forever()  # server is closed
         return serving, data
 
-    serving, data = go(loop, main())
+    serving, data = run_coro(loop, main())
     assert serving is True
     assert data == b"ping"
 
@@ -192,7 +189,7 @@ def test_async_with_server(loop):
             await loop.create_connection(asyncio.Protocol, HOST, port)
         return inside, outside, data
 
-    inside, outside, data = go(loop, main())
+    inside, outside, data = run_coro(loop, main())
     assert inside is True and outside is False
     assert data == b"ping"
 
@@ -216,7 +213,7 @@ def test_wait_closed_and_live_connections(loop):
         await asyncio.wait_for(waiter, TIMEOUT)
         return done_with_live_conn, still_echoing
 
-    done_with_live_conn, echoed = go(loop, main())
+    done_with_live_conn, echoed = run_coro(loop, main())
     assert echoed == b"xy"
     if sys.version_info >= (3, 12):
         # 3.12+: wait_closed() waits until all connections are gone
@@ -246,7 +243,7 @@ def test_wait_closed_before_close_waits_for_close_and_connections(loop):
         await asyncio.wait_for(waiter, TIMEOUT)
         return before_close, after_close
 
-    before_close, after_close = go(loop, main())
+    before_close, after_close = run_coro(loop, main())
     assert before_close is False
     assert after_close is False
 
@@ -268,7 +265,7 @@ def test_keep_alive_client_does_not_hang_pre_312_shutdown(loop):
         await asyncio.wait_for(waiter, TIMEOUT)
         return returned
 
-    assert go(loop, main()) is (sys.version_info < (3, 12))
+    assert run_coro(loop, main()) is (sys.version_info < (3, 12))
 
 
 @pytest.mark.skipif(
@@ -295,7 +292,7 @@ def test_close_and_abort_clients(loop, how):
             p.transport.close()
         return excs
 
-    excs = go(loop, main())
+    excs = run_coro(loop, main())
     assert len(excs) == 3
     if how == "close_clients":
         assert excs == [None, None, None]
@@ -315,7 +312,7 @@ def test_create_server_with_sock(loop):
         await server.wait_closed()
         return same, data, lsock.fileno()
 
-    same, data, fileno_after = go(loop, main())
+    same, data, fileno_after = run_coro(loop, main())
     assert same and data == b"ping"
     assert fileno_after == -1  # the server owns and closes the socket
 
@@ -334,7 +331,7 @@ def test_create_server_bad_arguments(loop):
             s.close()
         return True
 
-    assert go(loop, main())
+    assert run_coro(loop, main())
 
 
 def test_many_servers_release_fds(loop):
@@ -351,7 +348,7 @@ def test_many_servers_release_fds(loop):
         await asyncio.sleep(0.02)
         return before, fd_count()
 
-    before, after = go(loop, main())
+    before, after = run_coro(loop, main())
     assert after == before
 
 
@@ -368,7 +365,7 @@ def test_create_connection_refused(loop):
             await loop.create_connection(asyncio.Protocol, HOST, port)
         return ei.value
 
-    exc = go(loop, main())
+    exc = run_coro(loop, main())
     assert str(port) in str(exc)
 
 
@@ -391,7 +388,7 @@ def test_create_connection_with_connected_sock(loop):
         await server.wait_closed()
         return same_fd, bytes(p.data), raw.fileno()
 
-    same_fd, data, fileno_after = go(loop, main())
+    same_fd, data, fileno_after = run_coro(loop, main())
     assert same_fd
     assert data == b"via sock"
     assert fileno_after == -1  # the transport owns the socket
@@ -409,7 +406,7 @@ def test_create_connection_local_addr(loop):
         await server.wait_closed()
         return port, lport, data, peer, sockname
 
-    port, lport, data, peer, sockname = go(loop, main())
+    port, lport, data, peer, sockname = run_coro(loop, main())
     assert data == b"ping"
     assert peer == (HOST, port)
     assert sockname == (HOST, lport)
@@ -439,7 +436,7 @@ def test_create_connection_bad_arguments(loop):
             u.close()
         return True
 
-    assert go(loop, main())
+    assert run_coro(loop, main())
 
 
 def test_create_connection_several_addresses_one_refusing(loop, monkeypatch):
@@ -457,7 +454,7 @@ def test_create_connection_several_addresses_one_refusing(loop, monkeypatch):
         await server.wait_closed()
         return calls, data, peer, port
 
-    calls, data, peer, port = go(loop, main())
+    calls, data, peer, port = run_coro(loop, main())
     if not calls:
         pytest.skip("the loop does not resolve through loop.getaddrinfo")
     assert data == b"ping"
@@ -474,7 +471,7 @@ def test_create_connection_all_refused_multiple(loop, monkeypatch):
             await loop.create_connection(asyncio.Protocol, "multi.example", 80)
         return ei.value
 
-    exc = go(loop, main())
+    exc = run_coro(loop, main())
     # different messages -> a plain OSError summarizing all of them
     assert type(exc) is OSError
     assert str(exc).startswith("Multiple exceptions:")
@@ -497,7 +494,7 @@ def test_happy_eyeballs_delay(loop, monkeypatch):
         await server.wait_closed()
         return calls, data, peer, port
 
-    calls, data, peer, port = go(loop, main())
+    calls, data, peer, port = run_coro(loop, main())
     if not calls:
         pytest.skip("the loop does not resolve through loop.getaddrinfo")
     assert data == b"ping"
@@ -520,7 +517,7 @@ def test_all_errors_exception_group(loop, monkeypatch):
             )
         return ei1.value, ei2.value
 
-    g1, g2 = go(loop, main())
+    g1, g2 = run_coro(loop, main())
     assert len(g1.exceptions) == 1
     assert isinstance(g1.exceptions[0], ConnectionRefusedError)
     assert len(g2.exceptions) == 2
@@ -539,7 +536,7 @@ def test_ipv6_loopback(loop):
         await server.wait_closed()
         return family, port, data, peer, sockname
 
-    family, port, data, peer, sockname = go(loop, main())
+    family, port, data, peer, sockname = run_coro(loop, main())
     assert family == socket.AF_INET6
     assert data == b"ping"
     assert peer[:2] == ("::1", port)
@@ -576,7 +573,7 @@ def test_cancel_create_connection_leaves_no_fd(loop):
         await server.wait_closed()
         return before, after, outcomes
 
-    before, after, outcomes = go(loop, main())
+    before, after, outcomes = run_coro(loop, main())
     assert outcomes[0] == "cancelled"
     assert after == before, outcomes
 
@@ -611,7 +608,7 @@ def test_create_server_bad_backlog(loop, backlog, exc, words, start_serving):
         finally:
             server.close()
 
-    go(loop, main())
+    run_coro(loop, main())
 
 
 @pytest.mark.parametrize("backlog", [True, -5, 0, 1])
@@ -633,7 +630,7 @@ def test_create_server_small_backlogs_serve(loop, backlog, is_ourloop):
         await server.wait_closed()
         return data
 
-    assert go(loop, main()) == b"ping"
+    assert run_coro(loop, main()) == b"ping"
 
 
 @pytest.mark.parametrize("interleave,exc", [(1.5, TypeError), ("2", TypeError)])
@@ -649,6 +646,6 @@ def test_create_connection_bad_interleave(loop, interleave, exc):
             server.close()
         return str(info.value)
 
-    message = go(loop, main())
+    message = run_coro(loop, main())
     if isinstance(interleave, float):
         assert "slice indices must be integers" in message
