@@ -238,7 +238,7 @@ def test_stdio_inherited(loop, tmp_path):
         return transport
 
     fds_before = fd_count_warm(loop)
-    transport = run_coro(loop, main())
+    run_coro(loop, main())
     assert eval(out.read_text()) == _fd_targets((0, 1, 2))
     assert fd_count() == fds_before
 
@@ -957,7 +957,7 @@ def test_proc_poll_does_not_reap(loop):
 
 def test_many_children_no_leaks(loop):
     async def main():
-        for i in range(500):
+        for _ in range(500):
             transport, proto = await exec_quiet(loop, "true")
             await proto.done
             assert transport.get_returncode() == 0
@@ -978,7 +978,7 @@ def test_loop_closed_while_children_run(loop_factory):
 
     async def main():
         started = []
-        for i in range(5):
+        for _ in range(5):
             transport, proto = await exec_quiet(loop, "sleep", "0.3")
             started.append(transport)
         return started
@@ -1020,7 +1020,7 @@ def test_user_sigchld_handler_kept_and_called(loop):
             await proto.done
             transport.close()
             # Let a signal that arrived between bytecodes run its handler.
-            for i in range(100):
+            for _ in range(100):
                 if calls:
                     break
                 await asyncio.sleep(0.01)
@@ -1163,7 +1163,7 @@ def test_stdin_drain_with_slow_reader(loop):
     async def main():
         proc = await asyncio.create_subprocess_exec(
             "sh", "-c", "sleep 0.2; wc -c", stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        for i in range(32):
+        for _ in range(32):
             proc.stdin.write(b"y" * 65536)
             await proc.stdin.drain()
         proc.stdin.close()

@@ -5,9 +5,6 @@ in docs/conformance.md, "Where ourloop differs from the stdlib on purpose").
 import asyncio
 import json
 import os
-import signal
-import socket
-import sys
 
 import pytest
 

@@ -409,7 +409,6 @@ def test_buffered_protocol_large_payload(loop, side):
                 await asyncio.sleep(0.005)
             receiver = sprotos[0]
         else:
-            sender = []
 
             class Sender(Recorder):
                 def connection_made(self, transport):

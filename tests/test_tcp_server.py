@@ -3,7 +3,6 @@ against the stdlib loop's behaviour.
 """
 
 import asyncio
-import os
 import socket
 import sys
 

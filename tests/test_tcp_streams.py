@@ -3,7 +3,6 @@ start_server), checked against the stdlib loop's behaviour.
 """
 
 import asyncio
-import os
 import socket
 import struct
 
@@ -302,9 +301,9 @@ def test_cancel_read_leaves_no_fd(loop):
             for steps in range(4):
                 reader, writer = await asyncio.open_connection(HOST, port)
                 for meth in (
-                    lambda: reader.read(10),
-                    lambda: reader.readline(),
-                    lambda: reader.readexactly(10),
+                    lambda reader=reader: reader.read(10),
+                    lambda reader=reader: reader.readline(),
+                    lambda reader=reader: reader.readexactly(10),
                 ):
                     task = asyncio.ensure_future(meth())
                     for _ in range(steps):

@@ -643,16 +643,16 @@ def test_thousand_concurrent_connections(loop):
                 await asyncio.sleep(0.01)
             all_open = live["now"]
             msgs = []
-            for i, (tr, p) in enumerate(conns):
+            for i, (tr, _) in enumerate(conns):
                 msg = b"connection %04d says hello\n" % i
                 msgs.append(msg)
                 tr.write(msg)
             await asyncio.gather(*(p.received(len(m)) for (tr, p), m in zip(conns, msgs)))
-            replies = [bytes(p.data) for tr, p in conns]
-            for tr, p in conns:
+            replies = [bytes(p.data) for _, p in conns]
+            for tr, _ in conns:
                 tr.close()
             await asyncio.gather(*(p.lost for p in sprotos))
-            await asyncio.gather(*(p.lost for tr, p in conns))
+            await asyncio.gather(*(p.lost for _, p in conns))
             return all_open, msgs, replies, sprotos, conns
         finally:
             server.close()

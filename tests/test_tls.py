@@ -716,7 +716,7 @@ def test_shutdown_timeout(loop, tls_certs):
     def peer():
         conn, _ = listener.accept()
         with conn:
-            with ctx.wrap_socket(conn, server_side=True) as tls:
+            with ctx.wrap_socket(conn, server_side=True):
                 release.wait(TIMEOUT)
 
     thread = threading.Thread(target=peer, daemon=True)

@@ -16,7 +16,6 @@ import socket
 import sys
 import tempfile
 import uuid
-import warnings
 
 import pytest
 
@@ -965,8 +964,8 @@ def test_sock_forms(loop):
         ends[0][1].sendto(b'unbound', addr)
         ends[1][1].sendto(b'connected')
         ends[2][1].sendto(b'blocking', addr)
-        for s, t, p in ends:
-            await p.wait_for(lambda: p.datagrams)
+        for _, _, p in ends:
+            await p.wait_for(lambda p=p: p.datagrams)
         assert [p.datagrams[0][0] for _, _, p in ends] == [
             b'unbound', b'connected', b'blocking']
         assert ends[1][1].get_extra_info('peername') == addr
