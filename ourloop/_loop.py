@@ -19,6 +19,7 @@ import warnings
 import weakref
 from asyncio import constants, futures, tasks
 from asyncio.log import logger
+from typing import Awaitable, TypeVar
 
 from ._core import LoopCore, _check_callback
 from ._dns import DnsMixin
@@ -33,6 +34,8 @@ from ._udp import DatagramMixin
 from ._unix import UnixMixin
 
 __all__ = ('Loop', 'new_event_loop')
+
+_T = TypeVar('_T')
 
 
 # Python 3.12+ runs a custom exception handler in the contextvars context
@@ -96,7 +99,7 @@ class Loop(LoopCore, DnsMixin, SockMixin, TcpMixin, UnixMixin, SignalMixin,
 
     # -- running ----------------------------------------------------------
 
-    def run_until_complete(self, future):
+    def run_until_complete(self, future: Awaitable[_T]) -> _T:
         """Run until the future (or coroutine, wrapped in a task) is done,
         and return its result or raise its exception."""
         self._check_closed()
@@ -121,7 +124,7 @@ class Loop(LoopCore, DnsMixin, SockMixin, TcpMixin, UnixMixin, SignalMixin,
             raise RuntimeError('Event loop stopped before Future completed.')
         return future.result()
 
-    def close(self):
+    def close(self) -> None:
         """Close the loop. It must not be running; pending callbacks are
         dropped and the default executor is shut down without waiting."""
         was_closed = self.is_closed()
@@ -350,6 +353,6 @@ class Loop(LoopCore, DnsMixin, SockMixin, TcpMixin, UnixMixin, SignalMixin,
                              exc_info=True)
 
 
-def new_event_loop():
+def new_event_loop() -> Loop:
     """Return a new ourloop event loop."""
     return Loop()
