@@ -8,6 +8,7 @@ from here too.
 import asyncio
 import os
 import sys
+import time
 
 import pytest
 
@@ -114,6 +115,20 @@ def fd_count():
             continue  # the fd listdir() itself used, closed meanwhile
         count += 1
     return count
+
+
+async def settled_fd_count(target, timeout=5.0):
+    """fd_count() once it is at most `target`: closes that the loop
+    completes in later iterations (the server side of a connection, a
+    transport's deferred close) are waited for, not slept for. After
+    `timeout` seconds without getting there, the count as it is: a leak,
+    which the caller's assertion then reports."""
+    deadline = time.monotonic() + timeout
+    while True:
+        count = fd_count()
+        if count <= target or time.monotonic() >= deadline:
+            return count
+        await asyncio.sleep(0.001)
 
 
 # --------------------------------------------------------------------------

@@ -12,7 +12,7 @@ HOST = "127.0.0.1"
 TIMEOUT = 10
 
 
-from support import fd_count, run_coro
+from support import fd_count, run_coro, settled_fd_count
 
 
 def closed_port(host=HOST, family=socket.AF_INET):
@@ -344,8 +344,7 @@ def test_many_servers_release_fds(loop):
             await roundtrip(loop, HOST, s.sockets[0].getsockname()[1])
             s.close()
             await s.wait_closed()
-        await asyncio.sleep(0.02)
-        return before, fd_count()
+        return before, await settled_fd_count(before)
 
     before, after = run_coro(loop, main())
     assert after == before
@@ -566,8 +565,7 @@ def test_cancel_create_connection_leaves_no_fd(loop):
                 outcomes.append("connected")
                 tr.close()
                 await p.lost
-        await asyncio.sleep(0.05)
-        after = fd_count()
+        after = await settled_fd_count(before)
         server.close()
         await server.wait_closed()
         return before, after, outcomes

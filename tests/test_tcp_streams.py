@@ -12,7 +12,7 @@ HOST = "127.0.0.1"
 TIMEOUT = 10
 
 
-from support import fd_count
+from support import fd_count, settled_fd_count
 
 
 def free_closed_port():
@@ -271,9 +271,7 @@ def test_cancel_open_connection_leaves_no_fd(loop):
                     outcomes.append("connected")
                     w.close()
                     await w.wait_closed()
-            for _ in range(5):
-                await asyncio.sleep(0.01)
-            return before, fd_count(), outcomes
+            return before, await settled_fd_count(before), outcomes
         finally:
             await close_server(server)
 
@@ -315,9 +313,7 @@ def test_cancel_read_leaves_no_fd(loop):
                 assert not reader.at_eof()
                 writer.close()
                 await writer.wait_closed()
-            for _ in range(5):
-                await asyncio.sleep(0.01)
-            return before, fd_count()
+            return before, await settled_fd_count(before)
         finally:
             await close_server(server)
 
@@ -336,9 +332,7 @@ def test_start_server_releases_fds(loop):
         writer.close()
         await writer.wait_closed()
         await close_server(server)
-        for _ in range(5):
-            await asyncio.sleep(0.01)
-        return before, during, fd_count()
+        return before, during, await settled_fd_count(before)
 
     before, during, after = loop.run_until_complete(asyncio.wait_for(main(), TIMEOUT))
     assert during > before

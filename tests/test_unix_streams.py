@@ -19,7 +19,7 @@ import uuid
 
 import pytest
 
-from support import fd_count, run_coro
+from support import fd_count, run_coro, settled_fd_count
 
 TIMEOUT = 10
 PY313 = sys.version_info >= (3, 13)
@@ -610,9 +610,7 @@ def test_no_fd_leak(loop, sock_path):
         for _ in range(3):
             with pytest.raises((FileNotFoundError, ConnectionRefusedError)):
                 await asyncio.open_unix_connection(sock_path + "-missing")
-        for _ in range(5):
-            await asyncio.sleep(0.01)
-        return before, fd_count()
+        return before, await settled_fd_count(before)
 
     before, after = run_coro(loop, main())
     assert after == before
@@ -639,9 +637,7 @@ def test_cancelled_connection_closes_its_socket(loop, sock_path):
                 else:
                     writer.close()
                     await writer.wait_closed()
-            for _ in range(5):
-                await asyncio.sleep(0.01)
-            return before, fd_count()
+            return before, await settled_fd_count(before)
         finally:
             await close_server(server)
 
