@@ -4,12 +4,13 @@ PYTHON ?= python3
 PIP := $(PYTHON) -m pip --disable-pip-version-check
 ARGS ?=
 
-.PHONY: help build inplace test test-all test-cpython debug asan bench clean distclean
+.PHONY: help build inplace test lint test-all test-cpython debug asan bench clean distclean
 
 help:
 	@echo "make build          editable install (pip install -e .); rebuilds ourloop._core in place"
 	@echo "make inplace        faster rebuild: setup.py build_ext --inplace (needs Cython + setuptools>=77 installed)"
 	@echo "make test           $(PYTHON) -m pytest"
+	@echo "make lint           tools/lint.sh: ruff, cython-lint, mypy (pip install -e '.[lint]')"
 	@echo "make test-all       build + test in .venvs/pyX.Y for each pyenv CPython 3.9 .. 3.13"
 	@echo "make test-cpython   tools/cpython_conformance.py (ARGS=... passed through)"
 	@echo "make debug          rebuild with OURLOOP_DEBUG=1 (line tracing, -O0 -g, handle accounting)"
@@ -26,6 +27,9 @@ inplace:
 
 test:
 	$(PYTHON) -m pytest $(ARGS)
+
+lint:
+	PYTHON=$(PYTHON) bash tools/lint.sh
 
 test-all:
 	bash tools/test-all.sh

@@ -48,9 +48,7 @@ limit with 16 clients. Each row shows the CPU share of the load generator
 and of the server. Loops interleaved with a rotating order; medians, ratios
 and spreads as in run.py, whose helpers this script imports.
 
-A kind that needs a loop method listed in ourloop._loop.NOT_YET_IMPLEMENTED
-shows `n/a` for ourloop; it is measured as soon as the method exists. A
-server whose set-up raises NotImplementedError (on any loop) shows `n/a` too.
+A server whose set-up raises NotImplementedError (on any loop) shows `n/a`.
 
 Server mode (used by the driver and by syscalls.py):
 
@@ -428,10 +426,6 @@ def serve(loop_name, kind, respond, size, cpu, tls_dir=None):
             os.sched_setaffinity(0, {cpu})
         except (AttributeError, OSError):
             pass
-    missing = missing_methods(loop_name, kind)
-    if missing:
-        print('NA not implemented yet: ' + ', '.join(missing), flush=True)
-        return 0
     # unix-*: a fresh directory per server, so that concurrent runs never
     # share a path; removed with everything in it at the end.
     ssl_context = None
@@ -469,22 +463,6 @@ def serve(loop_name, kind, respond, size, cpu, tls_dir=None):
         if tmpdir:
             shutil.rmtree(tmpdir, ignore_errors=True)
     return 0
-
-
-# ---------------------------------------------------------------------------
-# Which kinds each loop supports
-# ---------------------------------------------------------------------------
-
-def missing_methods(loop_name, kind):
-    """The loop methods this kind needs that the loop does not implement yet
-    (only ourloop has such a list)."""
-    if loop_name != 'ourloop':
-        return []
-    try:
-        from ourloop._loop import NOT_YET_IMPLEMENTED
-    except ImportError:
-        return []
-    return [m for m in KINDS[kind] if m in NOT_YET_IMPLEMENTED]
 
 
 # ---------------------------------------------------------------------------
@@ -916,10 +894,6 @@ def _drive(args, reps, duration, warmup, cases, loops, missing, info):
             kind, size_name, conc = case
             k = (rep + ci) % len(loops)
             for loop_name in loops[k:] + loops[:k]:
-                miss = missing_methods(loop_name, kind)
-                if miss:
-                    na[name][loop_name] = 'not implemented yet: ' + ', '.join(miss)
-                    continue
                 result, error = measure(loop_name, kind, case_size(kind, size_name), conc,
                                         duration, warmup)
                 if result is None:
@@ -1019,7 +993,7 @@ def _drive(args, reps, duration, warmup, cases, loops, missing, info):
         return f'{statistics.median(xs):.0%}' if xs else 'n/a'
 
     def others_max(n):
-        xs = [row_max(n, lambda r: others_load(r, side)) for side in ('server', 'client')]
+        xs = [row_max(n, lambda r, side=side: others_load(r, side)) for side in ('server', 'client')]
         return ' / '.join('n/a' if x is None else f'{x:.0%}' for x in xs)
 
     L = bench.LOOP_NAMES

@@ -125,7 +125,6 @@ def run(port, size, conc, duration=None, count=None, warmup=0.0, cpu=None, serve
 
     # Phases: warm-up (not counted), then the measured phase: for `duration`
     # seconds, or until `count` exchanges have completed.
-    state = {'done': 0, 'stop': False, 'deadline': None, 'remaining': None}
 
     def start_request(c):
         c.sent = 0

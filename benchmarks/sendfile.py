@@ -85,7 +85,6 @@ def worker(loop_name, workload, path):
     except ImportError as exc:
         print(json.dumps({'n/a': str(exc)}))
         return
-    method = 'sock_sendfile' if workload == 'sock_sendfile' else 'sendfile'
     size = os.path.getsize(path)
     with open(path, 'rb') as f:   # into the page cache
         while f.read(1 << 24):

@@ -37,9 +37,7 @@ the loop, from create_subprocess_exec() until wait() has returned, spawn
 included. Loops interleaved in a rotating order; medians, ratios of the
 medians and spreads.
 
-A loop that does not implement subprocesses yet (ourloop, while
-subprocess_exec is in ourloop._loop.NOT_YET_IMPLEMENTED, or whose
-subprocess_exec raises NotImplementedError) shows `n/a`.
+A loop whose subprocess_exec raises NotImplementedError shows `n/a`.
 
 Worker mode (one measurement, printed as JSON; handy for profiling):
 
@@ -113,7 +111,7 @@ else:
 def child_command():
     """(argv prefix of the child, description). Uses the C child when a C
     compiler is there (built once, cached by source hash), else Python."""
-    import echo     # its build_c() and compiler search
+    import echo  # its build_c() and compiler search
     path, reason = echo.build_c(CHILD_SOURCE)
     if path is not None:
         return [path], f'C, {os.path.relpath(CHILD_SOURCE)} built with cc -O2'
@@ -270,19 +268,6 @@ WORKLOADS = {
     'write': (_write, 512 * MIB, 32 * MIB, 'byte'),
     'spawn': (_spawn, 300, 30, 'process'),
 }
-# The loop methods each workload needs (create_subprocess_exec calls
-# loop.subprocess_exec).
-NEEDS = ('subprocess_exec',)
-
-
-def missing_methods(loop_name):
-    if loop_name != 'ourloop':
-        return []
-    try:
-        from ourloop._loop import NOT_YET_IMPLEMENTED
-    except ImportError:
-        return []
-    return [m for m in NEEDS if m in NOT_YET_IMPLEMENTED]
 
 
 def _children_cpu():
@@ -296,9 +281,6 @@ def measure(loop_name, workload, quick, size=None, warmup=True, inner=1):
     {'na': reason} if the loop does not implement subprocesses yet."""
     func, full, small, unit = WORKLOADS[workload]
     n = size or (small if quick else full)
-    miss = missing_methods(loop_name)
-    if miss:
-        return {'na': 'not implemented yet: ' + ', '.join(miss)}
     new_loop = bench.loop_factory(loop_name)
 
     def one(size):

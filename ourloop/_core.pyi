@@ -4,7 +4,7 @@ import contextvars
 import socket
 import ssl
 import traceback
-from typing import Any, Callable, Iterable, Optional, TypeVar
+from typing import Any, Callable, Iterable, Optional
 
 from typing_extensions import TypeVarTuple, Unpack
 

@@ -28,7 +28,6 @@ stdlib's answer always comes back through at least one.
 """
 
 import socket
-
 from asyncio.log import logger
 
 __all__ = ('DnsMixin',)

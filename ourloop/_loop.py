@@ -1,10 +1,12 @@
 """ourloop.Loop: the event loop class.
 
 LoopCore (Cython, ourloop/loop.pyx) runs the loop and everything that
-happens per callback. This module adds what runs once per loop, per task
-or per executor job: run_until_complete, tasks and futures, executors,
-asynchronous generator bookkeeping and exception handling. Each method
-follows the behaviour of the running Python's asyncio.BaseEventLoop.
+happens per callback, task or future (tasks and futures are native). This
+module adds what runs once per loop or per executor job:
+run_until_complete, the task factory setters, executors, asynchronous
+generator bookkeeping and exception handling; the mixins it combines add
+the networking, pipe, subprocess and signal methods. Each method follows
+the behaviour of the running Python's asyncio.BaseEventLoop.
 """
 
 import asyncio
@@ -15,69 +17,25 @@ import time
 import traceback
 import warnings
 import weakref
-
 from asyncio import constants, futures, tasks
 from asyncio.log import logger
+from typing import Awaitable, TypeVar
 
-from ._core import LoopCore
+from ._core import LoopCore, _check_callback
 from ._dns import DnsMixin
-from ._sockets import SockMixin
-from ._tcp import TcpMixin
-from ._unix import UnixMixin
-from ._signals import SignalMixin
-from ._udp import DatagramMixin
 from ._pipes import PipeMixin
-from ._subprocess import SubprocessMixin
-from ._tls import TLSMixin
 from ._sendfile import SendfileMixin
+from ._signals import SignalMixin
+from ._sockets import SockMixin
+from ._subprocess import SubprocessMixin
+from ._tcp import TcpMixin
+from ._tls import TLSMixin
+from ._udp import DatagramMixin
+from ._unix import UnixMixin
 
-__all__ = ('Loop', 'new_event_loop', 'NOT_YET_IMPLEMENTED')
+__all__ = ('Loop', 'new_event_loop')
 
-
-# Methods of asyncio.AbstractEventLoop that ourloop does not implement yet
-# (networking, pipes, subprocesses, signals: later work, listed in
-# docs/conformance.md). Each raises NotImplementedError naming itself, so
-# that nothing is silently inherited from AbstractEventLoop.
-NOT_YET_IMPLEMENTED = (
-    'getaddrinfo', 'getnameinfo',
-    'create_connection', 'create_server', 'sendfile', 'start_tls',
-    'create_unix_connection', 'create_unix_server', 'connect_accepted_socket',
-    'create_datagram_endpoint',
-    'connect_read_pipe', 'connect_write_pipe',
-    'subprocess_shell', 'subprocess_exec',
-    'add_reader', 'remove_reader', 'add_writer', 'remove_writer',
-    'sock_recv', 'sock_recv_into', 'sock_recvfrom', 'sock_recvfrom_into',
-    'sock_sendall', 'sock_sendto', 'sock_connect', 'sock_accept',
-    'sock_sendfile',
-    'add_signal_handler', 'remove_signal_handler',
-)
-# ... as far as the running Python's asyncio has them (sock_recvfrom,
-# sock_recvfrom_into and sock_sendto are new in 3.11), and as long as no
-# mixin of Loop implements them.
-_MIXINS = (DnsMixin, SockMixin, TcpMixin, UnixMixin, SignalMixin,
-           DatagramMixin, PipeMixin, SubprocessMixin, TLSMixin,
-           SendfileMixin)
-NOT_YET_IMPLEMENTED = tuple(
-    name for name in NOT_YET_IMPLEMENTED
-    if hasattr(asyncio.AbstractEventLoop, name)
-    and not any(name in vars(mixin) for mixin in _MIXINS))
-
-
-def _not_yet(name):
-    def method(self, *args, **kwargs):
-        raise NotImplementedError(
-            f'ourloop does not implement loop.{name}() yet '
-            f'(see docs/conformance.md)')
-    method.__name__ = method.__qualname__ = name
-    method.__doc__ = f'Not implemented yet: raises NotImplementedError.'
-    if name.startswith(('sock_', 'create_', 'connect_', 'subprocess_',
-                        'getaddr', 'getname', 'start_tls', 'sendfile')):
-        async def coro_method(self, *args, **kwargs):
-            return method(self, *args, **kwargs)
-        coro_method.__name__ = coro_method.__qualname__ = name
-        coro_method.__doc__ = method.__doc__
-        return coro_method
-    return method
+_T = TypeVar('_T')
 
 
 # Python 3.12+ runs a custom exception handler in the contextvars context
@@ -141,7 +99,7 @@ class Loop(LoopCore, DnsMixin, SockMixin, TcpMixin, UnixMixin, SignalMixin,
 
     # -- running ----------------------------------------------------------
 
-    def run_until_complete(self, future):
+    def run_until_complete(self, future: Awaitable[_T]) -> _T:
         """Run until the future (or coroutine, wrapped in a task) is done,
         and return its result or raise its exception."""
         self._check_closed()
@@ -166,7 +124,7 @@ class Loop(LoopCore, DnsMixin, SockMixin, TcpMixin, UnixMixin, SignalMixin,
             raise RuntimeError('Event loop stopped before Future completed.')
         return future.result()
 
-    def close(self):
+    def close(self) -> None:
         """Close the loop. It must not be running; pending callbacks are
         dropped and the default executor is shut down without waiting."""
         was_closed = self.is_closed()
@@ -199,7 +157,7 @@ class Loop(LoopCore, DnsMixin, SockMixin, TcpMixin, UnixMixin, SignalMixin,
             warnings.warn(
                 f"asynchronous generator {agen!r} was scheduled after "
                 f"loop.shutdown_asyncgens() call",
-                ResourceWarning, source=self)
+                ResourceWarning, source=self, stacklevel=1)
         self._asyncgens.add(agen)
 
     def _asyncgen_finalizer_hook(self, agen):
@@ -394,16 +352,7 @@ class Loop(LoopCore, DnsMixin, SockMixin, TcpMixin, UnixMixin, SignalMixin,
                              'in custom exception handler',
                              exc_info=True)
 
-    # -- not implemented yet (none today) --------------------------------
 
-    for _name in NOT_YET_IMPLEMENTED:
-        locals()[_name] = _not_yet(_name)
-        del _name
-
-
-from ._core import _check_callback  # noqa: E402
-
-
-def new_event_loop():
+def new_event_loop() -> Loop:
     """Return a new ourloop event loop."""
     return Loop()

@@ -6,7 +6,7 @@ import asyncio
 import sys
 import warnings
 
-from ._loop import new_event_loop
+from ._loop import Loop, new_event_loop
 
 __all__ = ('EventLoopPolicy', 'install')
 
@@ -26,14 +26,14 @@ class EventLoopPolicy(_DefaultPolicy):
     return ourloop.Loop instances.
     """
 
-    def new_event_loop(self):
+    def new_event_loop(self) -> Loop:
         return new_event_loop()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f'<{type(self).__name__}>'
 
 
-def install():
+def install() -> None:
     """Make ourloop the loop asyncio creates: sets an EventLoopPolicy."""
     if _POLICIES_DEPRECATED:
         warnings.warn(

@@ -2,15 +2,18 @@
 
 import asyncio
 import sys
-
 from asyncio import coroutines, events
+from typing import Any, Coroutine, Optional, TypeVar
 
 from ._loop import new_event_loop
 
 __all__ = ('run',)
 
+_T = TypeVar('_T')
 
-def run(main, *, debug=None, **run_kwargs):
+
+def run(main: Coroutine[Any, Any, _T], *, debug: Optional[bool] = None,
+        **run_kwargs: Any) -> _T:
     """Run the coroutine `main` on a new ourloop loop and return its result.
 
     This is asyncio.run() with ourloop as the loop factory: the loop is

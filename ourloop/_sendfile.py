@@ -32,14 +32,12 @@ import io
 import os
 import socket
 import sys
-
-from errno import ENOTCONN as errno_ENOTCONN
-
 from asyncio import constants, exceptions, protocols
+from errno import ENOTCONN as errno_ENOTCONN
 
 from . import _core
 from ._core import StreamTransport
-from ._sockets import _check_ssl_socket
+from ._util import _check_ssl_socket
 
 __all__ = ('SendfileMixin',)
 
@@ -60,11 +58,11 @@ def _native_plan(file, count):
     try:
         fileno = file.fileno()
     except (AttributeError, io.UnsupportedOperation):
-        raise exceptions.SendfileNotAvailableError('not a regular file')
+        raise exceptions.SendfileNotAvailableError('not a regular file')  # noqa: B904 (as the stdlib)
     try:
         fsize = os.fstat(fileno).st_size
     except OSError:
-        raise exceptions.SendfileNotAvailableError('not a regular file')
+        raise exceptions.SendfileNotAvailableError('not a regular file')  # noqa: B904 (as the stdlib)
     return fileno, min(count if count else fsize, _MAX_BLOCK)
 
 
@@ -237,7 +235,7 @@ class SendfileMixin:
                     if sent_total == 0:
                         # Most likely a file sendfile(2) cannot read (not
                         # mmap-able): the fallback may send it.
-                        raise exceptions.SendfileNotAvailableError(
+                        raise exceptions.SendfileNotAvailableError(  # noqa: B904 (as the stdlib)
                             'os.sendfile call failed')
                     raise exc
                 first_call = False

@@ -26,7 +26,6 @@ serving, if the file still is the one it bound (same inode).
 
 import asyncio
 import sys
-
 from asyncio import trsock
 from asyncio.log import logger
 
@@ -151,7 +150,7 @@ class Server(asyncio.AbstractServer):
         path, inode = self._unix_path_to_cleanup
         self._unix_path_to_cleanup = None
         try:
-            # C calls (see _unix._remove_stale_socket_file).
+            # C calls (see _util._remove_stale_socket_file).
             if _core._stat_mode_ino(path)[1] == inode:
                 _core._unlink(path)
         except FileNotFoundError:

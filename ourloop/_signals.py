@@ -24,7 +24,6 @@ import errno
 import signal
 import sys
 import warnings
-
 from asyncio import coroutines
 from asyncio.log import logger
 
@@ -57,7 +56,7 @@ class SignalMixin:
         try:
             self._pin_signal_wakeup(True, self._dispatch_signals)
         except (ValueError, OSError) as exc:
-            raise RuntimeError(str(exc))
+            raise RuntimeError(str(exc))  # noqa: B904 (as the stdlib)
         handlers = self._signal_handlers
         handlers[sig] = Handle(callback, args, self, None)
         try:
@@ -69,7 +68,7 @@ class SignalMixin:
             if not handlers:
                 self._pin_signal_wakeup(False)
             if exc.errno == errno.EINVAL:
-                raise RuntimeError(f'sig {sig} cannot be caught')
+                raise RuntimeError(f'sig {sig} cannot be caught')  # noqa: B904 (as the stdlib)
             raise
 
     def remove_signal_handler(self, sig):
@@ -83,7 +82,7 @@ class SignalMixin:
             signal.signal(sig, default)
         except OSError as exc:
             if exc.errno == errno.EINVAL:
-                raise RuntimeError(f'sig {sig} cannot be caught')
+                raise RuntimeError(f'sig {sig} cannot be caught')  # noqa: B904 (as the stdlib)
             raise
         if not handlers:
             try:
@@ -115,5 +114,5 @@ class SignalMixin:
         else:
             warnings.warn(f"Closing the loop {self!r} on interpreter shutdown "
                           f"stage, skipping signal handlers removal",
-                          ResourceWarning, source=self)
+                          ResourceWarning, source=self, stacklevel=1)
             handlers.clear()

@@ -18,23 +18,12 @@ import asyncio
 import functools
 import socket
 
-try:
-    import ssl
-except ImportError:  # pragma: no cover
-    ssl = None
+from ._util import _check_ssl_socket, _HAS_IPv6
 
 __all__ = ('SockMixin',)
 
 _EVENT_READ = 1
 _EVENT_WRITE = 2
-
-_HAS_IPv6 = hasattr(socket, 'AF_INET6')
-
-
-def _check_ssl_socket(sock):
-    if ssl is not None and isinstance(sock, ssl.SSLSocket):
-        raise TypeError("Socket cannot be of type SSLSocket")
-
 
 def _numeric_addrinfo(host, port, family, type, proto, flowinfo=0, scopeid=0):
     """The getaddrinfo() entry for a host that already is a numeric IP

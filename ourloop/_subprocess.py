@@ -39,7 +39,6 @@ import subprocess
 import sys
 import threading
 import time
-
 from asyncio import base_subprocess
 from asyncio.log import logger
 

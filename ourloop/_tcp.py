@@ -45,12 +45,11 @@ import itertools
 import os
 import socket
 import sys
-
 from asyncio import staggered
 from asyncio.log import logger
 
 from ._server import Server
-from ._sockets import _HAS_IPv6, _check_ssl_socket
+from ._util import _check_ssl_socket, _check_tls_timeouts, _enable_reuse_port, _HAS_IPv6
 
 __all__ = ('TcpMixin',)
 
@@ -66,14 +65,6 @@ _PY313_BINDING = sys.version_info >= (3, 13)
 _DEFAULT_REUSE_ADDRESS = os.name == 'posix' and sys.platform != 'cygwin'
 
 
-def _check_tls_timeouts(handshake_timeout, shutdown_timeout, have_ssl):
-    # The stdlib's checks: TLS timeouts without TLS are an error.
-    if handshake_timeout is not None and not have_ssl:
-        raise ValueError('ssl_handshake_timeout is only meaningful with ssl')
-    if shutdown_timeout is not None and not have_ssl:
-        raise ValueError('ssl_shutdown_timeout is only meaningful with ssl')
-
-
 def _bind_error(address, exc):
     """The OSError the stdlib raises when binding to address failed."""
     if _PY313_BINDING:
@@ -82,16 +73,6 @@ def _bind_error(address, exc):
         detail = exc.strerror.lower()
     return OSError(exc.errno, f'error while attempting to bind on '
                               f'address {address!r}: {detail}')
-
-
-def _enable_reuse_port(sock):
-    if not hasattr(socket, 'SO_REUSEPORT'):
-        raise ValueError('reuse_port not supported by socket module')
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    except OSError:
-        raise ValueError('reuse_port not supported by socket module, '
-                         'SO_REUSEPORT defined but not implemented.')
 
 
 def _interleave_families(infos, first_family_count):
@@ -118,7 +99,7 @@ def _combined_error(errors, all_errors):
     """The exception create_connection() raises when every attempt failed
     with one of `errors` (OSErrors, in the order they happened)."""
     if all_errors:
-        return ExceptionGroup('create_connection failed', errors)  # noqa: F821
+        return ExceptionGroup('create_connection failed', errors)  # noqa: F821 (3.11+, as all_errors)
     first = errors[0]
     if len(errors) == 1:
         return first

@@ -3,16 +3,15 @@
 TLSMixin is one of ourloop.Loop's bases. Everything here runs once per
 connection, so it is Python. How a TLS connection is put together:
 
-- `_new_ssl_protocol()` is the one place that makes a TLS protocol. It
-  applies the stdlib's defaults and checks of the TLS arguments
-  (ssl_handshake_timeout and, on 3.11+, ssl_shutdown_timeout: None means
-  asyncio.constants' default, a value <= 0 is a ValueError; no context
-  means a default client context, `sslproto._create_transport_context`)
-  and returns ourloop's native SSL protocol (`SSLProtocol`,
-  ourloop/tls.pyx: the 3.11+ stdlib design on every version). Callers
-  use only
-  that interface: the constructor, the protocol methods and
-  `_app_transport`.
+- `_new_ssl_protocol()` is the one place that makes a TLS protocol:
+  ourloop's native SSL protocol (`SSLProtocol`, ourloop/tls.pyx: the
+  3.11+ stdlib design on every version). Its constructor applies the
+  stdlib's defaults and checks of the TLS arguments (ssl_handshake_timeout
+  and ssl_shutdown_timeout: None means asyncio.constants' default, a value
+  <= 0 is a ValueError; no context means a default client context), since
+  it can be constructed directly too, as asyncio.sslproto.SSLProtocol can.
+  Callers use only that interface: the constructor, the protocol methods
+  and `_app_transport`.
 - The raw transport is an ordinary ourloop stream transport (TCP or Unix
   socket, ourloop/handles/stream.pyx) whose protocol is the SSL protocol:
   ciphertext goes through it, the SSL protocol feeds the application
@@ -37,8 +36,7 @@ Arguments, defaults and errors are those of the running Python's asyncio.
 
 import functools
 import sys
-
-from asyncio import constants, exceptions, sslproto
+from asyncio import exceptions
 
 try:
     import ssl
@@ -54,35 +52,15 @@ from ._core import SSLProtocol
 # neither, so there the shutdown timeout is always the default (30 s, the
 # value 3.11 gave it).
 _HAS_SHUTDOWN_TIMEOUT = sys.version_info >= (3, 11)
-_SSL_SHUTDOWN_TIMEOUT = getattr(constants, 'SSL_SHUTDOWN_TIMEOUT', 30.0)
 
 
 def _new_ssl_protocol(loop, app_protocol, sslcontext, waiter, server_side,
                       server_hostname, call_connection_made,
                       ssl_handshake_timeout, ssl_shutdown_timeout):
-    """The SSL protocol of one connection (the stdlib's checks and
-    defaults applied; see the module docstring)."""
-    if ssl is None:
-        raise RuntimeError('stdlib ssl module not available')
-    if ssl_handshake_timeout is None:
-        ssl_handshake_timeout = constants.SSL_HANDSHAKE_TIMEOUT
-    elif ssl_handshake_timeout <= 0:
-        raise ValueError(
-            f'ssl_handshake_timeout should be a positive number, '
-            f'got {ssl_handshake_timeout}')
-    if ssl_shutdown_timeout is None:
-        # (3.9/3.10 have no such argument; their callers always pass None.)
-        ssl_shutdown_timeout = _SSL_SHUTDOWN_TIMEOUT
-    elif ssl_shutdown_timeout <= 0:
-        raise ValueError(
-            f'ssl_shutdown_timeout should be a positive number, '
-            f'got {ssl_shutdown_timeout}')
-    if not sslcontext:
-        # ssl=True: a default client context (a ValueError server side).
-        sslcontext = sslproto._create_transport_context(
-            server_side, server_hostname)
-    # ourloop's native TLS layer (ourloop/tls.pyx): the 3.11+ stdlib
-    # design on every version.
+    """The SSL protocol of one connection. SSLProtocol's constructor
+    checks the arguments and applies the stdlib's defaults (None: the
+    default timeouts; no context: a default client context, a ValueError
+    server side); 3.9/3.10 callers always pass ssl_shutdown_timeout=None."""
     return SSLProtocol(
         loop, app_protocol, sslcontext, waiter, server_side,
         server_hostname, call_connection_made=call_connection_made,

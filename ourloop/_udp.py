@@ -36,16 +36,14 @@ Who owns which socket:
   cancellation while waiting for connection_made closes the transport.
 """
 
-import os
 import socket
 import sys
 import warnings
-
 from asyncio import base_events as _base_events
 from asyncio.log import logger
 
 from . import _core
-from ._unix import _remove_stale_socket_file
+from ._util import _enable_reuse_port, _remove_stale_socket_file
 
 __all__ = ('DatagramMixin',)
 
@@ -57,16 +55,6 @@ _unset = getattr(_base_events, '_unset', object())
 _ASSERT_TUPLE = sys.version_info[:2] == (3, 10)
 # 3.13: only stream sockets are refused by sock=.
 _PY313_SOCK_CHECK = sys.version_info >= (3, 13)
-
-
-def _enable_reuse_port(sock):
-    if not hasattr(socket, 'SO_REUSEPORT'):
-        raise ValueError('reuse_port not supported by socket module')
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    except OSError:
-        raise ValueError('reuse_port not supported by socket module, '
-                         'SO_REUSEPORT defined but not implemented.')
 
 
 class DatagramMixin:

@@ -33,14 +33,11 @@ the caller its application transport (ourloop/_tls.py).
 import errno
 import os
 import socket
-import stat
 import sys
-
-from asyncio.log import logger
 
 from . import _core
 from ._server import Server
-from ._tcp import _check_tls_timeouts
+from ._util import _check_tls_timeouts, _remove_stale_socket_file
 
 __all__ = ('UnixMixin',)
 
@@ -74,23 +71,6 @@ def _path_or_sock(path, sock, neither_message):
         raise ValueError(neither_message)
     _check_unix_stream_socket(sock)
     return None
-
-
-def _remove_stale_socket_file(path):
-    # A socket file left by an earlier server would make bind() fail; any
-    # other kind of file stays (and bind() reports it). stat and unlink are
-    # C calls (_core, syscalls.pyx): no blocking-call detector can excuse
-    # ourloop's own Python-level ones.
-    try:
-        mode, _ = _core._stat_mode_ino(path)
-        if stat.S_ISSOCK(mode):
-            _core._unlink(path)
-    except FileNotFoundError:
-        pass
-    except OSError as err:
-        # The directory may let us create the socket but not look at it.
-        logger.error('Unable to check or remove stale UNIX socket %r: %r',
-                     path, err)
 
 
 class UnixMixin:

@@ -14,68 +14,35 @@ ourloop.
 Tests that only make sense on one loop use ``@pytest.mark.only_loop("ourloop",
 reason="...")`` (or ``"asyncio"``); the other parameter is skipped with that
 reason.
+
+Helpers that are not fixtures (``fd_count``, ``require_ourloop``, ...) live
+in tests/support.py; test modules import them from there, never from here.
+A hung test is stopped by pytest-timeout (pyproject.toml: ``timeout``).
 """
 
 import asyncio
-import faulthandler
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 
 import pytest
 
-# --------------------------------------------------------------------------
-# ourloop import status
-# --------------------------------------------------------------------------
-
-try:
-    import ourloop as _ourloop
-except BaseException as exc:  # ImportError, or a broken extension module
-    if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-        raise
-    _ourloop = None
-    OURLOOP_IMPORT_ERROR = exc
-else:
-    OURLOOP_IMPORT_ERROR = None
-
-ALLOW_MISSING = os.environ.get("OURLOOP_ALLOW_MISSING") == "1"
+from support import (
+    ALLOW_MISSING,
+    OURLOOP_IMPORT_ERROR,
+    ourloop_module,
+    ourloop_path,
+    require_ourloop,
+    stdlib_callback_repr,
+    stdlib_new_event_loop,
+)
+from tls_certs import make_certs
 
 LOOP_KINDS = ("asyncio", "ourloop")
-
-# Hard per-test limit: a hung event loop (e.g. a wake-up that never comes)
-# would otherwise hang the whole run.  faulthandler dumps every thread's
-# traceback and exits the process: loud, and impossible to miss in CI.
-HARD_TIMEOUT = float(os.environ.get("OURLOOP_TEST_HARD_TIMEOUT", "120"))
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-_CPYTHON_DIR = os.path.join(HERE, "cpython")
-
-
-def require_ourloop():
-    """Return the ourloop module; skip or fail (see module doc) if missing."""
-    if _ourloop is not None:
-        return _ourloop
-    reason = "cannot import ourloop: %r" % (OURLOOP_IMPORT_ERROR,)
-    if ALLOW_MISSING:
-        pytest.skip(reason + " (OURLOOP_ALLOW_MISSING=1)")
-    pytest.fail(
-        reason + " -- build/install it (pip install -e .), or set "
-        "OURLOOP_ALLOW_MISSING=1 to skip the ourloop half of the suite",
-        pytrace=False,
-    )
-
-
-def stdlib_new_event_loop():
-    """The stdlib default loop, independent of any installed policy.
-
-    This is what ``asyncio.DefaultEventLoopPolicy().new_event_loop()``
-    returns (SelectorEventLoop on POSIX, ProactorEventLoop on Windows).
-    """
-    if sys.platform == "win32":  # pragma: no cover
-        return asyncio.ProactorEventLoop()
-    return asyncio.SelectorEventLoop()
 
 
 def pytest_configure(config):
@@ -87,30 +54,16 @@ def pytest_configure(config):
 
 
 def pytest_report_header(config):
-    if _ourloop is not None:
+    mod = ourloop_module()
+    if mod is not None:
         return "ourloop: %s from %s" % (
-            getattr(_ourloop, "__version__", "?"),
-            os.path.dirname(_ourloop.__file__),
+            getattr(mod, "__version__", "?"),
+            os.path.dirname(mod.__file__),
         )
     return "ourloop: NOT IMPORTABLE (%r)%s" % (
         OURLOOP_IMPORT_ERROR,
         ", skipped (OURLOOP_ALLOW_MISSING=1)" if ALLOW_MISSING else ", its tests will FAIL",
     )
-
-
-@pytest.fixture(autouse=True)
-def _hard_timeout(request):
-    path = str(getattr(request.node, "fspath", ""))
-    if path.startswith(_CPYTHON_DIR) or HARD_TIMEOUT <= 0:
-        yield
-        return
-    marker = request.node.get_closest_marker("timeout")
-    limit = max(HARD_TIMEOUT, marker.args[0]) if marker and marker.args else HARD_TIMEOUT
-    faulthandler.dump_traceback_later(limit, exit=True)
-    try:
-        yield
-    finally:
-        faulthandler.cancel_dump_traceback_later()
 
 
 # --------------------------------------------------------------------------
@@ -226,37 +179,10 @@ else:
 """
 
 
-def stdlib_callback_repr(args_repr, debug=False):
-    """How the running stdlib formats ``cb(*args)`` in reprs and log messages.
-
-    Python 3.13 stopped showing callback arguments outside debug mode; ask
-    the stdlib itself instead of hard-coding versions.
-    """
-
-    def probe(*args):
-        pass
-
-    lp = asyncio.SelectorEventLoop()
-    try:
-        lp.set_debug(debug)
-        h = lp.call_soon(probe, 1)
-        shown = "probe(1)" in repr(h)
-        h.cancel()
-    finally:
-        lp.close()
-    return "(%s)" % args_repr if shown else "()"
-
-
 @pytest.fixture
 def callback_args_repr():
     """callback_args_repr("1, 'x'", debug=False) -> "(1, 'x')" or "()"."""
     return stdlib_callback_repr
-
-
-def _ourloop_path():
-    if _ourloop is None:
-        return ""
-    return os.path.dirname(os.path.dirname(os.path.abspath(_ourloop.__file__)))
 
 
 @pytest.fixture
@@ -275,7 +201,7 @@ def py_script(loop_kind):
         if env:
             full_env.update(env)
         src = _PREAMBLE + textwrap.dedent(code)
-        argv = [sys.executable, *flags, "-c", src, loop_kind, _ourloop_path()]
+        argv = [sys.executable, *flags, "-c", src, loop_kind, ourloop_path()]
         return argv, full_env
 
     return build
@@ -294,49 +220,6 @@ def run_py(py_script):
     return _run
 
 
-# --------------------------------------------------------------------------
-# needs_loop_methods marker
-# --------------------------------------------------------------------------
-
-_base_pytest_configure = pytest_configure
-
-
-def pytest_configure(config):  # noqa: F811 -- extends the hook above
-    _base_pytest_configure(config)
-    config.addinivalue_line(
-        "markers",
-        "needs_loop_methods(*names): on the ourloop parametrization, skip the "
-        "test while any of the named loop methods is still listed in "
-        "ourloop._loop.NOT_YET_IMPLEMENTED",
-    )
-
-
-def ourloop_missing_methods(names):
-    """The subset of ``names`` that ourloop does not implement yet."""
-    if _ourloop is None:
-        return []
-    import importlib
-
-    try:
-        pending = getattr(importlib.import_module("ourloop._loop"), "NOT_YET_IMPLEMENTED", ())
-    except ImportError:
-        pending = ()
-    return [n for n in names if n in pending]
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item):
-    callspec = getattr(item, "callspec", None)
-    if callspec is None or callspec.params.get("loop_kind") != "ourloop":
-        return
-    names = []
-    for marker in item.iter_markers("needs_loop_methods"):
-        names.extend(marker.args)
-    missing = ourloop_missing_methods(names)
-    if missing:
-        pytest.skip("ourloop does not implement %s yet" % ", ".join(missing))
-
-
 @pytest.fixture
 def pair():
     """A connected pair of non-blocking sockets (socket.socketpair())."""
@@ -349,23 +232,21 @@ def pair():
 
 
 # --------------------------------------------------------------------------
-# fd accounting
+# TLS certificates
 # --------------------------------------------------------------------------
 
 
-def fd_count():
-    """Open fds of this process, for leak checks.
-
-    libuv keeps one fd per loop, from the loop's first stream to its close:
-    a reserve (``/dev/null``) it gives up to accept-and-drop a connection
-    when the process runs out of fds. It is not a leak, so it is not
-    counted."""
-    count = 0
-    for name in os.listdir("/proc/self/fd"):
-        try:
-            if os.readlink("/proc/self/fd/" + name) == "/dev/null":
-                continue
-        except OSError:
-            continue  # the fd listdir() itself used, closed meanwhile
-        count += 1
-    return count
+@pytest.fixture(scope="session")
+def tls_certs():
+    """The test certificates of tests/tls_certs.py, made once per run."""
+    if shutil.which("openssl") is None:
+        pytest.fail(
+            "the openssl command is needed to make test "
+            "certificates (tools/install.sh installs it)",
+            pytrace=False,
+        )
+    directory = tempfile.mkdtemp(prefix="ourloop-tls-")
+    try:
+        yield make_certs(directory)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)

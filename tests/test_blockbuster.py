@@ -22,8 +22,6 @@ import tempfile
 import blockbuster
 import pytest
 
-from tls_certs import tls_certs  # noqa: F401  (session fixture)
-
 HOST = "127.0.0.1"
 TIMEOUT = 20
 

@@ -34,7 +34,7 @@ import uuid
 
 import pytest
 
-from tls_certs import tls_certs  # noqa: F401  (session fixture)
+from support import run_coro
 
 TIMEOUT = 20
 PY311 = sys.version_info >= (3, 11)
@@ -44,9 +44,6 @@ BIG = 8 * 1024 * 1024
 cv = contextvars.ContextVar('cv', default='default')
 mark = contextvars.ContextVar('mark', default=None)
 
-
-def run(loop, coro):
-    return loop.run_until_complete(asyncio.wait_for(coro, TIMEOUT))
 
 
 async def in_context(value, fn, *args):
@@ -229,7 +226,7 @@ def test_server_callbacks_see_create_server_context(loop, kind, tls_certs, sock_
         await server.wait_closed()
         return made, clients
 
-    made, clients = run(loop, main())
+    made, clients = run_coro(loop, main())
     assert len(made) == 2
     for p in made:
         assert p.factory_saw == ('create', None)
@@ -281,7 +278,7 @@ def test_tcp_server_every_callback(loop, protocol, debug):
         await server.wait_closed()
         return made[0]
 
-    p = run(loop, main())
+    p = run_coro(loop, main())
     assert p.factory_saw == 'create'
     data = 'data_received' if protocol is StreamSeen else 'buffer_updated'
     assert p.cvs('connection_made') == ['create']
@@ -323,7 +320,7 @@ def test_server_started_later_uses_that_context(loop, how):
         await server.wait_closed()
         return made[0]
 
-    p = run(loop, main())
+    p = run_coro(loop, main())
     assert p.factory_saw == ('start', None)
     for name in ('connection_made', 'data_received', 'eof_received', 'connection_lost'):
         assert p.cvs(name) == ['start'], (name, p.seen)
@@ -348,7 +345,7 @@ def test_start_serving_twice_keeps_first_context(loop):
         await server.wait_closed()
         return made[0]
 
-    p = run(loop, main())
+    p = run_coro(loop, main())
     assert p.factory_saw == ('first', None)
     assert set(p.cvs('data_received')) == {'first'}
 
@@ -378,7 +375,7 @@ def test_streams_server_handler_sees_create_context(loop):
         await server.wait_closed()
         return seen
 
-    assert run(loop, main()) == ['create']
+    assert run_coro(loop, main()) == ['create']
 
 
 # -- clients -------------------------------------------------------------------
@@ -407,7 +404,7 @@ def test_client_callbacks_see_caller_context(loop, kind, tls_certs, sock_dir):
         await server.wait_closed()
         return p
 
-    p = run(loop, main())
+    p = run_coro(loop, main())
     assert {'connection_made', 'data_received', 'connection_lost'} <= set(p.names())
     assert {value for _, value, _ in p.seen} == {'client'}, p.seen
 
@@ -453,7 +450,7 @@ def test_reads_after_resume_reading_run_in_resumer_context(loop):
         await server.wait_closed()
         return sp
 
-    sp = run(loop, main())
+    sp = run_coro(loop, main())
     assert sp.cvs('connection_made') == ['create']
     assert set(sp.cvs('data_received')) == {'resumer'}
     assert sp.cvs('eof_received') == ['resumer']
@@ -492,7 +489,7 @@ def test_resume_reading_from_data_received(loop):
         await server.wait_closed()
         return made[0]
 
-    sp = run(loop, main())
+    sp = run_coro(loop, main())
     assert sp.cvs('data_received') == ['create', 'in data_received']
     assert sp.cvs('connection_lost') == ['in data_received']
 
@@ -538,7 +535,7 @@ def test_write_completion_runs_in_writer_context(loop, close):
         await server.wait_closed()
         return cp
 
-    cp = run(loop, main())
+    cp = run_coro(loop, main())
     assert cp.cvs('pause_writing') == ['writer']
     assert cp.cvs('resume_writing') == ['writer']
     assert cp.cvs('connection_lost') == ['writer' if close else 'main']
@@ -565,7 +562,7 @@ def test_abort_and_close_run_connection_lost_in_caller_context(loop):
         await server.wait_closed()
         return p1, p2
 
-    p1, p2 = run(loop, main())
+    p1, p2 = run_coro(loop, main())
     assert p1.cvs('connection_lost') == ['closer']
     assert p2.cvs('connection_lost') == ['aborter']
 
@@ -628,7 +625,7 @@ def test_start_tls_reads_run_in_start_tls_context(loop, tls_certs):
         await server.wait_closed()
         return made[0], cp
 
-    sp, cp = run(loop, main())
+    sp, cp = run_coro(loop, main())
     assert sp.cvs('data_received') == ['create', 'server start_tls']
     assert cp.cvs('data_received') == ['client start_tls']
     # Both ends' connection_lost() follows the TLS shutdown, which ends
@@ -672,7 +669,7 @@ def test_tls_resume_reading(loop, tls_certs):
         await server.wait_closed()
         return sp
 
-    sp = run(loop, main())
+    sp = run_coro(loop, main())
     later = 'create' if PY311 else 'resumer'
     assert sp.cvs('data_received')[-1] == later
 
@@ -716,7 +713,7 @@ def test_tls_resume_writing_runs_in_writer_context(loop, tls_certs):
         await server.wait_closed()
         return cp
 
-    cp = run(loop, main())
+    cp = run_coro(loop, main())
     assert cp.cvs('pause_writing') == ['writer']
     assert cp.cvs('resume_writing') == ['writer']
 
@@ -763,7 +760,7 @@ def test_datagram_callbacks(loop):
         await p.lost
         return p
 
-    p = run(loop, main())
+    p = run_coro(loop, main())
     assert p.cvs('connection_made') == ['create']
     assert p.cvs('datagram_received') == ['create']
     assert p.cvs('connection_lost') == ['closer']
@@ -785,7 +782,7 @@ def test_datagram_resume_reading(loop):
         await p.lost
         return p
 
-    p = run(loop, main())
+    p = run_coro(loop, main())
     assert p.cvs('datagram_received') == ['resumer']
 
 
@@ -828,7 +825,7 @@ def test_datagram_queue_runs_in_sender_context(loop, close):
         b.close()
         return p
 
-    p = run(loop, main())
+    p = run_coro(loop, main())
     assert p.cvs('pause_writing') == ['sender']
     assert p.cvs('resume_writing') == ['sender']
     assert p.cvs('connection_lost') == ['sender' if close else 'main']
@@ -860,7 +857,7 @@ def test_pipe_callbacks(loop):
         await rp.lost
         return rp, wp
 
-    rp, wp = run(loop, main())
+    rp, wp = run_coro(loop, main())
     assert rp.cvs('connection_made') == ['read pipe']
     assert set(rp.cvs('data_received')) == {'resumer'}
     assert rp.cvs('eof_received') == ['resumer']
@@ -894,7 +891,7 @@ def run_in_outer_context(loop, coro):
     # runs in an empty context must not see it.
     outer = contextvars.copy_context()
     outer.run(cv.set, 'outer')
-    return outer.run(run, loop, coro)
+    return outer.run(run_coro, loop, coro)
 
 
 def test_subprocess_exit(loop):

@@ -433,9 +433,10 @@ def test_reader_runs_once_per_iteration(loop):
         counts = {}
         for a, b in pairs:
             a.setblocking(False)
-            counts[a.fileno()] = 0
+            fd = a.fileno()
+            counts[fd] = 0
 
-            def cb(fd=a.fileno()):
+            def cb(fd=fd):
                 counts[fd] += 1
 
             loop.add_reader(a, cb)
@@ -462,7 +463,7 @@ def test_many_socketpairs(loop):
     pairs = [socket.socketpair() for _ in range(500)]
     try:
         got = []
-        for a, b in pairs:
+        for a, _ in pairs:
             a.setblocking(False)
 
             def cb(a=a):

@@ -327,9 +327,9 @@ def test_timer_compare_with_other_types(loop):
     assert (h == 1) is False
     assert (h != 1) is True
     with pytest.raises(TypeError):
-        h < 1
+        h < 1  # noqa: B015 (the comparison raises)
     with pytest.raises(TypeError):
-        h >= "x"
+        h >= "x"  # noqa: B015 (the comparison raises)
     h.cancel()
 
 

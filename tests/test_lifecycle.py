@@ -7,7 +7,6 @@ Reference: asyncio/base_events.py (BaseEventLoop).
 import asyncio
 import sys
 import threading
-import warnings
 
 import pytest
 

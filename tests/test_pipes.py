@@ -16,23 +16,17 @@ import socket
 import stat
 import subprocess
 import sys
-import tempfile
 import tty
 import warnings
 
 import pytest
 
-from conftest import fd_count  # leak checks; see conftest
-
-pytestmark = pytest.mark.needs_loop_methods("connect_read_pipe", "connect_write_pipe")
+from support import fd_count, run_coro
 
 TIMEOUT = 30
 PY311 = sys.version_info >= (3, 11)
 MiB = 1024 * 1024
 
-
-def run(loop, coro, timeout=TIMEOUT):
-    return loop.run_until_complete(asyncio.wait_for(coro, timeout))
 
 
 class Proto(asyncio.Protocol):
@@ -87,7 +81,7 @@ def pipe_files():
 def baseline(loop):
     """fd_count() once the loop has run (a loop makes its signal wake-up
     socketpair the first time it runs)."""
-    run(loop, asyncio.sleep(0))
+    run_coro(loop, asyncio.sleep(0))
     collect()
     return fd_count()
 
@@ -178,7 +172,7 @@ def test_transport_types_and_extra(loop):
         assert await wp.lost is None
         assert 'closed' in repr(rt) and 'closed' in repr(wt)
 
-    run(loop, main())
+    run_coro(loop, main())
     assert rf.closed and wf.closed
     assert fd_count() == before
 
@@ -197,7 +191,7 @@ def test_set_protocol(loop):
         assert bytes(other.data) == b'abc' and other.events == ['data', 'eof', 'lost']
         assert rp.events == ['made']
 
-    run(loop, main())
+    run_coro(loop, main())
 
 
 # -- what is accepted / refused --------------------------------------------
@@ -212,7 +206,7 @@ def test_regular_file_refused(loop, tmp_path, write):
     connect = loop.connect_write_pipe if write else loop.connect_read_pipe
     made = []
     with pytest.raises(ValueError) as info:
-        run(loop, connect(lambda: made.append(1) or asyncio.Protocol(), f))
+        run_coro(loop, connect(lambda: made.append(1) or asyncio.Protocol(), f))
     if write:
         assert str(info.value) == ("Pipe transport is only for "
                                    "pipes, sockets and character devices")
@@ -239,7 +233,7 @@ def test_directory_refused(loop, tmp_path):
                 raise AssertionError('must not be closed')
 
         with pytest.raises(ValueError):
-            run(loop, loop.connect_read_pipe(asyncio.Protocol, Dir()))
+            run_coro(loop, loop.connect_read_pipe(asyncio.Protocol, Dir()))
         assert fd_is_open(fd)
     finally:
         os.close(fd)
@@ -249,7 +243,7 @@ def test_closed_file_object(loop):
     rf, wf = pipe_files()
     rf.close()
     with pytest.raises(ValueError):  # fileno() of a closed file
-        run(loop, loop.connect_read_pipe(asyncio.Protocol, rf))
+        run_coro(loop, loop.connect_read_pipe(asyncio.Protocol, rf))
     wf.close()
     collect()  # the stdlib's half-made transport complains in __del__
 
@@ -278,7 +272,7 @@ def transfer(loop, rf, wf, payload, *, flow=False):
         assert await rp.lost is None
         return rp, wp
 
-    return run(loop, main(), timeout=120)
+    return run_coro(loop, main(), timeout=120)
 
 
 def test_os_pipe_transfer(loop):
@@ -354,7 +348,7 @@ def test_pty(loop, handler_calls):
         assert isinstance(exc, OSError) and exc.errno == errno.EIO
         assert 'eof' not in rp.events
 
-    run(loop, main())
+    run_coro(loop, main())
     assert handler_calls == []
     assert mf.closed and sf.closed
     assert fd_count() == before
@@ -373,7 +367,7 @@ def test_dev_null_write(loop, handler_calls):
         wt.close()
         assert await wp.lost is None
 
-    run(loop, main())
+    run_coro(loop, main())
     assert handler_calls == []
     assert f.closed
     assert fd_count() == before
@@ -394,7 +388,7 @@ def test_dev_null_read(loop, handler_calls):
         rt.close()
         assert await rp.lost is None
 
-    run(loop, main())
+    run_coro(loop, main())
     assert len(handler_calls) == 1
     assert f.closed
     assert fd_count() == before
@@ -440,7 +434,7 @@ def test_child_process_transfer(loop):
                 proc.wait()
         assert proc.stdin.closed and proc.stdout.closed
 
-    run(loop, main(), timeout=120)
+    run_coro(loop, main(), timeout=120)
     assert fd_count() == before
 
 
@@ -465,7 +459,7 @@ def test_child_process_reads_then_exits(loop):
                 proc.wait()
         assert proc.stdin.closed
 
-    run(loop, main())
+    run_coro(loop, main())
     assert fd_count() == before
 
 
@@ -499,7 +493,7 @@ def test_pause_resume_reading(loop):
         if PY311:
             assert not rt.is_reading()
 
-    run(loop, main())
+    run_coro(loop, main())
 
 
 def test_instance_attributes_shadow_methods(loop):
@@ -540,7 +534,7 @@ def test_instance_attributes_shadow_methods(loop):
 
     before = baseline(loop)
     rf, wf = pipe_files()
-    run(loop, main())
+    run_coro(loop, main())
     collect()
     assert fd_count() == before
 
@@ -569,7 +563,7 @@ def test_pause_in_connection_made(loop):
 
     if not PY311 and loop.__class__.__module__.startswith('asyncio'):
         pytest.skip('the 3.9/3.10 stdlib starts reading anyway (fixed in 3.11)')
-    run(loop, main())
+    run_coro(loop, main())
 
 
 @pytest.mark.parametrize('eof_result', [None, True])
@@ -586,7 +580,7 @@ def test_eof_then_connection_lost(loop, eof_result):
         assert rp.data == b'last words'
         assert rt.is_closing()
 
-    run(loop, main())
+    run_coro(loop, main())
     assert rf.closed
 
 
@@ -608,7 +602,7 @@ def test_read_close_while_data_pending(loop):
             wf.write(b'y')
         wf.close()
 
-    run(loop, main())
+    run_coro(loop, main())
     assert rf.closed
     assert fd_count() == before
 
@@ -627,7 +621,7 @@ def test_read_buffered_protocol_gets_data_received(loop, handler_calls):
         assert await rp.lost is None
         assert rp.data == b'abc'
 
-    run(loop, main())
+    run_coro(loop, main())
     assert handler_calls == []
 
 
@@ -656,7 +650,7 @@ def test_write_types(loop):
         assert await rp.lost is None
         assert rp.data == b'bamvl1l2l3-end'
 
-    run(loop, main())
+    run_coro(loop, main())
 
 
 def test_write_buffer_and_flow_control(loop):
@@ -690,7 +684,7 @@ def test_write_buffer_and_flow_control(loop):
         assert await wp.lost is None
 
     os.set_blocking(rf.fileno(), False)
-    run(loop, main())
+    run_coro(loop, main())
     rf.close()
 
 
@@ -711,7 +705,7 @@ def test_write_eof_with_buffered_data(loop):
         assert await rp.lost is None
         assert bytes(rp.data) == payload
 
-    run(loop, main())
+    run_coro(loop, main())
     assert rf.closed and wf.closed
 
 
@@ -728,7 +722,7 @@ def test_write_after_close_warns(loop, caplog):
                 wt.write(b'x')
         assert await wp.lost is None
 
-    run(loop, main())
+    run_coro(loop, main())
     msgs = [r.getMessage() for r in caplog.records
             if 'pipe closed by peer' in r.getMessage()]
     assert msgs == ['pipe closed by peer or os.write(pipe, data) raised exception.'] * 5
@@ -752,7 +746,7 @@ def test_epipe_on_write(loop, caplog, handler_calls):
             for _ in range(10):
                 wt.write(b'x')
 
-    run(loop, main())
+    run_coro(loop, main())
     msgs = [r for r in caplog.records if 'pipe closed by peer' in r.getMessage()]
     assert len(msgs) == 6
     assert handler_calls == []  # an OSError is only logged in debug mode
@@ -776,7 +770,7 @@ def test_reader_closes_while_idle(loop, kind, tmp_path):
         assert await wp.lost is None
         assert wt.is_closing()
 
-    run(loop, main())
+    run_coro(loop, main())
     assert wf.fileno() == -1 if kind == 'socket' else wf.closed
     assert fd_count() == before
 
@@ -795,7 +789,7 @@ def test_reader_closes_with_buffered_data(loop, kind, tmp_path):
         exc = await wp.lost
         assert isinstance(exc, BrokenPipeError)
 
-    run(loop, main())
+    run_coro(loop, main())
     assert fd_count() == before
 
 
@@ -840,7 +834,7 @@ def test_data_received_raises(loop, handler_calls):
         assert await rp.lost is None
         assert rp.data == b'abcdef'
 
-    run(loop, main())
+    run_coro(loop, main())
     assert len(handler_calls) == 1
     assert isinstance(handler_calls[0]['exception'], ZeroDivisionError)
     assert handler_calls[0]['message'].startswith('Exception in callback')
@@ -860,7 +854,7 @@ def test_eof_received_raises(loop, handler_calls):
         wf.close()
         assert await rp.lost is None
 
-    run(loop, main())
+    run_coro(loop, main())
     assert [type(c['exception']) for c in handler_calls] == [ZeroDivisionError]
     assert rf.closed
 
@@ -887,7 +881,7 @@ def test_connection_made_and_lost_raise(loop, handler_calls, write):
         await p.lost
         await asyncio.sleep(0.01)
 
-    run(loop, main())
+    run_coro(loop, main())
     assert [type(c['exception']) for c in handler_calls] == [ZeroDivisionError, KeyError]
     # The pipe is closed all the same.
     assert (wf if write else rf).closed
@@ -909,7 +903,7 @@ def test_pause_writing_raises(loop, handler_calls):
         wt.abort()
         assert await wp.lost is None
 
-    run(loop, main())
+    run_coro(loop, main())
     rf.close()
 
 
@@ -942,7 +936,7 @@ def test_write_close_abort_orders(loop, handler_calls, order, is_ourloop):
         await asyncio.sleep(0.02)
         assert wp.events == ['made', 'lost']
 
-    run(loop, main())
+    run_coro(loop, main())
     assert wf.closed
     rf.close()
     assert fd_count() == before
@@ -966,7 +960,7 @@ def test_write_close_then_abort_idle(loop, handler_calls, is_ourloop):
         await asyncio.sleep(0.02)
         assert wp.events == ['made', 'lost']
 
-    run(loop, main())
+    run_coro(loop, main())
     if is_ourloop:
         assert handler_calls == []
     assert wf.closed
@@ -986,7 +980,7 @@ def test_read_close_after_eof(loop, handler_calls):
         await asyncio.sleep(0.02)
         assert rp.events == ['made', 'eof', 'lost']
 
-    run(loop, main())
+    run_coro(loop, main())
     assert handler_calls == []
 
 
@@ -1007,7 +1001,7 @@ def test_cancelled_while_connecting(loop, write):
             await task
         await drain_until(lambda: pipe.closed)
 
-    run(loop, main())
+    run_coro(loop, main())
     (rf if write else wf).close()
     assert fd_count() == before
 
@@ -1043,7 +1037,7 @@ def test_fd_number_reused_after_close(loop):
                 os.close(fd)
 
     before = baseline(loop)
-    run(loop, main())
+    run_coro(loop, main())
     assert fd_count() == before - 2
 
 
@@ -1119,8 +1113,8 @@ def test_transports_released(loop, ourloop_mod):
         await asyncio.sleep(0)
         return weakref.ref(rt), weakref.ref(wt)
 
-    refs = run(loop, main())
-    run(loop, asyncio.sleep(0.01))
+    refs = run_coro(loop, main())
+    run_coro(loop, asyncio.sleep(0.01))
     gc.collect()
     assert [r() for r in refs] == [None, None]
     counts = ourloop_mod._core.debug_handle_counts()
@@ -1147,7 +1141,7 @@ def test_debug_mode(loop, caplog):
         assert await wp.lost is None
 
     with caplog.at_level(logging.DEBUG, logger='asyncio'):
-        run(loop, main())
+        run_coro(loop, main())
     text = '\n'.join(r.getMessage() for r in caplog.records)
     assert 'Read pipe' in text and 'Write pipe' in text
     assert text.count('was closed by peer') == 2
@@ -1167,7 +1161,7 @@ def test_dev_full_write_error(loop, handler_calls):
         assert isinstance(exc, OSError) and exc.errno == errno.ENOSPC
         assert wt.is_closing()
 
-    run(loop, main())
+    run_coro(loop, main())
     assert handler_calls == []
     assert f.closed
     assert fd_count() == before

@@ -22,7 +22,7 @@ from asyncio import constants
 
 import pytest
 
-from conftest import fd_count  # leak checks; see conftest
+from support import fd_count, run_coro
 
 TIMEOUT = 60
 FILE_SIZE = 32 * 1024 * 1024 + 123   # larger than any socket buffer
@@ -51,9 +51,6 @@ def sock_dir():
     yield path
     shutil.rmtree(path, ignore_errors=True)
 
-
-def run(loop, coro):
-    return loop.run_until_complete(asyncio.wait_for(coro, TIMEOUT))
 
 
 class Receiver(asyncio.Protocol):
@@ -177,7 +174,7 @@ def test_sendfile_large(loop, data_file, sock_dir, kind, offset, count):
         await close_pair(*pair)
         return before, ret, tell, bytes(receiver.data), fd_count()
 
-    before, ret, tell, received, after = run(loop, main())
+    before, ret, tell, received, after = run_coro(loop, main())
     assert ret == len(expected)
     assert tell == offset + len(expected)
     assert received == expected
@@ -201,7 +198,7 @@ def test_sendfile_pre_and_post_data(loop, data_file, sock_dir, kind):
         await close_pair(*pair)
         return ret, tell, bytes(receiver.data)
 
-    ret, tell, received = run(loop, main())
+    ret, tell, received = run_coro(loop, main())
     assert ret == 3 * 1024 * 1024
     assert tell == 100 + ret
     assert received == prefix + content[100:100 + ret] + suffix
@@ -231,7 +228,7 @@ def test_write_during_sendfile_raises(loop, data_file, sock_dir, kind):
         await close_pair(*pair)
         return ret, errors, bytes(receiver.data)
 
-    ret, errors, received = run(loop, main())
+    ret, errors, received = run_coro(loop, main())
     assert ret == FILE_SIZE
     assert received == content + b'after'
     assert errors[0] == 'unable to write; sendfile is in progress'
@@ -262,7 +259,7 @@ def test_peer_closes_in_the_middle(loop, data_file, sock_dir, kind):
         await server.wait_closed()
         return before, tell, len(receiver.data), fd_count()
 
-    before, tell, nreceived, after = run(loop, main())
+    before, tell, nreceived, after = run_coro(loop, main())
     assert 1024 * 1024 <= nreceived < FILE_SIZE
     assert nreceived <= tell < FILE_SIZE
     assert after == before
@@ -296,7 +293,7 @@ def test_forced_fallback(loop, data_file, sock_dir, kind, monkeypatch):
         await close_pair(*pair)
         return ret, tell, tell_after_refusal, bytes(receiver.data)
 
-    ret, tell, tell2, received = run(loop, main())
+    ret, tell, tell2, received = run_coro(loop, main())
     assert ret == 2 * 1024 * 1024 + 3
     assert tell == tell2 == 7 + ret
     assert received == b'<' + content[7:7 + ret] + b'>'
@@ -319,7 +316,7 @@ def test_not_a_regular_file(loop, sock_dir):
         await close_pair(*pair)
         return ret, tell, bytes(receiver.data)
 
-    ret, tell, received = run(loop, main())
+    ret, tell, received = run_coro(loop, main())
     assert ret == len(payload) - 5
     assert tell == len(payload)
     assert received == payload[5:]
@@ -343,7 +340,7 @@ def test_pipe_as_file(loop, sock_dir):
         await close_pair(*pair)
         return nothing, info.value.errno, bytes(receiver.data)
 
-    nothing, code, received = run(loop, main())
+    nothing, code, received = run_coro(loop, main())
     assert nothing == 0
     assert code == errno.ESPIPE
     assert received == (b'abcdef' * 100)[:300]
@@ -371,7 +368,7 @@ def test_bad_arguments(loop, data_file, sock_dir, tmp_path):
         await close_pair(*pair)
         return errors, tell, bytes(receiver.data)
 
-    errors, tell, received = run(loop, main())
+    errors, tell, received = run_coro(loop, main())
     assert errors == [
         (ValueError, 'file should be opened in binary mode'),
         (ValueError, 'offset must be a non-negative integer (got -1)'),
@@ -401,7 +398,7 @@ def test_closing_transport(loop, data_file, sock_dir):
         await server.wait_closed()
         return tell, bytes(receiver.data)
 
-    assert run(loop, main()) == (0, b'')
+    assert run_coro(loop, main()) == (0, b'')
 
 
 def test_unsupported_transports(loop, data_file):
@@ -429,7 +426,7 @@ def test_unsupported_transports(loop, data_file):
             await asyncio.sleep(0.01)
         return messages, tell
 
-    messages, tell = run(loop, main())
+    messages, tell = run_coro(loop, main())
     assert tell == 0
     for m in messages:
         assert m.startswith('sendfile is not supported for transport ')
@@ -482,7 +479,7 @@ def test_fallback_disabled_for_fallback_transport(loop, data_file, sock_dir):
         await close_pair(*pair)
         return ret, tell, bytes(receiver.data)
 
-    ret, tell, received = run(loop, main())
+    ret, tell, received = run_coro(loop, main())
     assert ret == 1024 * 1024
     assert tell == 10 + ret
     assert received == content[10:10 + ret]
@@ -500,7 +497,7 @@ def test_empty_file(loop, sock_dir, tmp_path):
         await close_pair(*pair)
         return ret, tell, bytes(pair[1].data)
 
-    assert run(loop, main()) == (0, 0, b'')
+    assert run_coro(loop, main()) == (0, 0, b'')
 
 
 @pytest.mark.only_loop('ourloop', reason='the stdlib leaves the position '
@@ -526,7 +523,7 @@ def test_cancelled_sendfile(loop, data_file, sock_dir):
         await close_pair(*pair)
         return tell, bytes(receiver.data)
 
-    tell, received = run(loop, main())
+    tell, received = run_coro(loop, main())
     assert 50 < tell < FILE_SIZE
     assert received == content[50:tell] + b'END'
 
@@ -554,7 +551,7 @@ def test_abort_during_sendfile(loop, data_file, sock_dir):
         await server.wait_closed()
         return before, tell, len(receiver.data), fd_count()
 
-    before, tell, nreceived, after = run(loop, main())
+    before, tell, nreceived, after = run_coro(loop, main())
     assert 0 < tell < FILE_SIZE
     assert nreceived <= tell
     assert after == before
@@ -581,7 +578,7 @@ def test_close_during_sendfile_waits_for_it(loop, data_file, sock_dir):
         await server.wait_closed()
         return ret, bytes(receiver.data)
 
-    ret, received = run(loop, main())
+    ret, received = run_coro(loop, main())
     assert ret == FILE_SIZE
     assert received == content
 
@@ -639,7 +636,7 @@ def test_sock_sendfile_large(loop, data_file, kind, offset, count):
             received = await reader
         return before, ret, tell, received, fd_count()
 
-    before, ret, tell, received, after = run(loop, main())
+    before, ret, tell, received, after = run_coro(loop, main())
     assert ret == len(expected)
     assert tell == offset + len(expected)
     assert received == expected
@@ -661,7 +658,7 @@ def test_sock_sendfile_mixed_with_sendall(loop, data_file, kind):
             received = await reader
         return ret, received
 
-    ret, received = run(loop, main())
+    ret, received = run_coro(loop, main())
     assert ret == 1024 * 1024
     assert received == b'head' + content[:ret] + b'tail'
 
@@ -682,7 +679,7 @@ def test_sock_sendfile_fallback(loop):
             a.shutdown(socket.SHUT_WR)
             return ret, buf.tell(), await reader
 
-    ret, tell, received = run(loop, main())
+    ret, tell, received = run_coro(loop, main())
     assert ret == 100000
     assert tell == 100003
     assert received == payload[3:100003]
@@ -718,7 +715,7 @@ def test_sock_sendfile_bad_arguments(loop, data_file, tmp_path):
             tell = f.tell()
         return errors, tell
 
-    errors, tell = run(loop, main())
+    errors, tell = run_coro(loop, main())
     assert errors == [
         (ValueError, 'file should be opened in binary mode'),
         (ValueError, 'only SOCK_STREAM type sockets are supported'),
@@ -739,7 +736,7 @@ def test_sock_sendfile_empty_file(loop, tmp_path):
         with a, b, open(empty, 'rb') as f:
             return await loop.sock_sendfile(a, f), f.tell()
 
-    assert run(loop, main()) == (0, 0)
+    assert run_coro(loop, main()) == (0, 0)
 
 
 @pytest.mark.parametrize('kind', KINDS)
@@ -761,7 +758,7 @@ def test_sock_sendfile_peer_closes(loop, data_file, kind):
             nreceived = await reader
         return before, tell, nreceived, fd_count()
 
-    before, tell, nreceived, after = run(loop, main())
+    before, tell, nreceived, after = run_coro(loop, main())
     assert 1024 * 1024 <= nreceived <= tell < FILE_SIZE
     assert after == before
 
@@ -780,7 +777,7 @@ def test_sock_sendfile_on_transport_socket(loop, data_file, sock_dir):
                 await loop.sock_sendfile(sock, f)
         await close_pair(*pair)
 
-    run(loop, main())
+    run_coro(loop, main())
 
 
 @pytest.mark.parametrize('kind', KINDS)
@@ -821,7 +818,7 @@ def test_sendfile_from_accepted_transport(loop, data_file, sock_dir, kind):
         await server.wait_closed()
         return before, ret, tell, bytes(receiver.data), fd_count()
 
-    before, ret, tell, received, after = run(loop, main())
+    before, ret, tell, received, after = run_coro(loop, main())
     assert ret == FILE_SIZE - 3
     assert tell == FILE_SIZE
     assert received == content[3:]
@@ -852,7 +849,7 @@ def test_fallback_keeps_flow_control_paired(loop, loop_kind, data_file, sock_dir
         await close_pair(*pair)
         return ret, sender.paused, sender.resumed, bytes(receiver.data)
 
-    ret, paused, resumed, received = run(loop, main())
+    ret, paused, resumed, received = run_coro(loop, main())
     assert ret == 1024 * 1024
     assert len(received) == len(big) + ret + 1
     if loop_kind == 'asyncio' and sys.version_info >= (3, 12):
@@ -921,6 +918,6 @@ def test_fallback_on_a_transport_that_keeps_buffers(loop, data_file, sock_dir):
         await close_pair(*pair)
         return ret, bytes(receiver.data)
 
-    ret, received = run(loop, main())
+    ret, received = run_coro(loop, main())
     assert ret == 3 * 1024 * 1024 + 5
     assert received == content[:ret]

@@ -54,25 +54,23 @@ def interrupt(py_script):
                 out, err = proc.communicate(timeout=COMMUNICATE_TIMEOUT)
                 pytest.fail("child did not get ready: %r %r %r" % (first, out, err))
             time.sleep(delay)  # let the loop block in its poll
-            t0 = time.monotonic()
             proc.send_signal(sig)
             out, err = proc.communicate(timeout=COMMUNICATE_TIMEOUT)
-            elapsed = time.monotonic() - t0
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.communicate()
-        return proc.returncode, out, err, elapsed
+        return proc.returncode, out, err
 
     return _interrupt
 
 
 def _check(result, expected_lines):
-    rc, out, err, elapsed = result
+    rc, out, err = result
+    # The child's watchdog exits with 3 if the signal did not interrupt it.
     assert rc != 3, "signal did not interrupt the loop (watchdog fired)\n" + err
     assert out.split() == expected_lines, (out, err)
     assert rc == 0, err
-    assert elapsed < WATCHDOG
 
 
 def test_sigint_interrupts_run_forever_without_timers(interrupt):

@@ -473,11 +473,7 @@ def test_sock_connect_unix_missing_path(loop):
         s.close()
 
 
-def test_sock_connect_hostname_uses_getaddrinfo(loop, listener, is_ourloop):
-    if is_ourloop:
-        from ourloop import _loop
-        if "getaddrinfo" in _loop.NOT_YET_IMPLEMENTED:
-            pytest.skip("loop.getaddrinfo() is not implemented yet")
+def test_sock_connect_hostname_uses_getaddrinfo(loop, listener):
     s = nonblocking(socket.socket())
 
     async def main():
@@ -753,7 +749,7 @@ def test_blocking_socket_is_refused_in_debug_mode(loop):
     loop.set_debug(True)
     sock = socket.socket()
     try:
-        for name, call in _all_calls(loop, sock):
+        for _name, call in _all_calls(loop, sock):
             with pytest.raises(ValueError, match="the socket must be non-blocking"):
                 loop.run_until_complete(call())
     finally:
@@ -777,7 +773,7 @@ def test_ssl_socket_is_refused(loop):
     sock = ctx.wrap_socket(socket.socket(), server_hostname="example.com",
                            do_handshake_on_connect=False)
     try:
-        for name, call in _all_calls(loop, sock):
+        for _name, call in _all_calls(loop, sock):
             with pytest.raises(TypeError, match="Socket cannot be of type SSLSocket"):
                 loop.run_until_complete(call())
     finally:

@@ -29,8 +29,7 @@ import warnings
 
 import pytest
 
-from conftest import require_ourloop
-from tls_certs import tls_certs  # noqa: F401  (session fixture)
+from support import require_ourloop, run_coro
 
 PY311 = sys.version_info >= (3, 11)
 MIB = 1024 * 1024
@@ -90,9 +89,6 @@ def loop(impl):
         loop.run_until_complete(asyncio.sleep(0))
         loop.close()
 
-
-def run(loop, coro, timeout=30):
-    return loop.run_until_complete(asyncio.wait_for(coro, timeout))
 
 
 def expected_class(impl):
@@ -239,7 +235,7 @@ def test_handshake_extra_info_and_transport_face(loop, certs, impl):
         await close_server(srv)
         return cp.events, sp.events, cp.exc, sp.exc
 
-    cev, sev, cexc, sexc = run(loop, main())
+    cev, sev, cexc, sexc = run_coro(loop, main())
     assert cev == ['connection_made', 'eof_received', 'connection_lost']
     assert sev == ['connection_made', 'data_received', 'eof_received', 'connection_lost']
     assert cexc is None and sexc is None
@@ -264,7 +260,7 @@ def test_handshake_fails_on_certificate(loop, certs, impl, case, caplog):
         await close_server(srv)
         return info.value, proto.events
 
-    exc, events = run(loop, main())
+    exc, events = run_coro(loop, main())
     assert events == []
     assert ('Hostname mismatch' in exc.verify_message) == (case == 'hostname')
     assert any('SSL handshake failed on verifying the certificate' in r.getMessage()
@@ -292,7 +288,7 @@ def test_handshake_fails_on_garbage(loop, certs, impl):
         await close_server(srv)
         return info.value
 
-    exc = run(loop, main())
+    exc = run_coro(loop, main())
     assert 'WRONG_VERSION_NUMBER' in str(exc) or 'wrong version number' in str(exc)
 
 
@@ -315,7 +311,7 @@ def test_handshake_timeout(loop, certs, impl):
         await close_server(srv)
         return info.value
 
-    exc = run(loop, main())
+    exc = run_coro(loop, main())
     assert str(exc) == ('SSL handshake is taking longer than 0.2 seconds: '
                         'aborting the connection')
 
@@ -388,7 +384,7 @@ def test_16mib_both_ways_with_flow_control(loop, certs, impl):
         await close_server(srv)
         return got, paused
 
-    got, paused = run(loop, main(), timeout=120)
+    got, paused = run_coro(loop, main(), timeout=120)
     assert got == payload
     assert any(paused)
     assert loop.errors == []
@@ -429,7 +425,7 @@ def test_slow_reader_pauses_raw_transport(loop, certs, impl):
         await close_server(srv)
         return bytes(proto.data)
 
-    data = run(loop, main(), timeout=60)
+    data = run_coro(loop, main(), timeout=60)
     assert data == b'z' * (8 * MIB)
 
 
@@ -465,7 +461,7 @@ def test_pause_reading_in_connection_made(loop, certs, impl):
         await close_server(srv)
         return proto.events
 
-    assert run(loop, main()) == ['connection_made', 'data_received', 'eof_received',
+    assert run_coro(loop, main()) == ['connection_made', 'data_received', 'eof_received',
                                  'connection_lost']
 
 
@@ -520,7 +516,7 @@ def test_buffered_app_protocol(loop, certs, impl, bufsize):
         await close_server(srv)
         return proto, exc
 
-    proto, exc = run(loop, main(), timeout=60)
+    proto, exc = run_coro(loop, main(), timeout=60)
     assert bytes(proto.data) == payload
     assert exc is None
     assert proto.hints == {int}
@@ -546,7 +542,7 @@ def test_peer_close_notify_then_eof_order(loop, certs, impl):
         await close_server(srv)
         return proto
 
-    proto = run(loop, main())
+    proto = run_coro(loop, main())
     assert proto.events == ['connection_made', 'data_received', 'eof_received',
                             'connection_lost']
     assert proto.data == b'bye'
@@ -567,7 +563,7 @@ def test_abort(loop, certs, impl):
         await close_server(srv)
         return cp, sp
 
-    cp, sp = run(loop, main())
+    cp, sp = run_coro(loop, main())
     assert cp.events == ['connection_made', 'connection_lost']
     assert cp.exc is None
     # the server saw the TCP connection end without close_notify
@@ -617,7 +613,7 @@ def test_shutdown_timeout_with_silent_peer(loop, certs, impl):
         return proto, raw
 
     try:
-        proto, raw = run(loop, main())
+        proto, raw = run_coro(loop, main())
     finally:
         release.set()
         thread.join(10)
@@ -668,7 +664,7 @@ def test_start_tls_both_sides(loop, certs, impl):
         await close_server(srv)
         return line
 
-    assert run(loop, main()) == b'x' * 100000 + b'\n'
+    assert run_coro(loop, main()) == b'x' * 100000 + b'\n'
 
 
 def test_app_protocol_error_is_reported(loop, certs, impl):
@@ -685,7 +681,7 @@ def test_app_protocol_error_is_reported(loop, certs, impl):
         await close_server(srv)
         return cp
 
-    cp = run(loop, main())
+    cp = run_coro(loop, main())
     assert len(loop.errors) == 1
     ctx = loop.errors[0]
     assert ctx['message'] == 'Fatal error on SSL protocol'
@@ -715,7 +711,7 @@ def test_set_protocol_and_sendfile_fallback(loop, certs, impl, tmp_path):
         await close_server(srv)
         return sent, bytes(sp.data)
 
-    sent, got = run(loop, main(), timeout=60)
+    sent, got = run_coro(loop, main(), timeout=60)
     assert sent == len(data)
     assert got == data
 
@@ -807,7 +803,7 @@ def test_renegotiation_started_by_server_is_followed(loop, certs, impl):
         return line
 
     try:
-        assert run(loop, main()) == b'after\n'
+        assert run_coro(loop, main()) == b'after\n'
     finally:
         tool.stop()
 
@@ -834,7 +830,7 @@ def test_renegotiation_started_by_client_is_refused(loop, certs, impl):
         await close_server(srv)
         return proto
 
-    proto = run(loop, main())
+    proto = run_coro(loop, main())
     assert proto.data == b'one\n'
     assert proto.events == ['connection_made', 'data_received', 'connection_lost']
     assert isinstance(proto.exc, ssl.SSLError)
@@ -906,7 +902,7 @@ def test_native_over_loop_transports_echo_and_close(any_loop, certs):
         await srv.wait_closed()
         return cp, sp, raw
 
-    cp, sp, raw = run(loop, main(), timeout=60)
+    cp, sp, raw = run_coro(loop, main(), timeout=60)
     assert bytes(cp.data) == payload
     assert cp.events == ['connection_made', 'data_received', 'eof_received', 'connection_lost']
     assert sp.events == ['connection_made', 'data_received', 'eof_received', 'connection_lost']
@@ -938,7 +934,7 @@ def test_native_over_loop_transports_abort_and_error(any_loop, certs):
             await s.wait_closed()
         return cp, sp, cp2, raw2
 
-    cp, sp, cp2, raw2 = run(loop, main())
+    cp, sp, cp2, raw2 = run_coro(loop, main())
     assert isinstance(sp.exc, ZeroDivisionError)
     assert [(e['message'], type(e['exception'])) for e in loop.errors] == [
         ('Fatal error on SSL protocol', ZeroDivisionError)]
@@ -967,7 +963,7 @@ def test_native_over_loop_transports_shutdown_timeout(any_loop, certs):
         return proto, raw
 
     try:
-        proto, raw = run(loop, main())
+        proto, raw = run_coro(loop, main())
     finally:
         release.set()
         thread.join(10)
@@ -1002,5 +998,5 @@ def test_buffered_app_protocol_bytearray_buffer(loop, certs, impl):
         await close_server(srv)
         return proto
 
-    proto = run(loop, main(), timeout=60)
+    proto = run_coro(loop, main(), timeout=60)
     assert bytes(proto.data) == payload

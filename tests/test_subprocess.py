@@ -20,17 +20,13 @@ import warnings
 import psutil
 import pytest
 
-from conftest import fd_count  # leak checks; see conftest
+from support import fd_count, run_coro
 
 TIMEOUT = 60
-PIPES = pytest.mark.needs_loop_methods("connect_read_pipe", "connect_write_pipe")
 DEVNULL = subprocess.DEVNULL
 PY = sys.executable
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
-
-def run(loop, coro, timeout=TIMEOUT):
-    return loop.run_until_complete(asyncio.wait_for(coro, timeout))
 
 
 def proc_stat(pid):
@@ -139,7 +135,7 @@ def test_exec_callbacks_and_returncode(loop):
         assert transport.is_closing()
         return pid
 
-    pid = run(loop, main())
+    pid = run_coro(loop, main())
     assert reaped(pid)
 
 
@@ -152,7 +148,7 @@ def test_shell_callbacks(loop):
         assert transport.get_extra_info("subprocess").args == "exit 7"
         transport.close()
 
-    run(loop, main())
+    run_coro(loop, main())
 
 
 def test_create_subprocess_wait(loop):
@@ -165,7 +161,7 @@ def test_create_subprocess_wait(loop):
             "exit 5", stdin=DEVNULL, stdout=DEVNULL, stderr=DEVNULL)
         assert await proc.wait() == 5
 
-    run(loop, main())
+    run_coro(loop, main())
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -179,7 +175,7 @@ def test_create_subprocess_wait(loop):
 def test_exec_argument_errors(loop, kwargs, message):
     made = []
     with pytest.raises(ValueError, match=message):
-        run(loop, loop.subprocess_exec(lambda: made.append(1), "true", **kwargs))
+        run_coro(loop, loop.subprocess_exec(lambda: made.append(1), "true", **kwargs))
     assert made == []
 
 
@@ -191,12 +187,12 @@ def test_exec_argument_errors(loop, kwargs, message):
 ])
 def test_shell_argument_errors(loop, cmd, kwargs, message):
     with pytest.raises(ValueError, match=message):
-        run(loop, loop.subprocess_shell(asyncio.SubprocessProtocol, cmd, **kwargs))
+        run_coro(loop, loop.subprocess_shell(asyncio.SubprocessProtocol, cmd, **kwargs))
 
 
 def test_unknown_option_is_popens_error(loop):
     with pytest.raises(TypeError):
-        run(loop, exec_quiet(loop, "true", no_such_option=1))
+        run_coro(loop, exec_quiet(loop, "true", no_such_option=1))
 
 
 def test_debug_logging(loop, caplog):
@@ -206,7 +202,7 @@ def test_debug_logging(loop, caplog):
     async def main():
         await run_quiet(loop, "true")
 
-    run(loop, main())
+    run_coro(loop, main())
     text = caplog.text
     assert "execute program 'true' stdin=%r stdout=%r stderr=%r" % ((DEVNULL,) * 3) in text
     assert "process 'true' created: pid" in text
@@ -228,7 +224,7 @@ def _fds_code(path, fds=(0, 1, 2)):
 def fd_count_warm(loop):
     """fd_count() once the loop has run (it makes its signal wake-up
     socketpair the first time it runs in the main thread)."""
-    run(loop, asyncio.sleep(0))
+    run_coro(loop, asyncio.sleep(0))
     return fd_count()
 
 
@@ -242,7 +238,7 @@ def test_stdio_inherited(loop, tmp_path):
         return transport
 
     fds_before = fd_count_warm(loop)
-    transport = run(loop, main())
+    run_coro(loop, main())
     assert eval(out.read_text()) == _fd_targets((0, 1, 2))
     assert fd_count() == fds_before
 
@@ -254,7 +250,7 @@ def test_stdio_devnull(loop, tmp_path):
         transport, proto = await run_quiet(loop, *py_child(_fds_code(out)))
 
     fds_before = fd_count_warm(loop)
-    run(loop, main())
+    run_coro(loop, main())
     assert eval(out.read_text()) == ["/dev/null"] * 3
     assert fd_count() == fds_before
 
@@ -274,7 +270,7 @@ def test_stdio_files_and_fds(loop, tmp_path):
         assert transport.get_returncode() == 0
 
     fds_before = fd_count_warm(loop)
-    run(loop, main())
+    run_coro(loop, main())
     assert (tmp_path / "out").read_bytes() == b"input data\n"
     assert (tmp_path / "err").read_bytes() == b"oops\n"
     assert fd_count() == fds_before
@@ -286,7 +282,7 @@ def test_stderr_to_stdout(loop, tmp_path):
             await run_quiet(loop, "sh", "-c", "echo one; echo two >&2",
                             stdout=fout, stderr=subprocess.STDOUT)
 
-    run(loop, main())
+    run_coro(loop, main())
     assert (tmp_path / "out").read_bytes() == b"one\ntwo\n"
 
 
@@ -298,7 +294,7 @@ def test_stdio_swapped_low_fds(loop, tmp_path):
     async def main():
         await run_quiet(loop, *py_child(_fds_code(out, (1, 2))), stdout=2, stderr=1)
 
-    run(loop, main())
+    run_coro(loop, main())
     assert eval(out.read_text()) == _fd_targets((2, 1))
 
 
@@ -311,7 +307,7 @@ def test_nonblocking_fd_left_alone(loop, tmp_path):
         async def main():
             transport, proto = await run_quiet(loop, "sh", "-c", "echo hi", stdout=w)
 
-        run(loop, main())
+        run_coro(loop, main())
         assert os.get_blocking(w) is False
         assert os.read(r, 100) == b"hi\n"
     finally:
@@ -345,7 +341,7 @@ def child_report(loop, tmp_path, **kwargs):
         assert transport.get_returncode() == 0
         return transport
 
-    transport = run(loop, main())
+    transport = run_coro(loop, main())
     return eval(path.read_text()), transport
 
 
@@ -368,7 +364,7 @@ def test_cwd_relative_program(loop, tmp_path):
         transport, proto = await run_quiet(loop, "./prog", cwd=tmp_path)
         assert transport.get_returncode() == 9
 
-    run(loop, main())
+    run_coro(loop, main())
 
 
 def test_env(loop, tmp_path):
@@ -390,12 +386,12 @@ def test_env_path_is_searched(loop, tmp_path):
                                            env={"PATH": str(bindir)})
         assert transport.get_returncode() == 12
 
-    run(loop, main())
+    run_coro(loop, main())
 
 
 def test_env_bad_name_is_popens_error(loop):
     with pytest.raises(ValueError, match="illegal environment variable name"):
-        run(loop, exec_quiet(loop, "true", env={"A=B": "x"}))
+        run_coro(loop, exec_quiet(loop, "true", env={"A=B": "x"}))
 
 
 def test_start_new_session(loop, tmp_path):
@@ -462,7 +458,7 @@ def test_user_group_extra_groups(loop, tmp_path):
                 transport, proto = await run_quiet(
                     loop, "sh", "-c", "id -u; id -g; id -G", stdout=f, **kwargs)
             assert transport.get_returncode() == 0
-        run(loop, main())
+        run_coro(loop, main())
         uid, gid, groups = out.read_text().splitlines()
         return int(uid), int(gid), sorted(int(g) for g in groups.split())
 
@@ -482,7 +478,7 @@ def _run_to_file(loop, path, *args, **kwargs):
             transport, proto = await run_quiet(loop, *args, stdout=f, **kwargs)
         assert transport.get_returncode() == 0
 
-    run(loop, main())
+    run_coro(loop, main())
     return path.read_text()
 
 
@@ -497,7 +493,7 @@ def test_user_group_by_name(loop, tmp_path):
                        user=user, group=group, extra_groups=[group])
     assert out.split() == ["65534", "0", "0"]
     with pytest.raises(KeyError):
-        run(loop, exec_quiet(loop, "true", user="ourloop-no-such-user"))
+        run_coro(loop, exec_quiet(loop, "true", user="ourloop-no-such-user"))
 
 
 def _sigign(status):
@@ -531,8 +527,8 @@ def test_pipesize(loop):
         transport.close()
         return sizes
 
-    assert run(loop, main(pipesize=1024 * 1024)) == [1024 * 1024] * 2
-    assert run(loop, main()) == [65536] * 2
+    assert run_coro(loop, main(pipesize=1024 * 1024)) == [1024 * 1024] * 2
+    assert run_coro(loop, main()) == [65536] * 2
 
 
 @pytest.mark.only_loop("ourloop", reason="checks which spawner ourloop uses")
@@ -541,6 +537,7 @@ def test_spawns_through_fork_exec(loop, tmp_path, monkeypatch):
     # (else it would fall back to the stdlib's own _execute_child), and it
     # is what spawns, with the arguments Popen gives it.
     import _posixsubprocess
+
     from ourloop import _subprocess
     assert _subprocess._FORK_EXEC_PARAMS is not None
     calls = []
@@ -591,7 +588,7 @@ def test_executable(loop, tmp_path):
             executable="/bin/sh")
         assert transport.get_returncode() == 0
 
-    run(loop, main())
+    run_coro(loop, main())
     assert out.read_text().startswith("argv0-name -c ")
 
 
@@ -600,7 +597,7 @@ def test_executable(loop, tmp_path):
 
 def _exec_error(loop, *args, **kwargs):
     with pytest.raises(OSError) as info:
-        run(loop, exec_quiet(loop, *args, **kwargs))
+        run_coro(loop, exec_quiet(loop, *args, **kwargs))
     return info.value
 
 
@@ -722,13 +719,13 @@ def test_spawn_failure_is_popens_and_leaves_nothing(loop, tmp_path, kind):
                 stderr=subprocess.PIPE, **kwargs)
         return info.value
 
-    run(loop, main())       # warm-up: the loop's own fds exist from now on
+    run_coro(loop, main())       # warm-up: the loop's own fds exist from now on
     gc.collect()            # earlier tests' garbage closes its fds now
     fds_before = os.listdir("/proc/self/fd")
     children_before = _children()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        exc = run(loop, main())
+        exc = run_coro(loop, main())
         gc.collect()
     assert _exc_key(exc) == _exc_key(expected)
     # (3.12+ warns DeprecationWarning when it forks with threads around.)
@@ -759,7 +756,7 @@ def test_interrupted_spawn_leaves_no_zombie(loop):
                 "true", preexec_fn=lambda: time.sleep(1), stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE)
 
-    run(loop, asyncio.sleep(0))
+    run_coro(loop, asyncio.sleep(0))
     fds_before = fd_count()
     children_before = _children()
     old = signal.signal(signal.SIGALRM, interrupt)
@@ -767,7 +764,7 @@ def test_interrupted_spawn_leaves_no_zombie(loop):
         signal.setitimer(signal.ITIMER_REAL, 0.05)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
-            run(loop, main())
+            run_coro(loop, main())
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
@@ -833,7 +830,7 @@ def test_no_blocking_calls_in_loop_thread(loop, tmp_path):
 
     try:
         with blockbuster_ctx():
-            run(loop, main())
+            run_coro(loop, main())
         assert os.read(r, 10) == b"x\n"
     finally:
         os.close(r)
@@ -843,9 +840,9 @@ def test_no_blocking_calls_in_loop_thread(loop, tmp_path):
 
 def test_exec_error_bad_args(loop):
     with pytest.raises(ValueError):
-        run(loop, exec_quiet(loop, "true", "a\0b"))
+        run_coro(loop, exec_quiet(loop, "true", "a\0b"))
     with pytest.raises(TypeError):
-        run(loop, exec_quiet(loop, "true", 1))
+        run_coro(loop, exec_quiet(loop, "true", 1))
 
 
 # -- signals, close, kill --------------------------------------------------------
@@ -871,7 +868,7 @@ def test_signals(loop, how, expected):
         with pytest.raises(ProcessLookupError):
             transport.kill()
 
-    run(loop, main())
+    run_coro(loop, main())
 
 
 def test_process_send_signal(loop):
@@ -883,7 +880,7 @@ def test_process_send_signal(loop):
         with pytest.raises(ProcessLookupError):
             proc.kill()
 
-    run(loop, main())
+    run_coro(loop, main())
 
 
 def test_close_kills_live_child(loop):
@@ -897,7 +894,7 @@ def test_close_kills_live_child(loop):
         assert transport.get_returncode() == -signal.SIGKILL
         return pid
 
-    pid = run(loop, main())
+    pid = run_coro(loop, main())
     assert wait_until(lambda: reaped(pid))
 
 
@@ -918,7 +915,7 @@ def test_killpg_with_grandchildren(loop, tmp_path):
         transport.close()
         return [int(p) for p in pids_file.read_text().split()]
 
-    grandchildren = run(loop, main())
+    grandchildren = run_coro(loop, main())
 
     def gone(p):
         st = proc_stat(p)
@@ -935,7 +932,7 @@ def test_unclosed_transport_warns(loop):
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        run(loop, main())
+        run_coro(loop, main())
         gc.collect()
     messages = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
     assert any(m.startswith("unclosed transport <") and "returncode=0" in m
@@ -952,7 +949,7 @@ def test_proc_poll_does_not_reap(loop):
         assert transport.get_returncode() == 0
         transport.close()
 
-    run(loop, main())
+    run_coro(loop, main())
 
 
 # -- reaping ---------------------------------------------------------------------------
@@ -960,15 +957,15 @@ def test_proc_poll_does_not_reap(loop):
 
 def test_many_children_no_leaks(loop):
     async def main():
-        for i in range(500):
+        for _ in range(500):
             transport, proto = await exec_quiet(loop, "true")
             await proto.done
             assert transport.get_returncode() == 0
             transport.close()
 
-    run(loop, main())   # warm up the loop's own fds
+    run_coro(loop, main())   # warm up the loop's own fds
     fds_before = fd_count()
-    run(loop, main(), timeout=300)
+    run_coro(loop, main(), timeout=300)
     assert wait_until(lambda: zombie_children() == [])
     assert fd_count() == fds_before
 
@@ -981,13 +978,13 @@ def test_loop_closed_while_children_run(loop_factory):
 
     async def main():
         started = []
-        for i in range(5):
+        for _ in range(5):
             transport, proto = await exec_quiet(loop, "sleep", "0.3")
             started.append(transport)
         return started
 
     try:
-        transports = run(loop, main())
+        transports = run_coro(loop, main())
     finally:
         loop.close()
         asyncio.set_event_loop(None)
@@ -1009,7 +1006,7 @@ def test_thread_watcher_fallback(loop, monkeypatch):
         assert proto.events == ["connection_made", "process_exited", "connection_lost"]
         return transport.get_pid()
 
-    pid = run(loop, main())
+    pid = run_coro(loop, main())
     assert wait_until(lambda: reaped(pid))
 
 
@@ -1023,16 +1020,16 @@ def test_user_sigchld_handler_kept_and_called(loop):
             await proto.done
             transport.close()
             # Let a signal that arrived between bytecodes run its handler.
-            for i in range(100):
+            for _ in range(100):
                 if calls:
                     break
                 await asyncio.sleep(0.01)
 
-        run(loop, main())
+        run_coro(loop, main())
         assert calls and set(calls) == {signal.SIGCHLD}
         # Still the C-level handler: one more child, one more call.
         del calls[:]
-        run(loop, main())
+        run_coro(loop, main())
         assert calls
     finally:
         signal.signal(signal.SIGCHLD, old)
@@ -1058,13 +1055,13 @@ def test_sigchld_action_unchanged(loop):
         await proto.done
         transport.close()
 
-    run(loop, main(False))
+    run_coro(loop, main(False))
     assert not sigchld_caught()
     # A user's handler: still the one the kernel calls after a spawn.
     calls = []
     old = signal.signal(signal.SIGCHLD, lambda signum, frame: calls.append(signum))
     try:
-        run(loop, main(True))
+        run_coro(loop, main(True))
         assert sigchld_caught()
         del calls[:]
         os.kill(os.getpid(), signal.SIGCHLD)
@@ -1076,7 +1073,6 @@ def test_sigchld_action_unchanged(loop):
 # -- pipes ------------------------------------------------------------------------------
 
 
-@PIPES
 @pytest.mark.parametrize("route", ["uv_spawn", "Popen"])
 def test_communicate(loop, loop_kind, route):
     # umask=-1 asks for nothing, umask=0o022 has Popen spawn the child.
@@ -1090,10 +1086,9 @@ def test_communicate(loop, loop_kind, route):
         assert out == b"hello\n" * 1000 and err == b""
         assert proc.returncode == 0
 
-    run(loop, main())
+    run_coro(loop, main())
 
 
-@PIPES
 def test_dev_stdout_in_child(loop):
     async def main():
         proc = await asyncio.create_subprocess_shell(
@@ -1103,10 +1098,9 @@ def test_dev_stdout_in_child(loop):
         assert (out, err) == (b"hi\n", b"ho\n")
         assert proc.returncode == 0
 
-    run(loop, main())
+    run_coro(loop, main())
 
 
-@PIPES
 def test_flood_64_mib(loop):
     size = 64 * 1024 * 1024
 
@@ -1118,10 +1112,9 @@ def test_flood_64_mib(loop):
         assert len(out) == size and err is None
         assert proc.returncode == 0
 
-    run(loop, main(), timeout=120)
+    run_coro(loop, main(), timeout=120)
 
 
-@PIPES
 def test_pipe_callbacks_order(loop):
     async def main():
         transport, proto = await loop.subprocess_exec(
@@ -1138,10 +1131,9 @@ def test_pipe_callbacks_order(loop):
         assert transport.get_returncode() == 2
         transport.close()
 
-    run(loop, main())
+    run_coro(loop, main())
 
 
-@PIPES
 def test_stdin_backpressure(loop):
     class Writer(Proto):
         def __init__(self, loop):
@@ -1164,15 +1156,14 @@ def test_stdin_backpressure(loop):
         assert transport.get_returncode() == -signal.SIGKILL
         transport.close()
 
-    run(loop, main())
+    run_coro(loop, main())
 
 
-@PIPES
 def test_stdin_drain_with_slow_reader(loop):
     async def main():
         proc = await asyncio.create_subprocess_exec(
             "sh", "-c", "sleep 0.2; wc -c", stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        for i in range(32):
+        for _ in range(32):
             proc.stdin.write(b"y" * 65536)
             await proc.stdin.drain()
         proc.stdin.close()
@@ -1180,10 +1171,9 @@ def test_stdin_drain_with_slow_reader(loop):
         assert int(out) == 32 * 65536
         assert await proc.wait() == 0
 
-    run(loop, main())
+    run_coro(loop, main())
 
 
-@PIPES
 def test_many_children_with_pipes_no_leaks(loop):
     async def main(n):
         for i in range(n):
@@ -1192,8 +1182,8 @@ def test_many_children_with_pipes_no_leaks(loop):
             out, _ = await proc.communicate()
             assert out == b"%d\n" % i
 
-    run(loop, main(5))
+    run_coro(loop, main(5))
     fds_before = fd_count()
-    run(loop, main(500), timeout=300)
+    run_coro(loop, main(500), timeout=300)
     assert wait_until(lambda: zombie_children() == [])
     assert fd_count() == fds_before

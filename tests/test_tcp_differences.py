@@ -5,18 +5,14 @@ in docs/conformance.md, "Where ourloop differs from the stdlib on purpose").
 import asyncio
 import json
 import os
-import signal
-import socket
-import sys
 
 import pytest
+
+from support import run_coro
 
 HOST = "127.0.0.1"
 TIMEOUT = 10
 
-
-def go(loop, coro):
-    return loop.run_until_complete(asyncio.wait_for(coro, TIMEOUT))
 
 
 @pytest.mark.only_loop("ourloop", reason="the stdlib raises TypeError here")
@@ -28,7 +24,7 @@ def test_start_serving_on_closed_server_does_nothing(loop):
         await server.start_serving()
         return server.is_serving(), server.sockets
 
-    serving, sockets = go(loop, main())
+    serving, sockets = run_coro(loop, main())
     assert serving is False
     assert not sockets
 
@@ -44,7 +40,7 @@ def test_transport_is_an_asyncio_transport(loop, loop_kind):
         await server.wait_closed()
         return result
 
-    is_transport, name = go(loop, main())
+    is_transport, name = run_coro(loop, main())
     assert is_transport
     if loop_kind == "ourloop":
         # type() is ourloop's own class; isinstance() holds through __class__
@@ -71,7 +67,7 @@ def test_transport_socket_close_cannot_close_libuv_fd(loop):
         await server.wait_closed()
         return alive, raw.fileno()
 
-    alive, fileno_after = go(loop, main())
+    alive, fileno_after = run_coro(loop, main())
     assert alive
     assert fileno_after == -1       # forgotten when the transport closed
 
@@ -102,7 +98,7 @@ def test_bytearray_always_copied(loop):
         await server.wait_closed()
         return bytes(got)
 
-    assert go(loop, main()) == b"xyzabc"
+    assert run_coro(loop, main()) == b"xyzabc"
 
 
 def test_accept_out_of_fds_reported_then_accepting_goes_on(run_py):

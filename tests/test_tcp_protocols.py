@@ -1,8 +1,5 @@
 """TCP transports and protocols (loop.create_server / loop.create_connection),
 checked against the stdlib loop's behaviour.
-
-ourloop does not implement these yet: every test carries
-``needs_loop_methods`` so that the ourloop half is skipped until it does.
 """
 
 import asyncio
@@ -12,7 +9,7 @@ import struct
 
 import pytest
 
-pytestmark = pytest.mark.needs_loop_methods("create_server", "create_connection")
+from support import run_coro
 
 HOST = "127.0.0.1"
 TIMEOUT = 10
@@ -99,9 +96,6 @@ async def settle(n=5):
         await asyncio.sleep(0.01)
 
 
-def go(loop, coro, timeout=TIMEOUT):
-    return loop.run_until_complete(asyncio.wait_for(coro, timeout))
-
 
 def test_callback_order_and_single_connection_lost(loop):
     async def main():
@@ -122,7 +116,7 @@ def test_callback_order_and_single_connection_lost(loop):
         finally:
             await shutdown(server)
 
-    cp, sp = go(loop, main())
+    cp, sp = run_coro(loop, main())
     assert bytes(cp.data) == b"ping"
     assert bytes(sp.data) == b"ping"
     assert sp.events == ["made", "data", "eof", ("lost", None)]
@@ -156,7 +150,7 @@ def test_eof_received_true_keeps_transport_open(loop):
         finally:
             await shutdown(server)
 
-    cp, sp = go(loop, main())
+    cp, sp = run_coro(loop, main())
     assert bytes(sp.data) == b"request"
     assert bytes(cp.data) == b"reply after eof"
     assert sp.events == ["made", "data", "eof", ("lost", None)]
@@ -211,7 +205,7 @@ def test_flow_control_write_and_read(loop):
         finally:
             await shutdown(server)
 
-    sent, buffered, got_while_paused, final_size, cp, sp = go(loop, main())
+    sent, buffered, got_while_paused, final_size, cp, sp = run_coro(loop, main())
     assert buffered > high
     assert got_while_paused == 0
     assert len(sp.data) == sent
@@ -242,7 +236,7 @@ def _close_or_abort(loop, how):
         finally:
             await shutdown(server)
 
-    return total, go(loop, main())
+    return total, run_coro(loop, main())
 
 
 def test_close_flushes_pending_data(loop):
@@ -290,7 +284,7 @@ def test_writes_after_close_ignored_then_warned(loop, caplog):
         finally:
             await shutdown(server)
 
-    counts, sp = go(loop, main())
+    counts, sp = run_coro(loop, main())
     assert bytes(sp.data) == b""
     # close() counts as the first lost write; from the 5th write on, each
     # write logs "socket.send() raised exception." on the asyncio logger.
@@ -324,7 +318,7 @@ def test_transport_extra_info_and_types(loop):
         finally:
             await shutdown(server)
 
-    port, out = go(loop, main())
+    port, out = run_coro(loop, main())
     c, s = out["client"], out["server"]
     for d in (c, s):
         assert isinstance(d["transport"], asyncio.Transport)
@@ -366,7 +360,7 @@ def test_set_protocol_get_protocol(loop):
         finally:
             await shutdown(server)
 
-    old, new = go(loop, main())
+    old, new = run_coro(loop, main())
     assert bytes(old.data) == b"one"
     assert bytes(new.data) == b"two"
     assert not old.lost.done()  # the replaced protocol hears nothing more
@@ -415,7 +409,6 @@ def test_buffered_protocol_large_payload(loop, side):
                 await asyncio.sleep(0.005)
             receiver = sprotos[0]
         else:
-            sender = []
 
             class Sender(Recorder):
                 def connection_made(self, transport):
@@ -434,7 +427,7 @@ def test_buffered_protocol_large_payload(loop, side):
             tr.close()
             await shutdown(server)
 
-    r = go(loop, main(), 20)
+    r = run_coro(loop, main(), 20)
     assert len(r.data) == len(payload)
     assert r.data == payload
     assert r.events == ["made", "eof", ("lost", None)]
@@ -461,7 +454,7 @@ def test_peer_reset_reports_connection_reset(loop):
         finally:
             await shutdown(server)
 
-    exc, sp = go(loop, main())
+    exc, sp = run_coro(loop, main())
     assert isinstance(exc, ConnectionResetError)
     assert sp.lost_calls == 1
     assert "eof" not in sp.events

@@ -1,25 +1,18 @@
 """asyncio.Server objects and loop.create_connection options, checked
 against the stdlib loop's behaviour.
-
-ourloop does not implement create_server/create_connection yet: every test
-carries ``needs_loop_methods`` so that the ourloop half is skipped until it
-does.
 """
 
 import asyncio
-import os
 import socket
 import sys
 
 import pytest
 
-pytestmark = pytest.mark.needs_loop_methods("create_server", "create_connection")
-
 HOST = "127.0.0.1"
 TIMEOUT = 10
 
 
-from conftest import fd_count  # noqa: E402  (leak checks; see conftest)
+from support import fd_count, run_coro, settled_fd_count
 
 
 def closed_port(host=HOST, family=socket.AF_INET):
@@ -46,9 +39,6 @@ def have_ipv6():
     finally:
         s.close()
 
-
-def go(loop, coro, timeout=TIMEOUT):
-    return loop.run_until_complete(asyncio.wait_for(coro, timeout))
 
 
 class Echo(asyncio.Protocol):
@@ -129,7 +119,7 @@ def test_server_attributes_and_close(loop):
         state["data"] = data
         return state
 
-    st = go(loop, main())
+    st = run_coro(loop, main())
     assert st["loop"] is loop
     assert st["n"] == 1
     assert st["types"] == {asyncio.trsock.TransportSocket}
@@ -157,7 +147,7 @@ def test_start_serving_false_then_start_serving(loop):
         await server.wait_closed()
         return before, after, data
 
-    before, after, data = go(loop, main())
+    before, after, data = run_coro(loop, main())
     assert before is False
     assert after is True
     assert data == b"ping"
@@ -182,7 +172,7 @@ def test_serve_forever_cancelled_by_close(loop):
             await server.serve_forever()  # server is closed
         return serving, data
 
-    serving, data = go(loop, main())
+    serving, data = run_coro(loop, main())
     assert serving is True
     assert data == b"ping"
 
@@ -198,7 +188,7 @@ def test_async_with_server(loop):
             await loop.create_connection(asyncio.Protocol, HOST, port)
         return inside, outside, data
 
-    inside, outside, data = go(loop, main())
+    inside, outside, data = run_coro(loop, main())
     assert inside is True and outside is False
     assert data == b"ping"
 
@@ -222,7 +212,7 @@ def test_wait_closed_and_live_connections(loop):
         await asyncio.wait_for(waiter, TIMEOUT)
         return done_with_live_conn, still_echoing
 
-    done_with_live_conn, echoed = go(loop, main())
+    done_with_live_conn, echoed = run_coro(loop, main())
     assert echoed == b"xy"
     if sys.version_info >= (3, 12):
         # 3.12+: wait_closed() waits until all connections are gone
@@ -252,7 +242,7 @@ def test_wait_closed_before_close_waits_for_close_and_connections(loop):
         await asyncio.wait_for(waiter, TIMEOUT)
         return before_close, after_close
 
-    before_close, after_close = go(loop, main())
+    before_close, after_close = run_coro(loop, main())
     assert before_close is False
     assert after_close is False
 
@@ -274,7 +264,7 @@ def test_keep_alive_client_does_not_hang_pre_312_shutdown(loop):
         await asyncio.wait_for(waiter, TIMEOUT)
         return returned
 
-    assert go(loop, main()) is (sys.version_info < (3, 12))
+    assert run_coro(loop, main()) is (sys.version_info < (3, 12))
 
 
 @pytest.mark.skipif(
@@ -301,7 +291,7 @@ def test_close_and_abort_clients(loop, how):
             p.transport.close()
         return excs
 
-    excs = go(loop, main())
+    excs = run_coro(loop, main())
     assert len(excs) == 3
     if how == "close_clients":
         assert excs == [None, None, None]
@@ -321,7 +311,7 @@ def test_create_server_with_sock(loop):
         await server.wait_closed()
         return same, data, lsock.fileno()
 
-    same, data, fileno_after = go(loop, main())
+    same, data, fileno_after = run_coro(loop, main())
     assert same and data == b"ping"
     assert fileno_after == -1  # the server owns and closes the socket
 
@@ -340,7 +330,7 @@ def test_create_server_bad_arguments(loop):
             s.close()
         return True
 
-    assert go(loop, main())
+    assert run_coro(loop, main())
 
 
 def test_many_servers_release_fds(loop):
@@ -354,10 +344,9 @@ def test_many_servers_release_fds(loop):
             await roundtrip(loop, HOST, s.sockets[0].getsockname()[1])
             s.close()
             await s.wait_closed()
-        await asyncio.sleep(0.02)
-        return before, fd_count()
+        return before, await settled_fd_count(before)
 
-    before, after = go(loop, main())
+    before, after = run_coro(loop, main())
     assert after == before
 
 
@@ -374,7 +363,7 @@ def test_create_connection_refused(loop):
             await loop.create_connection(asyncio.Protocol, HOST, port)
         return ei.value
 
-    exc = go(loop, main())
+    exc = run_coro(loop, main())
     assert str(port) in str(exc)
 
 
@@ -397,7 +386,7 @@ def test_create_connection_with_connected_sock(loop):
         await server.wait_closed()
         return same_fd, bytes(p.data), raw.fileno()
 
-    same_fd, data, fileno_after = go(loop, main())
+    same_fd, data, fileno_after = run_coro(loop, main())
     assert same_fd
     assert data == b"via sock"
     assert fileno_after == -1  # the transport owns the socket
@@ -415,7 +404,7 @@ def test_create_connection_local_addr(loop):
         await server.wait_closed()
         return port, lport, data, peer, sockname
 
-    port, lport, data, peer, sockname = go(loop, main())
+    port, lport, data, peer, sockname = run_coro(loop, main())
     assert data == b"ping"
     assert peer == (HOST, port)
     assert sockname == (HOST, lport)
@@ -445,7 +434,7 @@ def test_create_connection_bad_arguments(loop):
             u.close()
         return True
 
-    assert go(loop, main())
+    assert run_coro(loop, main())
 
 
 def test_create_connection_several_addresses_one_refusing(loop, monkeypatch):
@@ -463,7 +452,7 @@ def test_create_connection_several_addresses_one_refusing(loop, monkeypatch):
         await server.wait_closed()
         return calls, data, peer, port
 
-    calls, data, peer, port = go(loop, main())
+    calls, data, peer, port = run_coro(loop, main())
     if not calls:
         pytest.skip("the loop does not resolve through loop.getaddrinfo")
     assert data == b"ping"
@@ -480,7 +469,7 @@ def test_create_connection_all_refused_multiple(loop, monkeypatch):
             await loop.create_connection(asyncio.Protocol, "multi.example", 80)
         return ei.value
 
-    exc = go(loop, main())
+    exc = run_coro(loop, main())
     # different messages -> a plain OSError summarizing all of them
     assert type(exc) is OSError
     assert str(exc).startswith("Multiple exceptions:")
@@ -503,7 +492,7 @@ def test_happy_eyeballs_delay(loop, monkeypatch):
         await server.wait_closed()
         return calls, data, peer, port
 
-    calls, data, peer, port = go(loop, main())
+    calls, data, peer, port = run_coro(loop, main())
     if not calls:
         pytest.skip("the loop does not resolve through loop.getaddrinfo")
     assert data == b"ping"
@@ -526,7 +515,7 @@ def test_all_errors_exception_group(loop, monkeypatch):
             )
         return ei1.value, ei2.value
 
-    g1, g2 = go(loop, main())
+    g1, g2 = run_coro(loop, main())
     assert len(g1.exceptions) == 1
     assert isinstance(g1.exceptions[0], ConnectionRefusedError)
     assert len(g2.exceptions) == 2
@@ -545,7 +534,7 @@ def test_ipv6_loopback(loop):
         await server.wait_closed()
         return family, port, data, peer, sockname
 
-    family, port, data, peer, sockname = go(loop, main())
+    family, port, data, peer, sockname = run_coro(loop, main())
     assert family == socket.AF_INET6
     assert data == b"ping"
     assert peer[:2] == ("::1", port)
@@ -576,13 +565,12 @@ def test_cancel_create_connection_leaves_no_fd(loop):
                 outcomes.append("connected")
                 tr.close()
                 await p.lost
-        await asyncio.sleep(0.05)
-        after = fd_count()
+        after = await settled_fd_count(before)
         server.close()
         await server.wait_closed()
         return before, after, outcomes
 
-    before, after, outcomes = go(loop, main())
+    before, after, outcomes = run_coro(loop, main())
     assert outcomes[0] == "cancelled"
     assert after == before, outcomes
 
@@ -617,7 +605,7 @@ def test_create_server_bad_backlog(loop, backlog, exc, words, start_serving):
         finally:
             server.close()
 
-    go(loop, main())
+    run_coro(loop, main())
 
 
 @pytest.mark.parametrize("backlog", [True, -5, 0, 1])
@@ -639,7 +627,7 @@ def test_create_server_small_backlogs_serve(loop, backlog, is_ourloop):
         await server.wait_closed()
         return data
 
-    assert go(loop, main()) == b"ping"
+    assert run_coro(loop, main()) == b"ping"
 
 
 @pytest.mark.parametrize("interleave,exc", [(1.5, TypeError), ("2", TypeError)])
@@ -655,6 +643,6 @@ def test_create_connection_bad_interleave(loop, interleave, exc):
             server.close()
         return str(info.value)
 
-    message = go(loop, main())
+    message = run_coro(loop, main())
     if isinstance(interleave, float):
         assert "slice indices must be integers" in message

@@ -1,25 +1,18 @@
 """TCP through the high-level asyncio streams API (open_connection /
 start_server), checked against the stdlib loop's behaviour.
-
-ourloop does not implement create_server/create_connection yet: every test
-carries ``needs_loop_methods`` so that the ourloop half is skipped until it
-does, and then runs automatically.
 """
 
 import asyncio
-import os
 import socket
 import struct
 
 import pytest
 
-pytestmark = pytest.mark.needs_loop_methods("create_server", "create_connection")
-
 HOST = "127.0.0.1"
 TIMEOUT = 10
 
 
-from conftest import fd_count  # noqa: E402  (leak checks; see conftest)
+from support import fd_count, settled_fd_count
 
 
 def free_closed_port():
@@ -278,9 +271,7 @@ def test_cancel_open_connection_leaves_no_fd(loop):
                     outcomes.append("connected")
                     w.close()
                     await w.wait_closed()
-            for _ in range(5):
-                await asyncio.sleep(0.01)
-            return before, fd_count(), outcomes
+            return before, await settled_fd_count(before), outcomes
         finally:
             await close_server(server)
 
@@ -308,9 +299,9 @@ def test_cancel_read_leaves_no_fd(loop):
             for steps in range(4):
                 reader, writer = await asyncio.open_connection(HOST, port)
                 for meth in (
-                    lambda: reader.read(10),
-                    lambda: reader.readline(),
-                    lambda: reader.readexactly(10),
+                    lambda reader=reader: reader.read(10),
+                    lambda reader=reader: reader.readline(),
+                    lambda reader=reader: reader.readexactly(10),
                 ):
                     task = asyncio.ensure_future(meth())
                     for _ in range(steps):
@@ -322,9 +313,7 @@ def test_cancel_read_leaves_no_fd(loop):
                 assert not reader.at_eof()
                 writer.close()
                 await writer.wait_closed()
-            for _ in range(5):
-                await asyncio.sleep(0.01)
-            return before, fd_count()
+            return before, await settled_fd_count(before)
         finally:
             await close_server(server)
 
@@ -343,9 +332,7 @@ def test_start_server_releases_fds(loop):
         writer.close()
         await writer.wait_closed()
         await close_server(server)
-        for _ in range(5):
-            await asyncio.sleep(0.01)
-        return before, during, fd_count()
+        return before, during, await settled_fd_count(before)
 
     before, during, after = loop.run_until_complete(asyncio.wait_for(main(), TIMEOUT))
     assert during > before

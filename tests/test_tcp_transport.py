@@ -7,10 +7,6 @@ many small writes, 1,000 concurrent connections, pause/resume_reading,
 extra info, errors raised by protocol callbacks, connection_lost
 accounting, slow-callback logging in debug mode, connect_accepted_socket,
 and cancellation of the create/open/start coroutines at every await.
-
-ourloop does not implement create_server/create_connection yet: every test
-carries ``needs_loop_methods`` so that the ourloop half is skipped until it
-does.
 """
 
 import array
@@ -25,8 +21,6 @@ import sys
 import time
 
 import pytest
-
-pytestmark = pytest.mark.needs_loop_methods("create_server", "create_connection")
 
 HOST = "127.0.0.1"
 TIMEOUT = 10
@@ -68,7 +62,7 @@ def _nofile_soft_limit():
 _raise_nofile_limit()
 
 
-from conftest import fd_count  # noqa: E402  (leak checks; see conftest)
+from support import fd_count, run_coro
 
 
 def fd_target(fd):
@@ -77,9 +71,6 @@ def fd_target(fd):
     except OSError:
         return None
 
-
-def go(loop, coro, timeout=TIMEOUT):
-    return loop.run_until_complete(asyncio.wait_for(coro, timeout))
 
 
 async def settle(n=5):
@@ -230,7 +221,7 @@ def test_write_buffer_limits_defaults_and_validation(loop):
         finally:
             await close_pair(server, ctr, sp.transport)
 
-    r = go(loop, main())
+    r = run_coro(loop, main())
     assert r["client_default"] == (DEFAULT_LOW, DEFAULT_HIGH)
     assert r["server_default"] == (DEFAULT_LOW, DEFAULT_HIGH)
     assert r["high_only"] == (250, 1000)  # low defaults to high // 4
@@ -277,7 +268,7 @@ def test_lowering_high_water_pauses_at_once(loop):
         finally:
             await close_pair(server, ctr, sp.transport)
 
-    size, before, after_lower, after_raise, final, got = go(loop, main())
+    size, before, after_lower, after_raise, final, got = run_coro(loop, main())
     assert size > 1024
     assert before == ["made"]
     assert after_lower == ["made", "pause_writing"]
@@ -377,7 +368,7 @@ def test_large_write_flow_control(loop, chunk, limits):
         finally:
             await close_pair(server, ctr, sp.transport)
 
-    cp, sp, final_limits, final_size = go(loop, main(), 30)
+    cp, sp, final_limits, final_size = run_coro(loop, main(), 30)
     low, high = limits[::-1] if limits else (DEFAULT_LOW, DEFAULT_HIGH)
     assert final_limits == (low, high)
     assert sp.nbytes == total
@@ -433,7 +424,7 @@ def test_write_rejects_non_bytes(loop):
         finally:
             await close_pair(server, ctr, sp.transport)
 
-    failures, size, data, closing = go(loop, main())
+    failures, size, data, closing = run_coro(loop, main())
     # the stdlib accepts exactly bytes, bytearray and memoryview in write()
     # (even array.array is refused), and writelines() refuses a list with
     # a bad item without sending any of it
@@ -470,7 +461,7 @@ def test_writelines_mixed_buffers_and_empty_writes(loop):
         finally:
             await close_pair(server, ctr, sp.transport)
 
-    empty_size, nothing, data, expected, events = go(loop, main())
+    empty_size, nothing, data, expected, events = run_coro(loop, main())
     assert empty_size == 0
     assert nothing == b""
     assert data == expected
@@ -511,7 +502,7 @@ def test_write_after_write_eof(loop):
         finally:
             await close_pair(server, ctr, sp.transport)
 
-    r, cp, sp = go(loop, main())
+    r, cp, sp = run_coro(loop, main())
     assert r["can_after"] is True
     assert r["closing_after"] is False
     assert r["client_reading"] is True
@@ -568,7 +559,7 @@ def test_bytearray_mutated_after_write(loop, loop_kind, state):
         finally:
             await close_pair(server, ctr, sp.transport)
 
-    got = go(loop, main())
+    got = run_coro(loop, main())
     original = b"A" * size + b"C" * 10
     mutated = b"B" * size + b"D" * 10
     assert len(got) == len(original)
@@ -603,7 +594,7 @@ def test_many_small_writes_in_one_callback(loop):
         finally:
             await close_pair(server, ctr, sp.transport)
 
-    sizes, data, final_size = go(loop, main())
+    sizes, data, final_size = run_coro(loop, main())
     assert len(data) == n * 10
     assert data == expected
     assert 0 <= sizes[0] <= len(expected)
@@ -652,22 +643,22 @@ def test_thousand_concurrent_connections(loop):
                 await asyncio.sleep(0.01)
             all_open = live["now"]
             msgs = []
-            for i, (tr, p) in enumerate(conns):
+            for i, (tr, _) in enumerate(conns):
                 msg = b"connection %04d says hello\n" % i
                 msgs.append(msg)
                 tr.write(msg)
             await asyncio.gather(*(p.received(len(m)) for (tr, p), m in zip(conns, msgs)))
-            replies = [bytes(p.data) for tr, p in conns]
-            for tr, p in conns:
+            replies = [bytes(p.data) for _, p in conns]
+            for tr, _ in conns:
                 tr.close()
             await asyncio.gather(*(p.lost for p in sprotos))
-            await asyncio.gather(*(p.lost for tr, p in conns))
+            await asyncio.gather(*(p.lost for _, p in conns))
             return all_open, msgs, replies, sprotos, conns
         finally:
             server.close()
             await server.wait_closed()
 
-    all_open, msgs, replies, sprotos, conns = go(loop, main(), 60)
+    all_open, msgs, replies, sprotos, conns = run_coro(loop, main(), 60)
     assert all_open == n
     assert live["max"] == n
     assert live["now"] == 0
@@ -708,7 +699,7 @@ def test_pause_reading_holds_data_and_eof(loop):
         finally:
             await close_pair(server, ctr, sp.transport)
 
-    r, sp = go(loop, main())
+    r, sp = run_coro(loop, main())
     assert r["paused"] is False
     assert r["paused_twice"] is False
     assert r["while_paused"] == (["made"], b"")  # neither data nor EOF
@@ -742,7 +733,7 @@ def test_instance_attributes_shadow_methods(loop):
         finally:
             await close_pair(server, ctr)
 
-    sp = go(loop, main())
+    sp = run_coro(loop, main())
     assert sp.events == ["made", "eof", "lost"]
 
 
@@ -779,7 +770,7 @@ def test_pause_reading_in_connection_made(loop, loop_kind):
         finally:
             await close_pair(server, ctr, sp.transport)
 
-    r, sp = go(loop, main())
+    r, sp = run_coro(loop, main())
     assert sp.reading_in_made is False
     honoured = (["made"], b"")
     ignored = (["made", "data", "eof", "lost"], b"early")
@@ -832,7 +823,7 @@ def test_pause_resume_reading_on_closing_transport(loop, paused_first):
         finally:
             await close_pair(server, ctr, sp.transport)
 
-    obs, cp = go(loop, main())
+    obs, cp = run_coro(loop, main())
     assert obs == [
         ("open", not paused_first),
         ("closing", True, False),
@@ -894,7 +885,7 @@ def test_extra_info_matches_socket_and_survives_close(loop):
         finally:
             await close_pair(server, ctr, sp.transport)
 
-    out = go(loop, main())
+    out = run_coro(loop, main())
     c, s = out["client"], out["server"]
     for d in (c, s):
         assert d["same_obj"]
@@ -966,7 +957,7 @@ def test_protocol_callback_raises(loop, where, exc_type):
             loop.set_exception_handler(None)
             await close_pair(server, ctr, sp.transport)
 
-    contexts, closing, sp, cp = go(loop, main())
+    contexts, closing, sp, cp = run_coro(loop, main())
     assert closing is True
     assert sp.lost_calls == 1
     assert sp.lost_excs == [boom]
@@ -1062,7 +1053,7 @@ def test_connection_lost_exactly_once(loop, scenario):
         finally:
             await close_pair(server, ctr, sp.transport)
 
-    r, cp, sp = go(loop, main())
+    r, cp, sp = run_coro(loop, main())
     assert r["closing"] is True
     assert cp.lost_calls == 1
     assert cp.lost_excs == [None]
@@ -1110,7 +1101,7 @@ def test_slow_data_received_logged_in_debug_mode(loop, caplog):
     loop.set_debug(True)
     loop.slow_callback_duration = 0.05
     with caplog.at_level(logging.WARNING, logger="asyncio"):
-        data = go(loop, main())
+        data = run_coro(loop, main())
     assert data == b"slow"
     took = []
     for rec in caplog.records:
@@ -1135,7 +1126,6 @@ def _listening_socket(proto=0):
     return lsock
 
 
-@pytest.mark.needs_loop_methods("connect_accepted_socket")
 @pytest.mark.parametrize("proto", [0, socket.IPPROTO_TCP], ids=["proto0", "IPPROTO_TCP"])
 def test_connect_accepted_socket_echo(loop, proto):
     """A socket accepted from a plain listening socket.
@@ -1189,7 +1179,7 @@ def test_connect_accepted_socket_echo(loop, proto):
             client.close()
             lsock.close()
 
-    r, port = go(loop, main())
+    r, port = run_coro(loop, main())
     assert r["made"] is True
     assert r["same_fd"]
     assert r["peername"] == r["addr"] == r["client_sockname"]
@@ -1205,7 +1195,6 @@ def test_connect_accepted_socket_echo(loop, proto):
     assert r["events"] == ["made", "data", "eof", "lost"]
 
 
-@pytest.mark.needs_loop_methods("connect_accepted_socket")
 def test_connect_accepted_socket_rejects_non_stream(loop):
     async def main():
         udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -1223,7 +1212,7 @@ def test_connect_accepted_socket_rejects_non_stream(loop):
             udp.close()
             tcp.close()
 
-    udp_open, tcp_open, udp_blocking = go(loop, main())
+    udp_open, tcp_open, udp_blocking = run_coro(loop, main())
     assert udp_open and tcp_open
     assert udp_blocking is True
 
@@ -1334,7 +1323,7 @@ def test_cancel_at_every_await_leaves_no_fd(loop, api):
             server.close()
             await server.wait_closed()
 
-    before, after, outcomes, leaked_ports = go(loop, main(), 30)
+    before, after, outcomes, leaked_ports = run_coro(loop, main(), 30)
     assert outcomes[0] == "cancelled"
     assert "completed" in outcomes  # every await point was reached
     assert after == before, outcomes
@@ -1426,7 +1415,7 @@ def test_cancel_create_connection_with_sock(loop):
             server.close()
             await server.wait_closed()
 
-    before, after, trials = go(loop, main(), 30)
+    before, after, trials = run_coro(loop, main(), 30)
     assert after == before
     assert trials[0]["outcome"] == "cancelled"
     assert trials[-1]["outcome"] == "completed"
@@ -1494,7 +1483,7 @@ def test_cancel_wait_closed_then_wait_again(loop):
         _collect()
         return before, fd_count(), outcomes, eof, server.is_serving()
 
-    before, after, outcomes, eof, serving = go(loop, main())
+    before, after, outcomes, eof, serving = run_coro(loop, main())
     assert after == before
     assert eof == b""
     assert serving is False
@@ -1539,7 +1528,7 @@ def test_echo_from_data_received_then_peer_eof_flushes_and_closes(loop):
         finally:
             await close_pair(server, ctr, sp.transport)
 
-    r, cp, sp = go(loop, main(), 20)
+    r, cp, sp = run_coro(loop, main(), 20)
     assert sp.at_eof == (False, total)  # still open inside eof_received()
     assert r["closing_after_eof"] is True
     assert len(sp.data) == total
@@ -1612,7 +1601,7 @@ def test_buffered_protocol_reads_into_fresh_buffers(loop, sizes):
         finally:
             await close_pair(server, ctr, sp.transport)
 
-    proto = go(loop, main())
+    proto = run_coro(loop, main())
     assert bytes(proto.data) == payload
     assert proto.errors == []
     # get_buffer() and buffer_updated() strictly alternate

@@ -20,8 +20,7 @@ import threading
 
 import pytest
 
-from conftest import fd_count
-from tls_certs import tls_certs  # noqa: F401  (session fixture)
+from support import fd_count, run_coro
 
 TIMEOUT = 20
 PY311 = sys.version_info >= (3, 11)
@@ -39,20 +38,17 @@ def new_tls_design(loop):
     return PY311 or type(loop).__module__.startswith('ourloop')
 
 
-def run(loop, coro, timeout=TIMEOUT):
-    return loop.run_until_complete(asyncio.wait_for(coro, timeout))
-
 
 def run_no_leak(loop, coro, timeout=TIMEOUT):
-    """run(), and check that no fd is left open. Measured once the loop
+    """run_coro(), and check that no fd is left open. Measured once the loop
     has run: a running loop may own more fds (ourloop's signal wake-up
     socketpair)."""
-    run(loop, asyncio.sleep(0))
+    run_coro(loop, asyncio.sleep(0))
     gc.collect()  # sockets of earlier tests waiting for the collector
     before = fd_count()
-    result = run(loop, coro, timeout)
+    result = run_coro(loop, coro, timeout)
     for _ in range(3):
-        run(loop, asyncio.sleep(0))
+        run_coro(loop, asyncio.sleep(0))
     gc.collect()
     assert fd_count() == before
     return result
@@ -238,7 +234,7 @@ def test_ssl_true_uses_default_context(loop, tls_certs):
                 lambda: Recorder(loop), 'localhost', port, ssl=True)
         await close_server(server)
 
-    run(loop, main())
+    run_coro(loop, main())
 
 
 def test_unix_tls(loop, tls_certs, sock_dir):
@@ -320,7 +316,7 @@ def test_connect_accepted_socket_ssl_true(loop):
             a.close()
             b.close()
 
-    run(loop, main())
+    run_coro(loop, main())
 
 
 # -- large transfers, flow control ---------------------------------------------
@@ -347,7 +343,7 @@ def test_large_echo_with_flow_control(loop, tls_certs):
         await client.done
         await close_server(server)
 
-    run(loop, main(), timeout=60)
+    run_coro(loop, main(), timeout=60)
 
 
 def test_large_streams_both_ways(loop, tls_certs):
@@ -374,7 +370,7 @@ def test_large_streams_both_ways(loop, tls_certs):
         await writer.wait_closed()
         await close_server(server)
 
-    run(loop, main(), timeout=60)
+    run_coro(loop, main(), timeout=60)
 
 
 def test_buffered_protocol(loop, tls_certs):
@@ -421,7 +417,7 @@ def test_buffered_protocol(loop, tls_certs):
         assert await proto.done is None
         await close_server(server)
 
-    run(loop, main(), timeout=60)
+    run_coro(loop, main(), timeout=60)
 
 
 # -- handshake failures -----------------------------------------------------------
@@ -459,7 +455,7 @@ def test_streams_bad_certificate(loop, tls_certs):
                 server_hostname='localhost')
         await close_server(server)
 
-    run(loop, main())
+    run_coro(loop, main())
 
 
 def test_handshake_timeout(loop, tls_certs):
@@ -539,7 +535,7 @@ def test_handshake_peer_closes(loop, tls_certs):
         await close_server(server)
         await close_server(server2)
 
-    run(loop, main())
+    run_coro(loop, main())
 
 
 def test_server_side_handshake_failure_is_quiet(loop, tls_certs):
@@ -566,7 +562,7 @@ def test_server_side_handshake_failure_is_quiet(loop, tls_certs):
         assert protos[0].events == []
         await close_server(server)
 
-    run(loop, main())
+    run_coro(loop, main())
     assert errors == []
 
 
@@ -595,7 +591,7 @@ def test_server_hostname_errors(loop, tls_certs, sock_dir):
                 asyncio.Protocol, os.path.join(sock_dir, 'x'),
                 server_hostname='x')
 
-    run(loop, main())
+    run_coro(loop, main())
 
 
 def test_server_ssl_argument_errors(loop, sock_dir):
@@ -623,7 +619,7 @@ def test_server_ssl_argument_errors(loop, sock_dir):
                 await loop.create_server(asyncio.Protocol, '127.0.0.1', 0,
                                          ssl_shutdown_timeout=1)
 
-    run(loop, main())
+    run_coro(loop, main())
 
 
 @pytest.mark.parametrize('kind', ['handshake', 'shutdown'])
@@ -674,7 +670,7 @@ def test_abort(loop, tls_certs):
         assert 'lost' in protos[0].events
         await close_server(server)
 
-    run(loop, main())
+    run_coro(loop, main())
 
 
 def test_close_stops_delivery_at_once(loop, tls_certs):
@@ -706,7 +702,7 @@ def test_close_stops_delivery_at_once(loop, tls_certs):
         assert client.events == ['made', 'data', 'lost']
         await close_server(server)
 
-    run(loop, main())
+    run_coro(loop, main())
 
 
 @needs_311
@@ -720,7 +716,7 @@ def test_shutdown_timeout(loop, tls_certs):
     def peer():
         conn, _ = listener.accept()
         with conn:
-            with ctx.wrap_socket(conn, server_side=True) as tls:
+            with ctx.wrap_socket(conn, server_side=True):
                 release.wait(TIMEOUT)
 
     thread = threading.Thread(target=peer, daemon=True)
@@ -768,7 +764,7 @@ def test_peer_aborts_mid_stream(loop, tls_certs):
         assert client.events == ['made', 'lost']
         await close_server(server)
 
-    run(loop, main())
+    run_coro(loop, main())
 
 
 def test_peer_closes_without_close_notify(loop, tls_certs):
@@ -790,7 +786,7 @@ def test_peer_closes_without_close_notify(loop, tls_certs):
         assert client.events.count('lost') == 1
         await close_server(server)
 
-    run(loop, main())
+    run_coro(loop, main())
 
 
 def test_write_eof_not_supported(loop, tls_certs):
@@ -809,7 +805,7 @@ def test_write_eof_not_supported(loop, tls_certs):
         await client.done
         await close_server(server)
 
-    run(loop, main())
+    run_coro(loop, main())
 
 
 # -- start_tls -------------------------------------------------------------------
@@ -907,7 +903,7 @@ def test_start_tls_data_right_after_upgrade(loop, tls_certs):
         await client.done
         await close_server(server)
 
-    run(loop, main())
+    run_coro(loop, main())
 
 
 def test_start_tls_wrong_arguments(loop, tls_certs):
@@ -933,7 +929,7 @@ def test_start_tls_wrong_arguments(loop, tls_certs):
         await client.done
         await close_server(server)
 
-    run(loop, main())
+    run_coro(loop, main())
 
 
 def test_start_tls_pipe_not_supported(loop, tls_certs):
@@ -952,7 +948,7 @@ def test_start_tls_pipe_not_supported(loop, tls_certs):
         finally:
             os.close(w)
 
-    run(loop, main())
+    run_coro(loop, main())
 
 
 def test_start_tls_closing_transport(loop, tls_certs):
@@ -975,7 +971,7 @@ def test_start_tls_closing_transport(loop, tls_certs):
         await close_server(server)
         return result
 
-    result = run(loop, main())
+    result = run_coro(loop, main())
     # The stdlib's SSLProtocol completes the waiter from connection_lost():
     # with no exception, start_tls returns the (then dropped) transport.
     assert result is None or result is ConnectionResetError
@@ -1041,7 +1037,7 @@ def test_tls_in_tls(loop, tls_certs):
         await client.done
         await close_server(server)
 
-    run(loop, main())
+    run_coro(loop, main())
 
 
 @needs_311
@@ -1076,8 +1072,4 @@ def test_stream_writer_start_tls(loop, tls_certs):
 
 
 def test_start_tls_is_implemented(loop):
-    # Not one of ourloop's NOT_YET_IMPLEMENTED methods any more.
     assert asyncio.iscoroutinefunction(loop.start_tls)
-    if not isinstance(loop, asyncio.BaseEventLoop):
-        from ourloop._loop import NOT_YET_IMPLEMENTED
-        assert 'start_tls' not in NOT_YET_IMPLEMENTED

@@ -16,13 +16,10 @@ import socket
 import sys
 import tempfile
 import uuid
-import warnings
 
 import pytest
 
-from conftest import fd_count  # leak checks; see conftest
-
-pytestmark = pytest.mark.needs_loop_methods("create_datagram_endpoint")
+from support import fd_count, run_coro
 
 TIMEOUT = 10
 PY310 = sys.version_info[:2] == (3, 10)
@@ -51,9 +48,6 @@ def sock_dir():
     yield path
     shutil.rmtree(path, ignore_errors=True)
 
-
-def run(loop, coro):
-    return loop.run_until_complete(asyncio.wait_for(coro, TIMEOUT))
 
 
 class Recorder(asyncio.DatagramProtocol):
@@ -158,7 +152,7 @@ def _echo_roundtrip(loop, family, host):
         return server_addr, client_addr
 
     before = settled_fds(loop)
-    run(loop, main())
+    run_coro(loop, main())
     assert settled_fds(loop) == before
 
 
@@ -199,7 +193,7 @@ def test_transport_types(loop):
             t.close()
         await p.lost
 
-    run(loop, main())
+    run_coro(loop, main())
 
 
 def test_unix_paths_str(loop, sock_dir):
@@ -226,7 +220,7 @@ def test_unix_paths_str(loop, sock_dir):
         await sp.lost
 
     before = settled_fds(loop)
-    run(loop, main())
+    run_coro(loop, main())
     assert settled_fds(loop) == before
 
 
@@ -254,7 +248,7 @@ def test_unix_abstract(loop):
         await cp.lost
         await sp.lost
 
-    run(loop, main())
+    run_coro(loop, main())
 
 
 @pytest.mark.parametrize('kind', ['bytes', 'pathlike'])
@@ -270,7 +264,7 @@ def test_unix_addresses_must_be_str(loop, sock_dir, kind):
                     Recorder, family=socket.AF_UNIX, **kw)
 
     before = settled_fds(loop)
-    run(loop, main())
+    run_coro(loop, main())
     assert settled_fds(loop) == before
 
 
@@ -321,7 +315,7 @@ def test_unix_sock_with_bytes_and_pathlike_addresses(loop, sock_dir):
         await cp.lost
         await sp.lost
 
-    run(loop, main())
+    run_coro(loop, main())
     assert server.fileno() == -1 and client.fileno() == -1
 
 
@@ -339,7 +333,7 @@ def test_unix_never_resolved(loop, sock_dir):
         t.close()
         await p.lost
 
-    run(loop, main())
+    run_coro(loop, main())
 
 
 def test_unix_stale_socket_removed(loop, sock_dir):
@@ -356,7 +350,7 @@ def test_unix_stale_socket_removed(loop, sock_dir):
         t.close()
         await p.lost
 
-    run(loop, main())
+    run_coro(loop, main())
 
 
 def test_unix_regular_file_not_removed(loop, sock_dir):
@@ -371,7 +365,7 @@ def test_unix_regular_file_not_removed(loop, sock_dir):
         return info.value.errno
 
     before = settled_fds(loop)
-    assert run(loop, main()) == errno.EADDRINUSE
+    assert run_coro(loop, main()) == errno.EADDRINUSE
     assert settled_fds(loop) == before
     with open(path) as f:
         assert f.read() == 'keep'
@@ -401,7 +395,7 @@ def test_connected_sendto_address_checks(loop):
         await cp.lost
         await sp.lost
 
-    run(loop, main())
+    run_coro(loop, main())
 
 
 def test_connected_econnrefused(loop):
@@ -428,7 +422,7 @@ def test_connected_econnrefused(loop):
         await p.lost
         assert p.events[-1] == ('lost', None)
 
-    run(loop, main())
+    run_coro(loop, main())
 
 
 def test_empty_datagram(loop):
@@ -446,7 +440,7 @@ def test_empty_datagram(loop):
         await sp.lost
         return [d for d, _ in sp.datagrams]
 
-    got = run(loop, main())
+    got = run_coro(loop, main())
     # 3.13+ sends empty datagrams; before, sendto(b'') did nothing.
     assert got == ([b'', b'end'] if PY313 else [b'end'])
 
@@ -467,7 +461,7 @@ def test_sendto_host_name(loop):
         await cp.lost
         await sp.lost
 
-    run(loop, main())
+    run_coro(loop, main())
 
 
 @pytest.mark.parametrize('addr', [None, 'not a tuple', ('127.0.0.1', 'port'),
@@ -487,7 +481,7 @@ def test_sendto_bad_address_is_fatal(loop, addr):
         return type(exc), str(exc)
 
     before = settled_fds(loop)
-    result = run(loop, main())
+    result = run_coro(loop, main())
     assert settled_fds(loop) == before
     expected = {None: TypeError, 'not a tuple': TypeError,
                 ('127.0.0.1', 'port'): TypeError,
@@ -507,7 +501,7 @@ def test_sendto_oserror_goes_to_error_received(loop):
         await p.lost
         return p.errors[0].errno
 
-    assert run(loop, main()) == errno.EINVAL
+    assert run_coro(loop, main()) == errno.EINVAL
 
 
 # -- bursts and flow control ------------------------------------------------------
@@ -552,7 +546,7 @@ def test_burst_ipv4_order_kept(loop):
         await sp.lost
 
     before = settled_fds(loop)
-    run(loop, main())
+    run_coro(loop, main())
     assert settled_fds(loop) == before
 
 
@@ -603,7 +597,7 @@ def test_burst_unix_none_lost(loop):
         await pb.lost
 
     before = settled_fds(loop)
-    run(loop, main())
+    run_coro(loop, main())
     assert settled_fds(loop) == before
 
 
@@ -635,7 +629,7 @@ def test_backpressure_unix(loop):
         await p.lost
         b.close()
 
-    run(loop, main())
+    run_coro(loop, main())
 
 
 def test_set_write_buffer_limits_checks(loop):
@@ -653,7 +647,7 @@ def test_set_write_buffer_limits_checks(loop):
         t.close()
         await p.lost
 
-    run(loop, main())
+    run_coro(loop, main())
 
 
 class BlockOnce(socket.socket):
@@ -707,7 +701,7 @@ def test_ip_queue_in_order_after_eagain(loop):
         await sp.lost
 
     before = settled_fds(loop)
-    run(loop, main())
+    run_coro(loop, main())
     assert settled_fds(loop) == before
 
 
@@ -737,7 +731,7 @@ def test_close_waits_for_queue(loop):
         assert p.events == ['made', ('lost', None)]
         b.close()
 
-    run(loop, main())
+    run_coro(loop, main())
 
 
 def test_abort_drops_queue(loop):
@@ -755,7 +749,7 @@ def test_abort_drops_queue(loop):
         assert a.fileno() == -1
         b.close()
 
-    run(loop, main())
+    run_coro(loop, main())
 
 
 # -- argument checks ------------------------------------------------------------
@@ -775,7 +769,7 @@ def test_sock_stream_refused(loop):
             assert str(info.value) == _sock_error_message(s)
             assert s.fileno() != -1
 
-    run(loop, main())
+    run_coro(loop, main())
 
 
 @pytest.mark.parametrize('kwargs', [
@@ -796,7 +790,7 @@ def test_sock_with_modifiers_refused(loop, kwargs):
             assert s.fileno() != -1
             return str(info.value)
 
-    message = run(loop, main())
+    message = run_coro(loop, main())
     assert message.startswith('socket modifier keyword arguments can not be '
                               'used when sock is specified. (')
     for name, value in kwargs.items():
@@ -810,7 +804,7 @@ def test_no_address_no_family(loop):
         with pytest.raises(ValueError, match='unexpected address family'):
             await loop.create_datagram_endpoint(Recorder)
 
-    run(loop, main())
+    run_coro(loop, main())
 
 
 def test_family_only(loop):
@@ -821,7 +815,7 @@ def test_family_only(loop):
         t.close()
         await p.lost
 
-    run(loop, main())
+    run_coro(loop, main())
 
 
 @pytest.mark.parametrize('addr', [('127.0.0.1',), ('127.0.0.1', 0, 0), '127.0.0.1'])
@@ -833,7 +827,7 @@ def test_address_not_a_pair(loop, addr):
                 await loop.create_datagram_endpoint(Recorder, **kw)
 
     before = settled_fds(loop)
-    run(loop, main())
+    run_coro(loop, main())
     assert settled_fds(loop) == before
 
 
@@ -843,7 +837,7 @@ def test_unix_family_with_tuple(loop):
             await loop.create_datagram_endpoint(
                 Recorder, local_addr=('127.0.0.1', 0), family=socket.AF_UNIX)
 
-    run(loop, main())
+    run_coro(loop, main())
 
 
 @needs_ipv6
@@ -854,7 +848,7 @@ def test_no_common_family(loop):
                 Recorder, local_addr=('127.0.0.1', 0), remote_addr=('::1', 1))
 
     before = settled_fds(loop)
-    run(loop, main())
+    run_coro(loop, main())
     assert settled_fds(loop) == before
 
 
@@ -868,7 +862,7 @@ def test_bind_error(loop):
             return info.value.errno
 
     before = settled_fds(loop)
-    assert run(loop, main()) == errno.EADDRINUSE
+    assert run_coro(loop, main()) == errno.EADDRINUSE
     assert settled_fds(loop) == before
 
 
@@ -881,17 +875,17 @@ def test_reuse_address(loop, value):
     before = settled_fds(loop)
     if PY311:
         with pytest.raises(TypeError, match='reuse_address'):
-            run(loop, main())
+            run_coro(loop, main())
     elif value:
         with pytest.raises(ValueError, match='Passing `reuse_address=True` is no '
                                              'longer supported'):
-            run(loop, main())
+            run_coro(loop, main())
     else:
         with pytest.warns(DeprecationWarning, match='The \\*reuse_address\\* '
                                                     'parameter has been deprecated'):
-            t, p = run(loop, main())
+            t, p = run_coro(loop, main())
         t.close()
-        run(loop, p.lost)
+        run_coro(loop, p.lost)
     assert settled_fds(loop) == before
 
 
@@ -917,7 +911,7 @@ def test_socket_options(loop):
             await p.lost
 
     before = settled_fds(loop)
-    run(loop, main())
+    run_coro(loop, main())
     assert settled_fds(loop) == before
 
 
@@ -942,7 +936,7 @@ def test_allow_broadcast_with_remote_addr(loop):
         await cp.lost
         await sp.lost
 
-    run(loop, main())
+    run_coro(loop, main())
 
 
 # -- sock= ----------------------------------------------------------------------
@@ -970,8 +964,8 @@ def test_sock_forms(loop):
         ends[0][1].sendto(b'unbound', addr)
         ends[1][1].sendto(b'connected')
         ends[2][1].sendto(b'blocking', addr)
-        for s, t, p in ends:
-            await p.wait_for(lambda: p.datagrams)
+        for _, _, p in ends:
+            await p.wait_for(lambda p=p: p.datagrams)
         assert [p.datagrams[0][0] for _, _, p in ends] == [
             b'unbound', b'connected', b'blocking']
         assert ends[1][1].get_extra_info('peername') == addr
@@ -982,7 +976,7 @@ def test_sock_forms(loop):
             assert s.fileno() == -1
 
     before = settled_fds(loop)
-    run(loop, main())
+    run_coro(loop, main())
     assert settled_fds(loop) == before
 
 
@@ -1007,7 +1001,7 @@ def test_sock_unix_socketpair(loop):
         await pb.lost
 
     before = settled_fds(loop)
-    run(loop, main())
+    run_coro(loop, main())
     assert settled_fds(loop) == before
 
 
@@ -1032,7 +1026,7 @@ def test_sock_unix_unnamed_sender_address(loop, sock_dir):
         await sp.lost
         return sp.datagrams[0]
 
-    assert run(loop, main()) == (b'x', expected)
+    assert run_coro(loop, main()) == (b'x', expected)
 
 
 # -- closing ---------------------------------------------------------------------
@@ -1064,7 +1058,7 @@ def test_close_and_abort_once(loop):
         assert p2.events == ['made', ('lost', None)]
 
     before = settled_fds(loop)
-    run(loop, main())
+    run_coro(loop, main())
     assert settled_fds(loop) == before
 
 
@@ -1081,7 +1075,7 @@ def test_close_in_connection_made(loop):
         assert p.events == ['made', ('lost', None)]
 
     before = settled_fds(loop)
-    run(loop, main())
+    run_coro(loop, main())
     assert settled_fds(loop) == before
 
 
@@ -1100,7 +1094,7 @@ def test_no_datagram_after_close(loop):
             await sp.lost
         assert b'third' not in [d for d, _ in sp.datagrams]
 
-    run(loop, main())
+    run_coro(loop, main())
 
 
 def test_datagram_received_exception(loop):
@@ -1128,7 +1122,7 @@ def test_datagram_received_exception(loop):
         st.close()
         await sp.lost
 
-    run(loop, main())
+    run_coro(loop, main())
 
 
 def test_debug_mode_round_trip(loop):
@@ -1166,7 +1160,7 @@ def test_pause_reading(loop):
         assert not st.is_reading()
         await sp.lost
 
-    run(loop, main())
+    run_coro(loop, main())
 
 
 # -- fds and cancellation -----------------------------------------------------------
@@ -1191,7 +1185,7 @@ def test_cancel_while_resolving(loop):
             await task
 
     before = settled_fds(loop)
-    run(loop, main())
+    run_coro(loop, main())
     assert settled_fds(loop) == before
 
 
@@ -1222,7 +1216,7 @@ def test_cancel_while_waiting_for_connection_made(loop, use_sock):
             assert s.fileno() == -1
 
     before = settled_fds(loop)
-    run(loop, main())
+    run_coro(loop, main())
     assert settled_fds(loop) == before
 
 
@@ -1235,7 +1229,7 @@ def test_protocol_factory_error(loop):
             await loop.create_datagram_endpoint(factory, local_addr=('127.0.0.1', 0))
 
     before = settled_fds(loop)
-    run(loop, main())
+    run_coro(loop, main())
     if type(loop).__module__.startswith('ourloop'):
         # (The stdlib leaves its socket to the garbage collector.)
         assert settled_fds(loop) == before
@@ -1295,7 +1289,7 @@ def test_instance_attributes_shadow_methods(loop):
         t.close()
         assert await p.lost is None
 
-    run(loop, main())
+    run_coro(loop, main())
 
 
 def test_get_extra_info(loop):
@@ -1314,4 +1308,4 @@ def test_get_extra_info(loop):
         st.close()
         await sp.lost
 
-    run(loop, main())
+    run_coro(loop, main())

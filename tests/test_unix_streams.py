@@ -19,10 +19,7 @@ import uuid
 
 import pytest
 
-from conftest import fd_count  # leak checks; see conftest
-
-pytestmark = pytest.mark.needs_loop_methods(
-    "create_unix_server", "create_unix_connection")
+from support import fd_count, run_coro, settled_fd_count
 
 TIMEOUT = 10
 PY313 = sys.version_info >= (3, 13)
@@ -46,9 +43,6 @@ def sock_path(sock_dir):
 def abstract_address():
     return "\0ourloop-test-" + uuid.uuid4().hex
 
-
-def run(loop, coro):
-    return loop.run_until_complete(asyncio.wait_for(coro, TIMEOUT))
 
 
 async def echo_handler(reader, writer):
@@ -132,7 +126,7 @@ def test_echo_streams(loop, sock_path, size):
         finally:
             await close_server(server)
 
-    assert run(loop, main()) == payload
+    assert run_coro(loop, main()) == payload
 
 
 def test_echo_protocols(loop, sock_path):
@@ -155,7 +149,7 @@ def test_echo_protocols(loop, sock_path):
         finally:
             await close_server(server)
 
-    assert run(loop, main()) == b"hello unix world"
+    assert run_coro(loop, main()) == b"hello unix world"
 
 
 @pytest.mark.parametrize("kind", ["pathlib", "bytes"])
@@ -170,7 +164,7 @@ def test_path_like_and_bytes_paths(loop, sock_path, kind):
         finally:
             await close_server(server)
 
-    assert run(loop, main()) == b"ping"
+    assert run_coro(loop, main()) == b"ping"
 
 
 def test_many_concurrent_connections(loop, sock_path):
@@ -183,7 +177,7 @@ def test_many_concurrent_connections(loop, sock_path):
             await close_server(server)
         return results
 
-    assert run(loop, main()) == [b"%d" % i for i in range(50)]
+    assert run_coro(loop, main()) == [b"%d" % i for i in range(50)]
 
 
 # -- sock= --------------------------------------------------------------------
@@ -202,7 +196,7 @@ def test_server_and_connection_with_sock(loop, sock_path):
         finally:
             await close_server(server)
 
-    assert run(loop, main()) == b"via sock="
+    assert run_coro(loop, main()) == b"via sock="
 
 
 def test_start_serving_false(loop, sock_path):
@@ -217,7 +211,7 @@ def test_start_serving_false(loop, sock_path):
         finally:
             await close_server(server)
 
-    assert run(loop, main()) == b"late"
+    assert run_coro(loop, main()) == b"late"
 
 
 # -- argument errors -----------------------------------------------------------
@@ -248,7 +242,7 @@ def test_connection_bad_arguments(loop, sock_path):
         with pytest.raises(TypeError):
             await loop.create_unix_connection(asyncio.Protocol, 42)
 
-    run(loop, main())
+    run_coro(loop, main())
 
 
 def test_server_bad_arguments(loop, sock_path):
@@ -277,7 +271,7 @@ def test_server_bad_arguments(loop, sock_path):
         # Nothing was bound by the failed calls.
         assert not os.path.exists(sock_path)
 
-    run(loop, main())
+    run_coro(loop, main())
 
 
 def test_connect_to_missing_path(loop, sock_path):
@@ -291,7 +285,7 @@ def test_connect_to_missing_path(loop, sock_path):
             await asyncio.open_unix_connection(sock_path)
         return before, fd_count()
 
-    before, after = run(loop, main())
+    before, after = run_coro(loop, main())
     assert after == before
 
 
@@ -307,7 +301,7 @@ def test_connect_with_nobody_listening(loop, sock_path):
             await loop.create_unix_connection(asyncio.Protocol, sock_path)
         return before, fd_count()
 
-    before, after = run(loop, main())
+    before, after = run_coro(loop, main())
     assert after == before
 
 
@@ -320,7 +314,7 @@ def test_connect_to_abstract_address_nobody_listens(loop):
             await loop.create_unix_connection(
                 asyncio.Protocol, abstract_address())
 
-    run(loop, main())
+    run_coro(loop, main())
 
 
 # -- the socket file ------------------------------------------------------------
@@ -342,7 +336,7 @@ def test_stale_socket_file_is_replaced(loop, sock_path):
         finally:
             await close_server(server)
 
-    assert run(loop, main()) == b"fresh"
+    assert run_coro(loop, main()) == b"fresh"
 
 
 def test_non_socket_file_is_address_in_use(loop, sock_path):
@@ -355,7 +349,7 @@ def test_non_socket_file_is_address_in_use(loop, sock_path):
             await loop.create_unix_server(asyncio.Protocol, sock_path)
         return before, fd_count(), info.value
 
-    before, after, exc = run(loop, main())
+    before, after, exc = run_coro(loop, main())
     assert after == before
     assert exc.errno == errno.EADDRINUSE
     assert str(exc) == f"[Errno {errno.EADDRINUSE}] Address {sock_path!r} is already in use"
@@ -379,7 +373,7 @@ def test_abstract_namespace(loop, kind):
         finally:
             await close_server(server)
 
-    assert run(loop, main()) == b"abstract"
+    assert run_coro(loop, main()) == b"abstract"
 
 
 # -- transports -------------------------------------------------------------------
@@ -418,7 +412,7 @@ def test_extra_info(loop, sock_path):
         finally:
             await close_server(server)
 
-    info = run(loop, main())
+    info = run_coro(loop, main())
     assert info == {
         "client_peername": sock_path,
         "client_sockname": "",
@@ -450,7 +444,7 @@ def test_half_close(loop, sock_path):
         finally:
             await close_server(server)
 
-    assert run(loop, main()) == b"got request"
+    assert run_coro(loop, main()) == b"got request"
 
 
 def test_connection_lost_when_server_closes_connection(loop, sock_path):
@@ -468,7 +462,7 @@ def test_connection_lost_when_server_closes_connection(loop, sock_path):
         finally:
             await close_server(server)
 
-    assert run(loop, main()) == (None, b"bye", True, True)
+    assert run_coro(loop, main()) == (None, b"bye", True, True)
 
 
 # -- servers ------------------------------------------------------------------------
@@ -490,7 +484,7 @@ def test_server_close_and_wait_closed(loop, sock_path):
         with pytest.raises((ConnectionRefusedError, FileNotFoundError)):
             await asyncio.open_unix_connection(sock_path)
 
-    run(loop, main())
+    run_coro(loop, main())
 
 
 def test_async_with_server(loop, sock_path):
@@ -502,7 +496,7 @@ def test_async_with_server(loop, sock_path):
         assert not server.is_serving()
         await asyncio.wait_for(server.wait_closed(), TIMEOUT)
 
-    run(loop, main())
+    run_coro(loop, main())
 
 
 def test_serve_forever_cancelled(loop, sock_path):
@@ -516,7 +510,7 @@ def test_serve_forever_cancelled(loop, sock_path):
             await task
         assert not server.is_serving()
 
-    run(loop, main())
+    run_coro(loop, main())
 
 
 def test_backlog_is_accepted(loop, sock_path):
@@ -530,7 +524,7 @@ def test_backlog_is_accepted(loop, sock_path):
         finally:
             await close_server(server)
 
-    assert run(loop, main()) == [b"b"] * 5
+    assert run_coro(loop, main()) == [b"b"] * 5
 
 
 @pytest.mark.skipif(not PY313, reason="cleanup_socket is new in Python 3.13")
@@ -541,7 +535,7 @@ def test_cleanup_socket_default(loop, sock_path):
         await close_server(server)
         return os.path.exists(sock_path)
 
-    assert run(loop, main()) is False
+    assert run_coro(loop, main()) is False
 
 
 @pytest.mark.skipif(not PY313, reason="cleanup_socket is new in Python 3.13")
@@ -553,7 +547,7 @@ def test_cleanup_socket_with_sock(loop, sock_path):
         await close_server(server)
         return os.path.exists(sock_path)
 
-    assert run(loop, main()) is False
+    assert run_coro(loop, main()) is False
 
 
 @pytest.mark.skipif(not PY313, reason="cleanup_socket is new in Python 3.13")
@@ -564,7 +558,7 @@ def test_cleanup_socket_false_keeps_file(loop, sock_path):
         await close_server(server)
         return os.path.exists(sock_path)
 
-    assert run(loop, main()) is True
+    assert run_coro(loop, main()) is True
 
 
 @pytest.mark.skipif(not PY313, reason="cleanup_socket is new in Python 3.13")
@@ -577,7 +571,7 @@ def test_cleanup_socket_leaves_a_replaced_file(loop, sock_path):
         await close_server(server)
         return os.path.exists(sock_path)
 
-    assert run(loop, main()) is True
+    assert run_coro(loop, main()) is True
 
 
 @pytest.mark.skipif(PY313, reason="before 3.13 the socket file stays")
@@ -587,7 +581,7 @@ def test_socket_file_stays_before_313(loop, sock_path):
         await close_server(server)
         return os.path.exists(sock_path)
 
-    assert run(loop, main()) is True
+    assert run_coro(loop, main()) is True
 
 
 # -- fd leaks ----------------------------------------------------------------------
@@ -616,11 +610,9 @@ def test_no_fd_leak(loop, sock_path):
         for _ in range(3):
             with pytest.raises((FileNotFoundError, ConnectionRefusedError)):
                 await asyncio.open_unix_connection(sock_path + "-missing")
-        for _ in range(5):
-            await asyncio.sleep(0.01)
-        return before, fd_count()
+        return before, await settled_fd_count(before)
 
-    before, after = run(loop, main())
+    before, after = run_coro(loop, main())
     assert after == before
 
 
@@ -645,13 +637,11 @@ def test_cancelled_connection_closes_its_socket(loop, sock_path):
                 else:
                     writer.close()
                     await writer.wait_closed()
-            for _ in range(5):
-                await asyncio.sleep(0.01)
-            return before, fd_count()
+            return before, await settled_fd_count(before)
         finally:
             await close_server(server)
 
-    before, after = run(loop, main())
+    before, after = run_coro(loop, main())
     assert after == before
 
 
@@ -674,4 +664,4 @@ def test_unix_server_bad_backlog(loop, sock_path, backlog, exc, start_serving):
         finally:
             server.close()
 
-    run(loop, main())
+    run_coro(loop, main())

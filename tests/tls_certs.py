@@ -11,21 +11,17 @@
   127.0.0.1, trusted by nobody;
 - `client.pem`/`client.key`: a client certificate signed by the test CA.
 
-The `tls_certs` fixture (session scope) makes them once per test run in a
-temporary directory and returns a `Certs` object with the paths and
+The `tls_certs` fixture of tests/conftest.py (session scope) makes them
+once per test run in a temporary directory and returns a `Certs` object with the paths and
 helpers building client and server contexts. No `cryptography` package is
 needed; EC keys keep generation fast. Everything here is for tests only.
 """
 
 import os
-import shutil
 import ssl
 import subprocess
-import tempfile
 
-import pytest
-
-__all__ = ('Certs', 'make_certs', 'tls_certs')
+__all__ = ('Certs', 'make_certs')
 
 _KEY = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes']
 _DAYS = '3650'
@@ -111,17 +107,3 @@ def make_certs(directory):
              '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
              cwd=directory)
     return Certs(directory)
-
-
-@pytest.fixture(scope='session')
-def tls_certs():
-    """The test certificates (see the module docstring), made once."""
-    if shutil.which('openssl') is None:
-        pytest.fail('the openssl command is needed to make test '
-                    'certificates (tools/install.sh installs it)',
-                    pytrace=False)
-    directory = tempfile.mkdtemp(prefix='ourloop-tls-')
-    try:
-        yield make_certs(directory)
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)

@@ -232,7 +232,7 @@ class LoopCounter:
 
         if ourloop_mod is None:
             return
-        cls = getattr(ourloop_mod, 'Loop')
+        cls = ourloop_mod.Loop
         self.ourloop_cls = cls
         orig_init = cls.__init__
 
@@ -596,8 +596,8 @@ def child_main(args):
             progress.write(line + '\n')
             progress.flush()
 
-    import unittest
     import asyncio
+    import unittest
     pyver = '%d.%d' % sys.version_info[:2]
     hello = {'ev': 'hello', 'python': sys.version.split()[0],
              'executable': sys.executable, 'pyver': pyver,
@@ -611,11 +611,6 @@ def child_main(args):
         except Exception as exc:
             emit({'ev': 'fatal', 'msg': 'cannot import ourloop: %r' % (exc,)})
             return 3
-        try:
-            import ourloop._loop as _oloop
-            hello['not_yet_implemented'] = list(getattr(_oloop, 'NOT_YET_IMPLEMENTED', ()))
-        except Exception:
-            hello['not_yet_implemented'] = None
         hello['ourloop_file'] = getattr(ourloop, '__file__', None)
         hello['ourloop_version'] = getattr(ourloop, '__version__', None)
         try:
@@ -1134,7 +1129,7 @@ def render_markdown(data):
         if bf:
             out.append('Failing with the stdlib loop too (baseline):')
             out.append('')
-            for mod, f in bf:
+            for _mod, f in bf:
                 out.append('- `%s`: %s' % (short_id(f['id']), f['summary'].replace('|', '\\|')))
             out.append('')
     sk = [s for m in data['modules'] for s in m['skipped_by_list']]
@@ -1167,18 +1162,6 @@ def render_markdown(data):
     return '\n'.join(out)
 
 
-def render_not_yet_implemented(names, data):
-    if not names:
-        return ('`ourloop._loop.NOT_YET_IMPLEMENTED` (ourloop %s) is empty: every '
-                'method of `asyncio.AbstractEventLoop` is implemented.'
-                % (data.get('ourloop') or '?'))
-    out = ['`ourloop._loop.NOT_YET_IMPLEMENTED` (ourloop %s): these loop methods raise '
-           '`NotImplementedError` on purpose for now:' % (data.get('ourloop') or '?'), '']
-    for n in names:
-        out.append('- `%s()`' % n)
-    return '\n'.join(out)
-
-
 def update_docs(path, key, block):
     begin = '<!-- BEGIN GENERATED %s -->' % key
     end = '<!-- END GENERATED %s -->' % key
@@ -1193,8 +1176,6 @@ def update_docs(path, key, block):
         text = pre + new + post
     else:
         marker = '<!-- GENERATED RESULTS GO HERE -->'
-        if key == 'not-yet-implemented':
-            marker = '<!-- NOT-YET-IMPLEMENTED GOES HERE -->'
         if marker in text:
             text = text.replace(marker, new + '\n\n' + marker)
         else:
@@ -1218,7 +1199,7 @@ def print_module(mr, opts, baseline):
     if mr.loaded and mr.loaded.get('unused_skips'):
         print('    WARNING: skip list entries matching no test of %s: %s' % (
             mod, ', '.join(mr.loaded['unused_skips'])))
-    for tid, what, tail in mr.crashes:
+    for tid, what, _tail in mr.crashes:
         print('    crash: %s in %s' % (what, short_id(tid) if tid else '(outside tests)'))
     probs = module_problems(mr, baseline)
     if probs and not mr.fatal:
@@ -1315,7 +1296,7 @@ def parent_main(opts):
     total = {'run': 0, 'pass': 0, 'fail': 0, 'error': 0, 'skip': 0, 'xfail': 0,
              'xpass': 0, 'skiplist': 0, 'on_ourloop': 0}
     loops = {}
-    for mr, probs, base in results:
+    for mr, _, _ in results:
         for k, v in mr.counts().items():
             total[k] += v
         for k, v in mr.loops.items():
@@ -1349,12 +1330,6 @@ def parent_main(opts):
             key = 'py%s %s %s' % (pyver, mode, setname)
             update_docs(opts.update_docs, key, render_markdown(data))
             print('updated %s [%s]' % (opts.update_docs, key))
-            nyi = next((mr.hello.get('not_yet_implemented') for mr, _, _ in results
-                        if mr.hello and mr.hello.get('not_yet_implemented')), None)
-            if nyi:
-                update_docs(opts.update_docs, 'not-yet-implemented',
-                            render_not_yet_implemented(nyi, data))
-                print('updated %s [not-yet-implemented]' % opts.update_docs)
     if not opts.log_dir and not bad and not opts.keep_logs:
         shutil.rmtree(logdir, ignore_errors=True)
     if any(mr.fatal for mr, _, _ in results):

@@ -33,7 +33,6 @@
 #   - the error pipe given to _read_spawn_error: the caller's
 #     (_subprocess.py closes it); this file only reads it.
 
-from libc.string cimport memset
 from libc cimport errno as _cerrno
 from posix.unistd cimport read as _c_read
 from posix.types cimport pid_t

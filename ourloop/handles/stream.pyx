@@ -1042,4 +1042,3 @@ cdef class StreamTransport:
             self.uvstream.data = NULL
             close_and_free(<uv.uv_handle_t*>self.uvstream)
             self.uvstream = NULL
-

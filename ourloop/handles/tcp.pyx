@@ -18,7 +18,6 @@
 
 import os as _os
 
-from asyncio import futures as _futures
 from cpython.number cimport PyNumber_Index
 from ourloop.includes.uv cimport ourloop_accept
 
@@ -134,10 +133,10 @@ cdef class TCPListener(PollHandle):
 
     cdef on_events(self, int status, int events):
         # In uv_run: accept natively; protocols are made in the ready phase.
-        cdef int i, conn, code
+        cdef int _i, conn, code
         if self.closed:
             return
-        for i in range(self.backlog):
+        for _i in range(self.backlog):
             conn = ourloop_accept(self.fd)
             if conn < 0:
                 code = cerrno.errno

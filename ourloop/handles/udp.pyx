@@ -66,7 +66,7 @@
 # poll handle's close, takes it out); loop.close() calls _uv_close() for a
 # transport still open (no connection_lost, as with the stdlib).
 
-from libc.string cimport memset, memcmp, memcpy
+from libc.string cimport memcmp, memcpy
 from collections import deque as _udp_deque
 from asyncio.transports import (
     DatagramTransport as _asyncio_DatagramTransport,
@@ -1081,7 +1081,6 @@ cdef class UDPTransport:
             self.uvudp.data = NULL
             close_and_free(<uv.uv_handle_t*>self.uvudp)
             self.uvudp = NULL
-
 
 
 # -- making transports (per endpoint) -----------------------------------------

@@ -1,0 +1,145 @@
+"""Helpers of the test suite that are not fixtures.
+
+Test modules import these from here (``from support import fd_count``);
+tests/conftest.py holds the fixtures and hooks, and imports what it needs
+from here too.
+"""
+
+import asyncio
+import os
+import sys
+import time
+
+import pytest
+
+# --------------------------------------------------------------------------
+# ourloop import status
+# --------------------------------------------------------------------------
+
+try:
+    import ourloop as _ourloop
+except BaseException as exc:  # ImportError, or a broken extension module
+    if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+        raise
+    _ourloop = None
+    OURLOOP_IMPORT_ERROR = exc
+else:
+    OURLOOP_IMPORT_ERROR = None
+
+ALLOW_MISSING = os.environ.get("OURLOOP_ALLOW_MISSING") == "1"
+
+
+def ourloop_module():
+    """The ourloop module, or None if it cannot be imported."""
+    return _ourloop
+
+
+def require_ourloop():
+    """Return the ourloop module; skip or fail (see conftest's doc) if
+    missing."""
+    if _ourloop is not None:
+        return _ourloop
+    reason = "cannot import ourloop: %r" % (OURLOOP_IMPORT_ERROR,)
+    if ALLOW_MISSING:
+        pytest.skip(reason + " (OURLOOP_ALLOW_MISSING=1)")
+    pytest.fail(
+        reason + " -- build/install it (pip install -e .), or set "
+        "OURLOOP_ALLOW_MISSING=1 to skip the ourloop half of the suite",
+        pytrace=False,
+    )
+
+
+def ourloop_path():
+    """The directory to put on sys.path to import this ourloop ("" if it
+    cannot be imported)."""
+    if _ourloop is None:
+        return ""
+    return os.path.dirname(os.path.dirname(os.path.abspath(_ourloop.__file__)))
+
+
+# --------------------------------------------------------------------------
+# the stdlib loop
+# --------------------------------------------------------------------------
+
+
+def stdlib_new_event_loop():
+    """The stdlib default loop, independent of any installed policy.
+
+    This is what ``asyncio.DefaultEventLoopPolicy().new_event_loop()``
+    returns (SelectorEventLoop on POSIX, ProactorEventLoop on Windows).
+    """
+    if sys.platform == "win32":  # pragma: no cover
+        return asyncio.ProactorEventLoop()
+    return asyncio.SelectorEventLoop()
+
+
+def stdlib_callback_repr(args_repr, debug=False):
+    """How the running stdlib formats ``cb(*args)`` in reprs and log messages.
+
+    Python 3.13 stopped showing callback arguments outside debug mode; ask
+    the stdlib itself instead of hard-coding versions.
+    """
+
+    def probe(*args):
+        pass
+
+    lp = asyncio.SelectorEventLoop()
+    try:
+        lp.set_debug(debug)
+        h = lp.call_soon(probe, 1)
+        shown = "probe(1)" in repr(h)
+        h.cancel()
+    finally:
+        lp.close()
+    return "(%s)" % args_repr if shown else "()"
+
+
+# --------------------------------------------------------------------------
+# fd accounting
+# --------------------------------------------------------------------------
+
+
+def fd_count():
+    """Open fds of this process, for leak checks.
+
+    libuv keeps one fd per loop, from the loop's first stream to its close:
+    a reserve (``/dev/null``) it gives up to accept-and-drop a connection
+    when the process runs out of fds. It is not a leak, so it is not
+    counted."""
+    count = 0
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink("/proc/self/fd/" + name) == "/dev/null":
+                continue
+        except OSError:
+            continue  # the fd listdir() itself used, closed meanwhile
+        count += 1
+    return count
+
+
+async def settled_fd_count(target, timeout=5.0):
+    """fd_count() once it is at most `target`: closes that the loop
+    completes in later iterations (the server side of a connection, a
+    transport's deferred close) are waited for, not slept for. After
+    `timeout` seconds without getting there, the count as it is: a leak,
+    which the caller's assertion then reports."""
+    deadline = time.monotonic() + timeout
+    while True:
+        count = fd_count()
+        if count <= target or time.monotonic() >= deadline:
+            return count
+        await asyncio.sleep(0.001)
+
+
+# --------------------------------------------------------------------------
+# running a coroutine
+# --------------------------------------------------------------------------
+
+# run_coro()'s default: generous, a guard against a hang that fails this
+# test (with its teardown) rather than the whole run (pytest-timeout).
+RUN_TIMEOUT = 60
+
+
+def run_coro(loop, coro, timeout=RUN_TIMEOUT):
+    """loop.run_until_complete(coro) under asyncio.wait_for(timeout)."""
+    return loop.run_until_complete(asyncio.wait_for(coro, timeout))

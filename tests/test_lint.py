@@ -1,0 +1,58 @@
+"""The lint gate runs in the suite, so that CI enforces it.
+
+tools/lint.sh (`make lint`) runs ruff, cython-lint and mypy with the
+configuration in pyproject.toml; the tools come with the `test` extra, so a
+missing tool fails here rather than skipping. The typed program mypy checks
+(tests/typecheck/public_api.py) is also run, so that what it states is true.
+"""
+
+import importlib.util
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOOLS = ("ruff", "cython_lint", "mypy")
+
+
+def _static_env():
+    # The checks are static: no ourloop build is loaded, so a sanitizer
+    # runtime preloaded for the suite (make asan) stays out of the tools.
+    env = dict(os.environ, PYTHON=sys.executable)
+    env.pop("LD_PRELOAD", None)
+    env.pop("DYLD_INSERT_LIBRARIES", None)
+    return env
+
+
+@pytest.mark.parametrize("module", TOOLS)
+def test_lint_tool_is_installed(module):
+    assert importlib.util.find_spec(module) is not None, (
+        "%s is missing: pip install -e '.[test]' (tools/install.sh) installs it" % module
+    )
+
+
+def test_lint_gate_passes():
+    proc = subprocess.run(
+        ["bash", os.path.join(ROOT, "tools", "lint.sh")],
+        cwd=ROOT,
+        env=_static_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout
+    assert proc.stdout.rstrip().endswith("lint: ok"), proc.stdout
+
+
+def test_typed_public_api_program_runs(ourloop_mod):
+    proc = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "tests", "typecheck", "public_api.py")],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout
+    assert proc.stdout.strip() == "ok", proc.stdout
