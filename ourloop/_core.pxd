@@ -206,6 +206,7 @@ cdef class StreamTransport:
     cdef _maybe_pause_protocol(self)
     cdef _after_drain(self, context)
     cdef _shutdown_write(self)
+    cdef _send_before_drop(self)
     cdef _fatal_error(self, exc, message)
     cdef _write_error(self, exc)
     cpdef _force_close(self, exc)

@@ -154,7 +154,11 @@ cdef class PipeEnd(StreamTransport):
     def _uv_close(self):
         # The loop closes with this transport open: libuv's dup goes, the
         # transport stays "open" and the caller's pipe open, as with the
-        # stdlib (__del__ closes it, with a ResourceWarning).
+        # stdlib (__del__ closes it, with a ResourceWarning). Pending writes
+        # get the one try of _send_before_drop().
+        self._send_before_drop()
+        self.pending = None
+        self.pending_size = 0
         self._close_handle()
 
     def __del__(self):

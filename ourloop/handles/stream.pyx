@@ -785,6 +785,8 @@ cdef class StreamTransport:
         # (handshake failure, shutdown timeout).
         if self._conn_lost:
             return
+        if self.pending is not None:
+            self._send_before_drop()
         self.pending = None
         self.pending_size = 0
         # An in-flight uv_write is cancelled when the handle closes (at
@@ -801,6 +803,35 @@ cdef class StreamTransport:
                 waiter.set_exception(exc)
         self._conn_lost += 1
         self.loop._call_soon(self._call_connection_lost, (exc,), self.lost_context)
+
+    cdef _send_before_drop(self):
+        # The pending batch is about to be dropped (abort(), a fatal error,
+        # _force_close(), loop.close()). The stdlib's write() sends at once
+        # when its buffer is empty, so by now it would have handed these
+        # bytes to the kernel: one non-blocking writev of the batch, its
+        # result ignored (what the kernel does not take is dropped, as the
+        # stdlib drops its buffer). With a uv_write in flight the stdlib's
+        # buffer was not empty, and it would not have tried: nothing is
+        # sent.
+        cdef list objs = self.pending
+        cdef uv.uv_buf_t small[_SMALL_IOV]
+        cdef uv.uv_buf_t* bufs = small
+        cdef Py_ssize_t n, i
+        if objs is None or self.wreq is not NULL or self.uvstream is NULL \
+                or uv.uv_is_closing(<uv.uv_handle_t*>self.uvstream):
+            return
+        n = len(objs)
+        if n > _SMALL_IOV:
+            bufs = <uv.uv_buf_t*>malloc(n * sizeof(uv.uv_buf_t))
+            if bufs is NULL:
+                return
+        for i in range(n):
+            obj = objs[i]
+            bufs[i].base = PyBytes_AS_STRING(obj)
+            bufs[i].len = <size_t>PyBytes_GET_SIZE(obj)
+        uv.uv_try_write(self.uvstream, bufs, <unsigned int>n)
+        if bufs is not small:
+            free(bufs)
 
     cdef _fatal_error(self, exc, message):
         if isinstance(exc, OSError):
@@ -858,6 +889,9 @@ cdef class StreamTransport:
 
     def _uv_close(self):
         # The loop closes with this transport still open.
+        self._send_before_drop()
+        self.pending = None
+        self.pending_size = 0
         self._close_handle()
         self._release_socket()
 
