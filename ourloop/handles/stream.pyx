@@ -66,10 +66,25 @@
 # abort(), eof_received()...) is scheduled with call_soon in the context of
 # whoever caused it, as in the stdlib.
 #
-# Lifetime. While its uv handle is open, a transport is in
-# LoopCore._io_handles, so the loop keeps it alive (as the stdlib's selector
-# keeps the reader callback); the close callback takes it out. A uv_write's
-# callback always runs before the handle's close callback.
+# Lifetime. The loop keeps a transport alive (LoopCore._io_handles) exactly
+# while libuv may call it: while it reads, while a uv_write is in flight,
+# during a loop.sendfile(), and while a subclass's own watcher needs it (a
+# write pipe's PipePeerWatch); _hold_update() keeps that up to date. So, as
+# with the stdlib, whose selector keeps a transport alive only while a
+# reader or writer is registered, a transport that is paused and has
+# nothing to write can be garbage-collected once nothing else refers to
+# it. LoopCore._open_transports (weak) names every transport whose handle
+# is open, for loop.close(). _close_handle() clears the handle's data
+# pointer before uv_close(), so that no libuv callback reaches a freed
+# transport (a cancelled uv_write's callback runs while it is still held).
+#
+# Unclosed transports. loop.close() closes the libuv handle of a transport
+# still open but, as the stdlib, leaves it "open": the caller's socket (or
+# pipe) stays open and the transport keeps it. A transport collected while
+# it still has its socket (never closed, or closed too late for
+# connection_lost() to run) warns ResourceWarning("unclosed transport
+# ...") and closes it, as the stdlib's __del__ does (and, as 3.13's, tells
+# its server the connection is gone).
 
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_WRITABLE, PyBUF_SIMPLE
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
@@ -87,6 +102,7 @@ cdef extern from "<sys/socket.h>" nogil:
 from asyncio import constants as _constants, futures as _futures, protocols as _protocols, trsock as _trsock
 from asyncio import exceptions as _aexceptions
 from asyncio.transports import Transport as _asyncio_Transport
+import warnings as _stream_warnings
 
 
 # 3.12+ transports check write_eof() in writelines() itself.
@@ -135,8 +151,9 @@ cdef void _stream_written(uv.uv_write_t* req, int status) noexcept with gil:
 
 
 cdef void _io_handle_closed(uv.uv_handle_t* handle) noexcept with gil:
-    # Close callback of transports and listeners: free the memory, let the
-    # loop drop its reference to the wrapper.
+    # Close callback of transports: free the memory. (The transports clear
+    # handle.data before uv_close(); a wrapper still named there is let go
+    # by the loop.)
     cdef object owner
     cdef LoopCore loop
     ourloop_count_close(handle.type)
@@ -215,7 +232,27 @@ cdef class StreamTransport:
         self.loop = loop
         self.uvstream = stream
         stream.data = <void*>self
-        loop._io_handles.add(self)
+        loop._open_transports.add(self)
+
+    cdef int _hold_update(self) except -1:
+        # The loop holds the transport (LoopCore._io_handles) while libuv
+        # may call it (see the top of this file). Called where one of the
+        # conditions changes; costs a set operation only when the answer
+        # does.
+        cdef bint want = self.wreq is not NULL or (
+            self.uvstream is not NULL
+            and (self.reading or self.sf_active or self.pinned))
+        cdef set handles
+        if want == self.held or self.loop is None:
+            return 0
+        self.held = want
+        handles = self.loop._io_handles
+        if handles is not None:
+            if want:
+                handles.add(self)
+            else:
+                handles.discard(self)
+        return 0
 
     cdef int _start_reading(self) except -1:
         cdef int err
@@ -225,6 +262,7 @@ cdef class StreamTransport:
         if err < 0:
             raise uv_error(err)
         self.reading = True
+        self._hold_update()
         return 0
 
     cdef _stop_reading(self):
@@ -232,6 +270,7 @@ cdef class StreamTransport:
             self.reading = False
             if self.uvstream is not NULL:
                 uv.uv_read_stop(self.uvstream)
+            self._hold_update()
 
     def _setup(self, sock, protocol, waiter, extra, server, bint borrowed):
         # Per connection: the stdlib's socket-transport set-up (TCP and
@@ -621,6 +660,7 @@ cdef class StreamTransport:
             self.inflight = <Py_ssize_t>bufs[first].len
             for i in range(first + 1, n):
                 self.inflight += <Py_ssize_t>bufs[i].len
+            self._hold_update()
         finally:
             if bufs is not small:
                 free(bufs)
@@ -628,9 +668,11 @@ cdef class StreamTransport:
 
     cdef _on_write_done(self, int status):
         # In uv_run: the uv_write has finished (or was cancelled by close).
+        # (The caller holds a reference: letting go of the loop's is safe.)
         self.wreq = NULL
         self.inflight_objs = None
         self.inflight = 0
+        self._hold_update()
         if status < 0:
             if status != uv.UV_ECANCELED and not self._conn_lost and not self.loop._closed:
                 self._write_error(uv_error(status))
@@ -863,7 +905,8 @@ cdef class StreamTransport:
                 server._detach(self)
 
     cdef _close_handle(self):
-        # libuv closes the fd it was given; pending uv_writes are cancelled.
+        # libuv closes the fd it was given; pending uv_writes are cancelled
+        # (their callback runs while the loop still holds the transport).
         cdef uv.uv_stream_t* stream = self.uvstream
         # A sendfile's dup of the fd goes first (it would keep the socket
         # open).
@@ -872,8 +915,13 @@ cdef class StreamTransport:
             return
         self.uvstream = NULL
         self.reading = False
+        # No read callback from now on; the close callback only frees.
+        stream.data = NULL
         if not uv.uv_is_closing(<uv.uv_handle_t*>stream):
             uv.uv_close(<uv.uv_handle_t*>stream, _io_handle_closed)
+        if self.loop._open_transports is not None:
+            self.loop._open_transports.discard(self)
+        self._hold_update()
 
     cdef _release_socket(self):
         sock = self.sock
@@ -888,12 +936,48 @@ cdef class StreamTransport:
             sock.close()
 
     def _uv_close(self):
-        # The loop closes with this transport still open.
+        # The loop closes with this transport still open: its libuv handle
+        # goes (the stdlib's selector goes), the transport stays "open" and
+        # keeps the caller's socket open until it is closed or collected
+        # (__del__). A socket libuv owned is closed with the handle; the
+        # socket object only forgets the number, and still marks the
+        # transport as not closed.
         self._send_before_drop()
         self.pending = None
         self.pending_size = 0
         self._close_handle()
+        if self.borrowed and self.sock is not None:
+            socket.socket.detach(self.sock)
+
+    def __del__(self):
+        # The stdlib's _SelectorTransport.__del__ (and its pipe transports'):
+        # collected with its socket still open, the transport warns, closes
+        # it, and (3.13's) tells its server the connection is gone. ourloop
+        # also closes the libuv handle (loop still open: the transport was
+        # paused with nothing to write, so nothing held it).
+        sock = self.sock
+        if sock is None:
+            return
+        try:
+            _stream_warnings.warn(f"unclosed transport {self!r}", ResourceWarning,
+                                  source=self)
+        finally:
+            self._del_close()
+
+    def _del_close(self):
+        self._close_handle()
         self._release_socket()
+        watchers = self.loop._fd_watchers if self.loop is not None else None
+        if watchers is not None and watchers.transports is not None:
+            # A warning that keeps the transport alive (its source) must
+            # not keep its fd number refused by add_reader().
+            for fd, t in list(watchers.transports.items()):
+                if t is self:
+                    del watchers.transports[fd]
+        server = self._server
+        if server is not None:
+            self._server = None
+            server._detach(self)
 
     # -- zero-copy sendfile (loop.sendfile; see the top of this file) -----
 
@@ -905,6 +989,7 @@ cdef class StreamTransport:
             raise RuntimeError('Empty waiter is already set')
         waiter = self.loop.create_future()
         self.sf_active = True
+        self._hold_update()
         self.sf_sending = False
         self.sf_waiter = waiter
         self.sf_total = 0
@@ -944,6 +1029,7 @@ cdef class StreamTransport:
         self.sf_sending = False
         self._sf_release()
         self.sf_active = False
+        self._hold_update()
         self.sf_waiter = None
         self.sf_total = 0
         if self.uvstream is not NULL and self.pending is None and self.wreq is NULL \

@@ -61,10 +61,16 @@
 # - uv_udp_open sets SO_REUSEADDR on the socket; the transport puts the
 #   option back as it was (the stdlib never sets it for datagrams).
 #
-# Lifetime: while its handle is open the transport is in
-# LoopCore._io_handles (the loop keeps it alive; the close callback, or the
-# poll handle's close, takes it out); loop.close() calls _uv_close() for a
-# transport still open (no connection_lost, as with the stdlib).
+# Lifetime (as for streams, handles/stream.pyx): the loop keeps the
+# transport alive (LoopCore._io_handles) while libuv may call it: while it
+# reads, while a datagram is in libuv's queue (uv_head) or waits for
+# writability; _hold_update() keeps that up to date. Paused with nothing
+# queued, it is collected once nothing else refers to it, as the stdlib's.
+# loop.close() calls _uv_close() for a transport still open (no
+# connection_lost, as with the stdlib): the handle goes, the caller's socket
+# stays open until the transport is closed or collected; collected with its
+# socket open, it warns ResourceWarning("unclosed transport ...") and
+# closes it (the stdlib's __del__).
 
 from libc.string cimport memset, memcmp, memcpy
 from collections import deque as _udp_deque
@@ -429,6 +435,7 @@ cdef class UDPTransport:
     cdef ourloop_udp_addr tx_sa
     cdef object rx_addr
     cdef ourloop_udp_addr rx_sa
+    cdef bint held
     cdef object __weakref__
     # Instance attributes shadow methods, as on the stdlib's transports.
     cdef dict __dict__
@@ -505,6 +512,7 @@ cdef class UDPTransport:
         elif self.poller is not None:
             self.reading = True
             self._poll_update(False)
+        self._hold_update()
         return 0
 
     cdef _stop_reading(self):
@@ -515,6 +523,24 @@ cdef class UDPTransport:
             _uv_udp_recv_stop(self.uvudp)
         elif self.poller is not None:
             self._poll_update(False)
+        self._hold_update()
+
+    cdef int _hold_update(self) except -1:
+        # The loop holds the transport while libuv may call it (see the
+        # top of this file).
+        cdef bint want = self.uv_head is not None or (
+            self.fd >= 0 and (self.reading or bool(self.queue)))
+        cdef set handles
+        if want == self.held or self.loop is None:
+            return 0
+        self.held = want
+        handles = self.loop._io_handles
+        if handles is not None:
+            if want:
+                handles.add(self)
+            else:
+                handles.discard(self)
+        return 0
 
     cdef _poll_update(self, bint force):
         # The poll handle watches what is wanted: reads while reading, and
@@ -795,6 +821,7 @@ cdef class UDPTransport:
                 self._submit_head()
         elif len(self.queue) == 1:
             self._poll_update(False)
+        self._hold_update()
         self._maybe_pause_protocol()
 
     cdef _want_writable(self):
@@ -870,6 +897,8 @@ cdef class UDPTransport:
         # cancelled it).
         payload = self.uv_head
         self.uv_head = None
+        # (The caller holds a reference: letting go of the loop's is safe.)
+        self._hold_update()
         if self._conn_lost or self.loop._closed or status == uv.UV_ECANCELED:
             return
         self.buffer_size -= PyBytes_GET_SIZE(payload) + _UDP_HEADER
@@ -917,6 +946,7 @@ cdef class UDPTransport:
             self._protocol.error_received(failed)
             return
         self._want_writable()
+        self._hold_update()
         self._maybe_resume_protocol()
         if not self._queued() and self._closing and not self._conn_lost:
             self._conn_lost += 1
@@ -1015,6 +1045,7 @@ cdef class UDPTransport:
             self._closing = True
             self._stop_reading()
         self._poll_update(False)
+        self._hold_update()
         self._conn_lost += 1
         self.loop._call_soon(self._call_connection_lost, (exc,), None)
 
@@ -1050,16 +1081,20 @@ cdef class UDPTransport:
         self.fd = -1
         if udp is not NULL:
             self.uvudp = NULL
+            # No receive callback from now on; a datagram libuv still
+            # holds is cancelled while the loop holds the transport.
+            udp.data = NULL
             if not uv.uv_is_closing(<uv.uv_handle_t*>udp):
                 uv.uv_close(<uv.uv_handle_t*>udp, _io_handle_closed)
         elif poller is not None:
             self.poller = None
             poller.transport = None
             PollHandle.close(poller)
-            if self.loop._io_handles is not None:
-                self.loop._io_handles.discard(self)
             if fd >= 0:
                 os.close(fd)
+        if self.loop is not None and self.loop._open_transports is not None:
+            self.loop._open_transports.discard(self)
+        self._hold_update()
 
     cdef _release_socket(self):
         sock = self.sock
@@ -1072,9 +1107,32 @@ cdef class UDPTransport:
             sock.close()
 
     def _uv_close(self):
-        # The loop closes with this transport still open.
+        # The loop closes with this transport still open: the handle goes,
+        # the caller's socket stays the transport's (a socket libuv owned
+        # is closed with the handle: the socket object forgets the number)
+        # until it is closed or collected, as with the stdlib.
         self._close_handle()
-        self._release_socket()
+        if self.borrowed and self.sock is not None:
+            socket.socket.detach(self.sock)
+
+    def __del__(self):
+        # The stdlib's _SelectorTransport.__del__: collected with its
+        # socket still open, the transport warns and closes it (and its
+        # handle, if the loop is still open).
+        sock = self.sock
+        if sock is None:
+            return
+        try:
+            _stream_warnings.warn(f"unclosed transport {self!r}", ResourceWarning,
+                                  source=self)
+        finally:
+            self._close_handle()
+            self._release_socket()
+            watchers = self.loop._fd_watchers if self.loop is not None else None
+            if watchers is not None and watchers.transports is not None:
+                for fd, t in list(watchers.transports.items()):
+                    if t is self:
+                        del watchers.transports[fd]
 
     def __dealloc__(self):
         if self.uvudp is not NULL:
@@ -1125,7 +1183,7 @@ cdef UDPTransport _udp_open_fd(LoopCore loop, int fd, int family):
         t.poller = poller
     t.loop = loop
     t.fd = fd
-    loop._io_handles.add(t)
+    loop._open_transports.add(t)
     return t
 
 
