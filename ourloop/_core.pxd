@@ -137,6 +137,7 @@ cdef class StreamTransport:
     cdef readonly dict _extra
     cdef readonly object _server
     cdef object sock
+    cdef int sock_fd
     cdef bint borrowed
     # The contexts the stdlib's callbacks would run in (see "Contexts" at
     # the top of handles/stream.pyx): reads (the reader's registration),

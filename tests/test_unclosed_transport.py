@@ -384,3 +384,40 @@ def test_paused_datagram_collected_while_running(loop):
         rec.check_one()
 
     go(loop, main())
+
+
+@pytest.mark.parametrize("method", ["close", "abort"])
+@pytest.mark.parametrize("kind", ["tcp", "udp"])
+def test_close_on_closed_loop(loop_factory, method, kind):
+    # close()/abort() once the loop is closed: the transport is marked
+    # closing, the stdlib's call_soon() raises, the socket stays the
+    # transport's (the finalizer warns and closes it), and a second call
+    # does nothing.
+    lsock = listening()
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind((HOST, 0))
+    loop = loop_factory()
+    try:
+        async def main():
+            if kind == "tcp":
+                tr, _ = await loop.create_connection(Proto, *lsock.getsockname())
+            else:
+                tr, _ = await loop.create_datagram_endpoint(
+                    asyncio.DatagramProtocol, remote_addr=receiver.getsockname())
+            return tr
+
+        tr = go(loop, main())
+    finally:
+        loop.close()
+    with pytest.raises(RuntimeError, match="Event loop is closed"):
+        getattr(tr, method)()
+    assert tr.is_closing()
+    tr.close()
+    tr.abort()
+    assert "fd=" in repr(tr)
+    with Recorder() as rec:
+        del tr
+        gc.collect()
+    rec.check_one()
+    lsock.close()
+    receiver.close()

@@ -205,6 +205,7 @@ cdef class StreamTransport:
         self._high_water = 64 * 1024
         self._low_water = 16 * 1024
         self._extra = {}
+        self.sock_fd = -1
 
     def __init__(self, *args, **kwargs):
         raise TypeError(f'{type(self).__name__} objects are made by the loop '
@@ -289,7 +290,8 @@ cdef class StreamTransport:
                 self._extra['peername'] = sock.getpeername()
             except OSError:
                 self._extra['peername'] = None
-        self.loop._fd_watchers.transports[sock.fileno()] = self
+        self.sock_fd = sock.fileno()
+        self.loop._fd_watchers.transports[self.sock_fd] = self
         self.set_protocol(protocol)
         self._server = server
         if server is not None:
@@ -331,11 +333,9 @@ cdef class StreamTransport:
             info.append('closed')
         elif self._closing:
             info.append('closing')
-        if self.sock is not None:
-            try:
-                info.append(f'fd={self.sock.fileno()}')
-            except Exception:
-                pass
+        if self.sock_fd >= 0:
+            # (The stdlib's: the number the socket had, even once closed.)
+            info.append(f'fd={self.sock_fd}')
         if self.uvstream is not NULL:
             info.append('read=polling' if self.reading else 'read=idle')
             state = 'polling' if self.wreq is not NULL else 'idle'
@@ -816,6 +816,10 @@ cdef class StreamTransport:
         if self.pending is None and self.wreq is NULL and not self._conn_lost \
                 and not self.sf_active:
             self._conn_lost += 1
+            if self.loop._closed:
+                # The stdlib's call_soon() raises; the transport stays
+                # closing, its socket its own (see __del__).
+                raise RuntimeError('Event loop is closed')
             self.loop._call_soon(self._call_connection_lost, (None,), None)
 
     def abort(self):
@@ -844,6 +848,9 @@ cdef class StreamTransport:
             if waiter is not None and not waiter.done():
                 waiter.set_exception(exc)
         self._conn_lost += 1
+        if self.loop._closed:
+            # The stdlib's call_soon() raises (see __del__).
+            raise RuntimeError('Event loop is closed')
         self.loop._call_soon(self._call_connection_lost, (exc,), self.lost_context)
 
     cdef _send_before_drop(self):

@@ -404,6 +404,7 @@ cdef class UDPTransport:
     cdef int fd
     cdef int family
     cdef object sock
+    cdef int sock_fd
     cdef bint borrowed
     cdef readonly object _protocol
     cdef readonly bint _protocol_connected
@@ -442,6 +443,7 @@ cdef class UDPTransport:
 
     def __cinit__(self):
         self.fd = -1
+        self.sock_fd = -1
         self._high_water = 64 * 1024
         self._low_water = 16 * 1024
         self._extra = {}
@@ -485,7 +487,8 @@ cdef class UDPTransport:
                 self._extra['peername'] = None
         self.connected = bool(self._extra['peername'])
         self._address = address
-        self.loop._fd_watchers.transports[sock.fileno()] = self
+        self.sock_fd = sock.fileno()
+        self.loop._fd_watchers.transports[self.sock_fd] = self
         self.set_protocol(protocol)
         self.loop._call_soon(protocol.connection_made, (self,), None)
         # Reading starts once connection_made() has run (the stdlib's
@@ -584,11 +587,9 @@ cdef class UDPTransport:
             info.append('closed')
         elif self._closing:
             info.append('closing')
-        if self.sock is not None:
-            try:
-                info.append(f'fd={self.sock.fileno()}')
-            except Exception:
-                pass
+        if self.sock_fd >= 0:
+            # (The stdlib's: the number the socket had, even once closed.)
+            info.append(f'fd={self.sock_fd}')
         if self.loop is not None and not self.loop._closed and self.fd >= 0:
             info.append('read=polling' if self.reading else 'read=idle')
             state = 'polling' if self._queued() else 'idle'
@@ -1028,6 +1029,9 @@ cdef class UDPTransport:
         self._stop_reading()
         if not self._queued():
             self._conn_lost += 1
+            if self.loop._closed:
+                # The stdlib's call_soon() raises (see __del__).
+                raise RuntimeError('Event loop is closed')
             self.loop._call_soon(self._call_connection_lost, (None,), None)
 
     def abort(self):
@@ -1047,6 +1051,8 @@ cdef class UDPTransport:
         self._poll_update(False)
         self._hold_update()
         self._conn_lost += 1
+        if self.loop._closed:
+            raise RuntimeError('Event loop is closed')
         self.loop._call_soon(self._call_connection_lost, (exc,), None)
 
     cdef _fatal_error(self, exc, message):
