@@ -19,6 +19,8 @@ import tempfile
 
 import pytest
 
+from tls_certs import tls_certs  # noqa: F401  (session fixture)
+
 pytestmark = pytest.mark.needs_loop_methods("create_server", "create_connection")
 
 HOST = "127.0.0.1"
@@ -278,3 +280,29 @@ def test_datagram_sendto_then_abort(loop):
         assert receiver.recv(100) == b"datagram"
     finally:
         receiver.close()
+
+
+def test_tls_write_then_abort(loop, tls_certs):
+    # Over TLS: the records of a write made right before abort() leave
+    # through the raw transport's abort().
+    class Server(asyncio.Protocol):
+        def connection_made(self, tr):
+            tr.write(RESPONSE)
+            tr.abort()
+
+    async def main():
+        server = await loop.create_server(
+            Server, HOST, 0, ssl=tls_certs.server_context())
+        port = server.sockets[0].getsockname()[1]
+        tr, reader = await loop.create_connection(
+            lambda: Reader(loop), HOST, port,
+            ssl=tls_certs.client_context(), server_hostname="localhost")
+        try:
+            await asyncio.wait_for(reader.lost, TIMEOUT)
+        finally:
+            tr.close()
+            server.close()
+            await server.wait_closed()
+        return bytes(reader.data)
+
+    assert go(loop, main()) == RESPONSE
