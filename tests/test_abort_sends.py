@@ -306,3 +306,66 @@ def test_tls_write_then_abort(loop, tls_certs):
         return bytes(reader.data)
 
     assert go(loop, main()) == RESPONSE
+
+
+def test_close_before_pending_resume_writing(loop):
+    # close() called once the write buffer has drained but before the
+    # protocol was told resume_writing(): what resume_writing() writes
+    # still leaves before connection_lost(). The stdlib calls
+    # resume_writing() in the same step that empties its buffer; ourloop's
+    # comes in the ready phase, and a close() queued before it (TLS's
+    # shutdown does call_soon(transport.close)) must wait for it.
+    big = b"x" * (4 * 1024 * 1024)
+
+    class Server(asyncio.Protocol):
+        def connection_made(self, tr):
+            self.tr = tr
+            self.pauses = 0
+
+        def pause_writing(self):
+            self.pauses += 1
+
+        def resume_writing(self):
+            self.tr.write(b"END")
+
+    async def main():
+        protos = []
+
+        def factory():
+            protos.append(Server())
+            return protos[-1]
+
+        server = await loop.create_server(factory, HOST, 0)
+        client = socket.create_connection(server.sockets[0].getsockname())
+        client.setblocking(False)
+        try:
+            while not protos:
+                await asyncio.sleep(0.001)
+            proto = protos[0]
+            tr = proto.tr
+            tr.write(big)
+            assert proto.pauses == 1 and tr.get_write_buffer_size() > 0
+
+            def tick():
+                # Every iteration, before the I/O callbacks' work: close
+                # as soon as nothing is buffered.
+                if tr.get_write_buffer_size() == 0:
+                    tr.close()
+                else:
+                    loop.call_soon(tick)
+
+            loop.call_soon(tick)
+            data = bytearray()
+            while True:
+                chunk = await asyncio.wait_for(loop.sock_recv(client, 1 << 20), TIMEOUT)
+                if not chunk:
+                    break
+                data += chunk
+        finally:
+            client.close()
+            server.close()
+            await server.wait_closed()
+        return bytes(data)
+
+    data = go(loop, main())
+    assert len(data) == len(big) + 3 and data.endswith(b"END")

@@ -790,7 +790,8 @@ cdef class StreamTransport:
             return
         self._eof = True
         self._flush()
-        if self.pending is None and self.wreq is NULL and not self.sf_active:
+        if self.pending is None and self.wreq is NULL and not self.sf_active \
+                and not self.resume_scheduled:
             self._shutdown_write()
 
     cdef _shutdown_write(self):
@@ -813,8 +814,11 @@ cdef class StreamTransport:
         self._stop_reading()
         if self.pending is not None:
             self._flush()
+        # (A resume_writing() still to come may write more: the stdlib
+        # calls it in the step that empties its buffer, before it could
+        # close; _resume_protocol_writing completes the close then.)
         if self.pending is None and self.wreq is NULL and not self._conn_lost \
-                and not self.sf_active:
+                and not self.sf_active and not self.resume_scheduled:
             self._conn_lost += 1
             if self.loop._closed:
                 # The stdlib's call_soon() raises; the transport stays
