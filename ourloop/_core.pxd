@@ -137,6 +137,7 @@ cdef class StreamTransport:
     cdef readonly dict _extra
     cdef readonly object _server
     cdef object sock
+    cdef int sock_fd
     cdef bint borrowed
     # The contexts the stdlib's callbacks would run in (see "Contexts" at
     # the top of handles/stream.pyx): reads (the reader's registration),
@@ -181,6 +182,11 @@ cdef class StreamTransport:
     cdef long long sf_total
     cdef long long sf_calls
     cdef SendfileWatch sf_watch
+    # held: in LoopCore._io_handles (libuv may call the transport: see
+    # _hold_update); pinned: a subclass's own libuv watcher needs it held
+    # while the handle is open (a write pipe's PipePeerWatch)
+    cdef bint held
+    cdef bint pinned
     cdef object __weakref__
     # As on the stdlib's (Python) transports, an instance attribute shadows
     # a method: tests and wrappers do `transport.pause_reading = Mock()`,
@@ -188,6 +194,7 @@ cdef class StreamTransport:
     cdef dict __dict__
 
     cdef _attach_handle(self, LoopCore loop, uv.uv_stream_t* stream)
+    cdef int _hold_update(self) except -1
     cdef int _start_reading(self) except -1
     cdef _stop_reading(self)
     cdef _queue_write(self, bytes data)
@@ -206,6 +213,7 @@ cdef class StreamTransport:
     cdef _maybe_pause_protocol(self)
     cdef _after_drain(self, context)
     cdef _shutdown_write(self)
+    cdef _send_before_drop(self)
     cdef _fatal_error(self, exc, message)
     cdef _write_error(self, exc)
     cpdef _force_close(self, exc)
@@ -298,6 +306,7 @@ cdef class LoopCore:
     cdef readonly FdWatchers _fd_watchers
     cdef object _pending_exception
     cdef set _io_handles
+    cdef object _open_transports
     cdef list _flushq
     # True when loop.time() is not LoopCore.time (overridden by a subclass,
     # or replaced on the instance or the class): the scheduling then asks

@@ -26,6 +26,7 @@ serving, if the file still is the one it bound (same inode).
 
 import asyncio
 import sys
+import weakref
 from asyncio import trsock
 from asyncio.log import logger
 
@@ -49,10 +50,10 @@ class Server(asyncio.AbstractServer):
         self._listeners = []
         self._protocol_factory = protocol_factory
         self._backlog = backlog
-        # Live connections, from _attach() to _detach(). A plain set (the
-        # stdlib's is weak): an open native transport is referenced by its
-        # loop anyway, and _detach() removes it once it is closed.
-        self._clients = set()
+        # Live connections, from _attach() to _detach(). Weak, as the
+        # stdlib's: a transport nothing else refers to (paused, nothing to
+        # write) is collected, and its __del__ calls _detach().
+        self._clients = weakref.WeakSet()
         self._active_count = 0
         # Futures of wait_closed() callers; None once they were released.
         self._waiters = []

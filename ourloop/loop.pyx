@@ -63,6 +63,7 @@ cdef class LoopCore:
         self._wakeup = AsyncWakeup(self)
         self._fd_watchers = FdWatchers(self)
         self._io_handles = set()
+        self._open_transports = weakref.WeakSet()
         self._flushq = []
         self._debug_flag = coroutines._is_debug_mode()
         self.slow_callback_duration = 0.1
@@ -459,8 +460,12 @@ cdef class LoopCore:
         cdef int err
         if self.uvloop is NULL:
             return
-        for owner in list(self._io_handles):
-            # Transports and listeners still open: their uv handles go.
+        # Transports and listeners still open: their uv handles go. (A
+        # transport libuv cannot call is not in _io_handles, see
+        # handles/stream.pyx; _open_transports names every open one.)
+        owners = set(self._io_handles)
+        owners.update(self._open_transports)
+        for owner in owners:
             owner._uv_close()
         self._flushq.clear()
         self._timers.close()

@@ -151,23 +151,9 @@ cdef class PipeEnd(StreamTransport):
         # (CPython's tests set it to None to silence __del__.)
         self.sock = value
 
-    def _uv_close(self):
-        # The loop closes with this transport open: libuv's dup goes, the
-        # transport stays "open" and the caller's pipe open, as with the
-        # stdlib (__del__ closes it, with a ResourceWarning).
-        self._close_handle()
-
-    def __del__(self):
-        # The stdlib's pipe transport __del__: a transport dropped unclosed
-        # (after loop.close(), which leaves them open) warns and closes the
-        # caller's pipe, once.
-        pipe = self.sock
-        if pipe is not None:
-            try:
-                _warnings.warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
-            finally:
-                self.sock = None
-                pipe.close()
+    # loop.close() and __del__ are StreamTransport's: the loop closes
+    # libuv's dup and leaves the caller's pipe open, as the stdlib does;
+    # collected with it still open, the transport warns and closes it.
 
 
 cdef int _closed_loop_close(StreamTransport t) except -1:
@@ -234,6 +220,10 @@ cdef object _open_pipe_transport(LoopCore loop, pipe, protocol, waiter, extra, b
                 raise
             (<PipePeerWatch>watch).transport = t
             wt.peer_watch = watch
+            # libuv may call the watch (and so the transport) as long as
+            # the handle is open: the loop holds the transport meanwhile.
+            wt.pinned = True
+            wt._hold_update()
         loop._call_soon(protocol.connection_made, (t,), None)
         if not write or wt.peer_watch is not None:
             # Only start reading (watching) once connection_made() ran.

@@ -66,10 +66,25 @@
 # abort(), eof_received()...) is scheduled with call_soon in the context of
 # whoever caused it, as in the stdlib.
 #
-# Lifetime. While its uv handle is open, a transport is in
-# LoopCore._io_handles, so the loop keeps it alive (as the stdlib's selector
-# keeps the reader callback); the close callback takes it out. A uv_write's
-# callback always runs before the handle's close callback.
+# Lifetime. The loop keeps a transport alive (LoopCore._io_handles) exactly
+# while libuv may call it: while it reads, while a uv_write is in flight,
+# during a loop.sendfile(), and while a subclass's own watcher needs it (a
+# write pipe's PipePeerWatch); _hold_update() keeps that up to date. So, as
+# with the stdlib, whose selector keeps a transport alive only while a
+# reader or writer is registered, a transport that is paused and has
+# nothing to write can be garbage-collected once nothing else refers to
+# it. LoopCore._open_transports (weak) names every transport whose handle
+# is open, for loop.close(). _close_handle() clears the handle's data
+# pointer before uv_close(), so that no libuv callback reaches a freed
+# transport (a cancelled uv_write's callback runs while it is still held).
+#
+# Unclosed transports. loop.close() closes the libuv handle of a transport
+# still open but, as the stdlib, leaves it "open": the caller's socket (or
+# pipe) stays open and the transport keeps it. A transport collected while
+# it still has its socket (never closed, or closed too late for
+# connection_lost() to run) warns ResourceWarning("unclosed transport
+# ...") and closes it, as the stdlib's __del__ does (and, as 3.13's, tells
+# its server the connection is gone).
 
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_WRITABLE, PyBUF_SIMPLE
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
@@ -87,6 +102,7 @@ cdef extern from "<sys/socket.h>" nogil:
 from asyncio import constants as _constants, futures as _futures, protocols as _protocols, trsock as _trsock
 from asyncio import exceptions as _aexceptions
 from asyncio.transports import Transport as _asyncio_Transport
+import warnings as _stream_warnings
 
 
 # 3.12+ transports check write_eof() in writelines() itself.
@@ -135,8 +151,9 @@ cdef void _stream_written(uv.uv_write_t* req, int status) noexcept with gil:
 
 
 cdef void _io_handle_closed(uv.uv_handle_t* handle) noexcept with gil:
-    # Close callback of transports and listeners: free the memory, let the
-    # loop drop its reference to the wrapper.
+    # Close callback of transports: free the memory. (The transports clear
+    # handle.data before uv_close(); a wrapper still named there is let go
+    # by the loop.)
     cdef object owner
     cdef LoopCore loop
     ourloop_count_close(handle.type)
@@ -188,6 +205,7 @@ cdef class StreamTransport:
         self._high_water = 64 * 1024
         self._low_water = 16 * 1024
         self._extra = {}
+        self.sock_fd = -1
 
     def __init__(self, *args, **kwargs):
         raise TypeError(f'{type(self).__name__} objects are made by the loop '
@@ -215,7 +233,27 @@ cdef class StreamTransport:
         self.loop = loop
         self.uvstream = stream
         stream.data = <void*>self
-        loop._io_handles.add(self)
+        loop._open_transports.add(self)
+
+    cdef int _hold_update(self) except -1:
+        # The loop holds the transport (LoopCore._io_handles) while libuv
+        # may call it (see the top of this file). Called where one of the
+        # conditions changes; costs a set operation only when the answer
+        # does.
+        cdef bint want = self.wreq is not NULL or (
+            self.uvstream is not NULL
+            and (self.reading or self.sf_active or self.pinned))
+        cdef set handles
+        if want == self.held or self.loop is None:
+            return 0
+        self.held = want
+        handles = self.loop._io_handles
+        if handles is not None:
+            if want:
+                handles.add(self)
+            else:
+                handles.discard(self)
+        return 0
 
     cdef int _start_reading(self) except -1:
         cdef int err
@@ -225,6 +263,7 @@ cdef class StreamTransport:
         if err < 0:
             raise uv_error(err)
         self.reading = True
+        self._hold_update()
         return 0
 
     cdef _stop_reading(self):
@@ -232,6 +271,7 @@ cdef class StreamTransport:
             self.reading = False
             if self.uvstream is not NULL:
                 uv.uv_read_stop(self.uvstream)
+            self._hold_update()
 
     def _setup(self, sock, protocol, waiter, extra, server, bint borrowed):
         # Per connection: the stdlib's socket-transport set-up (TCP and
@@ -250,7 +290,8 @@ cdef class StreamTransport:
                 self._extra['peername'] = sock.getpeername()
             except OSError:
                 self._extra['peername'] = None
-        self.loop._fd_watchers.transports[sock.fileno()] = self
+        self.sock_fd = sock.fileno()
+        self.loop._fd_watchers.transports[self.sock_fd] = self
         self.set_protocol(protocol)
         self._server = server
         if server is not None:
@@ -292,11 +333,9 @@ cdef class StreamTransport:
             info.append('closed')
         elif self._closing:
             info.append('closing')
-        if self.sock is not None:
-            try:
-                info.append(f'fd={self.sock.fileno()}')
-            except Exception:
-                pass
+        if self.sock_fd >= 0:
+            # (The stdlib's: the number the socket had, even once closed.)
+            info.append(f'fd={self.sock_fd}')
         if self.uvstream is not NULL:
             info.append('read=polling' if self.reading else 'read=idle')
             state = 'polling' if self.wreq is not NULL else 'idle'
@@ -621,6 +660,7 @@ cdef class StreamTransport:
             self.inflight = <Py_ssize_t>bufs[first].len
             for i in range(first + 1, n):
                 self.inflight += <Py_ssize_t>bufs[i].len
+            self._hold_update()
         finally:
             if bufs is not small:
                 free(bufs)
@@ -628,9 +668,11 @@ cdef class StreamTransport:
 
     cdef _on_write_done(self, int status):
         # In uv_run: the uv_write has finished (or was cancelled by close).
+        # (The caller holds a reference: letting go of the loop's is safe.)
         self.wreq = NULL
         self.inflight_objs = None
         self.inflight = 0
+        self._hold_update()
         if status < 0:
             if status != uv.UV_ECANCELED and not self._conn_lost and not self.loop._closed:
                 self._write_error(uv_error(status))
@@ -748,7 +790,8 @@ cdef class StreamTransport:
             return
         self._eof = True
         self._flush()
-        if self.pending is None and self.wreq is NULL and not self.sf_active:
+        if self.pending is None and self.wreq is NULL and not self.sf_active \
+                and not self.resume_scheduled:
             self._shutdown_write()
 
     cdef _shutdown_write(self):
@@ -771,9 +814,16 @@ cdef class StreamTransport:
         self._stop_reading()
         if self.pending is not None:
             self._flush()
+        # (A resume_writing() still to come may write more: the stdlib
+        # calls it in the step that empties its buffer, before it could
+        # close; _resume_protocol_writing completes the close then.)
         if self.pending is None and self.wreq is NULL and not self._conn_lost \
-                and not self.sf_active:
+                and not self.sf_active and not self.resume_scheduled:
             self._conn_lost += 1
+            if self.loop._closed:
+                # The stdlib's call_soon() raises; the transport stays
+                # closing, its socket its own (see __del__).
+                raise RuntimeError('Event loop is closed')
             self.loop._call_soon(self._call_connection_lost, (None,), None)
 
     def abort(self):
@@ -785,6 +835,8 @@ cdef class StreamTransport:
         # (handshake failure, shutdown timeout).
         if self._conn_lost:
             return
+        if self.pending is not None:
+            self._send_before_drop()
         self.pending = None
         self.pending_size = 0
         # An in-flight uv_write is cancelled when the handle closes (at
@@ -800,7 +852,39 @@ cdef class StreamTransport:
             if waiter is not None and not waiter.done():
                 waiter.set_exception(exc)
         self._conn_lost += 1
+        if self.loop._closed:
+            # The stdlib's call_soon() raises (see __del__).
+            raise RuntimeError('Event loop is closed')
         self.loop._call_soon(self._call_connection_lost, (exc,), self.lost_context)
+
+    cdef _send_before_drop(self):
+        # The pending batch is about to be dropped (abort(), a fatal error,
+        # _force_close(), loop.close()). The stdlib's write() sends at once
+        # when its buffer is empty, so by now it would have handed these
+        # bytes to the kernel: one non-blocking writev of the batch, its
+        # result ignored (what the kernel does not take is dropped, as the
+        # stdlib drops its buffer). With a uv_write in flight the stdlib's
+        # buffer was not empty, and it would not have tried: nothing is
+        # sent.
+        cdef list objs = self.pending
+        cdef uv.uv_buf_t small[_SMALL_IOV]
+        cdef uv.uv_buf_t* bufs = small
+        cdef Py_ssize_t n, i
+        if objs is None or self.wreq is not NULL or self.uvstream is NULL \
+                or uv.uv_is_closing(<uv.uv_handle_t*>self.uvstream):
+            return
+        n = len(objs)
+        if n > _SMALL_IOV:
+            bufs = <uv.uv_buf_t*>malloc(n * sizeof(uv.uv_buf_t))
+            if bufs is NULL:
+                return
+        for i in range(n):
+            obj = objs[i]
+            bufs[i].base = PyBytes_AS_STRING(obj)
+            bufs[i].len = <size_t>PyBytes_GET_SIZE(obj)
+        uv.uv_try_write(self.uvstream, bufs, <unsigned int>n)
+        if bufs is not small:
+            free(bufs)
 
     cdef _fatal_error(self, exc, message):
         if isinstance(exc, OSError):
@@ -832,7 +916,8 @@ cdef class StreamTransport:
                 server._detach(self)
 
     cdef _close_handle(self):
-        # libuv closes the fd it was given; pending uv_writes are cancelled.
+        # libuv closes the fd it was given; pending uv_writes are cancelled
+        # (their callback runs while the loop still holds the transport).
         cdef uv.uv_stream_t* stream = self.uvstream
         # A sendfile's dup of the fd goes first (it would keep the socket
         # open).
@@ -841,8 +926,13 @@ cdef class StreamTransport:
             return
         self.uvstream = NULL
         self.reading = False
+        # No read callback from now on; the close callback only frees.
+        stream.data = NULL
         if not uv.uv_is_closing(<uv.uv_handle_t*>stream):
             uv.uv_close(<uv.uv_handle_t*>stream, _io_handle_closed)
+        if self.loop._open_transports is not None:
+            self.loop._open_transports.discard(self)
+        self._hold_update()
 
     cdef _release_socket(self):
         sock = self.sock
@@ -857,9 +947,48 @@ cdef class StreamTransport:
             sock.close()
 
     def _uv_close(self):
-        # The loop closes with this transport still open.
+        # The loop closes with this transport still open: its libuv handle
+        # goes (the stdlib's selector goes), the transport stays "open" and
+        # keeps the caller's socket open until it is closed or collected
+        # (__del__). A socket libuv owned is closed with the handle; the
+        # socket object only forgets the number, and still marks the
+        # transport as not closed.
+        self._send_before_drop()
+        self.pending = None
+        self.pending_size = 0
+        self._close_handle()
+        if self.borrowed and self.sock is not None:
+            socket.socket.detach(self.sock)
+
+    def __del__(self):
+        # The stdlib's _SelectorTransport.__del__ (and its pipe transports'):
+        # collected with its socket still open, the transport warns, closes
+        # it, and (3.13's) tells its server the connection is gone. ourloop
+        # also closes the libuv handle (loop still open: the transport was
+        # paused with nothing to write, so nothing held it).
+        sock = self.sock
+        if sock is None:
+            return
+        try:
+            _stream_warnings.warn(f"unclosed transport {self!r}", ResourceWarning,
+                                  source=self)
+        finally:
+            self._del_close()
+
+    def _del_close(self):
         self._close_handle()
         self._release_socket()
+        watchers = self.loop._fd_watchers if self.loop is not None else None
+        if watchers is not None and watchers.transports is not None:
+            # A warning that keeps the transport alive (its source) must
+            # not keep its fd number refused by add_reader().
+            for fd, t in list(watchers.transports.items()):
+                if t is self:
+                    del watchers.transports[fd]
+        server = self._server
+        if server is not None:
+            self._server = None
+            server._detach(self)
 
     # -- zero-copy sendfile (loop.sendfile; see the top of this file) -----
 
@@ -871,6 +1000,7 @@ cdef class StreamTransport:
             raise RuntimeError('Empty waiter is already set')
         waiter = self.loop.create_future()
         self.sf_active = True
+        self._hold_update()
         self.sf_sending = False
         self.sf_waiter = waiter
         self.sf_total = 0
@@ -910,6 +1040,7 @@ cdef class StreamTransport:
         self.sf_sending = False
         self._sf_release()
         self.sf_active = False
+        self._hold_update()
         self.sf_waiter = None
         self.sf_total = 0
         if self.uvstream is not NULL and self.pending is None and self.wreq is NULL \

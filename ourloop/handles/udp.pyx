@@ -61,10 +61,16 @@
 # - uv_udp_open sets SO_REUSEADDR on the socket; the transport puts the
 #   option back as it was (the stdlib never sets it for datagrams).
 #
-# Lifetime: while its handle is open the transport is in
-# LoopCore._io_handles (the loop keeps it alive; the close callback, or the
-# poll handle's close, takes it out); loop.close() calls _uv_close() for a
-# transport still open (no connection_lost, as with the stdlib).
+# Lifetime (as for streams, handles/stream.pyx): the loop keeps the
+# transport alive (LoopCore._io_handles) while libuv may call it: while it
+# reads, while a datagram is in libuv's queue (uv_head) or waits for
+# writability; _hold_update() keeps that up to date. Paused with nothing
+# queued, it is collected once nothing else refers to it, as the stdlib's.
+# loop.close() calls _uv_close() for a transport still open (no
+# connection_lost, as with the stdlib): the handle goes, the caller's socket
+# stays open until the transport is closed or collected; collected with its
+# socket open, it warns ResourceWarning("unclosed transport ...") and
+# closes it (the stdlib's __del__).
 
 from libc.string cimport memcmp, memcpy
 from collections import deque as _udp_deque
@@ -398,6 +404,7 @@ cdef class UDPTransport:
     cdef int fd
     cdef int family
     cdef object sock
+    cdef int sock_fd
     cdef bint borrowed
     cdef readonly object _protocol
     cdef readonly bint _protocol_connected
@@ -429,12 +436,14 @@ cdef class UDPTransport:
     cdef ourloop_udp_addr tx_sa
     cdef object rx_addr
     cdef ourloop_udp_addr rx_sa
+    cdef bint held
     cdef object __weakref__
     # Instance attributes shadow methods, as on the stdlib's transports.
     cdef dict __dict__
 
     def __cinit__(self):
         self.fd = -1
+        self.sock_fd = -1
         self._high_water = 64 * 1024
         self._low_water = 16 * 1024
         self._extra = {}
@@ -478,7 +487,8 @@ cdef class UDPTransport:
                 self._extra['peername'] = None
         self.connected = bool(self._extra['peername'])
         self._address = address
-        self.loop._fd_watchers.transports[sock.fileno()] = self
+        self.sock_fd = sock.fileno()
+        self.loop._fd_watchers.transports[self.sock_fd] = self
         self.set_protocol(protocol)
         self.loop._call_soon(protocol.connection_made, (self,), None)
         # Reading starts once connection_made() has run (the stdlib's
@@ -505,6 +515,7 @@ cdef class UDPTransport:
         elif self.poller is not None:
             self.reading = True
             self._poll_update(False)
+        self._hold_update()
         return 0
 
     cdef _stop_reading(self):
@@ -515,6 +526,24 @@ cdef class UDPTransport:
             _uv_udp_recv_stop(self.uvudp)
         elif self.poller is not None:
             self._poll_update(False)
+        self._hold_update()
+
+    cdef int _hold_update(self) except -1:
+        # The loop holds the transport while libuv may call it (see the
+        # top of this file).
+        cdef bint want = self.uv_head is not None or (
+            self.fd >= 0 and (self.reading or bool(self.queue)))
+        cdef set handles
+        if want == self.held or self.loop is None:
+            return 0
+        self.held = want
+        handles = self.loop._io_handles
+        if handles is not None:
+            if want:
+                handles.add(self)
+            else:
+                handles.discard(self)
+        return 0
 
     cdef _poll_update(self, bint force):
         # The poll handle watches what is wanted: reads while reading, and
@@ -558,11 +587,9 @@ cdef class UDPTransport:
             info.append('closed')
         elif self._closing:
             info.append('closing')
-        if self.sock is not None:
-            try:
-                info.append(f'fd={self.sock.fileno()}')
-            except Exception:
-                pass
+        if self.sock_fd >= 0:
+            # (The stdlib's: the number the socket had, even once closed.)
+            info.append(f'fd={self.sock_fd}')
         if self.loop is not None and not self.loop._closed and self.fd >= 0:
             info.append('read=polling' if self.reading else 'read=idle')
             state = 'polling' if self._queued() else 'idle'
@@ -795,6 +822,7 @@ cdef class UDPTransport:
                 self._submit_head()
         elif len(self.queue) == 1:
             self._poll_update(False)
+        self._hold_update()
         self._maybe_pause_protocol()
 
     cdef _want_writable(self):
@@ -870,6 +898,8 @@ cdef class UDPTransport:
         # cancelled it).
         payload = self.uv_head
         self.uv_head = None
+        # (The caller holds a reference: letting go of the loop's is safe.)
+        self._hold_update()
         if self._conn_lost or self.loop._closed or status == uv.UV_ECANCELED:
             return
         self.buffer_size -= PyBytes_GET_SIZE(payload) + _UDP_HEADER
@@ -917,6 +947,7 @@ cdef class UDPTransport:
             self._protocol.error_received(failed)
             return
         self._want_writable()
+        self._hold_update()
         self._maybe_resume_protocol()
         if not self._queued() and self._closing and not self._conn_lost:
             self._conn_lost += 1
@@ -998,6 +1029,9 @@ cdef class UDPTransport:
         self._stop_reading()
         if not self._queued():
             self._conn_lost += 1
+            if self.loop._closed:
+                # The stdlib's call_soon() raises (see __del__).
+                raise RuntimeError('Event loop is closed')
             self.loop._call_soon(self._call_connection_lost, (None,), None)
 
     def abort(self):
@@ -1015,7 +1049,10 @@ cdef class UDPTransport:
             self._closing = True
             self._stop_reading()
         self._poll_update(False)
+        self._hold_update()
         self._conn_lost += 1
+        if self.loop._closed:
+            raise RuntimeError('Event loop is closed')
         self.loop._call_soon(self._call_connection_lost, (exc,), None)
 
     cdef _fatal_error(self, exc, message):
@@ -1050,16 +1087,20 @@ cdef class UDPTransport:
         self.fd = -1
         if udp is not NULL:
             self.uvudp = NULL
+            # No receive callback from now on; a datagram libuv still
+            # holds is cancelled while the loop holds the transport.
+            udp.data = NULL
             if not uv.uv_is_closing(<uv.uv_handle_t*>udp):
                 uv.uv_close(<uv.uv_handle_t*>udp, _io_handle_closed)
         elif poller is not None:
             self.poller = None
             poller.transport = None
             PollHandle.close(poller)
-            if self.loop._io_handles is not None:
-                self.loop._io_handles.discard(self)
             if fd >= 0:
                 os.close(fd)
+        if self.loop is not None and self.loop._open_transports is not None:
+            self.loop._open_transports.discard(self)
+        self._hold_update()
 
     cdef _release_socket(self):
         sock = self.sock
@@ -1072,9 +1113,32 @@ cdef class UDPTransport:
             sock.close()
 
     def _uv_close(self):
-        # The loop closes with this transport still open.
+        # The loop closes with this transport still open: the handle goes,
+        # the caller's socket stays the transport's (a socket libuv owned
+        # is closed with the handle: the socket object forgets the number)
+        # until it is closed or collected, as with the stdlib.
         self._close_handle()
-        self._release_socket()
+        if self.borrowed and self.sock is not None:
+            socket.socket.detach(self.sock)
+
+    def __del__(self):
+        # The stdlib's _SelectorTransport.__del__: collected with its
+        # socket still open, the transport warns and closes it (and its
+        # handle, if the loop is still open).
+        sock = self.sock
+        if sock is None:
+            return
+        try:
+            _stream_warnings.warn(f"unclosed transport {self!r}", ResourceWarning,
+                                  source=self)
+        finally:
+            self._close_handle()
+            self._release_socket()
+            watchers = self.loop._fd_watchers if self.loop is not None else None
+            if watchers is not None and watchers.transports is not None:
+                for fd, t in list(watchers.transports.items()):
+                    if t is self:
+                        del watchers.transports[fd]
 
     def __dealloc__(self):
         if self.uvudp is not NULL:
@@ -1124,7 +1188,7 @@ cdef UDPTransport _udp_open_fd(LoopCore loop, int fd, int family):
         t.poller = poller
     t.loop = loop
     t.fd = fd
-    loop._io_handles.add(t)
+    loop._open_transports.add(t)
     return t
 
 

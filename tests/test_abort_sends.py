@@ -1,0 +1,365 @@
+"""What a transport dropped by abort() (or by any other path that discards
+its write buffer) has already handed to the kernel, checked against the
+stdlib loop.
+
+The stdlib's socket and pipe transports try to send at once in write()
+when their buffer is empty, so a small write followed by abort() reaches
+the peer (aiohttp answers a refused websocket handshake so). ourloop
+batches writes per iteration; every path that drops the batch (abort(),
+a fatal error, _force_close(), loop.close()) makes one non-blocking try
+first, and sends nothing the stdlib would not have sent: data written
+while earlier data still waits for the socket to be writable is dropped.
+"""
+
+import asyncio
+import os
+import shutil
+import socket
+import tempfile
+
+import pytest
+
+from support import run_coro
+
+HOST = "127.0.0.1"
+TIMEOUT = 10
+RESPONSE = b"HTTP/1.1 101 Switching Protocols\r\n\r\n"
+
+
+class Reader(asyncio.Protocol):
+    """The peer: collects what arrives until the connection is lost."""
+
+    def __init__(self, loop):
+        self.data = bytearray()
+        self.lost = loop.create_future()
+
+    def data_received(self, data):
+        self.data += data
+
+    def connection_lost(self, exc):
+        if not self.lost.done():
+            self.lost.set_result(exc)
+
+
+@pytest.fixture
+def sock_dir():
+    path = tempfile.mkdtemp(prefix="ol-", dir="/tmp")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+async def serve_and_read(loop, factory, unix_path=None):
+    """Start a server with protocol factory, connect a Reader to it; return
+    what the Reader got once its connection is lost, and the server."""
+    if unix_path is None:
+        server = await loop.create_server(factory, HOST, 0)
+        port = server.sockets[0].getsockname()[1]
+        tr, reader = await loop.create_connection(lambda: Reader(loop), HOST, port)
+    else:
+        server = await loop.create_unix_server(factory, unix_path)
+        tr, reader = await loop.create_unix_connection(lambda: Reader(loop), unix_path)
+    try:
+        await asyncio.wait_for(reader.lost, TIMEOUT)
+    finally:
+        tr.close()
+        server.close()
+        await server.wait_closed()
+    return bytes(reader.data)
+
+
+class WriteAbort(asyncio.Protocol):
+    """The issue's protocol: a response, then abort() at once."""
+
+    chunks = (RESPONSE,)
+
+    def connection_made(self, tr):
+        for chunk in self.chunks:
+            tr.write(chunk)
+        tr.abort()
+
+
+def test_write_then_abort_in_connection_made(loop):
+    assert run_coro(loop, serve_and_read(loop, WriteAbort)) == RESPONSE
+
+
+def test_write_then_abort_unix(loop, sock_dir):
+    path = os.path.join(sock_dir, "s")
+    assert run_coro(loop, serve_and_read(loop, WriteAbort, path)) == RESPONSE
+
+
+def test_several_writes_then_abort(loop):
+    # Each of the stdlib's write()s sends at once: all of them arrive, in
+    # order (writelines too).
+    class P(asyncio.Protocol):
+        def connection_made(self, tr):
+            tr.write(b"a" * 10)
+            tr.write(bytearray(b"b" * 20))
+            tr.writelines([b"c" * 30, memoryview(b"d" * 40)])
+            tr.abort()
+
+    data = run_coro(loop, serve_and_read(loop, P))
+    assert data == b"a" * 10 + b"b" * 20 + b"c" * 30 + b"d" * 40
+
+
+def test_write_then_abort_in_data_received(loop):
+    class Server(asyncio.Protocol):
+        def connection_made(self, tr):
+            self.tr = tr
+
+        def data_received(self, data):
+            self.tr.write(b"no: " + data)
+            self.tr.abort()
+
+    async def main():
+        server = await loop.create_server(Server, HOST, 0)
+        port = server.sockets[0].getsockname()[1]
+        tr, reader = await loop.create_connection(lambda: Reader(loop), HOST, port)
+        tr.write(b"hello")
+        try:
+            await asyncio.wait_for(reader.lost, TIMEOUT)
+        finally:
+            tr.close()
+            server.close()
+            await server.wait_closed()
+        return bytes(reader.data)
+
+    assert run_coro(loop, main()) == b"no: hello"
+
+
+def test_write_then_protocol_error(loop):
+    # data_received() writes, then raises: the fatal error closes the
+    # transport, and what was written already left.
+    contexts = []
+    loop.set_exception_handler(lambda lp, ctx: contexts.append(ctx))
+
+    class Server(asyncio.Protocol):
+        def connection_made(self, tr):
+            self.tr = tr
+
+        def data_received(self, data):
+            self.tr.write(b"partial answer")
+            raise ZeroDivisionError
+
+    async def main():
+        server = await loop.create_server(Server, HOST, 0)
+        port = server.sockets[0].getsockname()[1]
+        tr, reader = await loop.create_connection(lambda: Reader(loop), HOST, port)
+        tr.write(b"question")
+        try:
+            await asyncio.wait_for(reader.lost, TIMEOUT)
+        finally:
+            tr.close()
+            server.close()
+            await server.wait_closed()
+        return bytes(reader.data)
+
+    assert run_coro(loop, main()) == b"partial answer"
+    assert [type(c.get("exception")) for c in contexts] == [ZeroDivisionError]
+
+
+def test_write_then_force_close(loop):
+    # _force_close(exc) (what the stdlib's SSLProtocol calls on a handshake
+    # failure) drops the buffer the same way.
+    class P(asyncio.Protocol):
+        def connection_made(self, tr):
+            tr.write(RESPONSE)
+            tr._force_close(None)
+
+    assert run_coro(loop, serve_and_read(loop, P)) == RESPONSE
+
+
+def test_abort_with_buffered_data_drops_later_writes(loop):
+    # The peer does not read: a large write fills the socket buffers and
+    # the rest waits. A write made then would not have been tried by the
+    # stdlib (its buffer is not empty): abort() drops it, only a part of
+    # the large write has left.
+    big = b"x" * (16 * 1024 * 1024)
+    marker = b"MARKER"
+
+    async def main():
+        got = loop.create_future()
+
+        class Server(asyncio.Protocol):
+            def connection_made(self, tr):
+                got.set_result(tr)
+
+        server = await loop.create_server(Server, HOST, 0)
+        port = server.sockets[0].getsockname()[1]
+        client = socket.create_connection((HOST, port))
+        client.setblocking(False)
+        try:
+            tr = await asyncio.wait_for(got, TIMEOUT)
+            tr.write(big)
+            assert tr.get_write_buffer_size() > 0
+            tr.write(marker)
+            tr.abort()
+            data = bytearray()
+            while True:
+                try:
+                    chunk = await asyncio.wait_for(loop.sock_recv(client, 1 << 20), TIMEOUT)
+                except ConnectionResetError:
+                    break
+                if not chunk:
+                    break
+                data += chunk
+        finally:
+            client.close()
+            server.close()
+            await server.wait_closed()
+        return bytes(data)
+
+    data = run_coro(loop, main())
+    assert 0 < len(data) < len(big)
+    assert marker not in data
+
+
+def test_write_then_loop_close(loop_factory):
+    # The loop stops right after a write and is closed with the transport
+    # open: what the stdlib would have sent has left.
+    a, b = socket.socketpair()
+    loop = loop_factory()
+    try:
+        async def main():
+            tr, _ = await loop.create_connection(asyncio.Protocol, sock=a)
+            tr.write(RESPONSE)
+            loop.stop()
+
+        loop.create_task(main())
+        loop.run_forever()
+    finally:
+        loop.close()
+        a.close()
+    b.settimeout(TIMEOUT)
+    try:
+        assert b.recv(100) == RESPONSE
+    finally:
+        b.close()
+
+
+def test_write_pipe_write_then_abort(loop):
+    rfd, wfd = os.pipe()
+    rf = open(rfd, "rb", buffering=0)
+    wf = open(wfd, "wb", buffering=0)
+
+    async def main():
+        tr, _ = await loop.connect_write_pipe(asyncio.Protocol, wf)
+        tr.write(b"last words")
+        tr.abort()
+        await asyncio.sleep(0)
+
+    try:
+        run_coro(loop, main())
+        os.set_blocking(rf.fileno(), False)
+        assert rf.read(100) == b"last words"
+    finally:
+        rf.close()
+        wf.close()
+
+
+def test_datagram_sendto_then_abort(loop):
+    # sendto() already tries at once on both loops: the datagram left.
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind((HOST, 0))
+    receiver.settimeout(TIMEOUT)
+
+    async def main():
+        tr, _ = await loop.create_datagram_endpoint(
+            asyncio.DatagramProtocol, remote_addr=receiver.getsockname())
+        tr.sendto(b"datagram")
+        tr.abort()
+        await asyncio.sleep(0)
+
+    try:
+        run_coro(loop, main())
+        assert receiver.recv(100) == b"datagram"
+    finally:
+        receiver.close()
+
+
+def test_tls_write_then_abort(loop, tls_certs):
+    # Over TLS: the records of a write made right before abort() leave
+    # through the raw transport's abort().
+    class Server(asyncio.Protocol):
+        def connection_made(self, tr):
+            tr.write(RESPONSE)
+            tr.abort()
+
+    async def main():
+        server = await loop.create_server(
+            Server, HOST, 0, ssl=tls_certs.server_context())
+        port = server.sockets[0].getsockname()[1]
+        tr, reader = await loop.create_connection(
+            lambda: Reader(loop), HOST, port,
+            ssl=tls_certs.client_context(), server_hostname="localhost")
+        try:
+            await asyncio.wait_for(reader.lost, TIMEOUT)
+        finally:
+            tr.close()
+            server.close()
+            await server.wait_closed()
+        return bytes(reader.data)
+
+    assert run_coro(loop, main()) == RESPONSE
+
+
+def test_close_before_pending_resume_writing(loop):
+    # close() called once the write buffer has drained but before the
+    # protocol was told resume_writing(): what resume_writing() writes
+    # still leaves before connection_lost(). The stdlib calls
+    # resume_writing() in the same step that empties its buffer; ourloop's
+    # comes in the ready phase, and a close() queued before it (TLS's
+    # shutdown does call_soon(transport.close)) must wait for it.
+    big = b"x" * (4 * 1024 * 1024)
+
+    class Server(asyncio.Protocol):
+        def connection_made(self, tr):
+            self.tr = tr
+            self.pauses = 0
+
+        def pause_writing(self):
+            self.pauses += 1
+
+        def resume_writing(self):
+            self.tr.write(b"END")
+
+    async def main():
+        protos = []
+
+        def factory():
+            protos.append(Server())
+            return protos[-1]
+
+        server = await loop.create_server(factory, HOST, 0)
+        client = socket.create_connection(server.sockets[0].getsockname())
+        client.setblocking(False)
+        try:
+            while not protos:
+                await asyncio.sleep(0.001)
+            proto = protos[0]
+            tr = proto.tr
+            tr.write(big)
+            assert proto.pauses == 1 and tr.get_write_buffer_size() > 0
+
+            def tick():
+                # Every iteration, before the I/O callbacks' work: close
+                # as soon as nothing is buffered.
+                if tr.get_write_buffer_size() == 0:
+                    tr.close()
+                else:
+                    loop.call_soon(tick)
+
+            loop.call_soon(tick)
+            data = bytearray()
+            while True:
+                chunk = await asyncio.wait_for(loop.sock_recv(client, 1 << 20), TIMEOUT)
+                if not chunk:
+                    break
+                data += chunk
+        finally:
+            client.close()
+            server.close()
+            await server.wait_closed()
+        return bytes(data)
+
+    data = run_coro(loop, main())
+    assert len(data) == len(big) + 3 and data.endswith(b"END")
