@@ -104,7 +104,6 @@ from libc.errno cimport EPERM as _C_EPERM, EAGAIN as _C_EAGAIN, EINTR as _C_EINT
 from posix.unistd cimport write as c_write, close as c_close
 from asyncio import transports as _transports
 import stat as _stat
-import warnings as _warnings
 
 cdef extern from "<sys/epoll.h>" nogil:
     struct epoll_event:
