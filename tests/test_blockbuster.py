@@ -63,43 +63,38 @@ async def _roundtrip(reader, writer, payload=b"ping"):
     return data
 
 
-def test_tcp_server_and_client(busted):
-    async def main():
-        server = await asyncio.start_server(_echo, HOST, 0)
-        port = server.sockets[0].getsockname()[1]
-        data = await _roundtrip(*await asyncio.open_connection(HOST, port))
-        server.close()
-        await server.wait_closed()
-        return data
+async def _serve_and_roundtrip(start, connect):
+    """start() -> a server; connect(server) -> (reader, writer); one echo."""
+    server = await start()
+    data = await _roundtrip(*await connect(server))
+    server.close()
+    await server.wait_closed()
+    return data
 
-    assert busted(main()) == b"ping"
+
+def _port(server):
+    return server.sockets[0].getsockname()[1]
+
+
+def test_tcp_server_and_client(busted):
+    assert busted(_serve_and_roundtrip(
+        lambda: asyncio.start_server(_echo, HOST, 0),
+        lambda server: asyncio.open_connection(HOST, _port(server)))) == b"ping"
 
 
 def test_tcp_client_by_name(busted):
     # 'localhost' is resolved through getaddrinfo in the executor.
-    async def main():
-        server = await asyncio.start_server(_echo, HOST, 0)
-        port = server.sockets[0].getsockname()[1]
-        data = await _roundtrip(*await asyncio.open_connection("localhost", port,
-                                                               family=socket.AF_INET))
-        server.close()
-        await server.wait_closed()
-        return data
-
-    assert busted(main()) == b"ping"
+    assert busted(_serve_and_roundtrip(
+        lambda: asyncio.start_server(_echo, HOST, 0),
+        lambda server: asyncio.open_connection("localhost", _port(server),
+                                               family=socket.AF_INET))) == b"ping"
 
 
 def test_unix_server_and_client(busted, sock_dir):
     path = os.path.join(sock_dir, "s")
-
-    async def main():
-        server = await asyncio.start_unix_server(_echo, path)
-        data = await _roundtrip(*await asyncio.open_unix_connection(path))
-        server.close()
-        await server.wait_closed()
-        return data
-
-    assert busted(main()) == b"ping"
+    assert busted(_serve_and_roundtrip(
+        lambda: asyncio.start_unix_server(_echo, path),
+        lambda server: asyncio.open_unix_connection(path))) == b"ping"
 
 
 @pytest.mark.only_loop("ourloop", reason="the stdlib loop removes the stale file with "
@@ -110,14 +105,9 @@ def test_unix_server_replaces_stale_socket_file(busted, sock_dir):
     stale.bind(path)
     stale.close()
 
-    async def main():
-        server = await asyncio.start_unix_server(_echo, path)
-        data = await _roundtrip(*await asyncio.open_unix_connection(path))
-        server.close()
-        await server.wait_closed()
-        return data
-
-    assert busted(main()) == b"ping"
+    assert busted(_serve_and_roundtrip(
+        lambda: asyncio.start_unix_server(_echo, path),
+        lambda server: asyncio.open_unix_connection(path))) == b"ping"
 
 
 def test_udp_endpoints(busted):
@@ -223,20 +213,14 @@ def test_sendfile_and_sock_sendfile(busted, data_file):
     assert busted(main()) == (50_000, 50_000, [50_000, 50_000])
 
 
-def test_tls_server_and_client(busted, tls_certs):  # noqa: F811
+def test_tls_server_and_client(busted, tls_certs):
     server_ctx = tls_certs.server_context()
     client_ctx = tls_certs.client_context()
-
-    async def main():
-        server = await asyncio.start_server(_echo, HOST, 0, ssl=server_ctx)
-        port = server.sockets[0].getsockname()[1]
-        data = await _roundtrip(*await asyncio.open_connection(
-            HOST, port, ssl=client_ctx, server_hostname="localhost"))
-        server.close()
-        await server.wait_closed()
-        return data
-
-    assert busted(main()) == b"ping"
+    assert busted(_serve_and_roundtrip(
+        lambda: asyncio.start_server(_echo, HOST, 0, ssl=server_ctx),
+        lambda server: asyncio.open_connection(
+            HOST, _port(server), ssl=client_ctx,
+            server_hostname="localhost"))) == b"ping"
 
 
 def test_pipes(busted):

@@ -193,13 +193,19 @@ def test_async_with_server(loop):
     assert data == b"ping"
 
 
+async def _server_with_live_client(loop):
+    """An echo server and one connected client that has had an echo."""
+    server = await loop.create_server(Echo, HOST, 0)
+    port = server.sockets[0].getsockname()[1]
+    tr, p = await loop.create_connection(lambda: Client(loop), HOST, port)
+    tr.write(b"x")
+    await p.got
+    return server, tr, p
+
+
 def test_wait_closed_and_live_connections(loop):
     async def main():
-        server = await loop.create_server(Echo, HOST, 0)
-        port = server.sockets[0].getsockname()[1]
-        tr, p = await loop.create_connection(lambda: Client(loop), HOST, port)
-        tr.write(b"x")
-        await p.got
+        server, tr, p = await _server_with_live_client(loop)
         server.close()
         waiter = asyncio.ensure_future(server.wait_closed())
         await asyncio.sleep(0.05)
@@ -227,11 +233,7 @@ def test_wait_closed_before_close_waits_for_close_and_connections(loop):
     # for the last connection (3.9-3.11 too: only an already closed server
     # returns at once there).
     async def main():
-        server = await loop.create_server(Echo, HOST, 0)
-        port = server.sockets[0].getsockname()[1]
-        tr, p = await loop.create_connection(lambda: Client(loop), HOST, port)
-        tr.write(b"x")
-        await p.got
+        server, tr, p = await _server_with_live_client(loop)
         waiter = asyncio.ensure_future(server.wait_closed())
         await asyncio.sleep(0)
         before_close = waiter.done()
@@ -245,26 +247,6 @@ def test_wait_closed_before_close_waits_for_close_and_connections(loop):
     before_close, after_close = run_coro(loop, main())
     assert before_close is False
     assert after_close is False
-
-
-def test_keep_alive_client_does_not_hang_pre_312_shutdown(loop):
-    # Code written for 3.11: close() then wait_closed() with a keep-alive
-    # client still connected returns there; on 3.12+ it waits for it.
-    async def main():
-        server = await loop.create_server(Echo, HOST, 0)
-        port = server.sockets[0].getsockname()[1]
-        tr, p = await loop.create_connection(lambda: Client(loop), HOST, port)
-        tr.write(b"x")
-        await p.got
-        server.close()
-        waiter = asyncio.ensure_future(server.wait_closed())
-        done, _ = await asyncio.wait([waiter], timeout=0.5)
-        returned = bool(done)
-        tr.close()
-        await asyncio.wait_for(waiter, TIMEOUT)
-        return returned
-
-    assert run_coro(loop, main()) is (sys.version_info < (3, 12))
 
 
 @pytest.mark.skipif(
