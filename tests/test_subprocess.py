@@ -989,9 +989,12 @@ def test_loop_closed_while_children_run(loop_factory):
         loop.close()
         asyncio.set_event_loop(None)
     pids = [t.get_pid() for t in transports]
-    assert wait_until(lambda: all(reaped(p) for p in pids))
+    popens = [t.get_extra_info("subprocess") for t in transports]
+    # The reaper thread reaps each child, then records its returncode.
+    assert wait_until(lambda: all(reaped(p) for p in pids)
+                      and all(p.returncode is not None for p in popens))
+    assert [p.returncode for p in popens] == [0] * len(popens)
     for t in transports:
-        assert t.get_extra_info("subprocess").returncode == 0
         t.close()
 
 
