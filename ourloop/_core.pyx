@@ -27,9 +27,7 @@ cimport cython
 from libc.stdint cimport uint64_t
 from libc.stdlib cimport malloc, free
 from libc.math cimport INFINITY
-from cpython.contextvars cimport (
-    PyContext_Copy, PyContext_CopyCurrent, PyContext_Enter, PyContext_Exit,
-)
+from cpython.contextvars cimport PyContext_CopyCurrent, PyContext_Enter, PyContext_Exit
 from cpython.exc cimport PyErr_CheckSignals
 from cpython.pythread cimport PyThread_get_thread_ident
 

@@ -126,8 +126,9 @@ class TLSMixin:
     def _tls_accepted(self, sslcontext, ssl_handshake_timeout,
                       ssl_shutdown_timeout, transport, sock, protocol,
                       server):
-        # Called by the native listener with a new transport and the
-        # application protocol; an exception makes it close the transport.
+        # Called by the native listener's accept task with a new transport
+        # and the application protocol; an exception makes it close the
+        # transport. Returns the handshake's waiter, which the task awaits.
         waiter = self.create_future()
         ssl_protocol = _new_ssl_protocol(
             self, protocol, sslcontext, waiter, True, None, True,
@@ -135,6 +136,7 @@ class TLSMixin:
         transport._setup(sock, ssl_protocol, None, None, server, True)
         waiter.add_done_callback(functools.partial(
             _accept_done, self, protocol, ssl_protocol._app_transport))
+        return waiter
 
     # -- start_tls -------------------------------------------------------------
 

@@ -628,3 +628,94 @@ def test_create_connection_bad_interleave(loop, interleave, exc):
     message = run_coro(loop, main())
     if isinstance(interleave, float):
         assert "slice indices must be integers" in message
+
+
+# --------------------------------------------------------------------------
+# accepted connections are set up in a task of the loop, as in the stdlib
+# (its accept callback runs _accept_connection2 through create_task())
+# --------------------------------------------------------------------------
+
+
+async def _one_echo(loop, server):
+    port = server.sockets[0].getsockname()[1]
+    tr, p = await loop.create_connection(lambda: Client(loop), HOST, port)
+    tr.write(b"x")
+    await p.got
+    tr.close()
+    await p.lost
+
+
+def test_accepted_protocol_factory_runs_in_a_task(loop):
+    seen = []
+
+    def factory():
+        seen.append(asyncio.current_task())
+        return Echo()
+
+    async def main():
+        server = await loop.create_server(factory, HOST, 0)
+        await _one_echo(loop, server)
+        server.close()
+        await server.wait_closed()
+
+    run_coro(loop, main())
+    assert len(seen) == 1
+    assert isinstance(seen[0], asyncio.Task)
+    assert seen[0].done()
+
+
+def test_task_factory_makes_the_accept_tasks(loop):
+    made = []
+
+    def task_factory(loop, coro, **kwargs):
+        task = asyncio.Task(coro, loop=loop, **kwargs)
+        made.append(task)
+        return task
+
+    async def main():
+        server = await loop.create_server(Echo, HOST, 0)
+        before = len(made)
+        await _one_echo(loop, server)
+        server.close()
+        await server.wait_closed()
+        return len(made) - before
+
+    loop.set_task_factory(task_factory)
+    # main() makes no task of its own after `before`: the one counted is
+    # the accepted connection's.
+    assert run_coro(loop, main()) == 1
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_failing_accepted_protocol_factory_reported_in_debug_only(loop, debug):
+    errors = []
+    calls = []
+
+    def factory():
+        calls.append(None)
+        if len(calls) == 1:
+            raise RuntimeError("no protocol")
+        return Echo()
+
+    async def main():
+        loop.set_exception_handler(lambda _loop, context: errors.append(context))
+        server = await loop.create_server(factory, HOST, 0)
+        port = server.sockets[0].getsockname()[1]
+        first = socket.create_connection((HOST, port))
+        try:
+            # Connections are accepted in order: once the second echoes,
+            # the first one's set-up is over.
+            await _one_echo(loop, server)
+        finally:
+            first.close()
+        server.close()
+        await server.wait_closed()
+
+    loop.set_debug(debug)
+    run_coro(loop, main())
+    got = [(c["message"], type(c["exception"])) for c in errors]
+    if debug:
+        assert got == [("Error on transport creation for incoming connection",
+                        RuntimeError)]
+    else:
+        assert got == []

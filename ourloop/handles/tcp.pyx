@@ -160,20 +160,30 @@ cdef class TCPListener(PollHandle):
             _os.close(conn)
             self.loop._call_soon(self._accept_error, (exc,), self.context)
             return
-        # The stdlib's accept callback runs _accept_connection2 in a task,
-        # that is in a copy of the listener's context made per connection:
-        # the protocol factory, connection_made() and every later callback
-        # of the connection see the context serving started in (and what
-        # the factory set in it), never another connection's changes.
-        self.loop._call_soon(self._accepted, (t, conn), PyContext_Copy(self.context))
+        # Ready phase, in the listener's context: what the stdlib's accept
+        # callback does next, starting the connection's set-up as a task.
+        self.loop._call_soon(self._start_accept, (t, conn), self.context)
 
     def _resume(self):
         self.retry = None
         if not self.closed and self.uvpoll is not NULL:
             self.start(uv.UV_READABLE)
 
-    def _accepted(self, StreamTransport t, int fd):
-        # Ready phase, per connection: the stdlib's _accept_connection2.
+    def _start_accept(self, StreamTransport t, int fd):
+        # The stdlib runs each accepted connection's _accept_connection2 as
+        # a task of the loop (made by its task factory, if any), whose
+        # context is a copy of the listener's: the protocol factory runs in
+        # that task (asyncio.current_task() is it), and connection_made()
+        # and every later callback of the connection see the context
+        # serving started in, plus what the factory set in it, never
+        # another connection's changes.
+        if self.closed or self.loop._closed:
+            t._close_handle()
+            return
+        self.loop.create_task(self._accept_connection2(t, fd))
+
+    async def _accept_connection2(self, StreamTransport t, int fd):
+        # Per connection, in its task: the stdlib's _accept_connection2.
         protocol = None
         if self.closed or self.loop._closed:
             t._close_handle()
@@ -184,32 +194,49 @@ cdef class TCPListener(PollHandle):
         try:
             protocol = self.protocol_factory()
             if self.tls is None:
-                t._setup(sock, protocol, None, None, self.server, True)
+                waiter = self.loop.create_future()
+                t._setup(sock, protocol, waiter, None, self.server, True)
             else:
                 # A TLS server: the loop's Python helper sets the transport
-                # up under an SSL protocol (ourloop/_tls.py).
-                self.tls(t, sock, protocol, self.server)
-        except (SystemExit, KeyboardInterrupt):
+                # up under an SSL protocol (ourloop/_tls.py) and returns the
+                # handshake's waiter.
+                waiter = self.tls(t, sock, protocol, self.server)
+        except BaseException as exc:
+            # Nothing was handed over: close the connection (the stdlib
+            # leaves its socket to the garbage collector).
             t._close_handle()
             t._release_socket()
+            if isinstance(exc, (SystemExit, KeyboardInterrupt)):
+                raise
+            self._creation_failed(exc, protocol, t)
+            return
+        try:
+            await waiter
+        except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
-            t._close_handle()
-            t._release_socket()
-            if self.loop.is_closed():
-                return
-            context = {
-                'message': 'Error on transport creation for incoming connection',
-                'exception': exc,
-            }
-            if protocol is not None:
-                context['protocol'] = protocol
-            context['transport'] = t
-            self.loop.call_exception_handler(context)
+            # Cancelled (or, under TLS, a failed handshake, which
+            # ourloop/_tls.py has closed and reported already).
+            if self.tls is None:
+                t.close()
+                self._creation_failed(exc, protocol, t)
             return
         if self.loop._debug_flag:
             logger.debug("%r got a new connection from %r: %r",
                          self.server, t._extra.get('peername'), t)
+
+    def _creation_failed(self, exc, protocol, transport):
+        # Reported in debug mode only, as by the stdlib.
+        if not self.loop._debug_flag or self.loop.is_closed():
+            return
+        context = {
+            'message': 'Error on transport creation for incoming connection',
+            'exception': exc,
+            'transport': transport,
+        }
+        if protocol is not None:
+            context['protocol'] = protocol
+        self.loop.call_exception_handler(context)
 
     def _accept_error(self, exc):
         if isinstance(exc, OSError) and exc.errno in (
