@@ -36,54 +36,8 @@
 from libc cimport errno as _cerrno
 from posix.unistd cimport read as _c_read
 from posix.types cimport pid_t
-
-
-cdef extern from *:
-    """
-    #include <string.h>
-    #include <errno.h>
-    #include <sys/wait.h>
-
-    #ifndef P_PIDFD
-    #define P_PIDFD 3
-    #endif
-
-    /* Reap the exited child of pidfd (or pid): 1 and *code set (the
-       returncode: exit status, or minus the signal number), 0 if it has not
-       exited, -1 with errno set (ECHILD: reaped by someone else). */
-    static int ourloop_reap(int pidfd, int pid, int* code) {
-        siginfo_t info;
-        int status, r;
-        memset(&info, 0, sizeof(info));
-        do
-            r = waitid(P_PIDFD, (id_t)pidfd, &info, WEXITED | WNOHANG);
-        while (r == -1 && errno == EINTR);
-        if (r == -1 && errno == EINVAL) {
-            /* Linux 5.3: pidfds, but no P_PIDFD. */
-            do
-                r = waitpid(pid, &status, WNOHANG);
-            while (r == -1 && errno == EINTR);
-            if (r <= 0)
-                return r;
-            if (WIFSIGNALED(status))
-                *code = -WTERMSIG(status);
-            else
-                *code = WEXITSTATUS(status);
-            return 1;
-        }
-        if (r == -1)
-            return -1;
-        if (info.si_pid == 0)
-            return 0;
-        if (info.si_code == CLD_EXITED)
-            *code = info.si_status;
-        else
-            *code = -info.si_status;
-        return 1;
-    }
-    """
-    int ourloop_reap(int pidfd, int pid, int* code) nogil
-    pid_t waitpid(pid_t pid, int* status, int options) nogil
+from posix.wait cimport waitpid
+from ourloop.includes.process_io cimport ourloop_reap
 
 
 # As much of a child's failure report as Popen reads (it stops past this).

@@ -73,252 +73,16 @@
 # closes it (the stdlib's __del__).
 
 from libc.string cimport memcmp, memcpy
+from ourloop.includes.udp_io cimport (
+    ourloop_udp_addr, ourloop_udp_parse, ourloop_udp_pyaddr, ourloop_udp_recvfrom,
+    ourloop_udp_sendto, ourloop_udp_get_reuseaddr, ourloop_udp_clear_reuseaddr, ourloop_udp_sa,
+)
 from collections import deque as _udp_deque
 from asyncio.transports import (
     DatagramTransport as _asyncio_DatagramTransport,
     ReadTransport as _asyncio_ReadTransport,
     WriteTransport as _asyncio_WriteTransport,
 )
-
-
-cdef extern from *:
-    """
-    #include <sys/socket.h>
-    #include <sys/un.h>
-    #include <netinet/in.h>
-    #include <arpa/inet.h>
-    #include <stddef.h>
-    #include <string.h>
-
-    /* A socket address of any family, with its length. */
-    typedef struct {
-        int len;
-        union {
-            struct sockaddr sa;
-            struct sockaddr_in in4;
-            struct sockaddr_in6 in6;
-            struct sockaddr_un un;
-            struct sockaddr_storage ss;
-        } u;
-    } ourloop_udp_addr;
-
-    /* The length recvfrom() is given for a family (the socket module's). */
-    static int ourloop_udp_addrlen(int family) {
-        switch (family) {
-        case AF_INET: return (int)sizeof(struct sockaddr_in);
-        case AF_INET6: return (int)sizeof(struct sockaddr_in6);
-        case AF_UNIX: return (int)sizeof(struct sockaddr_un);
-        default: return (int)sizeof(struct sockaddr_storage);
-        }
-    }
-
-    /* addr as the socket module would parse it for `family`, when that
-       needs no name resolution and cannot fail: 1 and a->len set; else 0
-       (the caller asks the socket object, which raises the socket
-       module's error or resolves the name). Never sets an exception. */
-    static int ourloop_udp_parse(ourloop_udp_addr* a, int family, PyObject* addr) {
-        memset(a, 0, sizeof(*a));
-        if (family == AF_INET || family == AF_INET6) {
-            Py_ssize_t n, hlen;
-            const char* host;
-            long port;
-            unsigned long flowinfo = 0, scope_id = 0;
-            PyObject* item;
-            if (!PyTuple_CheckExact(addr))
-                return 0;
-            n = PyTuple_GET_SIZE(addr);
-            if (family == AF_INET ? n != 2 : (n < 2 || n > 4))
-                return 0;
-            item = PyTuple_GET_ITEM(addr, 0);
-            if (!PyUnicode_CheckExact(item))
-                return 0;
-            host = PyUnicode_AsUTF8AndSize(item, &hlen);
-            if (host == NULL) {
-                PyErr_Clear();
-                return 0;
-            }
-            if ((Py_ssize_t)strlen(host) != hlen)
-                return 0;
-            item = PyTuple_GET_ITEM(addr, 1);
-            if (!PyLong_CheckExact(item))
-                return 0;
-            port = PyLong_AsLong(item);
-            if (port == -1 && PyErr_Occurred()) {
-                PyErr_Clear();
-                return 0;
-            }
-            if (port < 0 || port > 65535)
-                return 0;
-            if (n > 2) {
-                item = PyTuple_GET_ITEM(addr, 2);
-                if (!PyLong_CheckExact(item))
-                    return 0;
-                flowinfo = PyLong_AsUnsignedLong(item);
-                if (PyErr_Occurred()) {
-                    PyErr_Clear();
-                    return 0;
-                }
-                if (flowinfo > 0xfffff)
-                    return 0;
-            }
-            if (n > 3) {
-                item = PyTuple_GET_ITEM(addr, 3);
-                if (!PyLong_CheckExact(item))
-                    return 0;
-                scope_id = PyLong_AsUnsignedLong(item);
-                if (PyErr_Occurred()) {
-                    PyErr_Clear();
-                    return 0;
-                }
-                if (scope_id > 0xffffffffUL)
-                    return 0;
-            }
-            if (family == AF_INET) {
-                if (inet_pton(AF_INET, host, &a->u.in4.sin_addr) != 1)
-                    return 0;
-                a->u.in4.sin_family = AF_INET;
-                a->u.in4.sin_port = htons((unsigned short)port);
-                a->len = (int)sizeof(struct sockaddr_in);
-            } else {
-                if (inet_pton(AF_INET6, host, &a->u.in6.sin6_addr) != 1)
-                    return 0;
-                a->u.in6.sin6_family = AF_INET6;
-                a->u.in6.sin6_port = htons((unsigned short)port);
-                a->u.in6.sin6_flowinfo = htonl((uint32_t)flowinfo);
-                a->u.in6.sin6_scope_id = (uint32_t)scope_id;
-                a->len = (int)sizeof(struct sockaddr_in6);
-            }
-            return 1;
-        }
-        if (family == AF_UNIX) {
-            PyObject* encoded = NULL;
-            const char* path;
-            Py_ssize_t plen;
-            if (PyUnicode_CheckExact(addr)) {
-                encoded = PyUnicode_EncodeFSDefault(addr);
-                if (encoded == NULL) {
-                    PyErr_Clear();
-                    return 0;
-                }
-                path = PyBytes_AS_STRING(encoded);
-                plen = PyBytes_GET_SIZE(encoded);
-            } else if (PyBytes_CheckExact(addr)) {
-                path = PyBytes_AS_STRING(addr);
-                plen = PyBytes_GET_SIZE(addr);
-            } else {
-                return 0;
-            }
-            if (plen > 0 && path[0] == 0) {
-                /* Linux abstract namespace: the length is the name's. */
-                if ((size_t)plen > sizeof(a->u.un.sun_path))
-                    goto unix_fail;
-            } else if ((size_t)plen >= sizeof(a->u.un.sun_path)) {
-                goto unix_fail;
-            }
-            a->u.un.sun_family = AF_UNIX;
-            memcpy(a->u.un.sun_path, path, (size_t)plen);
-            a->len = (int)(plen + offsetof(struct sockaddr_un, sun_path));
-            Py_XDECREF(encoded);
-            return 1;
-        unix_fail:
-            Py_XDECREF(encoded);
-            return 0;
-        }
-        return 0;
-    }
-
-    /* The Python address for a received datagram's sender, as the socket
-       module builds it (a new reference, or NULL with an exception). */
-    static PyObject* ourloop_udp_pyaddr(ourloop_udp_addr* a) {
-        char text[INET6_ADDRSTRLEN + 1];
-        if (a->len == 0)
-            Py_RETURN_NONE;
-        switch (a->u.sa.sa_family) {
-        case AF_INET:
-            if (inet_ntop(AF_INET, &a->u.in4.sin_addr, text, sizeof(text)) == NULL)
-                return PyErr_SetFromErrno(PyExc_OSError);
-            return Py_BuildValue("si", text, (int)ntohs(a->u.in4.sin_port));
-        case AF_INET6:
-            if (inet_ntop(AF_INET6, &a->u.in6.sin6_addr, text, sizeof(text)) == NULL)
-                return PyErr_SetFromErrno(PyExc_OSError);
-            return Py_BuildValue("siII", text, (int)ntohs(a->u.in6.sin6_port),
-                                 (unsigned int)ntohl(a->u.in6.sin6_flowinfo),
-                                 (unsigned int)a->u.in6.sin6_scope_id);
-        case AF_UNIX: {
-            Py_ssize_t n = (Py_ssize_t)a->len - (Py_ssize_t)offsetof(struct sockaddr_un, sun_path);
-            if (n > 0 && a->u.un.sun_path[0] == 0)
-                return PyBytes_FromStringAndSize(a->u.un.sun_path, n);
-            return PyUnicode_DecodeFSDefault(a->u.un.sun_path);
-        }
-        default:
-            return Py_BuildValue("iy#", (int)a->u.sa.sa_family, a->u.sa.sa_data,
-                                 (Py_ssize_t)sizeof(a->u.sa.sa_data));
-        }
-    }
-
-    static ssize_t ourloop_udp_recvfrom(int fd, char* buf, size_t size, ourloop_udp_addr* a, int family) {
-        socklen_t len = (socklen_t)ourloop_udp_addrlen(family);
-        ssize_t n;
-        memset(a, 0, sizeof(*a));
-        n = recvfrom(fd, buf, size, 0, &a->u.sa, &len);
-        a->len = n < 0 ? 0 : (int)len;
-        return n;
-    }
-
-    static ssize_t ourloop_udp_sendto(int fd, const char* buf, size_t size, ourloop_udp_addr* a) {
-        if (a == NULL)
-            return send(fd, buf, size, 0);
-        return sendto(fd, buf, size, 0, &a->u.sa, (socklen_t)a->len);
-    }
-
-    static const struct sockaddr* ourloop_udp_sa(ourloop_udp_addr* a) {
-        return &a->u.sa;
-    }
-
-    static int ourloop_udp_get_reuseaddr(int fd) {
-        int on = 0;
-        socklen_t len = sizeof(on);
-        if (getsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, &len) != 0)
-            return -1;
-        return on != 0;
-    }
-
-    static void ourloop_udp_clear_reuseaddr(int fd) {
-        int off = 0;
-        (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &off, sizeof(off));
-    }
-    """
-    ctypedef struct _udp_sockaddr "struct sockaddr":
-        pass
-    ctypedef struct ourloop_udp_addr:
-        int len
-    int ourloop_udp_parse(ourloop_udp_addr* a, int family, object addr)
-    object ourloop_udp_pyaddr(ourloop_udp_addr* a)
-    ssize_t ourloop_udp_recvfrom(int fd, char* buf, size_t size, ourloop_udp_addr* a, int family) nogil
-    ssize_t ourloop_udp_sendto(int fd, const char* buf, size_t size, ourloop_udp_addr* a) nogil
-    int ourloop_udp_get_reuseaddr(int fd) nogil
-    void ourloop_udp_clear_reuseaddr(int fd) nogil
-    const _udp_sockaddr* ourloop_udp_sa(ourloop_udp_addr* a) nogil
-
-
-cdef extern from "uv.h" nogil:
-    ctypedef struct _uv_udp_t "uv_udp_t":
-        void* data
-        uv.uv_loop_t* loop
-    ctypedef struct _uv_udp_send_t "uv_udp_send_t":
-        void* data
-    ctypedef void (*_uv_udp_send_cb "uv_udp_send_cb")(_uv_udp_send_t* req, int status) noexcept nogil
-    ctypedef void (*_uv_udp_recv_cb "uv_udp_recv_cb")(
-        _uv_udp_t* handle, ssize_t nread, const uv.uv_buf_t* buf,
-        const _udp_sockaddr* addr, unsigned flags) noexcept nogil
-    int _uv_udp_init "uv_udp_init"(uv.uv_loop_t* loop, _uv_udp_t* handle)
-    int _uv_udp_open "uv_udp_open"(_uv_udp_t* handle, int sock)
-    int _uv_udp_recv_start "uv_udp_recv_start"(_uv_udp_t* handle, uv.uv_alloc_cb alloc_cb,
-                                               _uv_udp_recv_cb recv_cb)
-    int _uv_udp_recv_stop "uv_udp_recv_stop"(_uv_udp_t* handle)
-    int _uv_udp_send "uv_udp_send"(_uv_udp_send_t* req, _uv_udp_t* handle,
-                                   const uv.uv_buf_t* bufs, unsigned int nbufs,
-                                   const _udp_sockaddr* addr, _uv_udp_send_cb send_cb)
 
 
 cdef enum:
@@ -340,8 +104,8 @@ _UDPTransportABC = type('UDPTransport',
                         {'__slots__': (), '__module__': __name__})
 
 
-cdef void _udp_recv(_uv_udp_t* handle, ssize_t nread, const uv.uv_buf_t* buf,
-                    const _udp_sockaddr* addr, unsigned flags) noexcept with gil:
+cdef void _udp_recv(uv.uv_udp_t* handle, ssize_t nread, const uv.uv_buf_t* buf,
+                    const uv.sockaddr* addr, unsigned flags) noexcept with gil:
     # In uv_run: with the empty buffer of _stream_alloc_none, libuv only
     # says "readable" (UV_ENOBUFS) and reads nothing.
     cdef UDPTransport t
@@ -354,7 +118,7 @@ cdef void _udp_recv(_uv_udp_t* handle, ssize_t nread, const uv.uv_buf_t* buf,
         t.loop._set_pending_exception(exc)
 
 
-cdef void _udp_sent(_uv_udp_send_t* req, int status) noexcept with gil:
+cdef void _udp_sent(uv.uv_udp_send_t* req, int status) noexcept with gil:
     cdef UDPTransport t
     if req.data is NULL:
         free(req)
@@ -399,7 +163,7 @@ cdef class UDPTransport:
     uv_udp_t (IPv4, IPv6) or uv_poll_t (other families)."""
 
     cdef LoopCore loop
-    cdef _uv_udp_t* uvudp
+    cdef uv.uv_udp_t* uvudp
     cdef _UDPPoll poller
     cdef int fd
     cdef int family
@@ -508,7 +272,7 @@ cdef class UDPTransport:
         if self.reading:
             return 0
         if self.uvudp is not NULL:
-            err = _uv_udp_recv_start(self.uvudp, _stream_alloc_none, _udp_recv)
+            err = uv.uv_udp_recv_start(self.uvudp, _stream_alloc_none, _udp_recv)
             if err < 0:
                 raise uv_error(err)
             self.reading = True
@@ -523,7 +287,7 @@ cdef class UDPTransport:
             return
         self.reading = False
         if self.uvudp is not NULL:
-            _uv_udp_recv_stop(self.uvudp)
+            uv.uv_udp_recv_stop(self.uvudp)
         elif self.poller is not None:
             self._poll_update(False)
         self._hold_update()
@@ -839,10 +603,10 @@ cdef class UDPTransport:
         # _sendto_ready() send the rest. Only one datagram is ever in
         # libuv's queue: libuv fails a whole sendmmsg() batch when its first
         # datagram fails, where the stdlib fails only that one.
-        cdef _uv_udp_send_t* req
+        cdef uv.uv_udp_send_t* req
         cdef uv.uv_buf_t buf
         cdef ourloop_udp_addr sa
-        cdef const _udp_sockaddr* target
+        cdef const uv.sockaddr* target
         cdef bytes payload
         cdef int err
         while self.queue and self.uv_head is None and self.uvudp is not NULL:
@@ -866,13 +630,13 @@ cdef class UDPTransport:
                         self._protocol.error_received(failed)
                     continue
                 target = ourloop_udp_sa(&sa)
-            req = <_uv_udp_send_t*>malloc(sizeof(_uv_udp_send_t))
+            req = <uv.uv_udp_send_t*>malloc(sizeof(uv.uv_udp_send_t))
             if req is NULL:
                 raise MemoryError()
             buf.base = PyBytes_AS_STRING(payload)
             buf.len = <size_t>PyBytes_GET_SIZE(payload)
             req.data = <void*>self
-            err = _uv_udp_send(req, self.uvudp, &buf, 1, target, _udp_sent)
+            err = uv.uv_udp_send(req, self.uvudp, &buf, 1, target, _udp_sent)
             if err < 0:
                 free(req)
                 self.queue.popleft()
@@ -1080,7 +844,7 @@ cdef class UDPTransport:
     cdef _close_handle(self):
         # uv_udp_t: libuv closes the fd (queued sends are cancelled first);
         # poll handle: the transport closes it.
-        cdef _uv_udp_t* udp = self.uvudp
+        cdef uv.uv_udp_t* udp = self.uvudp
         cdef _UDPPoll poller = self.poller
         cdef int fd = self.fd
         self.reading = False
@@ -1154,7 +918,7 @@ cdef UDPTransport _udp_open_fd(LoopCore loop, int fd, int family):
     # A transport whose handle owns fd from now on (on failure the fd is
     # still the caller's to close).
     cdef UDPTransport t
-    cdef _uv_udp_t* udp
+    cdef uv.uv_udp_t* udp
     cdef _UDPPoll poller
     cdef int err, reuse
     loop._ensure_open()
@@ -1162,17 +926,17 @@ cdef UDPTransport _udp_open_fd(LoopCore loop, int fd, int family):
     t.family = family
     if family == socket.AF_INET or family == socket.AF_INET6:
         loop._fd_watchers.claim(fd)
-        udp = <_uv_udp_t*>malloc(sizeof(_uv_udp_t))
+        udp = <uv.uv_udp_t*>malloc(sizeof(uv.uv_udp_t))
         if udp is NULL:
             raise MemoryError()
-        err = _uv_udp_init(loop.uvloop, udp)
+        err = uv.uv_udp_init(loop.uvloop, udp)
         if err < 0:
             free(udp)
             raise uv_error(err)
         count_open(<uv.uv_handle_t*>udp)
         udp.data = NULL
         reuse = ourloop_udp_get_reuseaddr(fd)
-        err = _uv_udp_open(udp, fd)
+        err = uv.uv_udp_open(udp, fd)
         if err < 0:
             # The handle never took the fd: closing it leaves the fd alone.
             close_and_free(<uv.uv_handle_t*>udp)
