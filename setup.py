@@ -331,9 +331,13 @@ class build_ext(_build_ext):
             ext.extra_link_args = ext.extra_link_args + libuv.get("extra_link_args", []) + cfg["ldflags"]
             # Cython tracks `include`d .pyx files and cimported .pxd files
             # itself and regenerates the C file when any of them changed.
+            # The project root is on the include path so that a file
+            # included from a subfolder (ourloop/handles/) finds the
+            # ourloop.includes.* .pxd files it cimports (Cython looks for
+            # them relative to that file, then on this path).
             (cythonized,) = cythonize(
                 [ext],
-                include_path=[PKG, os.path.join(PKG, "includes")],
+                include_path=[HERE, PKG, os.path.join(PKG, "includes")],
                 compiler_directives=cfg["directives"],
                 annotate=_env_flag("OURLOOP_ANNOTATE"),
                 force=force_cython,

@@ -5,6 +5,7 @@
 cimport cython
 from libc.stdint cimport uint64_t
 from ourloop.includes cimport uv
+from ourloop.includes.udp_io cimport ourloop_udp_addr
 
 
 cdef class Handle:
@@ -67,6 +68,7 @@ cdef class PollHandle:
     cdef int start(self, int events) except -1
     cdef stop(self)
     cdef close(self)
+    cdef close_with_fd(self)
     cdef on_events(self, int status, int events)
     cdef on_file_gone(self)
 
@@ -128,14 +130,16 @@ cdef class SendfileWatch(PollHandle):
     cdef bint started
 
 
-cdef class StreamTransport:
+cdef class TransportBase:
+    # What every transport shares (handles/transport.pyx); LoopCore knows
+    # transports only through it.
     cdef LoopCore loop
-    cdef uv.uv_stream_t* uvstream
     cdef readonly object _protocol
-    cdef bint buffered
     cdef readonly bint _protocol_connected
     cdef readonly dict _extra
     cdef readonly object _server
+    # the socket (or pipe) object the transport keeps for its caller, its
+    # fd, and whether libuv owns that fd (see _adopt_or_dup)
     cdef object sock
     cdef int sock_fd
     cdef bint borrowed
@@ -148,25 +152,65 @@ cdef class StreamTransport:
     cdef object lost_context
     cdef readonly bint _closing
     cdef readonly int _conn_lost
-    cdef readonly bint _eof
-    cdef bint shutdown_done
     cdef readonly bint _paused
-    # reading: readable (a read to do), EOF seen, an error libuv met
-    cdef bint rx_eof
-    cdef object rx_error
-    cdef bint read_scheduled
+    # reading: libuv watches; a read is on the ready queue; readable
     cdef bint reading
+    cdef bint read_scheduled
     cdef bint rx_ready
-    # writes
-    cdef list pending
-    cdef Py_ssize_t pending_size
-    cdef bint flush_queued
-    cdef uv.uv_write_t* wreq
-    cdef list inflight_objs
-    cdef Py_ssize_t inflight
     cdef readonly Py_ssize_t _high_water
     cdef readonly Py_ssize_t _low_water
     cdef readonly bint _protocol_paused
+    # on LoopCore._flushq
+    cdef bint flush_queued
+    # in LoopCore._io_handles (libuv may call it: see _hold_update)
+    cdef bint held
+    cdef object __weakref__
+    # As on the stdlib's (Python) transports, an instance attribute shadows
+    # a method: tests and wrappers do `transport.pause_reading = Mock()`,
+    # and ourloop calls its public methods by attribute lookup.
+    cdef dict __dict__
+
+    cdef _setup_socket(self, sock, extra, bint borrowed)
+    cdef _setup_failed(self, sock, bint adopt)
+    cdef int _start_reading(self) except -1
+    cdef _stop_reading(self)
+    cdef bint _libuv_may_call(self) except -1
+    cdef int _hold_update(self) except -1
+    cdef _repr_io(self, list info)
+    cdef _schedule_read(self)
+    cdef int _run_read(self) except -1
+    cdef _do_read_ready(self)
+    cdef _on_read(self, ssize_t nread)
+    cdef int _flush(self) except -1
+    cdef _on_write_done(self, int status)
+    cdef Py_ssize_t _buffer_size(self) except -1
+    cdef _maybe_pause_protocol(self)
+    cdef _maybe_resume_protocol(self)
+    cdef _schedule_connection_lost(self, exc, context)
+    cpdef _force_close(self, exc)
+    cdef _drop_writes(self, exc)
+    cdef bint _only_logged(self, exc) except -1
+    cdef _fatal_error(self, exc, message)
+    cdef _detach_server(self)
+    cdef _close_handle(self)
+    cdef _release_socket(self)
+
+
+cdef class StreamTransport(TransportBase):
+    # An asyncio.Transport over a libuv stream (handles/stream.pyx).
+    cdef uv.uv_stream_t* uvstream
+    cdef bint buffered
+    cdef readonly bint _eof
+    cdef bint shutdown_done
+    # reading: EOF seen, an error libuv met
+    cdef bint rx_eof
+    cdef object rx_error
+    # writes
+    cdef list pending
+    cdef Py_ssize_t pending_size
+    cdef uv.uv_write_t* wreq
+    cdef list inflight_objs
+    cdef Py_ssize_t inflight
     cdef bint resume_scheduled
     # loop.sendfile() (the zero-copy section of handles/stream.pyx):
     # sf_active from its start to its end (write() refused); sf_waiter is
@@ -182,43 +226,23 @@ cdef class StreamTransport:
     cdef long long sf_total
     cdef long long sf_calls
     cdef SendfileWatch sf_watch
-    # held: in LoopCore._io_handles (libuv may call the transport: see
-    # _hold_update); pinned: a subclass's own libuv watcher needs it held
-    # while the handle is open (a write pipe's PipePeerWatch)
-    cdef bint held
+    # a subclass's own libuv watcher needs the transport held while the
+    # handle is open (a write pipe's PipePeerWatch)
     cdef bint pinned
-    cdef object __weakref__
-    # As on the stdlib's (Python) transports, an instance attribute shadows
-    # a method: tests and wrappers do `transport.pause_reading = Mock()`,
-    # and ourloop calls its public methods by attribute lookup.
-    cdef dict __dict__
 
     cdef _attach_handle(self, LoopCore loop, uv.uv_stream_t* stream)
-    cdef int _hold_update(self) except -1
-    cdef int _start_reading(self) except -1
-    cdef _stop_reading(self)
     cdef _queue_write(self, bytes data)
-    cdef int _flush(self) except -1
-    cdef _on_read(self, ssize_t nread)
-    cdef _on_write_done(self, int status)
     cdef _configure_socket(self, sock)
-    cdef _schedule_read(self)
-    cdef int _run_read(self) except -1
-    cdef _do_read_ready(self)
-    cdef int _read_fd(self) except -2
+    cdef int _handle_fd(self) except -2
+    cdef _read_once(self)
     cdef bint _read_failed(self, ssize_t nbytes, int code) except -1
     cdef _read_data(self)
     cdef _read_into_protocol(self)
     cdef inline Py_ssize_t _bufsize(self) noexcept
-    cdef _maybe_pause_protocol(self)
     cdef _after_drain(self, context)
     cdef _shutdown_write(self)
     cdef _send_before_drop(self)
-    cdef _fatal_error(self, exc, message)
     cdef _write_error(self, exc)
-    cpdef _force_close(self, exc)
-    cdef _close_handle(self)
-    cdef _release_socket(self)
     cdef int _sf_step(self) except -1
     cdef int _sf_wait_writable(self, int out_fd) except -1
     cdef _sf_finish(self, exc)
@@ -258,7 +282,8 @@ cdef class WritePipeTransport(PipeEnd):
     cdef int _flush_direct(self) except -1
 
 
-cdef class TCPListener(PollHandle):
+cdef class SocketListener(PollHandle):
+    # A listening TCP or Unix socket (handles/tcp.pyx).
     cdef object sock
     cdef object family
     cdef object type
@@ -278,6 +303,61 @@ cdef class TCPListener(PollHandle):
     cdef object context
 
     cdef _accept_one(self, int conn)
+
+
+cdef class _UDPPoll(PollHandle):
+    # The poll handle of a non-IP datagram transport (handles/udp.pyx).
+    cdef UDPTransport transport
+
+
+cdef class UDPTransport(TransportBase):
+    # asyncio.DatagramTransport over a uv_udp_t or a _UDPPoll
+    # (handles/udp.pyx).
+    cdef uv.uv_udp_t* uvudp
+    cdef _UDPPoll poller
+    # the fd the handle works on (-1 once closed) and its family
+    cdef int fd
+    cdef int family
+    cdef readonly object _address
+    cdef bint connected
+    # sending: the datagram in libuv's queue, the ones waiting (deque of
+    # (bytes, addr)), their size, an error to report
+    cdef bytes uv_head
+    cdef object queue
+    cdef Py_ssize_t buffer_size
+    cdef bint write_done_scheduled
+    cdef object send_error
+    # the last address sent to and received from, parsed (reused while
+    # the same object comes again)
+    cdef object tx_addr
+    cdef ourloop_udp_addr tx_sa
+    cdef object rx_addr
+    cdef ourloop_udp_addr rx_sa
+
+    cdef _poll_update(self, bint force)
+    cdef _on_readable(self)
+    cdef _read_with_socket(self)
+    cdef inline bint _queued(self)
+    cdef object _send_now(self, data, addr)
+    cdef object _send_with_socket(self, data, addr)
+    cdef _enqueue(self, data, addr)
+    cdef _want_writable(self)
+    cdef _submit_head(self)
+    cdef bint _resolve(self, ourloop_udp_addr* sa, addr) except -1
+    cdef _schedule_write_done(self)
+
+
+cdef class ChildWatch(PollHandle):
+    # A child process watched through its pidfd (handles/process.pyx).
+    cdef readonly int pid
+    cdef object popen
+    cdef object callback
+    cdef object orphaned
+    cdef object context
+    cdef readonly bint done
+
+    cdef _release(self)
+    cdef _orphan(self, int pidfd)
 
 
 cdef struct LoopExt:

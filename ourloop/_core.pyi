@@ -63,14 +63,30 @@ class LoopCore:
     def _check_closed(self) -> None: ...
     def _check_running(self) -> None: ...
     def _timer_handle_cancelled(self, handle: TimerHandle) -> None: ...
-    def _make_tcp_transport(self, sock: socket.socket, protocol: asyncio.BaseProtocol,
-                            waiter: Optional[asyncio.Future[Any]] = None,
-                            extra: Optional[dict[str, Any]] = None,
-                            server: Any = None, *, adopt: bool = False) -> TCPTransport: ...
-    def _tcp_listen(self, sock: socket.socket, protocol_factory: Callable[[], asyncio.BaseProtocol],
-                    server: Any, backlog: int,
-                    tls: Optional[Callable[[Any, socket.socket, asyncio.BaseProtocol, Any], None]] = None
-                    ) -> TCPListener: ...
+    # What the Python layer makes native objects with (each calls the
+    # module-level factory of the .pyx that holds what it makes).
+    def _make_socket_transport(self, sock: socket.socket, protocol: asyncio.BaseProtocol,
+                               waiter: Optional[asyncio.Future[Any]] = None,
+                               extra: Optional[dict[str, Any]] = None,
+                               server: Any = None, *, adopt: bool = False) -> StreamTransport: ...
+    def _listen_socket(self, sock: socket.socket, protocol_factory: Callable[[], asyncio.BaseProtocol],
+                       server: Any, backlog: int,
+                       tls: Optional[Callable[[Any, socket.socket, asyncio.BaseProtocol, Any], None]] = None
+                       ) -> SocketListener: ...
+    def _make_datagram_transport(self, sock: socket.socket, protocol: asyncio.BaseProtocol,
+                                 address: Any = None, waiter: Optional[asyncio.Future[Any]] = None,
+                                 extra: Optional[dict[str, Any]] = None, *,
+                                 adopt: bool = False) -> UDPTransport: ...
+    def _make_read_pipe_transport(self, pipe: Any, protocol: asyncio.BaseProtocol,
+                                  waiter: Optional[asyncio.Future[Any]] = None,
+                                  extra: Optional[dict[str, Any]] = None) -> ReadPipeTransport: ...
+    def _make_write_pipe_transport(self, pipe: Any, protocol: asyncio.BaseProtocol,
+                                   waiter: Optional[asyncio.Future[Any]] = None,
+                                   extra: Optional[dict[str, Any]] = None) -> WritePipeTransport: ...
+    def _watch_child(self, pidfd: int, pid: int, popen: Any,
+                     callback: Callable[[int, Optional[int]], None],
+                     orphaned: Callable[[int, int, Any], None],
+                     context: Optional[contextvars.Context] = None) -> ChildWatch: ...
 
 class StreamTransport(asyncio.Transport):
     # isinstance(t, asyncio.Transport) holds at run time through __class__.
@@ -105,7 +121,7 @@ class TCPTransport(StreamTransport): ...
 
 class PipeTransport(StreamTransport): ...
 
-class TCPListener:
+class SocketListener:
     closed: bool
     def stop_serving(self) -> None: ...
 
@@ -120,10 +136,6 @@ class ChildWatch:
 
 def _read_spawn_error(fd: int) -> bytes: ...
 def _wait_failed_child(pid: int) -> int: ...
-def _watch_child(loop: LoopCore, pidfd: int, pid: int, popen: Any,
-                 callback: Callable[[int, Optional[int]], None],
-                 orphaned: Callable[[int, int, Any], None],
-                 context: Optional[contextvars.Context] = None) -> ChildWatch: ...
 
 class UDPTransport(asyncio.DatagramTransport):
     # isinstance(t, asyncio.DatagramTransport) and isinstance(t,
@@ -167,19 +179,7 @@ class WritePipeTransport(asyncio.WriteTransport):
     def get_write_buffer_limits(self) -> tuple[int, int]: ...
     def set_write_buffer_limits(self, high: Optional[int] = None, low: Optional[int] = None) -> None: ...
 
-def _make_datagram_transport(loop: LoopCore, sock: socket.socket, protocol: asyncio.BaseProtocol,
-                             address: Any = None, waiter: Optional[asyncio.Future[Any]] = None,
-                             extra: Optional[dict[str, Any]] = None, *,
-                             adopt: bool = False) -> UDPTransport: ...
-
 class PipePeerWatch: ...
-
-def _make_read_pipe_transport(loop: LoopCore, pipe: Any, protocol: asyncio.BaseProtocol,
-                              waiter: Optional[asyncio.Future[Any]] = None,
-                              extra: Optional[dict[str, Any]] = None) -> ReadPipeTransport: ...
-def _make_write_pipe_transport(loop: LoopCore, pipe: Any, protocol: asyncio.BaseProtocol,
-                               waiter: Optional[asyncio.Future[Any]] = None,
-                               extra: Optional[dict[str, Any]] = None) -> WritePipeTransport: ...
 
 class SSLTransport(asyncio.Transport):
     # The transport an app protocol gets over TLS (the stdlib's

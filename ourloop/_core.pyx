@@ -9,10 +9,12 @@ This file only gathers the pieces; each lives in the file named after it:
   handles/async_.pyx  the uv_async_t that call_soon_threadsafe() wakes
   handles/poll.pyx    uv_poll_t fd watchers: add_reader/add_writer and the
                       signal wake-up fd
+  handles/transport.pyx TransportBase: what every transport shares
   handles/stream.pyx  StreamTransport: an asyncio.Transport over uv_stream_t
   handles/pipe.pyx    PipeTransport over uv_pipe_t (Unix stream sockets),
                       the read and write pipe transports
-  handles/tcp.pyx     TCPTransport and TCPListener over uv_tcp_t
+  handles/tcp.pyx     TCPTransport over uv_tcp_t, the socket transports'
+                      factory and SocketListener (TCP and Unix sockets)
   handles/udp.pyx     UDPTransport over uv_udp_t (create_datagram_endpoint)
   tls.pyx             SSLProtocol and SSLTransport: TLS over any asyncio
                       stream transport (ssl.SSLObject over MemoryBIOs)
@@ -21,33 +23,17 @@ This file only gathers the pieces; each lives in the file named after it:
   loop.pyx            LoopCore, the libuv-driven loop itself
 
 ourloop/_loop.py builds the public ourloop.Loop on top of LoopCore.
+
+Every cdef class is declared in _core.pxd. The included files share one C
+module, so a name one of them imports is visible in all that follow; still,
+each file states every cimport and import it uses at its top (one name means
+one thing everywhere), so that it can be read, moved or reordered on its
+own. (Repeating an import in two included files costs nothing: Cython
+accepts an identical cimport twice, and a Python import runs once at module
+load.)
 """
 
-cimport cython
-from libc.stdint cimport uint64_t
-from libc.stdlib cimport malloc, free
-from libc.math cimport INFINITY
-from cpython.contextvars cimport PyContext_CopyCurrent, PyContext_Enter, PyContext_Exit
-from cpython.exc cimport PyErr_CheckSignals
-from cpython.pythread cimport PyThread_get_thread_ident
-
 from ourloop.includes cimport uv
-from ourloop.includes.uv cimport (
-    OURLOOP_DEBUG_BUILD, ourloop_count_open, ourloop_count_close,
-    ourloop_handles_opened, ourloop_handles_closed, ourloop_timeout_ms,
-)
-
-import errno
-import os
-import signal
-import socket
-import sys
-import threading
-import weakref
-
-from asyncio import coroutines, events, format_helpers, futures, tasks
-from asyncio.events import Handle as _asyncio_Handle, TimerHandle as _asyncio_TimerHandle
-from asyncio.log import logger
 
 
 include "handles/common.pyx"
@@ -55,6 +41,7 @@ include "handle.pyx"
 include "handles/timer.pyx"
 include "handles/async_.pyx"
 include "handles/poll.pyx"
+include "handles/transport.pyx"
 include "handles/stream.pyx"
 include "handles/pipe.pyx"
 include "handles/tcp.pyx"

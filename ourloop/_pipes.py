@@ -9,8 +9,6 @@ ourloop/handles/pipe.pyx.
 
 from asyncio.log import logger
 
-from . import _core
-
 
 class PipeMixin:
     """Pipe transports of ourloop.Loop."""
@@ -49,11 +47,3 @@ class PipeMixin:
             logger.debug('Write pipe %r connected: (%r, %r)',
                          pipe.fileno(), transport, protocol)
         return transport, protocol
-
-    def _make_read_pipe_transport(self, pipe, protocol, waiter=None, extra=None):
-        """The stdlib loop's hook: a read pipe transport over `pipe`."""
-        return _core._make_read_pipe_transport(self, pipe, protocol, waiter, extra)
-
-    def _make_write_pipe_transport(self, pipe, protocol, waiter=None, extra=None):
-        """The stdlib loop's hook: a write pipe transport over `pipe`."""
-        return _core._make_write_pipe_transport(self, pipe, protocol, waiter, extra)

@@ -2,7 +2,7 @@
 
 A Server holds the listening sockets of one create_server() call and the
 connections accepted on them. It runs once per server and per connection,
-so it is Python; accepting is native (`loop._tcp_listen()`, one listener
+so it is Python; accepting is native (`loop._listen_socket()`, one listener
 per socket, ourloop/handles/tcp.pyx).
 
 Ownership: the Server owns its listening sockets (those it bound, and a
@@ -101,7 +101,7 @@ class Server(asyncio.AbstractServer):
         self._serving = True
         loop = self._loop
         for sock in self._sockets:
-            self._listeners.append(loop._tcp_listen(
+            self._listeners.append(loop._listen_socket(
                 sock, self._protocol_factory, self, self._backlog,
                 self._tls))
 

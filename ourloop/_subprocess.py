@@ -379,8 +379,7 @@ def _watch(loop, popen, transport):
             else:
                 context = contextvars.Context()
             try:
-                _core._watch_child(loop, pidfd, pid, popen, exited, _orphaned,
-                                   context)
+                loop._watch_child(pidfd, pid, popen, exited, _orphaned, context)
             except (MemoryError, OSError):
                 pass    # (the pidfd is closed): use a thread
             else:

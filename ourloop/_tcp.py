@@ -7,8 +7,8 @@ resolution (through `_ensure_resolved`, so numeric hosts skip the lookup,
 and `loop.getaddrinfo`), creating, binding and connecting sockets, trying
 several addresses (one after the other, or staggered: happy eyeballs), and
 the bookkeeping of servers (ourloop/_server.py). Moving bytes is native:
-`loop._make_tcp_transport()` turns a connected socket into a transport and
-`loop._tcp_listen()` accepts connections on a listening socket
+`loop._make_socket_transport()` turns a connected socket into a transport
+and `loop._listen_socket()` accepts connections on a listening socket
 (ourloop/handles/tcp.pyx).
 
 Behaviour, arguments and error messages are those of the running Python's
@@ -202,7 +202,7 @@ class TcpMixin:
             # adopt: libuv takes over the fd of a socket made here; a sock=
             # socket keeps its fd (libuv works on a duplicate).
             if tls is None:
-                transport = self._make_tcp_transport(
+                transport = self._make_socket_transport(
                     sock, protocol, waiter, adopt=sock_is_ours)
             else:
                 transport = self._tls_make_transport(

@@ -108,14 +108,14 @@ class TLSMixin:
         ssl_protocol = _new_ssl_protocol(
             self, protocol, sslcontext, waiter, server_side, server_hostname,
             True, handshake, shutdown)
-        self._make_tcp_transport(sock, ssl_protocol, None, adopt=adopt)
+        self._make_socket_transport(sock, ssl_protocol, None, adopt=adopt)
         return ssl_protocol._app_transport
 
     # -- servers (create_server & co.) -----------------------------------------
 
     def _tls_acceptor(self, sslcontext, ssl_handshake_timeout,
                       ssl_shutdown_timeout):
-        """What a Server gives its listeners (see `_tcp_listen`): None
+        """What a Server gives its listeners (see `_listen_socket`): None
         without TLS, else a callable setting up each accepted connection
         under TLS."""
         if not sslcontext:

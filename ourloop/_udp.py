@@ -4,7 +4,7 @@ DatagramMixin is one of ourloop.Loop's bases. What runs once per endpoint
 is here, in Python: argument checks, resolving local_addr/remote_addr
 (numeric hosts without a lookup, else loop.getaddrinfo()), creating,
 binding and connecting the socket. The transport, and everything done per
-datagram, is native: ourloop._core._make_datagram_transport() and
+datagram, is native: loop._make_datagram_transport() (LoopCore's) and
 UDPTransport (ourloop/handles/udp.pyx).
 
 Behaviour, arguments and error messages are those of the running Python's
@@ -42,7 +42,6 @@ import warnings
 from asyncio import base_events as _base_events
 from asyncio.log import logger
 
-from . import _core
 from ._util import _enable_reuse_port, _remove_stale_socket_file
 
 __all__ = ('DatagramMixin',)
@@ -61,13 +60,6 @@ class DatagramMixin:
     """Datagram endpoints of ourloop.Loop."""
 
     __slots__ = ()
-
-    def _make_datagram_transport(self, sock, protocol, address=None,
-                                 waiter=None, extra=None):
-        """A datagram transport over sock, which stays the caller's socket
-        object (libuv works on a dup of its fd)."""
-        return _core._make_datagram_transport(self, sock, protocol, address,
-                                              waiter, extra)
 
     if _HAS_REUSE_ADDRESS:
         async def create_datagram_endpoint(self, protocol_factory,
@@ -139,8 +131,8 @@ class DatagramMixin:
         try:
             protocol = protocol_factory()
             waiter = self.create_future()
-            transport = _core._make_datagram_transport(
-                self, sock, protocol, r_addr, waiter, adopt=adopt)
+            transport = self._make_datagram_transport(
+                sock, protocol, r_addr, waiter, adopt=adopt)
         except BaseException:
             if adopt:
                 # Ours, and not taken over by a transport.

@@ -5,8 +5,8 @@ UnixMixin is one of ourloop.Loop's bases. Like ourloop/_tcp.py it holds
 what runs once per connection or per server (argument checks, creating,
 binding and connecting the AF_UNIX socket, removing a stale socket file);
 the transports and the accepting are native and shared with TCP:
-`loop._make_tcp_transport()` and `loop._tcp_listen()` take AF_UNIX sockets
-too (over a libuv pipe handle instead of a TCP one).
+`loop._make_socket_transport()` and `loop._listen_socket()` take AF_UNIX
+sockets too (over a libuv pipe handle instead of a TCP one).
 
 Behaviour, arguments and error messages are those of the running Python's
 asyncio.unix_events._UnixSelectorEventLoop:

@@ -5,6 +5,13 @@
 # through __init__ (Handle.__new__ + _set) and runs them with _invoke, which
 # enters the handle's contextvars context at the C level.
 
+cimport cython
+from cpython.contextvars cimport PyContext_CopyCurrent, PyContext_Enter, PyContext_Exit
+
+import sys
+from asyncio import format_helpers
+from asyncio.events import Handle as _asyncio_Handle, TimerHandle as _asyncio_TimerHandle
+
 
 # Python 3.13+ shows a callback's arguments only in debug mode.
 cdef bint _SOURCE_TAKES_DEBUG = sys.version_info >= (3, 13)

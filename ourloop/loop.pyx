@@ -15,6 +15,25 @@
 # empty spare list and runs the old one, so scheduling is a list append and
 # running is a walk over a C array.
 
+cimport cython
+from cpython.contextvars cimport PyContext_CopyCurrent
+from cpython.pythread cimport PyThread_get_thread_ident
+from libc.math cimport INFINITY
+from libc.stdint cimport uint64_t
+from libc.stdlib cimport malloc, free
+
+from ourloop.includes cimport uv
+from ourloop.includes.uv cimport ourloop_timeout_ms
+
+import os
+import signal
+import socket
+import sys
+import threading
+import weakref
+from asyncio import coroutines, events, futures, tasks
+from asyncio.log import logger
+
 
 from cpython.ref cimport PyObject
 
@@ -380,7 +399,7 @@ cdef class LoopCore:
 
     cdef _flush_streams(self):
         cdef list queue = self._flushq
-        cdef StreamTransport t
+        cdef TransportBase t
         self._flushq = []
         for t in queue:
             t.flush_queued = False
@@ -399,16 +418,11 @@ cdef class LoopCore:
                 item = batch[i]
                 batch[i] = None
                 i += 1
-                if type(item) is not Handle:
-                    if isinstance(item, StreamTransport):
-                        # A readable stream queued without a Handle (see
-                        # StreamTransport._schedule_read).
-                        (<StreamTransport>item)._run_read()
-                        continue
-                    if isinstance(item, UDPTransport):
-                        # A readable datagram endpoint (handles/udp.pyx).
-                        (<UDPTransport>item)._run_read()
-                        continue
+                if type(item) is not Handle and not isinstance(item, Handle):
+                    # Not a Handle (nor a TimerHandle): a readable transport
+                    # queued itself (TransportBase._schedule_read).
+                    (<TransportBase>item)._run_read()
+                    continue
                 handle = <Handle>item
                 if handle._cancelled:
                     continue
@@ -491,21 +505,47 @@ cdef class LoopCore:
         free(self.uvloop)
         self.uvloop = NULL
 
-    # -- transports (made by the Python side, ourloop/_tcp.py) -------------
+    # -- transports and other native objects, made for the Python side -----
+    #
+    # One convention: the Python layer calls these methods; each calls the
+    # module-level cdef factory of the file that holds what it makes.
 
-    def _make_tcp_transport(self, sock, protocol, waiter=None, extra=None,
-                            server=None, *, adopt=False):
-        """A TCP transport over the connected socket `sock` (see
-        handles/tcp.pyx for who owns its fd; adopt=True: the loop made sock
-        and libuv takes its fd over)."""
-        return _make_tcp_transport(self, sock, protocol, waiter, extra, server, adopt)
+    def _make_socket_transport(self, sock, protocol, waiter=None, extra=None,
+                               server=None, *, adopt=False):
+        """A transport over the connected TCP or Unix stream socket `sock`
+        (see handles/tcp.pyx for who owns its fd; adopt=True: the loop made
+        sock and libuv takes its fd over)."""
+        return _make_socket_transport(self, sock, protocol, waiter, extra, server, adopt)
 
-    def _tcp_listen(self, sock, protocol_factory, server, backlog, tls=None):
-        """Accept connections on the bound socket `sock` (which stays the
-        caller's); returns a TCPListener (close() stops). tls: None, or
-        tls(transport, sock, protocol, server), which sets each accepted
-        transport up under TLS (ourloop/_tls.py)."""
-        return _tcp_listen(self, sock, protocol_factory, server, backlog, tls)
+    def _listen_socket(self, sock, protocol_factory, server, backlog, tls=None):
+        """Accept connections on the bound TCP or Unix socket `sock` (which
+        stays the caller's); returns a SocketListener (close() stops). tls:
+        None, or tls(transport, sock, protocol, server), which sets each
+        accepted transport up under TLS (ourloop/_tls.py)."""
+        return _listen_socket(self, sock, protocol_factory, server, backlog, tls)
+
+    def _make_datagram_transport(self, sock, protocol, address=None, waiter=None,
+                                 extra=None, *, adopt=False):
+        """A datagram transport over sock for protocol (the stdlib's
+        loop._make_datagram_transport). adopt=True: the loop made sock, and
+        the transport's handle takes its fd over (see the top of
+        handles/udp.pyx)."""
+        return _make_datagram_transport(self, sock, protocol, address, waiter, extra, adopt)
+
+    def _make_read_pipe_transport(self, pipe, protocol, waiter=None, extra=None):
+        """A ReadPipeTransport reading `pipe` (the stdlib loop's hook; see the
+        top of handles/pipe.pyx for who owns its fd)."""
+        return _open_pipe_transport(self, pipe, protocol, waiter, extra, False)
+
+    def _make_write_pipe_transport(self, pipe, protocol, waiter=None, extra=None):
+        """A WritePipeTransport writing to `pipe` (the stdlib loop's hook; see
+        the top of handles/pipe.pyx for who owns its fd)."""
+        return _open_pipe_transport(self, pipe, protocol, waiter, extra, True)
+
+    def _watch_child(self, int pidfd, int pid, popen, callback, orphaned, context=None):
+        """Watch the child `pid` through `pidfd` until it is reaped; returns
+        the ChildWatch (see _watch_child in handles/process.pyx)."""
+        return _watch_child(self, pidfd, pid, popen, callback, orphaned, context)
 
 
 # -- fork ----------------------------------------------------------------

@@ -57,14 +57,19 @@
 # by a flush of the outgoing BIO, so OpenSSL's answer is always sent.
 
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
+from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.contextvars cimport PyContext_CopyCurrent
 from cpython.memoryview cimport PyMemoryView_FromMemory
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_WRITABLE, PyBUF_WRITE, PyBUF_READ
 
 import collections as _collections
 import enum as _enum
-import warnings as _warnings
+import sys
+import warnings
 
+from asyncio import constants, protocols
 from asyncio import exceptions as _aio_exceptions, transports as _transports
+from asyncio.log import logger
 
 try:
     import ssl as _ssl
@@ -136,7 +141,7 @@ cdef tuple _APP_STATE_ENUMS = (
 
 def _tls_constant(name, default):
     # 3.9/3.10 lack the SSL shutdown timeout and SSL flow-control constants.
-    return getattr(_constants, name, default)
+    return getattr(constants, name, default)
 
 
 def _create_transport_context(server_side, server_hostname):
@@ -169,7 +174,7 @@ def _flowcontrol_limits(high, low, kb):
     return hi, lo
 
 
-class _SSLProtocolBase(_protocols.BufferedProtocol):
+class _SSLProtocolBase(protocols.BufferedProtocol):
     """What SSLProtocol reports as its __class__: an asyncio.BufferedProtocol,
     so that transports feed it through get_buffer()/buffer_updated()."""
     __slots__ = ()
@@ -189,7 +194,7 @@ cdef class SSLTransport:
     # start_tls() over this transport (TLS in TLS): 3.11+, as the stdlib's
     # (3.9/3.10's transport does not advertise it; start_tls refuses it)
     _start_tls_compatible = sys.version_info >= (3, 11)
-    _sendfile_compatible = _constants._SendfileMode.FALLBACK
+    _sendfile_compatible = constants._SendfileMode.FALLBACK
 
     def __init__(self, loop, SSLProtocol ssl_protocol):
         self._loop = loop
@@ -247,7 +252,7 @@ cdef class SSLTransport:
             try:
                 msg = f"unclosed transport {self!r}"
                 self._closed = True
-                _warnings.warn(msg, ResourceWarning)
+                warnings.warn(msg, ResourceWarning)
             except Exception:
                 self._closed = True
 
@@ -498,7 +503,7 @@ cdef class SSLProtocol:
     def _set_app_protocol(self, app_protocol):
         self._app_protocol = app_protocol
         if (hasattr(app_protocol, 'get_buffer') and
-                isinstance(app_protocol, _protocols.BufferedProtocol)):
+                isinstance(app_protocol, protocols.BufferedProtocol)):
             self.app_get_buffer = app_protocol.get_buffer
             self.app_buffer_updated = app_protocol.buffer_updated
             self._app_protocol_is_buffer = True
@@ -832,7 +837,7 @@ cdef class SSLProtocol:
 
     cdef _write_many(self, list_of_data):
         if self.state == _S_FLUSHING or self.state == _S_SHUTDOWN or self.state == _S_UNWRAPPED:
-            if self._conn_lost >= _constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES:
+            if self._conn_lost >= constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES:
                 logger.warning('SSL connection is closed')
             self._conn_lost += 1
             return

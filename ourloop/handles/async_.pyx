@@ -3,6 +3,10 @@
 # up from any thread. Several sends before the loop wakes up coalesce into
 # one wake-up; the ready queue itself carries the work.
 
+from libc.stdlib cimport malloc, free
+
+from ourloop.includes cimport uv
+
 
 cdef void _on_async(uv.uv_async_t* handle) noexcept nogil:
     # Waking uv_run up is all that is needed: the loop runs its ready queue

@@ -6,6 +6,17 @@
 # close_and_free(), libuv owns the memory until the close callback frees it,
 # so a handle's memory never depends on when Python frees the wrapper.
 
+from libc.stdlib cimport malloc, free
+
+from ourloop.includes cimport uv
+from ourloop.includes.uv cimport (
+    OURLOOP_DEBUG_BUILD, ourloop_count_open, ourloop_count_close,
+    ourloop_handles_opened, ourloop_handles_closed,
+)
+
+import errno
+import os
+
 
 cdef int _check_uv(int err) except -1:
     if err < 0:
@@ -36,6 +47,38 @@ cdef void close_and_free(uv.uv_handle_t* handle) noexcept nogil:
     """Close a handle; libuv frees its memory once the close has completed."""
     if not uv.uv_is_closing(handle):
         uv.uv_close(handle, _free_closed)
+
+
+# Opening a transport's handle on an fd (handles/tcp.pyx, pipe.pyx,
+# udp.pyx): new_handle(), uv_<kind>_init() checked by handle_inited(),
+# uv_<kind>_open() checked by handle_opened().
+
+cdef void* new_handle(size_t size) except NULL:
+    # Memory for a libuv handle (freed by close_and_free's callback).
+    cdef void* handle = malloc(size)
+    if handle is NULL:
+        raise MemoryError()
+    return handle
+
+
+cdef int handle_inited(uv.uv_handle_t* handle, int err) except -1:
+    # After uv_<kind>_init(): counted (debug builds); on failure the memory
+    # is freed (libuv does not know the handle) and the error raised.
+    if err < 0:
+        free(handle)
+        raise uv_error(err)
+    count_open(handle)
+    return 0
+
+
+cdef int handle_opened(uv.uv_handle_t* handle, int err) except -1:
+    # After uv_<kind>_open(handle, fd): on failure the handle is closed
+    # (the fd stays the caller's: libuv never took it) and the error raised.
+    if err < 0:
+        handle.data = NULL
+        close_and_free(handle)
+        raise uv_error(err)
+    return 0
 
 
 def debug_handle_counts():

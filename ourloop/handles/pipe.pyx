@@ -12,22 +12,11 @@ cdef int _pipe_attach(LoopCore loop, int fd, StreamTransport t) except -1:
     # Open a uv_pipe_t on fd and give it to t: from then on libuv owns fd
     # (uv_close closes it). On failure the fd is the caller's to close.
     cdef uv.uv_pipe_t* pipe
-    cdef int err
     loop._ensure_open()
     loop._fd_watchers.claim(fd)
-    pipe = <uv.uv_pipe_t*>malloc(sizeof(uv.uv_pipe_t))
-    if pipe is NULL:
-        raise MemoryError()
-    err = uv.uv_pipe_init(loop.uvloop, pipe, 0)
-    if err < 0:
-        free(pipe)
-        raise uv_error(err)
-    count_open(<uv.uv_handle_t*>pipe)
-    err = uv.uv_pipe_open(pipe, fd)
-    if err < 0:
-        pipe.data = NULL
-        close_and_free(<uv.uv_handle_t*>pipe)
-        raise uv_error(err)
+    pipe = <uv.uv_pipe_t*>new_handle(sizeof(uv.uv_pipe_t))
+    handle_inited(<uv.uv_handle_t*>pipe, uv.uv_pipe_init(loop.uvloop, pipe, 0))
+    handle_opened(<uv.uv_handle_t*>pipe, uv.uv_pipe_open(pipe, fd))
     t._attach_handle(loop, <uv.uv_stream_t*>pipe)
     return 0
 
@@ -100,10 +89,20 @@ cdef class PipeTransport(StreamTransport):
 # the callback after connection_made(), or from resume_reading()); a write
 # pipe writes with plain write() calls (such devices never block).
 
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.contextvars cimport PyContext_CopyCurrent
+from libc cimport errno as cerrno
 from libc.errno cimport EPERM as _C_EPERM, EAGAIN as _C_EAGAIN, EINTR as _C_EINTR
-from posix.unistd cimport write as c_write, close as c_close
-from asyncio import transports as _transports
+from posix.unistd cimport read as c_read, write as c_write, close as c_close
+
+from ourloop.includes cimport uv
+
+import errno
+import os
 import stat as _stat
+import sys
+from asyncio import constants, futures, transports
+from asyncio.log import logger
 
 cdef extern from "<sys/epoll.h>" nogil:
     struct epoll_event:
@@ -139,7 +138,7 @@ cdef class PipeEnd(StreamTransport):
     # The stdlib's pipe transports are not start_tls() compatible.
     _start_tls_compatible = False
     # loop.sendfile() refuses pipe transports, as the stdlib's.
-    _sendfile_compatible = _constants._SendfileMode.UNSUPPORTED
+    _sendfile_compatible = constants._SendfileMode.UNSUPPORTED
 
     @property
     def _pipe(self):
@@ -168,10 +167,11 @@ cdef _no_attr(obj, name):
     return AttributeError(f"{type(obj).__name__!r} object has no attribute {name!r}")
 
 
-cdef object _open_pipe_transport(LoopCore loop, pipe, protocol, waiter, extra, bint write):
-    # Per transport: the stdlib's pipe transport __init__ (checks, then
+cdef PipeEnd _open_pipe_transport(LoopCore loop, pipe, protocol, waiter, extra, bint write):
+    # (LoopCore._make_read_pipe_transport, _make_write_pipe_transport; see
+    # the top of this file for who owns which fd.) Per transport: the stdlib's pipe transport __init__ (checks, then
     # connection_made, start, waiter), over dups of the caller's fd.
-    cdef StreamTransport t
+    cdef PipeEnd t
     cdef ReadPipeTransport rt
     cdef WritePipeTransport wt
     cdef int fd
@@ -198,6 +198,8 @@ cdef object _open_pipe_transport(LoopCore loop, pipe, protocol, waiter, extra, b
         rt._fileno = fileno
         rt.pollable = pollable
         t = rt
+    # (repr() names the caller's fd, as the stdlib's does.)
+    t.sock_fd = fileno
     fd = os.dup(fileno)
     try:
         _pipe_attach(loop, fd, t)
@@ -228,25 +230,13 @@ cdef object _open_pipe_transport(LoopCore loop, pipe, protocol, waiter, extra, b
             # Only start reading (watching) once connection_made() ran.
             loop._call_soon(t._start, (), None)
         if waiter is not None:
-            loop._call_soon(_futures._set_result_unless_cancelled, (waiter, None), None)
+            loop._call_soon(futures._set_result_unless_cancelled, (waiter, None), None)
     except BaseException:
         t._close_handle()
         raise
     t.sock = pipe
     t.borrowed = False
     return t
-
-
-def _make_read_pipe_transport(LoopCore loop, pipe, protocol, waiter=None, extra=None):
-    """A ReadPipeTransport reading `pipe` (see the top of handles/pipe.pyx
-    for who owns its fd)."""
-    return _open_pipe_transport(loop, pipe, protocol, waiter, extra, False)
-
-
-def _make_write_pipe_transport(LoopCore loop, pipe, protocol, waiter=None, extra=None):
-    """A WritePipeTransport writing to `pipe` (see the top of
-    handles/pipe.pyx for who owns its fd)."""
-    return _open_pipe_transport(loop, pipe, protocol, waiter, extra, True)
 
 
 cdef class ReadPipeTransport(PipeEnd):
@@ -259,7 +249,7 @@ cdef class ReadPipeTransport(PipeEnd):
     def __class__(self):
         # isinstance(t, asyncio.ReadTransport), and not WriteTransport, as
         # the stdlib's; type(t) stays ourloop's.
-        return _transports.ReadTransport
+        return transports.ReadTransport
 
     def _start(self):
         # After connection_made(): the stdlib's _add_reader (3.11+: not if
@@ -274,30 +264,19 @@ cdef class ReadPipeTransport(PipeEnd):
             raise PermissionError(_C_EPERM, os.strerror(_C_EPERM))
         return StreamTransport._start_reading(self)
 
-    cdef _do_read_ready(self):
-        # Ready phase: the stdlib's _read_ready.
-        cdef LoopExt* ext = <LoopExt*>self.loop.uvloop
+    _read_error_message = 'Fatal read error on pipe transport'
+
+    cdef _read_once(self):
+        # Ready phase: the stdlib's _read_ready (StreamTransport's
+        # _do_read_ready calls it), with no BufferedProtocol reads.
+        cdef int fd = self._handle_fd()
+        cdef char* buf
         cdef ssize_t nbytes
-        cdef int fd, code
-        self.read_scheduled = False
-        if self._closing or self._paused:
-            return
-        if self.rx_error is not None:
-            exc = self.rx_error
-            self.rx_error = None
-            self._fatal_error(exc, 'Fatal read error on pipe transport')
-            return
-        if not self.rx_ready:
-            return
-        self.rx_ready = False
-        fd = self._read_fd()
+        cdef int code
         if fd < 0:
             return
-        if ext.rbuf is NULL:
-            ext.rbuf = <char*>malloc(_READ_BUF_SIZE)
-            if ext.rbuf is NULL:
-                raise MemoryError()
-        nbytes = c_read(fd, ext.rbuf, _READ_BUF_SIZE)
+        buf = _read_buffer(self.loop)
+        nbytes = c_read(fd, buf, _READ_BUF_SIZE)
         if nbytes < 0:
             code = cerrno.errno
             if code == _C_EAGAIN or code == _C_EINTR:
@@ -317,20 +296,12 @@ cdef class ReadPipeTransport(PipeEnd):
             return
         # Not caught, as in the stdlib: an exception goes to the exception
         # handler (LoopCore runs this like a callback) and reading goes on.
-        self._protocol.data_received(PyBytes_FromStringAndSize(ext.rbuf, nbytes))
+        self._protocol.data_received(PyBytes_FromStringAndSize(buf, nbytes))
 
-    cdef _fatal_error(self, exc, message):
-        if isinstance(exc, OSError) and exc.errno == errno.EIO:
-            if self.loop._debug_flag:
-                logger.debug("%r: %s", self, message, exc_info=True)
-        else:
-            self.loop.call_exception_handler({
-                'message': message,
-                'exception': exc,
-                'transport': self,
-                'protocol': self._protocol,
-            })
-        self._force_close(exc)
+    cdef bint _only_logged(self, exc) except -1:
+        # The stdlib's read pipe logs EIO only (a pty whose other side
+        # closed); other errors go to the exception handler.
+        return isinstance(exc, OSError) and exc.errno == errno.EIO
 
     def close(self):
         """Close the transport: connection_lost(None) is called soon; no
@@ -346,20 +317,14 @@ cdef class ReadPipeTransport(PipeEnd):
             raise NotImplementedError
         return not self._closing and not self._paused
 
-    def __repr__(self):
-        info = [type(self).__name__]
-        if self.sock is None:
-            info.append('closed')
-        elif self._closing:
-            info.append('closing')
-        info.append(f'fd={self._fileno}')
+    cdef _repr_io(self, list info):
+        # (fd: the caller's, as the stdlib's repr names it.)
         if self.sock is not None and self.uvstream is NULL:
             info.append('open')  # the loop is closed
         elif self.sock is not None:
             info.append('polling' if self.reading else 'idle')
         else:
             info.append('closed')
-        return '<{}>'.format(' '.join(info))
 
     # What a ReadTransport does not have (StreamTransport's are hidden, so
     # that hasattr() answers as for the stdlib's transport).
@@ -423,7 +388,7 @@ cdef class WritePipeTransport(PipeEnd):
     def __class__(self):
         # The stdlib's is a _FlowControlMixin (a Transport) and a
         # WriteTransport: isinstance() answers the same.
-        return _transports._FlowControlMixin
+        return transports._FlowControlMixin
 
     def _start(self):
         # After connection_made(): watch for the reader going away.
@@ -453,15 +418,10 @@ cdef class WritePipeTransport(PipeEnd):
         if not data:
             return
         if self.lost_writes or self._closing:
-            if self.lost_writes >= _constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES:
-                logger.warning('pipe closed by peer or '
-                               'os.write(pipe, data) raised exception.')
-            self.lost_writes += 1
-            return
-        if type(data) is not bytes:
-            # Sent later: keep a copy, the caller may reuse its buffer.
-            data = bytes(data)
-        self._queue_write(<bytes>data)
+            self.lost_writes = _lost_write(self.lost_writes, 'pipe closed by peer or '
+                                           'os.write(pipe, data) raised exception.')
+        else:
+            self._queue_write(_kept(data))
 
     def writelines(self, list_of_data):
         """Write an iterable of bytes-like objects (WriteTransport's: they
@@ -509,20 +469,11 @@ cdef class WritePipeTransport(PipeEnd):
             self.peer_watch.stop()
 
     cdef _fatal_error(self, exc, message):
-        # A failed write (StreamTransport's messages name sockets).
+        # A failed write (StreamTransport's messages name sockets): the
+        # stdlib's write pipe drops every later write.
         message = message.replace('socket transport', 'pipe transport')
         self.lost_writes += 1
-        if isinstance(exc, OSError):
-            if self.loop._debug_flag:
-                logger.debug("%r: %s", self, message, exc_info=True)
-        else:
-            self.loop.call_exception_handler({
-                'message': message,
-                'exception': exc,
-                'transport': self,
-                'protocol': self._protocol,
-            })
-        self._force_close(exc)
+        TransportBase._fatal_error(self, exc, message)
         self._stop_peer_watch()
 
     cdef int _flush(self) except -1:
@@ -536,7 +487,7 @@ cdef class WritePipeTransport(PipeEnd):
         cdef list objs = self.pending
         cdef ssize_t n
         cdef Py_ssize_t off, size
-        cdef int fd = self._read_fd()
+        cdef int fd = self._handle_fd()
         cdef int code
         if objs is None or fd < 0:
             return 0
@@ -561,24 +512,14 @@ cdef class WritePipeTransport(PipeEnd):
 
     cdef _close_handle(self):
         cdef PipePeerWatch watch = self.peer_watch
-        cdef int fd
         StreamTransport._close_handle(self)
         if watch is not None:
             self.peer_watch = None
             watch.transport = None
-            fd = watch.fd
-            watch.close()
-            # uv_close() of a uv_poll_t has already taken the fd out of
-            # epoll: the dup can go now.
-            c_close(fd)
+            watch.close_with_fd()
 
-    def __repr__(self):
-        info = [type(self).__name__]
-        if self.sock is None:
-            info.append('closed')
-        elif self._closing:
-            info.append('closing')
-        info.append(f'fd={self._fileno}')
+    cdef _repr_io(self, list info):
+        # (fd: the caller's, as the stdlib's repr names it.)
         if self.sock is not None and self.uvstream is NULL:
             info.append('open')  # the loop is closed
         elif self.sock is not None:
@@ -586,4 +527,3 @@ cdef class WritePipeTransport(PipeEnd):
             info.append(f'bufsize={self._bufsize()}')
         else:
             info.append('closed')
-        return '<{}>'.format(' '.join(info))

@@ -95,11 +95,22 @@
 # before the loop started is restored afterwards, and meanwhile receives the
 # bytes the loop drains, as if it had stayed set.
 
-from libc cimport errno as cerrno   # (the name errno is the Python module)
+cimport cython
+from cpython.contextvars cimport PyContext_CopyCurrent
+from cpython.exc cimport PyErr_CheckSignals
 from cpython.ref cimport PyObject
+from libc cimport errno as cerrno   # (the name errno is the Python module)
+from libc.stdint cimport uint64_t
+from libc.stdlib cimport malloc, free
 from posix.fcntl cimport fcntl, F_GETFL, F_SETFL, O_NONBLOCK
 from posix.stat cimport struct_stat, fstat, S_ISREG, S_ISDIR
+from posix.unistd cimport close as c_close
 
+from ourloop.includes cimport uv
+
+import os
+import signal
+import sys
 import warnings
 import weakref
 
@@ -207,6 +218,13 @@ cdef class PollHandle:
             self.uvpoll.data = NULL
             close_and_free(<uv.uv_handle_t*>self.uvpoll)
             self.uvpoll = NULL
+
+    cdef close_with_fd(self):
+        # Close the handle, then its fd: a dup() made for this handle alone
+        # (uv_close() has already taken it out of epoll).
+        cdef int fd = self.fd
+        self.close()
+        c_close(fd)
 
     cdef on_events(self, int status, int events):
         pass

@@ -33,57 +33,16 @@
 #   - the error pipe given to _read_spawn_error: the caller's
 #     (_subprocess.py closes it); this file only reads it.
 
+from cpython.exc cimport PyErr_CheckSignals
 from libc cimport errno as _cerrno
-from posix.unistd cimport read as _c_read
 from posix.types cimport pid_t
+from posix.unistd cimport read as _c_read
+from posix.wait cimport waitpid
 
+from ourloop.includes cimport uv
+from ourloop.includes.process_io cimport ourloop_reap
 
-cdef extern from *:
-    """
-    #include <string.h>
-    #include <errno.h>
-    #include <sys/wait.h>
-
-    #ifndef P_PIDFD
-    #define P_PIDFD 3
-    #endif
-
-    /* Reap the exited child of pidfd (or pid): 1 and *code set (the
-       returncode: exit status, or minus the signal number), 0 if it has not
-       exited, -1 with errno set (ECHILD: reaped by someone else). */
-    static int ourloop_reap(int pidfd, int pid, int* code) {
-        siginfo_t info;
-        int status, r;
-        memset(&info, 0, sizeof(info));
-        do
-            r = waitid(P_PIDFD, (id_t)pidfd, &info, WEXITED | WNOHANG);
-        while (r == -1 && errno == EINTR);
-        if (r == -1 && errno == EINVAL) {
-            /* Linux 5.3: pidfds, but no P_PIDFD. */
-            do
-                r = waitpid(pid, &status, WNOHANG);
-            while (r == -1 && errno == EINTR);
-            if (r <= 0)
-                return r;
-            if (WIFSIGNALED(status))
-                *code = -WTERMSIG(status);
-            else
-                *code = WEXITSTATUS(status);
-            return 1;
-        }
-        if (r == -1)
-            return -1;
-        if (info.si_pid == 0)
-            return 0;
-        if (info.si_code == CLD_EXITED)
-            *code = info.si_status;
-        else
-            *code = -info.si_status;
-        return 1;
-    }
-    """
-    int ourloop_reap(int pidfd, int pid, int* code) nogil
-    pid_t waitpid(pid_t pid, int* status, int options) nogil
+import os
 
 
 # As much of a child's failure report as Popen reads (it stops past this).
@@ -144,13 +103,6 @@ def _wait_failed_child(int pid):
 
 cdef class ChildWatch(PollHandle):
     """Waits for one child through its pidfd (see the top of this file)."""
-
-    cdef readonly int pid
-    cdef object popen
-    cdef object callback
-    cdef object orphaned
-    cdef object context
-    cdef readonly bint done
 
     def __cinit__(self, LoopCore loop, int fd, int pid, popen, callback, orphaned,
                   context=None):
@@ -215,9 +167,9 @@ cdef class ChildWatch(PollHandle):
         return f'<ChildWatch pid={self.pid} {"done" if self.done else "watching"}>'
 
 
-def _watch_child(LoopCore loop, int pidfd, int pid, popen, callback, orphaned,
-                 context=None):
-    """Watch the child `pid` through `pidfd` (which the watch owns from now
+cdef ChildWatch _watch_child(LoopCore loop, int pidfd, int pid, popen, callback, orphaned,
+                             context):
+    """(LoopCore._watch_child.) Watch the child `pid` through `pidfd` (which the watch owns from now
     on, even if this raises): when it has exited and is reaped,
     callback(pid, returncode) runs from the ready queue, in `context` (None:
     a copy of the context current then), with returncode None if someone

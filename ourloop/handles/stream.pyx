@@ -64,7 +64,8 @@
 # a close() that waited for the buffer, and a failed write's
 # connection_lost(). Everything else (connection_lost() after close() or
 # abort(), eof_received()...) is scheduled with call_soon in the context of
-# whoever caused it, as in the stdlib.
+# whoever caused it, as in the stdlib. (TransportBase, handles/transport.pyx,
+# holds the contexts and does the reads' part.)
 #
 # Lifetime. The loop keeps a transport alive (LoopCore._io_handles) exactly
 # while libuv may call it: while it reads, while a uv_write is in flight,
@@ -88,9 +89,14 @@
 
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_WRITABLE, PyBUF_SIMPLE
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
-
-from posix.unistd cimport read as c_read, close as c_close
+from cpython.contextvars cimport PyContext_CopyCurrent
+from libc cimport errno as cerrno
+from libc.stdlib cimport malloc, free
+from posix.unistd cimport read as c_read
 from posix.types cimport off_t
+
+from ourloop.includes cimport uv
+from ourloop.includes.uv cimport ourloop_count_close
 
 cdef extern from "<sys/sendfile.h>" nogil:
     ssize_t c_sendfile "sendfile"(int out_fd, int in_fd, off_t* offset, size_t count)
@@ -99,23 +105,31 @@ cdef extern from "<sys/socket.h>" nogil:
     int c_shutdown "shutdown"(int fd, int how)
     const int SHUT_WR
 
-from asyncio import constants as _constants, futures as _futures, protocols as _protocols, trsock as _trsock
-from asyncio import exceptions as _aexceptions
+import errno
+import os
+import sys
+from asyncio import constants, exceptions, futures, protocols
+from asyncio.log import logger
 from asyncio.transports import Transport as _asyncio_Transport
-import warnings as _stream_warnings
 
+
+cdef enum:
+    _FLUSH_NOW_BYTES = 16384
+    _SMALL_IOV = 16
+    # sendfile(2): what one loop iteration sends at most before waiting for
+    # the socket to be writable again (through the poll handle).
+    _SF_STEP_BYTES = 4194304
 
 # 3.12+ transports check write_eof() in writelines() itself.
 cdef bint _WRITELINES_OWN_EOF_CHECK = sys.version_info >= (3, 12)
 
 
-cdef enum:
-    _FLUSH_NOW_BYTES = 16384
-    _READ_BUF_SIZE = 262144
-    _SMALL_IOV = 16
-    # sendfile(2): what one loop iteration sends at most before waiting for
-    # the socket to be writable again (through the poll handle).
-    _SF_STEP_BYTES = 4194304
+cdef inline bytes _kept(data):
+    # What a write keeps until it is sent: bytes as they are, a copy of any
+    # other bytes-like object (the caller may reuse its buffer).
+    if type(data) is bytes:
+        return <bytes>data
+    return bytes(data)
 
 
 cdef void _stream_alloc_none(uv.uv_handle_t* handle, size_t suggested, uv.uv_buf_t* buf) noexcept nogil:
@@ -125,29 +139,12 @@ cdef void _stream_alloc_none(uv.uv_handle_t* handle, size_t suggested, uv.uv_buf
     buf.len = 0
 
 
-cdef void _stream_read(uv.uv_stream_t* stream, ssize_t nread, const uv.uv_buf_t* buf) noexcept with gil:
-    cdef StreamTransport t
-    if stream.data is NULL:
-        return
-    t = <StreamTransport>stream.data
-    try:
-        t._on_read(nread)
-    except BaseException as exc:
-        t.loop._set_pending_exception(exc)
+cdef void _stream_read(uv.uv_stream_t* stream, ssize_t nread, const uv.uv_buf_t* buf) noexcept nogil:
+    _transport_readable(stream.data, nread)
 
 
-cdef void _stream_written(uv.uv_write_t* req, int status) noexcept with gil:
-    cdef StreamTransport t
-    if req.data is NULL:
-        # The transport is gone (only while a loop is torn down unclosed).
-        free(req)
-        return
-    t = <StreamTransport>req.data
-    free(req)
-    try:
-        t._on_write_done(status)
-    except BaseException as exc:
-        t.loop._set_pending_exception(exc)
+cdef void _stream_written(uv.uv_write_t* req, int status) noexcept nogil:
+    _transport_write_done(req, req.data, status)
 
 
 cdef void _io_handle_closed(uv.uv_handle_t* handle) noexcept with gil:
@@ -190,8 +187,10 @@ cdef class SendfileWatch(PollHandle):
                 t._sf_finish(exc)
 
 
-cdef class StreamTransport:
+cdef class StreamTransport(TransportBase):
     """An asyncio.Transport over a libuv stream; see TCPTransport."""
+
+    _made_by = 'loop.create_connection(), loop.create_server()'
 
     # loop.start_tls() accepts it, as the stdlib's socket transports (the
     # read/write pipe transports say False, as the stdlib's pipes have no
@@ -199,17 +198,9 @@ cdef class StreamTransport:
     _start_tls_compatible = True
     # loop.sendfile() uses sendfile(2) on this transport's socket (the
     # stdlib's socket transports say the same).
-    _sendfile_compatible = _constants._SendfileMode.TRY_NATIVE
-
-    def __cinit__(self):
-        self._high_water = 64 * 1024
-        self._low_water = 16 * 1024
-        self._extra = {}
-        self.sock_fd = -1
-
-    def __init__(self, *args, **kwargs):
-        raise TypeError(f'{type(self).__name__} objects are made by the loop '
-                        f'(loop.create_connection(), loop.create_server())')
+    _sendfile_compatible = constants._SendfileMode.TRY_NATIVE
+    # (A read pipe says "pipe transport".)
+    _read_error_message = 'Fatal read error on socket transport'
 
     @property
     def __class__(self):
@@ -217,14 +208,6 @@ cdef class StreamTransport:
         # Cython class cannot subclass asyncio's slotted Transport:
         # isinstance() falls back to __class__. type(t) stays ourloop's.
         return _asyncio_Transport
-
-    @property
-    def _loop(self):
-        return self.loop
-
-    @property
-    def _sock(self):
-        return self.sock
 
     # -- opening (per connection) -----------------------------------------
 
@@ -235,29 +218,19 @@ cdef class StreamTransport:
         stream.data = <void*>self
         loop._open_transports.add(self)
 
-    cdef int _hold_update(self) except -1:
-        # The loop holds the transport (LoopCore._io_handles) while libuv
-        # may call it (see the top of this file). Called where one of the
-        # conditions changes; costs a set operation only when the answer
-        # does.
-        cdef bint want = self.wreq is not NULL or (
+    cdef bint _libuv_may_call(self) except -1:
+        # (TransportBase._hold_update; see the top of this file.)
+        return self.wreq is not NULL or (
             self.uvstream is not NULL
             and (self.reading or self.sf_active or self.pinned))
-        cdef set handles
-        if want == self.held or self.loop is None:
-            return 0
-        self.held = want
-        handles = self.loop._io_handles
-        if handles is not None:
-            if want:
-                handles.add(self)
-            else:
-                handles.discard(self)
-        return 0
 
     cdef int _start_reading(self) except -1:
         cdef int err
-        if self.reading or self.uvstream is NULL or self.rx_eof or self.rx_error is not None:
+        if self.rx_error is not None:
+            # (resume_reading(): the error libuv met is reported now.)
+            self._schedule_read()
+            return 0
+        if self.reading or self.uvstream is NULL or self.rx_eof:
             return 0
         err = uv.uv_read_start(self.uvstream, _stream_alloc_none, _stream_read)
         if err < 0:
@@ -276,22 +249,7 @@ cdef class StreamTransport:
     def _setup(self, sock, protocol, waiter, extra, server, bint borrowed):
         # Per connection: the stdlib's socket-transport set-up (TCP and
         # Unix sockets).
-        self.sock = sock
-        self.borrowed = borrowed
-        self.context = PyContext_CopyCurrent()
-        self._extra = dict(extra) if extra else {}
-        self._extra['socket'] = _trsock.TransportSocket(sock)
-        try:
-            self._extra['sockname'] = sock.getsockname()
-        except OSError:
-            self._extra['sockname'] = None
-        if 'peername' not in self._extra:
-            try:
-                self._extra['peername'] = sock.getpeername()
-            except OSError:
-                self._extra['peername'] = None
-        self.sock_fd = sock.fileno()
-        self.loop._fd_watchers.transports[self.sock_fd] = self
+        self._setup_socket(sock, extra, borrowed)
         self.set_protocol(protocol)
         self._server = server
         if server is not None:
@@ -300,7 +258,7 @@ cdef class StreamTransport:
         self.loop._call_soon(protocol.connection_made, (self,), None)
         self._start_reading()
         if waiter is not None:
-            self.loop._call_soon(_futures._set_result_unless_cancelled,
+            self.loop._call_soon(futures._set_result_unless_cancelled,
                                  (waiter, None), None)
 
     cdef _configure_socket(self, sock):
@@ -310,37 +268,14 @@ cdef class StreamTransport:
 
     def set_protocol(self, protocol):
         """Set a new protocol; data is delivered to it from now on."""
-        self._protocol = protocol
-        self.buffered = isinstance(protocol, _protocols.BufferedProtocol)
-        self._protocol_connected = True
+        TransportBase.set_protocol(self, protocol)
+        self.buffered = isinstance(protocol, protocols.BufferedProtocol)
 
-    def get_protocol(self):
-        """Return the current protocol."""
-        return self._protocol
-
-    def get_extra_info(self, name, default=None):
-        """Return optional transport information ('socket', 'sockname',
-        'peername', ...), or default."""
-        return self._extra.get(name, default)
-
-    def is_closing(self):
-        """Return True if the transport is closing or closed."""
-        return self._closing
-
-    def __repr__(self):
-        info = [type(self).__name__]
-        if self.sock is None:
-            info.append('closed')
-        elif self._closing:
-            info.append('closing')
-        if self.sock_fd >= 0:
-            # (The stdlib's: the number the socket had, even once closed.)
-            info.append(f'fd={self.sock_fd}')
+    cdef _repr_io(self, list info):
         if self.uvstream is not NULL:
             info.append('read=polling' if self.reading else 'read=idle')
             state = 'polling' if self.wreq is not NULL else 'idle'
             info.append(f'write=<{state}, bufsize={self._bufsize()}>')
-        return '<{}>'.format(' '.join(info))
 
     # -- reading ----------------------------------------------------------
 
@@ -354,62 +289,31 @@ cdef class StreamTransport:
             self._stop_reading()
         else:
             return
-        if not self.read_scheduled and not self._closing:
-            self.read_scheduled = True
-            self._schedule_read()
-
-    cdef _schedule_read(self):
-        # The transport itself goes on the ready queue (LoopCore._run_ready
-        # runs it with _run_read); in debug mode a Handle for _read_ready,
-        # so that it is timed and named like any callback.
-        if self.loop._debug_flag:
-            self.loop._call_soon(self._read_ready, (), self.context)
-        else:
-            self.loop._ready.append(self)
-
-    cdef int _run_read(self) except -1:
-        # Run from the ready queue: _read_ready in the transport's context;
-        # an unexpected exception goes to the exception handler as a
-        # callback's would. (A local reference: resume_reading() from the
-        # protocol replaces self.context meanwhile.)
-        context = self.context
-        PyContext_Enter(context)
-        try:
-            self._do_read_ready()
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self.loop.call_exception_handler({
-                'message': f'Exception in callback {type(self).__name__}._read_ready()',
-                'exception': exc,
-                'transport': self,
-            })
-        finally:
-            PyContext_Exit(context)
-        return 0
-
-    def _read_ready(self):
-        # What the debug-mode Handle calls.
-        self._do_read_ready()
+        self._schedule_read()
 
     cdef _do_read_ready(self):
         # Ready phase: the stdlib's reader callback.
-        self.read_scheduled = False
         if self._closing or self._paused:
             return
         if self.rx_error is not None:
             exc = self.rx_error
             self.rx_error = None
-            self._fatal_error(exc, 'Fatal read error on socket transport')
+            self._fatal_error(exc, self._read_error_message)
             return
         if self.rx_ready:
             self.rx_ready = False
-            if self.buffered:
-                self._read_into_protocol()
-            else:
-                self._read_data()
+            self._read_once()
 
-    cdef int _read_fd(self) except -2:
+    cdef _read_once(self):
+        # One read() and its delivery to the protocol.
+        if self.buffered:
+            self._read_into_protocol()
+        else:
+            self._read_data()
+
+    cdef int _handle_fd(self) except -2:
+        # The fd libuv's handle works on (reads, shutdown(), sendfile(2)),
+        # or -1 once it is closed.
         cdef uv.uv_os_fd_t fd
         if self.uvstream is NULL or uv.uv_fileno(<uv.uv_handle_t*>self.uvstream, &fd) != 0:
             return -1
@@ -433,19 +337,16 @@ cdef class StreamTransport:
         return True
 
     cdef _read_data(self):
-        cdef LoopExt* ext = <LoopExt*>self.loop.uvloop
+        cdef char* buf
         cdef ssize_t nbytes
-        cdef int fd = self._read_fd()
+        cdef int fd = self._handle_fd()
         if fd < 0:
             return
-        if ext.rbuf is NULL:
-            ext.rbuf = <char*>malloc(_READ_BUF_SIZE)
-            if ext.rbuf is NULL:
-                raise MemoryError()
-        nbytes = c_read(fd, ext.rbuf, _READ_BUF_SIZE)
+        buf = _read_buffer(self.loop)
+        nbytes = c_read(fd, buf, _READ_BUF_SIZE)
         if self._read_failed(nbytes, cerrno.errno):
             return
-        data = PyBytes_FromStringAndSize(ext.rbuf, nbytes)
+        data = PyBytes_FromStringAndSize(buf, nbytes)
         try:
             self._protocol.data_received(data)
         except (SystemExit, KeyboardInterrupt):
@@ -459,7 +360,7 @@ cdef class StreamTransport:
         cdef Py_buffer view
         cdef ssize_t nbytes
         cdef int code
-        cdef int fd = self._read_fd()
+        cdef int fd = self._handle_fd()
         if fd < 0:
             return
         try:
@@ -503,34 +404,6 @@ cdef class StreamTransport:
         if not keep_open:
             self.close()
 
-    def pause_reading(self):
-        """Stop delivering data to the protocol until resume_reading()."""
-        if self._closing or self._paused:
-            return
-        self._paused = True
-        self._stop_reading()
-        if self.loop._debug_flag:
-            logger.debug("%r pauses reading", self)
-
-    def resume_reading(self):
-        """Deliver data to the protocol again."""
-        if self._closing or not self._paused:
-            return
-        self._paused = False
-        # The stdlib registers its reader again: reads go on in (a copy
-        # of) the caller's context.
-        self.context = PyContext_CopyCurrent()
-        self._start_reading()
-        if self.rx_error is not None and not self.read_scheduled:
-            self.read_scheduled = True
-            self._schedule_read()
-        if self.loop._debug_flag:
-            logger.debug("%r resumes reading", self)
-
-    def is_reading(self):
-        """Return True if data is being delivered to the protocol."""
-        return not self._closing and not self._paused
-
     # -- writing ----------------------------------------------------------
 
     def write(self, data):
@@ -546,14 +419,9 @@ cdef class StreamTransport:
         if not data:
             return
         if self._conn_lost:
-            if self._conn_lost >= _constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES:
-                logger.warning('socket.send() raised exception.')
-            self._conn_lost += 1
+            self._conn_lost = _lost_write(self._conn_lost, 'socket.send() raised exception.')
             return
-        if type(data) is not bytes:
-            # Sent later: keep a copy, the caller may reuse its buffer.
-            data = bytes(data)
-        self._queue_write(<bytes>data)
+        self._queue_write(_kept(data))
 
     def writelines(self, list_of_data):
         """Write an iterable of bytes-like objects (they leave in one
@@ -574,9 +442,7 @@ cdef class StreamTransport:
             if not data:
                 continue
             if self._conn_lost:
-                if self._conn_lost >= _constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES:
-                    logger.warning('socket.send() raised exception.')
-                self._conn_lost += 1
+                self._conn_lost = _lost_write(self._conn_lost, 'socket.send() raised exception.')
                 return
             self._queue_write(<bytes>data)
 
@@ -718,9 +584,7 @@ cdef class StreamTransport:
         # Ready phase (the stdlib's _maybe_resume_protocol, then what its
         # _write_ready does once the buffer is empty).
         self.resume_scheduled = False
-        if self._protocol_paused and self._bufsize() <= self._low_water:
-            self._protocol_paused = False
-            self._tell_protocol('resume_writing')
+        self._maybe_resume_protocol()
         if self.pending is not None and self.wreq is NULL:
             self._flush()
         if self.pending is None and self.wreq is NULL:
@@ -733,27 +597,8 @@ cdef class StreamTransport:
             return self.pending_size + <Py_ssize_t>self.uvstream.write_queue_size
         return self.pending_size + self.inflight
 
-    cdef _maybe_pause_protocol(self):
-        if self._bufsize() <= self._high_water:
-            return
-        if not self._protocol_paused:
-            self._protocol_paused = True
-            self._tell_protocol('pause_writing')
-
-    def _tell_protocol(self, str method):
-        # pause_writing() / resume_writing(): an exception goes to the
-        # exception handler, the transport goes on.
-        try:
-            getattr(self._protocol, method)()
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self.loop.call_exception_handler({
-                'message': f'protocol.{method}() failed',
-                'exception': exc,
-                'transport': self,
-                'protocol': self._protocol,
-            })
+    cdef Py_ssize_t _buffer_size(self) except -1:
+        return self._bufsize()
 
     def get_write_buffer_size(self):
         """Bytes written but not yet taken by the kernel."""
@@ -762,23 +607,6 @@ cdef class StreamTransport:
         if self.pending is not None:
             self._flush()
         return self._bufsize()
-
-    def get_write_buffer_limits(self):
-        """Return (low, high), the flow control water marks."""
-        return (self._low_water, self._high_water)
-
-    def set_write_buffer_limits(self, high=None, low=None):
-        """Set the flow control water marks (pause_writing above high,
-        resume_writing at or below low)."""
-        if high is None:
-            high = 64 * 1024 if low is None else 4 * low
-        if low is None:
-            low = high // 4
-        if not high >= low >= 0:
-            raise ValueError(f'high ({high!r}) must be >= low ({low!r}) must be >= 0')
-        self._high_water = high
-        self._low_water = low
-        self._maybe_pause_protocol()
 
     def can_write_eof(self):
         """Return True: a stream can be half-closed."""
@@ -819,22 +647,10 @@ cdef class StreamTransport:
         # close; _resume_protocol_writing completes the close then.)
         if self.pending is None and self.wreq is NULL and not self._conn_lost \
                 and not self.sf_active and not self.resume_scheduled:
-            self._conn_lost += 1
-            if self.loop._closed:
-                # The stdlib's call_soon() raises; the transport stays
-                # closing, its socket its own (see __del__).
-                raise RuntimeError('Event loop is closed')
-            self.loop._call_soon(self._call_connection_lost, (None,), None)
+            self._schedule_connection_lost(None, None)
 
-    def abort(self):
-        """Close at once: buffered data is dropped."""
-        self._force_close(None)
-
-    cpdef _force_close(self, exc):
-        # cpdef: the stdlib's SSLProtocol calls transport._force_close(exc)
-        # (handshake failure, shutdown timeout).
-        if self._conn_lost:
-            return
+    cdef _drop_writes(self, exc):
+        # _force_close(): the pending batch is sent once, then dropped.
         if self.pending is not None:
             self._send_before_drop()
         self.pending = None
@@ -842,20 +658,12 @@ cdef class StreamTransport:
         # An in-flight uv_write is cancelled when the handle closes (at
         # connection_lost); its bytes no longer count as buffered.
         self.inflight = 0
-        if not self._closing:
-            self._closing = True
-            self._stop_reading()
         if exc is not None and self.sf_active and not self.sf_sending:
             # A write error while a sendfile waits for the buffer to empty:
             # the sendfile fails with it (the stdlib's _write_ready).
             waiter = self.sf_waiter
             if waiter is not None and not waiter.done():
                 waiter.set_exception(exc)
-        self._conn_lost += 1
-        if self.loop._closed:
-            # The stdlib's call_soon() raises (see __del__).
-            raise RuntimeError('Event loop is closed')
-        self.loop._call_soon(self._call_connection_lost, (exc,), self.lost_context)
 
     cdef _send_before_drop(self):
         # The pending batch is about to be dropped (abort(), a fatal error,
@@ -886,34 +694,13 @@ cdef class StreamTransport:
         if bufs is not small:
             free(bufs)
 
-    cdef _fatal_error(self, exc, message):
-        if isinstance(exc, OSError):
-            if self.loop._debug_flag:
-                logger.debug("%r: %s", self, message, exc_info=True)
-        else:
-            self.loop.call_exception_handler({
-                'message': message,
-                'exception': exc,
-                'transport': self,
-                'protocol': self._protocol,
-            })
-        self._force_close(exc)
-
     def _call_connection_lost(self, exc):
         if self.sf_active:
             self._sf_finish(ConnectionError('Connection is closed by peer'))
         try:
-            if self._protocol_connected:
-                self._protocol.connection_lost(exc)
+            TransportBase._call_connection_lost(self, exc)
         finally:
-            self._close_handle()
-            self._release_socket()
-            self._protocol = None
             self.wcontext = None
-            server = self._server
-            if server is not None:
-                self._server = None
-                server._detach(self)
 
     cdef _close_handle(self):
         # libuv closes the fd it was given; pending uv_writes are cancelled
@@ -934,61 +721,13 @@ cdef class StreamTransport:
             self.loop._open_transports.discard(self)
         self._hold_update()
 
-    cdef _release_socket(self):
-        sock = self.sock
-        if sock is None:
-            return
-        self.sock = None
-        if self.borrowed:
-            # libuv owned the fd and closes it: the socket object only
-            # forgets the number.
-            socket.socket.detach(sock)
-        else:
-            sock.close()
-
     def _uv_close(self):
-        # The loop closes with this transport still open: its libuv handle
-        # goes (the stdlib's selector goes), the transport stays "open" and
-        # keeps the caller's socket open until it is closed or collected
-        # (__del__). A socket libuv owned is closed with the handle; the
-        # socket object only forgets the number, and still marks the
-        # transport as not closed.
+        # The loop closes with this transport still open: the pending batch
+        # is sent once and dropped, then TransportBase's.
         self._send_before_drop()
         self.pending = None
         self.pending_size = 0
-        self._close_handle()
-        if self.borrowed and self.sock is not None:
-            socket.socket.detach(self.sock)
-
-    def __del__(self):
-        # The stdlib's _SelectorTransport.__del__ (and its pipe transports'):
-        # collected with its socket still open, the transport warns, closes
-        # it, and (3.13's) tells its server the connection is gone. ourloop
-        # also closes the libuv handle (loop still open: the transport was
-        # paused with nothing to write, so nothing held it).
-        sock = self.sock
-        if sock is None:
-            return
-        try:
-            _stream_warnings.warn(f"unclosed transport {self!r}", ResourceWarning,
-                                  source=self)
-        finally:
-            self._del_close()
-
-    def _del_close(self):
-        self._close_handle()
-        self._release_socket()
-        watchers = self.loop._fd_watchers if self.loop is not None else None
-        if watchers is not None and watchers.transports is not None:
-            # A warning that keeps the transport alive (its source) must
-            # not keep its fd number refused by add_reader().
-            for fd, t in list(watchers.transports.items()):
-                if t is self:
-                    del watchers.transports[fd]
-        server = self._server
-        if server is not None:
-            self._server = None
-            server._detach(self)
+        TransportBase._uv_close(self)
 
     # -- zero-copy sendfile (loop.sendfile; see the top of this file) -----
 
@@ -1066,7 +805,7 @@ cdef class StreamTransport:
             self.sf_sending = False
             self._sf_release()
             return 0
-        out_fd = self._read_fd()
+        out_fd = self._handle_fd()
         if self._conn_lost or out_fd < 0:
             self._sf_finish(ConnectionError('Connection is closed by peer'))
             return 0
@@ -1118,7 +857,7 @@ cdef class StreamTransport:
             new_exc.__cause__ = exc
             exc = new_exc
         if self.sf_total == 0:
-            exc = _aexceptions.SendfileNotAvailableError('os.sendfile call failed')
+            exc = exceptions.SendfileNotAvailableError('os.sendfile call failed')
         return exc
 
     cdef int _sf_wait_writable(self, int out_fd) except -1:
@@ -1155,14 +894,11 @@ cdef class StreamTransport:
         # Close the poll handle, then its dup (uv_close has already taken
         # it out of epoll).
         cdef SendfileWatch watch = self.sf_watch
-        cdef int fd
         if watch is None:
             return
         self.sf_watch = None
         watch.transport = None
-        fd = watch.fd
-        watch.close()
-        c_close(fd)
+        watch.close_with_fd()
 
     def __dealloc__(self):
         if self.wreq is not NULL:

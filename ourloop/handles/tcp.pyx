@@ -1,8 +1,12 @@
-# TCP over uv_tcp_t: TCPTransport (a StreamTransport opened over a TCP
-# socket) and TCPListener (a uv_poll_t on a listening socket; it accepts the
-# connections itself, each becoming a TCPTransport). The Python side (ourloop/_tcp.py: create_connection,
-# create_server, connect_accepted_socket; ourloop/_server.py: Server) calls
-# LoopCore._make_tcp_transport() and LoopCore._tcp_listen(), which land here.
+# Socket transports over uv_tcp_t and uv_pipe_t: TCPTransport (a
+# StreamTransport opened over a TCP socket; PipeTransport, its Unix-socket
+# twin, is in handles/pipe.pyx), the factory of both
+# (_make_socket_transport) and SocketListener (a uv_poll_t on a listening
+# TCP or Unix socket; it accepts the connections itself, each becoming a
+# socket transport). The Python side (ourloop/_tcp.py, ourloop/_unix.py:
+# create_connection, create_server, connect_accepted_socket and their Unix
+# twins; ourloop/_server.py: Server) calls LoopCore._make_socket_transport()
+# and LoopCore._listen_socket(), which land here.
 #
 # Who owns each fd (docs/architecture.md says it for every path):
 # - a socket the caller passed (sock=, connect_accepted_socket, and the
@@ -12,29 +16,22 @@
 #   closes its listening sockets in close().
 # - a socket the loop made itself (create_connection without sock=) or
 #   accepted: libuv owns the fd. get_extra_info('socket') is a TransportSocket
-#   over a _BorrowedSocket: a socket object naming the same fd, whose close()
-#   cannot close it, and which forgets the number (detach) when the
-#   transport closes.
+#   over a _BorrowedSocket (handles/transport.pyx): a socket object naming
+#   the same fd, whose close() cannot close it, and which forgets the number
+#   (detach) when the transport closes.
 
-import os as _os
-
+from cpython.contextvars cimport PyContext_CopyCurrent
 from cpython.number cimport PyNumber_Index
+from libc cimport errno as cerrno
+
+from ourloop.includes cimport uv
 from ourloop.includes.uv cimport ourloop_accept
 
-
-class _BorrowedSocket(socket.socket):
-    """A socket object over an fd that libuv owns (a transport's socket).
-
-    close() does nothing: the fd is closed by the transport, when it
-    closes. detach() returns a duplicate of the fd, owned by the caller."""
-
-    __slots__ = ()
-
-    def close(self):
-        pass
-
-    def detach(self):
-        return _os.dup(self.fileno())
+import errno
+import os
+import socket
+from asyncio import constants, trsock
+from asyncio.log import logger
 
 
 cdef TCPTransport _tcp_open_fd(LoopCore loop, int fd):
@@ -42,22 +39,11 @@ cdef TCPTransport _tcp_open_fd(LoopCore loop, int fd):
     # caller's to close).
     cdef uv.uv_tcp_t* tcp
     cdef TCPTransport t
-    cdef int err
     loop._ensure_open()
     loop._fd_watchers.claim(fd)
-    tcp = <uv.uv_tcp_t*>malloc(sizeof(uv.uv_tcp_t))
-    if tcp is NULL:
-        raise MemoryError()
-    err = uv.uv_tcp_init(loop.uvloop, tcp)
-    if err < 0:
-        free(tcp)
-        raise uv_error(err)
-    count_open(<uv.uv_handle_t*>tcp)
-    err = uv.uv_tcp_open(tcp, fd)
-    if err < 0:
-        tcp.data = NULL
-        close_and_free(<uv.uv_handle_t*>tcp)
-        raise uv_error(err)
+    tcp = <uv.uv_tcp_t*>new_handle(sizeof(uv.uv_tcp_t))
+    handle_inited(<uv.uv_handle_t*>tcp, uv.uv_tcp_init(loop.uvloop, tcp))
+    handle_opened(<uv.uv_handle_t*>tcp, uv.uv_tcp_open(tcp, fd))
     t = TCPTransport.__new__(TCPTransport)
     t._attach_handle(loop, <uv.uv_stream_t*>tcp)
     return t
@@ -74,7 +60,7 @@ cdef class TCPTransport(StreamTransport):
             uv.uv_tcp_nodelay(<uv.uv_tcp_t*>self.uvstream, 1)
 
 
-cdef StreamTransport _open_socket_fd(LoopCore loop, int fd, family):
+cdef TransportBase _open_socket_fd(LoopCore loop, int fd, int family):
     # A transport whose libuv handle owns fd: a uv_pipe_t for a Unix
     # socket, a uv_tcp_t otherwise.
     if family == socket.AF_UNIX:
@@ -82,50 +68,18 @@ cdef StreamTransport _open_socket_fd(LoopCore loop, int fd, family):
     return _tcp_open_fd(loop, fd)
 
 
-cdef object _make_tcp_transport(LoopCore loop, sock, protocol, waiter, extra,
-                                server, bint adopt):
-    # TCP and Unix stream sockets alike.
-    cdef StreamTransport t
-    cdef int fd
-    if adopt:
-        # The loop's own socket: libuv takes the fd itself.
-        family, type_, proto = sock.family, sock.type, sock.proto
-        fd = sock.detach()
-        try:
-            t = _open_socket_fd(loop, fd, family)
-        except BaseException:
-            _os.close(fd)
-            raise
-        try:
-            sock = _BorrowedSocket(family, type_, proto, fileno=fd)
-        except BaseException:
-            t._close_handle()
-            raise
-        borrowed = True
-    else:
-        fd = _os.dup(sock.fileno())
-        try:
-            t = _open_socket_fd(loop, fd, sock.family)
-        except BaseException:
-            _os.close(fd)
-            raise
-        borrowed = False
-    try:
-        t._setup(sock, protocol, waiter, extra, server, borrowed)
-    except BaseException:
-        t._close_handle()
-        if borrowed:
-            t.sock = sock
-            t._release_socket()
-        raise
-    return t
+cdef StreamTransport _make_socket_transport(LoopCore loop, sock, protocol, waiter, extra,
+                                            server, bint adopt):
+    # (LoopCore._make_socket_transport.) TCP and Unix stream sockets alike.
+    return <StreamTransport>_adopt_or_dup(loop, sock, adopt, _open_socket_fd,
+                                          (protocol, waiter, extra, server, adopt))
 
 
-cdef class TCPListener(PollHandle):
-    """A listening TCP socket: a uv_poll_t watches a dup() of it, and each
-    readiness event accepts up to `backlog` connections natively (the
-    stdlib's policy), each becoming a TCPTransport with a protocol from
-    protocol_factory. Out of fds (EMFILE & co.), the exception handler is
+cdef class SocketListener(PollHandle):
+    """A listening TCP or Unix socket: a uv_poll_t watches a dup() of it,
+    and each readiness event accepts up to `backlog` connections natively
+    (the stdlib's policy), each becoming a socket transport (TCPTransport,
+    PipeTransport) with a protocol from protocol_factory. Out of fds (EMFILE & co.), the exception handler is
     told and accepting pauses for a second, as in the stdlib."""
 
     def __init__(self, *args, **kwargs):
@@ -148,16 +102,16 @@ cdef class TCPListener(PollHandle):
                     # Accepting again at once would spin: wait a second.
                     PollHandle.stop(self)
                     self.retry = self.loop.call_later(
-                        _constants.ACCEPT_RETRY_DELAY, self._resume)
+                        constants.ACCEPT_RETRY_DELAY, self._resume)
                 return
             self._accept_one(conn)
 
     cdef _accept_one(self, int conn):
         cdef StreamTransport t
         try:
-            t = _open_socket_fd(self.loop, conn, self.family)
+            t = <StreamTransport>_open_socket_fd(self.loop, conn, self.family)
         except BaseException as exc:
-            _os.close(conn)
+            os.close(conn)
             self.loop._call_soon(self._accept_error, (exc,), self.context)
             return
         # Ready phase, in the listener's context: what the stdlib's accept
@@ -247,7 +201,7 @@ cdef class TCPListener(PollHandle):
         self.loop.call_exception_handler({
             'message': message,
             'exception': exc,
-            'socket': _trsock.TransportSocket(self.sock),
+            'socket': trsock.TransportSocket(self.sock),
         })
 
     def stop_serving(self):
@@ -266,25 +220,26 @@ cdef class TCPListener(PollHandle):
         PollHandle.close(self)
         self.loop._io_handles.discard(self)
         if fd >= 0:
-            _os.close(fd)
+            os.close(fd)
 
     def __repr__(self):
         state = 'closed' if self.closed else 'listening'
-        return f'<TCPListener {state} sock={self.sock!r}>'
+        return f'<SocketListener {state} sock={self.sock!r}>'
 
 
-cdef TCPListener _tcp_listen(LoopCore loop, sock, protocol_factory, server, backlog, tls):
-    cdef TCPListener listener
+cdef SocketListener _listen_socket(LoopCore loop, sock, protocol_factory, server, backlog, tls):
+    # (LoopCore._listen_socket.)
+    cdef SocketListener listener
     cdef int fd
     loop._ensure_open()
     # socket.listen() checks the argument as the stdlib's loop does (its
     # TypeError/OverflowError) and clamps a negative backlog to 0.
     sock.listen(backlog)
-    fd = _os.dup(sock.fileno())
+    fd = os.dup(sock.fileno())
     try:
-        listener = TCPListener(loop, fd)
+        listener = SocketListener(loop, fd)
     except BaseException:
-        _os.close(fd)
+        os.close(fd)
         raise
     listener.sock = sock
     listener.family = sock.family

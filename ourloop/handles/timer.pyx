@@ -10,6 +10,11 @@
 # than half of a heap of more than 100 timers is cancelled: then the heap is
 # rebuilt without them (the stdlib's rule).
 
+from libc.stdint cimport uint64_t
+from libc.stdlib cimport malloc
+
+from ourloop.includes cimport uv
+
 cdef enum:
     _MIN_SCHEDULED_TIMERS = 100
 

@@ -72,253 +72,30 @@
 # socket open, it warns ResourceWarning("unclosed transport ...") and
 # closes it (the stdlib's __del__).
 
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.contextvars cimport PyContext_CopyCurrent
+from libc cimport errno as cerrno
+from libc.stdlib cimport malloc, free
 from libc.string cimport memcmp, memcpy
-from collections import deque as _udp_deque
+
+from ourloop.includes cimport uv
+from ourloop.includes.udp_io cimport (
+    ourloop_udp_addr, ourloop_udp_parse, ourloop_udp_pyaddr, ourloop_udp_recvfrom,
+    ourloop_udp_sendto, ourloop_udp_get_reuseaddr, ourloop_udp_clear_reuseaddr, ourloop_udp_sa,
+)
+
+import os
+import socket
+import sys
+from collections import deque
+from asyncio import futures
 from asyncio.transports import (
     DatagramTransport as _asyncio_DatagramTransport,
     ReadTransport as _asyncio_ReadTransport,
+    Transport as _asyncio_Transport,
     WriteTransport as _asyncio_WriteTransport,
 )
-
-
-cdef extern from *:
-    """
-    #include <sys/socket.h>
-    #include <sys/un.h>
-    #include <netinet/in.h>
-    #include <arpa/inet.h>
-    #include <stddef.h>
-    #include <string.h>
-
-    /* A socket address of any family, with its length. */
-    typedef struct {
-        int len;
-        union {
-            struct sockaddr sa;
-            struct sockaddr_in in4;
-            struct sockaddr_in6 in6;
-            struct sockaddr_un un;
-            struct sockaddr_storage ss;
-        } u;
-    } ourloop_udp_addr;
-
-    /* The length recvfrom() is given for a family (the socket module's). */
-    static int ourloop_udp_addrlen(int family) {
-        switch (family) {
-        case AF_INET: return (int)sizeof(struct sockaddr_in);
-        case AF_INET6: return (int)sizeof(struct sockaddr_in6);
-        case AF_UNIX: return (int)sizeof(struct sockaddr_un);
-        default: return (int)sizeof(struct sockaddr_storage);
-        }
-    }
-
-    /* addr as the socket module would parse it for `family`, when that
-       needs no name resolution and cannot fail: 1 and a->len set; else 0
-       (the caller asks the socket object, which raises the socket
-       module's error or resolves the name). Never sets an exception. */
-    static int ourloop_udp_parse(ourloop_udp_addr* a, int family, PyObject* addr) {
-        memset(a, 0, sizeof(*a));
-        if (family == AF_INET || family == AF_INET6) {
-            Py_ssize_t n, hlen;
-            const char* host;
-            long port;
-            unsigned long flowinfo = 0, scope_id = 0;
-            PyObject* item;
-            if (!PyTuple_CheckExact(addr))
-                return 0;
-            n = PyTuple_GET_SIZE(addr);
-            if (family == AF_INET ? n != 2 : (n < 2 || n > 4))
-                return 0;
-            item = PyTuple_GET_ITEM(addr, 0);
-            if (!PyUnicode_CheckExact(item))
-                return 0;
-            host = PyUnicode_AsUTF8AndSize(item, &hlen);
-            if (host == NULL) {
-                PyErr_Clear();
-                return 0;
-            }
-            if ((Py_ssize_t)strlen(host) != hlen)
-                return 0;
-            item = PyTuple_GET_ITEM(addr, 1);
-            if (!PyLong_CheckExact(item))
-                return 0;
-            port = PyLong_AsLong(item);
-            if (port == -1 && PyErr_Occurred()) {
-                PyErr_Clear();
-                return 0;
-            }
-            if (port < 0 || port > 65535)
-                return 0;
-            if (n > 2) {
-                item = PyTuple_GET_ITEM(addr, 2);
-                if (!PyLong_CheckExact(item))
-                    return 0;
-                flowinfo = PyLong_AsUnsignedLong(item);
-                if (PyErr_Occurred()) {
-                    PyErr_Clear();
-                    return 0;
-                }
-                if (flowinfo > 0xfffff)
-                    return 0;
-            }
-            if (n > 3) {
-                item = PyTuple_GET_ITEM(addr, 3);
-                if (!PyLong_CheckExact(item))
-                    return 0;
-                scope_id = PyLong_AsUnsignedLong(item);
-                if (PyErr_Occurred()) {
-                    PyErr_Clear();
-                    return 0;
-                }
-                if (scope_id > 0xffffffffUL)
-                    return 0;
-            }
-            if (family == AF_INET) {
-                if (inet_pton(AF_INET, host, &a->u.in4.sin_addr) != 1)
-                    return 0;
-                a->u.in4.sin_family = AF_INET;
-                a->u.in4.sin_port = htons((unsigned short)port);
-                a->len = (int)sizeof(struct sockaddr_in);
-            } else {
-                if (inet_pton(AF_INET6, host, &a->u.in6.sin6_addr) != 1)
-                    return 0;
-                a->u.in6.sin6_family = AF_INET6;
-                a->u.in6.sin6_port = htons((unsigned short)port);
-                a->u.in6.sin6_flowinfo = htonl((uint32_t)flowinfo);
-                a->u.in6.sin6_scope_id = (uint32_t)scope_id;
-                a->len = (int)sizeof(struct sockaddr_in6);
-            }
-            return 1;
-        }
-        if (family == AF_UNIX) {
-            PyObject* encoded = NULL;
-            const char* path;
-            Py_ssize_t plen;
-            if (PyUnicode_CheckExact(addr)) {
-                encoded = PyUnicode_EncodeFSDefault(addr);
-                if (encoded == NULL) {
-                    PyErr_Clear();
-                    return 0;
-                }
-                path = PyBytes_AS_STRING(encoded);
-                plen = PyBytes_GET_SIZE(encoded);
-            } else if (PyBytes_CheckExact(addr)) {
-                path = PyBytes_AS_STRING(addr);
-                plen = PyBytes_GET_SIZE(addr);
-            } else {
-                return 0;
-            }
-            if (plen > 0 && path[0] == 0) {
-                /* Linux abstract namespace: the length is the name's. */
-                if ((size_t)plen > sizeof(a->u.un.sun_path))
-                    goto unix_fail;
-            } else if ((size_t)plen >= sizeof(a->u.un.sun_path)) {
-                goto unix_fail;
-            }
-            a->u.un.sun_family = AF_UNIX;
-            memcpy(a->u.un.sun_path, path, (size_t)plen);
-            a->len = (int)(plen + offsetof(struct sockaddr_un, sun_path));
-            Py_XDECREF(encoded);
-            return 1;
-        unix_fail:
-            Py_XDECREF(encoded);
-            return 0;
-        }
-        return 0;
-    }
-
-    /* The Python address for a received datagram's sender, as the socket
-       module builds it (a new reference, or NULL with an exception). */
-    static PyObject* ourloop_udp_pyaddr(ourloop_udp_addr* a) {
-        char text[INET6_ADDRSTRLEN + 1];
-        if (a->len == 0)
-            Py_RETURN_NONE;
-        switch (a->u.sa.sa_family) {
-        case AF_INET:
-            if (inet_ntop(AF_INET, &a->u.in4.sin_addr, text, sizeof(text)) == NULL)
-                return PyErr_SetFromErrno(PyExc_OSError);
-            return Py_BuildValue("si", text, (int)ntohs(a->u.in4.sin_port));
-        case AF_INET6:
-            if (inet_ntop(AF_INET6, &a->u.in6.sin6_addr, text, sizeof(text)) == NULL)
-                return PyErr_SetFromErrno(PyExc_OSError);
-            return Py_BuildValue("siII", text, (int)ntohs(a->u.in6.sin6_port),
-                                 (unsigned int)ntohl(a->u.in6.sin6_flowinfo),
-                                 (unsigned int)a->u.in6.sin6_scope_id);
-        case AF_UNIX: {
-            Py_ssize_t n = (Py_ssize_t)a->len - (Py_ssize_t)offsetof(struct sockaddr_un, sun_path);
-            if (n > 0 && a->u.un.sun_path[0] == 0)
-                return PyBytes_FromStringAndSize(a->u.un.sun_path, n);
-            return PyUnicode_DecodeFSDefault(a->u.un.sun_path);
-        }
-        default:
-            return Py_BuildValue("iy#", (int)a->u.sa.sa_family, a->u.sa.sa_data,
-                                 (Py_ssize_t)sizeof(a->u.sa.sa_data));
-        }
-    }
-
-    static ssize_t ourloop_udp_recvfrom(int fd, char* buf, size_t size, ourloop_udp_addr* a, int family) {
-        socklen_t len = (socklen_t)ourloop_udp_addrlen(family);
-        ssize_t n;
-        memset(a, 0, sizeof(*a));
-        n = recvfrom(fd, buf, size, 0, &a->u.sa, &len);
-        a->len = n < 0 ? 0 : (int)len;
-        return n;
-    }
-
-    static ssize_t ourloop_udp_sendto(int fd, const char* buf, size_t size, ourloop_udp_addr* a) {
-        if (a == NULL)
-            return send(fd, buf, size, 0);
-        return sendto(fd, buf, size, 0, &a->u.sa, (socklen_t)a->len);
-    }
-
-    static const struct sockaddr* ourloop_udp_sa(ourloop_udp_addr* a) {
-        return &a->u.sa;
-    }
-
-    static int ourloop_udp_get_reuseaddr(int fd) {
-        int on = 0;
-        socklen_t len = sizeof(on);
-        if (getsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, &len) != 0)
-            return -1;
-        return on != 0;
-    }
-
-    static void ourloop_udp_clear_reuseaddr(int fd) {
-        int off = 0;
-        (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &off, sizeof(off));
-    }
-    """
-    ctypedef struct _udp_sockaddr "struct sockaddr":
-        pass
-    ctypedef struct ourloop_udp_addr:
-        int len
-    int ourloop_udp_parse(ourloop_udp_addr* a, int family, object addr)
-    object ourloop_udp_pyaddr(ourloop_udp_addr* a)
-    ssize_t ourloop_udp_recvfrom(int fd, char* buf, size_t size, ourloop_udp_addr* a, int family) nogil
-    ssize_t ourloop_udp_sendto(int fd, const char* buf, size_t size, ourloop_udp_addr* a) nogil
-    int ourloop_udp_get_reuseaddr(int fd) nogil
-    void ourloop_udp_clear_reuseaddr(int fd) nogil
-    const _udp_sockaddr* ourloop_udp_sa(ourloop_udp_addr* a) nogil
-
-
-cdef extern from "uv.h" nogil:
-    ctypedef struct _uv_udp_t "uv_udp_t":
-        void* data
-        uv.uv_loop_t* loop
-    ctypedef struct _uv_udp_send_t "uv_udp_send_t":
-        void* data
-    ctypedef void (*_uv_udp_send_cb "uv_udp_send_cb")(_uv_udp_send_t* req, int status) noexcept nogil
-    ctypedef void (*_uv_udp_recv_cb "uv_udp_recv_cb")(
-        _uv_udp_t* handle, ssize_t nread, const uv.uv_buf_t* buf,
-        const _udp_sockaddr* addr, unsigned flags) noexcept nogil
-    int _uv_udp_init "uv_udp_init"(uv.uv_loop_t* loop, _uv_udp_t* handle)
-    int _uv_udp_open "uv_udp_open"(_uv_udp_t* handle, int sock)
-    int _uv_udp_recv_start "uv_udp_recv_start"(_uv_udp_t* handle, uv.uv_alloc_cb alloc_cb,
-                                               _uv_udp_recv_cb recv_cb)
-    int _uv_udp_recv_stop "uv_udp_recv_stop"(_uv_udp_t* handle)
-    int _uv_udp_send "uv_udp_send"(_uv_udp_send_t* req, _uv_udp_t* handle,
-                                   const uv.uv_buf_t* bufs, unsigned int nbufs,
-                                   const _udp_sockaddr* addr, _uv_udp_send_cb send_cb)
 
 
 cdef enum:
@@ -340,36 +117,20 @@ _UDPTransportABC = type('UDPTransport',
                         {'__slots__': (), '__module__': __name__})
 
 
-cdef void _udp_recv(_uv_udp_t* handle, ssize_t nread, const uv.uv_buf_t* buf,
-                    const _udp_sockaddr* addr, unsigned flags) noexcept with gil:
-    # In uv_run: with the empty buffer of _stream_alloc_none, libuv only
-    # says "readable" (UV_ENOBUFS) and reads nothing.
-    cdef UDPTransport t
-    if handle.data is NULL or nread != uv.UV_ENOBUFS:
-        return
-    t = <UDPTransport>handle.data
-    try:
-        t._on_readable()
-    except BaseException as exc:
-        t.loop._set_pending_exception(exc)
+cdef void _udp_recv(uv.uv_udp_t* handle, ssize_t nread, const uv.uv_buf_t* buf,
+                    const uv.sockaddr* addr, unsigned flags) noexcept nogil:
+    # With the empty buffer of _stream_alloc_none, libuv only says
+    # "readable" (UV_ENOBUFS) and reads nothing.
+    if nread == uv.UV_ENOBUFS:
+        _transport_readable(handle.data, nread)
 
 
-cdef void _udp_sent(_uv_udp_send_t* req, int status) noexcept with gil:
-    cdef UDPTransport t
-    if req.data is NULL:
-        free(req)
-        return
-    t = <UDPTransport>req.data
-    free(req)
-    try:
-        t._on_sent(status)
-    except BaseException as exc:
-        t.loop._set_pending_exception(exc)
+cdef void _udp_sent(uv.uv_udp_send_t* req, int status) noexcept nogil:
+    _transport_write_done(req, req.data, status)
 
 
 cdef class _UDPPoll(PollHandle):
     # The poll handle of a non-IP datagram transport.
-    cdef UDPTransport transport
 
     cdef on_events(self, int status, int events):
         cdef UDPTransport t = self.transport
@@ -394,76 +155,19 @@ cdef class _UDPPoll(PollHandle):
         PollHandle.close(self)
 
 
-cdef class UDPTransport:
+cdef class UDPTransport(TransportBase):
     """A datagram endpoint: an asyncio.DatagramTransport over a libuv
     uv_udp_t (IPv4, IPv6) or uv_poll_t (other families)."""
 
-    cdef LoopCore loop
-    cdef _uv_udp_t* uvudp
-    cdef _UDPPoll poller
-    cdef int fd
-    cdef int family
-    cdef object sock
-    cdef int sock_fd
-    cdef bint borrowed
-    cdef readonly object _protocol
-    cdef readonly bint _protocol_connected
-    cdef readonly dict _extra
-    cdef readonly object _address
-    cdef bint connected
-    # Contexts, as the stdlib's callbacks get them: reads run in `context`
-    # (taken at creation, and again by resume_reading(): the stdlib
-    # registers its reader there); _sendto_ready in `wcontext`, taken by
-    # the sendto() that queues into an empty queue (the stdlib registers
-    # its writer there).
-    cdef object context
-    cdef object wcontext
-    cdef readonly bint _closing
-    cdef readonly int _conn_lost
-    cdef readonly bint _paused
-    cdef bint reading
-    cdef bint read_scheduled
-    cdef bint rx_ready
-    cdef bytes uv_head
-    cdef object queue
-    cdef Py_ssize_t buffer_size
-    cdef bint write_done_scheduled
-    cdef object send_error
-    cdef readonly Py_ssize_t _high_water
-    cdef readonly Py_ssize_t _low_water
-    cdef readonly bint _protocol_paused
-    cdef object tx_addr
-    cdef ourloop_udp_addr tx_sa
-    cdef object rx_addr
-    cdef ourloop_udp_addr rx_sa
-    cdef bint held
-    cdef object __weakref__
-    # Instance attributes shadow methods, as on the stdlib's transports.
-    cdef dict __dict__
+    _made_by = 'loop.create_datagram_endpoint()'
 
     def __cinit__(self):
         self.fd = -1
-        self.sock_fd = -1
-        self._high_water = 64 * 1024
-        self._low_water = 16 * 1024
-        self._extra = {}
-
-    def __init__(self, *args, **kwargs):
-        raise TypeError('UDPTransport objects are made by the loop '
-                        '(loop.create_datagram_endpoint())')
 
     @property
     def __class__(self):
         # See _UDPTransportABC; type(t) stays ourloop's class.
         return _UDPTransportABC
-
-    @property
-    def _loop(self):
-        return self.loop
-
-    @property
-    def _sock(self):
-        return self.sock
 
     max_size = _UDP_MAX_SIZE
 
@@ -471,31 +175,16 @@ cdef class UDPTransport:
 
     def _setup(self, sock, protocol, address, waiter, extra, bint borrowed):
         # The stdlib's _SelectorDatagramTransport.__init__.
-        self.sock = sock
-        self.borrowed = borrowed
-        self.context = PyContext_CopyCurrent()
-        self._extra = dict(extra) if extra else {}
-        self._extra['socket'] = _trsock.TransportSocket(sock)
-        try:
-            self._extra['sockname'] = sock.getsockname()
-        except OSError:
-            self._extra['sockname'] = None
-        if 'peername' not in self._extra:
-            try:
-                self._extra['peername'] = sock.getpeername()
-            except OSError:
-                self._extra['peername'] = None
+        self._setup_socket(sock, extra, borrowed)
         self.connected = bool(self._extra['peername'])
         self._address = address
-        self.sock_fd = sock.fileno()
-        self.loop._fd_watchers.transports[self.sock_fd] = self
         self.set_protocol(protocol)
         self.loop._call_soon(protocol.connection_made, (self,), None)
         # Reading starts once connection_made() has run (the stdlib's
         # call_soon(_add_reader)).
         self.loop._call_soon(self._start_reading_soon, (), None)
         if waiter is not None:
-            self.loop._call_soon(_futures._set_result_unless_cancelled,
+            self.loop._call_soon(futures._set_result_unless_cancelled,
                                  (waiter, None), None)
 
     def _start_reading_soon(self):
@@ -508,7 +197,7 @@ cdef class UDPTransport:
         if self.reading:
             return 0
         if self.uvudp is not NULL:
-            err = _uv_udp_recv_start(self.uvudp, _stream_alloc_none, _udp_recv)
+            err = uv.uv_udp_recv_start(self.uvudp, _stream_alloc_none, _udp_recv)
             if err < 0:
                 raise uv_error(err)
             self.reading = True
@@ -523,27 +212,15 @@ cdef class UDPTransport:
             return
         self.reading = False
         if self.uvudp is not NULL:
-            _uv_udp_recv_stop(self.uvudp)
+            uv.uv_udp_recv_stop(self.uvudp)
         elif self.poller is not None:
             self._poll_update(False)
         self._hold_update()
 
-    cdef int _hold_update(self) except -1:
-        # The loop holds the transport while libuv may call it (see the
-        # top of this file).
-        cdef bint want = self.uv_head is not None or (
+    cdef bint _libuv_may_call(self) except -1:
+        # (TransportBase._hold_update; see the top of this file.)
+        return self.uv_head is not None or (
             self.fd >= 0 and (self.reading or bool(self.queue)))
-        cdef set handles
-        if want == self.held or self.loop is None:
-            return 0
-        self.held = want
-        handles = self.loop._io_handles
-        if handles is not None:
-            if want:
-                handles.add(self)
-            else:
-                handles.discard(self)
-        return 0
 
     cdef _poll_update(self, bint force):
         # The poll handle watches what is wanted: reads while reading, and
@@ -561,89 +238,25 @@ cdef class UDPTransport:
         else:
             poller.stop()
 
-    # -- the protocol ------------------------------------------------------
-
-    def set_protocol(self, protocol):
-        """Set a new protocol; datagrams are delivered to it from now on."""
-        self._protocol = protocol
-        self._protocol_connected = True
-
-    def get_protocol(self):
-        """Return the current protocol."""
-        return self._protocol
-
-    def get_extra_info(self, name, default=None):
-        """Return optional transport information ('socket', 'sockname',
-        'peername'), or default."""
-        return self._extra.get(name, default)
-
-    def is_closing(self):
-        """Return True if the transport is closing or closed."""
-        return self._closing
-
-    def __repr__(self):
-        info = [type(self).__name__]
-        if self.sock is None:
-            info.append('closed')
-        elif self._closing:
-            info.append('closing')
-        if self.sock_fd >= 0:
-            # (The stdlib's: the number the socket had, even once closed.)
-            info.append(f'fd={self.sock_fd}')
+    cdef _repr_io(self, list info):
         if self.loop is not None and not self.loop._closed and self.fd >= 0:
             info.append('read=polling' if self.reading else 'read=idle')
             state = 'polling' if self._queued() else 'idle'
             info.append(f'write=<{state}, bufsize={self.buffer_size}>')
-        return '<{}>'.format(' '.join(info))
 
     # -- reading -----------------------------------------------------------
 
     cdef _on_readable(self):
         # In uv_run: a datagram waits; it is read in the ready phase.
         self.rx_ready = True
-        if self.read_scheduled or self._closing:
-            return
-        self.read_scheduled = True
-        if self.loop._debug_flag:
-            # A Handle, so that the read is timed and named like any
-            # callback.
-            self.loop._call_soon(self._read_ready, (), self.context)
-        else:
-            # LoopCore._run_ready calls _run_read.
-            self.loop._ready.append(self)
-
-    cdef int _run_read(self) except -1:
-        # From the ready queue: the read, in the transport's context; an
-        # exception (from datagram_received(), say) goes to the exception
-        # handler as a callback's would. (A local reference: a
-        # resume_reading() meanwhile replaces self.context.)
-        context = self.context
-        PyContext_Enter(context)
-        try:
-            self._do_read_ready()
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self.loop.call_exception_handler({
-                'message': f'Exception in callback {type(self).__name__}._read_ready()',
-                'exception': exc,
-                'transport': self,
-            })
-        finally:
-            PyContext_Exit(context)
-        return 0
-
-    def _read_ready(self):
-        # What the debug-mode Handle calls.
-        self._do_read_ready()
+        self._schedule_read()
 
     cdef _do_read_ready(self):
         # The stdlib's _read_ready: one datagram.
-        cdef LoopExt* ext
+        cdef char* buf
         cdef ourloop_udp_addr sa
         cdef ssize_t n
         cdef int code
-        self.read_scheduled = False
         if self._conn_lost or self._closing or self._paused or not self.rx_ready:
             return
         self.rx_ready = False
@@ -653,19 +266,15 @@ cdef class UDPTransport:
                 and self.family != socket.AF_UNIX:
             self._read_with_socket()
             return
-        ext = <LoopExt*>self.loop.uvloop
-        if ext.rbuf is NULL:
-            ext.rbuf = <char*>malloc(_READ_BUF_SIZE)
-            if ext.rbuf is NULL:
-                raise MemoryError()
-        n = ourloop_udp_recvfrom(self.fd, ext.rbuf, _UDP_MAX_SIZE, &sa, self.family)
+        buf = _read_buffer(self.loop)
+        n = ourloop_udp_recvfrom(self.fd, buf, _UDP_MAX_SIZE, &sa, self.family)
         if n < 0:
             code = cerrno.errno
             if code == cerrno.EAGAIN or code == cerrno.EINTR:
                 return
             self._protocol.error_received(OSError(code, os.strerror(code)))
             return
-        data = PyBytes_FromStringAndSize(ext.rbuf, n)
+        data = PyBytes_FromStringAndSize(buf, n)
         if self.rx_addr is not None and sa.len == self.rx_sa.len \
                 and memcmp(&sa, &self.rx_sa, sizeof(sa)) == 0:
             addr = self.rx_addr
@@ -696,33 +305,20 @@ cdef class UDPTransport:
         (Python 3.11+, as the stdlib)."""
         if not _UDP_CAN_PAUSE:
             return _asyncio_ReadTransport.pause_reading(self)
-        if self._closing or self._paused:
-            return
-        self._paused = True
-        self._stop_reading()
-        if self.loop._debug_flag:
-            logger.debug("%r pauses reading", self)
+        TransportBase.pause_reading(self)
 
     def resume_reading(self):
         """Deliver datagrams to the protocol again (Python 3.11+)."""
         if not _UDP_CAN_PAUSE:
             return _asyncio_ReadTransport.resume_reading(self)
-        if self._closing or not self._paused:
-            return
-        self._paused = False
-        # Reads go on in (a copy of) the caller's context, as the stdlib
-        # registers its reader again here.
-        self.context = PyContext_CopyCurrent()
-        self._start_reading()
-        if self.loop._debug_flag:
-            logger.debug("%r resumes reading", self)
+        TransportBase.resume_reading(self)
 
     def is_reading(self):
         """Return True if datagrams are delivered to the protocol (Python
         3.11+)."""
         if not _UDP_CAN_PAUSE:
             return _asyncio_ReadTransport.is_reading(self)
-        return not self._closing and not self._paused
+        return TransportBase.is_reading(self)
 
     # -- writing -----------------------------------------------------------
 
@@ -748,9 +344,7 @@ cdef class UDPTransport:
                     f'Invalid address: must be None or {self._address}')
             addr = self._address
         if self._conn_lost and self._address:
-            if self._conn_lost >= _constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES:
-                logger.warning('socket.send() raised exception.')
-            self._conn_lost += 1
+            self._conn_lost = _lost_write(self._conn_lost, 'socket.send() raised exception.')
             return
         if not self._queued():
             # Attempt to send it right away first.
@@ -814,7 +408,7 @@ cdef class UDPTransport:
             # Where the stdlib's sendto() registers its writer.
             self.wcontext = PyContext_CopyCurrent()
         if self.queue is None:
-            self.queue = _udp_deque()
+            self.queue = deque()
         self.queue.append((payload, addr))
         self.buffer_size += PyBytes_GET_SIZE(payload) + _UDP_HEADER
         if self.uvudp is not NULL:
@@ -839,10 +433,10 @@ cdef class UDPTransport:
         # _sendto_ready() send the rest. Only one datagram is ever in
         # libuv's queue: libuv fails a whole sendmmsg() batch when its first
         # datagram fails, where the stdlib fails only that one.
-        cdef _uv_udp_send_t* req
+        cdef uv.uv_udp_send_t* req
         cdef uv.uv_buf_t buf
         cdef ourloop_udp_addr sa
-        cdef const _udp_sockaddr* target
+        cdef const uv.sockaddr* target
         cdef bytes payload
         cdef int err
         while self.queue and self.uv_head is None and self.uvudp is not NULL:
@@ -866,13 +460,13 @@ cdef class UDPTransport:
                         self._protocol.error_received(failed)
                     continue
                 target = ourloop_udp_sa(&sa)
-            req = <_uv_udp_send_t*>malloc(sizeof(_uv_udp_send_t))
+            req = <uv.uv_udp_send_t*>malloc(sizeof(uv.uv_udp_send_t))
             if req is NULL:
                 raise MemoryError()
             buf.base = PyBytes_AS_STRING(payload)
             buf.len = <size_t>PyBytes_GET_SIZE(payload)
             req.data = <void*>self
-            err = _uv_udp_send(req, self.uvudp, &buf, 1, target, _udp_sent)
+            err = uv.uv_udp_send(req, self.uvudp, &buf, 1, target, _udp_sent)
             if err < 0:
                 free(req)
                 self.queue.popleft()
@@ -893,7 +487,11 @@ cdef class UDPTransport:
         except BaseException:
             return False
 
-    cdef _on_sent(self, int status):
+    cdef _on_read(self, ssize_t nread):
+        # In uv_run: readable (_udp_recv passes UV_ENOBUFS only).
+        self._on_readable()
+
+    cdef _on_write_done(self, int status):
         # In uv_run: libuv sent the head datagram (or failed, or the close
         # cancelled it).
         payload = self.uv_head
@@ -958,47 +556,8 @@ cdef class UDPTransport:
         header, as the stdlib counts)."""
         return self.buffer_size
 
-    def get_write_buffer_limits(self):
-        """Return (low, high), the flow control water marks."""
-        return (self._low_water, self._high_water)
-
-    def set_write_buffer_limits(self, high=None, low=None):
-        """Set the flow control water marks (pause_writing above high,
-        resume_writing at or below low)."""
-        if high is None:
-            high = 64 * 1024 if low is None else 4 * low
-        if low is None:
-            low = high // 4
-        if not high >= low >= 0:
-            raise ValueError(f'high ({high!r}) must be >= low ({low!r}) must be >= 0')
-        self._high_water = high
-        self._low_water = low
-        self._maybe_pause_protocol()
-
-    cdef _maybe_pause_protocol(self):
-        if self.buffer_size <= self._high_water:
-            return
-        if not self._protocol_paused:
-            self._protocol_paused = True
-            self._tell_protocol('pause_writing')
-
-    cdef _maybe_resume_protocol(self):
-        if self._protocol_paused and self.buffer_size <= self._low_water:
-            self._protocol_paused = False
-            self._tell_protocol('resume_writing')
-
-    def _tell_protocol(self, str method):
-        try:
-            getattr(self._protocol, method)()
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self.loop.call_exception_handler({
-                'message': f'protocol.{method}() failed',
-                'exception': exc,
-                'transport': self,
-                'protocol': self._protocol,
-            })
+    cdef Py_ssize_t _buffer_size(self) except -1:
+        return self.buffer_size
 
     # What the stdlib's datagram transport inherits from asyncio.Transport.
 
@@ -1028,59 +587,25 @@ cdef class UDPTransport:
         self._closing = True
         self._stop_reading()
         if not self._queued():
-            self._conn_lost += 1
-            if self.loop._closed:
-                # The stdlib's call_soon() raises (see __del__).
-                raise RuntimeError('Event loop is closed')
-            self.loop._call_soon(self._call_connection_lost, (None,), None)
+            self._schedule_connection_lost(None, None)
 
     def abort(self):
         """Close at once: queued datagrams are dropped (those libuv already
         holds may still leave until connection_lost())."""
         self._force_close(None)
 
-    cdef _force_close(self, exc):
-        if self._conn_lost:
-            return
+    cdef _drop_writes(self, exc):
+        # _force_close(): the queue is dropped (the stdlib's buffer).
         if self.queue:
             self.queue.clear()
         self.buffer_size = 0
-        if not self._closing:
-            self._closing = True
-            self._stop_reading()
         self._poll_update(False)
         self._hold_update()
-        self._conn_lost += 1
-        if self.loop._closed:
-            raise RuntimeError('Event loop is closed')
-        self.loop._call_soon(self._call_connection_lost, (exc,), None)
-
-    cdef _fatal_error(self, exc, message):
-        if isinstance(exc, OSError):
-            if self.loop._debug_flag:
-                logger.debug("%r: %s", self, message, exc_info=True)
-        else:
-            self.loop.call_exception_handler({
-                'message': message,
-                'exception': exc,
-                'transport': self,
-                'protocol': self._protocol,
-            })
-        self._force_close(exc)
-
-    def _call_connection_lost(self, exc):
-        try:
-            if self._protocol_connected:
-                self._protocol.connection_lost(exc)
-        finally:
-            self._close_handle()
-            self._release_socket()
-            self._protocol = None
 
     cdef _close_handle(self):
         # uv_udp_t: libuv closes the fd (queued sends are cancelled first);
         # poll handle: the transport closes it.
-        cdef _uv_udp_t* udp = self.uvudp
+        cdef uv.uv_udp_t* udp = self.uvudp
         cdef _UDPPoll poller = self.poller
         cdef int fd = self.fd
         self.reading = False
@@ -1102,44 +627,6 @@ cdef class UDPTransport:
             self.loop._open_transports.discard(self)
         self._hold_update()
 
-    cdef _release_socket(self):
-        sock = self.sock
-        if sock is None:
-            return
-        self.sock = None
-        if self.borrowed:
-            socket.socket.detach(sock)
-        else:
-            sock.close()
-
-    def _uv_close(self):
-        # The loop closes with this transport still open: the handle goes,
-        # the caller's socket stays the transport's (a socket libuv owned
-        # is closed with the handle: the socket object forgets the number)
-        # until it is closed or collected, as with the stdlib.
-        self._close_handle()
-        if self.borrowed and self.sock is not None:
-            socket.socket.detach(self.sock)
-
-    def __del__(self):
-        # The stdlib's _SelectorTransport.__del__: collected with its
-        # socket still open, the transport warns and closes it (and its
-        # handle, if the loop is still open).
-        sock = self.sock
-        if sock is None:
-            return
-        try:
-            _stream_warnings.warn(f"unclosed transport {self!r}", ResourceWarning,
-                                  source=self)
-        finally:
-            self._close_handle()
-            self._release_socket()
-            watchers = self.loop._fd_watchers if self.loop is not None else None
-            if watchers is not None and watchers.transports is not None:
-                for fd, t in list(watchers.transports.items()):
-                    if t is self:
-                        del watchers.transports[fd]
-
     def __dealloc__(self):
         if self.uvudp is not NULL:
             self.uvudp.data = NULL
@@ -1150,33 +637,23 @@ cdef class UDPTransport:
 # -- making transports (per endpoint) -----------------------------------------
 
 
-cdef UDPTransport _udp_open_fd(LoopCore loop, int fd, int family):
+cdef TransportBase _udp_open_fd(LoopCore loop, int fd, int family):
     # A transport whose handle owns fd from now on (on failure the fd is
     # still the caller's to close).
     cdef UDPTransport t
-    cdef _uv_udp_t* udp
+    cdef uv.uv_udp_t* udp
     cdef _UDPPoll poller
-    cdef int err, reuse
+    cdef int reuse
     loop._ensure_open()
     t = UDPTransport.__new__(UDPTransport)
     t.family = family
     if family == socket.AF_INET or family == socket.AF_INET6:
         loop._fd_watchers.claim(fd)
-        udp = <_uv_udp_t*>malloc(sizeof(_uv_udp_t))
-        if udp is NULL:
-            raise MemoryError()
-        err = _uv_udp_init(loop.uvloop, udp)
-        if err < 0:
-            free(udp)
-            raise uv_error(err)
-        count_open(<uv.uv_handle_t*>udp)
+        udp = <uv.uv_udp_t*>new_handle(sizeof(uv.uv_udp_t))
+        handle_inited(<uv.uv_handle_t*>udp, uv.uv_udp_init(loop.uvloop, udp))
         udp.data = NULL
         reuse = ourloop_udp_get_reuseaddr(fd)
-        err = _uv_udp_open(udp, fd)
-        if err < 0:
-            # The handle never took the fd: closing it leaves the fd alone.
-            close_and_free(<uv.uv_handle_t*>udp)
-            raise uv_error(err)
+        handle_opened(<uv.uv_handle_t*>udp, uv.uv_udp_open(udp, fd))
         if reuse == 0:
             # uv_udp_open turned SO_REUSEADDR on; the stdlib never does.
             ourloop_udp_clear_reuseaddr(fd)
@@ -1192,40 +669,8 @@ cdef UDPTransport _udp_open_fd(LoopCore loop, int fd, int family):
     return t
 
 
-def _make_datagram_transport(LoopCore loop, sock, protocol, address=None,
-                             waiter=None, extra=None, *, bint adopt=False):
-    """A datagram transport over sock for protocol (the stdlib's
-    loop._make_datagram_transport). adopt=True: the loop made sock, and the
-    transport's handle takes its fd over (see the top of handles/udp.pyx)."""
-    cdef UDPTransport t
-    cdef int fd
-    family, type_, proto = sock.family, sock.type, sock.proto
-    if adopt:
-        fd = sock.detach()
-        try:
-            t = _udp_open_fd(loop, fd, family)
-        except BaseException:
-            os.close(fd)
-            raise
-        try:
-            sock = _BorrowedSocket(family, type_, proto, fileno=fd)
-        except BaseException:
-            t._close_handle()
-            raise
-    else:
-        fd = os.dup(sock.fileno())
-        try:
-            t = _udp_open_fd(loop, fd, family)
-        except BaseException:
-            os.close(fd)
-            raise
-    try:
-        t._setup(sock, protocol, address, waiter, extra, adopt)
-    except BaseException:
-        t._close_handle()
-        if adopt:
-            t.sock = sock
-            t.borrowed = True
-            t._release_socket()
-        raise
-    return t
+cdef UDPTransport _make_datagram_transport(LoopCore loop, sock, protocol, address,
+                                           waiter, extra, bint adopt):
+    # (LoopCore._make_datagram_transport.)
+    return <UDPTransport>_adopt_or_dup(loop, sock, adopt, _udp_open_fd,
+                                       (protocol, address, waiter, extra, adopt))

@@ -93,6 +93,17 @@ cdef extern from "uv.h" nogil:
 
     ctypedef int uv_os_fd_t
 
+    # (C's struct sockaddr, as libuv's UDP functions take it.)
+    struct sockaddr:
+        pass
+
+    ctypedef struct uv_udp_t:
+        void* data
+        uv_loop_t* loop
+
+    ctypedef struct uv_udp_send_t:
+        void* data
+
     ctypedef void (*uv_close_cb)(uv_handle_t* handle) noexcept nogil
     ctypedef void (*uv_walk_cb)(uv_handle_t* handle, void* arg) noexcept nogil
     ctypedef void (*uv_timer_cb)(uv_timer_t* handle) noexcept nogil
@@ -102,6 +113,9 @@ cdef extern from "uv.h" nogil:
     ctypedef void (*uv_alloc_cb)(uv_handle_t* handle, size_t suggested_size, uv_buf_t* buf) noexcept nogil
     ctypedef void (*uv_read_cb)(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) noexcept nogil
     ctypedef void (*uv_write_cb)(uv_write_t* req, int status) noexcept nogil
+    ctypedef void (*uv_udp_send_cb)(uv_udp_send_t* req, int status) noexcept nogil
+    ctypedef void (*uv_udp_recv_cb)(uv_udp_t* handle, ssize_t nread, const uv_buf_t* buf,
+                                    const sockaddr* addr, unsigned flags) noexcept nogil
 
     unsigned int uv_version()
     const char* uv_version_string()
@@ -155,6 +169,13 @@ cdef extern from "uv.h" nogil:
     int uv_tcp_init(uv_loop_t* loop, uv_tcp_t* handle)
     int uv_tcp_open(uv_tcp_t* handle, uv_os_fd_t sock)
     int uv_tcp_nodelay(uv_tcp_t* handle, int enable)
+
+    int uv_udp_init(uv_loop_t* loop, uv_udp_t* handle)
+    int uv_udp_open(uv_udp_t* handle, int sock)
+    int uv_udp_recv_start(uv_udp_t* handle, uv_alloc_cb alloc_cb, uv_udp_recv_cb recv_cb)
+    int uv_udp_recv_stop(uv_udp_t* handle)
+    int uv_udp_send(uv_udp_send_t* req, uv_udp_t* handle, const uv_buf_t* bufs,
+                    unsigned int nbufs, const sockaddr* addr, uv_udp_send_cb send_cb)
 
     int uv_prepare_init(uv_loop_t* loop, uv_prepare_t* prepare)
     int uv_prepare_start(uv_prepare_t* prepare, uv_prepare_cb cb)

@@ -1,0 +1,214 @@
+/* C helpers of the datagram transport (ourloop/handles/udp.pyx): socket
+ * addresses parsed and built as the socket module does, recvfrom()/sendto()
+ * on them, and the SO_REUSEADDR fix-up after uv_udp_open(). Declared for
+ * Cython in udp_io.pxd. */
+#ifndef OURLOOP_UDP_IO_H
+#define OURLOOP_UDP_IO_H
+
+#include <Python.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <stddef.h>
+#include <string.h>
+
+/* A socket address of any family, with its length. */
+typedef struct {
+    int len;
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in4;
+        struct sockaddr_in6 in6;
+        struct sockaddr_un un;
+        struct sockaddr_storage ss;
+    } u;
+} ourloop_udp_addr;
+
+/* The length recvfrom() is given for a family (the socket module's). */
+static inline int ourloop_udp_addrlen(int family) {
+    switch (family) {
+    case AF_INET: return (int)sizeof(struct sockaddr_in);
+    case AF_INET6: return (int)sizeof(struct sockaddr_in6);
+    case AF_UNIX: return (int)sizeof(struct sockaddr_un);
+    default: return (int)sizeof(struct sockaddr_storage);
+    }
+}
+
+/* addr as the socket module would parse it for `family`, when that
+   needs no name resolution and cannot fail: 1 and a->len set; else 0
+   (the caller asks the socket object, which raises the socket
+   module's error or resolves the name). Never sets an exception. */
+static inline int ourloop_udp_parse(ourloop_udp_addr* a, int family, PyObject* addr) {
+    memset(a, 0, sizeof(*a));
+    if (family == AF_INET || family == AF_INET6) {
+        Py_ssize_t n, hlen;
+        const char* host;
+        long port;
+        unsigned long flowinfo = 0, scope_id = 0;
+        PyObject* item;
+        if (!PyTuple_CheckExact(addr))
+            return 0;
+        n = PyTuple_GET_SIZE(addr);
+        if (family == AF_INET ? n != 2 : (n < 2 || n > 4))
+            return 0;
+        item = PyTuple_GET_ITEM(addr, 0);
+        if (!PyUnicode_CheckExact(item))
+            return 0;
+        host = PyUnicode_AsUTF8AndSize(item, &hlen);
+        if (host == NULL) {
+            PyErr_Clear();
+            return 0;
+        }
+        if ((Py_ssize_t)strlen(host) != hlen)
+            return 0;
+        item = PyTuple_GET_ITEM(addr, 1);
+        if (!PyLong_CheckExact(item))
+            return 0;
+        port = PyLong_AsLong(item);
+        if (port == -1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            return 0;
+        }
+        if (port < 0 || port > 65535)
+            return 0;
+        if (n > 2) {
+            item = PyTuple_GET_ITEM(addr, 2);
+            if (!PyLong_CheckExact(item))
+                return 0;
+            flowinfo = PyLong_AsUnsignedLong(item);
+            if (PyErr_Occurred()) {
+                PyErr_Clear();
+                return 0;
+            }
+            if (flowinfo > 0xfffff)
+                return 0;
+        }
+        if (n > 3) {
+            item = PyTuple_GET_ITEM(addr, 3);
+            if (!PyLong_CheckExact(item))
+                return 0;
+            scope_id = PyLong_AsUnsignedLong(item);
+            if (PyErr_Occurred()) {
+                PyErr_Clear();
+                return 0;
+            }
+            if (scope_id > 0xffffffffUL)
+                return 0;
+        }
+        if (family == AF_INET) {
+            if (inet_pton(AF_INET, host, &a->u.in4.sin_addr) != 1)
+                return 0;
+            a->u.in4.sin_family = AF_INET;
+            a->u.in4.sin_port = htons((unsigned short)port);
+            a->len = (int)sizeof(struct sockaddr_in);
+        } else {
+            if (inet_pton(AF_INET6, host, &a->u.in6.sin6_addr) != 1)
+                return 0;
+            a->u.in6.sin6_family = AF_INET6;
+            a->u.in6.sin6_port = htons((unsigned short)port);
+            a->u.in6.sin6_flowinfo = htonl((uint32_t)flowinfo);
+            a->u.in6.sin6_scope_id = (uint32_t)scope_id;
+            a->len = (int)sizeof(struct sockaddr_in6);
+        }
+        return 1;
+    }
+    if (family == AF_UNIX) {
+        PyObject* encoded = NULL;
+        const char* path;
+        Py_ssize_t plen;
+        if (PyUnicode_CheckExact(addr)) {
+            encoded = PyUnicode_EncodeFSDefault(addr);
+            if (encoded == NULL) {
+                PyErr_Clear();
+                return 0;
+            }
+            path = PyBytes_AS_STRING(encoded);
+            plen = PyBytes_GET_SIZE(encoded);
+        } else if (PyBytes_CheckExact(addr)) {
+            path = PyBytes_AS_STRING(addr);
+            plen = PyBytes_GET_SIZE(addr);
+        } else {
+            return 0;
+        }
+        if (plen > 0 && path[0] == 0) {
+            /* Linux abstract namespace: the length is the name's. */
+            if ((size_t)plen > sizeof(a->u.un.sun_path))
+                goto unix_fail;
+        } else if ((size_t)plen >= sizeof(a->u.un.sun_path)) {
+            goto unix_fail;
+        }
+        a->u.un.sun_family = AF_UNIX;
+        memcpy(a->u.un.sun_path, path, (size_t)plen);
+        a->len = (int)(plen + offsetof(struct sockaddr_un, sun_path));
+        Py_XDECREF(encoded);
+        return 1;
+    unix_fail:
+        Py_XDECREF(encoded);
+        return 0;
+    }
+    return 0;
+}
+
+/* The Python address for a received datagram's sender, as the socket
+   module builds it (a new reference, or NULL with an exception). */
+static inline PyObject* ourloop_udp_pyaddr(ourloop_udp_addr* a) {
+    char text[INET6_ADDRSTRLEN + 1];
+    if (a->len == 0)
+        Py_RETURN_NONE;
+    switch (a->u.sa.sa_family) {
+    case AF_INET:
+        if (inet_ntop(AF_INET, &a->u.in4.sin_addr, text, sizeof(text)) == NULL)
+            return PyErr_SetFromErrno(PyExc_OSError);
+        return Py_BuildValue("si", text, (int)ntohs(a->u.in4.sin_port));
+    case AF_INET6:
+        if (inet_ntop(AF_INET6, &a->u.in6.sin6_addr, text, sizeof(text)) == NULL)
+            return PyErr_SetFromErrno(PyExc_OSError);
+        return Py_BuildValue("siII", text, (int)ntohs(a->u.in6.sin6_port),
+                             (unsigned int)ntohl(a->u.in6.sin6_flowinfo),
+                             (unsigned int)a->u.in6.sin6_scope_id);
+    case AF_UNIX: {
+        Py_ssize_t n = (Py_ssize_t)a->len - (Py_ssize_t)offsetof(struct sockaddr_un, sun_path);
+        if (n > 0 && a->u.un.sun_path[0] == 0)
+            return PyBytes_FromStringAndSize(a->u.un.sun_path, n);
+        return PyUnicode_DecodeFSDefault(a->u.un.sun_path);
+    }
+    default:
+        return Py_BuildValue("iy#", (int)a->u.sa.sa_family, a->u.sa.sa_data,
+                             (Py_ssize_t)sizeof(a->u.sa.sa_data));
+    }
+}
+
+static inline ssize_t ourloop_udp_recvfrom(int fd, char* buf, size_t size, ourloop_udp_addr* a, int family) {
+    socklen_t len = (socklen_t)ourloop_udp_addrlen(family);
+    ssize_t n;
+    memset(a, 0, sizeof(*a));
+    n = recvfrom(fd, buf, size, 0, &a->u.sa, &len);
+    a->len = n < 0 ? 0 : (int)len;
+    return n;
+}
+
+static inline ssize_t ourloop_udp_sendto(int fd, const char* buf, size_t size, ourloop_udp_addr* a) {
+    if (a == NULL)
+        return send(fd, buf, size, 0);
+    return sendto(fd, buf, size, 0, &a->u.sa, (socklen_t)a->len);
+}
+
+static inline const struct sockaddr* ourloop_udp_sa(ourloop_udp_addr* a) {
+    return &a->u.sa;
+}
+
+static inline int ourloop_udp_get_reuseaddr(int fd) {
+    int on = 0;
+    socklen_t len = sizeof(on);
+    if (getsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, &len) != 0)
+        return -1;
+    return on != 0;
+}
+
+static inline void ourloop_udp_clear_reuseaddr(int fd) {
+    int off = 0;
+    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &off, sizeof(off));
+}
+
+#endif
