@@ -1,10 +1,11 @@
 # Type stubs for the extension module ourloop._core (see ourloop/_core.pyx).
 import asyncio
 import contextvars
+import os
 import socket
 import ssl
 import traceback
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional, SupportsIndex
 
 from typing_extensions import TypeVarTuple, Unpack
 
@@ -70,8 +71,9 @@ class LoopCore:
                                extra: Optional[dict[str, Any]] = None,
                                server: Any = None, *, adopt: bool = False) -> StreamTransport: ...
     def _listen_socket(self, sock: socket.socket, protocol_factory: Callable[[], asyncio.BaseProtocol],
-                       server: Any, backlog: int,
-                       tls: Optional[Callable[[Any, socket.socket, asyncio.BaseProtocol, Any], None]] = None
+                       server: Any, backlog: SupportsIndex,
+                       tls: Optional[Callable[[Any, socket.socket, asyncio.BaseProtocol, Any],
+                                              asyncio.Future[None]]] = None
                        ) -> SocketListener: ...
     def _make_datagram_transport(self, sock: socket.socket, protocol: asyncio.BaseProtocol,
                                  address: Any = None, waiter: Optional[asyncio.Future[Any]] = None,
@@ -92,6 +94,9 @@ class StreamTransport(asyncio.Transport):
     # isinstance(t, asyncio.Transport) holds at run time through __class__.
     _start_tls_compatible: bool
     def _force_close(self, exc: Optional[BaseException]) -> None: ...
+    def _setup(self, sock: socket.socket, protocol: asyncio.BaseProtocol,
+               waiter: Optional[asyncio.Future[None]], extra: Optional[dict[str, Any]],
+               server: Any, borrowed: bool) -> None: ...
     def get_extra_info(self, name: str, default: Any = None) -> Any: ...
     def is_closing(self) -> bool: ...
     def close(self) -> None: ...
@@ -135,6 +140,10 @@ class ChildWatch:
     done: bool
 
 def _read_spawn_error(fd: int) -> bytes: ...
+# syscalls.pyx: os.stat()/os.unlink()/os.sendfile() as C calls.
+def _stat_mode_ino(path: str | bytes | os.PathLike[str] | os.PathLike[bytes]) -> tuple[int, int]: ...
+def _unlink(path: str | bytes | os.PathLike[str] | os.PathLike[bytes]) -> None: ...
+def _sendfile(out_fd: int, in_fd: int, offset: int, count: int) -> int: ...
 def _wait_failed_child(pid: int) -> int: ...
 
 class UDPTransport(asyncio.DatagramTransport):

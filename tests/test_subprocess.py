@@ -1076,10 +1076,9 @@ def test_sigchld_action_unchanged(loop):
 # -- pipes ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("route", ["uv_spawn", "Popen"])
-def test_communicate(loop, loop_kind, route):
-    # umask=-1 asks for nothing, umask=0o022 has Popen spawn the child.
-    umask = {"uv_spawn": -1, "Popen": 0o022}[route]
+@pytest.mark.parametrize("umask", [-1, 0o022])
+def test_communicate(loop, loop_kind, umask):
+    # umask=-1 asks for nothing, umask=0o022 sets the child's umask.
 
     async def main():
         proc = await asyncio.create_subprocess_exec(

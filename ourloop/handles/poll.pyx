@@ -63,8 +63,8 @@
 #   sets O_NONBLOCK on the file; ourloop restores a blocking fd's flags,
 #   since the stdlib never changes them.
 # - A libuv handle that wants an fd we still hold in libuv (the signal
-#   wake-up socketpair reusing a closed fd's number; later TCP/pipe
-#   handles) calls FdWatchers.claim(fd) first: our stale registration lets
+#   wake-up socketpair reusing a closed fd's number; the socket, pipe and
+#   datagram handles) calls FdWatchers.claim(fd) first: our stale registration lets
 #   go of the fd in libuv before the new handle starts.
 # - Watching a dup() of the user's fd was rejected: the dup would keep a
 #   socket open (no FIN to the peer) after the user closed it, and would go

@@ -1,8 +1,9 @@
 # StreamTransport: an asyncio.Transport over a libuv stream (uv_stream_t).
 #
 # Everything a connected byte stream does the same way whatever it runs on
-# (TCP here, pipes later) lives in this file; handles/tcp.pyx adds what is
-# TCP's own (opening over a socket, TCP_NODELAY, the listener).
+# (TCP and Unix sockets, pipes) lives in this file; handles/tcp.pyx adds what
+# is a socket's own (opening over a socket, TCP_NODELAY, the listener) and
+# handles/pipe.pyx what is a pipe's.
 #
 # Reads. libuv only tells that the stream is readable: the alloc callback
 # gives it an empty buffer, which libuv answers with read_cb(UV_ENOBUFS)

@@ -56,7 +56,7 @@
 #   is detached from the socket object and owned by the uv_udp_t (closed by
 #   uv_close) or by the transport for a poll handle (closed right after the
 #   poll handle). get_extra_info('socket') is a TransportSocket over a
-#   _BorrowedSocket (handles/tcp.pyx): same fd, close() does nothing, and it
+#   _BorrowedSocket (handles/transport.pyx): same fd, close() does nothing, and it
 #   forgets the number when the transport closes.
 # - uv_udp_open sets SO_REUSEADDR on the socket; the transport puts the
 #   option back as it was (the stdlib never sets it for datagrams).
