@@ -188,6 +188,19 @@ def make_factory(loop, made, protocol=StreamSeen):
     return factory
 
 
+
+def recording(make):
+    """(factory, made): factory() returns make() and records it in made."""
+    made = []
+
+    def factory():
+        protocol = make()
+        made.append(protocol)
+        return protocol
+
+    return factory, made
+
+
 async def one_exchange(loop, connect, tls):
     """From a client task whose cv is 'client': connect, send, get the
     echo, close (half-close first without TLS); returns the client's
@@ -420,12 +433,7 @@ def test_reads_after_resume_reading_run_in_resumer_context(loop):
     # resume_reading() registers the reader again: later reads (and EOF)
     # run in (a copy of) the context resume_reading() was called in.
     async def main():
-        made = []
-
-        def factory():
-            p = StreamSeen(loop, on_made=pause_on_made)
-            made.append(p)
-            return p
+        factory, made = recording(lambda: StreamSeen(loop, on_made=pause_on_made))
 
         cv.set('create')
         server = await loop.create_server(factory, '127.0.0.1', 0)
@@ -466,12 +474,7 @@ def test_resume_reading_from_data_received(loop):
         p.transport.resume_reading()
 
     async def main():
-        made = []
-
-        def factory():
-            p = StreamSeen(loop, on_data=pause_resume)
-            made.append(p)
-            return p
+        factory, made = recording(lambda: StreamSeen(loop, on_data=pause_resume))
 
         cv.set('create')
         server = await loop.create_server(factory, '127.0.0.1', 0)
@@ -501,12 +504,7 @@ def test_write_completion_runs_in_writer_context(loop, close):
     # buffer empty (the stdlib's writer registration), not in the
     # closer's or the reader's.
     async def main():
-        made = []
-
-        def factory():
-            p = StreamSeen(loop, on_made=pause_on_made)
-            made.append(p)
-            return p
+        factory, made = recording(lambda: StreamSeen(loop, on_made=pause_on_made))
 
         server = await loop.create_server(factory, '127.0.0.1', 0)
         port = server.sockets[0].getsockname()[1]
@@ -640,12 +638,7 @@ def test_tls_resume_reading(loop, tls_certs):
     # reads: 3.9/3.10's SSL transport resumes the raw one (the resumer's
     # context), 3.11+'s leaves it alone (the server's).
     async def main():
-        made = []
-
-        def factory():
-            p = StreamSeen(loop, on_made=pause_on_made)
-            made.append(p)
-            return p
+        factory, made = recording(lambda: StreamSeen(loop, on_made=pause_on_made))
 
         cv.set('create')
         server = await loop.create_server(
@@ -678,12 +671,7 @@ def test_tls_resume_writing_runs_in_writer_context(loop, tls_certs):
     # Through the TLS layer too: the application's resume_writing() follows
     # the raw transport's write completion, in the writer's context.
     async def main():
-        made = []
-
-        def factory():
-            p = StreamSeen(loop, on_made=pause_on_made)
-            made.append(p)
-            return p
+        factory, made = recording(lambda: StreamSeen(loop, on_made=pause_on_made))
 
         server = await loop.create_server(
             factory, '127.0.0.1', 0, ssl=tls_certs.server_context())
