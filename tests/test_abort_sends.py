@@ -48,9 +48,10 @@ def sock_dir():
     shutil.rmtree(path, ignore_errors=True)
 
 
-async def serve_and_read(loop, factory, unix_path=None):
-    """Start a server with protocol factory, connect a Reader to it; return
-    what the Reader got once its connection is lost, and the server."""
+async def serve_and_read(loop, factory, unix_path=None, send=b""):
+    """Start a server with protocol factory, connect a Reader to it (which
+    sends `send`); return what the Reader got once its connection is
+    lost."""
     if unix_path is None:
         server = await loop.create_server(factory, HOST, 0)
         port = server.sockets[0].getsockname()[1]
@@ -58,6 +59,8 @@ async def serve_and_read(loop, factory, unix_path=None):
     else:
         server = await loop.create_unix_server(factory, unix_path)
         tr, reader = await loop.create_unix_connection(lambda: Reader(loop), unix_path)
+    if send:
+        tr.write(send)
     try:
         await asyncio.wait_for(reader.lost, TIMEOUT)
     finally:
@@ -110,20 +113,7 @@ def test_write_then_abort_in_data_received(loop):
             self.tr.write(b"no: " + data)
             self.tr.abort()
 
-    async def main():
-        server = await loop.create_server(Server, HOST, 0)
-        port = server.sockets[0].getsockname()[1]
-        tr, reader = await loop.create_connection(lambda: Reader(loop), HOST, port)
-        tr.write(b"hello")
-        try:
-            await asyncio.wait_for(reader.lost, TIMEOUT)
-        finally:
-            tr.close()
-            server.close()
-            await server.wait_closed()
-        return bytes(reader.data)
-
-    assert run_coro(loop, main()) == b"no: hello"
+    assert run_coro(loop, serve_and_read(loop, Server, send=b"hello")) == b"no: hello"
 
 
 def test_write_then_protocol_error(loop):
@@ -140,20 +130,7 @@ def test_write_then_protocol_error(loop):
             self.tr.write(b"partial answer")
             raise ZeroDivisionError
 
-    async def main():
-        server = await loop.create_server(Server, HOST, 0)
-        port = server.sockets[0].getsockname()[1]
-        tr, reader = await loop.create_connection(lambda: Reader(loop), HOST, port)
-        tr.write(b"question")
-        try:
-            await asyncio.wait_for(reader.lost, TIMEOUT)
-        finally:
-            tr.close()
-            server.close()
-            await server.wait_closed()
-        return bytes(reader.data)
-
-    assert run_coro(loop, main()) == b"partial answer"
+    assert run_coro(loop, serve_and_read(loop, Server, send=b"question")) == b"partial answer"
     assert [type(c.get("exception")) for c in contexts] == [ZeroDivisionError]
 
 
