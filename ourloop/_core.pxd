@@ -208,6 +208,8 @@ cdef class StreamTransport(TransportBase):
     # writes
     cdef list pending
     cdef Py_ssize_t pending_size
+    # the contexts of a batch's later writes (see _queue_write)
+    cdef list pending_contexts
     cdef uv.uv_write_t* wreq
     cdef list inflight_objs
     cdef Py_ssize_t inflight

@@ -14,9 +14,9 @@ in distinct places:
 - a transport's reader is registered from its __init__ (the context of
   create_connection() and co.), and again by resume_reading(), in the
   caller's context; every read runs in the same registration's context;
-- its writer is registered by the write()/sendto() that finds nothing
-  buffered: resume_writing() and the connection_lost() of a close() that
-  waited for the buffer run there;
+- its writer is registered by the first write()/sendto() since the buffer
+  was empty that the kernel does not take whole: resume_writing() and the
+  connection_lost() of a close() that waited for the buffer run there;
 - a child's exit is reported from a pidfd reader registered by
   subprocess_exec() (3.12+), or from a watcher thread (3.9-3.11: an empty
   context).
@@ -537,6 +537,58 @@ def test_write_completion_runs_in_writer_context(loop, close):
     assert cp.cvs('pause_writing') == ['writer']
     assert cp.cvs('resume_writing') == ['writer']
     assert cp.cvs('connection_lost') == ['writer' if close else 'main']
+
+
+def write_in(value, transport, data):
+    """transport.write(data) in a copy of the current context whose cv is
+    value, synchronously (so that writes made one after the other stay in
+    the same loop iteration)."""
+    def body():
+        cv.set(value)
+        transport.write(data)
+    contextvars.copy_context().run(body)
+
+
+@pytest.mark.parametrize('close', [False, True], ids=['resume', 'close'])
+@pytest.mark.parametrize('first_size', [1, 1000])
+def test_writer_is_first_write_not_sent_whole(loop, close, first_size):
+    # Two writes in one step, in two contexts: the first is small and the
+    # kernel takes it whole, so the stdlib's writer is registered by the
+    # second, which it cannot take whole. resume_writing() and a waiting
+    # close()'s connection_lost() run in the second write's context.
+    async def main():
+        factory, made = recording(lambda: StreamSeen(loop, on_made=pause_on_made))
+
+        server = await loop.create_server(factory, '127.0.0.1', 0)
+        port = server.sockets[0].getsockname()[1]
+        cv.set('main')
+        transport, cp = await loop.create_connection(
+            lambda: StreamSeen(loop), '127.0.0.1', port)
+        await made[0].until('connection_made')
+        sp = made[0]
+        write_in('first', transport, b'a' * first_size)
+        write_in('second', transport, b'x' * BIG)
+        write_in('third', transport, b'y')
+        if close:
+            transport.close()
+        await in_context('resumer', sp.transport.resume_reading)
+        await sp.until(lambda: len(sp.received) == first_size + BIG + 1)
+        if close:
+            await cp.lost
+        else:
+            await cp.until('resume_writing')
+            transport.close()
+            await cp.lost
+        sp.transport.close()
+        await sp.lost
+        server.close()
+        await server.wait_closed()
+        return cp
+
+    cp = run_coro(loop, main())
+    assert cp.cvs('pause_writing') == ['second']
+    assert cp.cvs('resume_writing') == ['second']
+    assert cp.cvs('connection_lost') == ['second' if close else 'main']
 
 
 def test_abort_and_close_run_connection_lost_in_caller_context(loop):

@@ -493,6 +493,7 @@ cdef class WritePipeTransport(PipeEnd):
             return 0
         self.pending = None
         self.pending_size = 0
+        self.pending_contexts = None
         for obj in objs:
             off = 0
             size = PyBytes_GET_SIZE(obj)

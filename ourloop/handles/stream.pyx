@@ -60,10 +60,12 @@
 # from its __init__) and taken again by resume_reading() (the stdlib
 # registers the reader again, in the caller's context); _run_read enters
 # it, so nothing is copied per read. Write completions run in `wcontext`,
-# copied by the write() that finds nothing buffered (the one whose call
-# registers the stdlib's writer): resume_writing(), connection_lost() after
-# a close() that waited for the buffer, and a failed write's
-# connection_lost(). Everything else (connection_lost() after close() or
+# the context of the write() whose call registers the stdlib's writer (the
+# first one since the buffer was empty that the kernel does not take whole):
+# resume_writing(), connection_lost() after a close() that waited for the
+# buffer, and a failed write's connection_lost(). A batch copies the
+# context of its first write, and of each later one (pending_contexts);
+# _flush picks the one whose bytes the kernel did not all take. Everything else (connection_lost() after close() or
 # abort(), eof_received()...) is scheduled with call_soon in the context of
 # whoever caused it, as in the stdlib. (TransportBase, handles/transport.pyx,
 # holds the contexts and does the reads' part.)
@@ -456,6 +458,14 @@ cdef class StreamTransport(TransportBase):
                 self.wcontext = PyContext_CopyCurrent()
             self.pending = [data]
         else:
+            if self.wreq is NULL:
+                # A later write of a batch that started on an empty buffer:
+                # the stdlib's writer is registered by the first write the
+                # kernel does not take whole, which is this one if the
+                # flush sends everything before it (see _flush).
+                if self.pending_contexts is None:
+                    self.pending_contexts = [None] * len(self.pending)
+                self.pending_contexts.append(PyContext_CopyCurrent())
             self.pending.append(data)
         self.pending_size += PyBytes_GET_SIZE(data)
         if not self.loop._running:
@@ -475,6 +485,7 @@ cdef class StreamTransport(TransportBase):
         # Hand everything pending to the kernel: one writev now; what it
         # does not take goes to one uv_write (at most one in flight).
         cdef list objs = self.pending
+        cdef list contexts = self.pending_contexts
         cdef uv.uv_buf_t small[_SMALL_IOV]
         cdef uv.uv_buf_t* bufs = small
         cdef Py_ssize_t n, i, total, written, first
@@ -499,10 +510,12 @@ cdef class StreamTransport(TransportBase):
             elif written < 0:
                 self.pending = None
                 self.pending_size = 0
+                self.pending_contexts = None
                 self._write_error(uv_error(<int>written))
                 return 0
             self.pending = None
             self.pending_size = 0
+            self.pending_contexts = None
             if written == total:
                 return 0
             # Skip what left, send the rest with uv_write.
@@ -510,6 +523,9 @@ cdef class StreamTransport(TransportBase):
             while <Py_ssize_t>bufs[first].len <= written:
                 written -= bufs[first].len
                 first += 1
+            if first and contexts is not None and contexts[first] is not None:
+                # Earlier writes left whole: the writer is this one's.
+                self.wcontext = contexts[first]
             bufs[first].base += written
             bufs[first].len -= written
             req = <uv.uv_write_t*>malloc(sizeof(uv.uv_write_t))
@@ -656,6 +672,7 @@ cdef class StreamTransport(TransportBase):
             self._send_before_drop()
         self.pending = None
         self.pending_size = 0
+        self.pending_contexts = None
         # An in-flight uv_write is cancelled when the handle closes (at
         # connection_lost); its bytes no longer count as buffered.
         self.inflight = 0
@@ -728,6 +745,7 @@ cdef class StreamTransport(TransportBase):
         self._send_before_drop()
         self.pending = None
         self.pending_size = 0
+        self.pending_contexts = None
         TransportBase._uv_close(self)
 
     # -- zero-copy sendfile (loop.sendfile; see the top of this file) -----
