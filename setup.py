@@ -311,7 +311,8 @@ class build_ext(_build_ext):
 
         if mode == "vendor":
             log("ourloop: using the vendored libuv %s, linked statically" % vendored_libuv_version())
-            libuv = {"include_dirs": [os.path.join(VENDOR, "include")], "libraries": []}
+            libuv = {"include_dirs": [os.path.join(VENDOR, "include")], "libraries": [],
+                     "define_macros": [("OURLOOP_LIBUV_STATIC", "1")]}
         else:
             log("ourloop: using the system libuv %s (pkg-config), linked dynamically"
                 % system_cfg["version"])
