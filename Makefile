@@ -4,13 +4,14 @@ PYTHON ?= python3
 PIP := $(PYTHON) -m pip --disable-pip-version-check
 ARGS ?=
 
-.PHONY: help build inplace test lint test-all test-cpython debug asan bench clean distclean
+.PHONY: help build inplace test lint docs test-all test-cpython debug asan bench clean distclean
 
 help:
 	@echo "make build          editable install (pip install -e .); rebuilds ourloop._core in place"
 	@echo "make inplace        faster rebuild: setup.py build_ext --inplace (needs Cython + setuptools>=77 installed)"
 	@echo "make test           $(PYTHON) -m pytest"
 	@echo "make lint           tools/lint.sh: ruff, cython-lint, mypy (pip install -e '.[lint]')"
+	@echo "make docs           the Sphinx site into docs/_build/html, warnings as errors (pip install -e '.[docs]')"
 	@echo "make test-all       build + test in .venvs/pyX.Y for each pyenv CPython 3.9 .. 3.13"
 	@echo "make test-cpython   tools/cpython_conformance.py (ARGS=... passed through)"
 	@echo "make debug          rebuild with OURLOOP_DEBUG=1 (line tracing, -O0 -g, handle accounting)"
@@ -30,6 +31,9 @@ test:
 
 lint:
 	PYTHON=$(PYTHON) bash tools/lint.sh
+
+docs:
+	$(PYTHON) -m sphinx -W --keep-going -b html docs docs/_build/html
 
 test-all:
 	bash tools/test-all.sh
@@ -53,7 +57,7 @@ bench:
 	$(PYTHON) benchmarks/run.py $(ARGS)
 
 clean:
-	rm -rf build/ *.egg-info ourloop/*.egg-info
+	rm -rf build/ *.egg-info ourloop/*.egg-info docs/_build
 	rm -f ourloop/_core.c
 	find ourloop -name '*.so' -delete
 	find ourloop -name '*.html' -delete

@@ -1050,7 +1050,7 @@ def module_data(mr, probs, base=None):
 def render_markdown(data):
     """Generated docs block for one run (one Python, one mode, one set)."""
     out = []
-    out.append('#### Python %s, %s, %s set' % (data['python'], data['mode'], data['set']))
+    out.append('### Python %s, %s, %s set' % (data['python'], data['mode'], data['set']))
     out.append('')
     if data.get('ourloop'):
         out.append('ourloop `%s`, run on %s.' % (data['ourloop'], data['date']))

@@ -105,8 +105,8 @@ fi
 # --- ourloop ------------------------------------------------------------------
 # Editable: the extension is built in place, next to the sources, so
 # `python -m pytest` from the repository root tests exactly this build.
-say "$PYTHON -m pip install -e '.[test,integration]'"
-"$PYTHON" -m pip install --disable-pip-version-check -e '.[test,integration]' </dev/null
+say "$PYTHON -m pip install -e '.[test,integration,docs]'"
+"$PYTHON" -m pip install --disable-pip-version-check -e '.[test,integration,docs]' </dev/null
 "$PYTHON" -c 'import ourloop._core, sys; print("install.sh: built", ourloop._core.__file__)' ||
     say "warning: ourloop._core was built but does not import (see above)"
 
