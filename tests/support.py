@@ -143,3 +143,73 @@ RUN_TIMEOUT = 60
 def run_coro(loop, coro, timeout=RUN_TIMEOUT):
     """loop.run_until_complete(coro) under asyncio.wait_for(timeout)."""
     return loop.run_until_complete(asyncio.wait_for(coro, timeout))
+
+
+# --------------------------------------------------------------------------
+# servers in child processes (uvicorn, gunicorn)
+# --------------------------------------------------------------------------
+
+class ServerProcess:
+    """A server started as a child process, whose stderr tells when it is
+    ready: wait_output(*needles) reads it until each needle has appeared
+    (a needle given twice must appear twice) and returns what was read."""
+
+    def __init__(self, args, cwd):
+        import subprocess
+        self.proc = subprocess.Popen(args, cwd=cwd, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE)
+        self.text = ''
+
+    def wait_output(self, *needles, timeout=60):
+        import selectors
+        # Reads the raw fd: a buffered readline() could take several
+        # lines at once and leave select() waiting for ones already read.
+        fd = self.proc.stderr.fileno()
+        wanted = {needle: needles.count(needle) for needle in needles}
+
+        def done():
+            return all(self.text.count(n) >= k for n, k in wanted.items())
+
+        deadline = time.monotonic() + timeout
+        with selectors.DefaultSelector() as sel:
+            sel.register(fd, selectors.EVENT_READ)
+            while not done():
+                if not sel.select(max(0.0, deadline - time.monotonic())):
+                    break
+                data = os.read(fd, 65536)
+                if not data:
+                    break
+                self.text += data.decode(errors='replace')
+        assert done(), f'waited for {needles!r}; the server wrote:\n{self.text}'
+        return self.text
+
+    def stop(self):
+        import subprocess
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        finally:
+            self.proc.stderr.close()
+
+
+def http_get(address, path='/'):
+    """One HTTP/1.1 GET with Connection: close to a TCP (host, port) or
+    Unix socket path; returns the body (bytes) of a 200 answer."""
+    import socket
+    family = socket.AF_UNIX if isinstance(address, str) else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.settimeout(30)
+        sock.connect(address)
+        sock.sendall(f'GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n'.encode())
+        chunks = []
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                break
+            chunks.append(data)
+    head, _, body = b''.join(chunks).partition(b'\r\n\r\n')
+    assert head.startswith(b'HTTP/1.1 200'), head
+    return body

@@ -6,14 +6,13 @@ which loop served the requests.
 """
 
 import os
-import selectors
-import socket
-import subprocess
 import sys
 import textwrap
 import time
 
 import pytest
+
+from support import ServerProcess, http_get
 
 pytest.importorskip('uvicorn')
 
@@ -39,63 +38,9 @@ uvicorn.run('app:app', uds=sys.argv[1], loop=sys.argv[2], log_level='info')
 
 
 def get(path):
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(30)
-        sock.connect(path)
-        sock.sendall(b'GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n')
-        chunks = []
-        while True:
-            data = sock.recv(65536)
-            if not data:
-                break
-            chunks.append(data)
-    head, _, body = b''.join(chunks).partition(b'\r\n\r\n')
-    assert head.startswith(b'HTTP/1.1 200'), head
-    module, pid = body.decode().split()
+    """(module of the loop's class, pid) that answered a request."""
+    module, pid = http_get(path).decode().split()
     return module, int(pid)
-
-
-class Uvicorn:
-    """A uvicorn child; ready() waits until it listens and `workers`
-    report start-up."""
-
-    def __init__(self, args, cwd):
-        self.proc = subprocess.Popen(args, cwd=cwd, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE)
-        self.log = []
-
-    def ready(self, workers=1, timeout=60):
-        # Reads stderr's raw fd: a buffered readline() could take several
-        # lines at once and leave select() waiting for ones already read.
-        fd = self.proc.stderr.fileno()
-        sel = selectors.DefaultSelector()
-        sel.register(fd, selectors.EVENT_READ)
-        deadline = time.monotonic() + timeout
-        text = ''
-        # Single process: start-up, then the bind; with workers the parent
-        # binds first. Ready when both happened.
-        while (text.count('Application startup complete') < workers
-               or 'Uvicorn running on' not in text):
-            if not sel.select(max(0.0, deadline - time.monotonic())):
-                break
-            data = os.read(fd, 65536)
-            if not data:
-                break
-            text += data.decode(errors='replace')
-        sel.close()
-        self.log.append(text)
-        assert text.count('Application startup complete') == workers, text
-        assert 'Uvicorn running on' in text, text
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc.stderr.close()
 
 
 @pytest.fixture
@@ -115,9 +60,12 @@ def sock_path():
 
 
 def serve(args, app_dir, workers=1):
-    server = Uvicorn(args, cwd=str(app_dir))
+    """Start uvicorn; return once it listens and `workers` processes have
+    started the app (single process: start-up, then the bind; with workers
+    the parent binds first)."""
+    server = ServerProcess(args, cwd=str(app_dir))
     try:
-        server.ready(workers)
+        server.wait_output('Uvicorn running on', *['Application startup complete'] * workers)
     except BaseException:
         server.stop()
         raise
