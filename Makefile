@@ -4,7 +4,7 @@ PYTHON ?= python3
 PIP := $(PYTHON) -m pip --disable-pip-version-check
 ARGS ?=
 
-.PHONY: help build inplace test lint docs test-all test-cpython debug asan bench clean distclean
+.PHONY: help build inplace test lint docs test-all test-cpython debug asan valgrind bench clean distclean
 
 help:
 	@echo "make build          editable install (pip install -e .); rebuilds ourloop._core in place"
@@ -16,6 +16,7 @@ help:
 	@echo "make test-cpython   tools/cpython_conformance.py (ARGS=... passed through)"
 	@echo "make debug          rebuild with OURLOOP_DEBUG=1 (line tracing, -O0 -g, handle accounting)"
 	@echo "make asan           rebuild with OURLOOP_ASAN=1 (AddressSanitizer)"
+	@echo "make valgrind       tools/valgrind.py: a subset of the suite under memcheck (ARGS=pytest args)"
 	@echo "make bench          benchmarks/run.py (ARGS=... passed through)"
 	@echo "make clean          remove build output; make distclean also removes .venvs/"
 	@echo "PYTHON=$(PYTHON); libuv: OURLOOP_LIBUV=vendor|system (default: vendored if checked out)"
@@ -52,6 +53,9 @@ asan:
 	@echo '  LD_PRELOAD=$$(gcc -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0 $(PYTHON) -m pytest'
 	@echo '(macOS: DYLD_INSERT_LIBRARIES=$$(clang -print-file-name=libclang_rt.asan_osx_dynamic.dylib) instead of LD_PRELOAD)'
 	@echo "Run 'make build' to go back to a normal build."
+
+valgrind:
+	$(PYTHON) tools/valgrind.py $(ARGS)
 
 bench:
 	$(PYTHON) benchmarks/run.py $(ARGS)
