@@ -4,7 +4,7 @@ PYTHON ?= python3
 PIP := $(PYTHON) -m pip --disable-pip-version-check
 ARGS ?=
 
-.PHONY: help build inplace test lint docs test-all test-cpython debug asan valgrind bench clean distclean
+.PHONY: help build inplace test lint docs test-all test-cpython debug asan valgrind soak bench clean distclean
 
 help:
 	@echo "make build          editable install (pip install -e .); rebuilds ourloop._core in place"
@@ -17,6 +17,7 @@ help:
 	@echo "make debug          rebuild with OURLOOP_DEBUG=1 (line tracing, -O0 -g, handle accounting)"
 	@echo "make asan           rebuild with OURLOOP_ASAN=1 (AddressSanitizer)"
 	@echo "make valgrind       tools/valgrind.py: a subset of the suite under memcheck (ARGS=pytest args)"
+	@echo "make soak           tools/soak.py: every kind of work on one loop, checked for growth (SOAK_SCALE=...)"
 	@echo "make bench          benchmarks/run.py (ARGS=... passed through)"
 	@echo "make clean          remove build output; make distclean also removes .venvs/"
 	@echo "PYTHON=$(PYTHON); libuv: OURLOOP_LIBUV=vendor|system (default: vendored if checked out)"
@@ -56,6 +57,9 @@ asan:
 
 valgrind:
 	$(PYTHON) tools/valgrind.py $(ARGS)
+
+soak:
+	$(PYTHON) tools/soak.py $(ARGS)
 
 bench:
 	$(PYTHON) benchmarks/run.py $(ARGS)

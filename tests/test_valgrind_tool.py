@@ -47,6 +47,15 @@ def test_libuv_counts_as_ours(tmp_path):
     assert len(mine) == 1
 
 
+def test_ourloop_deep_in_the_stack_does_not_count(tmp_path):
+    # Python code the loop runs: the loop's frames are far down.
+    path = tmp_path / 'memcheck.1.xml'
+    path.write_text(HEAD + error('UninitValue', PY, PY, PY, PY, PY, CORE, CORE, PY)
+                    + '</valgrindoutput>\n')
+    mine, others = valgrind.parse([str(path)])
+    assert mine == [] and len(others) == 1
+
+
 def test_interpreter_errors_and_other_kinds_do_not_count(tmp_path):
     path = tmp_path / 'memcheck.1.xml'
     path.write_text(HEAD + error('UninitValue', PY, PY) + error('Leak_PossiblyLost', CORE)
