@@ -53,8 +53,20 @@ cdef inline double _monotonic() noexcept nogil:
     return <double>uv.uv_hrtime() / 1e9
 
 
+def _iscoroutinefunction(func):
+    # What the running Python's stdlib loop checks callbacks with: 3.14
+    # deprecates asyncio.iscoroutinefunction (removal in 3.16), which then
+    # warns on every call, and checks with the private
+    # coroutines._iscoroutinefunction. A feature test, looked up per call
+    # (this runs in debug mode and for add_signal_handler only).
+    check = getattr(coroutines, '_iscoroutinefunction', None)
+    if check is None:
+        check = coroutines.iscoroutinefunction
+    return check(func)
+
+
 def _check_callback(callback, method):
-    if coroutines.iscoroutine(callback) or coroutines.iscoroutinefunction(callback):
+    if coroutines.iscoroutine(callback) or _iscoroutinefunction(callback):
         raise TypeError(f"coroutines cannot be used with {method}()")
     if not callable(callback):
         raise TypeError(

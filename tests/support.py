@@ -9,6 +9,7 @@ import asyncio
 import os
 import sys
 import time
+import warnings
 
 import pytest
 
@@ -143,3 +144,25 @@ RUN_TIMEOUT = 60
 def run_coro(loop, coro, timeout=RUN_TIMEOUT):
     """loop.run_until_complete(coro) under asyncio.wait_for(timeout)."""
     return loop.run_until_complete(asyncio.wait_for(coro, timeout))
+
+
+def iscoroutinefunction_as_on_314(monkeypatch, loop_kind):
+    """Make asyncio.coroutines look as on Python 3.14: the public
+    iscoroutinefunction deprecated (it warns on every call; 3.16 removes
+    it), the loops' callback checks calling the private
+    _iscoroutinefunction instead."""
+    from asyncio import coroutines
+    real = getattr(coroutines, "_iscoroutinefunction", None)
+    if real is None:
+        if loop_kind == "asyncio":
+            pytest.skip("this Python's stdlib loop checks with the public "
+                        "asyncio.iscoroutinefunction")
+        real = coroutines.iscoroutinefunction
+        monkeypatch.setattr(coroutines, "_iscoroutinefunction", real, raising=False)
+
+    def deprecated(func):
+        warnings.warn("asyncio.iscoroutinefunction is deprecated", DeprecationWarning,
+                      stacklevel=2)
+        return real(func)
+
+    monkeypatch.setattr(coroutines, "iscoroutinefunction", deprecated)
