@@ -4,7 +4,7 @@ PYTHON ?= python3
 PIP := $(PYTHON) -m pip --disable-pip-version-check
 ARGS ?=
 
-.PHONY: help build inplace test lint test-all test-cpython debug asan bench clean distclean
+.PHONY: help build inplace test lint test-all test-cpython debug asan bench vendor-libuv clean distclean
 
 help:
 	@echo "make build          editable install (pip install -e .); rebuilds ourloop._core in place"
@@ -16,6 +16,7 @@ help:
 	@echo "make debug          rebuild with OURLOOP_DEBUG=1 (line tracing, -O0 -g, handle accounting)"
 	@echo "make asan           rebuild with OURLOOP_ASAN=1 (AddressSanitizer)"
 	@echo "make bench          benchmarks/run.py (ARGS=... passed through)"
+	@echo "make vendor-libuv   fill an empty vendor/libuv from the pinned libuv archive (LIBUV_ARCHIVE=...)"
 	@echo "make clean          remove build output; make distclean also removes .venvs/"
 	@echo "PYTHON=$(PYTHON); libuv: OURLOOP_LIBUV=vendor|system (default: vendored if checked out)"
 
@@ -51,6 +52,11 @@ asan:
 
 bench:
 	$(PYTHON) benchmarks/run.py $(ARGS)
+
+# tools/vendor_libuv.py: the submodule, or the archive in $LIBUV_ARCHIVE or
+# ../shared/deps/ (checked against the pinned commit) unpacked into vendor/libuv.
+vendor-libuv:
+	$(PYTHON) tools/vendor_libuv.py
 
 clean:
 	rm -rf build/ *.egg-info ourloop/*.egg-info
