@@ -4,7 +4,7 @@ PYTHON ?= python3
 PIP := $(PYTHON) -m pip --disable-pip-version-check
 ARGS ?=
 
-.PHONY: help build inplace test lint test-all test-cpython debug asan bench vendor-libuv clean distclean
+.PHONY: help build inplace test lint test-all test-cpython debug asan bench vendor-libuv sdist clean distclean
 
 help:
 	@echo "make build          editable install (pip install -e .); rebuilds ourloop._core in place"
@@ -17,6 +17,7 @@ help:
 	@echo "make asan           rebuild with OURLOOP_ASAN=1 (AddressSanitizer)"
 	@echo "make bench          benchmarks/run.py (ARGS=... passed through)"
 	@echo "make vendor-libuv   fill an empty vendor/libuv from the pinned libuv archive (LIBUV_ARCHIVE=...)"
+	@echo "make sdist          the source package into dist/ (refuses without vendor/libuv)"
 	@echo "make clean          remove build output; make distclean also removes .venvs/"
 	@echo "PYTHON=$(PYTHON); libuv: OURLOOP_LIBUV=vendor|system (default: vendored if checked out)"
 
@@ -57,6 +58,10 @@ bench:
 # ../shared/deps/ (checked against the pinned commit) unpacked into vendor/libuv.
 vendor-libuv:
 	$(PYTHON) tools/vendor_libuv.py
+
+sdist: vendor-libuv
+	$(PYTHON) -m venv .venvs/sdist-tools && .venvs/sdist-tools/bin/python -m pip install -q --disable-pip-version-check build
+	.venvs/sdist-tools/bin/python -m build --sdist --outdir dist .
 
 clean:
 	rm -rf build/ *.egg-info ourloop/*.egg-info

@@ -10,6 +10,9 @@ The slow part, building the wheel and smoke-testing it in a fresh venv
 import ast
 import io
 import os
+import re
+import shutil
+import subprocess
 import sys
 import tarfile
 
@@ -45,6 +48,64 @@ def _setup_constants(*names):
             if isinstance(target, ast.Name) and target.id in names:
                 found[target.id] = ast.literal_eval(node.value)
     return found
+
+
+# -- pyproject metadata ---------------------------------------------------------
+
+def test_license_is_set_by_setup_py():
+    # setup.py's license_metadata(): it depends on whether libuv is linked in
+    project = _pyproject()["project"]
+    assert "license" in project["dynamic"]
+    assert "license" not in project and "license-files" not in project
+
+
+# -- licences --------------------------------------------------------------------
+
+_LICENCE_MARKERS = [
+    ("MIT", "Permission is hereby granted, free of charge"),
+    ("ISC", "Permission to use, copy, modify, and/or distribute this software for any"),
+    ("ISC", "Permission to use, copy, modify, and distribute this software for any"),
+    ("BSD-2-Clause", "Redistribution and use in source and binary forms"),
+]
+
+
+def _licence_of(path):
+    with open(path, errors="replace") as f:
+        head = " ".join(f.read(4000).split())
+    found = {name for name, marker in _LICENCE_MARKERS if marker in head}
+    if "BSD-2-Clause" in found and re.search(r"\b3\.\s", head):
+        found.discard("BSD-2-Clause")
+        found.add("BSD-3-Clause")
+    return found
+
+
+@pytest.mark.skipif(not vendor_libuv.vendored_present(),
+                    reason="vendor/libuv is empty (make vendor-libuv)")
+def test_license_expression_covers_what_the_build_compiles():
+    # The code a vendored wheel contains: libuv's sources the Linux build
+    # compiles (setup.py's lists) and every header. Their licence headers
+    # must be exactly the licences the wheel's License-Expression names.
+    consts = _setup_constants("UNIX_SOURCES", "PLATFORM_SOURCES", "LICENSE_WITH_LIBUV",
+                              "LIBUV_LICENSE_FILES")
+    vendor = os.path.join(ROOT, "vendor", "libuv")
+    files = [os.path.join(vendor, "src", n) for n in os.listdir(os.path.join(vendor, "src"))
+             if n.endswith((".c", ".h"))]
+    unix = consts["UNIX_SOURCES"] + consts["PLATFORM_SOURCES"]["linux"]
+    files += [os.path.join(vendor, "src", "unix", n) for n in unix]
+    files += [os.path.join(vendor, "src", "unix", n)
+              for n in os.listdir(os.path.join(vendor, "src", "unix")) if n.endswith(".h")]
+    for dirpath, _, names in os.walk(os.path.join(vendor, "include")):
+        files += [os.path.join(dirpath, n) for n in names if n.endswith(".h")]
+    licences = set()
+    for path in files:
+        if os.path.isfile(path):
+            licences |= _licence_of(path)
+    assert licences == set(consts["LICENSE_WITH_LIBUV"].split(" AND "))
+    # and the licence files the wheel ships exist and name those terms
+    assert consts["LIBUV_LICENSE_FILES"] == ("LICENSE", "LICENSE-extra")
+    with open(os.path.join(vendor, "LICENSE-extra")) as f:
+        extra = f.read()
+    assert "tree.h" in extra and "inet_pton" in extra and "ISC" in extra
 
 
 # -- tools/vendor_libuv.py -----------------------------------------------------------
@@ -141,3 +202,111 @@ def test_the_shared_archive_is_the_pinned_tree():
     if not os.path.isfile(archive):
         pytest.skip("no %s on this machine" % archive)
     assert vendor_libuv.check_archive(archive, tag, commit) == "libuv-" + tag
+
+
+# -- setup.py: sdist and the missing-libuv message ----------------------------------
+
+def _needs_setuptools_77():
+    setuptools = pytest.importorskip("setuptools")
+    if int(setuptools.__version__.split(".")[0]) < 77:
+        pytest.skip("setup.py needs setuptools >= 77 (PEP 639); the build "
+                    "backend installs it, this environment has %s" % setuptools.__version__)
+    pytest.importorskip("Cython")
+
+
+def _copy_tree(dest, vendor=False, git=False):
+    """The files setup.py needs, without the build output; vendor/libuv only
+    when asked; a .git directory when asked (a checkout, as setup.py sees it)."""
+    for name in ("setup.py", "pyproject.toml", "README.md", "LICENSE", "Makefile"):
+        shutil.copy2(os.path.join(ROOT, name), os.path.join(dest, name))
+    ignore = shutil.ignore_patterns("*.so", "_core.c", "*.html", "__pycache__", "*.egg-info",
+                                    ".build")
+    for name in ("ourloop", "benchmarks", "docs", "tools"):
+        shutil.copytree(os.path.join(ROOT, name), os.path.join(dest, name), ignore=ignore)
+    os.makedirs(os.path.join(dest, "vendor", "libuv"))
+    if vendor:
+        shutil.rmtree(os.path.join(dest, "vendor", "libuv"))
+        shutil.copytree(os.path.join(ROOT, "vendor", "libuv"),
+                        os.path.join(dest, "vendor", "libuv"),
+                        ignore=shutil.ignore_patterns(".git", "docs", "test"))
+    if git:
+        os.makedirs(os.path.join(dest, ".git"))
+
+
+def _setup_py(cwd, *args, **env):
+    full_env = dict(os.environ, **env)
+    for name in ("OURLOOP_LIBUV", "OURLOOP_SDIST_WITHOUT_LIBUV"):
+        if name not in env:
+            full_env.pop(name, None)
+    return subprocess.run([sys.executable, "setup.py"] + list(args), cwd=str(cwd),
+                          env=full_env, stdin=subprocess.DEVNULL, capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.mark.parametrize("git", [False, True], ids=["sdist-user", "checkout"])
+def test_sdist_is_refused_without_libuv(tmp_path, git):
+    _needs_setuptools_77()
+    _copy_tree(str(tmp_path), git=git)
+    proc = _setup_py(tmp_path, "-q", "sdist")
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "an sdist without them is refused" in out
+    assert "OURLOOP_SDIST_WITHOUT_LIBUV=1" in out
+    # git advice only where there is a git checkout
+    assert ("git submodule update --init vendor/libuv" in out) == git
+    assert not os.path.isdir(str(tmp_path / "dist"))
+
+
+def test_sdist_without_libuv_when_asked_warns(tmp_path):
+    _needs_setuptools_77()
+    _copy_tree(str(tmp_path))
+    proc = _setup_py(tmp_path, "-q", "sdist", OURLOOP_SDIST_WITHOUT_LIBUV="1")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "WARNING: this sdist carries no libuv" in proc.stdout + proc.stderr
+    (sdist,) = os.listdir(str(tmp_path / "dist"))
+    with tarfile.open(str(tmp_path / "dist" / sdist)) as tf:
+        pkg_info = tf.extractfile(sdist[:-len(".tar.gz")] + "/PKG-INFO").read().decode()
+    # no libuv in it: ourloop's licence alone
+    assert "License-Expression: MIT\n" in pkg_info
+    assert "License-File: vendor" not in pkg_info
+
+
+@pytest.mark.skipif(not vendor_libuv.vendored_present(),
+                    reason="vendor/libuv is empty (make vendor-libuv)")
+def test_sdist_carries_libuv_benchmarks_and_licences(tmp_path):
+    _needs_setuptools_77()
+    _copy_tree(str(tmp_path), vendor=True, git=True)
+    proc = _setup_py(tmp_path, "-q", "sdist")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (sdist,) = os.listdir(str(tmp_path / "dist"))
+    top = sdist[:-len(".tar.gz")] + "/"
+    with tarfile.open(str(tmp_path / "dist" / sdist)) as tf:
+        names = {n[len(top):] for n in tf.getnames() if n.startswith(top)}
+        pkg_info = tf.extractfile(top + "PKG-INFO").read().decode()
+    bench = {n for n in os.listdir(os.path.join(ROOT, "benchmarks"))
+             if n.endswith((".py", ".c")) or n == "README.md"}
+    assert {"benchmarks/" + n for n in bench} <= names
+    assert {"vendor/libuv/LICENSE", "vendor/libuv/LICENSE-extra", "vendor/libuv/include/uv.h",
+            "vendor/libuv/src/unix/core.c", "LICENSE", "tools/vendor_libuv.py",
+            "tools/wheel.py", "tools/wheel_smoke.py", "docs/free-threading.md"} <= names
+    assert "ourloop/_core.c" not in names
+    assert "License-Expression: MIT AND ISC AND BSD-2-Clause\n" in pkg_info
+    assert "License-File: vendor/libuv/LICENSE\n" in pkg_info
+    assert "License-File: vendor/libuv/LICENSE-extra\n" in pkg_info
+
+
+@pytest.mark.parametrize("git", [False, True], ids=["sdist-user", "checkout"])
+def test_missing_libuv_message_fits_the_tree(tmp_path, git):
+    _needs_setuptools_77()
+    _copy_tree(str(tmp_path), git=git)
+    proc = _setup_py(tmp_path, "build_ext", PKG_CONFIG=str(tmp_path / "no-pkg-config"))
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "ourloop needs libuv to build, and found none." in out
+    assert "apt-get install libuv1-dev" in out
+    if git:
+        assert "git submodule update --init vendor/libuv" in out
+        assert "tools/vendor_libuv.py" in out
+    else:
+        assert "git submodule" not in out and "tools/install.sh" not in out
+        assert "pip install --no-binary ourloop ourloop" in out
