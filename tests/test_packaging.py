@@ -52,11 +52,45 @@ def _setup_constants(*names):
 
 # -- pyproject metadata ---------------------------------------------------------
 
+def test_classifiers_name_every_supported_python():
+    project = _pyproject()["project"]
+    versions = [c.rsplit(" :: ", 1)[1] for c in project["classifiers"]
+                if re.fullmatch(r"Programming Language :: Python :: 3\.\d+", c)]
+    assert versions == ["3.%d" % n for n in range(9, 16)]
+    assert project["requires-python"] == ">=3.9"
+    assert not [c for c in project["classifiers"] if c.startswith("License ::")], \
+        "PEP 639: the licence is an SPDX expression, no licence classifiers"
+
+
 def test_license_is_set_by_setup_py():
     # setup.py's license_metadata(): it depends on whether libuv is linked in
     project = _pyproject()["project"]
     assert "license" in project["dynamic"]
     assert "license" not in project and "license-files" not in project
+
+
+def test_cibuildwheel_builds_314_315_and_no_free_threaded():
+    cibw = _pyproject()["tool"]["cibuildwheel"]
+    build = cibw["build"].split()
+    assert build == ["cp3%d-*" % n for n in range(9, 16)]
+    assert "cp3??t-*" in cibw["skip"]
+    assert "cpython-freethreading" not in cibw.get("enable", [])
+    assert cibw["environment"]["OURLOOP_LIBUV"] == "vendor"
+    assert "pytest" in cibw["test-command"]
+    assert os.path.isfile(os.path.join(ROOT, "docs", "free-threading.md"))
+
+
+# -- the wheel workflow ----------------------------------------------------------
+
+def _workflow(name):
+    yaml = pytest.importorskip("yaml")
+    with open(os.path.join(ROOT, ".github", "workflows", name)) as f:
+        return yaml.safe_load(f)
+
+
+def test_tests_workflow_runs_every_supported_python():
+    versions = _workflow("tests.yml")["jobs"]["test"]["strategy"]["matrix"]["python-version"]
+    assert versions == ["3.%d" % n for n in range(9, 16)]
 
 
 # -- licences --------------------------------------------------------------------
