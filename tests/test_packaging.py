@@ -62,6 +62,14 @@ def test_classifiers_name_every_supported_python():
         "PEP 639: the licence is an SPDX expression, no licence classifiers"
 
 
+def test_project_urls():
+    urls = _pyproject()["project"]["urls"]
+    assert urls["Homepage"] == REPO_URL
+    assert urls["Source"] == REPO_URL
+    assert urls["Issues"] == REPO_URL + "/issues"
+    assert urls["Documentation"].startswith(REPO_URL + "/")
+
+
 def test_license_is_set_by_setup_py():
     # setup.py's license_metadata(): it depends on whether libuv is linked in
     project = _pyproject()["project"]
@@ -78,6 +86,42 @@ def test_cibuildwheel_builds_314_315_and_no_free_threaded():
     assert cibw["environment"]["OURLOOP_LIBUV"] == "vendor"
     assert "pytest" in cibw["test-command"]
     assert os.path.isfile(os.path.join(ROOT, "docs", "free-threading.md"))
+
+
+# -- the README as PyPI shows it ---------------------------------------------
+
+_LINK = re.compile(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+_REF_LINK = re.compile(r"^\s*\[[^\]]+\]:\s*(\S+)", re.M)
+_HTML_LINK = re.compile(r"""(?:href|src)\s*=\s*["']([^"']+)["']""")
+
+
+def _readme_links():
+    with open(os.path.join(ROOT, "README.md")) as f:
+        text = f.read()
+    # code blocks and spans are not links
+    text = re.sub(r"```.*?```", "", text, flags=re.S)
+    text = re.sub(r"`[^`\n]*`", "", text)
+    return (_LINK.findall(text) + _REF_LINK.findall(text) + _HTML_LINK.findall(text))
+
+
+def test_readme_links_are_absolute():
+    # PyPI renders README.md without the repository: a relative link is dead there.
+    links = _readme_links()
+    assert links, "no links found: the pattern is broken"
+    relative = [u for u in links if not re.match(r"(https?:|mailto:|#)", u)]
+    assert relative == []
+
+
+def test_readme_links_into_the_repository_resolve():
+    prefixes = (REPO_URL + "/blob/main/", REPO_URL + "/tree/main/")
+    missing = []
+    for url in _readme_links():
+        for prefix in prefixes:
+            if url.startswith(prefix):
+                path = url[len(prefix):].split("#", 1)[0]
+                if not os.path.exists(os.path.join(ROOT, path)):
+                    missing.append(url)
+    assert missing == []
 
 
 # -- the wheel workflow ----------------------------------------------------------
