@@ -132,6 +132,40 @@ def _workflow(name):
         return yaml.safe_load(f)
 
 
+def test_wheel_workflow_structure():
+    wf = _workflow("wheels.yml")
+    on = wf.get("on", wf.get(True))     # YAML 1.1 reads a bare `on` as True
+    assert on["push"]["tags"] == ["v*"]
+    assert "pull_request" in on and "workflow_dispatch" in on
+    jobs = wf["jobs"]
+    assert set(jobs) == {"wheels", "sdist", "publish"}
+
+    steps = jobs["wheels"]["steps"]
+    pr_step = [s for s in steps if s.get("if") == "github.event_name == 'pull_request'"]
+    assert len(pr_step) == 1 and "CIBW_BUILD=" in pr_step[0]["run"]
+    selectors = re.search(r"CIBW_BUILD=([^\"]*)", pr_step[0]["run"]).group(1).split()
+    # one Python per platform: a single CPython version across the selectors
+    assert len({s.split("-")[0] for s in selectors}) == 1
+    assert any(s.endswith("manylinux_*") for s in selectors)
+    assert any("macosx" in s for s in selectors)
+    cibw = [s for s in steps if str(s.get("uses", "")).startswith("pypa/cibuildwheel@")]
+    assert len(cibw) == 1
+    assert steps.index(pr_step[0]) < steps.index(cibw[0])
+    checkout = [s for s in steps if str(s.get("uses", "")).startswith("actions/checkout@")]
+    assert checkout[0]["with"]["submodules"] in ("recursive", True)
+
+    publish = jobs["publish"]
+    assert set(publish["needs"]) == {"wheels", "sdist"}
+    assert "refs/tags/v" in publish["if"] and "push" in publish["if"]
+    assert publish["permissions"] == {"id-token": "write"}
+    assert publish["environment"]["name"] == "pypi"
+    uses = [str(s.get("uses", "")) for s in publish["steps"]]
+    assert any(u.startswith("pypa/gh-action-pypi-publish@") for u in uses)
+    assert any(u.startswith("actions/download-artifact@") for u in uses)
+    # trusted publishing: no token anywhere
+    assert "password" not in repr(publish) and "secrets." not in repr(publish)
+
+
 def test_tests_workflow_runs_every_supported_python():
     versions = _workflow("tests.yml")["jobs"]["test"]["strategy"]["matrix"]["python-version"]
     assert versions == ["3.%d" % n for n in range(9, 16)]
