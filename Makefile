@@ -4,7 +4,7 @@ PYTHON ?= python3
 PIP := $(PYTHON) -m pip --disable-pip-version-check
 ARGS ?=
 
-.PHONY: help build inplace test lint docs test-all test-cpython debug asan valgrind soak bench clean distclean
+.PHONY: help build inplace test lint docs test-all test-cpython debug asan valgrind soak bench vendor-libuv sdist wheel wheel-smoke clean distclean
 
 help:
 	@echo "make build          editable install (pip install -e .); rebuilds ourloop._core in place"
@@ -19,6 +19,10 @@ help:
 	@echo "make valgrind       tools/valgrind.py: a subset of the suite under memcheck (ARGS=pytest args)"
 	@echo "make soak           tools/soak.py: every kind of work on one loop, checked for growth (SOAK_SCALE=...)"
 	@echo "make bench          benchmarks/run.py (ARGS=... passed through)"
+	@echo "make vendor-libuv   fill an empty vendor/libuv from the pinned libuv archive (LIBUV_ARCHIVE=...)"
+	@echo "make sdist          the source package into dist/ (refuses without vendor/libuv)"
+	@echo "make wheel          sdist + manylinux wheel from the vendored libuv, auditwheel, smoke test"
+	@echo "make wheel-smoke    the smoke test again, on the newest wheel in wheelhouse/"
 	@echo "make clean          remove build output; make distclean also removes .venvs/"
 	@echo "PYTHON=$(PYTHON); libuv: OURLOOP_LIBUV=vendor|system (default: vendored if checked out)"
 
@@ -63,6 +67,24 @@ soak:
 
 bench:
 	$(PYTHON) benchmarks/run.py $(ARGS)
+
+# tools/vendor_libuv.py: the submodule, or the archive in $LIBUV_ARCHIVE or
+# ../shared/deps/ (checked against the pinned commit) unpacked into vendor/libuv.
+vendor-libuv:
+	$(PYTHON) tools/vendor_libuv.py
+
+sdist: vendor-libuv
+	$(PYTHON) -m venv .venvs/sdist-tools && .venvs/sdist-tools/bin/python -m pip install -q --disable-pip-version-check build
+	.venvs/sdist-tools/bin/python -m build --sdist --outdir dist .
+
+# tools/wheel.py: vendor, sdist, wheel from the sdist, auditwheel repair into
+# wheelhouse/ and its checks (manylinux tag, libc only, licences), smoke test
+# in a fresh venv. The tools go into .venvs/wheel-tools-pyX.Y.
+wheel:
+	$(PYTHON) tools/wheel.py all --python $(PYTHON)
+
+wheel-smoke:
+	$(PYTHON) tools/wheel.py smoke --python $(PYTHON)
 
 clean:
 	rm -rf build/ *.egg-info ourloop/*.egg-info docs/_build

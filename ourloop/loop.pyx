@@ -25,13 +25,14 @@ from libc.stdlib cimport malloc, free
 from ourloop.includes cimport uv
 from ourloop.includes.uv cimport ourloop_timeout_ms
 
+import inspect
 import os
 import signal
 import socket
 import sys
 import threading
 import weakref
-from asyncio import coroutines, events, futures, tasks
+from asyncio import base_events, coroutines, events, futures, tasks
 from asyncio.log import logger
 
 
@@ -57,8 +58,28 @@ cdef inline double _monotonic() noexcept nogil:
     return <double>uv.uv_hrtime() / 1e9
 
 
+# Python 3.14 (gh-128307): create_task() hands every keyword it is given,
+# name= included, to the task factory; earlier versions call the factory
+# without the name and set it on the task afterwards. A feature test: there
+# the stdlib's create_task has no `name` parameter of its own.
+cdef bint _FACTORY_TAKES_NAME = (
+    'name' not in inspect.signature(base_events.BaseEventLoop.create_task).parameters)
+
+
+def _iscoroutinefunction(func):
+    # What the running Python's stdlib loop checks callbacks with: 3.14
+    # deprecates asyncio.iscoroutinefunction (removal in 3.16), which then
+    # warns on every call, and checks with the private
+    # coroutines._iscoroutinefunction. A feature test, looked up per call
+    # (this runs in debug mode and for add_signal_handler only).
+    check = getattr(coroutines, '_iscoroutinefunction', None)
+    if check is None:
+        check = coroutines.iscoroutinefunction
+    return check(func)
+
+
 def _check_callback(callback, method):
-    if coroutines.iscoroutine(callback) or coroutines.iscoroutinefunction(callback):
+    if coroutines.iscoroutine(callback) or _iscoroutinefunction(callback):
         raise TypeError(f"coroutines cannot be used with {method}()")
     if not callable(callback):
         raise TypeError(
@@ -285,6 +306,10 @@ cdef class LoopCore:
             # so its debug-mode source traceback already ends at the caller
             # (the stdlib deletes its own create_task frame from it).
             return tasks.Task(coro, loop=self, name=name, **kwargs)
+        if _FACTORY_TAKES_NAME:
+            if name is not None:
+                kwargs['name'] = name
+            return factory(self, coro, **kwargs)
         task = factory(self, coro, **kwargs)
         if name is not None:
             task.set_name(name)

@@ -9,6 +9,7 @@ import asyncio
 import os
 import sys
 import time
+import warnings
 
 import pytest
 
@@ -213,3 +214,25 @@ def http_get(address, path='/'):
     head, _, body = b''.join(chunks).partition(b'\r\n\r\n')
     assert head.startswith(b'HTTP/1.1 200'), head
     return body
+
+
+def iscoroutinefunction_as_on_314(monkeypatch, loop_kind):
+    """Make asyncio.coroutines look as on Python 3.14: the public
+    iscoroutinefunction deprecated (it warns on every call; 3.16 removes
+    it), the loops' callback checks calling the private
+    _iscoroutinefunction instead."""
+    from asyncio import coroutines
+    real = getattr(coroutines, "_iscoroutinefunction", None)
+    if real is None:
+        if loop_kind == "asyncio":
+            pytest.skip("this Python's stdlib loop checks with the public "
+                        "asyncio.iscoroutinefunction")
+        real = coroutines.iscoroutinefunction
+        monkeypatch.setattr(coroutines, "_iscoroutinefunction", real, raising=False)
+
+    def deprecated(func):
+        warnings.warn("asyncio.iscoroutinefunction is deprecated", DeprecationWarning,
+                      stacklevel=2)
+        return real(func)
+
+    monkeypatch.setattr(coroutines, "iscoroutinefunction", deprecated)

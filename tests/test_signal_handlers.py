@@ -25,8 +25,11 @@ import socket
 import subprocess
 import sys
 import threading
+import warnings
 
 import pytest
+
+from support import iscoroutinefunction_as_on_314
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
@@ -326,6 +329,18 @@ def test_coroutine_function_callback_type_error(loop):
     assert str(info.value) == "coroutines cannot be used with add_signal_handler()"
     assert signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL
     assert loop.remove_signal_handler(signal.SIGUSR1) is False
+
+
+def test_coroutine_check_uses_no_deprecated_function(loop, loop_kind, monkeypatch):
+    # Python 3.14 deprecates asyncio.iscoroutinefunction (it warns); the
+    # stdlib's add_signal_handler() checks with the private function.
+    iscoroutinefunction_as_on_314(monkeypatch, loop_kind)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        with pytest.raises(TypeError, match="coroutines cannot be used"):
+            loop.add_signal_handler(signal.SIGUSR1, _coro_func)
+        loop.add_signal_handler(signal.SIGUSR1, lambda: None)
+    assert loop.remove_signal_handler(signal.SIGUSR1) is True
 
 
 def test_coroutine_object_callback_type_error(loop):

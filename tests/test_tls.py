@@ -10,6 +10,7 @@ version's behaviour is asserted.
 
 import asyncio
 import gc
+import inspect
 import os
 import shutil
 import socket
@@ -1072,4 +1073,4 @@ def test_stream_writer_start_tls(loop, tls_certs):
 
 
 def test_start_tls_is_implemented(loop):
-    assert asyncio.iscoroutinefunction(loop.start_tls)
+    assert inspect.iscoroutinefunction(loop.start_tls)
