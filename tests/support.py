@@ -132,6 +132,83 @@ async def settled_fd_count(target, timeout=5.0):
 
 
 # --------------------------------------------------------------------------
+# waiting for a state, and for a quiet period
+# --------------------------------------------------------------------------
+
+# until()'s default: generous, only a guard against a state that never
+# comes (a wait that succeeds returns as soon as the state is there).
+WAIT_TIMEOUT = 30.0
+
+
+async def until(predicate, timeout=WAIT_TIMEOUT, step=0.001):
+    """Wait until predicate() is true; return its (true) value.
+
+    For a state no callback of the test signals (bytes in a kernel buffer,
+    a child's exit, a count another object keeps): predicate() is tried at
+    once, then every `step` seconds while the running loop goes on. A
+    future or event set by a callback is better where the test has one.
+    After `timeout` seconds without it: AssertionError (a guard against a
+    hang, not a bound on the wait)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(
+                "not reached in %ss: %s" % (timeout, getattr(predicate, "__qualname__", predicate))
+            )
+        await asyncio.sleep(step)
+
+
+def run_until(loop, predicate, timeout=WAIT_TIMEOUT, step=0.001):
+    """until() run in `loop` (which must not be running)."""
+    return loop.run_until_complete(until(predicate, timeout, step))
+
+
+def wait_blocking(predicate, timeout=WAIT_TIMEOUT, step=0.001):
+    """until() for a thread without a running loop (time.sleep() steps)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(
+                "not reached in %ss: %s" % (timeout, getattr(predicate, "__qualname__", predicate))
+            )
+        time.sleep(step)
+
+
+# How long quiet_period() lets the loop run by default.
+QUIET_PERIOD = 0.05
+
+
+async def quiet_period(seconds=QUIET_PERIOD):
+    """Let the running loop go on for `seconds`, for a check that nothing
+    happens meanwhile (no data_received while reading is paused, no second
+    connection_lost, no late callback).
+
+    The one place where the suite sleeps for a fixed time, on purpose: an
+    event that does not come has no callback to wait for, so a bounded
+    interval is the only way to observe its absence. A broken loop that
+    would do it later than this passes, which is the inherent limit of the
+    check; the interval is long enough for a loop to go round many times
+    (the misbehaviour would come within an iteration or two, not after
+    some time), and short enough not to slow the suite. Where it can, the
+    caller first waits for a positive event proving the other side did
+    its part (the peer has written, the timer before it has fired), so
+    the quiet period starts when the event could have come."""
+    await asyncio.sleep(seconds)
+
+
+def quiet_period_blocking(seconds=QUIET_PERIOD):
+    """quiet_period() for a thread that checks another thread's loop, or
+    code outside any loop (time.sleep())."""
+    time.sleep(seconds)
+
+
+# --------------------------------------------------------------------------
 # running a coroutine
 # --------------------------------------------------------------------------
 
