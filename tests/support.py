@@ -6,6 +6,7 @@ from here too.
 """
 
 import asyncio
+import gc
 import os
 import sys
 import time
@@ -117,14 +118,17 @@ def fd_count():
     return count
 
 
-async def settled_fd_count(target, timeout=5.0):
+async def settled_fd_count(target, timeout=5.0, collect=False):
     """fd_count() once it is at most `target`: closes that the loop
     completes in later iterations (the server side of a connection, a
     transport's deferred close) are waited for, not slept for. After
     `timeout` seconds without getting there, the count as it is: a leak,
-    which the caller's assertion then reports."""
+    which the caller's assertion then reports. With `collect`, each count
+    follows a gc.collect() (for objects whose fd only goes with them)."""
     deadline = time.monotonic() + timeout
     while True:
+        if collect:
+            gc.collect()
         count = fd_count()
         if count <= target or time.monotonic() >= deadline:
             return count
