@@ -184,6 +184,43 @@ def wait_blocking(predicate, timeout=WAIT_TIMEOUT, step=0.001):
         time.sleep(step)
 
 
+# Poll-like system calls, by machine (os.uname().machine): number -> index
+# of the timeout among the arguments (None: not looked at).
+_POLL_SYSCALLS = {
+    "x86_64": {7: 2, 23: None, 232: 3, 270: None, 271: None, 281: 3, 441: None},
+    "aarch64": {22: 3, 72: None, 73: None, 441: None},
+}
+
+
+def blocked_in_poll(native_id):
+    """Whether thread `native_id` (threading's native_id) of this process
+    is blocked in a poll-like system call (epoll_wait, ...) with a timeout
+    other than 0, as /proc/self/task/ID/syscall shows it; None where the
+    kernel does not tell (another machine, no /proc)."""
+    calls = _POLL_SYSCALLS.get(os.uname().machine)
+    if calls is None:
+        return None
+    try:
+        with open("/proc/self/task/%d/syscall" % native_id) as f:
+            fields = f.read().split()
+    except OSError:
+        return None
+    if not fields or not fields[0].isdigit() or int(fields[0]) not in calls:
+        return False  # running, or in another system call
+    index = calls[int(fields[0])]
+    return index is None or int(fields[1 + index], 16) & 0xFFFFFFFF != 0
+
+
+def wait_blocked_in_poll(native_id, timeout=WAIT_TIMEOUT):
+    """Wait, in another thread, until the loop running in thread `native_id`
+    sleeps in its poll (so that what the test does next has to wake it).
+    Where blocked_in_poll() cannot tell, quiet_period_blocking() instead."""
+    if blocked_in_poll(native_id) is None:
+        quiet_period_blocking()
+        return
+    wait_blocking(lambda: blocked_in_poll(native_id), timeout)
+
+
 # How long quiet_period() lets the loop run by default.
 QUIET_PERIOD = 0.05
 
