@@ -192,16 +192,17 @@ _POLL_SYSCALLS = {
 }
 
 
-def blocked_in_poll(native_id):
-    """Whether thread `native_id` (threading's native_id) of this process
-    is blocked in a poll-like system call (epoll_wait, ...) with a timeout
-    other than 0, as /proc/self/task/ID/syscall shows it; None where the
-    kernel does not tell (another machine, no /proc)."""
+def blocked_in_poll(native_id, pid="self"):
+    """Whether thread `native_id` (threading's native_id) of process `pid`
+    (this one by default; a child's main thread is its pid) is blocked in
+    a poll-like system call (epoll_wait, ...) with a timeout other than 0,
+    as /proc/PID/task/ID/syscall shows it; None where the kernel does not
+    tell (another machine, no /proc)."""
     calls = _POLL_SYSCALLS.get(os.uname().machine)
     if calls is None:
         return None
     try:
-        with open("/proc/self/task/%d/syscall" % native_id) as f:
+        with open("/proc/%s/task/%d/syscall" % (pid, native_id)) as f:
             fields = f.read().split()
     except OSError:
         return None
@@ -211,14 +212,15 @@ def blocked_in_poll(native_id):
     return index is None or int(fields[1 + index], 16) & 0xFFFFFFFF != 0
 
 
-def wait_blocked_in_poll(native_id, timeout=WAIT_TIMEOUT):
-    """Wait, in another thread, until the loop running in thread `native_id`
-    sleeps in its poll (so that what the test does next has to wake it).
-    Where blocked_in_poll() cannot tell, quiet_period_blocking() instead."""
-    if blocked_in_poll(native_id) is None:
+def wait_blocked_in_poll(native_id, pid="self", timeout=WAIT_TIMEOUT):
+    """Wait, in another thread or process, until the loop running in thread
+    `native_id` (of process `pid`) sleeps in its poll, so that what the
+    test does next has to wake it. Where blocked_in_poll() cannot tell,
+    quiet_period_blocking() instead."""
+    if blocked_in_poll(native_id, pid) is None:
         quiet_period_blocking()
         return
-    wait_blocking(lambda: blocked_in_poll(native_id), timeout)
+    wait_blocking(lambda: blocked_in_poll(native_id, pid), timeout)
 
 
 # How long quiet_period() lets the loop run by default.
