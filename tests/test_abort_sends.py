@@ -19,7 +19,7 @@ import tempfile
 
 import pytest
 
-from support import run_coro
+from support import run_coro, until
 
 HOST = "127.0.0.1"
 TIMEOUT = 10
@@ -310,8 +310,7 @@ def test_close_before_pending_resume_writing(loop):
         client = socket.create_connection(server.sockets[0].getsockname())
         client.setblocking(False)
         try:
-            while not protos:
-                await asyncio.sleep(0.001)
+            await until(lambda: protos)
             proto = protos[0]
             tr = proto.tr
             tr.write(big)

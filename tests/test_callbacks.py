@@ -8,9 +8,10 @@ import asyncio
 import contextvars
 import functools
 import threading
-import time
 
 import pytest
+
+from support import run_until, wait_blocked_in_poll, wait_blocking
 
 VAR = contextvars.ContextVar("VAR", default="default")
 
@@ -177,7 +178,7 @@ def test_busy_call_soon_chain_does_not_starve_threadsafe(loop):
         loop.call_soon(spin)
 
     def poster():
-        time.sleep(0.05)
+        wait_blocking(lambda: count[0] > 1)  # the chain is spinning
         loop.call_soon_threadsafe(loop.stop)
 
     loop.call_soon(spin)
@@ -220,7 +221,7 @@ def test_call_soon_threadsafe_wakes_blocked_loop(loop):
     # The loop has nothing to do and no timers: it blocks indefinitely
     # until another thread posts a callback.
     t, errors = run_loop_in_thread(loop)
-    time.sleep(0.1)  # let it block in its poll
+    wait_blocked_in_poll(t.native_id)
     ran = threading.Event()
     loop.call_soon_threadsafe(ran.set)
     assert ran.wait(WAIT), "call_soon_threadsafe did not wake the loop"
@@ -233,7 +234,7 @@ def test_call_soon_threadsafe_wakes_blocked_loop(loop):
 def test_call_soon_threadsafe_wakes_loop_waiting_for_far_timer(loop):
     far = loop.call_later(3600, lambda: None)
     t, errors = run_loop_in_thread(loop)
-    time.sleep(0.1)
+    wait_blocked_in_poll(t.native_id)
     loop.call_soon_threadsafe(loop.stop)
     t.join(WAIT)
     assert not t.is_alive(), "call_soon_threadsafe did not wake the loop"
@@ -248,7 +249,7 @@ def test_call_soon_threadsafe_repeated_wakeups(loop):
         loop.call_soon_threadsafe(ev.set)
         assert ev.wait(WAIT), "wake-up %d lost" % i
         if i % 5 == 0:
-            time.sleep(0.01)  # let the loop block again
+            wait_blocked_in_poll(t.native_id)  # let the loop block again
     loop.call_soon_threadsafe(loop.stop)
     t.join(WAIT)
     assert not t.is_alive()
@@ -329,17 +330,6 @@ def _schedule(loop, method, cb, *args, **kw):
 METHODS = ["call_soon", "call_soon_threadsafe", "call_later", "call_at"]
 
 
-def _run_until(loop, predicate):
-    deadline = time.monotonic() + WAIT
-
-    async def waiter():
-        while not predicate():
-            assert time.monotonic() < deadline, "timed out"
-            await asyncio.sleep(0.001)
-
-    loop.run_until_complete(waiter())
-
-
 @pytest.mark.parametrize("method", METHODS)
 def test_explicit_context_is_used(loop, method):
     ctx = contextvars.Context()
@@ -352,7 +342,7 @@ def test_explicit_context_is_used(loop, method):
 
     VAR.set("caller")
     _schedule(loop, method, cb, "arg", context=ctx)
-    _run_until(loop, lambda: seen)
+    run_until(loop, lambda: seen)
     assert seen == [("arg", "in-ctx", "in-ctx")]
     # The callback ran *in* ctx: its change is visible there ...
     assert ctx[VAR] == "changed-by-cb"
@@ -377,7 +367,7 @@ def test_default_context_is_copy_at_schedule_time(loop, method):
 
     ctx = contextvars.copy_context()
     ctx.run(run_in_fresh_context)
-    _run_until(loop, lambda: len(seen) == 2)
+    run_until(loop, lambda: len(seen) == 2)
     # each callback sees the value current when it was scheduled, and
     # does not see what the other callback set
     assert sorted(seen) == [("first", "A"), ("second", "B")]

@@ -12,6 +12,8 @@ import sys
 
 import pytest
 
+from support import run_until
+
 
 def failing_callback(*args):
     raise ZeroDivisionError("from callback")
@@ -354,7 +356,7 @@ def test_custom_handler_runs_in_task_context(loop):
         raise ValueError("x")
 
     task = loop.create_task(fail(), context=ctx)
-    loop.run_until_complete(asyncio.sleep(0.01))
+    run_until(loop, task.done)
     assert task.done()
     del task
     gc.collect()

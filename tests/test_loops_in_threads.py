@@ -5,11 +5,10 @@ meant to be shared: the signal wake-up, the child reaper)."""
 
 import asyncio
 import threading
-import time
 
 import pytest
 
-from support import fd_count
+from support import fd_count, wait_blocking
 
 LOOPS = 4
 CLIENTS = 8
@@ -130,8 +129,6 @@ def test_loops_in_threads(loop_factory):
             mine = [n for s, n in got if s == sender]
             assert mine == (list(range(PINGS)) if sender != i else [])
     # Every loop is closed: their fds are all gone (no loop is left to
-    # wait on, so poll the count for a moment).
-    deadline = time.monotonic() + 5
-    while fd_count() > start_fds and time.monotonic() < deadline:
-        time.sleep(0.01)
+    # wait on, so poll the count).
+    wait_blocking(lambda: fd_count() <= start_fds)
     assert fd_count() <= start_fds

@@ -29,7 +29,7 @@ import warnings
 
 import pytest
 
-from support import iscoroutinefunction_as_on_314
+from support import QUIET_PERIOD, iscoroutinefunction_as_on_314, quiet_period, run_until, until
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
@@ -103,9 +103,10 @@ def kill_soon(loop, sig):
     loop.call_soon(os.kill, os.getpid(), sig)
 
 
-def spin(loop, seconds=0.05):
-    """Run the loop a little (to show that something does NOT happen)."""
-    loop.run_until_complete(asyncio.sleep(seconds))
+def spin(loop, seconds=QUIET_PERIOD):
+    """Run the loop for a quiet period (support.quiet_period), to show that
+    something does NOT happen; spin(loop, 0) runs one iteration."""
+    loop.run_until_complete(quiet_period(seconds))
 
 
 # --------------------------------------------------------------------------
@@ -293,7 +294,8 @@ def test_removed_handler_is_not_called(loop):
     py_calls = []
     signal.signal(signal.SIGUSR1, lambda signum, frame: py_calls.append(signum))
     kill_soon(loop, signal.SIGUSR1)
-    spin(loop, 0.1)
+    run_until(loop, lambda: py_calls)
+    spin(loop)
     assert py_calls == [signal.SIGUSR1]
     assert len(rec.calls) == 1
 
@@ -553,8 +555,7 @@ def test_callback_runs_in_context_copied_at_add_time(loop):
             for n in (1, 2):
                 os.kill(os.getpid(), signal.SIGUSR1)
                 os.kill(os.getpid(), signal.SIGUSR2)
-                while len(rec.calls) < n:
-                    await asyncio.sleep(0.001)
+                await until(lambda n=n: len(rec.calls) >= n)
             done.append(_var.get())
 
         loop.run_until_complete(asyncio.wait_for(main(), TIMEOUT))

@@ -14,19 +14,9 @@ import time
 
 import pytest
 
+from support import run_until, until
+
 RES = time.get_clock_info("monotonic").resolution
-WAIT = 20
-
-
-def _run_until(loop, predicate, timeout=WAIT):
-    deadline = time.monotonic() + timeout
-
-    async def waiter():
-        while not predicate():
-            assert time.monotonic() < deadline, "timed out"
-            await asyncio.sleep(0.001)
-
-    loop.run_until_complete(waiter())
 
 
 # --------------------------------------------------------------------------
@@ -213,7 +203,7 @@ def test_timer_never_fires_before_its_when(loop):
     for key, delay in enumerate([0.0, 0.001, 0.005, 0.01, 0.02, 0.05]):
         scheduled_at = time.monotonic()
         handles[key] = loop.call_later(delay, cb, key, scheduled_at, delay)
-    _run_until(loop, lambda: len(results) == len(handles))
+    run_until(loop, lambda: len(results) == len(handles))
     for key, now, when, elapsed, delay in results:
         assert now + RES >= when, (key, now, when)
         assert elapsed + RES >= delay, (key, elapsed, delay)
@@ -223,7 +213,7 @@ def test_call_at_never_fires_before_its_when(loop):
     seen = []
     when = loop.time() + 0.03
     loop.call_at(when, lambda: seen.append(loop.time()))
-    _run_until(loop, lambda: seen)
+    run_until(loop, lambda: seen)
     assert seen[0] + RES >= when
 
 
@@ -351,7 +341,7 @@ def test_timers_fire_during_run_until_complete(loop):
     loop.call_later(0.02, log.append, "b")
 
     async def main():
-        await asyncio.sleep(0.05)
+        await until(lambda: len(log) >= 2)
 
     loop.run_until_complete(main())
     assert log == ["a", "b"]
@@ -363,7 +353,7 @@ def test_pending_timer_survives_between_runs(loop):
     loop.call_soon(loop.stop)
     loop.run_forever()
     assert log == []
-    _run_until(loop, lambda: log)
+    run_until(loop, lambda: log)
     assert log == ["timer"]
 
 
@@ -441,7 +431,7 @@ def test_cancel_many_due_timers(loop):
             h.cancel()
             cancelled.add(i)
     expected = [i for i in range(5000) if i not in cancelled]
-    _run_until(loop, lambda: len(log) >= len(expected))
+    run_until(loop, lambda: len(log) >= len(expected))
     # let anything that should not run have a chance to run
     loop.call_later(0.06, loop.stop)
     loop.run_forever()
@@ -459,7 +449,7 @@ def test_cancel_and_reschedule_churn(loop):
         h = loop.call_later(0.5 + i * 1e-6, fired.append, i)
     h.cancel()
     h = loop.call_later(0.005, fired.append, "last")
-    _run_until(loop, lambda: fired)
+    run_until(loop, lambda: fired)
     assert fired == ["last"]
 
 
