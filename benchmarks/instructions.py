@@ -155,14 +155,14 @@ def _count_all(args, workloads, loops, build_before):
               f"extension built {build_before['built']} (measured from a copy taken at the start)"
               + (', DEBUG BUILD (-O0: not representative)' if build_before['debug_build'] else ''))
     header = ['workload'] + [f'{name} instr/op' for name in run.LOOP_NAMES] + \
-        ['ourloop/uvloop', 'ourloop/asyncio']
+        [f'ourloop/{other}' for other in run._OTHERS]
     rows = []
     for w in workloads:
         cells = [w]
         for name in run.LOOP_NAMES:
             x = per_op.get((w, name))
             cells.append('n/a' if x is None else f'{x:,.0f}')
-        for other in ('uvloop', 'asyncio'):
+        for other in run._OTHERS:
             ours, theirs = per_op.get((w, 'ourloop')), per_op.get((w, other))
             # Fewer instructions is better: the ratio is theirs / ours, like
             # run.py's speed ratios (> 1: ourloop does less work).
