@@ -3,6 +3,7 @@
 # subject: loop.pyx, handle.pyx, handles/<kind>.pyx).
 
 cimport cython
+from cpython.object cimport PyObject
 from libc.stdint cimport uint64_t
 from ourloop.includes cimport uv
 from ourloop.includes.udp_io cimport ourloop_udp_addr
@@ -26,22 +27,30 @@ cdef class Handle:
 cdef class TimerHandle(Handle):
     cdef readonly double _when
     cdef readonly bint _scheduled
-    cdef uint64_t _seq
+
+
+cdef struct TimerEntry:
+    double when
+    uint64_t seq           # scheduling order, among timers of equal `when`
+    PyObject* timer        # a strong reference to the TimerHandle
 
 
 cdef class TimerQueue:
     cdef LoopCore loop
-    cdef list heap
+    cdef TimerEntry* heap
+    cdef Py_ssize_t size
+    cdef Py_ssize_t capacity
     cdef Py_ssize_t cancelled
     cdef uint64_t seq
     cdef uv.uv_timer_t* uvtimer
 
-    cdef push(self, TimerHandle timer)
+    cdef int push(self, TimerHandle timer) except -1
     cdef TimerHandle _pop(self)
     cdef void on_cancel(self, TimerHandle timer) noexcept
-    cdef prune(self)
+    cdef int prune(self) except -1
+    cdef int _drop_cancelled(self) except -1
     cdef double next_when(self) noexcept
-    cdef move_due(self, double now, list ready)
+    cdef int move_due(self, double now, list ready) except -1
     cdef arm(self, uint64_t timeout_ms)
     cdef disarm(self)
     cdef clear(self)

@@ -17,6 +17,7 @@
 
 cimport cython
 from cpython.contextvars cimport PyContext_CopyCurrent
+from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_CheckExact
 from cpython.pythread cimport PyThread_get_thread_ident
 from libc.math cimport INFINITY
 from libc.stdint cimport uint64_t
@@ -236,14 +237,23 @@ cdef class LoopCore:
 
     def call_later(self, delay, callback, *args, context=None):
         """Run callback(*args) after `delay` seconds; returns a TimerHandle."""
+        cdef double fast_when = 0.0
+        cdef bint boxed = not PyFloat_CheckExact(delay)
         if delay is None:
             raise TypeError('delay must not be None')
-        when = self._now() + delay
+        if boxed:
+            # time() + delay as the stdlib adds them, for any type of delay.
+            when = self._now() + delay
+        else:
+            # The common case: the same sum, without a float object for it.
+            fast_when = self._now() + PyFloat_AS_DOUBLE(delay)
         self._ensure_open()
         if self._debug_flag:
             self._check_thread()
             _check_callback(callback, 'call_at')
-        return self._call_at(when, callback, args, context)
+        if boxed:
+            fast_when = when
+        return self._call_at(fast_when, callback, args, context)
 
     # -- futures and tasks (per task: native) -----------------------------
 
@@ -372,7 +382,7 @@ cdef class LoopCore:
         timers.prune()
         if self._ready or self._stopping:
             mode = uv.UV_RUN_NOWAIT
-        elif timers.heap:
+        elif timers.size:
             timeout_ms = ourloop_timeout_ms(timers.next_when() - self._now())
             if timeout_ms == 0:
                 mode = uv.UV_RUN_NOWAIT
@@ -393,7 +403,7 @@ cdef class LoopCore:
             self._pending_exception = None
             raise exc
 
-        if timers.heap:
+        if timers.size:
             timers.move_due(self._now(), self._ready)
         self._run_ready()
 
