@@ -21,6 +21,7 @@ cdef class Handle:
 
     cdef inline _set(self, LoopCore loop, object callback, tuple args, object context)
     cdef int _invoke(self) except -1
+    cdef int _cancel(self) except -1
     cdef _report(self, BaseException exc)
 
 

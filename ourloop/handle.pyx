@@ -61,12 +61,16 @@ cdef class Handle:
     def cancel(self):
         """Cancel the callback; a cancelled callback is never run."""
         if not self._cancelled:
-            self._cancelled = True
-            if self._loop is not None and self._loop._debug_flag:
-                # Keep the description of what was cancelled, for debugging.
-                self._repr = repr(self)
-            self._callback = None
-            self._args = None
+            self._cancel()
+
+    cdef int _cancel(self) except -1:
+        self._cancelled = True
+        if self._loop is not None and self._loop._debug_flag:
+            # Keep the description of what was cancelled, for debugging.
+            self._repr = repr(self)
+        self._callback = None
+        self._args = None
+        return 0
 
     def cancelled(self):
         """Return True if the callback was cancelled."""
@@ -141,7 +145,7 @@ cdef class TimerHandle(Handle):
         if not self._cancelled:
             if self._scheduled:
                 self._loop._timers.on_cancel(self)
-            Handle.cancel(self)
+            self._cancel()
 
     def _repr_info(self):
         info = Handle._repr_info(self)
