@@ -3,10 +3,13 @@
 # They behave like asyncio.Handle / asyncio.TimerHandle (same methods, same
 # repr, same exception reporting); the loop creates them without going
 # through __init__ (Handle.__new__ + _set) and runs them with _invoke, which
-# enters the handle's contextvars context at the C level.
+# enters the handle's contextvars context at the C level (callbacks.h);
+# LoopCore._run_ready calls the same C directly.
 
 cimport cython
-from cpython.contextvars cimport PyContext_CopyCurrent, PyContext_Enter, PyContext_Exit
+from cpython.contextvars cimport PyContext_CopyCurrent
+
+from ourloop.includes.callbacks cimport ourloop_call_in_context, ourloop_raise_pending
 
 import sys
 from asyncio import format_helpers
@@ -22,6 +25,20 @@ cdef object _callback_source(object callback, tuple args, LoopCore loop):
         return format_helpers._format_callback_source(
             callback, args, debug=loop is not None and loop._debug_flag)
     return format_helpers._format_callback_source(callback, args)
+
+
+cdef int _callback_raised(Handle handle) except -1:
+    # The exception of handle's callback is set: report it as the stdlib's
+    # Handle._run does (from within an except clause, so the exception
+    # handler sees it in sys.exc_info()); SystemExit and KeyboardInterrupt
+    # propagate. Kept out of the per-callback path, which sets up no try.
+    try:
+        ourloop_raise_pending()
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as exc:
+        handle._report(exc)
+    return 0
 
 
 # A large free list: a burst of call_soon()s then allocates no new
@@ -82,20 +99,8 @@ cdef class Handle:
     cdef int _invoke(self) except -1:
         # Run the callback in its context. An exception goes to the loop's
         # exception handler; only SystemExit and KeyboardInterrupt escape.
-        cdef object context = self._context
-        try:
-            PyContext_Enter(context)
-            try:
-                if self._args:
-                    self._callback(*self._args)
-                else:
-                    self._callback()
-            finally:
-                PyContext_Exit(context)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._report(exc)
+        if ourloop_call_in_context(self._callback, self._args, self._context) < 0:
+            _callback_raised(self)
         return 0
 
     cdef _report(self, BaseException exc):

@@ -13,7 +13,8 @@
 #
 # The ready queue is a Python list of Handles; each iteration swaps it for an
 # empty spare list and runs the old one, so scheduling is a list append and
-# running is a walk over a C array.
+# running is a walk over a C array. Walking takes each item's reference out
+# of its slot and leaves the list's storage allocated for the next swap.
 
 cimport cython
 from cpython.contextvars cimport PyContext_CopyCurrent
@@ -24,6 +25,8 @@ from libc.stdint cimport uint64_t
 from libc.stdlib cimport malloc, free
 
 from ourloop.includes cimport uv
+from ourloop.includes.callbacks cimport (
+    ourloop_call_in_context, ourloop_list_forget_taken, ourloop_list_take)
 from ourloop.includes.uv cimport ourloop_timeout_ms
 
 import os
@@ -379,7 +382,8 @@ cdef class LoopCore:
         if self._flushq:
             # Writes made since the last poll leave before the loop polls.
             self._flush_streams()
-        timers.prune()
+        if timers.cancelled:
+            timers.prune()
         if self._ready or self._stopping:
             mode = uv.UV_RUN_NOWAIT
         elif timers.size:
@@ -425,31 +429,37 @@ cdef class LoopCore:
         self._ready = self._ready_spare
         try:
             while i < n:
-                item = batch[i]
-                batch[i] = None
+                # The batch's reference moves to `item`; the slot is left
+                # NULL, and the list keeps its storage for the next batch.
+                item = ourloop_list_take(batch, i)
                 i += 1
-                if type(item) is not Handle and not isinstance(item, Handle):
+                if type(item) is Handle or type(item) is TimerHandle:
+                    handle = <Handle>item
+                elif isinstance(item, Handle):
+                    handle = <Handle>item
+                else:
                     # Not a Handle (nor a TimerHandle): a readable transport
                     # queued itself (TransportBase._schedule_read).
                     (<TransportBase>item)._run_read()
                     continue
-                handle = <Handle>item
                 if handle._cancelled:
                     continue
                 if self._debug_flag:
                     self._run_handle_debug(handle)
-                else:
-                    handle._invoke()
+                elif ourloop_call_in_context(handle._callback, handle._args,
+                                             handle._context) < 0:
+                    _callback_raised(handle)
         except BaseException:
             # SystemExit / KeyboardInterrupt: what was not run yet stays
             # queued, ahead of what was scheduled meanwhile.
             rest = batch[i:]
             rest.extend(self._ready)
             self._ready = rest
-            batch.clear()
+            del batch[i:]
+            ourloop_list_forget_taken(batch)
             self._ready_spare = batch
             raise
-        batch.clear()
+        ourloop_list_forget_taken(batch)
         self._ready_spare = batch
 
     cdef _run_handle_debug(self, Handle handle):

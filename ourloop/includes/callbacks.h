@@ -1,0 +1,75 @@
+/* C of the per-callback path (handle.pyx, loop.pyx): running a callback in
+ * its context, and walking the ready queue without reference-count churn.
+ *
+ * ourloop_call_in_context() is what Handle._run does in the stdlib,
+ * context.run(callback, *args), minus the argument tuple: the context is
+ * entered, the callback called through vectorcall, the context left. On an
+ * exception it returns -1 with the exception set and the context already
+ * left, as context.run() leaves it; the caller reports it.
+ */
+#ifndef OURLOOP_CALLBACKS_H
+#define OURLOOP_CALLBACKS_H
+
+#include <Python.h>
+
+static inline int
+ourloop_call_in_context(PyObject *callback, PyObject *args, PyObject *context)
+{
+    PyObject *res, *type, *value, *tb;
+    if (PyContext_Enter(context) < 0)
+        return -1;
+    /* The handle may drop its callback and arguments while the callback
+     * runs (it can cancel itself): hold them for the call. */
+    Py_INCREF(callback);
+    if (args == Py_None || PyTuple_GET_SIZE(args) == 0) {
+        res = PyObject_Vectorcall(callback, NULL, 0, NULL);
+    } else {
+        Py_INCREF(args);
+        res = PyObject_Vectorcall(callback, &PyTuple_GET_ITEM(args, 0),
+                                  (size_t)PyTuple_GET_SIZE(args), NULL);
+        Py_DECREF(args);
+    }
+    Py_DECREF(callback);
+    if (res == NULL) {
+        PyErr_Fetch(&type, &value, &tb);
+        if (PyContext_Exit(context) < 0) {
+            /* As context.run(): the exit's error wins. */
+            Py_XDECREF(type);
+            Py_XDECREF(value);
+            Py_XDECREF(tb);
+            return -1;
+        }
+        PyErr_Restore(type, value, tb);
+        return -1;
+    }
+    Py_DECREF(res);
+    return PyContext_Exit(context);
+}
+
+/* Always -1: declared `except -1` on the Cython side, it turns "an
+ * exception is set" into a Cython exception that a try/except can catch. */
+static inline int
+ourloop_raise_pending(void)
+{
+    return -1;
+}
+
+/* The item at i of a list, with the list's reference: the slot becomes
+ * NULL (a list's GC traversal and deallocation skip NULL slots). */
+static inline PyObject *
+ourloop_list_take(PyObject *list, Py_ssize_t i)
+{
+    PyObject *item = PyList_GET_ITEM(list, i);
+    PyList_SET_ITEM(list, i, NULL);
+    return item;
+}
+
+/* Empty a list whose slots [0, n) were all taken, keeping its storage for
+ * the next batch (list.clear() would free it). */
+static inline void
+ourloop_list_forget_taken(PyObject *list)
+{
+    Py_SET_SIZE(list, 0);
+}
+
+#endif

@@ -1,0 +1,9 @@
+# Declarations of callbacks.h, the C of the per-callback path (handle.pyx,
+# loop.pyx).
+
+cdef extern from "callbacks.h":
+    # 0, or -1 with the callback's exception set (context left).
+    int ourloop_call_in_context(object callback, object args, object context) noexcept
+    int ourloop_raise_pending() except -1
+    object ourloop_list_take(list lst, Py_ssize_t i)
+    void ourloop_list_forget_taken(list lst) noexcept
