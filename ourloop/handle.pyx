@@ -8,8 +8,11 @@
 
 cimport cython
 from cpython.contextvars cimport PyContext_CopyCurrent
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_DECREF, Py_INCREF, Py_REFCNT
 
-from ourloop.includes.callbacks cimport ourloop_call_in_context, ourloop_raise_pending
+from ourloop.includes.callbacks cimport (
+    ourloop_call_in_context, ourloop_has_weakrefs, ourloop_raise_pending)
 
 import sys
 from asyncio import format_helpers
@@ -39,6 +42,58 @@ cdef int _callback_raised(Handle handle) except -1:
     except BaseException as exc:
         handle._report(exc)
     return 0
+
+
+# Handles that ran and that nobody else refers to, kept for call_soon() to
+# fill again (LoopCore._run_ready puts them here, LoopCore._call_soon takes
+# them): a Handle's allocation, field initialisation, GC tracking and
+# deallocation cost more than refilling one. They hold nothing (all their
+# fields are None) and stay GC-tracked. Shared by all loops, like a free
+# list; beyond its size, Handles are freed as usual.
+cdef enum:
+    _SPARE_HANDLES = 1024
+
+cdef PyObject* _spare_handles[_SPARE_HANDLES]
+cdef Py_ssize_t _nspare = 0
+
+
+cdef inline bint _can_keep_spare(Handle handle) noexcept:
+    # The caller's reference is the only one, it is a plain Handle (no
+    # subclass, no TimerHandle), and no weak reference can see it reused.
+    return (Py_REFCNT(handle) == 1 and type(handle) is Handle
+            and _nspare < _SPARE_HANDLES and not handle._cancelled
+            and not ourloop_has_weakrefs(handle))
+
+
+cdef int _keep_spare(Handle handle) except -1:
+    # Release what the handle holds (which may run finalizers, which may
+    # take spare handles: the stack is only touched afterwards), then keep
+    # it if there is still room.
+    global _nspare
+    handle._callback = None
+    handle._args = None
+    handle._context = None
+    handle._loop = None
+    if handle._source_traceback is not None:
+        handle._source_traceback = None
+    if _nspare < _SPARE_HANDLES:
+        Py_INCREF(handle)
+        _spare_handles[_nspare] = <PyObject*>handle
+        _nspare += 1
+    return 0
+
+
+cdef inline Handle _new_handle():
+    # A spare Handle if there is one, else a new one; either way with all
+    # fields None and not cancelled.
+    global _nspare
+    cdef Handle handle
+    if _nspare:
+        _nspare -= 1
+        handle = <Handle>_spare_handles[_nspare]
+        Py_DECREF(handle)       # the stack's reference; `handle` holds one
+        return handle
+    return Handle.__new__(Handle)
 
 
 # A large free list: a burst of call_soon()s then allocates no new

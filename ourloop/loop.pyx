@@ -26,7 +26,8 @@ from libc.stdlib cimport malloc, free
 
 from ourloop.includes cimport uv
 from ourloop.includes.callbacks cimport (
-    ourloop_call_in_context, ourloop_list_forget_taken, ourloop_list_take)
+    ourloop_call_in_context, ourloop_list_append, ourloop_list_forget_taken,
+    ourloop_list_take)
 from ourloop.includes.uv cimport ourloop_timeout_ms
 
 import os
@@ -187,11 +188,11 @@ cdef class LoopCore:
     # -- scheduling -------------------------------------------------------
 
     cdef Handle _call_soon(self, object callback, tuple args, object context):
-        cdef Handle handle = Handle.__new__(Handle)
+        cdef Handle handle = _new_handle()
         if context is None:
             context = PyContext_CopyCurrent()
         handle._set(self, callback, args, context)
-        self._ready.append(handle)
+        ourloop_list_append(self._ready, handle)
         return handle
 
     cdef TimerHandle _call_at(self, double when, object callback, tuple args, object context):
@@ -433,15 +434,14 @@ cdef class LoopCore:
                 # NULL, and the list keeps its storage for the next batch.
                 item = ourloop_list_take(batch, i)
                 i += 1
-                if type(item) is Handle or type(item) is TimerHandle:
-                    handle = <Handle>item
-                elif isinstance(item, Handle):
-                    handle = <Handle>item
-                else:
+                if (type(item) is not Handle and type(item) is not TimerHandle
+                        and not isinstance(item, Handle)):
                     # Not a Handle (nor a TimerHandle): a readable transport
                     # queued itself (TransportBase._schedule_read).
                     (<TransportBase>item)._run_read()
                     continue
+                handle = <Handle>item
+                item = None
                 if handle._cancelled:
                     continue
                 if self._debug_flag:
@@ -449,6 +449,9 @@ cdef class LoopCore:
                 elif ourloop_call_in_context(handle._callback, handle._args,
                                              handle._context) < 0:
                     _callback_raised(handle)
+                elif _can_keep_spare(handle):
+                    # Nothing else refers to it: call_soon() will reuse it.
+                    _keep_spare(handle)
         except BaseException:
             # SystemExit / KeyboardInterrupt: what was not run yet stays
             # queued, ahead of what was scheduled meanwhile.

@@ -72,4 +72,29 @@ ourloop_list_forget_taken(PyObject *list)
     Py_SET_SIZE(list, 0);
 }
 
+/* list.append(item) for a list with room: no call, no growth check beyond
+ * the one comparison (Cython's own fast path also wants the list more than
+ * half full, which the ready list, emptied every iteration, never is). */
+static inline int
+ourloop_list_append(PyObject *list, PyObject *item)
+{
+    PyListObject *l = (PyListObject *)list;
+    Py_ssize_t n = Py_SIZE(l);
+    if (n < l->allocated) {
+        Py_INCREF(item);
+        PyList_SET_ITEM(list, n, item);
+        Py_SET_SIZE(l, n + 1);
+        return 0;
+    }
+    return PyList_Append(list, item);
+}
+
+/* Whether any weak reference to o exists (its type has weakref support). */
+static inline int
+ourloop_has_weakrefs(PyObject *o)
+{
+    Py_ssize_t offset = Py_TYPE(o)->tp_weaklistoffset;
+    return offset > 0 && *(PyObject **)((char *)o + offset) != NULL;
+}
+
 #endif

@@ -7,3 +7,5 @@ cdef extern from "callbacks.h":
     int ourloop_raise_pending() except -1
     object ourloop_list_take(list lst, Py_ssize_t i)
     void ourloop_list_forget_taken(list lst) noexcept
+    int ourloop_list_append(list lst, object item) except -1
+    bint ourloop_has_weakrefs(object o) noexcept
