@@ -410,6 +410,10 @@ cdef class LoopCore:
     cdef int _check_thread(self) except -1
     cdef Handle _call_soon(self, object callback, tuple args, object context)
     cdef TimerHandle _call_at(self, double when, object callback, tuple args, object context)
+    cdef Handle _sched_soon(self, object callback, tuple args, object context)
+    cdef Handle _sched_soon_threadsafe(self, object callback, tuple args, object context)
+    cdef TimerHandle _sched_at(self, object when, object callback, tuple args, object context)
+    cdef TimerHandle _sched_later(self, object delay, object callback, tuple args, object context)
     cdef _run_once(self)
     cdef _run_ready(self)
     cdef _run_handle_debug(self, Handle handle)

@@ -19,6 +19,8 @@
 cimport cython
 from cpython.contextvars cimport PyContext_CopyCurrent
 from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_CheckExact
+from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
+from cpython.unicode cimport PyUnicode_CheckExact, PyUnicode_Compare
 from cpython.pythread cimport PyThread_get_thread_ident
 from libc.math cimport INFINITY
 from libc.stdint cimport uint64_t
@@ -26,8 +28,8 @@ from libc.stdlib cimport malloc, free
 
 from ourloop.includes cimport uv
 from ourloop.includes.callbacks cimport (
-    ourloop_call_in_context, ourloop_list_append, ourloop_list_forget_taken,
-    ourloop_list_take)
+    ourloop_call_in_context, ourloop_call_with_self, ourloop_list_append,
+    ourloop_list_forget_taken, ourloop_list_take, ourloop_tuple_from_array)
 from ourloop.includes.uv cimport ourloop_timeout_ms
 
 import os
@@ -208,20 +210,39 @@ cdef class LoopCore:
         self._timers.push(timer)
         return timer
 
+    # The four scheduling methods. Their def bodies serve unusual calls
+    # (keywords other than context=, missing arguments: Cython's argument
+    # errors); the usual ones come through the METH_FASTCALL entries at the
+    # end of this file. Both end in the cdef _sched_* methods.
+
     def call_soon(self, callback, *args, context=None):
         """Run callback(*args) soon, in the next iteration of the loop.
 
         Callbacks run in the order they were scheduled, each in `context`
         (a copy of the current contextvars context by default).
         """
+        return self._sched_soon(callback, args, context)
+
+    def call_soon_threadsafe(self, callback, *args, context=None):
+        """Like call_soon(), but safe to call from any thread."""
+        return self._sched_soon_threadsafe(callback, args, context)
+
+    def call_at(self, when, callback, *args, context=None):
+        """Run callback(*args) once loop.time() has reached `when`."""
+        return self._sched_at(when, callback, args, context)
+
+    def call_later(self, delay, callback, *args, context=None):
+        """Run callback(*args) after `delay` seconds; returns a TimerHandle."""
+        return self._sched_later(delay, callback, args, context)
+
+    cdef Handle _sched_soon(self, object callback, tuple args, object context):
         self._ensure_open()
         if self._debug_flag:
             self._check_thread()
             _check_callback(callback, 'call_soon')
         return self._call_soon(callback, args, context)
 
-    def call_soon_threadsafe(self, callback, *args, context=None):
-        """Like call_soon(), but safe to call from any thread."""
+    cdef Handle _sched_soon_threadsafe(self, object callback, tuple args, object context):
         self._ensure_open()
         if self._debug_flag:
             _check_callback(callback, 'call_soon_threadsafe')
@@ -229,8 +250,7 @@ cdef class LoopCore:
         self._wakeup.send()
         return handle
 
-    def call_at(self, when, callback, *args, context=None):
-        """Run callback(*args) once loop.time() has reached `when`."""
+    cdef TimerHandle _sched_at(self, object when, object callback, tuple args, object context):
         if when is None:
             raise TypeError("when cannot be None")
         self._ensure_open()
@@ -239,8 +259,7 @@ cdef class LoopCore:
             _check_callback(callback, 'call_at')
         return self._call_at(when, callback, args, context)
 
-    def call_later(self, delay, callback, *args, context=None):
-        """Run callback(*args) after `delay` seconds; returns a TimerHandle."""
+    cdef TimerHandle _sched_later(self, object delay, object callback, tuple args, object context):
         cdef double fast_when = 0.0
         cdef bint boxed = not PyFloat_CheckExact(delay)
         if delay is None:
@@ -625,3 +644,135 @@ def _format_handle(handle):
     if isinstance(owner, tasks.Task):
         return repr(owner)
     return str(handle)
+
+
+# -- METH_FASTCALL entries of the scheduling methods -----------------------
+#
+# call_soon() & co. run once per callback, and most calls come from C
+# (asyncio's Task and Future call loop.call_soon(cb, arg, context=ctx)).
+# Cython's def methods take any call through its generic argument parser
+# (keyword matching, an *args slice): the entries below take the usual
+# shapes, `(pos..., *args)` and `(pos..., *args, context=ctx)`, with a
+# pointer comparison or two, and hand any other call to the def method
+# (whose errors are the ones callers see). They replace the def methods in
+# LoopCore's type dict as method descriptors with the same name, docstring
+# and signature.
+
+cdef extern from "Python.h":
+    ctypedef struct _MethodDef "PyMethodDef":
+        const char* ml_name
+        void* ml_meth
+        int ml_flags
+        const char* ml_doc
+    ctypedef struct _TypeDict "PyTypeObject":
+        PyObject* tp_dict
+    object PyDescr_NewMethod(type tp, _MethodDef* meth)
+    void PyType_Modified(type tp)
+    enum:
+        METH_FASTCALL
+        METH_KEYWORDS
+
+
+cdef object _CONTEXT_KW = 'context'
+# The last `context` keyword name seen that is not _CONTEXT_KW itself: C
+# callers (asyncio's Task and Future on 3.11) pass a str of their own, the
+# same object every time.
+cdef object _context_kw_seen = _CONTEXT_KW
+
+
+cdef inline bint _plain_call(PyObject** args, Py_ssize_t nargs, PyObject* kwnames,
+                             Py_ssize_t required, PyObject** context) noexcept:
+    # Whether a call has `required` positional arguments or more, and no
+    # keyword but context=; if so, *context is the context (or None).
+    cdef PyObject* name
+    if nargs < required:
+        return False
+    if kwnames is NULL:
+        context[0] = <PyObject*>None
+        return True
+    if PyTuple_GET_SIZE(<object>kwnames) != 1:
+        return False
+    name = PyTuple_GET_ITEM(<object>kwnames, 0)
+    if name is not <PyObject*>_CONTEXT_KW and name is not <PyObject*>_context_kw_seen:
+        if not (PyUnicode_CheckExact(<object>name) and
+                PyUnicode_Compare(<object>name, _CONTEXT_KW) == 0):
+            return False
+        _remember_context_kw(<object>name)
+    context[0] = args[nargs]
+    return True
+
+
+cdef void _remember_context_kw(object name) noexcept:
+    global _context_kw_seen
+    _context_kw_seen = name
+
+
+cdef object _generic_call_soon, _generic_call_soon_threadsafe
+cdef object _generic_call_at, _generic_call_later
+
+
+cdef object _call_soon_fast(object self, PyObject** args, Py_ssize_t nargs, PyObject* kwnames):
+    cdef PyObject* context
+    if not _plain_call(args, nargs, kwnames, 1, &context):
+        return ourloop_call_with_self(_generic_call_soon, self, args, nargs, kwnames)
+    return (<LoopCore>self)._sched_soon(
+        <object>args[0], ourloop_tuple_from_array(args + 1, nargs - 1), <object>context)
+
+
+cdef object _call_soon_threadsafe_fast(object self, PyObject** args, Py_ssize_t nargs,
+                                       PyObject* kwnames):
+    cdef PyObject* context
+    if not _plain_call(args, nargs, kwnames, 1, &context):
+        return ourloop_call_with_self(_generic_call_soon_threadsafe, self, args, nargs, kwnames)
+    return (<LoopCore>self)._sched_soon_threadsafe(
+        <object>args[0], ourloop_tuple_from_array(args + 1, nargs - 1), <object>context)
+
+
+cdef object _call_at_fast(object self, PyObject** args, Py_ssize_t nargs, PyObject* kwnames):
+    cdef PyObject* context
+    if not _plain_call(args, nargs, kwnames, 2, &context):
+        return ourloop_call_with_self(_generic_call_at, self, args, nargs, kwnames)
+    return (<LoopCore>self)._sched_at(
+        <object>args[0], <object>args[1], ourloop_tuple_from_array(args + 2, nargs - 2),
+        <object>context)
+
+
+cdef object _call_later_fast(object self, PyObject** args, Py_ssize_t nargs, PyObject* kwnames):
+    cdef PyObject* context
+    if not _plain_call(args, nargs, kwnames, 2, &context):
+        return ourloop_call_with_self(_generic_call_later, self, args, nargs, kwnames)
+    return (<LoopCore>self)._sched_later(
+        <object>args[0], <object>args[1], ourloop_tuple_from_array(args + 2, nargs - 2),
+        <object>context)
+
+
+cdef _MethodDef _fast_defs[4]
+cdef list _fast_strings = []        # what the _MethodDef strings point into
+
+
+cdef object _install_fast_entry(int i, str name, str params, void* entry):
+    generic = LoopCore.__dict__[name]
+    # Cython's docstring starts with its own signature line: the text
+    # signature replaces it (inspect.signature reads it).
+    doc = (generic.__doc__ or '').partition('\n\n')[2]
+    name_b = name.encode()
+    doc_b = f'{name}($self, {params})\n--\n\n{doc}'.encode()
+    _fast_strings.extend((name_b, doc_b))
+    _fast_defs[i].ml_name = name_b
+    _fast_defs[i].ml_meth = entry
+    _fast_defs[i].ml_flags = METH_FASTCALL | METH_KEYWORDS
+    _fast_defs[i].ml_doc = doc_b
+    (<object>(<_TypeDict*>LoopCore).tp_dict)[name] = PyDescr_NewMethod(LoopCore, &_fast_defs[i])
+    return generic
+
+
+_generic_call_soon = _install_fast_entry(
+    0, 'call_soon', 'callback, *args, context=None', <void*>_call_soon_fast)
+_generic_call_soon_threadsafe = _install_fast_entry(
+    1, 'call_soon_threadsafe', 'callback, *args, context=None',
+    <void*>_call_soon_threadsafe_fast)
+_generic_call_at = _install_fast_entry(
+    2, 'call_at', 'when, callback, *args, context=None', <void*>_call_at_fast)
+_generic_call_later = _install_fast_entry(
+    3, 'call_later', 'delay, callback, *args, context=None', <void*>_call_later_fast)
+PyType_Modified(LoopCore)

@@ -76,6 +76,33 @@ def test_call_soon_rejects_keyword_arguments(loop):
         loop.call_soon(print, end="")
 
 
+@pytest.mark.parametrize("method", ["call_soon", "call_soon_threadsafe", "call_later", "call_at"])
+def test_scheduling_methods_take_their_arguments_by_keyword(loop, method):
+    # The usual calls take a fast path; the others (callback=, context=
+    # with other keywords, missing arguments) behave as the stdlib's.
+    log = []
+    schedule = getattr(loop, method)
+    lead = () if method.startswith("call_soon") else (0,)
+    ctx = contextvars.copy_context()
+    schedule(*lead, log.append, "positional")
+    schedule(*lead, log.append, "with context", context=ctx)
+    schedule(*lead, callback=functools.partial(log.append, "keyword"))
+    schedule(*lead, context=ctx, callback=functools.partial(log.append, "both"))
+    with pytest.raises(TypeError):
+        schedule(*lead, log.append, "x", end="")
+    with pytest.raises(TypeError):
+        schedule(*lead, log.append, "x", context=ctx, end="")
+    with pytest.raises(TypeError):
+        schedule()
+    with pytest.raises(TypeError):
+        schedule(context=ctx)
+    loop.call_later(0.01, loop.stop)
+    loop.run_forever()
+    # (The stdlib's timer heap does not keep scheduling order for equal
+    # deadlines.)
+    assert sorted(log) == sorted(["positional", "with context", "keyword", "both"])
+
+
 def test_call_soon_various_callables(loop):
     log = []
 

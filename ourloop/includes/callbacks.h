@@ -97,4 +97,41 @@ ourloop_has_weakrefs(PyObject *o)
     return offset > 0 && *(PyObject **)((char *)o + offset) != NULL;
 }
 
+/* A tuple of the n items at items (new references). */
+static inline PyObject *
+ourloop_tuple_from_array(PyObject *const *items, Py_ssize_t n)
+{
+    PyObject *t = PyTuple_New(n);
+    Py_ssize_t i;
+    if (t == NULL)
+        return NULL;
+    for (i = 0; i < n; i++) {
+        Py_INCREF(items[i]);
+        PyTuple_SET_ITEM(t, i, items[i]);
+    }
+    return t;
+}
+
+/* func(self, *args, **kw) for a METH_FASTCALL | METH_KEYWORDS call's
+ * arguments (args: nargs positional values, then one per kwnames). */
+static PyObject *
+ourloop_call_with_self(PyObject *func, PyObject *self, PyObject *const *args,
+                       Py_ssize_t nargs, PyObject *kwnames)
+{
+    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    PyObject *small[8], **stack = small, *res;
+    if (nargs + nkw + 1 > 8) {
+        stack = PyMem_Malloc((size_t)(nargs + nkw + 1) * sizeof(PyObject *));
+        if (stack == NULL)
+            return PyErr_NoMemory();
+    }
+    stack[0] = self;
+    if (nargs + nkw)
+        memcpy(stack + 1, args, (size_t)(nargs + nkw) * sizeof(PyObject *));
+    res = PyObject_Vectorcall(func, stack, (size_t)(nargs + 1), kwnames);
+    if (stack != small)
+        PyMem_Free(stack);
+    return res;
+}
+
 #endif

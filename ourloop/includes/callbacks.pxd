@@ -1,6 +1,9 @@
 # Declarations of callbacks.h, the C of the per-callback path (handle.pyx,
 # loop.pyx).
 
+from cpython.object cimport PyObject
+
+
 cdef extern from "callbacks.h":
     # 0, or -1 with the callback's exception set (context left).
     int ourloop_call_in_context(object callback, object args, object context) noexcept
@@ -9,3 +12,6 @@ cdef extern from "callbacks.h":
     void ourloop_list_forget_taken(list lst) noexcept
     int ourloop_list_append(list lst, object item) except -1
     bint ourloop_has_weakrefs(object o) noexcept
+    tuple ourloop_tuple_from_array(PyObject** items, Py_ssize_t n)
+    object ourloop_call_with_self(object func, object self, PyObject** args,
+                                  Py_ssize_t nargs, PyObject* kwnames)
