@@ -7,8 +7,10 @@ in asyncio/base_events.py and events.Handle.
 import asyncio
 import contextvars
 import functools
+import inspect
 import threading
 import time
+from unittest import mock
 
 import pytest
 
@@ -101,6 +103,21 @@ def test_scheduling_methods_take_their_arguments_by_keyword(loop, method):
     # (The stdlib's timer heap does not keep scheduling order for equal
     # deadlines.)
     assert sorted(log) == sorted(["positional", "with context", "keyword", "both"])
+
+
+@pytest.mark.parametrize("method", ["call_soon", "call_soon_threadsafe", "call_later", "call_at"])
+def test_scheduling_methods_introspect_and_patch_like_the_stdlib(loop, method):
+    stdlib = inspect.signature(getattr(asyncio.BaseEventLoop, method))
+    params = list(stdlib.parameters.values())[1:]          # without self
+    assert inspect.signature(getattr(loop, method)) == stdlib.replace(parameters=params)
+    assert getattr(loop, method).__name__ == method
+    assert getattr(loop, method).__self__ is loop
+    with mock.patch.object(loop, method, wraps=getattr(loop, method)) as patched:
+        lead = () if method.startswith("call_soon") else (0,)
+        getattr(loop, method)(*lead, loop.stop)
+        loop.run_forever()
+    assert patched.call_count == 1
+    assert method not in vars(loop)
 
 
 def test_call_soon_various_callables(loop):
