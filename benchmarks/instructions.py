@@ -75,7 +75,12 @@ def count_instructions(loop_name, workload, size, out_file):
            sys.executable, os.path.join(HERE, 'run.py'),
            '--worker', loop_name, workload, '--size', str(size), '--no-warmup',
            '--inner', '1']
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=run._worker_env())
+    env = run._worker_env()
+    # String hashes decide how many probes a dict lookup takes (the loop's
+    # instance dict, asyncio's task dicts): a random seed moves the counts
+    # by a hundred instructions per operation from one run to the next.
+    env['PYTHONHASHSEED'] = '0'
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f'{loop_name} {workload}: ' + proc.stderr.strip()[-300:])
     with open(out_file) as f:
@@ -155,14 +160,14 @@ def _count_all(args, workloads, loops, build_before):
               f"extension built {build_before['built']} (measured from a copy taken at the start)"
               + (', DEBUG BUILD (-O0: not representative)' if build_before['debug_build'] else ''))
     header = ['workload'] + [f'{name} instr/op' for name in run.LOOP_NAMES] + \
-        ['ourloop/uvloop', 'ourloop/asyncio']
+        [f'ourloop/{other}' for other in run._OTHERS]
     rows = []
     for w in workloads:
         cells = [w]
         for name in run.LOOP_NAMES:
             x = per_op.get((w, name))
             cells.append('n/a' if x is None else f'{x:,.0f}')
-        for other in ('uvloop', 'asyncio'):
+        for other in run._OTHERS:
             ours, theirs = per_op.get((w, 'ourloop')), per_op.get((w, other))
             # Fewer instructions is better: the ratio is theirs / ours, like
             # run.py's speed ratios (> 1: ourloop does less work).

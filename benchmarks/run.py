@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmarks of ourloop's loop core against uvloop and asyncio's default loop.
+"""Benchmarks of ourloop's loop core against uvloop, rloop and asyncio's default loop.
 
     python benchmarks/run.py                    # 7 repetitions, full sizes
     python benchmarks/run.py --quick            # small sizes, 1 repetition
@@ -24,7 +24,8 @@ Method (see benchmarks/README.md):
   at the start, and every measurement imports that copy: a rebuild of the
   work tree during the run does not mix builds;
 * the table shows the median ops/s per loop and the ratios of the medians
-  (ourloop/uvloop and ourloop/asyncio: above 1 means ourloop is faster).
+  (ourloop/uvloop, ourloop/rloop and ourloop/asyncio: above 1 means
+  ourloop is faster).
 
 The worker mode runs one measurement and prints it as JSON; it is also the
 handy entry point for profiling a single workload on a single loop:
@@ -54,7 +55,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
-LOOP_NAMES = ('asyncio', 'uvloop', 'ourloop')
+LOOP_NAMES = ('asyncio', 'uvloop', 'rloop', 'ourloop')
+# The loops ourloop's ratios are computed against.
+_OTHERS = ('uvloop', 'rloop', 'asyncio')
 
 
 SNAPSHOT_ENV = 'OURLOOP_BENCH_SNAPSHOT'
@@ -158,6 +161,25 @@ def wl_call_soon(loop, n):
     return rounds * batch, sw
 
 
+def wl_call_soon_chain(loop, n):
+    """One callback that schedules the next with call_soon, n times: one
+    callback per loop iteration, so each costs a whole iteration too."""
+    call_soon = loop.call_soon
+    left = [n]
+
+    def step():
+        left[0] -= 1
+        if left[0]:
+            call_soon(step)
+        else:
+            loop.stop()
+
+    call_soon(step)
+    sw = _run_forever_timed(loop)
+    _check(left[0] == 0, 'the whole chain ran')
+    return n, sw
+
+
 def wl_call_soon_ctx(loop, n):
     """Like call_soon, each call_soon(cb, arg1, arg2, context=ctx)."""
     batch = 1000
@@ -236,6 +258,31 @@ def wl_timer_cancel(loop, n):
     loop.call_soon(start)
     sw = _run_forever_timed(loop)
     _check(done, 'loop iterated after the cancellations')
+    return n, sw
+
+
+def wl_timer_half_cancel(loop, n):
+    """n timers with random delays in [0, 10 ms], every other one cancelled
+    at once; runs until the other half has fired."""
+    rng = random.Random(20261207)
+    delays = [rng.uniform(0.0, 0.010) for _ in range(n)]
+    expected = (n + 1) // 2
+    fired = [0]
+
+    def on_timer():
+        fired[0] += 1
+        if fired[0] == expected:
+            loop.stop()
+
+    def start():
+        call_later = loop.call_later
+        handles = [call_later(d, on_timer) for d in delays]
+        for h in handles[1::2]:
+            h.cancel()
+
+    loop.call_soon(start)
+    sw = _run_forever_timed(loop)
+    _check(fired[0] == expected, 'the timers not cancelled fired')
     return n, sw
 
 
@@ -377,9 +424,11 @@ def wl_queue(loop, n):
 # name: (function, full size, quick size, unit of one operation)
 WORKLOADS = {
     'call_soon': (wl_call_soon, 1_000_000, 50_000, 'callback'),
+    'call_soon_chain': (wl_call_soon_chain, 500_000, 25_000, 'callback'),
     'call_soon_ctx': (wl_call_soon_ctx, 1_000_000, 50_000, 'callback'),
     'call_later': (wl_call_later, 100_000, 5_000, 'timer'),
     'timer_cancel': (wl_timer_cancel, 100_000, 5_000, 'timer'),
+    'timer_half_cancel': (wl_timer_half_cancel, 100_000, 5_000, 'timer'),
     'task_switch': (wl_task_switch, 200_000, 10_000, 'sleep(0)'),
     'task_switch_100': (wl_task_switch_100, 200_000, 10_000, 'sleep(0)'),
     'future_pingpong': (wl_future_pingpong, 200_000, 10_000, 'hand-off'),
@@ -401,6 +450,9 @@ def loop_factory(name):
     if name == 'uvloop':
         import uvloop
         return uvloop.new_event_loop
+    if name == 'rloop':
+        import rloop
+        return rloop.new_event_loop
     if name == 'ourloop':
         import ourloop
         return ourloop.new_event_loop
@@ -471,6 +523,11 @@ def probe_loops():
     except Exception as exc:  # ImportError, or a broken install
         missing['uvloop'] = f'{type(exc).__name__}: {exc}'
     try:
+        import rloop
+        available['rloop'] = getattr(rloop, '__version__', '?')
+    except Exception as exc:
+        missing['rloop'] = f'{type(exc).__name__}: {exc}'
+    try:
         import ourloop
         available['ourloop'] = getattr(ourloop, '__version__', '?')
     except Exception as exc:
@@ -529,6 +586,7 @@ def machine_info(available):
         'python': f'{platform.python_implementation()} {platform.python_version()}',
         'asyncio_loop': _default_loop_class_name(),
         'uvloop': available.get('uvloop'),
+        'rloop': available.get('rloop'),
         'ourloop': available.get('ourloop'),
         'libuv (ourloop)': None,
     }
@@ -618,7 +676,7 @@ def geomean(xs):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        description='Benchmark ourloop against uvloop and asyncio (interleaved, medians).')
+        description='Benchmark ourloop against uvloop, rloop and asyncio (interleaved, medians).')
     parser.add_argument('--reps', type=int, default=None,
                         help='repetitions per (loop, workload); default 7, or 1 with --quick')
     parser.add_argument('--quick', action='store_true',
@@ -741,6 +799,7 @@ def _drive(args, reps, workloads, loops, missing, info):
     print('Machine: ' + f"{info['cpu']}, {info['cores']} cores, {info['os']}, "
           f"{info['python']}, asyncio loop {info['asyncio_loop']}, "
           f"uvloop {info['uvloop'] or 'not installed'}, "
+          f"rloop {info['rloop'] or 'not installed'}, "
           f"ourloop {info['ourloop'] or 'not importable'} "
           f"(libuv {info['libuv (ourloop)'] or '?'})")
     print(f'Median of {reps} interleaved repetitions, each in a fresh subprocess; '
@@ -805,7 +864,8 @@ def _values(results, metric):
 
 
 def summarize(samples, workloads, loops, metric):
-    """{workload: (medians by loop, {'ourloop/uvloop': r, 'ourloop/asyncio': r})}."""
+    """{workload: (medians by loop, {'ourloop/uvloop': r, 'ourloop/rloop': r,
+    'ourloop/asyncio': r})}."""
     out = {}
     for w in workloads:
         medians = {}
@@ -813,7 +873,7 @@ def summarize(samples, workloads, loops, metric):
             xs = _values(samples[w][name], metric)
             medians[name] = statistics.median(xs) if xs else None
         ratios = {}
-        for other in ('uvloop', 'asyncio'):
+        for other in _OTHERS:
             ours, theirs = medians.get('ourloop'), medians.get(other)
             ratios[f'ourloop/{other}'] = ours / theirs if ours and theirs else None
         out[w] = (medians, ratios)
@@ -822,16 +882,15 @@ def summarize(samples, workloads, loops, metric):
 
 def result_table(summary, workloads, unit):
     header = ['workload'] + [f'{name} {unit}' for name in LOOP_NAMES] + \
-        ['ourloop/uvloop', 'ourloop/asyncio']
+        [f'ourloop/{other}' for other in _OTHERS]
     rows = []
     for w in workloads:
         medians, ratios = summary[w]
         rows.append([w] + [fmt_ops(medians.get(name)) for name in LOOP_NAMES]
-                    + [fmt_ratio(ratios['ourloop/uvloop']),
-                       fmt_ratio(ratios['ourloop/asyncio'])])
-    rows.append(['geometric mean', '', '', '',
-                 fmt_ratio(geomean([summary[w][1]['ourloop/uvloop'] for w in workloads])),
-                 fmt_ratio(geomean([summary[w][1]['ourloop/asyncio'] for w in workloads]))])
+                    + [fmt_ratio(ratios[f'ourloop/{other}']) for other in _OTHERS])
+    rows.append(['geometric mean'] + [''] * len(LOOP_NAMES)
+                + [fmt_ratio(geomean([summary[w][1][f'ourloop/{other}'] for w in workloads]))
+                   for other in _OTHERS])
     return header, rows
 
 

@@ -3,6 +3,7 @@
 # subject: loop.pyx, handle.pyx, handles/<kind>.pyx).
 
 cimport cython
+from cpython.object cimport PyObject
 from libc.stdint cimport uint64_t
 from ourloop.includes cimport uv
 from ourloop.includes.udp_io cimport ourloop_udp_addr
@@ -20,28 +21,37 @@ cdef class Handle:
 
     cdef inline _set(self, LoopCore loop, object callback, tuple args, object context)
     cdef int _invoke(self) except -1
+    cdef int _cancel(self) except -1
     cdef _report(self, BaseException exc)
 
 
 cdef class TimerHandle(Handle):
     cdef readonly double _when
     cdef readonly bint _scheduled
-    cdef uint64_t _seq
+
+
+cdef struct TimerEntry:
+    double when
+    uint64_t seq           # scheduling order, among timers of equal `when`
+    PyObject* timer        # a strong reference to the TimerHandle
 
 
 cdef class TimerQueue:
     cdef LoopCore loop
-    cdef list heap
+    cdef TimerEntry* heap
+    cdef Py_ssize_t size
+    cdef Py_ssize_t capacity
     cdef Py_ssize_t cancelled
     cdef uint64_t seq
     cdef uv.uv_timer_t* uvtimer
 
-    cdef push(self, TimerHandle timer)
+    cdef int push(self, TimerHandle timer) except -1
     cdef TimerHandle _pop(self)
     cdef void on_cancel(self, TimerHandle timer) noexcept
-    cdef prune(self)
+    cdef int prune(self) except -1
+    cdef int _drop_cancelled(self) except -1
     cdef double next_when(self) noexcept
-    cdef move_due(self, double now, list ready)
+    cdef int move_due(self, double now, list ready) except -1
     cdef arm(self, uint64_t timeout_ms)
     cdef disarm(self)
     cdef clear(self)
@@ -402,6 +412,10 @@ cdef class LoopCore:
     cdef int _check_thread(self) except -1
     cdef Handle _call_soon(self, object callback, tuple args, object context)
     cdef TimerHandle _call_at(self, double when, object callback, tuple args, object context)
+    cdef Handle _sched_soon(self, object callback, tuple args, object context)
+    cdef Handle _sched_soon_threadsafe(self, object callback, tuple args, object context)
+    cdef TimerHandle _sched_at(self, object when, object callback, tuple args, object context)
+    cdef TimerHandle _sched_later(self, object delay, object callback, tuple args, object context)
     cdef _run_once(self)
     cdef _run_ready(self)
     cdef _run_handle_debug(self, Handle handle)

@@ -7,7 +7,9 @@ in asyncio/base_events.py and events.Handle.
 import asyncio
 import contextvars
 import functools
+import inspect
 import threading
+from unittest import mock
 
 import pytest
 
@@ -75,6 +77,48 @@ def test_call_soon_passes_args(loop):
 def test_call_soon_rejects_keyword_arguments(loop):
     with pytest.raises(TypeError):
         loop.call_soon(print, end="")
+
+
+@pytest.mark.parametrize("method", ["call_soon", "call_soon_threadsafe", "call_later", "call_at"])
+def test_scheduling_methods_take_their_arguments_by_keyword(loop, method):
+    # The usual calls take a fast path; the others (callback=, context=
+    # with other keywords, missing arguments) behave as the stdlib's.
+    log = []
+    schedule = getattr(loop, method)
+    lead = () if method.startswith("call_soon") else (0,)
+    ctx = contextvars.copy_context()
+    schedule(*lead, log.append, "positional")
+    schedule(*lead, log.append, "with context", context=ctx)
+    schedule(*lead, callback=functools.partial(log.append, "keyword"))
+    schedule(*lead, context=ctx, callback=functools.partial(log.append, "both"))
+    with pytest.raises(TypeError):
+        schedule(*lead, log.append, "x", end="")
+    with pytest.raises(TypeError):
+        schedule(*lead, log.append, "x", context=ctx, end="")
+    with pytest.raises(TypeError):
+        schedule()
+    with pytest.raises(TypeError):
+        schedule(context=ctx)
+    loop.call_later(0.01, loop.stop)
+    loop.run_forever()
+    # (The stdlib's timer heap does not keep scheduling order for equal
+    # deadlines.)
+    assert sorted(log) == sorted(["positional", "with context", "keyword", "both"])
+
+
+@pytest.mark.parametrize("method", ["call_soon", "call_soon_threadsafe", "call_later", "call_at"])
+def test_scheduling_methods_introspect_and_patch_like_the_stdlib(loop, method):
+    stdlib = inspect.signature(getattr(asyncio.BaseEventLoop, method))
+    params = list(stdlib.parameters.values())[1:]          # without self
+    assert inspect.signature(getattr(loop, method)) == stdlib.replace(parameters=params)
+    assert getattr(loop, method).__name__ == method
+    assert getattr(loop, method).__self__ is loop
+    with mock.patch.object(loop, method, wraps=getattr(loop, method)) as patched:
+        lead = () if method.startswith("call_soon") else (0,)
+        getattr(loop, method)(*lead, loop.stop)
+        loop.run_forever()
+    assert patched.call_count == 1
+    assert method not in vars(loop)
 
 
 def test_call_soon_various_callables(loop):

@@ -7,10 +7,14 @@ it never runs before its deadline (give or take the clock resolution).
 """
 
 import asyncio
+import contextvars
+import gc
 import math
 import random
 import sys
 import time
+import warnings
+import weakref
 
 import pytest
 
@@ -438,6 +442,60 @@ def test_cancel_many_due_timers(loop):
     assert sorted(log) == expected
     whens = [handles[i].when() for i in log]
     assert whens == sorted(whens)
+
+
+def test_unclosed_loop_with_timer_referring_to_it_is_collected(loop_factory):
+    # loop -> pending timer -> callback -> loop: a cycle the GC must see
+    # through the loop's timer heap.
+    lp = loop_factory()
+    lp.call_later(3600, lp.stop)
+    ref = weakref.ref(lp)
+    del lp
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
+        gc.collect()
+    assert ref() is None
+
+
+class _SchedulesOnDel:
+    """Schedules a timer (and cancels another) when it is released."""
+
+    def __init__(self, loop, log, tag):
+        self.loop, self.log, self.tag = loop, log, tag
+
+    def __del__(self):
+        self.loop.call_later(0, self.log.append, self.tag)
+        self.loop.call_later(3600, self.log.append, "never").cancel()
+
+
+_held = contextvars.ContextVar("held")
+
+
+def _noop():
+    pass
+
+
+@pytest.mark.parametrize("count", [10, 500])
+def test_dropping_cancelled_timers_may_schedule_timers(loop, count):
+    # A cancelled timer keeps its context until the loop drops the timer;
+    # releasing that context releases an object whose finalizer schedules
+    # and cancels timers while the heap is being pruned (at the top for a
+    # few cancelled timers, in one rebuild for most of 500).
+    log = []
+    handles = []
+    for i in range(count):
+        ctx = contextvars.Context()
+        ctx.run(_held.set, _SchedulesOnDel(loop, log, i))
+        handles.append(loop.call_later(0.001 * (i % 3), _noop, context=ctx))
+    ctx = None
+    for i in range(count - 2):
+        handles[i].cancel()
+    handles = None
+    loop.call_later(0.05, loop.stop)
+    loop.run_forever()
+    assert sorted(x for x in log if x != "never") == list(range(count))
+    assert "never" not in log
 
 
 def test_cancel_and_reschedule_churn(loop):
