@@ -173,7 +173,7 @@ cdef class LoopCore:
         return {
             'ready': len(self._ready),
             # (cancelled timers wait in the heap until pruned: not counted)
-            'timers': (len(self._timers.heap) - self._timers.cancelled
+            'timers': (self._timers.size - self._timers.cancelled
                        if self._timers is not None else 0),
             'fd_watchers': len(self._fd_watchers.watches) if self._fd_watchers is not None else 0,
             'io_handles': len(self._io_handles) if self._io_handles is not None else 0,
