@@ -307,12 +307,17 @@ def test_close_before_pending_resume_writing(loop):
             return protos[-1]
 
         server = await loop.create_server(factory, HOST, 0)
-        client = socket.create_connection(server.sockets[0].getsockname())
+        # Small socket buffers on both sides (no autotuning): the kernel
+        # cannot take the 4 MiB at once, whatever tcp_rmem/tcp_wmem allow.
+        client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        client.connect(server.sockets[0].getsockname())
         client.setblocking(False)
         try:
             await until(lambda: protos)
             proto = protos[0]
             tr = proto.tr
+            tr.get_extra_info('socket').setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
             tr.write(big)
             assert proto.pauses == 1 and tr.get_write_buffer_size() > 0
 
