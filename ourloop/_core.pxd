@@ -360,12 +360,24 @@ cdef class ChildWatch(PollHandle):
     cdef _orphan(self, int pidfd)
 
 
+cdef struct IOReady:
+    # A read callback recorded inside uv_run (handles/transport.pyx): the
+    # handle (its data: the transport) and what libuv reported.
+    uv.uv_handle_t* handle
+    ssize_t nread
+
+
 cdef struct LoopExt:
     # What LoopCore.uvloop points to: the uv_loop_t first, then the loop's
     # one read buffer, shared by every stream of the loop (reads are copied
-    # into a bytes object at once).
+    # into a bytes object at once), then the read callbacks recorded inside
+    # uv_run without the GIL (rq[:rq_len], room for rq_cap), which the loop
+    # hands to their transports once it holds the GIL again.
     uv.uv_loop_t uvloop
     char* rbuf
+    IOReady* rq
+    size_t rq_len
+    size_t rq_cap
 
 
 cdef class LoopCore:

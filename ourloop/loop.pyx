@@ -70,6 +70,9 @@ cdef class LoopCore:
         if self.uvloop is NULL:
             raise MemoryError()
         (<LoopExt*>self.uvloop).rbuf = NULL
+        (<LoopExt*>self.uvloop).rq = NULL
+        (<LoopExt*>self.uvloop).rq_len = 0
+        (<LoopExt*>self.uvloop).rq_cap = 0
         err = uv.uv_loop_init(self.uvloop)
         if err < 0:
             free(self.uvloop)
@@ -98,6 +101,7 @@ cdef class LoopCore:
             uv.uv_run(self.uvloop, uv.UV_RUN_NOWAIT)
             uv.uv_loop_close(self.uvloop)
             free((<LoopExt*>self.uvloop).rbuf)
+            free((<LoopExt*>self.uvloop).rq)
             free(self.uvloop)
             self.uvloop = NULL
 
@@ -387,6 +391,9 @@ cdef class LoopCore:
         else:
             with nogil:
                 uv.uv_run(self.uvloop, mode)
+        if (<LoopExt*>self.uvloop).rq_len:
+            # Read callbacks recorded without the GIL go to their transports.
+            _deliver_ready_io(self)
 
         if self._pending_exception is not None:
             exc = self._pending_exception
@@ -502,6 +509,7 @@ cdef class LoopCore:
             # loop libuv still uses (__dealloc__ tries again).
             raise RuntimeError(f'libuv could not close the loop: {uv.uv_strerror(err).decode()}')
         free((<LoopExt*>self.uvloop).rbuf)
+        free((<LoopExt*>self.uvloop).rq)
         free(self.uvloop)
         self.uvloop = NULL
 

@@ -141,7 +141,7 @@ cdef void _stream_alloc_none(uv.uv_handle_t* handle, size_t suggested, uv.uv_buf
 
 
 cdef void _stream_read(uv.uv_stream_t* stream, ssize_t nread, const uv.uv_buf_t* buf) noexcept nogil:
-    _transport_readable(stream.data, nread)
+    _transport_readable(<uv.uv_handle_t*>stream, nread)
 
 
 cdef void _stream_written(uv.uv_write_t* req, int status) noexcept nogil:
@@ -155,6 +155,7 @@ cdef void _io_handle_closed(uv.uv_handle_t* handle) noexcept with gil:
     cdef object owner
     cdef LoopCore loop
     ourloop_count_close(handle.type)
+    _forget_ready_io(handle)
     if handle.data is not NULL and handle.loop.data is not NULL:
         # (loop.data is NULL while LoopCore.__dealloc__ runs.)
         loop = <LoopCore>handle.loop.data
