@@ -160,8 +160,9 @@ cdef class TransportBase:
     cdef readonly Py_ssize_t _high_water
     cdef readonly Py_ssize_t _low_water
     cdef readonly bint _protocol_paused
-    # on LoopCore._flushq
+    # on LoopCore's flush queue (a chain: _flush_head, flush_next)
     cdef bint flush_queued
+    cdef TransportBase flush_next
     # in LoopCore._io_handles (libuv may call it: see _hold_update)
     cdef bint held
     cdef object __weakref__
@@ -205,11 +206,12 @@ cdef class StreamTransport(TransportBase):
     # reading: EOF seen, an error libuv met
     cdef bint rx_eof
     cdef object rx_error
-    # writes
-    cdef list pending
+    # writes: pending is None, one bytes object, or a list of them (two
+    # writes or more); inflight_objs keeps what a uv_write sends alive
+    cdef object pending
     cdef Py_ssize_t pending_size
     cdef uv.uv_write_t* wreq
-    cdef list inflight_objs
+    cdef object inflight_objs
     cdef Py_ssize_t inflight
     cdef bint resume_scheduled
     # loop.sendfile() (the zero-copy section of handles/stream.pyx):
@@ -399,7 +401,10 @@ cdef class LoopCore:
     cdef object _pending_exception
     cdef set _io_handles
     cdef object _open_transports
-    cdef list _flushq
+    # transports whose writes wait for the end of the iteration, chained
+    # through TransportBase.flush_next (no list allocated per iteration)
+    cdef TransportBase _flush_head
+    cdef TransportBase _flush_tail
     # True when loop.time() is not LoopCore.time (overridden by a subclass,
     # or replaced on the instance or the class): the scheduling then asks
     # self.time(), as the stdlib's loop does.
@@ -416,6 +421,8 @@ cdef class LoopCore:
     cdef _run_ready(self)
     cdef _run_handle_debug(self, Handle handle)
     cdef _flush_streams(self)
+    cdef _queue_flush(self, TransportBase t)
+    cdef _clear_flush_queue(self)
     cdef _close_uv(self)
     cdef void _set_pending_exception(self, object exc) noexcept
 

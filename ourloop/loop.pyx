@@ -86,7 +86,6 @@ cdef class LoopCore:
         self._fd_watchers = FdWatchers(self)
         self._io_handles = set()
         self._open_transports = weakref.WeakSet()
-        self._flushq = []
         self._debug_flag = coroutines._is_debug_mode()
         self.slow_callback_duration = 0.1
         self._check_custom_time()
@@ -305,7 +304,7 @@ cdef class LoopCore:
                 if self._stopping:
                     break
         finally:
-            if self._flushq:
+            if self._flush_head is not None:
                 # Writes of the last iteration leave now, not at the next run.
                 self._flush_streams()
             self._stopping = False
@@ -370,7 +369,7 @@ cdef class LoopCore:
         cdef uv.uv_run_mode mode = uv.UV_RUN_ONCE
         cdef uint64_t timeout_ms
 
-        if self._flushq:
+        if self._flush_head is not None:
             # Writes made since the last poll leave before the loop polls.
             self._flush_streams()
         timers.prune()
@@ -404,13 +403,44 @@ cdef class LoopCore:
             timers.move_due(self._now(), self._ready)
         self._run_ready()
 
+    cdef _queue_flush(self, TransportBase t):
+        # t's writes leave at the end of the iteration (_flush_streams).
+        t.flush_queued = True
+        if self._flush_tail is None:
+            self._flush_head = t
+        else:
+            self._flush_tail.flush_next = t
+        self._flush_tail = t
+
     cdef _flush_streams(self):
-        cdef list queue = self._flushq
-        cdef TransportBase t
-        self._flushq = []
-        for t in queue:
+        cdef TransportBase t = self._flush_head
+        cdef TransportBase nxt
+        self._flush_head = self._flush_tail = None
+        while t is not None:
+            nxt = t.flush_next
+            t.flush_next = None
             t.flush_queued = False
-            t._flush()
+            try:
+                t._flush()
+            except BaseException:
+                # (MemoryError...) The others stay queued.
+                while nxt is not None:
+                    t = nxt
+                    nxt = t.flush_next
+                    t.flush_next = None
+                    self._queue_flush(t)
+                raise
+            t = nxt
+
+    cdef _clear_flush_queue(self):
+        cdef TransportBase t = self._flush_head
+        cdef TransportBase nxt
+        self._flush_head = self._flush_tail = None
+        while t is not None:
+            nxt = t.flush_next
+            t.flush_next = None
+            t.flush_queued = False
+            t = nxt
 
     cdef _run_ready(self):
         cdef list batch = self._ready
@@ -488,7 +518,7 @@ cdef class LoopCore:
         owners.update(self._open_transports)
         for owner in owners:
             owner._uv_close()
-        self._flushq.clear()
+        self._clear_flush_queue()
         self._timers.close()
         self._wakeup.close()
         self._fd_watchers.close()

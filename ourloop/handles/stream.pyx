@@ -20,8 +20,9 @@
 # memory is reused from read to read; and no buffer of the protocol is held
 # between reads (it may resize or replace it at any time).
 #
-# Writes. write() keeps the bytes in `pending` and queues the transport on
-# LoopCore._flushq; before the loop next polls (or at once, if the loop is
+# Writes. write() keeps the bytes in `pending` (the bytes object itself
+# for one write, a list from the second on) and queues the transport on
+# LoopCore's flush queue (a chain through flush_next); before the loop next polls (or at once, if the loop is
 # not running, 16 KiB or more are pending, or more than the high-water
 # mark is buffered), _flush() hands
 # all of it to the kernel in one uv_try_write() (one writev). What the
@@ -131,6 +132,30 @@ cdef inline bytes _kept(data):
     if type(data) is bytes:
         return <bytes>data
     return bytes(data)
+
+
+cdef Py_ssize_t _pending_bufs(objs, uv.uv_buf_t* small, uv.uv_buf_t** out) except -1:
+    # The iovecs of a pending batch (one bytes object or a list of them):
+    # in `small` (room for _SMALL_IOV) or, for more, in memory malloc'ed
+    # here, which the caller frees (*out is not small). Returns their count.
+    cdef Py_ssize_t n, i
+    cdef uv.uv_buf_t* bufs = small
+    if type(objs) is bytes:
+        small[0].base = PyBytes_AS_STRING(objs)
+        small[0].len = <size_t>PyBytes_GET_SIZE(objs)
+        out[0] = small
+        return 1
+    n = len(<list>objs)
+    if n > _SMALL_IOV:
+        bufs = <uv.uv_buf_t*>malloc(n * sizeof(uv.uv_buf_t))
+        if bufs is NULL:
+            raise MemoryError()
+    for i in range(n):
+        obj = (<list>objs)[i]
+        bufs[i].base = PyBytes_AS_STRING(obj)
+        bufs[i].len = <size_t>PyBytes_GET_SIZE(obj)
+    out[0] = bufs
+    return n
 
 
 cdef void _stream_alloc_none(uv.uv_handle_t* handle, size_t suggested, uv.uv_buf_t* buf) noexcept nogil:
@@ -455,9 +480,13 @@ cdef class StreamTransport(TransportBase):
                 # register its writer, whose callback runs resume_writing()
                 # and the connection_lost() of a waiting close().
                 self.wcontext = PyContext_CopyCurrent()
-            self.pending = [data]
+            # One write pending is the bytes object itself, two or more a
+            # list (no list is made for the common single write).
+            self.pending = data
+        elif type(self.pending) is bytes:
+            self.pending = [self.pending, data]
         else:
-            self.pending.append(data)
+            (<list>self.pending).append(data)
         self.pending_size += PyBytes_GET_SIZE(data)
         if not self.loop._running:
             # Nobody would flush before the loop polls again.
@@ -467,15 +496,14 @@ cdef class StreamTransport(TransportBase):
             # their memory is reused rather than piling up until the flush.
             self._flush()
         elif not self.flush_queued:
-            self.flush_queued = True
-            self.loop._flushq.append(self)
+            self.loop._queue_flush(self)
             return
         self._maybe_pause_protocol()
 
     cdef int _flush(self) except -1:
         # Hand everything pending to the kernel: one writev now; what it
         # does not take goes to one uv_write (at most one in flight).
-        cdef list objs = self.pending
+        objs = self.pending
         cdef uv.uv_buf_t small[_SMALL_IOV]
         cdef uv.uv_buf_t* bufs = small
         cdef Py_ssize_t n, i, total, written, first
@@ -483,17 +511,9 @@ cdef class StreamTransport(TransportBase):
         cdef int err
         if objs is None or self.wreq is not NULL or self.uvstream is NULL:
             return 0
-        n = len(objs)
         total = self.pending_size
-        if n > _SMALL_IOV:
-            bufs = <uv.uv_buf_t*>malloc(n * sizeof(uv.uv_buf_t))
-            if bufs is NULL:
-                raise MemoryError()
+        n = _pending_bufs(objs, small, &bufs)
         try:
-            for i in range(n):
-                obj = objs[i]
-                bufs[i].base = PyBytes_AS_STRING(obj)
-                bufs[i].len = <size_t>PyBytes_GET_SIZE(obj)
             written = uv.uv_try_write(self.uvstream, bufs, <unsigned int>n)
             if written == uv.UV_EAGAIN:
                 written = 0
@@ -676,22 +696,17 @@ cdef class StreamTransport(TransportBase):
         # stdlib drops its buffer). With a uv_write in flight the stdlib's
         # buffer was not empty, and it would not have tried: nothing is
         # sent.
-        cdef list objs = self.pending
+        objs = self.pending
         cdef uv.uv_buf_t small[_SMALL_IOV]
         cdef uv.uv_buf_t* bufs = small
-        cdef Py_ssize_t n, i
+        cdef Py_ssize_t n
         if objs is None or self.wreq is not NULL or self.uvstream is NULL \
                 or uv.uv_is_closing(<uv.uv_handle_t*>self.uvstream):
             return
-        n = len(objs)
-        if n > _SMALL_IOV:
-            bufs = <uv.uv_buf_t*>malloc(n * sizeof(uv.uv_buf_t))
-            if bufs is NULL:
-                return
-        for i in range(n):
-            obj = objs[i]
-            bufs[i].base = PyBytes_AS_STRING(obj)
-            bufs[i].len = <size_t>PyBytes_GET_SIZE(obj)
+        try:
+            n = _pending_bufs(objs, small, &bufs)
+        except MemoryError:
+            return
         uv.uv_try_write(self.uvstream, bufs, <unsigned int>n)
         if bufs is not small:
             free(bufs)

@@ -21,9 +21,10 @@
 #   that the read is timed and named like any callback); LoopCore._run_ready
 #   calls _run_read() (the one virtual entry it knows), which runs the
 #   subclass's _do_read_ready() in the transport's context;
-# - the write batch's entry: LoopCore._flushq holds transports whose writes
-#   wait for the end of the iteration; LoopCore._flush_streams calls
-#   _flush() on each;
+# - the write batch's entry: LoopCore's flush queue (a chain through
+#   flush_next, from _flush_head) holds transports whose writes wait for
+#   the end of the iteration; LoopCore._flush_streams calls _flush() on
+#   each;
 # - lifetime: _hold_update() keeps the transport in LoopCore._io_handles
 #   exactly while libuv may call it (the subclass says when:
 #   _libuv_may_call());
