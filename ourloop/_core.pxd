@@ -3,6 +3,7 @@
 # subject: loop.pyx, handle.pyx, handles/<kind>.pyx).
 
 cimport cython
+from cpython.ref cimport PyObject
 from libc.stdint cimport uint64_t
 from ourloop.includes cimport uv
 from ourloop.includes.udp_io cimport ourloop_udp_addr
@@ -377,6 +378,10 @@ cdef struct LoopExt:
     # hands to their transports once it holds the GIL again.
     uv.uv_loop_t uvloop
     char* rbuf
+    # a bytes object of a read that nobody kept, reused by the next read
+    # (StreamTransport._read_data), and the size of its memory
+    PyObject* spare
+    Py_ssize_t spare_cap
     IOReady* rq
     size_t rq_len
     size_t rq_cap

@@ -35,7 +35,7 @@ from asyncio import coroutines, events, futures, tasks
 from asyncio.log import logger
 
 
-from cpython.ref cimport PyObject
+from cpython.ref cimport PyObject, Py_XDECREF
 
 
 cdef extern from "Python.h":
@@ -70,6 +70,8 @@ cdef class LoopCore:
         if self.uvloop is NULL:
             raise MemoryError()
         (<LoopExt*>self.uvloop).rbuf = NULL
+        (<LoopExt*>self.uvloop).spare = NULL
+        (<LoopExt*>self.uvloop).spare_cap = 0
         (<LoopExt*>self.uvloop).rq = NULL
         (<LoopExt*>self.uvloop).rq_len = 0
         (<LoopExt*>self.uvloop).rq_cap = 0
@@ -100,6 +102,7 @@ cdef class LoopCore:
             uv.uv_run(self.uvloop, uv.UV_RUN_NOWAIT)
             uv.uv_loop_close(self.uvloop)
             free((<LoopExt*>self.uvloop).rbuf)
+            Py_XDECREF((<LoopExt*>self.uvloop).spare)
             free((<LoopExt*>self.uvloop).rq)
             free(self.uvloop)
             self.uvloop = NULL
@@ -539,6 +542,7 @@ cdef class LoopCore:
             # loop libuv still uses (__dealloc__ tries again).
             raise RuntimeError(f'libuv could not close the loop: {uv.uv_strerror(err).decode()}')
         free((<LoopExt*>self.uvloop).rbuf)
+        Py_XDECREF((<LoopExt*>self.uvloop).spare)
         free((<LoopExt*>self.uvloop).rq)
         free(self.uvloop)
         self.uvloop = NULL

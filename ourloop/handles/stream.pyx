@@ -93,7 +93,10 @@ from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_WRITABLE
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.contextvars cimport PyContext_CopyCurrent
 from libc cimport errno as cerrno
+from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF, Py_XDECREF
 from libc.stdlib cimport malloc, free
+from libc.string cimport memcpy
+from posix.uio cimport iovec, readv
 from posix.unistd cimport read as c_read
 from posix.types cimport off_t
 
@@ -102,6 +105,12 @@ from ourloop.includes.uv cimport ourloop_count_close
 
 cdef extern from "<sys/sendfile.h>" nogil:
     ssize_t c_sendfile "sendfile"(int out_fd, int in_fd, off_t* offset, size_t count)
+
+cdef extern from "Python.h":
+    Py_ssize_t Py_REFCNT(object o)
+
+cdef extern from "compat.h":
+    void ourloop_bytes_reuse(object b, Py_ssize_t n)
 
 cdef extern from "<sys/socket.h>" nogil:
     int c_shutdown "shutdown"(int fd, int how)
@@ -156,6 +165,20 @@ cdef Py_ssize_t _pending_bufs(objs, uv.uv_buf_t* small, uv.uv_buf_t** out) excep
         bufs[i].len = <size_t>PyBytes_GET_SIZE(obj)
     out[0] = bufs
     return n
+
+
+cdef inline void _keep_spare(LoopCore loop, object data, Py_ssize_t cap) noexcept:
+    # data (an exact bytes object whose memory holds `cap` bytes, referred
+    # to by the caller only) becomes the loop's spare bytes for the next
+    # read (StreamTransport._read_data), in place of the previous one.
+    cdef LoopExt* ext
+    if cap < 2 or cap > _READ_BUF_SIZE or loop.uvloop is NULL:
+        return
+    ext = <LoopExt*>loop.uvloop
+    Py_XDECREF(ext.spare)
+    Py_INCREF(data)
+    ext.spare = <PyObject*>data
+    ext.spare_cap = cap
 
 
 cdef void _stream_alloc_none(uv.uv_handle_t* handle, size_t suggested, uv.uv_buf_t* buf) noexcept nogil:
@@ -364,22 +387,67 @@ cdef class StreamTransport(TransportBase):
         return True
 
     cdef _read_data(self):
+        # One read() of at most _READ_BUF_SIZE bytes, delivered as a bytes
+        # object. The loop keeps the bytes object of a read that nobody
+        # kept (its refcount is 1 again once data_received() returned) as
+        # its spare: the next read goes straight into it (readv: the
+        # spare's memory first, then the read buffer) and, if it is at
+        # least half its size, the spare itself becomes that read's bytes
+        # (resized: no malloc, no free, no copy). A smaller read gets a
+        # bytes object of its own size, so that a protocol keeping small
+        # reads never keeps large blocks; the latest unkept bytes object
+        # becomes the spare, so it follows the size of the reads.
+        cdef LoopExt* ext
         cdef char* buf
+        cdef char* sp
+        cdef iovec iov[2]
         cdef ssize_t nbytes
+        cdef Py_ssize_t cap, data_cap
+        cdef PyObject* spare
         cdef int fd = self._handle_fd()
         if fd < 0:
             return
         buf = _read_buffer(self.loop)
-        nbytes = c_read(fd, buf, _READ_BUF_SIZE)
+        ext = <LoopExt*>self.loop.uvloop
+        spare = ext.spare
+        cap = ext.spare_cap
+        if spare is NULL:
+            nbytes = c_read(fd, buf, _READ_BUF_SIZE)
+        else:
+            sp = PyBytes_AS_STRING(<object>spare)
+            iov[0].iov_base = sp
+            iov[0].iov_len = <size_t>cap
+            iov[1].iov_base = buf
+            iov[1].iov_len = <size_t>(_READ_BUF_SIZE - cap)
+            nbytes = readv(fd, iov, 2)
         if self._read_failed(nbytes, cerrno.errno):
             return
-        data = PyBytes_FromStringAndSize(buf, nbytes)
+        if spare is NULL:
+            data = PyBytes_FromStringAndSize(buf, nbytes)
+            data_cap = nbytes
+        elif nbytes <= cap and nbytes * 2 >= cap:
+            data = <object>spare
+            ext.spare = NULL
+            Py_DECREF(data)             # (the loop's reference, now data's)
+            ourloop_bytes_reuse(data, nbytes)
+            data_cap = cap
+        else:
+            data = PyBytes_FromStringAndSize(NULL, nbytes)
+            if nbytes <= cap:
+                memcpy(PyBytes_AS_STRING(data), sp, <size_t>nbytes)
+            else:
+                memcpy(PyBytes_AS_STRING(data), sp, <size_t>cap)
+                memcpy(PyBytes_AS_STRING(data) + cap, buf, <size_t>(nbytes - cap))
+            data_cap = nbytes
         try:
             self._protocol.data_received(data)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
             self._fatal_error(exc, 'Fatal error: protocol.data_received() call failed.')
+        if Py_REFCNT(data) == 1:
+            # Nobody kept it: the next read may reuse it.
+            _keep_spare(self.loop, data, data_cap)
 
     cdef _read_into_protocol(self):
         # The stdlib's BufferedProtocol read: one read() straight into the
@@ -525,6 +593,10 @@ cdef class StreamTransport(TransportBase):
             self.pending = None
             self.pending_size = 0
             if written == total:
+                if type(objs) is bytes and Py_REFCNT(objs) == 1:
+                    # A write nobody else refers to (an echo of a read,
+                    # say): the next read may reuse it (see _read_data).
+                    _keep_spare(self.loop, objs, PyBytes_GET_SIZE(objs))
                 return 0
             # Skip what left, send the rest with uv_write.
             first = 0

@@ -74,4 +74,22 @@ static inline uint64_t ourloop_timeout_ms(double delta) {
     return (uint64_t)ceil(delta * 1000.0);
 }
 
+/* A bytes object nobody else refers to (refcount 1, made by
+ * PyBytes_FromStringAndSize with at least n bytes) is given a new length n
+ * so that it can carry the next read (handles/stream.pyx: the loop's spare
+ * bytes). Its cached hash is forgotten; the memory block keeps its size. */
+#include <Python.h>
+static inline void ourloop_bytes_reuse(PyObject* b, Py_ssize_t n) {
+    Py_SET_SIZE(b, n);
+    PyBytes_AS_STRING(b)[n] = '\0';
+#if defined(__GNUC__)
+#  pragma GCC diagnostic push
+#  pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+#endif
+    ((PyBytesObject*)b)->ob_shash = -1;
+#if defined(__GNUC__)
+#  pragma GCC diagnostic pop
+#endif
+}
+
 #endif
