@@ -202,6 +202,9 @@ cdef class StreamTransport(TransportBase):
     # An asyncio.Transport over a libuv stream (handles/stream.pyx).
     cdef uv.uv_stream_t* uvstream
     cdef bint buffered
+    # the protocol is exactly asyncio.StreamReaderProtocol (reads may be fed
+    # to its StreamReader natively: _feed_stream_reader)
+    cdef bint stream_reader_proto
     cdef readonly bint _eof
     cdef bint shutdown_done
     # reading: EOF seen, an error libuv met
