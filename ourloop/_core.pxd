@@ -417,6 +417,8 @@ cdef class LoopCore:
     # or replaced on the instance or the class): the scheduling then asks
     # self.time(), as the stdlib's loop does.
     cdef bint _custom_time
+    # the last iteration ran its callbacks without polling (_run_once)
+    cdef bint _poll_skipped
     cdef object __weakref__
 
     cdef inline int _ensure_open(self) except -1

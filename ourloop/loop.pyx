@@ -302,6 +302,10 @@ cdef class LoopCore:
                                    finalizer=self._asyncgen_finalizer_hook)
             events._set_running_loop(self)
             self._watch_signals()
+            # The first iteration polls, whatever is ready: one iteration
+            # (call_soon(stop), then run_forever()) sees the I/O that is
+            # ready, as with the stdlib.
+            self._poll_skipped = True
             while True:
                 self._run_once()
                 if self._stopping:
@@ -376,6 +380,17 @@ cdef class LoopCore:
             # Writes made since the last poll leave before the loop polls.
             self._flush_streams()
         timers.prune()
+        if self._ready and not self._stopping and not self._poll_skipped:
+            # Callbacks are ready, and the previous iteration polled: this
+            # one does not (a poll that cannot wait finds little between
+            # two close iterations), so I/O is noticed within two
+            # iterations. (A streams round trip then polls once per side.)
+            self._poll_skipped = True
+            if timers.heap:
+                timers.move_due(self._now(), self._ready)
+            self._run_ready()
+            return
+        self._poll_skipped = False
         if self._ready or self._stopping:
             mode = uv.UV_RUN_NOWAIT
         elif timers.heap:

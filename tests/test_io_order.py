@@ -125,3 +125,44 @@ def test_reads_of_many_transports_in_one_poll_keep_their_order(loop):
         for s in socks:
             s.close()
     assert [name for name, _ in log] == order
+
+
+def test_io_is_noticed_while_callbacks_keep_the_loop_busy(loop):
+    # A callback that always reschedules itself keeps callbacks ready in
+    # every iteration; a read must still be delivered within two
+    # iterations of the data's arrival (the stdlib: the next one; ourloop
+    # may skip the poll of every other such iteration).
+    log = []
+    socks = []
+
+    async def main():
+        mine, theirs = socket.socketpair()
+        socks.extend((mine, theirs))
+        await loop.connect_accepted_socket(lambda: Recorder('a', log), mine)
+        await asyncio.sleep(0)
+        ticks = [0]
+        sent_at = []
+        received_at = []
+
+        class Tick:
+            def __call__(self):
+                ticks[0] += 1
+                if log and not received_at:
+                    received_at.append(ticks[0])
+                if ticks[0] == 10:
+                    theirs.send(b'x')
+                    sent_at.append(ticks[0])
+                if ticks[0] < 100:
+                    loop.call_soon(self)
+
+        loop.call_soon(Tick())
+        while ticks[0] < 100:
+            await asyncio.sleep(0)
+        return sent_at[0], received_at[0]
+
+    try:
+        sent, received = loop.run_until_complete(main())
+    finally:
+        for s in socks:
+            s.close()
+    assert 1 <= received - sent <= 3
