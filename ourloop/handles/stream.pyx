@@ -111,6 +111,8 @@ cdef extern from "Python.h":
 
 cdef extern from "compat.h":
     void ourloop_bytes_reuse(object b, Py_ssize_t n)
+    PyObject* ourloop_current_context()
+    bint ourloop_context_same_vars(PyObject* copy, PyObject* cur)
 
 cdef extern from "<sys/socket.h>" nogil:
     int c_shutdown "shutdown"(int fd, int how)
@@ -618,8 +620,17 @@ cdef class StreamTransport(TransportBase):
             if self.wreq is NULL:
                 # Nothing buffered: where the stdlib's write() would
                 # register its writer, whose callback runs resume_writing()
-                # and the connection_lost() of a waiting close().
-                self.wcontext = PyContext_CopyCurrent()
+                # and the connection_lost() of a waiting close(). The copy
+                # the previous such write made is kept when it still has
+                # the current context's variables (a context's variables
+                # are immutable; setting one replaces them) and nothing
+                # else refers to it (no callback was scheduled in it), as
+                # a new copy would be equal to it: one allocation less per
+                # write.
+                wcontext = self.wcontext
+                if wcontext is None or Py_REFCNT(wcontext) != 2 or not ourloop_context_same_vars(
+                        <PyObject*>wcontext, ourloop_current_context()):
+                    self.wcontext = PyContext_CopyCurrent()
             # One write pending is the bytes object itself, two or more a
             # list (no list is made for the common single write).
             self.pending = data
