@@ -43,7 +43,7 @@ from asyncio import base_events, coroutines, events, futures, tasks
 from asyncio.log import logger
 
 
-from cpython.ref cimport PyObject
+from cpython.ref cimport PyObject, Py_XDECREF
 
 
 cdef extern from "Python.h":
@@ -102,6 +102,11 @@ cdef class LoopCore:
         if self.uvloop is NULL:
             raise MemoryError()
         (<LoopExt*>self.uvloop).rbuf = NULL
+        (<LoopExt*>self.uvloop).spare = NULL
+        (<LoopExt*>self.uvloop).spare_cap = 0
+        (<LoopExt*>self.uvloop).rq = NULL
+        (<LoopExt*>self.uvloop).rq_len = 0
+        (<LoopExt*>self.uvloop).rq_cap = 0
         err = uv.uv_loop_init(self.uvloop)
         if err < 0:
             free(self.uvloop)
@@ -115,7 +120,6 @@ cdef class LoopCore:
         self._fd_watchers = FdWatchers(self)
         self._io_handles = set()
         self._open_transports = weakref.WeakSet()
-        self._flushq = []
         self._debug_flag = coroutines._is_debug_mode()
         self.slow_callback_duration = 0.1
         self._check_custom_time()
@@ -130,6 +134,8 @@ cdef class LoopCore:
             uv.uv_run(self.uvloop, uv.UV_RUN_NOWAIT)
             uv.uv_loop_close(self.uvloop)
             free((<LoopExt*>self.uvloop).rbuf)
+            Py_XDECREF((<LoopExt*>self.uvloop).spare)
+            free((<LoopExt*>self.uvloop).rq)
             free(self.uvloop)
             self.uvloop = NULL
 
@@ -168,8 +174,13 @@ cdef class LoopCore:
         """The sizes of the loop's internal tables, by name: what a soak
         test (tools/soak.py) checks for growth. Cheap; any build."""
         cdef Py_ssize_t uv_handles = 0
+        cdef Py_ssize_t flushes = 0
+        cdef TransportBase pending = self._flush_head
         if self.uvloop is not NULL:
             uv.uv_walk(self.uvloop, _count_handle, &uv_handles)
+        while pending is not None:
+            flushes += 1
+            pending = pending.flush_next
         return {
             'ready': len(self._ready),
             # (cancelled timers wait in the heap until pruned: not counted)
@@ -178,7 +189,7 @@ cdef class LoopCore:
             'fd_watchers': len(self._fd_watchers.watches) if self._fd_watchers is not None else 0,
             'io_handles': len(self._io_handles) if self._io_handles is not None else 0,
             'open_transports': len(self._open_transports) if self._open_transports is not None else 0,
-            'flush_queue': len(self._flushq) if self._flushq is not None else 0,
+            'flush_queue': flushes,
             'uv_handles': uv_handles,
         }
 
@@ -376,12 +387,16 @@ cdef class LoopCore:
                                    finalizer=self._asyncgen_finalizer_hook)
             events._set_running_loop(self)
             self._watch_signals()
+            # The first iteration polls, whatever is ready: one iteration
+            # (call_soon(stop), then run_forever()) sees the I/O that is
+            # ready, as with the stdlib.
+            self._poll_skipped = True
             while True:
                 self._run_once()
                 if self._stopping:
                     break
         finally:
-            if self._flushq:
+            if self._flush_head is not None:
                 # Writes of the last iteration leave now, not at the next run.
                 self._flush_streams()
             self._stopping = False
@@ -446,11 +461,22 @@ cdef class LoopCore:
         cdef uv.uv_run_mode mode = uv.UV_RUN_ONCE
         cdef uint64_t timeout_ms
 
-        if self._flushq:
+        if self._flush_head is not None:
             # Writes made since the last poll leave before the loop polls.
             self._flush_streams()
         if timers.cancelled:
             timers.prune()
+        if self._ready and not self._stopping and not self._poll_skipped:
+            # Callbacks are ready, and the previous iteration polled: this
+            # one does not (a poll that cannot wait finds little between
+            # two close iterations), so I/O is noticed within two
+            # iterations. (A streams round trip then polls once per side.)
+            self._poll_skipped = True
+            if timers.size:
+                timers.move_due(self._now(), self._ready)
+            self._run_ready()
+            return
+        self._poll_skipped = False
         if self._ready or self._stopping:
             mode = uv.UV_RUN_NOWAIT
         elif timers.size:
@@ -468,6 +494,9 @@ cdef class LoopCore:
         else:
             with nogil:
                 uv.uv_run(self.uvloop, mode)
+        if (<LoopExt*>self.uvloop).rq_len:
+            # Read callbacks recorded without the GIL go to their transports.
+            _deliver_ready_io(self)
 
         if self._pending_exception is not None:
             exc = self._pending_exception
@@ -478,13 +507,44 @@ cdef class LoopCore:
             timers.move_due(self._now(), self._ready)
         self._run_ready()
 
+    cdef _queue_flush(self, TransportBase t):
+        # t's writes leave at the end of the iteration (_flush_streams).
+        t.flush_queued = True
+        if self._flush_tail is None:
+            self._flush_head = t
+        else:
+            self._flush_tail.flush_next = t
+        self._flush_tail = t
+
     cdef _flush_streams(self):
-        cdef list queue = self._flushq
-        cdef TransportBase t
-        self._flushq = []
-        for t in queue:
+        cdef TransportBase t = self._flush_head
+        cdef TransportBase nxt
+        self._flush_head = self._flush_tail = None
+        while t is not None:
+            nxt = t.flush_next
+            t.flush_next = None
             t.flush_queued = False
-            t._flush()
+            try:
+                t._flush()
+            except BaseException:
+                # (MemoryError...) The others stay queued.
+                while nxt is not None:
+                    t = nxt
+                    nxt = t.flush_next
+                    t.flush_next = None
+                    self._queue_flush(t)
+                raise
+            t = nxt
+
+    cdef _clear_flush_queue(self):
+        cdef TransportBase t = self._flush_head
+        cdef TransportBase nxt
+        self._flush_head = self._flush_tail = None
+        while t is not None:
+            nxt = t.flush_next
+            t.flush_next = None
+            t.flush_queued = False
+            t = nxt
 
     cdef _run_ready(self):
         cdef list batch = self._ready
@@ -570,7 +630,7 @@ cdef class LoopCore:
         owners.update(self._open_transports)
         for owner in owners:
             owner._uv_close()
-        self._flushq.clear()
+        self._clear_flush_queue()
         self._timers.close()
         self._wakeup.close()
         self._fd_watchers.close()
@@ -591,6 +651,8 @@ cdef class LoopCore:
             # loop libuv still uses (__dealloc__ tries again).
             raise RuntimeError(f'libuv could not close the loop: {uv.uv_strerror(err).decode()}')
         free((<LoopExt*>self.uvloop).rbuf)
+        Py_XDECREF((<LoopExt*>self.uvloop).spare)
+        free((<LoopExt*>self.uvloop).rq)
         free(self.uvloop)
         self.uvloop = NULL
 

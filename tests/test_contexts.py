@@ -591,6 +591,50 @@ def test_writer_is_first_write_not_sent_whole(loop, close, first_size):
     assert cp.cvs('connection_lost') == ['second' if close else 'main']
 
 
+def test_write_completion_context_follows_variables_set_between_writes(loop):
+    # Two writes from the same context, each finding the buffer empty,
+    # with cv set in between: the write completion of the second runs with
+    # the value it saw (ourloop keeps the previous copy only while it is
+    # still equal to a new one).
+    async def main():
+        factory, made = recording(lambda: StreamSeen(loop, on_made=pause_on_made))
+        server = await loop.create_server(factory, '127.0.0.1', 0)
+        port = server.sockets[0].getsockname()[1]
+        transport, cp = await loop.create_connection(
+            lambda: StreamSeen(loop), '127.0.0.1', port)
+        await made[0].until('connection_made')
+        sp = made[0]
+        ctx = contextvars.copy_context()
+
+        def first():
+            cv.set('first')
+            transport.write(b'x')
+
+        def second():
+            cv.set('second')
+            transport.write(b'y' * BIG)
+
+        ctx.run(first)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert transport.get_write_buffer_size() == 0
+        ctx.run(second)
+        await in_context('resumer', sp.transport.resume_reading)
+        await sp.until(lambda: len(sp.received) == BIG + 1)
+        await cp.until('resume_writing')
+        transport.close()
+        await cp.lost
+        sp.transport.close()
+        await sp.lost
+        server.close()
+        await server.wait_closed()
+        return cp
+
+    cp = run_coro(loop, main())
+    assert cp.cvs('pause_writing') == ['second']
+    assert cp.cvs('resume_writing') == ['second']
+
+
 def test_abort_and_close_run_connection_lost_in_caller_context(loop):
     # Nothing buffered: connection_lost() is scheduled by close() or
     # abort(), in the caller's context.
