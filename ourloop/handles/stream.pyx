@@ -241,7 +241,7 @@ cdef bint _feed_stream_reader(protocol, data) except -1:
     return True
 
 
-cdef inline void _keep_spare(LoopCore loop, object data, Py_ssize_t cap) noexcept:
+cdef inline void _keep_spare_bytes(LoopCore loop, object data, Py_ssize_t cap) noexcept:
     # data (an exact bytes object whose memory holds `cap` bytes, referred
     # to by the caller only) becomes the loop's spare bytes for the next
     # read (StreamTransport._read_data), in place of the previous one.
@@ -523,7 +523,7 @@ cdef class StreamTransport(TransportBase):
             self._fatal_error(exc, 'Fatal error: protocol.data_received() call failed.')
         if Py_REFCNT(data) == 1:
             # Nobody kept it: the next read may reuse it.
-            _keep_spare(self.loop, data, data_cap)
+            _keep_spare_bytes(self.loop, data, data_cap)
 
     cdef _read_into_protocol(self):
         # The stdlib's BufferedProtocol read: one read() straight into the
@@ -694,7 +694,7 @@ cdef class StreamTransport(TransportBase):
                 if type(objs) is bytes and Py_REFCNT(objs) == 1:
                     # A write nobody else refers to (an echo of a read,
                     # say): the next read may reuse it (see _read_data).
-                    _keep_spare(self.loop, objs, PyBytes_GET_SIZE(objs))
+                    _keep_spare_bytes(self.loop, objs, PyBytes_GET_SIZE(objs))
                 return 0
             # Skip what left, send the rest with uv_write.
             first = 0
