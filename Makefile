@@ -10,7 +10,7 @@ help:
 	@echo "make build          editable install (pip install -e .); rebuilds ourloop._core in place"
 	@echo "make inplace        faster rebuild: setup.py build_ext --inplace (needs Cython + setuptools>=77 installed)"
 	@echo "make test           $(PYTHON) -m pytest"
-	@echo "make lint           tools/lint.sh: ruff, cython-lint, mypy (pip install -e '.[lint]')"
+	@echo "make lint           tools/lint.sh: ruff, cython-lint, mypy, stubtest (pip install -e '.[lint]')"
 	@echo "make docs           the Sphinx site into docs/_build/html, warnings as errors (pip install -e '.[docs]')"
 	@echo "make test-all       build + test in .venvs/pyX.Y for each pyenv CPython 3.9 .. 3.13"
 	@echo "make test-cpython   tools/cpython_conformance.py (ARGS=... passed through)"
