@@ -7,8 +7,10 @@ from here too.
 
 import asyncio
 import os
+import socket
 import sys
 import time
+import uuid
 
 import pytest
 
@@ -129,6 +131,30 @@ async def settled_fd_count(target, timeout=5.0):
         if count <= target or time.monotonic() >= deadline:
             return count
         await asyncio.sleep(0.001)
+
+
+# --------------------------------------------------------------------------
+# sockets
+# --------------------------------------------------------------------------
+
+
+def unix_dgram_pair():
+    """Two non-blocking AF_UNIX datagram sockets bound to names (in the
+    abstract namespace) and connected to each other. A send on one fails
+    with EAGAIN once the other's receive queue is full, where UDP would
+    drop; and each end has a peer name (a socketpair's ends have the empty
+    name, and the stdlib takes a transport whose peername is '' for an
+    unconnected one)."""
+    names = ["\0ourloop-test-" + uuid.uuid4().hex for _ in range(2)]
+    a = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    b = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    a.bind(names[0])
+    b.bind(names[1])
+    a.connect(names[1])
+    b.connect(names[0])
+    a.setblocking(False)
+    b.setblocking(False)
+    return a, b
 
 
 # --------------------------------------------------------------------------
