@@ -293,7 +293,9 @@ def test_close_before_pending_resume_writing(loop):
     # resume_writing() in the same step that empties its buffer; ourloop's
     # comes in the ready phase, and a close() queued before it (TLS's
     # shutdown does call_soon(transport.close)) must wait for it.
-    big = b"x" * (4 * 1024 * 1024)
+    # (More than the kernel can take at once: an accepted socket's send
+    # buffer may already be at tcp_wmem's maximum, 4 MiB by default.)
+    big = b"x" * (16 * 1024 * 1024)
 
     class Server(asyncio.Protocol):
         def connection_made(self, tr):
