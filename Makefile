@@ -10,12 +10,12 @@ help:
 	@echo "make build          editable install (pip install -e .); rebuilds ourloop._core in place"
 	@echo "make inplace        faster rebuild: setup.py build_ext --inplace (needs Cython + setuptools>=77 installed)"
 	@echo "make test           $(PYTHON) -m pytest"
-	@echo "make lint           tools/lint.sh: ruff, cython-lint, mypy (pip install -e '.[lint]')"
+	@echo "make lint           tools/lint.sh: ruff, cython-lint, mypy, stubtest (pip install -e '.[lint]')"
 	@echo "make docs           the Sphinx site into docs/_build/html, warnings as errors (pip install -e '.[docs]')"
 	@echo "make test-all       build + test in .venvs/pyX.Y for each pyenv CPython 3.9 .. 3.13"
 	@echo "make test-cpython   tools/cpython_conformance.py (ARGS=... passed through)"
 	@echo "make debug          rebuild with OURLOOP_DEBUG=1 (line tracing, -O0 -g, handle accounting)"
-	@echo "make asan           rebuild with OURLOOP_ASAN=1 (AddressSanitizer)"
+	@echo "make asan           rebuild with OURLOOP_ASAN=1 (AddressSanitizer), run the whole suite under it (ARGS=...)"
 	@echo "make valgrind       tools/valgrind.py: a subset of the suite under memcheck (ARGS=pytest args)"
 	@echo "make soak           tools/soak.py: every kind of work on one loop, checked for growth (SOAK_SCALE=...)"
 	@echo "make bench          benchmarks/run.py (ARGS=... passed through)"
@@ -51,13 +51,19 @@ debug:
 	OURLOOP_DEBUG=1 $(PIP) install -e .
 	@echo "Built with OURLOOP_DEBUG=1; 'make build' goes back to a normal build."
 
+# The whole suite under AddressSanitizer (CI's asan job runs this). The
+# interpreter is not instrumented, so the sanitizer runtime is preloaded
+# (gcc's; on macOS preload clang's libclang_rt.asan_osx_dynamic.dylib with
+# DYLD_INSERT_LIBRARIES instead). PYTHONMALLOC=malloc: Python objects come
+# from malloc, not from pymalloc's arenas, so that ASan also sees a use of a
+# freed or overrun object (a reference-count mistake in the Cython code).
+ASAN_ENV = LD_PRELOAD="$$(gcc -print-file-name=libasan.so)" PYTHONMALLOC=malloc \
+	ASAN_OPTIONS="detect_leaks=0$${ASAN_OPTIONS:+:$$ASAN_OPTIONS}"
+
 asan:
 	OURLOOP_ASAN=1 $(PIP) install -e .
-	@echo
-	@echo "Built with AddressSanitizer. The interpreter is not instrumented, so preload the runtime:"
-	@echo '  LD_PRELOAD=$$(gcc -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0 $(PYTHON) -m pytest'
-	@echo '(macOS: DYLD_INSERT_LIBRARIES=$$(clang -print-file-name=libclang_rt.asan_osx_dynamic.dylib) instead of LD_PRELOAD)'
-	@echo "Run 'make build' to go back to a normal build."
+	$(ASAN_ENV) $(PYTHON) -m pytest $(ARGS)
+	@echo "The AddressSanitizer build stays in place; 'make build' goes back to a normal build."
 
 valgrind:
 	$(PYTHON) tools/valgrind.py $(ARGS)

@@ -8,8 +8,10 @@ from here too.
 import asyncio
 import gc
 import os
+import socket
 import sys
 import time
+import uuid
 import warnings
 
 import pytest
@@ -250,6 +252,29 @@ def quiet_period_blocking(seconds=QUIET_PERIOD):
     """quiet_period() for a thread that checks another thread's loop, or
     code outside any loop (time.sleep())."""
     time.sleep(seconds)
+
+
+# sockets
+# --------------------------------------------------------------------------
+
+
+def unix_dgram_pair():
+    """Two non-blocking AF_UNIX datagram sockets bound to names (in the
+    abstract namespace) and connected to each other. A send on one fails
+    with EAGAIN once the other's receive queue is full, where UDP would
+    drop; and each end has a peer name (a socketpair's ends have the empty
+    name, and the stdlib takes a transport whose peername is '' for an
+    unconnected one)."""
+    names = ["\0ourloop-test-" + uuid.uuid4().hex for _ in range(2)]
+    a = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    b = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    a.bind(names[0])
+    b.bind(names[1])
+    a.connect(names[1])
+    b.connect(names[0])
+    a.setblocking(False)
+    b.setblocking(False)
+    return a, b
 
 
 # --------------------------------------------------------------------------

@@ -30,11 +30,10 @@ import socket
 import subprocess
 import sys
 import tempfile
-import uuid
 
 import pytest
 
-from support import run_coro
+from support import run_coro, unix_dgram_pair
 
 TIMEOUT = 20
 PY311 = sys.version_info >= (3, 11)
@@ -429,20 +428,53 @@ def pause_on_made(p):
     p.transport.pause_reading()
 
 
+async def paused_connection(loop, tls_certs=None):
+    """A server created in cv 'create' whose protocol pauses reading in
+    connection_made(), and a client connected to it in cv 'main' (over
+    TLS with tls_certs). The cv changes stay in the caller's context.
+    Returns (server, client transport, client protocol, server protocol)
+    once the server side is made."""
+    factory, made = recording(lambda: StreamSeen(loop, on_made=pause_on_made))
+    tls = {} if tls_certs is None else dict(ssl=tls_certs.client_context(),
+                                           server_hostname='localhost')
+    cv.set('create')
+    server = await loop.create_server(
+        factory, '127.0.0.1', 0,
+        ssl=None if tls_certs is None else tls_certs.server_context())
+    port = server.sockets[0].getsockname()[1]
+    cv.set('main')
+    transport, cp = await loop.create_connection(
+        lambda: StreamSeen(loop), '127.0.0.1', port, **tls)
+    await made[0].until('connection_made')
+    return server, transport, cp, made[0]
+
+
+async def write_completed(protocol, transport, close):
+    """The end of a write-completion test, once the peer reads again: the
+    close() made while the buffer was full completes, or (not close)
+    resume_writing() comes and then a close() with nothing buffered."""
+    if close:
+        await protocol.lost
+    else:
+        await protocol.until('resume_writing')
+        transport.close()
+        await protocol.lost
+
+
+def assert_write_completion_contexts(protocol, writer, close):
+    # pause_writing() and resume_writing() in the writer's context, and
+    # the connection_lost() of a close() that waited for the buffer too;
+    # an immediate close() runs it in the caller's ('main').
+    assert protocol.cvs('pause_writing') == [writer]
+    assert protocol.cvs('resume_writing') == [writer]
+    assert protocol.cvs('connection_lost') == [writer if close else 'main']
+
+
 def test_reads_after_resume_reading_run_in_resumer_context(loop):
     # resume_reading() registers the reader again: later reads (and EOF)
     # run in (a copy of) the context resume_reading() was called in.
     async def main():
-        factory, made = recording(lambda: StreamSeen(loop, on_made=pause_on_made))
-
-        cv.set('create')
-        server = await loop.create_server(factory, '127.0.0.1', 0)
-        port = server.sockets[0].getsockname()[1]
-        cv.set('main')
-        transport, cp = await loop.create_connection(
-            lambda: StreamSeen(loop), '127.0.0.1', port)
-        await made[0].until('connection_made')
-        sp = made[0]
+        server, transport, cp, sp = await paused_connection(loop)
         transport.write(b'a')
         await in_context('resumer', sp.transport.resume_reading)
         await sp.until(lambda: sp.received == b'a')
@@ -504,15 +536,7 @@ def test_write_completion_runs_in_writer_context(loop, close):
     # buffer empty (the stdlib's writer registration), not in the
     # closer's or the reader's.
     async def main():
-        factory, made = recording(lambda: StreamSeen(loop, on_made=pause_on_made))
-
-        server = await loop.create_server(factory, '127.0.0.1', 0)
-        port = server.sockets[0].getsockname()[1]
-        cv.set('main')
-        transport, cp = await loop.create_connection(
-            lambda: StreamSeen(loop), '127.0.0.1', port)
-        await made[0].until('connection_made')
-        sp = made[0]
+        server, transport, cp, sp = await paused_connection(loop)
         await in_context('writer', transport.write, b'x' * BIG)
         assert cp.names() == ['connection_made', 'pause_writing']
         # More writes while the buffer is full do not change it.
@@ -521,12 +545,7 @@ def test_write_completion_runs_in_writer_context(loop, close):
             await in_context('closer', transport.close)
         await in_context('resumer', sp.transport.resume_reading)
         await sp.until(lambda: len(sp.received) == BIG + 1)
-        if close:
-            await cp.lost
-        else:
-            await cp.until('resume_writing')
-            transport.close()
-            await cp.lost
+        await write_completed(cp, transport, close)
         sp.transport.close()
         await sp.lost
         server.close()
@@ -534,9 +553,7 @@ def test_write_completion_runs_in_writer_context(loop, close):
         return cp
 
     cp = run_coro(loop, main())
-    assert cp.cvs('pause_writing') == ['writer']
-    assert cp.cvs('resume_writing') == ['writer']
-    assert cp.cvs('connection_lost') == ['writer' if close else 'main']
+    assert_write_completion_contexts(cp, 'writer', close)
 
 
 def write_in(value, transport, data):
@@ -734,18 +751,7 @@ def test_tls_resume_reading(loop, tls_certs):
     # reads: 3.9/3.10's SSL transport resumes the raw one (the resumer's
     # context), 3.11+'s leaves it alone (the server's).
     async def main():
-        factory, made = recording(lambda: StreamSeen(loop, on_made=pause_on_made))
-
-        cv.set('create')
-        server = await loop.create_server(
-            factory, '127.0.0.1', 0, ssl=tls_certs.server_context())
-        port = server.sockets[0].getsockname()[1]
-        cv.set('main')
-        transport, cp = await loop.create_connection(
-            lambda: StreamSeen(loop), '127.0.0.1', port,
-            ssl=tls_certs.client_context(), server_hostname='localhost')
-        await made[0].until('connection_made')
-        sp = made[0]
+        server, transport, cp, sp = await paused_connection(loop, tls_certs)
         transport.write(b'a')
         await in_context('resumer', sp.transport.resume_reading)
         await sp.until(lambda: sp.received == b'a')
@@ -767,17 +773,7 @@ def test_tls_resume_writing_runs_in_writer_context(loop, tls_certs):
     # Through the TLS layer too: the application's resume_writing() follows
     # the raw transport's write completion, in the writer's context.
     async def main():
-        factory, made = recording(lambda: StreamSeen(loop, on_made=pause_on_made))
-
-        server = await loop.create_server(
-            factory, '127.0.0.1', 0, ssl=tls_certs.server_context())
-        port = server.sockets[0].getsockname()[1]
-        cv.set('main')
-        transport, cp = await loop.create_connection(
-            lambda: StreamSeen(loop), '127.0.0.1', port,
-            ssl=tls_certs.client_context(), server_hostname='localhost')
-        await made[0].until('connection_made')
-        sp = made[0]
+        server, transport, cp, sp = await paused_connection(loop, tls_certs)
 
         def fill():
             sent = 0
@@ -812,21 +808,6 @@ class DatagramSeen(Seen, asyncio.DatagramProtocol):
 
     def error_received(self, exc):
         self.note('error_received')
-
-
-def _unix_dgram_pair():
-    # Two named AF_UNIX datagram sockets connected to each other: a send
-    # on one blocks (EAGAIN) once the other's receive queue is full.
-    names = ['\0ourloop-ctx-' + uuid.uuid4().hex for _ in range(2)]
-    a = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    b = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    a.bind(names[0])
-    b.bind(names[1])
-    a.connect(names[1])
-    b.connect(names[0])
-    a.setblocking(False)
-    b.setblocking(False)
-    return a, b
 
 
 def test_datagram_callbacks(loop):
@@ -876,7 +857,7 @@ def test_datagram_queue_runs_in_sender_context(loop, close):
     # the connection_lost() of a close() that waited for the queue run in
     # the context of the sendto() that queued into an empty queue.
     async def main():
-        a, b = _unix_dgram_pair()
+        a, b = unix_dgram_pair()
         cv.set('create')
         transport, p = await loop.create_datagram_endpoint(
             lambda: DatagramSeen(loop), sock=a)
@@ -898,21 +879,13 @@ def test_datagram_queue_runs_in_sender_context(loop, close):
             while True:
                 await loop.sock_recv(b, 100)
         drainer = asyncio.ensure_future(drain())
-        if close:
-            await p.lost
-        else:
-            await p.until('resume_writing')
+        await write_completed(p, transport, close)
         drainer.cancel()
-        if not close:
-            transport.close()
-            await p.lost
         b.close()
         return p
 
     p = run_coro(loop, main())
-    assert p.cvs('pause_writing') == ['sender']
-    assert p.cvs('resume_writing') == ['sender']
-    assert p.cvs('connection_lost') == ['sender' if close else 'main']
+    assert_write_completion_contexts(p, 'sender', close)
 
 
 # -- pipes -------------------------------------------------------------------------------

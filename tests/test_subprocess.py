@@ -733,13 +733,25 @@ class _Interrupted(Exception):
 
 @pytest.mark.only_loop("ourloop", reason="the stdlib leaves the child of an interrupted "
                        "spawn unreaped (a zombie until a later Popen's _cleanup)")
-def test_interrupted_spawn_leaves_no_zombie(loop):
+def test_interrupted_spawn_leaves_no_zombie(loop, monkeypatch):
     # A signal handler raises while the loop thread waits for the child's
     # exec (a preexec_fn means fork, not vfork: the parent runs on and
     # reads the error pipe): the exception propagates, and the child, which
     # execs and exits later, is reaped by the orphan reaper.
     def interrupt(signum, frame):
         raise _Interrupted
+
+    # The alarm is armed as that wait begins: armed earlier, a slow run
+    # (AddressSanitizer) could take it before the fork, or in an at-fork
+    # hook, where the exception is only reported as unraisable.
+    from ourloop import _core
+    read_spawn_error = _core._read_spawn_error
+
+    def read_with_alarm(fd):
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        return read_spawn_error(fd)
+
+    monkeypatch.setattr(_core, "_read_spawn_error", read_with_alarm)
 
     async def main():
         with pytest.raises(_Interrupted):
@@ -752,7 +764,6 @@ def test_interrupted_spawn_leaves_no_zombie(loop):
     children_before = _children()
     old = signal.signal(signal.SIGALRM, interrupt)
     try:
-        signal.setitimer(signal.ITIMER_REAL, 0.05)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             run_coro(loop, main())

@@ -21,7 +21,15 @@ import warnings
 
 import pytest
 
-from support import QUIET_PERIOD, fd_count, quiet_period, run_coro, settled_fd_count, until
+from support import (
+    QUIET_PERIOD,
+    fd_count,
+    quiet_period,
+    run_coro,
+    settled_fd_count,
+    unix_dgram_pair,
+    until,
+)
 
 TIMEOUT = 10
 PY310 = sys.version_info[:2] == (3, 10)
@@ -564,22 +572,6 @@ def test_burst_ipv4_order_kept(loop):
     assert settled_fds(loop, before) == before
 
 
-def _unix_pair():
-    # Two named AF_UNIX datagram sockets connected to each other (a
-    # socketpair's ends have the empty name, and the stdlib takes a
-    # transport whose peername is '' for an unconnected one).
-    names = ['\0ourloop-udp-' + uuid.uuid4().hex for _ in range(2)]
-    a = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    b = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    a.bind(names[0])
-    b.bind(names[1])
-    a.connect(names[1])
-    b.connect(names[0])
-    a.setblocking(False)
-    b.setblocking(False)
-    return a, b
-
-
 def test_burst_unix_none_lost(loop):
     # Unix datagram sockets do not drop: the sender gets EAGAIN when the
     # peer's queue is full, so 10000 datagrams sent in one callback are
@@ -587,7 +579,7 @@ def test_burst_unix_none_lost(loop):
     count = 10000
 
     async def main():
-        a, b = _unix_pair()
+        a, b = unix_dgram_pair()
         ta, pa = await loop.create_datagram_endpoint(Recorder, sock=a)
         tb, pb = await loop.create_datagram_endpoint(Recorder, sock=b)
         sizes = []
@@ -617,7 +609,7 @@ def test_burst_unix_none_lost(loop):
 
 def test_backpressure_unix(loop):
     async def main():
-        a, b = _unix_pair()
+        a, b = unix_dgram_pair()
         t, p = await loop.create_datagram_endpoint(Recorder, sock=a)
         t.set_write_buffer_limits(high=100, low=20)
         assert t.get_write_buffer_limits() == (20, 100)
@@ -720,7 +712,7 @@ def test_ip_queue_in_order_after_eagain(loop):
 def test_close_waits_for_queue(loop):
     # close() with queued datagrams: they still go, then connection_lost.
     async def main():
-        a, b = _unix_pair()
+        a, b = unix_dgram_pair()
         t, p = await loop.create_datagram_endpoint(Recorder, sock=a)
         n = 0
         while t.get_write_buffer_size() == 0:
@@ -747,7 +739,7 @@ def test_close_waits_for_queue(loop):
 
 def test_abort_drops_queue(loop):
     async def main():
-        a, b = _unix_pair()
+        a, b = unix_dgram_pair()
         t, p = await loop.create_datagram_endpoint(Recorder, sock=a)
         while t.get_write_buffer_size() == 0:
             t.sendto(b'x')
@@ -1262,7 +1254,7 @@ def test_loop_close_with_open_endpoints(loop_factory, sock_dir):
                 Recorder, local_addr=('127.0.0.1', 0)))
             ends.append(await lp.create_datagram_endpoint(
                 Recorder, local_addr=os.path.join(sock_dir, 's'), family=socket.AF_UNIX))
-            a, b = _unix_pair()
+            a, b = unix_dgram_pair()
             peer.append(b)
             ends.append(await lp.create_datagram_endpoint(Recorder, sock=a))
             for _ in range(10000):
