@@ -911,6 +911,17 @@ def _drive(args, reps, duration, warmup, cases, loops, missing, info):
         {n: {loop: [r['req_per_sec'] for r in samples[n][loop]] for loop in loops}
          for n in names}, na=na)
 
+    # Server CPU per request: the server process's CPU time (all threads)
+    # over the measured span divided by the requests. Other processes taking
+    # the CPU lower req/s but hardly this, so on a busy machine it is the
+    # steadier gauge of a loop's cost (the kernel's share of the work is in
+    # it too, as system time).
+    cpu_summary = bench.summarize_samples(
+        'echo server CPU', 'us/req', names, loops,
+        {n: {loop: [r['server_cpu_share'] / r['req_per_sec'] * 1e6 for r in samples[n][loop]
+                    if r.get('server_cpu_share') and r.get('req_per_sec')] for loop in loops}
+         for n in names}, higher_is_better=False, na=na)
+
     print()
     print(bench.machine_line(info))
     print(f'Median of {reps} interleaved repetitions, each a fresh server subprocess '
@@ -987,6 +998,15 @@ def _drive(args, reps, duration, warmup, cases, loops, missing, info):
         row.append(client_max(n))
     rows[-1].append('')
     print(bench.markdown_table(header, rows))
+    if any(cpu_summary['rows'][n][loop] for n in names for loop in loops):
+        print()
+        print('Server CPU time per request (µs; the server process, all threads, user + '
+              'system, over the measured span / requests): medians (min .. max); ratios > 1: '
+              'the first loop costs less CPU. Less sensitive than req/s to other processes '
+              'on the machine:')
+        print()
+        print(bench.markdown_table(*bench.summary_table(
+            cpu_summary, lambda x: f'{x:.1f}', ('kind', 'size', 'clients'), split=row_head)))
     print()
     print('Throughput, MiB/s of payload echoed (one direction; medians). "server CPU": the '
           'share of the time the server process was on the CPU (all threads; median; n/a '
@@ -1057,7 +1077,8 @@ def _drive(args, reps, duration, warmup, cases, loops, missing, info):
             'quick': args.quick, 'cpus': {'server': server_cpu, 'client': client_cpu},
             'load_generator': info['load_generator'],
             'load_average': {'before': load_before, 'after': load_after},
-            'missing_loops': missing, 'summary': summary, 'cases': {},
+            'missing_loops': missing, 'summary': summary, 'summary_cpu': cpu_summary,
+            'cases': {},
         }
         if tls_names:
             out['tls'] = {'server': info['tls_server'],
