@@ -4,7 +4,7 @@ PYTHON ?= python3
 PIP := $(PYTHON) -m pip --disable-pip-version-check
 ARGS ?=
 
-.PHONY: help build inplace test lint test-all test-cpython debug asan bench clean distclean
+.PHONY: help build inplace test lint test-all test-cpython debug asan bench bench-full clean distclean
 
 help:
 	@echo "make build          editable install (pip install -e .); rebuilds ourloop._core in place"
@@ -15,7 +15,8 @@ help:
 	@echo "make test-cpython   tools/cpython_conformance.py (ARGS=... passed through)"
 	@echo "make debug          rebuild with OURLOOP_DEBUG=1 (line tracing, -O0 -g, handle accounting)"
 	@echo "make asan           rebuild with OURLOOP_ASAN=1 (AddressSanitizer)"
-	@echo "make bench          benchmarks/run.py (ARGS=... passed through)"
+	@echo "make bench          every benchmark suite, short runs (< 5 min); results in BENCH_OUT"
+	@echo "make bench-full     every suite, full runs, + callgrind and strace (about 1.5 h)"
 	@echo "make clean          remove build output; make distclean also removes .venvs/"
 	@echo "PYTHON=$(PYTHON); libuv: OURLOOP_LIBUV=vendor|system (default: vendored if checked out)"
 
@@ -49,8 +50,14 @@ asan:
 	@echo '(macOS: DYLD_INSERT_LIBRARIES=$$(clang -print-file-name=libclang_rt.asan_osx_dynamic.dylib) instead of LD_PRELOAD)'
 	@echo "Run 'make build' to go back to a normal build."
 
+# Raw results, charts and each script's full output go to $(BENCH_OUT)
+# (default ~/.cache/ourloop-bench/<UTC time>/), never into the tree.
+# Needs the bench extra: pip install -e '.[bench]'.
 bench:
-	$(PYTHON) benchmarks/run.py $(ARGS)
+	$(PYTHON) benchmarks/bench_all.py $(ARGS)
+
+bench-full:
+	$(PYTHON) benchmarks/bench_all.py --full $(ARGS)
 
 clean:
 	rm -rf build/ *.egg-info ourloop/*.egg-info

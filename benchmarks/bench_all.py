@@ -125,6 +125,13 @@ def print_summary(name, summary, data, seconds, error):
           'first loop is better')
     print()
     print(run.markdown_table(*run.summary_table(summary, fmt_value(summary), 'row')))
+    cpu = (data or {}).get('summary_cpu')
+    if cpu and name in ('echo', 'udp', 'tls'):
+        print()
+        print('Server CPU time per request, µs (lower is better; steadier than req/s when '
+              'other processes take the CPU); ratios > 1: the first loop costs less:')
+        print()
+        print(run.markdown_table(*run.summary_table(cpu, lambda x: f'{x:.1f}', 'row')))
     if error:
         print(f'WARNING: {error}')
     print()
@@ -169,7 +176,7 @@ def chart(name, summary, data, path):
     ax.axvline(1.0, color='grey', linewidth=0.8)
     what = 'speed' if higher else 'fewer ' + summary['unit'].split('/')[0]
     ax.set_xlabel(f'{what} relative to {ref} (longer is better; error bars: min..max)')
-    ax.legend(fontsize=8, loc='lower right')
+    ax.legend(fontsize=8, loc='upper left', bbox_to_anchor=(1.0, 1.0))
     info = (data or {}).get('machine', {})
     date = (data or {}).get('date', '?')
     ax.set_title(f"{name}: {summary['unit']}, {date}\n{info.get('cpu', '?')}, "

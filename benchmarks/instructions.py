@@ -92,6 +92,8 @@ def main(argv=None):
     parser.add_argument('--only', help='comma-separated workloads (default: all)')
     parser.add_argument('--loops', help=run.LOOPS_HELP)
     parser.add_argument('--json', metavar='FILE', help='also write the counts to FILE')
+    parser.add_argument('--size', type=int, default=None, metavar='N',
+                        help='n of the two runs (n and 3n; default: run.py\'s quick size)')
     parser.add_argument('--keep', metavar='DIR', help='keep the callgrind output files in DIR')
     parser.add_argument('--top', type=int, default=0, metavar='K',
                         help='also list, per workload and loop, the K functions that '
@@ -120,7 +122,7 @@ def _count_all(args, workloads, loops, build_before, versions):
     per_op = {}
     tops = {}
     for workload in workloads:
-        small = run.WORKLOADS[workload][2]
+        small = args.size or run.WORKLOADS[workload][2]
         for name in loops:
             counts = []
             for label, size in (('small', small), ('big', 3 * small)):
