@@ -1058,7 +1058,8 @@ def summary_table(summary, fmt, row_header, spreads=True, ratios=True, split=Non
                 line.append('n/a (not implemented yet)' if reason and
                             reason.startswith('not implemented') else 'n/a')
             else:
-                line.append(fmt(st['median']) + (f' ({spread_text(st)})' if spreads else ''))
+                line.append(fmt(st['median'])
+                            + (f' ({spread_text(st)})' if spreads and st['n'] > 1 else ''))
         line += [fmt_ratio(summary['ratios'][row][p]) for p in pairs]
         rows.append(line)
     if pairs:
