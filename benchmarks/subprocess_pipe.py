@@ -138,7 +138,10 @@ def _pipe_kind(pid, fd):
     psutil."""
     try:
         import psutil
-        conns = psutil.Process(pid).net_connections(kind='unix')
+        proc = psutil.Process(pid)
+        # net_connections() since psutil 6.0, connections() before
+        conns = getattr(proc, 'net_connections', None) or proc.connections
+        conns = conns(kind='unix')
     except ImportError:
         return '?'
     except psutil.Error:
