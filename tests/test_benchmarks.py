@@ -188,3 +188,20 @@ def test_bench_all_summary_and_chart(tmp_path):
     else:
         with open(path, "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_sendfile_py(tmp_path):
+    out, data = run_script(tmp_path, "sendfile.py", "--quick", "--loops", LOOPS)
+    for workload in ("sendfile", "sendfile_fallback", "sock_sendfile"):
+        for loop in ("asyncio", "ourloop"):
+            assert data["results"][workload][loop]["median_mib_s"] > 0, (workload, loop)
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_tls_sslproto_py(tmp_path):
+    out, _ = run_script(
+        tmp_path, "tls_sslproto.py", "--mib", "1", "--count", "50", "--rounds", "1",
+        json_out=False,
+    )
+    modes = [line.split()[0] for line in out.splitlines()[1:] if line.strip()]
+    assert modes == ["layer", "bulk", "pingpong"], out
