@@ -2,7 +2,7 @@
 """Every benchmark suite in one run: `make bench` (short) and `make bench-full`.
 
     python benchmarks/bench_all.py                 # make bench: short runs, under 5 minutes
-    python benchmarks/bench_all.py --full          # make bench-full: full runs + callgrind, about 1.5 hours
+    python benchmarks/bench_all.py --full          # make bench-full: + callgrind, about 1.5 hours
     python benchmarks/bench_all.py --only core,udp --loops ourloop,uvloop
     BENCH_OUT=/tmp/b python benchmarks/bench_all.py   # where the raw results go
 

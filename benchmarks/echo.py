@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Echo benchmark: TCP, Unix-socket, TLS and UDP servers on asyncio, uvloop and ourloop.
+"""Echo benchmark: TCP, Unix-socket, TLS and UDP servers on asyncio, uvloop, rloop and ourloop.
 
     python benchmarks/echo.py                      # 5 repetitions, 2 s per measurement
     python benchmarks/echo.py --quick              # 1 repetition, 0.3 s per measurement

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""Benchmarks of ourloop's loop core against uvloop and asyncio's default loop.
+"""Benchmarks of ourloop's loop core against asyncio's default loop, uvloop and rloop.
 
     python benchmarks/run.py                    # 7 repetitions, full sizes
     python benchmarks/run.py --quick            # small sizes, 1 repetition
     python benchmarks/run.py --reps 11 --only call_soon,task_switch
     python benchmarks/run.py --json results.json
+    python benchmarks/run.py --loops ourloop,ourloop@../base   # two builds, interleaved
 
 Method (see benchmarks/README.md):
 
@@ -23,8 +24,10 @@ Method (see benchmarks/README.md):
 * ourloop is copied (package and built extension) to a temporary directory
   at the start, and every measurement imports that copy: a rebuild of the
   work tree during the run does not mix builds;
-* the table shows the median ops/s per loop and the ratios of the medians
-  (ourloop/uvloop and ourloop/asyncio: above 1 means ourloop is faster).
+* the table shows the median ops/s per loop with the min..max of its
+  samples, and the ratios of ourloop's median to each other loop's (above 1
+  means ourloop is faster); --json also writes this summary, which
+  bench_all.py (make bench) prints and charts.
 
 The worker mode runs one measurement and prints it as JSON; it is also the
 handy entry point for profiling a single workload on a single loop:

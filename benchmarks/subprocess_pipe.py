@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Subprocess benchmark: pipe throughput and spawn rate on asyncio, uvloop and ourloop.
+"""Subprocess benchmark: pipe throughput and spawn rate on asyncio, uvloop, rloop and ourloop.
 
     python benchmarks/subprocess_pipe.py               # 5 repetitions, full sizes
     python benchmarks/subprocess_pipe.py --quick       # 1 repetition, small sizes: seconds
