@@ -4,19 +4,26 @@ PYTHON ?= python3
 PIP := $(PYTHON) -m pip --disable-pip-version-check
 ARGS ?=
 
-.PHONY: help build inplace test lint test-all test-cpython debug asan bench bench-full clean distclean
+.PHONY: help build inplace test lint docs test-all test-cpython debug asan valgrind soak bench bench-full vendor-libuv sdist wheel wheel-smoke clean distclean
 
 help:
 	@echo "make build          editable install (pip install -e .); rebuilds ourloop._core in place"
 	@echo "make inplace        faster rebuild: setup.py build_ext --inplace (needs Cython + setuptools>=77 installed)"
 	@echo "make test           $(PYTHON) -m pytest"
-	@echo "make lint           tools/lint.sh: ruff, cython-lint, mypy (pip install -e '.[lint]')"
+	@echo "make lint           tools/lint.sh: ruff, cython-lint, mypy, stubtest (pip install -e '.[lint]')"
+	@echo "make docs           the Sphinx site into docs/_build/html, warnings as errors (pip install -e '.[docs]')"
 	@echo "make test-all       build + test in .venvs/pyX.Y for each pyenv CPython 3.9 .. 3.13"
 	@echo "make test-cpython   tools/cpython_conformance.py (ARGS=... passed through)"
 	@echo "make debug          rebuild with OURLOOP_DEBUG=1 (line tracing, -O0 -g, handle accounting)"
-	@echo "make asan           rebuild with OURLOOP_ASAN=1 (AddressSanitizer)"
+	@echo "make asan           rebuild with OURLOOP_ASAN=1 (AddressSanitizer), run the whole suite under it (ARGS=...)"
+	@echo "make valgrind       tools/valgrind.py: a subset of the suite under memcheck (ARGS=pytest args)"
+	@echo "make soak           tools/soak.py: every kind of work on one loop, checked for growth (SOAK_SCALE=...)"
 	@echo "make bench          every benchmark suite, short runs (< 5 min); results in BENCH_OUT"
 	@echo "make bench-full     every suite, full runs, + callgrind and strace (about 1.5 h)"
+	@echo "make vendor-libuv   fill an empty vendor/libuv from the pinned libuv archive (LIBUV_ARCHIVE=...)"
+	@echo "make sdist          the source package into dist/ (refuses without vendor/libuv)"
+	@echo "make wheel          sdist + manylinux wheel from the vendored libuv, auditwheel, smoke test"
+	@echo "make wheel-smoke    the smoke test again, on the newest wheel in wheelhouse/"
 	@echo "make clean          remove build output; make distclean also removes .venvs/"
 	@echo "PYTHON=$(PYTHON); libuv: OURLOOP_LIBUV=vendor|system (default: vendored if checked out)"
 
@@ -32,6 +39,9 @@ test:
 lint:
 	PYTHON=$(PYTHON) bash tools/lint.sh
 
+docs:
+	$(PYTHON) -m sphinx -W --keep-going -b html docs docs/_build/html
+
 test-all:
 	bash tools/test-all.sh
 
@@ -42,13 +52,25 @@ debug:
 	OURLOOP_DEBUG=1 $(PIP) install -e .
 	@echo "Built with OURLOOP_DEBUG=1; 'make build' goes back to a normal build."
 
+# The whole suite under AddressSanitizer (CI's asan job runs this). The
+# interpreter is not instrumented, so the sanitizer runtime is preloaded
+# (gcc's; on macOS preload clang's libclang_rt.asan_osx_dynamic.dylib with
+# DYLD_INSERT_LIBRARIES instead). PYTHONMALLOC=malloc: Python objects come
+# from malloc, not from pymalloc's arenas, so that ASan also sees a use of a
+# freed or overrun object (a reference-count mistake in the Cython code).
+ASAN_ENV = LD_PRELOAD="$$(gcc -print-file-name=libasan.so)" PYTHONMALLOC=malloc \
+	ASAN_OPTIONS="detect_leaks=0$${ASAN_OPTIONS:+:$$ASAN_OPTIONS}"
+
 asan:
 	OURLOOP_ASAN=1 $(PIP) install -e .
-	@echo
-	@echo "Built with AddressSanitizer. The interpreter is not instrumented, so preload the runtime:"
-	@echo '  LD_PRELOAD=$$(gcc -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0 $(PYTHON) -m pytest'
-	@echo '(macOS: DYLD_INSERT_LIBRARIES=$$(clang -print-file-name=libclang_rt.asan_osx_dynamic.dylib) instead of LD_PRELOAD)'
-	@echo "Run 'make build' to go back to a normal build."
+	$(ASAN_ENV) $(PYTHON) -m pytest $(ARGS)
+	@echo "The AddressSanitizer build stays in place; 'make build' goes back to a normal build."
+
+valgrind:
+	$(PYTHON) tools/valgrind.py $(ARGS)
+
+soak:
+	$(PYTHON) tools/soak.py $(ARGS)
 
 # Raw results, charts and each script's full output go to $(BENCH_OUT)
 # (default ~/.cache/ourloop-bench/<UTC time>/), never into the tree.
@@ -59,8 +81,26 @@ bench:
 bench-full:
 	$(PYTHON) benchmarks/bench_all.py --full $(ARGS)
 
+# tools/vendor_libuv.py: the submodule, or the archive in $LIBUV_ARCHIVE or
+# ../shared/deps/ (checked against the pinned commit) unpacked into vendor/libuv.
+vendor-libuv:
+	$(PYTHON) tools/vendor_libuv.py
+
+sdist: vendor-libuv
+	$(PYTHON) -m venv .venvs/sdist-tools && .venvs/sdist-tools/bin/python -m pip install -q --disable-pip-version-check build
+	.venvs/sdist-tools/bin/python -m build --sdist --outdir dist .
+
+# tools/wheel.py: vendor, sdist, wheel from the sdist, auditwheel repair into
+# wheelhouse/ and its checks (manylinux tag, libc only, licences), smoke test
+# in a fresh venv. The tools go into .venvs/wheel-tools-pyX.Y.
+wheel:
+	$(PYTHON) tools/wheel.py all --python $(PYTHON)
+
+wheel-smoke:
+	$(PYTHON) tools/wheel.py smoke --python $(PYTHON)
+
 clean:
-	rm -rf build/ *.egg-info ourloop/*.egg-info
+	rm -rf build/ *.egg-info ourloop/*.egg-info docs/_build
 	rm -f ourloop/_core.c
 	find ourloop -name '*.so' -delete
 	find ourloop -name '*.html' -delete

@@ -34,16 +34,41 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PKG = "ourloop"
 VENDOR = os.path.join("vendor", "libuv")
 
-MISSING_LIBUV = """\
-ourloop needs libuv to build, and found none.
+_SYSTEM_LIBUV_HELP = """\
   * install the system library and pkg-config:
       Debian/Ubuntu: sudo apt-get install libuv1-dev pkg-config
       Fedora/RHEL:   sudo dnf install libuv-devel pkgconf-pkg-config
       Alpine:        apk add libuv-dev pkgconf
-      macOS:         brew install libuv pkg-config
-  * or check out the vendored copy:
-      git submodule update --init vendor/libuv
-(`bash tools/install.sh` does the first for you on Debian/Ubuntu.)"""
+      macOS:         brew install libuv pkg-config"""
+
+
+def _is_git_checkout():
+    # .git is a directory in a clone, a file in a worktree or submodule.
+    return os.path.exists(os.path.join(HERE, ".git"))
+
+
+def vendored_libuv_help():
+    """How to get vendor/libuv, for where this tree came from: only a git
+    checkout has a submodule to update."""
+    if _is_git_checkout():
+        return (
+            "  * or check out the vendored copy:\n"
+            "      git submodule update --init vendor/libuv\n"
+            "    (offline: python tools/vendor_libuv.py unpacks a `git archive` of the\n"
+            "    pinned libuv, from $LIBUV_ARCHIVE or ../shared/deps/)")
+    return (
+        "  * or build from a source package that carries libuv: ourloop's sdist on\n"
+        "    PyPI does (pip install --no-binary ourloop ourloop). This tree is not a\n"
+        "    git checkout and has no vendor/libuv; archives made by git hosting\n"
+        "    (\"Download ZIP\", \"Source code\") leave the libuv submodule out.")
+
+
+def missing_libuv_message():
+    msg = ("ourloop needs libuv to build, and found none.\n" + _SYSTEM_LIBUV_HELP
+           + "\n" + vendored_libuv_help())
+    if _is_git_checkout():
+        msg += "\n(`bash tools/install.sh` does the first for you on Debian/Ubuntu.)"
+    return msg
 
 
 def _env_flag(name):
@@ -242,10 +267,8 @@ def choose_libuv():
     if mode in ("auto", "vendor") and vendored_libuv_present():
         return "vendor", None
     if mode == "vendor":
-        _fail(
-            "OURLOOP_LIBUV=vendor, but vendor/libuv holds no libuv sources; run\n"
-            "    git submodule update --init vendor/libuv"
-        )
+        _fail("OURLOOP_LIBUV=vendor, but vendor/libuv holds no libuv sources.\n"
+              + vendored_libuv_help())
     cfg = system_libuv()
     if cfg is None:
         pkg_config = os.environ.get("PKG_CONFIG", "pkg-config")
@@ -255,7 +278,7 @@ def choose_libuv():
             why = "`%s --cflags --libs libuv` finds no libuv, and vendor/libuv is empty." % pkg_config
         if mode == "system":
             why = "OURLOOP_LIBUV=system, but " + why[0].lower() + why[1:].replace(", and vendor/libuv is empty", "")
-        _fail(why + "\n" + MISSING_LIBUV)
+        _fail(why + "\n" + missing_libuv_message())
     return "system", cfg
 
 
@@ -311,7 +334,8 @@ class build_ext(_build_ext):
 
         if mode == "vendor":
             log("ourloop: using the vendored libuv %s, linked statically" % vendored_libuv_version())
-            libuv = {"include_dirs": [os.path.join(VENDOR, "include")], "libraries": []}
+            libuv = {"include_dirs": [os.path.join(VENDOR, "include")], "libraries": [],
+                     "define_macros": [("OURLOOP_LIBUV_STATIC", "1")]}
         else:
             log("ourloop: using the system libuv %s (pkg-config), linked dynamically"
                 % system_cfg["version"])
@@ -429,17 +453,41 @@ class build_ext(_build_ext):
         }
 
 
+SDIST_WITHOUT_LIBUV = """\
+vendor/libuv holds no libuv sources, and an sdist without them is refused:
+the sdist is what pip builds wherever no wheel fits, and without libuv it
+turns into a build against whatever system libuv that machine has, or a
+build failure there.
+""" + vendored_libuv_help().replace("  * or ", "  * ", 1) + """
+(OURLOOP_SDIST_WITHOUT_LIBUV=1 makes such an sdist anyway, e.g. for a
+distribution that builds against its own libuv.)"""
+
+
 class sdist(_sdist):
-    """Also ship the Cython sources, the tests and (when checked out) libuv."""
+    """Also ship the Cython sources, the tests, benchmarks/ and libuv.
+
+    Refuses to run without vendor/libuv (see SDIST_WITHOUT_LIBUV)."""
 
     EXTRA = [
         "LICENSE", "README.md", "Makefile", "setup.py", "pyproject.toml",
         "ourloop/**/*.pyx", "ourloop/**/*.pxd", "ourloop/**/*.pxi", "ourloop/**/*.h",
         "ourloop/**/*.pyi", "ourloop/py.typed",
-        "tests/**/*.py", "benchmarks/**/*.py", "tools/*.py", "tools/*.sh", "docs/*.md",
+        "tests/**/*.py", "tools/*.py", "tools/*.sh", "docs/*.md",
+        # benchmarks/: the scripts, their README and the C helpers
+        # (echo_load.c, pipe_child.c) that echo.py and subprocess_pipe.py compile.
+        "benchmarks/*.py", "benchmarks/*.c", "benchmarks/README.md",
         "vendor/libuv/LICENSE*", "vendor/libuv/AUTHORS",
         "vendor/libuv/include/**/*.h", "vendor/libuv/src/**/*.[ch]",
     ]
+
+    def run(self):
+        if not vendored_libuv_present():
+            if not _env_flag("OURLOOP_SDIST_WITHOUT_LIBUV"):
+                _fail(SDIST_WITHOUT_LIBUV)
+            bar = "!" * 72
+            log("\n".join([bar, "WARNING: this sdist carries no libuv (OURLOOP_SDIST_WITHOUT_LIBUV=1);",
+                           "building it needs the system libuv (pkg-config libuv).", bar]))
+        super().run()
 
     # (setuptools builds the file list in egg_info, which never calls an
     # overridden add_defaults; adding at make_release_tree always works.)
@@ -449,6 +497,36 @@ class sdist(_sdist):
             extra.update(p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p))
         extra.discard(os.path.join(PKG, "_core.c"))
         super().make_release_tree(base_dir, sorted(set(files) | extra))
+
+
+# The licences of what a wheel contains (PEP 639 metadata): ourloop is MIT.
+# A wheel that links the vendored libuv also contains libuv's code: MIT
+# (LICENSE; LICENSE-extra: the MIT terms of the code from joyent/libuv), ISC
+# (src/inet.c, src/idna.c, src/queue.h, src/heap-inl.h) and BSD-2-Clause
+# (include/uv/tree.h, used by src/uv-common.h), which LICENSE-extra lists.
+# tests/test_packaging.py checks this against the licence headers of the
+# files the build compiles.
+LICENSE_OURLOOP = "MIT"
+LICENSE_WITH_LIBUV = "MIT AND ISC AND BSD-2-Clause"
+LIBUV_LICENSE_FILES = ("LICENSE", "LICENSE-extra")
+
+
+def libuv_linked_in():
+    """Whether a build of this tree compiles vendor/libuv into the extension
+    (what choose_libuv() will pick), without failing when it would not."""
+    mode = os.environ.get("OURLOOP_LIBUV", "auto").strip().lower() or "auto"
+    return mode in ("auto", "vendor") and vendored_libuv_present()
+
+
+def license_metadata():
+    """License-Expression and License-File for what this build ships: the
+    sdist and vendored wheels carry libuv's licence files under
+    <dist-info>/licenses/vendor/libuv/."""
+    if not libuv_linked_in():
+        return {"license_expression": LICENSE_OURLOOP, "license_files": ["LICENSE"]}
+    files = [os.path.join(VENDOR, name) for name in LIBUV_LICENSE_FILES
+             if os.path.isfile(os.path.join(HERE, VENDOR, name))]
+    return {"license_expression": LICENSE_WITH_LIBUV, "license_files": ["LICENSE"] + files}
 
 
 def _depends():
@@ -469,4 +547,5 @@ setup(
         )
     ],
     cmdclass={"build_ext": build_ext, "sdist": sdist},
+    **license_metadata(),
 )

@@ -76,7 +76,12 @@ def count_instructions(loop_name, workload, size, out_file):
            sys.executable, os.path.join(HERE, 'run.py'),
            '--worker', loop_name, workload, '--size', str(size), '--no-warmup',
            '--inner', '1']
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=run._worker_env(loop_name))
+    env = run._worker_env(loop_name)
+    # String hashes decide how many probes a dict lookup takes (the loop's
+    # instance dict, asyncio's task dicts): a random seed moves the counts
+    # by a hundred instructions per operation from one run to the next.
+    env['PYTHONHASHSEED'] = '0'
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f'{loop_name} {workload}: ' + proc.stderr.strip()[-300:])
     with open(out_file) as f:

@@ -1,43 +1,59 @@
 #!/usr/bin/env python3
-"""Instructions per TCP round trip, per loop, counted by valgrind's callgrind.
+"""Instructions per round trip, per loop, counted by valgrind's callgrind.
 
-    python benchmarks/pingpong_instructions.py                 # all loops available
-    python benchmarks/pingpong_instructions.py --loops ourloop,uvloop --size 1024
-    python benchmarks/pingpong_instructions.py --modes protocol --loops ourloop,ourloop@../base
+    python benchmarks/pingpong_instructions.py                 # every mode, every loop available
+    python benchmarks/pingpong_instructions.py --modes protocol --loops ourloop,uvloop --size 1024
+    python benchmarks/pingpong_instructions.py --modes streams --keep /tmp/cg --top 25
+    python benchmarks/pingpong_instructions.py --loops ourloop,ourloop@../base --json out.json
 
-A server and a client talk over TCP on 127.0.0.1 on one loop: the client
-writes a message, the server echoes it, the client writes the next one when
-the whole echo has arrived. Modes: `protocol` (loop.create_server() and
-loop.create_connection() with two asyncio.Protocols) and `streams`
-(asyncio.start_server() and open_connection(): reader.read() /
-writer.write() + drain() on the server, write + drain + readexactly() on
-the client). Each loop runs
-the exchange twice under callgrind, with N1 and N2 round trips;
+Modes (one connection, one loop, the client sends the next message when the
+whole echo has arrived):
+
+* protocol -- a TCP server (create_server on 127.0.0.1; --family unix: a
+  Unix socket) and a client (create_connection) on the same loop: the
+  server protocol's data_received() writes the data back;
+* streams  -- the same over asyncio.start_server() and open_connection():
+  the server's handler does `data = await reader.read(65536); writer.write(data);
+  await writer.drain()`, the client `writer.write(msg); await
+  writer.drain(); await reader.readexactly(size)`;
+* udp      -- two DatagramProtocols (create_datagram_endpoint on 127.0.0.1):
+  the server's datagram_received() sends the datagram back to its sender.
+
+Each loop runs a mode twice under callgrind, with N1 and N2 round trips;
 (I2 - I1) / (N2 - N1) is what one round trip costs (two reads, two writes,
-the loop iterations), start-up and tear-down cancelling out.
+the loop iterations between them), start-up and tear-down cancelling out.
 Deterministic, so it shows small changes that wall-clock runs on a noisy
 2-core machine cannot (PYTHONHASHSEED is fixed for the same reason).
+
+With --keep DIR the callgrind files stay in DIR (`callgrind_annotate
+DIR/<mode>-<loop>-<n>.out`; ourloop's functions are the __pyx_..._core_...
+symbols of ourloop/_core.c); --top K also lists, per mode and loop, the K
+functions whose instruction count grows most per round trip.
 """
 
 import argparse
 import datetime
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
-import run  # noqa: E402  (benchmarks/run.py: loops, snapshots, tables)
+import run  # noqa: E402  (benchmarks/run.py: loops, snapshots, summaries)
+
+MODES = ('protocol', 'streams', 'udp')
 
 CHILD = r'''
 import asyncio, os, sys
 snapshot = os.environ.get('OURLOOP_BENCH_SNAPSHOT')
 if snapshot:
     sys.path.insert(0, snapshot)
-kind, mode, n, size = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+kind, mode, family, n, size = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
 if kind == 'uvloop':
     import uvloop
     new_loop = uvloop.new_event_loop
@@ -51,11 +67,34 @@ else:
     new_loop = asyncio.SelectorEventLoop
 MSG = b'x' * size
 
+
+async def connect(server_factory, client_factory, streams=False):
+    # A server (create_server / start_server) and one client connected to
+    # it; returns what the client side gets.
+    loop = asyncio.get_running_loop()
+    if family == 'unix':
+        import os, tempfile
+        path = os.path.join(tempfile.mkdtemp(), 'sock')
+        if streams:
+            server = await asyncio.start_unix_server(server_factory, path)
+            return server, await asyncio.open_unix_connection(path)
+        server = await loop.create_unix_server(server_factory, path)
+        return server, await loop.create_unix_connection(client_factory, path)
+    if streams:
+        server = await asyncio.start_server(server_factory, '127.0.0.1', 0)
+        addr = server.sockets[0].getsockname()
+        return server, await asyncio.open_connection(*addr)
+    server = await loop.create_server(server_factory, '127.0.0.1', 0)
+    addr = server.sockets[0].getsockname()
+    return server, await loop.create_connection(client_factory, *addr)
+
+
 class Echo(asyncio.Protocol):
     def connection_made(self, transport):
         self.transport = transport
     def data_received(self, data):
         self.transport.write(data)
+
 
 class Client(asyncio.Protocol):
     def __init__(self, done):
@@ -73,105 +112,186 @@ class Client(asyncio.Protocol):
             else:
                 self.transport.write(MSG)
 
-async def protocols():
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(Echo, '127.0.0.1', 0)
-    port = server.sockets[0].getsockname()[1]
-    done = loop.create_future()
-    transport, _ = await loop.create_connection(lambda: Client(done), '127.0.0.1', port)
+
+async def protocol():
+    done = asyncio.get_running_loop().create_future()
+    server, (transport, _) = await connect(Echo, lambda: Client(done))
     await done
     transport.close()
     server.close()
 
+
 async def streams():
-    async def serve(reader, writer):
-        while True:
-            data = await reader.read(65536)
+    finished = asyncio.get_running_loop().create_future()
+
+    async def serve(sr, sw):
+        left = n * size
+        while left > 0:
+            data = await sr.read(65536)
             if not data:
                 break
-            writer.write(data)
-            await writer.drain()
-        writer.close()
+            sw.write(data)
+            await sw.drain()
+            left -= len(data)
+        sw.close()
+        finished.set_result(None)
 
-    server = await asyncio.start_server(serve, '127.0.0.1', 0)
-    port = server.sockets[0].getsockname()[1]
-    reader, writer = await asyncio.open_connection('127.0.0.1', port)
+    server, (cr, cw) = await connect(serve, None, streams=True)
     for _ in range(n):
-        writer.write(MSG)
-        await writer.drain()
-        await reader.readexactly(size)
-    writer.close()
+        cw.write(MSG)
+        await cw.drain()
+        await cr.readexactly(size)
+    cw.close()
+    await finished
     server.close()
 
+
+class UdpEcho(asyncio.DatagramProtocol):
+    def connection_made(self, transport):
+        self.transport = transport
+    def datagram_received(self, data, addr):
+        self.transport.sendto(data, addr)
+
+
+class UdpClient(asyncio.DatagramProtocol):
+    def __init__(self, done):
+        self.done, self.count = done, 0
+    def connection_made(self, transport):
+        self.transport = transport
+    def datagram_received(self, data, addr):
+        self.count += 1
+        if self.count >= n:
+            self.done.set_result(None)
+        else:
+            self.transport.sendto(MSG)
+
+
+async def udp():
+    loop = asyncio.get_running_loop()
+    server, _ = await loop.create_datagram_endpoint(UdpEcho, local_addr=('127.0.0.1', 0))
+    done = loop.create_future()
+    client, _ = await loop.create_datagram_endpoint(
+        lambda: UdpClient(done), remote_addr=server.get_extra_info('sockname'))
+    client.sendto(MSG)
+    await done
+    client.close()
+    server.close()
+
+
 loop = new_loop()
-loop.run_until_complete(protocols() if mode == 'protocol' else streams())
+loop.run_until_complete({'protocol': protocol, 'streams': streams, 'udp': udp}[mode]())
 loop.close()
 '''
 
-MODES = ('protocol', 'streams')
-TIMEOUT = 600      # seconds for one callgrind run
 
-
-def instructions(label, mode, n, size, workdir):
-    out = os.path.join(workdir, f'cg.{label}.{mode}.{n}')
+def instructions(label, mode, family, n, size, out):
+    # run._worker_env: debug modes off; an ourloop (this checkout's or an
+    # ourloop@...) imports its snapshot (run.prepared_loops).
     env = dict(run._worker_env(label), PYTHONHASHSEED='0')
-    proc = subprocess.run(
-        ['valgrind', '--tool=callgrind', f'--callgrind-out-file={out}',
-         sys.executable, '-c', CHILD, run.base_loop(label), mode, str(n), str(size)],
-        capture_output=True, text=True, env=env, timeout=TIMEOUT)
+    kind = run.base_loop(label)
+    try:
+        proc = subprocess.run(
+            ['valgrind', '--tool=callgrind', f'--callgrind-out-file={out}',
+             sys.executable, '-c', CHILD, kind, mode, family, str(n), str(size)],
+            capture_output=True, text=True, env=env, timeout=900)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f'{kind} {mode}: no answer in 900 s') from None
     if proc.returncode != 0:
-        tail = ' | '.join(proc.stderr.strip().splitlines()[-2:])
-        raise RuntimeError(f'{label} {mode}: {tail}')
+        raise RuntimeError(f'{kind} {mode}: {proc.stderr[-2000:]}')
     match = re.search(r'Collected : (\d+)', proc.stderr)
     return int(match.group(1))
+
+
+_ANNOTATE_LINE = re.compile(r'^\s*([\d,]+)\s+\([^)]*\)\s+(\S.*)$')
+
+
+def function_counts(out_file):
+    """{function: exclusive instructions} of a callgrind output file."""
+    proc = subprocess.run(['callgrind_annotate', '--inclusive=no', '--threshold=100',
+                           '--auto=no', out_file], capture_output=True, text=True)
+    counts = {}
+    for line in proc.stdout.splitlines():
+        match = _ANNOTATE_LINE.match(line)
+        if not match or 'PROGRAM TOTALS' in line:
+            continue
+        where = match.group(2)
+        if where.endswith(']') and ' [' in where:
+            where = where.rsplit(' [', 1)[0]
+        func = re.sub(r"'\d+$", '', where.rsplit(':', 1)[-1])
+        counts[func] = counts.get(func, 0) + int(match.group(1).replace(',', ''))
+    return counts
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--loops', help=run.LOOPS_HELP)
-    ap.add_argument('--modes', default=','.join(MODES),
-                    help='comma-separated: ' + ', '.join(MODES) + ' (default: both)')
+    ap.add_argument('--modes', default=','.join(MODES))
+    ap.add_argument('--family', choices=('tcp', 'unix'), default='tcp',
+                    help='what protocol and streams run over (default tcp)')
     ap.add_argument('--size', type=int, default=1024, help='message size (bytes)')
     ap.add_argument('--n1', type=int, default=1000)
     ap.add_argument('--n2', type=int, default=3000)
+    ap.add_argument('--keep', metavar='DIR', help='keep the callgrind files in DIR')
+    ap.add_argument('--top', type=int, default=0, metavar='K',
+                    help='list the K functions costing most per round trip')
     ap.add_argument('--json', metavar='FILE', help='also write the counts to FILE')
     opts = ap.parse_args(argv)
-    modes = [m.strip() for m in opts.modes.split(',') if m.strip()]
-    if any(m not in MODES for m in modes):
-        ap.error(f'modes: {", ".join(MODES)}')
-    if subprocess.run(['which', 'valgrind'], capture_output=True).returncode != 0:
+    if shutil.which('valgrind') is None:
         print('valgrind is not installed (apt-get install valgrind)', file=sys.stderr)
         return 2
     loops, missing, versions = run.select_loops(opts.loops, ap.error)
-    per, na = {m: {} for m in modes}, {m: {} for m in modes}
-    with run.prepared_loops(loops), tempfile.TemporaryDirectory() as workdir:
+    modes = [m for m in opts.modes.split(',') if m in MODES]
+    workdir = opts.keep or tempfile.mkdtemp(prefix='pingpong-cg-')
+    os.makedirs(workdir, exist_ok=True)
+    per, tops, na = {}, {}, {}
+    snapshots = run.prepared_loops(loops)
+    snapshots.__enter__()
+    try:
         for mode in modes:
-            for label in loops:
+            for kind in loops:
+                files = [os.path.join(workdir, f'{mode}-{kind}-{n}.out')
+                         for n in (opts.n1, opts.n2)]
                 try:
-                    i1 = instructions(label, mode, opts.n1, opts.size, workdir)
-                    i2 = instructions(label, mode, opts.n2, opts.size, workdir)
-                except (RuntimeError, subprocess.TimeoutExpired) as exc:
-                    na[mode][label] = str(exc)
-                    print(f'  {mode} on {label}: n/a ({exc})', file=sys.stderr)
+                    i1 = instructions(kind, mode, opts.family, opts.n1, opts.size, files[0])
+                    i2 = instructions(kind, mode, opts.family, opts.n2, opts.size, files[1])
+                except RuntimeError as exc:
+                    if run.base_loop(kind) == 'ourloop':
+                        raise
+                    na.setdefault(f'{mode} round trip', {})[kind] = str(exc)[-300:]
+                    # (rloop lacks some of the API.)
+                    print(f'  {mode} on {kind}: failed: {str(exc)[-300:]}', file=sys.stderr)
                     continue
-                per[mode][label] = (i2 - i1) / (opts.n2 - opts.n1)
-                print(f'  {mode} on {label}: {per[mode][label]:,.0f} instructions/round trip',
-                      file=sys.stderr)
+                per[mode, kind] = (i2 - i1) / (opts.n2 - opts.n1)
+                print(f'  {mode} on {kind}: {per[mode, kind]:,.0f}', file=sys.stderr)
+                if opts.top:
+                    small, big = function_counts(files[0]), function_counts(files[1])
+                    diffs = {f: (big.get(f, 0) - small.get(f, 0)) / (opts.n2 - opts.n1)
+                             for f in set(small) | set(big)}
+                    tops[mode, kind] = sorted(diffs.items(), key=lambda x: -x[1])[:opts.top]
+    finally:
+        snapshots.__exit__(None, None, None)
+        if not opts.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    print(f'Instructions per round trip ({opts.size}-byte messages, {opts.family} for '
+          f'protocol and streams, callgrind, runs of {opts.n1} and {opts.n2}):\n')
     rows = [f'{m} round trip' for m in modes]
     summary = run.summarize_samples(
         'round trip instructions', 'instr', rows, loops,
-        {f'{m} round trip': {label: [per[m][label]] if label in per[m] else []
-                             for label in loops} for m in modes},
-        higher_is_better=False, na={f'{m} round trip': na[m] for m in modes})
-    print(f'Instructions per TCP round trip ({opts.size}-byte messages, callgrind, runs of '
-          f'{opts.n1} and {opts.n2}; ratios > 1: the first loop executes fewer):\n')
-    print(run.markdown_table(*run.summary_table(summary, lambda x: f'{x:,.0f}', 'exchange',
-                                                spreads=False)))
+        {f'{m} round trip': {k: [per[m, k]] if (m, k) in per else [] for k in loops}
+         for m in modes}, higher_is_better=False, na=na)
+    print('Ratios > 1: the first loop executes fewer instructions.\n')
+    print(run.markdown_table(*run.summary_table(summary, lambda x: f'{x:,.0f}', 'exchange')))
     if opts.json:
         run.write_json(opts.json, {
             'date': datetime.datetime.now().isoformat(timespec='seconds'),
-            'machine': run.machine_info(versions), 'size': opts.size,
-            'n1': opts.n1, 'n2': opts.n2, 'summary': summary, 'not_available': na})
+            'machine': run.machine_info(versions), 'size': opts.size, 'family': opts.family,
+            'n1': opts.n1, 'n2': opts.n2, 'summary': summary, 'missing_loops': missing})
+    for (mode, kind), funcs in tops.items():
+        print(f'\n{mode} on {kind}: top functions, instructions per round trip '
+              f'(of {per[mode, kind]:,.0f})\n')
+        for func, x in funcs:
+            print(f'  {x:10,.0f}  {func}')
     return 0
 
 

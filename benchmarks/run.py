@@ -169,6 +169,25 @@ def wl_call_soon(loop, n):
     return rounds * batch, sw
 
 
+def wl_call_soon_chain(loop, n):
+    """One callback that schedules the next with call_soon, n times: one
+    callback per loop iteration, so each costs a whole iteration too."""
+    call_soon = loop.call_soon
+    left = [n]
+
+    def step():
+        left[0] -= 1
+        if left[0]:
+            call_soon(step)
+        else:
+            loop.stop()
+
+    call_soon(step)
+    sw = _run_forever_timed(loop)
+    _check(left[0] == 0, 'the whole chain ran')
+    return n, sw
+
+
 def wl_call_soon_ctx(loop, n):
     """Like call_soon, each call_soon(cb, arg1, arg2, context=ctx)."""
     batch = 1000
@@ -247,6 +266,31 @@ def wl_timer_cancel(loop, n):
     loop.call_soon(start)
     sw = _run_forever_timed(loop)
     _check(done, 'loop iterated after the cancellations')
+    return n, sw
+
+
+def wl_timer_half_cancel(loop, n):
+    """n timers with random delays in [0, 10 ms], every other one cancelled
+    at once; runs until the other half has fired."""
+    rng = random.Random(20261207)
+    delays = [rng.uniform(0.0, 0.010) for _ in range(n)]
+    expected = (n + 1) // 2
+    fired = [0]
+
+    def on_timer():
+        fired[0] += 1
+        if fired[0] == expected:
+            loop.stop()
+
+    def start():
+        call_later = loop.call_later
+        handles = [call_later(d, on_timer) for d in delays]
+        for h in handles[1::2]:
+            h.cancel()
+
+    loop.call_soon(start)
+    sw = _run_forever_timed(loop)
+    _check(fired[0] == expected, 'the timers not cancelled fired')
     return n, sw
 
 
@@ -388,9 +432,11 @@ def wl_queue(loop, n):
 # name: (function, full size, quick size, unit of one operation)
 WORKLOADS = {
     'call_soon': (wl_call_soon, 1_000_000, 50_000, 'callback'),
+    'call_soon_chain': (wl_call_soon_chain, 500_000, 25_000, 'callback'),
     'call_soon_ctx': (wl_call_soon_ctx, 1_000_000, 50_000, 'callback'),
     'call_later': (wl_call_later, 100_000, 5_000, 'timer'),
     'timer_cancel': (wl_timer_cancel, 100_000, 5_000, 'timer'),
+    'timer_half_cancel': (wl_timer_half_cancel, 100_000, 5_000, 'timer'),
     'task_switch': (wl_task_switch, 200_000, 10_000, 'sleep(0)'),
     'task_switch_100': (wl_task_switch_100, 200_000, 10_000, 'sleep(0)'),
     'future_pingpong': (wl_future_pingpong, 200_000, 10_000, 'hand-off'),
@@ -822,7 +868,7 @@ LOOPS_HELP = ('comma-separated loops to compare (default: all available): '
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        description='Benchmark ourloop against uvloop and asyncio (interleaved, medians).')
+        description='Benchmark ourloop against uvloop, rloop and asyncio (interleaved, medians).')
     parser.add_argument('--reps', type=int, default=None,
                         help='repetitions per (loop, workload); default 7, or 1 with --quick')
     parser.add_argument('--quick', action='store_true',

@@ -3,6 +3,7 @@
 # subject: loop.pyx, handle.pyx, handles/<kind>.pyx).
 
 cimport cython
+from cpython.object cimport PyObject
 from libc.stdint cimport uint64_t
 from ourloop.includes cimport uv
 from ourloop.includes.udp_io cimport ourloop_udp_addr
@@ -20,28 +21,37 @@ cdef class Handle:
 
     cdef inline _set(self, LoopCore loop, object callback, tuple args, object context)
     cdef int _invoke(self) except -1
+    cdef int _cancel(self) except -1
     cdef _report(self, BaseException exc)
 
 
 cdef class TimerHandle(Handle):
     cdef readonly double _when
     cdef readonly bint _scheduled
-    cdef uint64_t _seq
+
+
+cdef struct TimerEntry:
+    double when
+    uint64_t seq           # scheduling order, among timers of equal `when`
+    PyObject* timer        # a strong reference to the TimerHandle
 
 
 cdef class TimerQueue:
     cdef LoopCore loop
-    cdef list heap
+    cdef TimerEntry* heap
+    cdef Py_ssize_t size
+    cdef Py_ssize_t capacity
     cdef Py_ssize_t cancelled
     cdef uint64_t seq
     cdef uv.uv_timer_t* uvtimer
 
-    cdef push(self, TimerHandle timer)
+    cdef int push(self, TimerHandle timer) except -1
     cdef TimerHandle _pop(self)
     cdef void on_cancel(self, TimerHandle timer) noexcept
-    cdef prune(self)
+    cdef int prune(self) except -1
+    cdef int _drop_cancelled(self) except -1
     cdef double next_when(self) noexcept
-    cdef move_due(self, double now, list ready)
+    cdef int move_due(self, double now, list ready) except -1
     cdef arm(self, uint64_t timeout_ms)
     cdef disarm(self)
     cdef clear(self)
@@ -160,8 +170,9 @@ cdef class TransportBase:
     cdef readonly Py_ssize_t _high_water
     cdef readonly Py_ssize_t _low_water
     cdef readonly bint _protocol_paused
-    # on LoopCore._flushq
+    # on LoopCore's flush queue (a chain: _flush_head, flush_next)
     cdef bint flush_queued
+    cdef TransportBase flush_next
     # in LoopCore._io_handles (libuv may call it: see _hold_update)
     cdef bint held
     cdef object __weakref__
@@ -200,16 +211,22 @@ cdef class StreamTransport(TransportBase):
     # An asyncio.Transport over a libuv stream (handles/stream.pyx).
     cdef uv.uv_stream_t* uvstream
     cdef bint buffered
+    # the protocol is exactly asyncio.StreamReaderProtocol (reads may be fed
+    # to its StreamReader natively: _feed_stream_reader)
+    cdef bint stream_reader_proto
     cdef readonly bint _eof
     cdef bint shutdown_done
     # reading: EOF seen, an error libuv met
     cdef bint rx_eof
     cdef object rx_error
-    # writes
-    cdef list pending
+    # writes: pending is None, one bytes object, or a list of them (two
+    # writes or more); inflight_objs keeps what a uv_write sends alive
+    cdef object pending
     cdef Py_ssize_t pending_size
+    # the contexts of a batch's later writes (see _queue_write)
+    cdef list pending_contexts
     cdef uv.uv_write_t* wreq
-    cdef list inflight_objs
+    cdef object inflight_objs
     cdef Py_ssize_t inflight
     cdef bint resume_scheduled
     # loop.sendfile() (the zero-copy section of handles/stream.pyx):
@@ -360,12 +377,28 @@ cdef class ChildWatch(PollHandle):
     cdef _orphan(self, int pidfd)
 
 
+cdef struct IOReady:
+    # A read callback recorded inside uv_run (handles/transport.pyx): the
+    # handle (its data: the transport) and what libuv reported.
+    uv.uv_handle_t* handle
+    ssize_t nread
+
+
 cdef struct LoopExt:
     # What LoopCore.uvloop points to: the uv_loop_t first, then the loop's
     # one read buffer, shared by every stream of the loop (reads are copied
-    # into a bytes object at once).
+    # into a bytes object at once), then the read callbacks recorded inside
+    # uv_run without the GIL (rq[:rq_len], room for rq_cap), which the loop
+    # hands to their transports once it holds the GIL again.
     uv.uv_loop_t uvloop
     char* rbuf
+    # a bytes object of a read that nobody kept, reused by the next read
+    # (StreamTransport._read_data), and the size of its memory
+    PyObject* spare
+    Py_ssize_t spare_cap
+    IOReady* rq
+    size_t rq_len
+    size_t rq_cap
 
 
 cdef class LoopCore:
@@ -387,11 +420,16 @@ cdef class LoopCore:
     cdef object _pending_exception
     cdef set _io_handles
     cdef object _open_transports
-    cdef list _flushq
+    # transports whose writes wait for the end of the iteration, chained
+    # through TransportBase.flush_next (no list allocated per iteration)
+    cdef TransportBase _flush_head
+    cdef TransportBase _flush_tail
     # True when loop.time() is not LoopCore.time (overridden by a subclass,
     # or replaced on the instance or the class): the scheduling then asks
     # self.time(), as the stdlib's loop does.
     cdef bint _custom_time
+    # the last iteration ran its callbacks without polling (_run_once)
+    cdef bint _poll_skipped
     cdef object __weakref__
 
     cdef inline int _ensure_open(self) except -1
@@ -400,10 +438,16 @@ cdef class LoopCore:
     cdef int _check_thread(self) except -1
     cdef Handle _call_soon(self, object callback, tuple args, object context)
     cdef TimerHandle _call_at(self, double when, object callback, tuple args, object context)
+    cdef Handle _sched_soon(self, object callback, tuple args, object context)
+    cdef Handle _sched_soon_threadsafe(self, object callback, tuple args, object context)
+    cdef TimerHandle _sched_at(self, object when, object callback, tuple args, object context)
+    cdef TimerHandle _sched_later(self, object delay, object callback, tuple args, object context)
     cdef _run_once(self)
     cdef _run_ready(self)
     cdef _run_handle_debug(self, Handle handle)
     cdef _flush_streams(self)
+    cdef _queue_flush(self, TransportBase t)
+    cdef _clear_flush_queue(self)
     cdef _close_uv(self)
     cdef void _set_pending_exception(self, object exc) noexcept
 

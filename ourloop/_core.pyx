@@ -55,3 +55,23 @@ include "loop.pyx"
 def libuv_version():
     """The version of the libuv ourloop runs on, as a string."""
     return uv.uv_version_string().decode()
+
+
+cdef extern from "build_info.h":
+    const char* OURLOOP_COMPILER
+    const char* OURLOOP_FLAVOUR
+    const char* OURLOOP_LIBUV_LINKAGE
+
+
+def _build_info():
+    """How this extension was built (for `python -m ourloop`): a dict of
+    compiler, flavour ('release', 'debug' or 'asan'), libuv linkage and
+    the libuv version it was compiled against."""
+    return {
+        'compiler': OURLOOP_COMPILER.decode(),
+        'flavour': OURLOOP_FLAVOUR.decode(),
+        'libuv_linkage': OURLOOP_LIBUV_LINKAGE.decode(),
+        'libuv_compiled': '%d.%d.%d' % ((uv.UV_VERSION_HEX >> 16) & 0xff,
+                                        (uv.UV_VERSION_HEX >> 8) & 0xff,
+                                        uv.UV_VERSION_HEX & 0xff),
+    }

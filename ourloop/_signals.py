@@ -27,7 +27,7 @@ import warnings
 from asyncio import coroutines
 from asyncio.log import logger
 
-from ._core import Handle
+from ._core import Handle, _iscoroutinefunction
 
 
 def _ignore_in_python(signum, frame):
@@ -49,7 +49,7 @@ class SignalMixin:
 
         ValueError for an invalid signal number; RuntimeError outside the
         main thread or for a signal that cannot be caught."""
-        if coroutines.iscoroutine(callback) or coroutines.iscoroutinefunction(callback):
+        if coroutines.iscoroutine(callback) or _iscoroutinefunction(callback):
             raise TypeError("coroutines cannot be used with add_signal_handler()")
         self._check_signal(sig)
         self._check_closed()

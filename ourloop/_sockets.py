@@ -29,9 +29,10 @@ def _numeric_addrinfo(host, port, family, type, proto, flowinfo=0, scopeid=0):
     """The getaddrinfo() entry for a host that already is a numeric IP
     address, or None when a real lookup is needed (the stdlib's rules:
     only TCP/UDP, a numeric or empty port, no IPv6 zone index)."""
-    if not hasattr(socket, 'inet_pton') or host is None:
+    if not hasattr(socket, 'inet_pton'):
         return None
-    if proto not in (0, socket.IPPROTO_TCP, socket.IPPROTO_UDP):
+    # A set, as the stdlib's: an unhashable proto raises its TypeError.
+    if proto not in {0, socket.IPPROTO_TCP, socket.IPPROTO_UDP} or host is None:
         return None
     if type == socket.SOCK_STREAM:
         proto = socket.IPPROTO_TCP
@@ -40,7 +41,7 @@ def _numeric_addrinfo(host, port, family, type, proto, flowinfo=0, scopeid=0):
     else:
         return None
 
-    if port is None or port == b'' or port == '':
+    if port is None or (isinstance(port, (bytes, str)) and not port):
         port = 0
     else:
         try:
@@ -341,6 +342,7 @@ class SockMixin:
         """Accept a connection on a listening socket: (conn, address), conn
         being non-blocking."""
         self._check_sock(sock)
+        sock.fileno()  # the stdlib asks first: a non-socket fails there
         try:
             return self._accept_now(sock)
         except (BlockingIOError, InterruptedError):

@@ -3,10 +3,16 @@
 # They behave like asyncio.Handle / asyncio.TimerHandle (same methods, same
 # repr, same exception reporting); the loop creates them without going
 # through __init__ (Handle.__new__ + _set) and runs them with _invoke, which
-# enters the handle's contextvars context at the C level.
+# enters the handle's contextvars context at the C level (callbacks.h);
+# LoopCore._run_ready calls the same C directly.
 
 cimport cython
-from cpython.contextvars cimport PyContext_CopyCurrent, PyContext_Enter, PyContext_Exit
+from cpython.contextvars cimport PyContext_CopyCurrent
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_DECREF, Py_INCREF, Py_REFCNT
+
+from ourloop.includes.callbacks cimport (
+    ourloop_call_in_context, ourloop_has_weakrefs, ourloop_raise_pending)
 
 import sys
 from asyncio import format_helpers
@@ -22,6 +28,72 @@ cdef object _callback_source(object callback, tuple args, LoopCore loop):
         return format_helpers._format_callback_source(
             callback, args, debug=loop is not None and loop._debug_flag)
     return format_helpers._format_callback_source(callback, args)
+
+
+cdef int _callback_raised(Handle handle) except -1:
+    # The exception of handle's callback is set: report it as the stdlib's
+    # Handle._run does (from within an except clause, so the exception
+    # handler sees it in sys.exc_info()); SystemExit and KeyboardInterrupt
+    # propagate. Kept out of the per-callback path, which sets up no try.
+    try:
+        ourloop_raise_pending()
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as exc:
+        handle._report(exc)
+    return 0
+
+
+# Handles that ran and that nobody else refers to, kept for call_soon() to
+# fill again (LoopCore._run_ready puts them here, LoopCore._call_soon takes
+# them): a Handle's allocation, field initialisation, GC tracking and
+# deallocation cost more than refilling one. They hold nothing (all their
+# fields are None) and stay GC-tracked. Shared by all loops, like a free
+# list; beyond its size, Handles are freed as usual.
+cdef enum:
+    _SPARE_HANDLES = 1024
+
+cdef PyObject* _spare_handles[_SPARE_HANDLES]
+cdef Py_ssize_t _nspare = 0
+
+
+cdef inline bint _can_keep_spare(Handle handle) noexcept:
+    # The caller's reference is the only one, it is a plain Handle (no
+    # subclass, no TimerHandle), and no weak reference can see it reused.
+    return (Py_REFCNT(handle) == 1 and type(handle) is Handle
+            and _nspare < _SPARE_HANDLES and not handle._cancelled
+            and not ourloop_has_weakrefs(handle))
+
+
+cdef int _keep_spare(Handle handle) except -1:
+    # Release what the handle holds (which may run finalizers, which may
+    # take spare handles: the stack is only touched afterwards), then keep
+    # it if there is still room.
+    global _nspare
+    handle._callback = None
+    handle._args = None
+    handle._context = None
+    handle._loop = None
+    if handle._source_traceback is not None:
+        handle._source_traceback = None
+    if _nspare < _SPARE_HANDLES:
+        Py_INCREF(handle)
+        _spare_handles[_nspare] = <PyObject*>handle
+        _nspare += 1
+    return 0
+
+
+cdef inline Handle _new_handle():
+    # A spare Handle if there is one, else a new one; either way with all
+    # fields None and not cancelled.
+    global _nspare
+    cdef Handle handle
+    if _nspare:
+        _nspare -= 1
+        handle = <Handle>_spare_handles[_nspare]
+        Py_DECREF(handle)       # the stack's reference; `handle` holds one
+        return handle
+    return Handle.__new__(Handle)
 
 
 # A large free list: a burst of call_soon()s then allocates no new
@@ -61,12 +133,16 @@ cdef class Handle:
     def cancel(self):
         """Cancel the callback; a cancelled callback is never run."""
         if not self._cancelled:
-            self._cancelled = True
-            if self._loop is not None and self._loop._debug_flag:
-                # Keep the description of what was cancelled, for debugging.
-                self._repr = repr(self)
-            self._callback = None
-            self._args = None
+            self._cancel()
+
+    cdef int _cancel(self) except -1:
+        self._cancelled = True
+        if self._loop is not None and self._loop._debug_flag:
+            # Keep the description of what was cancelled, for debugging.
+            self._repr = repr(self)
+        self._callback = None
+        self._args = None
+        return 0
 
     def cancelled(self):
         """Return True if the callback was cancelled."""
@@ -78,20 +154,8 @@ cdef class Handle:
     cdef int _invoke(self) except -1:
         # Run the callback in its context. An exception goes to the loop's
         # exception handler; only SystemExit and KeyboardInterrupt escape.
-        cdef object context = self._context
-        try:
-            PyContext_Enter(context)
-            try:
-                if self._args:
-                    self._callback(*self._args)
-                else:
-                    self._callback()
-            finally:
-                PyContext_Exit(context)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._report(exc)
+        if ourloop_call_in_context(self._callback, self._args, self._context) < 0:
+            _callback_raised(self)
         return 0
 
     cdef _report(self, BaseException exc):
@@ -141,7 +205,7 @@ cdef class TimerHandle(Handle):
         if not self._cancelled:
             if self._scheduled:
                 self._loop._timers.on_cancel(self)
-            Handle.cancel(self)
+            self._cancel()
 
     def _repr_info(self):
         info = Handle._repr_info(self)

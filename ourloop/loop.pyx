@@ -13,29 +13,37 @@
 #
 # The ready queue is a Python list of Handles; each iteration swaps it for an
 # empty spare list and runs the old one, so scheduling is a list append and
-# running is a walk over a C array.
+# running is a walk over a C array. Walking takes each item's reference out
+# of its slot and leaves the list's storage allocated for the next swap.
 
 cimport cython
 from cpython.contextvars cimport PyContext_CopyCurrent
+from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_CheckExact
+from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
+from cpython.unicode cimport PyUnicode_CheckExact, PyUnicode_Compare
 from cpython.pythread cimport PyThread_get_thread_ident
 from libc.math cimport INFINITY
 from libc.stdint cimport uint64_t
 from libc.stdlib cimport malloc, free
 
 from ourloop.includes cimport uv
+from ourloop.includes.callbacks cimport (
+    ourloop_call_in_context, ourloop_call_with_self, ourloop_list_append,
+    ourloop_list_forget_taken, ourloop_list_take, ourloop_tuple_from_array)
 from ourloop.includes.uv cimport ourloop_timeout_ms
 
+import inspect
 import os
 import signal
 import socket
 import sys
 import threading
 import weakref
-from asyncio import coroutines, events, futures, tasks
+from asyncio import base_events, coroutines, events, futures, tasks
 from asyncio.log import logger
 
 
-from cpython.ref cimport PyObject
+from cpython.ref cimport PyObject, Py_XDECREF
 
 
 cdef extern from "Python.h":
@@ -47,14 +55,38 @@ cdef void _close_any(uv.uv_handle_t* handle, void* arg) noexcept nogil:
     close_and_free(handle)
 
 
+cdef void _count_handle(uv.uv_handle_t* handle, void* arg) noexcept nogil:
+    (<Py_ssize_t*>arg)[0] += 1
+
+
 cdef inline double _monotonic() noexcept nogil:
     # CLOCK_MONOTONIC in seconds, the clock of time.monotonic(), with the
     # same conversion from nanoseconds.
     return <double>uv.uv_hrtime() / 1e9
 
 
+# Python 3.14 (gh-128307): create_task() hands every keyword it is given,
+# name= included, to the task factory; earlier versions call the factory
+# without the name and set it on the task afterwards. A feature test: there
+# the stdlib's create_task has no `name` parameter of its own.
+cdef bint _FACTORY_TAKES_NAME = (
+    'name' not in inspect.signature(base_events.BaseEventLoop.create_task).parameters)
+
+
+def _iscoroutinefunction(func):
+    # What the running Python's stdlib loop checks callbacks with: 3.14
+    # deprecates asyncio.iscoroutinefunction (removal in 3.16), which then
+    # warns on every call, and checks with the private
+    # coroutines._iscoroutinefunction. A feature test, looked up per call
+    # (this runs in debug mode and for add_signal_handler only).
+    check = getattr(coroutines, '_iscoroutinefunction', None)
+    if check is None:
+        check = coroutines.iscoroutinefunction
+    return check(func)
+
+
 def _check_callback(callback, method):
-    if coroutines.iscoroutine(callback) or coroutines.iscoroutinefunction(callback):
+    if coroutines.iscoroutine(callback) or _iscoroutinefunction(callback):
         raise TypeError(f"coroutines cannot be used with {method}()")
     if not callable(callback):
         raise TypeError(
@@ -70,6 +102,11 @@ cdef class LoopCore:
         if self.uvloop is NULL:
             raise MemoryError()
         (<LoopExt*>self.uvloop).rbuf = NULL
+        (<LoopExt*>self.uvloop).spare = NULL
+        (<LoopExt*>self.uvloop).spare_cap = 0
+        (<LoopExt*>self.uvloop).rq = NULL
+        (<LoopExt*>self.uvloop).rq_len = 0
+        (<LoopExt*>self.uvloop).rq_cap = 0
         err = uv.uv_loop_init(self.uvloop)
         if err < 0:
             free(self.uvloop)
@@ -83,7 +120,6 @@ cdef class LoopCore:
         self._fd_watchers = FdWatchers(self)
         self._io_handles = set()
         self._open_transports = weakref.WeakSet()
-        self._flushq = []
         self._debug_flag = coroutines._is_debug_mode()
         self.slow_callback_duration = 0.1
         self._check_custom_time()
@@ -98,6 +134,8 @@ cdef class LoopCore:
             uv.uv_run(self.uvloop, uv.UV_RUN_NOWAIT)
             uv.uv_loop_close(self.uvloop)
             free((<LoopExt*>self.uvloop).rbuf)
+            Py_XDECREF((<LoopExt*>self.uvloop).spare)
+            free((<LoopExt*>self.uvloop).rq)
             free(self.uvloop)
             self.uvloop = NULL
 
@@ -131,6 +169,29 @@ cdef class LoopCore:
     @property
     def _thread_id(self):
         return self._thread_ident if self._running else None
+
+    def _table_sizes(self):
+        """The sizes of the loop's internal tables, by name: what a soak
+        test (tools/soak.py) checks for growth. Cheap; any build."""
+        cdef Py_ssize_t uv_handles = 0
+        cdef Py_ssize_t flushes = 0
+        cdef TransportBase pending = self._flush_head
+        if self.uvloop is not NULL:
+            uv.uv_walk(self.uvloop, _count_handle, &uv_handles)
+        while pending is not None:
+            flushes += 1
+            pending = pending.flush_next
+        return {
+            'ready': len(self._ready),
+            # (cancelled timers wait in the heap until pruned: not counted)
+            'timers': (self._timers.size - self._timers.cancelled
+                       if self._timers is not None else 0),
+            'fd_watchers': len(self._fd_watchers.watches) if self._fd_watchers is not None else 0,
+            'io_handles': len(self._io_handles) if self._io_handles is not None else 0,
+            'open_transports': len(self._open_transports) if self._open_transports is not None else 0,
+            'flush_queue': flushes,
+            'uv_handles': uv_handles,
+        }
 
     @property
     def _debug(self):
@@ -183,11 +244,11 @@ cdef class LoopCore:
     # -- scheduling -------------------------------------------------------
 
     cdef Handle _call_soon(self, object callback, tuple args, object context):
-        cdef Handle handle = Handle.__new__(Handle)
+        cdef Handle handle = _new_handle()
         if context is None:
             context = PyContext_CopyCurrent()
         handle._set(self, callback, args, context)
-        self._ready.append(handle)
+        ourloop_list_append(self._ready, handle)
         return handle
 
     cdef TimerHandle _call_at(self, double when, object callback, tuple args, object context):
@@ -203,20 +264,39 @@ cdef class LoopCore:
         self._timers.push(timer)
         return timer
 
+    # The four scheduling methods. Their def bodies serve unusual calls
+    # (keywords other than context=, missing arguments: Cython's argument
+    # errors); the usual ones come through the METH_FASTCALL entries at the
+    # end of this file. Both end in the cdef _sched_* methods.
+
     def call_soon(self, callback, *args, context=None):
         """Run callback(*args) soon, in the next iteration of the loop.
 
         Callbacks run in the order they were scheduled, each in `context`
         (a copy of the current contextvars context by default).
         """
+        return self._sched_soon(callback, args, context)
+
+    def call_soon_threadsafe(self, callback, *args, context=None):
+        """Like call_soon(), but safe to call from any thread."""
+        return self._sched_soon_threadsafe(callback, args, context)
+
+    def call_at(self, when, callback, *args, context=None):
+        """Run callback(*args) once loop.time() has reached `when`."""
+        return self._sched_at(when, callback, args, context)
+
+    def call_later(self, delay, callback, *args, context=None):
+        """Run callback(*args) after `delay` seconds; returns a TimerHandle."""
+        return self._sched_later(delay, callback, args, context)
+
+    cdef Handle _sched_soon(self, object callback, tuple args, object context):
         self._ensure_open()
         if self._debug_flag:
             self._check_thread()
             _check_callback(callback, 'call_soon')
         return self._call_soon(callback, args, context)
 
-    def call_soon_threadsafe(self, callback, *args, context=None):
-        """Like call_soon(), but safe to call from any thread."""
+    cdef Handle _sched_soon_threadsafe(self, object callback, tuple args, object context):
         self._ensure_open()
         if self._debug_flag:
             _check_callback(callback, 'call_soon_threadsafe')
@@ -224,8 +304,7 @@ cdef class LoopCore:
         self._wakeup.send()
         return handle
 
-    def call_at(self, when, callback, *args, context=None):
-        """Run callback(*args) once loop.time() has reached `when`."""
+    cdef TimerHandle _sched_at(self, object when, object callback, tuple args, object context):
         if when is None:
             raise TypeError("when cannot be None")
         self._ensure_open()
@@ -234,16 +313,24 @@ cdef class LoopCore:
             _check_callback(callback, 'call_at')
         return self._call_at(when, callback, args, context)
 
-    def call_later(self, delay, callback, *args, context=None):
-        """Run callback(*args) after `delay` seconds; returns a TimerHandle."""
+    cdef TimerHandle _sched_later(self, object delay, object callback, tuple args, object context):
+        cdef double fast_when = 0.0
+        cdef bint boxed = not PyFloat_CheckExact(delay)
         if delay is None:
             raise TypeError('delay must not be None')
-        when = self._now() + delay
+        if boxed:
+            # time() + delay as the stdlib adds them, for any type of delay.
+            when = self._now() + delay
+        else:
+            # The common case: the same sum, without a float object for it.
+            fast_when = self._now() + PyFloat_AS_DOUBLE(delay)
         self._ensure_open()
         if self._debug_flag:
             self._check_thread()
             _check_callback(callback, 'call_at')
-        return self._call_at(when, callback, args, context)
+        if boxed:
+            fast_when = when
+        return self._call_at(fast_when, callback, args, context)
 
     # -- futures and tasks (per task: native) -----------------------------
 
@@ -263,6 +350,10 @@ cdef class LoopCore:
             # so its debug-mode source traceback already ends at the caller
             # (the stdlib deletes its own create_task frame from it).
             return tasks.Task(coro, loop=self, name=name, **kwargs)
+        if _FACTORY_TAKES_NAME:
+            if name is not None:
+                kwargs['name'] = name
+            return factory(self, coro, **kwargs)
         task = factory(self, coro, **kwargs)
         if name is not None:
             task.set_name(name)
@@ -296,12 +387,16 @@ cdef class LoopCore:
                                    finalizer=self._asyncgen_finalizer_hook)
             events._set_running_loop(self)
             self._watch_signals()
+            # The first iteration polls, whatever is ready: one iteration
+            # (call_soon(stop), then run_forever()) sees the I/O that is
+            # ready, as with the stdlib.
+            self._poll_skipped = True
             while True:
                 self._run_once()
                 if self._stopping:
                     break
         finally:
-            if self._flushq:
+            if self._flush_head is not None:
                 # Writes of the last iteration leave now, not at the next run.
                 self._flush_streams()
             self._stopping = False
@@ -366,13 +461,25 @@ cdef class LoopCore:
         cdef uv.uv_run_mode mode = uv.UV_RUN_ONCE
         cdef uint64_t timeout_ms
 
-        if self._flushq:
+        if self._flush_head is not None:
             # Writes made since the last poll leave before the loop polls.
             self._flush_streams()
-        timers.prune()
+        if timers.cancelled:
+            timers.prune()
+        if self._ready and not self._stopping and not self._poll_skipped:
+            # Callbacks are ready, and the previous iteration polled: this
+            # one does not (a poll that cannot wait finds little between
+            # two close iterations), so I/O is noticed within two
+            # iterations. (A streams round trip then polls once per side.)
+            self._poll_skipped = True
+            if timers.size:
+                timers.move_due(self._now(), self._ready)
+            self._run_ready()
+            return
+        self._poll_skipped = False
         if self._ready or self._stopping:
             mode = uv.UV_RUN_NOWAIT
-        elif timers.heap:
+        elif timers.size:
             timeout_ms = ourloop_timeout_ms(timers.next_when() - self._now())
             if timeout_ms == 0:
                 mode = uv.UV_RUN_NOWAIT
@@ -387,23 +494,57 @@ cdef class LoopCore:
         else:
             with nogil:
                 uv.uv_run(self.uvloop, mode)
+        if (<LoopExt*>self.uvloop).rq_len:
+            # Read callbacks recorded without the GIL go to their transports.
+            _deliver_ready_io(self)
 
         if self._pending_exception is not None:
             exc = self._pending_exception
             self._pending_exception = None
             raise exc
 
-        if timers.heap:
+        if timers.size:
             timers.move_due(self._now(), self._ready)
         self._run_ready()
 
+    cdef _queue_flush(self, TransportBase t):
+        # t's writes leave at the end of the iteration (_flush_streams).
+        t.flush_queued = True
+        if self._flush_tail is None:
+            self._flush_head = t
+        else:
+            self._flush_tail.flush_next = t
+        self._flush_tail = t
+
     cdef _flush_streams(self):
-        cdef list queue = self._flushq
-        cdef TransportBase t
-        self._flushq = []
-        for t in queue:
+        cdef TransportBase t = self._flush_head
+        cdef TransportBase nxt
+        self._flush_head = self._flush_tail = None
+        while t is not None:
+            nxt = t.flush_next
+            t.flush_next = None
             t.flush_queued = False
-            t._flush()
+            try:
+                t._flush()
+            except BaseException:
+                # (MemoryError...) The others stay queued.
+                while nxt is not None:
+                    t = nxt
+                    nxt = t.flush_next
+                    t.flush_next = None
+                    self._queue_flush(t)
+                raise
+            t = nxt
+
+    cdef _clear_flush_queue(self):
+        cdef TransportBase t = self._flush_head
+        cdef TransportBase nxt
+        self._flush_head = self._flush_tail = None
+        while t is not None:
+            nxt = t.flush_next
+            t.flush_next = None
+            t.flush_queued = False
+            t = nxt
 
     cdef _run_ready(self):
         cdef list batch = self._ready
@@ -415,31 +556,39 @@ cdef class LoopCore:
         self._ready = self._ready_spare
         try:
             while i < n:
-                item = batch[i]
-                batch[i] = None
+                # The batch's reference moves to `item`; the slot is left
+                # NULL, and the list keeps its storage for the next batch.
+                item = ourloop_list_take(batch, i)
                 i += 1
-                if type(item) is not Handle and not isinstance(item, Handle):
+                if (type(item) is not Handle and type(item) is not TimerHandle
+                        and not isinstance(item, Handle)):
                     # Not a Handle (nor a TimerHandle): a readable transport
                     # queued itself (TransportBase._schedule_read).
                     (<TransportBase>item)._run_read()
                     continue
                 handle = <Handle>item
+                item = None
                 if handle._cancelled:
                     continue
                 if self._debug_flag:
                     self._run_handle_debug(handle)
-                else:
-                    handle._invoke()
+                elif ourloop_call_in_context(handle._callback, handle._args,
+                                             handle._context) < 0:
+                    _callback_raised(handle)
+                elif _can_keep_spare(handle):
+                    # Nothing else refers to it: call_soon() will reuse it.
+                    _keep_spare(handle)
         except BaseException:
             # SystemExit / KeyboardInterrupt: what was not run yet stays
             # queued, ahead of what was scheduled meanwhile.
             rest = batch[i:]
             rest.extend(self._ready)
             self._ready = rest
-            batch.clear()
+            del batch[i:]
+            ourloop_list_forget_taken(batch)
             self._ready_spare = batch
             raise
-        batch.clear()
+        ourloop_list_forget_taken(batch)
         self._ready_spare = batch
 
     cdef _run_handle_debug(self, Handle handle):
@@ -481,7 +630,7 @@ cdef class LoopCore:
         owners.update(self._open_transports)
         for owner in owners:
             owner._uv_close()
-        self._flushq.clear()
+        self._clear_flush_queue()
         self._timers.close()
         self._wakeup.close()
         self._fd_watchers.close()
@@ -502,6 +651,8 @@ cdef class LoopCore:
             # loop libuv still uses (__dealloc__ tries again).
             raise RuntimeError(f'libuv could not close the loop: {uv.uv_strerror(err).decode()}')
         free((<LoopExt*>self.uvloop).rbuf)
+        Py_XDECREF((<LoopExt*>self.uvloop).spare)
+        free((<LoopExt*>self.uvloop).rq)
         free(self.uvloop)
         self.uvloop = NULL
 
@@ -602,3 +753,135 @@ def _format_handle(handle):
     if isinstance(owner, tasks.Task):
         return repr(owner)
     return str(handle)
+
+
+# -- METH_FASTCALL entries of the scheduling methods -----------------------
+#
+# call_soon() & co. run once per callback, and most calls come from C
+# (asyncio's Task and Future call loop.call_soon(cb, arg, context=ctx)).
+# Cython's def methods take any call through its generic argument parser
+# (keyword matching, an *args slice): the entries below take the usual
+# shapes, `(pos..., *args)` and `(pos..., *args, context=ctx)`, with a
+# pointer comparison or two, and hand any other call to the def method
+# (whose errors are the ones callers see). They replace the def methods in
+# LoopCore's type dict as method descriptors with the same name, docstring
+# and signature.
+
+cdef extern from "Python.h":
+    ctypedef struct _MethodDef "PyMethodDef":
+        const char* ml_name
+        void* ml_meth
+        int ml_flags
+        const char* ml_doc
+    ctypedef struct _TypeDict "PyTypeObject":
+        PyObject* tp_dict
+    object PyDescr_NewMethod(type tp, _MethodDef* meth)
+    void PyType_Modified(type tp)
+    enum:
+        METH_FASTCALL
+        METH_KEYWORDS
+
+
+cdef object _CONTEXT_KW = 'context'
+# The last `context` keyword name seen that is not _CONTEXT_KW itself: C
+# callers (asyncio's Task and Future on 3.11) pass a str of their own, the
+# same object every time.
+cdef object _context_kw_seen = _CONTEXT_KW
+
+
+cdef inline bint _plain_call(PyObject** args, Py_ssize_t nargs, PyObject* kwnames,
+                             Py_ssize_t required, PyObject** context) noexcept:
+    # Whether a call has `required` positional arguments or more, and no
+    # keyword but context=; if so, *context is the context (or None).
+    cdef PyObject* name
+    if nargs < required:
+        return False
+    if kwnames is NULL:
+        context[0] = <PyObject*>None
+        return True
+    if PyTuple_GET_SIZE(<object>kwnames) != 1:
+        return False
+    name = PyTuple_GET_ITEM(<object>kwnames, 0)
+    if name is not <PyObject*>_CONTEXT_KW and name is not <PyObject*>_context_kw_seen:
+        if not (PyUnicode_CheckExact(<object>name) and
+                PyUnicode_Compare(<object>name, _CONTEXT_KW) == 0):
+            return False
+        _remember_context_kw(<object>name)
+    context[0] = args[nargs]
+    return True
+
+
+cdef void _remember_context_kw(object name) noexcept:
+    global _context_kw_seen
+    _context_kw_seen = name
+
+
+cdef object _generic_call_soon, _generic_call_soon_threadsafe
+cdef object _generic_call_at, _generic_call_later
+
+
+cdef object _call_soon_fast(object self, PyObject** args, Py_ssize_t nargs, PyObject* kwnames):
+    cdef PyObject* context
+    if not _plain_call(args, nargs, kwnames, 1, &context):
+        return ourloop_call_with_self(_generic_call_soon, self, args, nargs, kwnames)
+    return (<LoopCore>self)._sched_soon(
+        <object>args[0], ourloop_tuple_from_array(args + 1, nargs - 1), <object>context)
+
+
+cdef object _call_soon_threadsafe_fast(object self, PyObject** args, Py_ssize_t nargs,
+                                       PyObject* kwnames):
+    cdef PyObject* context
+    if not _plain_call(args, nargs, kwnames, 1, &context):
+        return ourloop_call_with_self(_generic_call_soon_threadsafe, self, args, nargs, kwnames)
+    return (<LoopCore>self)._sched_soon_threadsafe(
+        <object>args[0], ourloop_tuple_from_array(args + 1, nargs - 1), <object>context)
+
+
+cdef object _call_at_fast(object self, PyObject** args, Py_ssize_t nargs, PyObject* kwnames):
+    cdef PyObject* context
+    if not _plain_call(args, nargs, kwnames, 2, &context):
+        return ourloop_call_with_self(_generic_call_at, self, args, nargs, kwnames)
+    return (<LoopCore>self)._sched_at(
+        <object>args[0], <object>args[1], ourloop_tuple_from_array(args + 2, nargs - 2),
+        <object>context)
+
+
+cdef object _call_later_fast(object self, PyObject** args, Py_ssize_t nargs, PyObject* kwnames):
+    cdef PyObject* context
+    if not _plain_call(args, nargs, kwnames, 2, &context):
+        return ourloop_call_with_self(_generic_call_later, self, args, nargs, kwnames)
+    return (<LoopCore>self)._sched_later(
+        <object>args[0], <object>args[1], ourloop_tuple_from_array(args + 2, nargs - 2),
+        <object>context)
+
+
+cdef _MethodDef _fast_defs[4]
+cdef list _fast_strings = []        # what the _MethodDef strings point into
+
+
+cdef object _install_fast_entry(int i, str name, str params, void* entry):
+    generic = LoopCore.__dict__[name]
+    # Cython's docstring starts with its own signature line: the text
+    # signature replaces it (inspect.signature reads it).
+    doc = (generic.__doc__ or '').partition('\n\n')[2]
+    name_b = name.encode()
+    doc_b = f'{name}($self, {params})\n--\n\n{doc}'.encode()
+    _fast_strings.extend((name_b, doc_b))
+    _fast_defs[i].ml_name = name_b
+    _fast_defs[i].ml_meth = entry
+    _fast_defs[i].ml_flags = METH_FASTCALL | METH_KEYWORDS
+    _fast_defs[i].ml_doc = doc_b
+    (<object>(<_TypeDict*>LoopCore).tp_dict)[name] = PyDescr_NewMethod(LoopCore, &_fast_defs[i])
+    return generic
+
+
+_generic_call_soon = _install_fast_entry(
+    0, 'call_soon', 'callback, *args, context=None', <void*>_call_soon_fast)
+_generic_call_soon_threadsafe = _install_fast_entry(
+    1, 'call_soon_threadsafe', 'callback, *args, context=None',
+    <void*>_call_soon_threadsafe_fast)
+_generic_call_at = _install_fast_entry(
+    2, 'call_at', 'when, callback, *args, context=None', <void*>_call_at_fast)
+_generic_call_later = _install_fast_entry(
+    3, 'call_later', 'delay, callback, *args, context=None', <void*>_call_later_fast)
+PyType_Modified(LoopCore)

@@ -23,6 +23,7 @@ A hung test is stopped by pytest-timeout (pyproject.toml: ``timeout``).
 import asyncio
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -51,6 +52,13 @@ def pytest_configure(config):
         "only_loop(kind, reason): run the test only with the given loop kind "
         "('asyncio' or 'ourloop'); the other parametrization is skipped",
     )
+    # A run started in the background by a non-interactive shell (`cmd &`,
+    # nohup) inherits SIGINT ignored, and an ignored signal stays ignored
+    # across exec: the Python children of the Ctrl-C tests would get no
+    # KeyboardInterrupt, on either loop. Take Python's own handler, as an
+    # interactive run has (exec resets it to the default for children).
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_report_header(config):

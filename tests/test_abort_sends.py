@@ -12,6 +12,7 @@ while earlier data still waits for the socket to be writable is dropped.
 """
 
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
@@ -48,14 +49,18 @@ def sock_dir():
     shutil.rmtree(path, ignore_errors=True)
 
 
-async def serve_and_read(loop, factory, unix_path=None, send=b""):
+async def serve_and_read(loop, factory, unix_path=None, send=b"", tls_certs=None):
     """Start a server with protocol factory, connect a Reader to it (which
     sends `send`); return what the Reader got once its connection is
-    lost."""
+    lost. Over TLS with tls_certs (TCP only)."""
     if unix_path is None:
-        server = await loop.create_server(factory, HOST, 0)
+        tls = tls_certs is not None
+        server = await loop.create_server(
+            factory, HOST, 0, ssl=tls_certs.server_context() if tls else None)
         port = server.sockets[0].getsockname()[1]
-        tr, reader = await loop.create_connection(lambda: Reader(loop), HOST, port)
+        tr, reader = await loop.create_connection(
+            lambda: Reader(loop), HOST, port,
+            **(dict(ssl=tls_certs.client_context(), server_hostname="localhost") if tls else {}))
     else:
         server = await loop.create_unix_server(factory, unix_path)
         tr, reader = await loop.create_unix_connection(lambda: Reader(loop), unix_path)
@@ -68,6 +73,50 @@ async def serve_and_read(loop, factory, unix_path=None, send=b""):
         server.close()
         await server.wait_closed()
     return bytes(reader.data)
+
+
+@contextlib.asynccontextmanager
+async def raw_client(loop, protocol, rcvbuf=None):
+    """A server making `protocol` (a class) and a plain non-blocking socket
+    connected to it (with SO_RCVBUF set to `rcvbuf` before it connects, if
+    given): yields (the server's protocol, its transport, the socket) once
+    connection_made() has run; closes the socket and the server after."""
+    made = loop.create_future()
+
+    class Made(protocol):
+        def connection_made(self, tr):
+            super().connection_made(tr)
+            made.set_result((self, tr))
+
+    server = await loop.create_server(Made, HOST, 0)
+    client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if rcvbuf is not None:
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    client.connect(server.sockets[0].getsockname())
+    client.setblocking(False)
+    try:
+        proto, tr = await asyncio.wait_for(made, TIMEOUT)
+        yield proto, tr, client
+    finally:
+        client.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def recv_to_eof(loop, sock, reset_ends=False):
+    """What arrives on sock until EOF (or a reset, with reset_ends)."""
+    data = bytearray()
+    while True:
+        try:
+            chunk = await asyncio.wait_for(loop.sock_recv(sock, 1 << 20), TIMEOUT)
+        except ConnectionResetError:
+            if not reset_ends:
+                raise
+            break
+        if not chunk:
+            break
+        data += chunk
+    return bytes(data)
 
 
 class WriteAbort(asyncio.Protocol):
@@ -154,36 +203,12 @@ def test_abort_with_buffered_data_drops_later_writes(loop):
     marker = b"MARKER"
 
     async def main():
-        got = loop.create_future()
-
-        class Server(asyncio.Protocol):
-            def connection_made(self, tr):
-                got.set_result(tr)
-
-        server = await loop.create_server(Server, HOST, 0)
-        port = server.sockets[0].getsockname()[1]
-        client = socket.create_connection((HOST, port))
-        client.setblocking(False)
-        try:
-            tr = await asyncio.wait_for(got, TIMEOUT)
+        async with raw_client(loop, asyncio.Protocol) as (_, tr, client):
             tr.write(big)
             assert tr.get_write_buffer_size() > 0
             tr.write(marker)
             tr.abort()
-            data = bytearray()
-            while True:
-                try:
-                    chunk = await asyncio.wait_for(loop.sock_recv(client, 1 << 20), TIMEOUT)
-                except ConnectionResetError:
-                    break
-                if not chunk:
-                    break
-                data += chunk
-        finally:
-            client.close()
-            server.close()
-            await server.wait_closed()
-        return bytes(data)
+            return await recv_to_eof(loop, client, reset_ends=True)
 
     data = run_coro(loop, main())
     assert 0 < len(data) < len(big)
@@ -261,22 +286,7 @@ def test_tls_write_then_abort(loop, tls_certs):
             tr.write(RESPONSE)
             tr.abort()
 
-    async def main():
-        server = await loop.create_server(
-            Server, HOST, 0, ssl=tls_certs.server_context())
-        port = server.sockets[0].getsockname()[1]
-        tr, reader = await loop.create_connection(
-            lambda: Reader(loop), HOST, port,
-            ssl=tls_certs.client_context(), server_hostname="localhost")
-        try:
-            await asyncio.wait_for(reader.lost, TIMEOUT)
-        finally:
-            tr.close()
-            server.close()
-            await server.wait_closed()
-        return bytes(reader.data)
-
-    assert run_coro(loop, main()) == RESPONSE
+    assert run_coro(loop, serve_and_read(loop, Server, tls_certs=tls_certs)) == RESPONSE
 
 
 def test_close_before_pending_resume_writing(loop):
@@ -286,7 +296,9 @@ def test_close_before_pending_resume_writing(loop):
     # resume_writing() in the same step that empties its buffer; ourloop's
     # comes in the ready phase, and a close() queued before it (TLS's
     # shutdown does call_soon(transport.close)) must wait for it.
-    big = b"x" * (4 * 1024 * 1024)
+    # (More than the kernel can take at once: an accepted socket's send
+    # buffer may already be at tcp_wmem's maximum, 4 MiB by default.)
+    big = b"x" * (16 * 1024 * 1024)
 
     class Server(asyncio.Protocol):
         def connection_made(self, tr):
@@ -300,20 +312,10 @@ def test_close_before_pending_resume_writing(loop):
             self.tr.write(b"END")
 
     async def main():
-        protos = []
-
-        def factory():
-            protos.append(Server())
-            return protos[-1]
-
-        server = await loop.create_server(factory, HOST, 0)
-        client = socket.create_connection(server.sockets[0].getsockname())
-        client.setblocking(False)
-        try:
-            while not protos:
-                await asyncio.sleep(0.001)
-            proto = protos[0]
-            tr = proto.tr
+        # Small socket buffers on both sides (no autotuning): the kernel
+        # cannot take the write at once, whatever tcp_rmem/tcp_wmem allow.
+        async with raw_client(loop, Server, rcvbuf=65536) as (proto, tr, client):
+            tr.get_extra_info('socket').setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
             tr.write(big)
             assert proto.pauses == 1 and tr.get_write_buffer_size() > 0
 
@@ -326,17 +328,7 @@ def test_close_before_pending_resume_writing(loop):
                     loop.call_soon(tick)
 
             loop.call_soon(tick)
-            data = bytearray()
-            while True:
-                chunk = await asyncio.wait_for(loop.sock_recv(client, 1 << 20), TIMEOUT)
-                if not chunk:
-                    break
-                data += chunk
-        finally:
-            client.close()
-            server.close()
-            await server.wait_closed()
-        return bytes(data)
+            return await recv_to_eof(loop, client)
 
     data = run_coro(loop, main())
     assert len(data) == len(big) + 3 and data.endswith(b"END")

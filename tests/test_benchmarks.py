@@ -148,7 +148,7 @@ def test_instructions_py_counts(tmp_path):
     assert count > 1_000_000, count     # an interpreter start-up at least
 
 
-@pytest.mark.parametrize("mode", ["protocol", "streams"])
+@pytest.mark.parametrize("mode", ["protocol", "streams", "udp"])
 def test_pingpong_child_runs(tmp_path, mode):
     # The exchange pingpong_instructions.py runs under callgrind, here
     # without valgrind (seconds instead of minutes), on both loops.
@@ -160,7 +160,7 @@ def test_pingpong_child_runs(tmp_path, mode):
     require_ourloop()
     for loop in ("asyncio", "ourloop"):
         proc = subprocess.run(
-            [sys.executable, "-c", pingpong_instructions.CHILD, loop, mode, "20", "1024"],
+            [sys.executable, "-c", pingpong_instructions.CHILD, loop, mode, "tcp", "20", "1024"],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -7,10 +7,13 @@ in asyncio/base_events.py and events.Handle.
 import asyncio
 import contextvars
 import functools
+import inspect
 import threading
-import time
+from unittest import mock
 
 import pytest
+
+from support import run_until, wait_blocked_in_poll, wait_blocking
 
 VAR = contextvars.ContextVar("VAR", default="default")
 
@@ -74,6 +77,48 @@ def test_call_soon_passes_args(loop):
 def test_call_soon_rejects_keyword_arguments(loop):
     with pytest.raises(TypeError):
         loop.call_soon(print, end="")
+
+
+@pytest.mark.parametrize("method", ["call_soon", "call_soon_threadsafe", "call_later", "call_at"])
+def test_scheduling_methods_take_their_arguments_by_keyword(loop, method):
+    # The usual calls take a fast path; the others (callback=, context=
+    # with other keywords, missing arguments) behave as the stdlib's.
+    log = []
+    schedule = getattr(loop, method)
+    lead = () if method.startswith("call_soon") else (0,)
+    ctx = contextvars.copy_context()
+    schedule(*lead, log.append, "positional")
+    schedule(*lead, log.append, "with context", context=ctx)
+    schedule(*lead, callback=functools.partial(log.append, "keyword"))
+    schedule(*lead, context=ctx, callback=functools.partial(log.append, "both"))
+    with pytest.raises(TypeError):
+        schedule(*lead, log.append, "x", end="")
+    with pytest.raises(TypeError):
+        schedule(*lead, log.append, "x", context=ctx, end="")
+    with pytest.raises(TypeError):
+        schedule()
+    with pytest.raises(TypeError):
+        schedule(context=ctx)
+    loop.call_later(0.01, loop.stop)
+    loop.run_forever()
+    # (The stdlib's timer heap does not keep scheduling order for equal
+    # deadlines.)
+    assert sorted(log) == sorted(["positional", "with context", "keyword", "both"])
+
+
+@pytest.mark.parametrize("method", ["call_soon", "call_soon_threadsafe", "call_later", "call_at"])
+def test_scheduling_methods_introspect_and_patch_like_the_stdlib(loop, method):
+    stdlib = inspect.signature(getattr(asyncio.BaseEventLoop, method))
+    params = list(stdlib.parameters.values())[1:]          # without self
+    assert inspect.signature(getattr(loop, method)) == stdlib.replace(parameters=params)
+    assert getattr(loop, method).__name__ == method
+    assert getattr(loop, method).__self__ is loop
+    with mock.patch.object(loop, method, wraps=getattr(loop, method)) as patched:
+        lead = () if method.startswith("call_soon") else (0,)
+        getattr(loop, method)(*lead, loop.stop)
+        loop.run_forever()
+    assert patched.call_count == 1
+    assert method not in vars(loop)
 
 
 def test_call_soon_various_callables(loop):
@@ -177,7 +222,7 @@ def test_busy_call_soon_chain_does_not_starve_threadsafe(loop):
         loop.call_soon(spin)
 
     def poster():
-        time.sleep(0.05)
+        wait_blocking(lambda: count[0] > 1)  # the chain is spinning
         loop.call_soon_threadsafe(loop.stop)
 
     loop.call_soon(spin)
@@ -220,7 +265,7 @@ def test_call_soon_threadsafe_wakes_blocked_loop(loop):
     # The loop has nothing to do and no timers: it blocks indefinitely
     # until another thread posts a callback.
     t, errors = run_loop_in_thread(loop)
-    time.sleep(0.1)  # let it block in its poll
+    wait_blocked_in_poll(t.native_id)
     ran = threading.Event()
     loop.call_soon_threadsafe(ran.set)
     assert ran.wait(WAIT), "call_soon_threadsafe did not wake the loop"
@@ -233,7 +278,7 @@ def test_call_soon_threadsafe_wakes_blocked_loop(loop):
 def test_call_soon_threadsafe_wakes_loop_waiting_for_far_timer(loop):
     far = loop.call_later(3600, lambda: None)
     t, errors = run_loop_in_thread(loop)
-    time.sleep(0.1)
+    wait_blocked_in_poll(t.native_id)
     loop.call_soon_threadsafe(loop.stop)
     t.join(WAIT)
     assert not t.is_alive(), "call_soon_threadsafe did not wake the loop"
@@ -248,7 +293,7 @@ def test_call_soon_threadsafe_repeated_wakeups(loop):
         loop.call_soon_threadsafe(ev.set)
         assert ev.wait(WAIT), "wake-up %d lost" % i
         if i % 5 == 0:
-            time.sleep(0.01)  # let the loop block again
+            wait_blocked_in_poll(t.native_id)  # let the loop block again
     loop.call_soon_threadsafe(loop.stop)
     t.join(WAIT)
     assert not t.is_alive()
@@ -329,17 +374,6 @@ def _schedule(loop, method, cb, *args, **kw):
 METHODS = ["call_soon", "call_soon_threadsafe", "call_later", "call_at"]
 
 
-def _run_until(loop, predicate):
-    deadline = time.monotonic() + WAIT
-
-    async def waiter():
-        while not predicate():
-            assert time.monotonic() < deadline, "timed out"
-            await asyncio.sleep(0.001)
-
-    loop.run_until_complete(waiter())
-
-
 @pytest.mark.parametrize("method", METHODS)
 def test_explicit_context_is_used(loop, method):
     ctx = contextvars.Context()
@@ -352,7 +386,7 @@ def test_explicit_context_is_used(loop, method):
 
     VAR.set("caller")
     _schedule(loop, method, cb, "arg", context=ctx)
-    _run_until(loop, lambda: seen)
+    run_until(loop, lambda: seen)
     assert seen == [("arg", "in-ctx", "in-ctx")]
     # The callback ran *in* ctx: its change is visible there ...
     assert ctx[VAR] == "changed-by-cb"
@@ -377,7 +411,7 @@ def test_default_context_is_copy_at_schedule_time(loop, method):
 
     ctx = contextvars.copy_context()
     ctx.run(run_in_fresh_context)
-    _run_until(loop, lambda: len(seen) == 2)
+    run_until(loop, lambda: len(seen) == 2)
     # each callback sees the value current when it was scheduled, and
     # does not see what the other callback set
     assert sorted(seen) == [("first", "A"), ("second", "B")]

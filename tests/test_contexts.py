@@ -14,9 +14,9 @@ in distinct places:
 - a transport's reader is registered from its __init__ (the context of
   create_connection() and co.), and again by resume_reading(), in the
   caller's context; every read runs in the same registration's context;
-- its writer is registered by the write()/sendto() that finds nothing
-  buffered: resume_writing() and the connection_lost() of a close() that
-  waited for the buffer run there;
+- its writer is registered by the first write()/sendto() since the buffer
+  was empty that the kernel does not take whole: resume_writing() and the
+  connection_lost() of a close() that waited for the buffer run there;
 - a child's exit is reported from a pidfd reader registered by
   subprocess_exec() (3.12+), or from a watcher thread (3.9-3.11: an empty
   context).
@@ -30,11 +30,10 @@ import socket
 import subprocess
 import sys
 import tempfile
-import uuid
 
 import pytest
 
-from support import run_coro
+from support import run_coro, unix_dgram_pair
 
 TIMEOUT = 20
 PY311 = sys.version_info >= (3, 11)
@@ -429,20 +428,53 @@ def pause_on_made(p):
     p.transport.pause_reading()
 
 
+async def paused_connection(loop, tls_certs=None):
+    """A server created in cv 'create' whose protocol pauses reading in
+    connection_made(), and a client connected to it in cv 'main' (over
+    TLS with tls_certs). The cv changes stay in the caller's context.
+    Returns (server, client transport, client protocol, server protocol)
+    once the server side is made."""
+    factory, made = recording(lambda: StreamSeen(loop, on_made=pause_on_made))
+    tls = {} if tls_certs is None else dict(ssl=tls_certs.client_context(),
+                                           server_hostname='localhost')
+    cv.set('create')
+    server = await loop.create_server(
+        factory, '127.0.0.1', 0,
+        ssl=None if tls_certs is None else tls_certs.server_context())
+    port = server.sockets[0].getsockname()[1]
+    cv.set('main')
+    transport, cp = await loop.create_connection(
+        lambda: StreamSeen(loop), '127.0.0.1', port, **tls)
+    await made[0].until('connection_made')
+    return server, transport, cp, made[0]
+
+
+async def write_completed(protocol, transport, close):
+    """The end of a write-completion test, once the peer reads again: the
+    close() made while the buffer was full completes, or (not close)
+    resume_writing() comes and then a close() with nothing buffered."""
+    if close:
+        await protocol.lost
+    else:
+        await protocol.until('resume_writing')
+        transport.close()
+        await protocol.lost
+
+
+def assert_write_completion_contexts(protocol, writer, close):
+    # pause_writing() and resume_writing() in the writer's context, and
+    # the connection_lost() of a close() that waited for the buffer too;
+    # an immediate close() runs it in the caller's ('main').
+    assert protocol.cvs('pause_writing') == [writer]
+    assert protocol.cvs('resume_writing') == [writer]
+    assert protocol.cvs('connection_lost') == [writer if close else 'main']
+
+
 def test_reads_after_resume_reading_run_in_resumer_context(loop):
     # resume_reading() registers the reader again: later reads (and EOF)
     # run in (a copy of) the context resume_reading() was called in.
     async def main():
-        factory, made = recording(lambda: StreamSeen(loop, on_made=pause_on_made))
-
-        cv.set('create')
-        server = await loop.create_server(factory, '127.0.0.1', 0)
-        port = server.sockets[0].getsockname()[1]
-        cv.set('main')
-        transport, cp = await loop.create_connection(
-            lambda: StreamSeen(loop), '127.0.0.1', port)
-        await made[0].until('connection_made')
-        sp = made[0]
+        server, transport, cp, sp = await paused_connection(loop)
         transport.write(b'a')
         await in_context('resumer', sp.transport.resume_reading)
         await sp.until(lambda: sp.received == b'a')
@@ -504,6 +536,44 @@ def test_write_completion_runs_in_writer_context(loop, close):
     # buffer empty (the stdlib's writer registration), not in the
     # closer's or the reader's.
     async def main():
+        server, transport, cp, sp = await paused_connection(loop)
+        await in_context('writer', transport.write, b'x' * BIG)
+        assert cp.names() == ['connection_made', 'pause_writing']
+        # More writes while the buffer is full do not change it.
+        await in_context('second writer', transport.write, b'y')
+        if close:
+            await in_context('closer', transport.close)
+        await in_context('resumer', sp.transport.resume_reading)
+        await sp.until(lambda: len(sp.received) == BIG + 1)
+        await write_completed(cp, transport, close)
+        sp.transport.close()
+        await sp.lost
+        server.close()
+        await server.wait_closed()
+        return cp
+
+    cp = run_coro(loop, main())
+    assert_write_completion_contexts(cp, 'writer', close)
+
+
+def write_in(value, transport, data):
+    """transport.write(data) in a copy of the current context whose cv is
+    value, synchronously (so that writes made one after the other stay in
+    the same loop iteration)."""
+    def body():
+        cv.set(value)
+        transport.write(data)
+    contextvars.copy_context().run(body)
+
+
+@pytest.mark.parametrize('close', [False, True], ids=['resume', 'close'])
+@pytest.mark.parametrize('first_size', [1, 1000])
+def test_writer_is_first_write_not_sent_whole(loop, close, first_size):
+    # Two writes in one step, in two contexts: the first is small and the
+    # kernel takes it whole, so the stdlib's writer is registered by the
+    # second, which it cannot take whole. resume_writing() and a waiting
+    # close()'s connection_lost() run in the second write's context.
+    async def main():
         factory, made = recording(lambda: StreamSeen(loop, on_made=pause_on_made))
 
         server = await loop.create_server(factory, '127.0.0.1', 0)
@@ -513,14 +583,13 @@ def test_write_completion_runs_in_writer_context(loop, close):
             lambda: StreamSeen(loop), '127.0.0.1', port)
         await made[0].until('connection_made')
         sp = made[0]
-        await in_context('writer', transport.write, b'x' * BIG)
-        assert cp.names() == ['connection_made', 'pause_writing']
-        # More writes while the buffer is full do not change it.
-        await in_context('second writer', transport.write, b'y')
+        write_in('first', transport, b'a' * first_size)
+        write_in('second', transport, b'x' * BIG)
+        write_in('third', transport, b'y')
         if close:
-            await in_context('closer', transport.close)
+            transport.close()
         await in_context('resumer', sp.transport.resume_reading)
-        await sp.until(lambda: len(sp.received) == BIG + 1)
+        await sp.until(lambda: len(sp.received) == first_size + BIG + 1)
         if close:
             await cp.lost
         else:
@@ -534,9 +603,53 @@ def test_write_completion_runs_in_writer_context(loop, close):
         return cp
 
     cp = run_coro(loop, main())
-    assert cp.cvs('pause_writing') == ['writer']
-    assert cp.cvs('resume_writing') == ['writer']
-    assert cp.cvs('connection_lost') == ['writer' if close else 'main']
+    assert cp.cvs('pause_writing') == ['second']
+    assert cp.cvs('resume_writing') == ['second']
+    assert cp.cvs('connection_lost') == ['second' if close else 'main']
+
+
+def test_write_completion_context_follows_variables_set_between_writes(loop):
+    # Two writes from the same context, each finding the buffer empty,
+    # with cv set in between: the write completion of the second runs with
+    # the value it saw (ourloop keeps the previous copy only while it is
+    # still equal to a new one).
+    async def main():
+        factory, made = recording(lambda: StreamSeen(loop, on_made=pause_on_made))
+        server = await loop.create_server(factory, '127.0.0.1', 0)
+        port = server.sockets[0].getsockname()[1]
+        transport, cp = await loop.create_connection(
+            lambda: StreamSeen(loop), '127.0.0.1', port)
+        await made[0].until('connection_made')
+        sp = made[0]
+        ctx = contextvars.copy_context()
+
+        def first():
+            cv.set('first')
+            transport.write(b'x')
+
+        def second():
+            cv.set('second')
+            transport.write(b'y' * BIG)
+
+        ctx.run(first)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert transport.get_write_buffer_size() == 0
+        ctx.run(second)
+        await in_context('resumer', sp.transport.resume_reading)
+        await sp.until(lambda: len(sp.received) == BIG + 1)
+        await cp.until('resume_writing')
+        transport.close()
+        await cp.lost
+        sp.transport.close()
+        await sp.lost
+        server.close()
+        await server.wait_closed()
+        return cp
+
+    cp = run_coro(loop, main())
+    assert cp.cvs('pause_writing') == ['second']
+    assert cp.cvs('resume_writing') == ['second']
 
 
 def test_abort_and_close_run_connection_lost_in_caller_context(loop):
@@ -638,18 +751,7 @@ def test_tls_resume_reading(loop, tls_certs):
     # reads: 3.9/3.10's SSL transport resumes the raw one (the resumer's
     # context), 3.11+'s leaves it alone (the server's).
     async def main():
-        factory, made = recording(lambda: StreamSeen(loop, on_made=pause_on_made))
-
-        cv.set('create')
-        server = await loop.create_server(
-            factory, '127.0.0.1', 0, ssl=tls_certs.server_context())
-        port = server.sockets[0].getsockname()[1]
-        cv.set('main')
-        transport, cp = await loop.create_connection(
-            lambda: StreamSeen(loop), '127.0.0.1', port,
-            ssl=tls_certs.client_context(), server_hostname='localhost')
-        await made[0].until('connection_made')
-        sp = made[0]
+        server, transport, cp, sp = await paused_connection(loop, tls_certs)
         transport.write(b'a')
         await in_context('resumer', sp.transport.resume_reading)
         await sp.until(lambda: sp.received == b'a')
@@ -671,17 +773,7 @@ def test_tls_resume_writing_runs_in_writer_context(loop, tls_certs):
     # Through the TLS layer too: the application's resume_writing() follows
     # the raw transport's write completion, in the writer's context.
     async def main():
-        factory, made = recording(lambda: StreamSeen(loop, on_made=pause_on_made))
-
-        server = await loop.create_server(
-            factory, '127.0.0.1', 0, ssl=tls_certs.server_context())
-        port = server.sockets[0].getsockname()[1]
-        cv.set('main')
-        transport, cp = await loop.create_connection(
-            lambda: StreamSeen(loop), '127.0.0.1', port,
-            ssl=tls_certs.client_context(), server_hostname='localhost')
-        await made[0].until('connection_made')
-        sp = made[0]
+        server, transport, cp, sp = await paused_connection(loop, tls_certs)
 
         def fill():
             sent = 0
@@ -716,21 +808,6 @@ class DatagramSeen(Seen, asyncio.DatagramProtocol):
 
     def error_received(self, exc):
         self.note('error_received')
-
-
-def _unix_dgram_pair():
-    # Two named AF_UNIX datagram sockets connected to each other: a send
-    # on one blocks (EAGAIN) once the other's receive queue is full.
-    names = ['\0ourloop-ctx-' + uuid.uuid4().hex for _ in range(2)]
-    a = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    b = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    a.bind(names[0])
-    b.bind(names[1])
-    a.connect(names[1])
-    b.connect(names[0])
-    a.setblocking(False)
-    b.setblocking(False)
-    return a, b
 
 
 def test_datagram_callbacks(loop):
@@ -780,7 +857,7 @@ def test_datagram_queue_runs_in_sender_context(loop, close):
     # the connection_lost() of a close() that waited for the queue run in
     # the context of the sendto() that queued into an empty queue.
     async def main():
-        a, b = _unix_dgram_pair()
+        a, b = unix_dgram_pair()
         cv.set('create')
         transport, p = await loop.create_datagram_endpoint(
             lambda: DatagramSeen(loop), sock=a)
@@ -802,21 +879,13 @@ def test_datagram_queue_runs_in_sender_context(loop, close):
             while True:
                 await loop.sock_recv(b, 100)
         drainer = asyncio.ensure_future(drain())
-        if close:
-            await p.lost
-        else:
-            await p.until('resume_writing')
+        await write_completed(p, transport, close)
         drainer.cancel()
-        if not close:
-            transport.close()
-            await p.lost
         b.close()
         return p
 
     p = run_coro(loop, main())
-    assert p.cvs('pause_writing') == ['sender']
-    assert p.cvs('resume_writing') == ['sender']
-    assert p.cvs('connection_lost') == ['sender' if close else 'main']
+    assert_write_completion_contexts(p, 'sender', close)
 
 
 # -- pipes -------------------------------------------------------------------------------

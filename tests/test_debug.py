@@ -12,8 +12,11 @@ import re
 import sys
 import threading
 import time
+import warnings
 
 import pytest
+
+from support import iscoroutinefunction_as_on_314
 
 THIS_FILE = os.path.basename(__file__)
 THREAD_MSG = "Non-thread-safe operation invoked on an event loop other than the current one"
@@ -410,6 +413,24 @@ def test_coroutine_function_rejected_in_debug(loop, method):
     loop.set_debug(True)
     with pytest.raises(TypeError, match=r"^coroutines cannot be used with %s\(\)$" % _REPORTED[method]):
         _schedule(loop, method, coro_func)
+
+
+@pytest.mark.parametrize("method", sorted(_REPORTED))
+def test_callback_check_uses_no_deprecated_function(loop, loop_kind, method, monkeypatch):
+    # Python 3.14: in debug mode every callback is checked, and a check
+    # through the deprecated asyncio.iscoroutinefunction would warn for
+    # every call_soon() (an error under -W error). The stdlib's does not.
+    iscoroutinefunction_as_on_314(monkeypatch, loop_kind)
+    loop.set_debug(True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        with pytest.raises(TypeError, match=r"^coroutines cannot be used with %s\(\)$"
+                           % _REPORTED[method]):
+            _schedule(loop, method, coro_func)
+        if method != "run_in_executor":
+            handle = _schedule(loop, method, lambda: None)
+            assert isinstance(handle, asyncio.Handle)
+            handle.cancel()
 
 
 @pytest.mark.parametrize("method", sorted(_REPORTED))

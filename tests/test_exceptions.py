@@ -12,6 +12,8 @@ import sys
 
 import pytest
 
+from support import run_until
+
 
 def failing_callback(*args):
     raise ZeroDivisionError("from callback")
@@ -161,6 +163,41 @@ def test_custom_handler_receives_same_context_dict(loop, contexts):
     loop.call_exception_handler(ctx)
     assert contexts == [(loop, ctx)]
     assert contexts[0][1] is ctx
+
+
+def test_custom_handler_sees_the_exception_being_handled(loop):
+    # The stdlib calls the handler from Handle._run's except clause: a
+    # handler may log with sys.exc_info() (logger.exception and the like).
+    seen = []
+
+    def handler(lp, ctx):
+        seen.append((sys.exc_info()[1], ctx["exception"]))
+
+    loop.set_exception_handler(handler)
+    loop.call_soon(failing_callback, 1)
+    loop.call_later(0, failing_callback)
+    loop.call_later(0.001, loop.stop)
+    loop.run_forever()
+    assert len(seen) == 2
+    for current, reported in seen:
+        assert isinstance(reported, ZeroDivisionError)
+        assert current is reported
+    assert sys.exc_info() == (None, None, None)
+
+
+def test_callback_cancelling_its_own_handle_keeps_its_arguments(loop):
+    # cancel() drops the handle's callback and arguments while they run.
+    got = []
+    holder = []
+
+    def callback(a, b):
+        holder[0].cancel()
+        got.append((a, b, holder[0].cancelled()))
+
+    holder.append(loop.call_soon(callback, [1], {"b": 2}))
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert got == [([1], {"b": 2}, True)]
 
 
 def test_base_exception_subclass_goes_to_handler(loop, contexts):
@@ -354,7 +391,7 @@ def test_custom_handler_runs_in_task_context(loop):
         raise ValueError("x")
 
     task = loop.create_task(fail(), context=ctx)
-    loop.run_until_complete(asyncio.sleep(0.01))
+    run_until(loop, task.done)
     assert task.done()
     del task
     gc.collect()

@@ -13,6 +13,8 @@ import warnings
 
 import pytest
 
+from support import until
+
 
 def _thread_name():
     return threading.current_thread().name
@@ -84,10 +86,15 @@ def test_run_in_executor_wakes_blocked_loop(loop):
 
 def test_run_in_executor_cancel(loop):
     ev = threading.Event()
+    started = threading.Event()
+
+    def work():
+        started.set()
+        return ev.wait(10)
 
     async def main():
-        fut = loop.run_in_executor(None, ev.wait, 10)
-        await asyncio.sleep(0.01)
+        fut = loop.run_in_executor(None, work)
+        await until(started.is_set)  # cancelled while it runs
         fut.cancel()
         with pytest.raises(asyncio.CancelledError):
             await fut

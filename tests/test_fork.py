@@ -166,18 +166,19 @@ async def main():
         try:
             signal.signal(signal.SIGUSR2, lambda *a: None)
             os.kill(os.getpid(), signal.SIGUSR2)
-            time.sleep(0.1)
+            time.sleep(0.1)  # a quiet period (tests/support.py) in the child
             code = 0
         finally:
             os._exit(code)
     await loop.run_in_executor(None, wait_child, pid)
+    # The child has signalled itself and exited: a quiet period (see
+    # tests/support.py) in which the parent's loop must see nothing.
     await asyncio.sleep(0.3)
     assert seen == [], seen
     os.kill(os.getpid(), signal.SIGUSR2)
-    for _ in range(100):
-        if seen:
-            break
-        await asyncio.sleep(0.05)
+    deadline = time.monotonic() + 30  # until seen (support.until, inline)
+    while not seen and time.monotonic() < deadline:
+        await asyncio.sleep(0.001)
     assert seen == ['parent'], seen
     loop.remove_signal_handler(signal.SIGUSR2)
     return 'parent ok'

@@ -124,6 +124,39 @@ def test_cancel_after_run(loop):
     assert log == [1, 2]
 
 
+def test_handle_kept_after_run_is_not_reused(loop):
+    # A Handle the caller still holds keeps its callback and arguments
+    # after it ran, whatever the loop schedules next.
+    log = []
+    kept = loop.call_soon(log.append, "kept")
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    others = [loop.call_soon(log.append, i) for i in range(3)]
+    assert all(h is not kept for h in others)
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert log == ["kept", 0, 1, 2]
+    assert kept._callback == log.append and kept._args == ("kept",)
+    assert "append" in repr(kept)
+    assert not kept.cancelled()
+
+
+def test_weakly_referenced_handle_dies_after_run(loop):
+    # Nothing but a weak reference holds the Handle once it ran: the weak
+    # reference dies, and never sees a Handle scheduled later.
+    log = []
+    ref = weakref.ref(loop.call_soon(log.append, 1))
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    later = loop.call_soon(log.append, 2)
+    assert ref() is None
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert ref() is None
+    assert log == [1, 2]
+    assert later is not None
+
+
 # --------------------------------------------------------------------------
 # when / get_context
 # --------------------------------------------------------------------------

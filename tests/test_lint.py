@@ -1,7 +1,8 @@
 """The lint gate runs in the suite, so that CI enforces it.
 
-tools/lint.sh (`make lint`) runs ruff, cython-lint and mypy with the
-configuration in pyproject.toml; the tools come with the `test` extra, so a
+tools/lint.sh (`make lint`) runs ruff, cython-lint, mypy and mypy.stubtest
+(the stub against the built module) with the configuration in
+pyproject.toml; the tools come with the `test` extra, so a
 missing tool fails here rather than skipping. The typed program mypy checks
 (tests/typecheck/public_api.py) is also run, so that what it states is true.
 """
@@ -18,8 +19,9 @@ TOOLS = ("ruff", "cython_lint", "mypy")
 
 
 def _static_env():
-    # The checks are static: no ourloop build is loaded, so a sanitizer
-    # runtime preloaded for the suite (make asan) stays out of the tools.
+    # The tools are not instrumented: a sanitizer runtime preloaded for the
+    # suite (make asan) stays out of them (lint.sh preloads it for stubtest
+    # alone, which imports an ASan build of ourloop._core).
     env = dict(os.environ, PYTHON=sys.executable)
     env.pop("LD_PRELOAD", None)
     env.pop("DYLD_INSERT_LIBRARIES", None)

@@ -12,6 +12,7 @@ import gc
 import logging
 import os
 import pty
+import select
 import socket
 import stat
 import subprocess
@@ -21,9 +22,8 @@ import warnings
 
 import pytest
 
-from support import fd_count, run_coro
+from support import fd_count, quiet_period, run_coro, until
 
-TIMEOUT = 30
 PY311 = sys.version_info >= (3, 11)
 MiB = 1024 * 1024
 
@@ -114,13 +114,9 @@ def handler_calls(loop):
     return calls
 
 
-async def drain_until(pred, timeout=TIMEOUT):
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not pred():
-        if loop.time() > end:
-            raise AssertionError('timed out')
-        await asyncio.sleep(0.01)
+def readable(f):
+    """Whether a read of `f` (a file, socket or fd) would not block."""
+    return bool(select.select([f], [], [], 0)[0])
 
 
 # -- what the transports are ---------------------------------------------
@@ -264,8 +260,7 @@ def transfer(loop, rf, wf, payload, *, flow=False):
         for i in range(0, len(view), chunk):
             wt.write(view[i:i + chunk])
             if flow:
-                while wp.paused > wp.resumed:
-                    await asyncio.sleep(0.001)
+                await until(lambda: wp.paused == wp.resumed)
         wt.write_eof()
         assert wt.is_closing()
         assert await wp.lost is None
@@ -341,7 +336,7 @@ def test_pty(loop, handler_calls):
         rt, rp = await loop.connect_read_pipe(Proto, mf)
         wt, wp = await loop.connect_write_pipe(Proto, sf)
         wt.write(b'hello tty')
-        await drain_until(lambda: bytes(rp.data) == b'hello tty')
+        await until(lambda: bytes(rp.data) == b'hello tty')
         wt.close()
         assert await wp.lost is None
         exc = await rp.lost
@@ -362,8 +357,7 @@ def test_dev_null_write(loop, handler_calls):
         wt, wp = await loop.connect_write_pipe(Proto, f)
         for _ in range(100):
             wt.write(b'x' * 100000)
-        await asyncio.sleep(0.01)
-        assert wt.get_write_buffer_size() == 0
+        await until(lambda: wt.get_write_buffer_size() == 0)
         wt.close()
         assert await wp.lost is None
 
@@ -382,7 +376,7 @@ def test_dev_null_read(loop, handler_calls):
 
     async def main():
         rt, rp = await loop.connect_read_pipe(Proto, f)
-        await drain_until(lambda: handler_calls)
+        await until(lambda: handler_calls)
         assert isinstance(handler_calls[0]['exception'], PermissionError)
         assert rp.events == ['made']
         rt.close()
@@ -419,14 +413,13 @@ def test_child_process_transfer(loop):
             chunk = 1 * MiB
             for i in range(0, len(view), chunk):
                 wt.write(view[i:i + chunk])
-                while wp.paused > wp.resumed:
-                    await asyncio.sleep(0.001)
+                await until(lambda: wp.paused == wp.resumed)
             assert wp.paused >= 1
             wt.write_eof()
             assert await wp.lost is None
             assert await rp.lost is None
             assert len(rp.data) == len(payload) and bytes(rp.data) == payload
-            await drain_until(lambda: proc.poll() is not None)
+            await until(lambda: proc.poll() is not None)
             assert proc.returncode == 0
         finally:
             if proc.poll() is None:
@@ -452,7 +445,7 @@ def test_child_process_reads_then_exits(loop):
             wt.write(b'x' * (4 * MiB))
             exc = await wp.lost
             assert isinstance(exc, BrokenPipeError)
-            await drain_until(lambda: proc.poll() is not None)
+            await until(lambda: proc.poll() is not None)
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -476,15 +469,15 @@ def test_pause_resume_reading(loop):
         if PY311:
             assert not rt.is_reading()
         wf.write(b'paused')
-        for _ in range(10):
-            await asyncio.sleep(0.005)
+        assert readable(rf)
+        await quiet_period()
         assert rp.data == b''
         assert 'idle' in repr(rt)
         rt.resume_reading()
         rt.resume_reading()  # no-op
         if PY311:
             assert rt.is_reading()
-        await drain_until(lambda: rp.data == b'paused')
+        await until(lambda: rp.data == b'paused')
         wf.close()
         assert await rp.lost is None
         # After close: no-ops.
@@ -552,11 +545,11 @@ def test_pause_in_connection_made(loop):
     async def main():
         wf.write(b'early')
         rt, rp = await loop.connect_read_pipe(P, rf)
-        for _ in range(10):
-            await asyncio.sleep(0.005)
+        assert readable(rf)
+        await quiet_period()
         assert rp.data == b''
         rt.resume_reading()
-        await drain_until(lambda: rp.data == b'early')
+        await until(lambda: rp.data == b'early')
         rt.close()
         await rp.lost
         wf.close()
@@ -595,7 +588,7 @@ def test_read_close_while_data_pending(loop):
         rt.close()
         assert rt.is_closing()
         assert await rp.lost is None
-        await asyncio.sleep(0.01)
+        await quiet_period()
         assert rp.events == ['made', 'lost']
         # The writer's peer is gone now.
         with pytest.raises(BrokenPipeError):
@@ -670,11 +663,9 @@ def test_write_buffer_and_flow_control(loop):
         got = 0
         while got < 2 * MiB:
             await asyncio.sleep(0)
-            try:
-                got += len(os.read(rf.fileno(), MiB))
-            except BlockingIOError:
-                await asyncio.sleep(0.001)
-        await drain_until(lambda: wp.resumed == 1)
+            await until(lambda: readable(rf))
+            got += len(os.read(rf.fileno(), MiB))
+        await until(lambda: wp.resumed == 1)
         assert wt.get_write_buffer_size() == 0
         wt.set_write_buffer_limits(high=10, low=5)
         assert wt.get_write_buffer_limits() == (5, 10)
@@ -764,7 +755,7 @@ def test_reader_closes_while_idle(loop, kind, tmp_path):
     async def main():
         wt, wp = await loop.connect_write_pipe(Proto, wf)
         wt.write(b'small')
-        await asyncio.sleep(0.01)
+        await until(lambda: readable(rf))
         assert os.read(rf.fileno(), 100) == b'small'
         close_reader(rf)
         assert await wp.lost is None
@@ -784,7 +775,7 @@ def test_reader_closes_with_buffered_data(loop, kind, tmp_path):
         wt, wp = await loop.connect_write_pipe(Proto, wf)
         wt.write(b'z' * (8 * MiB))
         assert wt.get_write_buffer_size() > 0
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0)  # one iteration: the loop polls the full pipe
         close_reader(rf)
         exc = await wp.lost
         assert isinstance(exc, BrokenPipeError)
@@ -828,7 +819,7 @@ def test_data_received_raises(loop, handler_calls):
     async def main():
         rt, rp = await loop.connect_read_pipe(P, rf)
         wf.write(b'abc')
-        await drain_until(lambda: handler_calls)
+        await until(lambda: handler_calls)
         wf.write(b'def')
         wf.close()
         assert await rp.lost is None
@@ -879,7 +870,7 @@ def test_connection_made_and_lost_raise(loop, handler_calls, write):
         assert p.events == ['made']
         t.close()
         await p.lost
-        await asyncio.sleep(0.01)
+        await quiet_period()  # no further handler call
 
     run_coro(loop, main())
     assert [type(c['exception']) for c in handler_calls] == [ZeroDivisionError, KeyError]
@@ -927,13 +918,11 @@ def test_write_close_abort_orders(loop, handler_calls, order, is_ourloop):
             os.set_blocking(rf.fileno(), False)
             got = 0
             while got < 2 * MiB:
-                try:
-                    got += len(os.read(rf.fileno(), MiB))
-                except BlockingIOError:
-                    await asyncio.sleep(0.001)
+                await until(lambda: readable(rf))
+                got += len(os.read(rf.fileno(), MiB))
         exc = await wp.lost
         assert exc is None
-        await asyncio.sleep(0.02)
+        await quiet_period()  # no second connection_lost
         assert wp.events == ['made', 'lost']
 
     run_coro(loop, main())
@@ -957,7 +946,7 @@ def test_write_close_then_abort_idle(loop, handler_calls, is_ourloop):
         wt.close()
         wt.abort()
         assert await wp.lost is None
-        await asyncio.sleep(0.02)
+        await quiet_period()  # no second connection_lost
         assert wp.events == ['made', 'lost']
 
     run_coro(loop, main())
@@ -977,7 +966,7 @@ def test_read_close_after_eof(loop, handler_calls):
         rt.close()
         assert await rp.lost is None
         rt.close()
-        await asyncio.sleep(0.02)
+        await quiet_period()  # no second connection_lost
         assert rp.events == ['made', 'eof', 'lost']
 
     run_coro(loop, main())
@@ -999,7 +988,7 @@ def test_cancelled_while_connecting(loop, write):
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        await drain_until(lambda: pipe.closed)
+        await until(lambda: pipe.closed)
 
     run_coro(loop, main())
     (rf if write else wf).close()
@@ -1021,7 +1010,7 @@ def test_fd_number_reused_after_close(loop):
         wt, wp = await loop.connect_write_pipe(Proto, wf)
         rf.close()
         wf.close()
-        await asyncio.sleep(0.01)
+        await quiet_period()  # the loop goes on with the numbers closed
         fresh = [os.open(os.devnull, os.O_RDONLY) for _ in range(2)]
         try:
             assert set(fresh) == {rnum, wnum}
@@ -1029,8 +1018,7 @@ def test_fd_number_reused_after_close(loop):
             wt.abort()
             await rp.lost
             await wp.lost
-            for _ in range(5):
-                await asyncio.sleep(0.005)
+            await quiet_period()  # nothing closes the new fds later
             assert all(fd_is_open(fd) for fd in fresh)
         finally:
             for fd in fresh:
@@ -1114,8 +1102,19 @@ def test_transports_released(loop, ourloop_mod):
         return weakref.ref(rt), weakref.ref(wt)
 
     refs = run_coro(loop, main())
-    run_coro(loop, asyncio.sleep(0.01))
-    gc.collect()
+
+    def balanced(counts):
+        return counts is None or all(
+            counts[name][0] - counts[name][1] == counts0[name][0] - counts0[name][1]
+            for name in ('pipe', 'poll'))
+
+    def released():
+        # libuv's close callbacks drop the transports in a later iteration.
+        gc.collect()
+        return ([r() for r in refs] == [None, None]
+                and balanced(ourloop_mod._core.debug_handle_counts()))
+
+    run_coro(loop, until(released, step=0.01))
     assert [r() for r in refs] == [None, None]
     counts = ourloop_mod._core.debug_handle_counts()
     if counts is not None:  # debug builds only
@@ -1134,7 +1133,7 @@ def test_debug_mode(loop, caplog):
         rt, rp = await loop.connect_read_pipe(Proto, rf)
         wt, wp = await loop.connect_write_pipe(Proto, w2)
         wf.write(b'dbg')
-        await drain_until(lambda: rp.data == b'dbg')
+        await until(lambda: rp.data == b'dbg')
         wf.close()
         assert await rp.lost is None
         r2.close()

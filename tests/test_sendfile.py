@@ -22,7 +22,7 @@ from asyncio import constants
 
 import pytest
 
-from support import fd_count, run_coro
+from support import fd_count, run_coro, until
 
 TIMEOUT = 60
 FILE_SIZE = 32 * 1024 * 1024 + 123   # larger than any socket buffer
@@ -407,11 +407,21 @@ def test_unsupported_transports(loop, data_file):
 
     async def main():
         messages = []
+        lost = [loop.create_future(), loop.create_future()]
+
+        class UdpProto(asyncio.DatagramProtocol):
+            def connection_lost(self, exc):
+                lost[0].set_result(None)
+
+        class PipeProto(asyncio.Protocol):
+            def connection_lost(self, exc):
+                lost[1].set_result(None)
+
         udp, _ = await loop.create_datagram_endpoint(
-            asyncio.DatagramProtocol, local_addr=('127.0.0.1', 0))
+            UdpProto, local_addr=('127.0.0.1', 0))
         r, w = os.pipe()
         wpipe, _ = await loop.connect_write_pipe(
-            asyncio.Protocol, open(w, 'wb', buffering=0))
+            PipeProto, open(w, 'wb', buffering=0))
         try:
             with open(path, 'rb') as f:
                 for t in (udp, wpipe):
@@ -423,7 +433,7 @@ def test_unsupported_transports(loop, data_file):
             udp.close()
             wpipe.close()
             os.close(r)
-            await asyncio.sleep(0.01)
+            await asyncio.wait_for(asyncio.gather(*lost), 30)
         return messages, tell
 
     messages, tell = run_coro(loop, main())
@@ -512,8 +522,7 @@ def test_cancelled_sendfile(loop, data_file, sock_dir):
         server, receiver, transport, sender = pair
         with open(path, 'rb') as f:
             task = loop.create_task(loop.sendfile(transport, f, 50))
-            while len(receiver.data) < 1024 * 1024:
-                await asyncio.sleep(0.001)
+            await until(lambda: len(receiver.data) >= 1024 * 1024)
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
@@ -539,8 +548,7 @@ def test_abort_during_sendfile(loop, data_file, sock_dir):
         server, receiver, transport, sender = pair
         with open(path, 'rb') as f:
             task = loop.create_task(loop.sendfile(transport, f))
-            while len(receiver.data) < 1024 * 1024:
-                await asyncio.sleep(0.001)
+            await until(lambda: len(receiver.data) >= 1024 * 1024)
             transport.abort()
             with pytest.raises(ConnectionError):
                 await task

@@ -25,8 +25,11 @@ import socket
 import subprocess
 import sys
 import threading
+import warnings
 
 import pytest
+
+from support import QUIET_PERIOD, iscoroutinefunction_as_on_314, quiet_period, run_until, until
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
@@ -100,9 +103,10 @@ def kill_soon(loop, sig):
     loop.call_soon(os.kill, os.getpid(), sig)
 
 
-def spin(loop, seconds=0.05):
-    """Run the loop a little (to show that something does NOT happen)."""
-    loop.run_until_complete(asyncio.sleep(seconds))
+def spin(loop, seconds=QUIET_PERIOD):
+    """Run the loop for a quiet period (support.quiet_period), to show that
+    something does NOT happen; spin(loop, 0) runs one iteration."""
+    loop.run_until_complete(quiet_period(seconds))
 
 
 # --------------------------------------------------------------------------
@@ -290,7 +294,8 @@ def test_removed_handler_is_not_called(loop):
     py_calls = []
     signal.signal(signal.SIGUSR1, lambda signum, frame: py_calls.append(signum))
     kill_soon(loop, signal.SIGUSR1)
-    spin(loop, 0.1)
+    run_until(loop, lambda: py_calls)
+    spin(loop)
     assert py_calls == [signal.SIGUSR1]
     assert len(rec.calls) == 1
 
@@ -326,6 +331,18 @@ def test_coroutine_function_callback_type_error(loop):
     assert str(info.value) == "coroutines cannot be used with add_signal_handler()"
     assert signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL
     assert loop.remove_signal_handler(signal.SIGUSR1) is False
+
+
+def test_coroutine_check_uses_no_deprecated_function(loop, loop_kind, monkeypatch):
+    # Python 3.14 deprecates asyncio.iscoroutinefunction (it warns); the
+    # stdlib's add_signal_handler() checks with the private function.
+    iscoroutinefunction_as_on_314(monkeypatch, loop_kind)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        with pytest.raises(TypeError, match="coroutines cannot be used"):
+            loop.add_signal_handler(signal.SIGUSR1, _coro_func)
+        loop.add_signal_handler(signal.SIGUSR1, lambda: None)
+    assert loop.remove_signal_handler(signal.SIGUSR1) is True
 
 
 def test_coroutine_object_callback_type_error(loop):
@@ -538,8 +555,7 @@ def test_callback_runs_in_context_copied_at_add_time(loop):
             for n in (1, 2):
                 os.kill(os.getpid(), signal.SIGUSR1)
                 os.kill(os.getpid(), signal.SIGUSR2)
-                while len(rec.calls) < n:
-                    await asyncio.sleep(0.001)
+                await until(lambda n=n: len(rec.calls) >= n)
             done.append(_var.get())
 
         loop.run_until_complete(asyncio.wait_for(main(), TIMEOUT))

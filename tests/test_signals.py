@@ -16,9 +16,10 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
+
+from support import wait_blocked_in_poll
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
@@ -39,7 +40,7 @@ _wd.start()
 def interrupt(py_script):
     """Start a child, wait for 'ready', send a signal, collect the result."""
 
-    def _interrupt(code, sig=signal.SIGINT, delay=0.2):
+    def _interrupt(code, sig=signal.SIGINT, busy=False):
         argv, env = py_script(_WATCHDOG_CODE + textwrap.dedent(code))
         proc = subprocess.Popen(
             argv,
@@ -53,7 +54,9 @@ def interrupt(py_script):
             if first.strip() != "ready":
                 out, err = proc.communicate(timeout=COMMUNICATE_TIMEOUT)
                 pytest.fail("child did not get ready: %r %r %r" % (first, out, err))
-            time.sleep(delay)  # let the loop block in its poll
+            if not busy:
+                # the signal has to wake the loop from its poll
+                wait_blocked_in_poll(proc.pid, proc.pid)
             proc.send_signal(sig)
             out, err = proc.communicate(timeout=COMMUNICATE_TIMEOUT)
         finally:
@@ -131,7 +134,8 @@ def test_sigint_interrupts_busy_loop(interrupt):
         print("KeyboardInterrupt")
     loop.close()
     """
-    _check(interrupt(code), ["KeyboardInterrupt"])
+    # (spinning from the iteration that said ready: never in a blocking poll)
+    _check(interrupt(code, busy=True), ["KeyboardInterrupt"])
 
 
 def test_python_signal_handler_runs_while_loop_blocked(interrupt):

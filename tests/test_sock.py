@@ -18,6 +18,8 @@ import tempfile
 
 import pytest
 
+from support import quiet_period, until
+
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX sockets")
 
 HAS_DGRAM_API = hasattr(asyncio.AbstractEventLoop, "sock_recvfrom")
@@ -541,7 +543,10 @@ def test_sock_connect_cancelled(loop):
 
         async def main():
             task = asyncio.ensure_future(loop.sock_connect(s, srv.getsockname()))
-            await asyncio.sleep(0.05)
+            # The connect is in progress (its writer is registered), then
+            # stays so: the SYN goes unanswered.
+            await until(lambda: registered_fds(loop) == [s.fileno()])
+            await quiet_period()
             if task.done():
                 task.result()
                 return "connected"

@@ -29,7 +29,7 @@ import warnings
 
 import pytest
 
-from support import require_ourloop, run_coro
+from support import quiet_period, require_ourloop, run_coro, until
 
 PY311 = sys.version_info >= (3, 11)
 MIB = 1024 * 1024
@@ -153,8 +153,7 @@ async def tls_pair(loop, certs, client_factory, server_factory, **client_kw):
     client_kw.setdefault('server_hostname', 'localhost')
     tr, proto = await loop.create_connection(
         client_factory, '127.0.0.1', port, ssl=client_ctx(certs), **client_kw)
-    while not server_protos or server_protos[0].transport is None:
-        await asyncio.sleep(0.001)
+    await until(lambda: server_protos and server_protos[0].transport is not None)
     return srv, tr, proto, server_protos[0]
 
 
@@ -226,8 +225,7 @@ def test_handshake_extra_info_and_transport_face(loop, certs, impl):
             tr.set_write_buffer_limits(high=1, low=2)
         assert tr.is_reading()
         tr.write(b'ping')
-        while bytes(sp.data) != b'ping':
-            await asyncio.sleep(0.001)
+        await until(lambda: bytes(sp.data) == b'ping')
         tr.close()
         assert tr.is_closing()
         await cp.done
@@ -406,20 +404,16 @@ def test_slow_reader_pauses_raw_transport(loop, certs, impl):
             ssl=client_ctx(certs), server_hostname='localhost')
         tr.set_read_buffer_limits(high=64 * 1024)
         raw = tr._ssl_protocol._transport
-        for _ in range(400):
-            await asyncio.sleep(0.005)
-            if not raw.is_reading():
-                break
+        await until(lambda: not raw.is_reading())
         assert not raw.is_reading()
         assert not tr.is_reading()
         received = len(proto.data)
         assert 0 < received < 8 * MIB
         assert 64 * 1024 <= tr.get_read_buffer_size() <= 64 * 1024 + 256 * 1024
-        await asyncio.sleep(0.05)
+        await quiet_period()  # paused: nothing more is delivered
         assert len(proto.data) == received
         tr.resume_reading()
-        while len(proto.data) < 8 * MIB:
-            await asyncio.sleep(0.001)
+        await until(lambda: len(proto.data) >= 8 * MIB)
         tr.close()
         await proto.done
         await close_server(srv)
@@ -438,11 +432,13 @@ def test_pause_reading_in_connection_made(loop, certs, impl):
 
     async def main():
         handshaken = loop.create_future()
+        written = loop.create_future()
 
         async def serve(reader, writer):
             handshaken.set_result(None)
             writer.write(b'hello')
             await writer.drain()
+            written.set_result(None)
             await reader.read()
             writer.close()
         srv = await serve_streams(serve, '127.0.0.1', 0, ssl=server_ctx(certs))
@@ -451,11 +447,11 @@ def test_pause_reading_in_connection_made(loop, certs, impl):
             lambda: Recorder(loop, pause_on_connect=True), '127.0.0.1', port,
             ssl=client_ctx(certs), server_hostname='localhost')
         await handshaken
-        await asyncio.sleep(0.05)
+        await written  # the server has sent it
+        await quiet_period()  # paused: it is not delivered
         assert proto.data == b''
         tr.resume_reading()
-        while proto.data != b'hello':
-            await asyncio.sleep(0.001)
+        await until(lambda: proto.data == b'hello')
         tr.close()
         await proto.done
         await close_server(srv)
@@ -659,7 +655,7 @@ def test_start_tls_both_sides(loop, certs, impl):
         writer.write(b'x' * 100000 + b'\n')
         line = await reader.readexactly(100001)
         tls.close()
-        await asyncio.sleep(0.05)
+        await writer.wait_closed()  # the client side's shutdown is done
         server_tls.close()
         await close_server(srv)
         return line
@@ -703,8 +699,7 @@ def test_set_protocol_and_sendfile_fallback(loop, certs, impl, tmp_path):
         with open(path, 'rb') as f:
             sent = await loop.sendfile(tr, f)
         assert tr.get_protocol() is cp
-        while len(sp.data) < len(data):
-            await asyncio.sleep(0.001)
+        await until(lambda: len(sp.data) >= len(data))
         tr.close()
         await cp.done
         await sp.done
@@ -760,14 +755,12 @@ class _OpenSSLTool:
         self.proc.stdin.flush()
 
     async def wait_output(self, text):
-        while text not in self.out:
-            if self.proc.poll() is not None:
-                # It exited: its last lines may still be in the pipe, not
-                # yet read by the collector thread, which ends at EOF.
-                self.thread.join(5)
-                assert text in self.out, self.out[-500:]
-                return
-            await asyncio.sleep(0.01)
+        await until(lambda: text in self.out or self.proc.poll() is not None)
+        if text not in self.out:
+            # It exited: its last lines may still be in the pipe, not
+            # yet read by the collector thread, which ends at EOF.
+            self.thread.join(5)
+            assert text in self.out, self.out[-500:]
 
     def stop(self):
         self.proc.kill()
@@ -817,11 +810,9 @@ def test_renegotiation_started_by_client_is_refused(loop, certs, impl):
         port = srv.sockets[0].getsockname()[1]
         tool = _OpenSSLTool(['s_client', '-tls1_2', '-connect', f'127.0.0.1:{port}'])
         try:
-            while proto.transport is None:
-                await asyncio.sleep(0.01)
+            await until(lambda: proto.transport is not None)
             tool.send(b'one\n')
-            while proto.data != b'one\n':
-                await asyncio.sleep(0.01)
+            await until(lambda: proto.data == b'one\n')
             tool.send(b'R\n')   # s_client: renegotiate
             await proto.done
             await tool.wait_output(b'RENEGOTIATING')
@@ -893,8 +884,7 @@ def test_native_over_loop_transports_echo_and_close(any_loop, certs):
         assert tr.get_extra_info('peercert')['subject'] == ((('commonName', 'localhost'),),)
         assert tr.get_extra_info('peername') == raw.get_extra_info('peername')
         tr.write(payload)
-        while len(cp.data) < len(payload):
-            await asyncio.sleep(0.001)
+        await until(lambda: len(cp.data) >= len(payload))
         tr.close()
         await cp.done
         await sp.done

@@ -20,7 +20,7 @@ import warnings
 import psutil
 import pytest
 
-from support import fd_count, run_coro
+from support import fd_count, run_coro, until, wait_blocking
 
 TIMEOUT = 60
 DEVNULL = subprocess.DEVNULL
@@ -49,15 +49,6 @@ def zombie_children():
             if st is not None and st[1] == me and st[0] == "Z":
                 found.append(int(name))
     return found
-
-
-def wait_until(predicate, timeout=TIMEOUT):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 def reaped(pid):
@@ -742,13 +733,25 @@ class _Interrupted(Exception):
 
 @pytest.mark.only_loop("ourloop", reason="the stdlib leaves the child of an interrupted "
                        "spawn unreaped (a zombie until a later Popen's _cleanup)")
-def test_interrupted_spawn_leaves_no_zombie(loop):
+def test_interrupted_spawn_leaves_no_zombie(loop, monkeypatch):
     # A signal handler raises while the loop thread waits for the child's
     # exec (a preexec_fn means fork, not vfork: the parent runs on and
     # reads the error pipe): the exception propagates, and the child, which
     # execs and exits later, is reaped by the orphan reaper.
     def interrupt(signum, frame):
         raise _Interrupted
+
+    # The alarm is armed as that wait begins: armed earlier, a slow run
+    # (AddressSanitizer) could take it before the fork, or in an at-fork
+    # hook, where the exception is only reported as unraisable.
+    from ourloop import _core
+    read_spawn_error = _core._read_spawn_error
+
+    def read_with_alarm(fd):
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        return read_spawn_error(fd)
+
+    monkeypatch.setattr(_core, "_read_spawn_error", read_with_alarm)
 
     async def main():
         with pytest.raises(_Interrupted):
@@ -761,7 +764,6 @@ def test_interrupted_spawn_leaves_no_zombie(loop):
     children_before = _children()
     old = signal.signal(signal.SIGALRM, interrupt)
     try:
-        signal.setitimer(signal.ITIMER_REAL, 0.05)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             run_coro(loop, main())
@@ -769,7 +771,7 @@ def test_interrupted_spawn_leaves_no_zombie(loop):
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
     assert fd_count() == fds_before
-    assert wait_until(lambda: _children() == children_before)
+    assert wait_blocking(lambda: _children() == children_before)
     assert zombie_children() == []
 
 
@@ -895,7 +897,7 @@ def test_close_kills_live_child(loop):
         return pid
 
     pid = run_coro(loop, main())
-    assert wait_until(lambda: reaped(pid))
+    assert wait_blocking(lambda: reaped(pid))
 
 
 def test_killpg_with_grandchildren(loop, tmp_path):
@@ -906,9 +908,8 @@ def test_killpg_with_grandchildren(loop, tmp_path):
             loop, "sh", "-c", 'sleep 30 & echo $! > "$0"; sleep 30 & echo $! >> "$0"; wait',
             str(pids_file), start_new_session=True)
         pid = transport.get_pid()
-        await loop.run_in_executor(None, wait_until,
-                                   lambda: pids_file.exists()
-                                   and len(pids_file.read_text().split()) == 2)
+        await until(lambda: pids_file.exists()
+                    and len(pids_file.read_text().split()) == 2)
         os.killpg(pid, signal.SIGKILL)
         await proto.done
         assert transport.get_returncode() == -signal.SIGKILL
@@ -921,7 +922,7 @@ def test_killpg_with_grandchildren(loop, tmp_path):
         st = proc_stat(p)
         return st is None or st[0] == "Z"
 
-    assert wait_until(lambda: all(gone(p) for p in grandchildren))
+    assert wait_blocking(lambda: all(gone(p) for p in grandchildren))
 
 
 def test_unclosed_transport_warns(loop):
@@ -966,7 +967,7 @@ def test_many_children_no_leaks(loop):
     run_coro(loop, main())   # warm up the loop's own fds
     fds_before = fd_count()
     run_coro(loop, main(), timeout=300)
-    assert wait_until(lambda: zombie_children() == [])
+    assert wait_blocking(lambda: zombie_children() == [])
     assert fd_count() == fds_before
 
 
@@ -991,8 +992,8 @@ def test_loop_closed_while_children_run(loop_factory):
     pids = [t.get_pid() for t in transports]
     popens = [t.get_extra_info("subprocess") for t in transports]
     # The reaper thread reaps each child, then records its returncode.
-    assert wait_until(lambda: all(reaped(p) for p in pids)
-                      and all(p.returncode is not None for p in popens))
+    assert wait_blocking(lambda: all(reaped(p) for p in pids)
+                         and all(p.returncode is not None for p in popens))
     assert [p.returncode for p in popens] == [0] * len(popens)
     for t in transports:
         t.close()
@@ -1010,7 +1011,7 @@ def test_thread_watcher_fallback(loop, monkeypatch):
         return transport.get_pid()
 
     pid = run_coro(loop, main())
-    assert wait_until(lambda: reaped(pid))
+    assert wait_blocking(lambda: reaped(pid))
 
 
 def test_user_sigchld_handler_kept_and_called(loop):
@@ -1023,10 +1024,7 @@ def test_user_sigchld_handler_kept_and_called(loop):
             await proto.done
             transport.close()
             # Let a signal that arrived between bytecodes run its handler.
-            for _ in range(100):
-                if calls:
-                    break
-                await asyncio.sleep(0.01)
+            await until(lambda: calls)
 
         run_coro(loop, main())
         assert calls and set(calls) == {signal.SIGCHLD}
@@ -1068,7 +1066,7 @@ def test_sigchld_action_unchanged(loop):
         assert sigchld_caught()
         del calls[:]
         os.kill(os.getpid(), signal.SIGCHLD)
-        assert wait_until(lambda: calls == [signal.SIGCHLD])
+        assert wait_blocking(lambda: calls == [signal.SIGCHLD])
     finally:
         signal.signal(signal.SIGCHLD, old)
 
@@ -1187,5 +1185,5 @@ def test_many_children_with_pipes_no_leaks(loop):
     run_coro(loop, main(5))
     fds_before = fd_count()
     run_coro(loop, main(500), timeout=300)
-    assert wait_until(lambda: zombie_children() == [])
+    assert wait_blocking(lambda: zombie_children() == [])
     assert fd_count() == fds_before

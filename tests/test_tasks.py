@@ -6,6 +6,7 @@ get_task_factory in asyncio/base_events.py.
 
 import asyncio
 import contextvars
+import inspect
 import sys
 
 import pytest
@@ -16,6 +17,10 @@ needs_311 = pytest.mark.skipif(
 needs_312 = pytest.mark.skipif(
     sys.version_info < (3, 12), reason="eager tasks are new in Python 3.12"
 )
+
+# 3.14+: create_task() hands name= to the task factory (gh-128307); the
+# stdlib's create_task then has no `name` parameter of its own.
+FACTORY_TAKES_NAME = "name" not in inspect.signature(asyncio.BaseEventLoop.create_task).parameters
 
 VAR = contextvars.ContextVar("tasks_var", default="default")
 
@@ -288,6 +293,7 @@ def test_task_factory_can_return_custom_future(loop):
     loop.run_until_complete(task)
 
 
+@pytest.mark.skipif(FACTORY_TAKES_NAME, reason="3.14+ hands name= to the task factory")
 def test_task_factory_name_applied_after_factory(loop):
     def factory(lp, coro):
         return asyncio.Task(coro, loop=lp, name="factory-name")
@@ -296,6 +302,37 @@ def test_task_factory_name_applied_after_factory(loop):
     task = loop.create_task(_value(1), name="explicit")
     assert task.get_name() == "explicit"
     loop.run_until_complete(task)
+
+
+def test_task_factory_gets_name_as_the_running_python_passes_it(loop):
+    # 3.14 (gh-128307) hands name= to the factory (so the task has its name
+    # from the start, e.g. during an eager first step); before, the factory
+    # is called without it and the name is set on the task afterwards.
+    calls = []
+
+    def factory(lp, coro, **kwargs):
+        calls.append(dict(kwargs))
+        return asyncio.Task(coro, loop=lp, **kwargs)
+
+    loop.set_task_factory(factory)
+    task = loop.create_task(_value(1), name="explicit")
+    assert task.get_name() == "explicit"
+    loop.run_until_complete(task)
+    assert calls == ([{"name": "explicit"}] if FACTORY_TAKES_NAME else [{}])
+
+
+@pytest.mark.skipif(not FACTORY_TAKES_NAME, reason="before 3.14 the factory gets no name=")
+def test_two_argument_factory_refuses_a_name(loop):
+    def factory(lp, coro):
+        return asyncio.Task(coro, loop=lp)
+
+    loop.set_task_factory(factory)
+    coro = _value(1)
+    with pytest.raises(TypeError):
+        loop.create_task(coro, name="x")
+    coro.close()
+    task = loop.create_task(_value(2))
+    assert loop.run_until_complete(task) == 2
 
 
 @needs_311

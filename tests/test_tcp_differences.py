@@ -135,7 +135,11 @@ async def main():
     in_use = len(os.listdir('/proc/self/fd'))
     resource.setrlimit(resource.RLIMIT_NOFILE, (in_use - 1, hard))
     try:
-        await asyncio.sleep(0.3)
+        # until the failed accept is reported (the test's until(), inline)
+        deadline = loop.time() + 30
+        while (not any('out of system resource' in m for m in messages)
+               and loop.time() < deadline):
+            await asyncio.sleep(0.001)
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     for c in clients:

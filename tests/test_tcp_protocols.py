@@ -9,7 +9,7 @@ import struct
 
 import pytest
 
-from support import run_coro
+from support import quiet_period, run_coro, until
 
 HOST = "127.0.0.1"
 TIMEOUT = 10
@@ -91,11 +91,6 @@ async def shutdown(server):
     await asyncio.wait_for(server.wait_closed(), TIMEOUT)
 
 
-async def settle(n=5):
-    for _ in range(n):
-        await asyncio.sleep(0.01)
-
-
 
 def test_callback_order_and_single_connection_lost(loop):
     async def main():
@@ -111,7 +106,7 @@ def test_callback_order_and_single_connection_lost(loop):
             await asyncio.wait_for(cp.lost, TIMEOUT)
             sp = sprotos[0]
             await asyncio.wait_for(sp.lost, TIMEOUT)
-            await settle()
+            await quiet_period()  # no second connection_lost
             return cp, sp
         finally:
             await shutdown(server)
@@ -137,7 +132,7 @@ def test_eof_received_true_keeps_transport_open(loop):
                 tr.write(b"more")  # write() after write_eof() is an error
             sp = await asyncio.wait_for(_first(sprotos), TIMEOUT)
             await asyncio.wait_for(sp.eof, TIMEOUT)
-            await settle()
+            await quiet_period()  # nothing closes it
             # still open: eof_received returned True
             assert not sp.transport.is_closing()
             assert not sp.lost.done()
@@ -158,8 +153,7 @@ def test_eof_received_true_keeps_transport_open(loop):
 
 
 async def _first(protos):
-    while not protos:
-        await asyncio.sleep(0.005)
+    await until(lambda: protos)
     await protos[0].made
     return protos[0]
 
@@ -191,13 +185,15 @@ def test_flow_control_write_and_read(loop):
                 await asyncio.sleep(0)
             assert "pause_writing" in cp.events
             buffered = tr.get_write_buffer_size()
-            await settle(3)
+            await quiet_period()  # the server reads nothing while paused
             got_while_paused = len(sp.data)
 
             sp.transport.resume_reading()
             assert sp.transport.is_reading() is True
             await asyncio.wait_for(sp.wait_bytes(sent), TIMEOUT)
-            await settle(2)
+            # the client learns that its last write completed (maybe in a
+            # later iteration than the one where the server read it)
+            await until(lambda: tr.get_write_buffer_size() == 0)
             final_size = tr.get_write_buffer_size()
             tr.close()
             await asyncio.wait_for(cp.lost, TIMEOUT)
@@ -227,7 +223,11 @@ def _close_or_abort(loop, how):
             pending = tr.get_write_buffer_size()
             getattr(tr, how)()
             assert tr.is_closing()
-            await asyncio.sleep(0.02)
+            if how == "abort":
+                # connection_lost comes without the drain
+                await asyncio.wait_for(asyncio.shield(cp.lost), TIMEOUT)
+            else:
+                await quiet_period()  # close() waits for the drain: not yet
             lost_before_drain = cp.lost.done()
             sp.transport.resume_reading()
             await asyncio.wait_for(sp.lost, TIMEOUT)
@@ -355,7 +355,7 @@ def test_set_protocol_get_protocol(loop):
             await newp.wait_bytes(3)
             tr.close()
             await asyncio.wait_for(newp.lost, TIMEOUT)
-            await settle(2)
+            await quiet_period()  # nothing reaches the old protocol
             return sp, newp
         finally:
             await shutdown(server)
@@ -405,8 +405,7 @@ def test_buffered_protocol_large_payload(loop, side):
             tr, cp = await loop.create_connection(lambda: Recorder(loop), HOST, port)
             tr.write(payload)
             tr.write_eof()
-            while not sprotos:
-                await asyncio.sleep(0.005)
+            await until(lambda: sprotos)
             receiver = sprotos[0]
         else:
 
@@ -449,7 +448,7 @@ def test_peer_reset_reports_connection_reset(loop):
             finally:
                 raw.close()
             exc = await asyncio.wait_for(sp.lost, TIMEOUT)
-            await settle(2)
+            await quiet_period()  # no second connection_lost
             return exc, sp
         finally:
             await shutdown(server)

@@ -12,7 +12,7 @@ HOST = "127.0.0.1"
 TIMEOUT = 10
 
 
-from support import fd_count, run_coro, settled_fd_count
+from support import fd_count, quiet_period, run_coro, settled_fd_count, until
 
 
 def closed_port(host=HOST, family=socket.AF_INET):
@@ -158,8 +158,7 @@ def test_serve_forever_cancelled_by_close(loop):
         server = await loop.create_server(Echo, HOST, 0, start_serving=False)
         port = server.sockets[0].getsockname()[1]
         task = asyncio.ensure_future(server.serve_forever())
-        await asyncio.sleep(0.01)
-        serving = server.is_serving()  # serve_forever starts serving
+        serving = await until(server.is_serving)  # serve_forever starts serving
         with pytest.raises(RuntimeError):
             await server.serve_forever()  # already being awaited
         data, _ = await roundtrip(loop, HOST, port)
@@ -208,11 +207,14 @@ def test_wait_closed_and_live_connections(loop):
         server, tr, p = await _server_with_live_client(loop)
         server.close()
         waiter = asyncio.ensure_future(server.wait_closed())
-        await asyncio.sleep(0.05)
+        if sys.version_info >= (3, 12):
+            await quiet_period()  # it waits for the live connection
+        else:
+            await asyncio.wait([waiter], timeout=TIMEOUT)
         done_with_live_conn = waiter.done()
         # the live connection is not closed by Server.close()
         tr.write(b"y")
-        await asyncio.sleep(0.02)
+        await until(lambda: len(p.data) >= 2)
         still_echoing = bytes(p.data)
         tr.close()
         await asyncio.wait_for(waiter, TIMEOUT)
@@ -360,8 +362,7 @@ def test_create_connection_with_connected_sock(loop):
         same_fd = tr.get_extra_info("socket").fileno() == raw.fileno()
         tr.write(b"via sock")
         await p.got
-        while len(p.data) < 8:
-            await asyncio.sleep(0.005)
+        await until(lambda: len(p.data) >= 8)
         tr.close()
         await p.lost
         server.close()
@@ -528,9 +529,9 @@ def test_cancel_create_connection_leaves_no_fd(loop):
     async def main():
         server = await loop.create_server(Echo, HOST, 0)
         port = server.sockets[0].getsockname()[1]
+        fd0 = fd_count()
         await roundtrip(loop, HOST, port)  # warm up
-        await asyncio.sleep(0.02)
-        before = fd_count()
+        before = await settled_fd_count(fd0)  # (the server side closes later)
         outcomes = []
         for steps in range(8):
             task = asyncio.ensure_future(

@@ -211,10 +211,12 @@ def test_open_connection_refused(loop):
 def test_peer_reset_seen_by_stream_reader(loop):
     """The client closes with SO_LINGER=0 (RST): the server's read raises."""
     outcome = loop.create_future()
+    first_read = loop.create_future()
 
     async def handler(reader, writer):
         try:
             first = await reader.readexactly(5)
+            first_read.set_result(None)
             rest = await reader.read(100)
             rest += await reader.read(100)
             outcome.set_result(("data", first, rest))
@@ -230,7 +232,7 @@ def test_peer_reset_seen_by_stream_reader(loop):
             reader, writer = await asyncio.open_connection(HOST, port)
             writer.write(b"hello")
             await writer.drain()
-            await asyncio.sleep(0.05)
+            await asyncio.wait_for(first_read, TIMEOUT)  # the server has it
             sock = writer.get_extra_info("socket")
             sock.setsockopt(
                 socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
@@ -251,12 +253,12 @@ def test_cancel_open_connection_leaves_no_fd(loop):
     async def main():
         server, port = await start_echo_server()
         try:
+            fd0 = fd_count()
             # warm up: the first connection may create lazily allocated fds
             r, w = await asyncio.open_connection(HOST, port)
             w.close()
             await w.wait_closed()
-            await asyncio.sleep(0.01)
-            before = fd_count()
+            before = await settled_fd_count(fd0)  # (the server side closes later)
             outcomes = []
             for steps in range(8):
                 task = asyncio.ensure_future(asyncio.open_connection(HOST, port))
@@ -291,11 +293,11 @@ def test_cancel_read_leaves_no_fd(loop):
         server = await asyncio.start_server(silent, HOST, 0)
         port = server.sockets[0].getsockname()[1]
         try:
+            fd0 = fd_count()
             r, w = await asyncio.open_connection(HOST, port)
             w.close()
             await w.wait_closed()
-            await asyncio.sleep(0.02)
-            before = fd_count()
+            before = await settled_fd_count(fd0)  # (the server side closes later)
             for steps in range(4):
                 reader, writer = await asyncio.open_connection(HOST, port)
                 for meth in (

@@ -16,6 +16,7 @@ import hashlib
 import logging
 import os
 import re
+import select
 import socket
 import sys
 import time
@@ -62,7 +63,7 @@ def _nofile_soft_limit():
 _raise_nofile_limit()
 
 
-from support import fd_count, run_coro
+from support import fd_count, quiet_period, run_coro, settled_fd_count, until
 
 
 def fd_target(fd):
@@ -73,9 +74,9 @@ def fd_target(fd):
 
 
 
-async def settle(n=5):
-    for _ in range(n):
-        await asyncio.sleep(0.01)
+def readable(transport):
+    """Whether the transport's socket holds data not read yet."""
+    return bool(select.select([transport.get_extra_info("socket")], [], [], 0)[0])
 
 
 class Peer(asyncio.Protocol):
@@ -157,8 +158,7 @@ async def open_pair(loop, server_factory, client_factory=None, pause_server=Fals
     ctr, cp = await loop.create_connection(
         client_factory or (lambda: Peer(loop)), HOST, port
     )
-    while not protos:
-        await asyncio.sleep(0.001)
+    await until(lambda: protos)
     sp = protos[0]
     await asyncio.wait_for(sp.made, TIMEOUT)
     if pause_server:
@@ -263,7 +263,7 @@ def test_lowering_high_water_pauses_at_once(loop):
             after_raise = list(cp.events)
             sp.transport.resume_reading()
             await asyncio.wait_for(sp.received(total), TIMEOUT)
-            await settle(2)
+            await quiet_period()
             return size, before, after_lower, after_raise, list(cp.events), len(sp.data)
         finally:
             await close_pair(server, ctr, sp.transport)
@@ -419,7 +419,7 @@ def test_write_rejects_non_bytes(loop):
             size = ctr.get_write_buffer_size()
             ctr.write(b"the end")
             await asyncio.wait_for(sp.received(7), TIMEOUT)
-            await settle(3)
+            await quiet_period()
             return failures, size, bytes(sp.data), ctr.is_closing()
         finally:
             await close_pair(server, ctr, sp.transport)
@@ -445,7 +445,7 @@ def test_writelines_mixed_buffers_and_empty_writes(loop):
             ctr.writelines(())
             ctr.writelines([b"", bytearray(), memoryview(b"")])
             empty_size = ctr.get_write_buffer_size()
-            await settle(3)
+            await quiet_period()
             nothing = bytes(sp.data)
             ctr.writelines([b"ab", bytearray(b"cd"), memoryview(b"xxefxx")[2:4], b""])
             ctr.writelines((b"g", b"h"))
@@ -454,7 +454,7 @@ def test_writelines_mixed_buffers_and_empty_writes(loop):
             ctr.write(bytearray(b"m"))
             expected = b"abcdefghijklm"
             await asyncio.wait_for(sp.received(len(expected)), TIMEOUT)
-            await settle(3)
+            await quiet_period()
             ctr.close()
             await asyncio.wait_for(sp.lost, TIMEOUT)
             return empty_size, nothing, bytes(sp.data), expected, sp.events
@@ -554,7 +554,7 @@ def test_bytearray_mutated_after_write(loop, loop_kind, state):
             if state == "buffered":
                 sp.transport.resume_reading()
             await asyncio.wait_for(sp.received(pre + size + 10), TIMEOUT)
-            await settle(2)
+            await quiet_period()
             return bytes(sp.data[pre:])
         finally:
             await close_pair(server, ctr, sp.transport)
@@ -639,8 +639,7 @@ def test_thousand_concurrent_connections(loop):
             conns = await asyncio.gather(
                 *(loop.create_connection(lambda: Peer(loop), HOST, port) for _ in range(n))
             )
-            while live["now"] < n:
-                await asyncio.sleep(0.01)
+            await until(lambda: live["now"] >= n)
             all_open = live["now"]
             msgs = []
             for i, (tr, _) in enumerate(conns):
@@ -685,7 +684,8 @@ def test_pause_reading_holds_data_and_eof(loop):
             r["paused_twice"] = st.is_reading()
             ctr.write(b"held back")
             ctr.write_eof()
-            await asyncio.sleep(0.1)
+            await until(lambda: readable(st))  # it arrived, and stays there
+            await quiet_period()
             r["while_paused"] = (list(sp.events), bytes(sp.data))
             st.resume_reading()
             r["resumed"] = st.is_reading()
@@ -758,7 +758,8 @@ def test_pause_reading_in_connection_made(loop, loop_kind):
         try:
             ctr.write(b"early")
             ctr.write_eof()
-            await asyncio.sleep(0.1)
+            await until(lambda: readable(sp.transport))  # it arrived
+            await quiet_period()
             r = {
                 "reading": sp.transport.is_reading(),
                 "seen": (list(sp.events), bytes(sp.data)),
@@ -818,7 +819,7 @@ def test_pause_resume_reading_on_closing_transport(loop, paused_first):
             ctr.pause_reading()
             obs.append(("lost+pause", ctr.is_reading()))
             await asyncio.wait_for(sp.lost, TIMEOUT)
-            await settle(2)
+            await quiet_period()
             return obs, cp
         finally:
             await close_pair(server, ctr, sp.transport)
@@ -951,7 +952,7 @@ def test_protocol_callback_raises(loop, where, exc_type):
             await asyncio.wait_for(sp.lost, TIMEOUT)
             closing = sp.transport.is_closing()
             await asyncio.wait_for(cp.lost, TIMEOUT)
-            await settle(3)
+            await quiet_period()
             return contexts, closing, sp, cp
         finally:
             loop.set_exception_handler(None)
@@ -1029,7 +1030,7 @@ def test_connection_lost_exactly_once(loop, scenario):
                 ctr.write(b"p" * (8 * 1024 * 1024))  # peer is not reading
                 r["pending"] = ctr.get_write_buffer_size()
                 ctr.close()
-                await asyncio.sleep(0.05)
+                await quiet_period()  # the peer reads nothing: no flush
                 r["lost_while_flushing"] = cp.lost.done()
                 ctr.abort()  # drop the rest
             elif scenario == "close_after_abort":
@@ -1048,7 +1049,7 @@ def test_connection_lost_exactly_once(loop, scenario):
             r["closing"] = ctr.is_closing()
             if not pause:
                 await asyncio.wait_for(sp.lost, TIMEOUT)
-            await settle(3)
+            await quiet_period()
             return r, cp, sp
         finally:
             await close_pair(server, ctr, sp.transport)
@@ -1093,7 +1094,7 @@ def test_slow_data_received_logged_in_debug_mode(loop, caplog):
             caplog.clear()
             ctr.write(b"slow")
             await asyncio.wait_for(sp.received(4), TIMEOUT)
-            await settle(2)
+            await until(lambda: any(" took " in r.getMessage() for r in caplog.records))
             return bytes(sp.data)
         finally:
             await close_pair(server, ctr, sp.transport)
@@ -1272,6 +1273,8 @@ def test_cancel_at_every_await_leaves_no_fd(loop, api):
         server = await loop.create_server(lambda: Peer(loop), HOST, 0)
         port = server.sockets[0].getsockname()[1]
         known = [server]
+        _collect()
+        fd0 = fd_count()
         try:
             if api == "create_connection":
 
@@ -1305,20 +1308,16 @@ def test_cancel_at_every_await_leaves_no_fd(loop, api):
 
             # warm up: anything allocated lazily on first use
             await finish(await start())
-            await settle(3)
-            _collect()
-            before = fd_count()
+            # (the server side of that connection closes in a later iteration)
+            before = await settled_fd_count(fd0, collect=True)
             outcomes = await _cancel_at_each_step(start, finish)
-            await settle(5)
             leaked = _leaked_servers(known) if api == "start_server" else []
             leaked_ports = [s.sockets[0].getsockname()[1] for s in leaked]
             for s in leaked:
                 s.close()
                 await asyncio.wait_for(s.wait_closed(), TIMEOUT)
             del leaked
-            await settle(3)
-            _collect()
-            return before, fd_count(), outcomes, leaked_ports
+            return before, await settled_fd_count(before, collect=True), outcomes, leaked_ports
         finally:
             server.close()
             await server.wait_closed()
@@ -1357,7 +1356,6 @@ def test_cancel_create_connection_with_sock(loop):
         server = await loop.create_server(factory, HOST, 0)
         port = server.sockets[0].getsockname()[1]
         try:
-            await settle(2)
             _collect()
             before = fd_count()
             trials = []
@@ -1369,8 +1367,7 @@ def test_cancel_create_connection_with_sock(loop):
                 s.settimeout(None)
                 # let the server accept first, so that no fd is allocated
                 # while the trial runs (a freed fd number stays free)
-                while len(accepted) <= len(trials):
-                    await asyncio.sleep(0.001)
+                await until(lambda: len(accepted) > len(trials))
                 await asyncio.wait_for(accepted[-1].made, TIMEOUT)
                 fd = s.fileno()
                 target = fd_target(fd)
@@ -1389,7 +1386,9 @@ def test_cancel_create_connection_with_sock(loop):
                     outcome = "completed"
                     tr.close()
                     await asyncio.wait_for(p.lost, TIMEOUT)
-                await settle(2)
+                # A transport that took the socket closes the fd (maybe in
+                # a later iteration); one that did not leaves it alone.
+                await until(lambda s=s, fd=fd: s.fileno() != -1 or fd_target(fd) is None)
                 _collect()
                 info = dict(
                     steps=steps,
@@ -1408,9 +1407,7 @@ def test_cancel_create_connection_with_sock(loop):
                     completed_early += 1
                     if completed_early >= 2:
                         break
-            await settle(3)
-            _collect()
-            return before, fd_count(), trials
+            return before, await settled_fd_count(before, collect=True), trials
         finally:
             server.close()
             await server.wait_closed()
@@ -1436,31 +1433,32 @@ def test_cancel_create_connection_with_sock(loop):
 def test_cancel_wait_closed_then_wait_again(loop):
     """Cancelling Server.wait_closed() at any point neither breaks a later
     wait_closed() nor leaks an fd."""
-    release = None
+    release = started = None
 
     async def holder(reader, writer):
+        started.set()
         try:
             await release.wait()
         finally:
             writer.close()
 
     async def main():
-        nonlocal release
+        nonlocal release, started
         release = asyncio.Event()
-        # warm up: a loop may allocate an fd on its first listen (libuv
-        # keeps a spare /dev/null fd for EMFILE handling)
+        started = asyncio.Event()
+        _collect()
+        fd0 = fd_count()
+        # warm up: anything allocated on the first listen
         warm = await asyncio.start_server(holder, HOST, 0)
         warm.close()
         await asyncio.wait_for(warm.wait_closed(), TIMEOUT)
-        await settle(2)
-        _collect()
-        before = fd_count()
+        before = await settled_fd_count(fd0, collect=True)
         server = await asyncio.start_server(holder, HOST, 0)
         port = server.sockets[0].getsockname()[1]
         reader, writer = await asyncio.open_connection(HOST, port)
         writer.write(b"x")
         await writer.drain()
-        await settle(2)
+        await asyncio.wait_for(started.wait(), TIMEOUT)  # a live connection
         server.close()
         outcomes = []
         for steps in range(6):
@@ -1479,9 +1477,8 @@ def test_cancel_wait_closed_then_wait_again(loop):
         writer.close()
         await asyncio.wait_for(writer.wait_closed(), TIMEOUT)
         await asyncio.wait_for(server.wait_closed(), TIMEOUT)
-        await settle(3)
-        _collect()
-        return before, fd_count(), outcomes, eof, server.is_serving()
+        after = await settled_fd_count(before, collect=True)
+        return before, after, outcomes, eof, server.is_serving()
 
     before, after, outcomes, eof, serving = run_coro(loop, main())
     assert after == before
@@ -1523,7 +1520,7 @@ def test_echo_from_data_received_then_peer_eof_flushes_and_closes(loop):
             await asyncio.wait_for(cp.eof, TIMEOUT)
             await asyncio.wait_for(cp.lost, TIMEOUT)
             await asyncio.wait_for(sp.lost, TIMEOUT)
-            await settle(2)
+            await quiet_period()
             return r, cp, sp
         finally:
             await close_pair(server, ctr, sp.transport)

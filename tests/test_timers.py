@@ -7,26 +7,20 @@ it never runs before its deadline (give or take the clock resolution).
 """
 
 import asyncio
+import contextvars
+import gc
 import math
 import random
 import sys
 import time
+import warnings
+import weakref
 
 import pytest
 
+from support import run_until, until
+
 RES = time.get_clock_info("monotonic").resolution
-WAIT = 20
-
-
-def _run_until(loop, predicate, timeout=WAIT):
-    deadline = time.monotonic() + timeout
-
-    async def waiter():
-        while not predicate():
-            assert time.monotonic() < deadline, "timed out"
-            await asyncio.sleep(0.001)
-
-    loop.run_until_complete(waiter())
 
 
 # --------------------------------------------------------------------------
@@ -213,7 +207,7 @@ def test_timer_never_fires_before_its_when(loop):
     for key, delay in enumerate([0.0, 0.001, 0.005, 0.01, 0.02, 0.05]):
         scheduled_at = time.monotonic()
         handles[key] = loop.call_later(delay, cb, key, scheduled_at, delay)
-    _run_until(loop, lambda: len(results) == len(handles))
+    run_until(loop, lambda: len(results) == len(handles))
     for key, now, when, elapsed, delay in results:
         assert now + RES >= when, (key, now, when)
         assert elapsed + RES >= delay, (key, elapsed, delay)
@@ -223,7 +217,7 @@ def test_call_at_never_fires_before_its_when(loop):
     seen = []
     when = loop.time() + 0.03
     loop.call_at(when, lambda: seen.append(loop.time()))
-    _run_until(loop, lambda: seen)
+    run_until(loop, lambda: seen)
     assert seen[0] + RES >= when
 
 
@@ -351,7 +345,7 @@ def test_timers_fire_during_run_until_complete(loop):
     loop.call_later(0.02, log.append, "b")
 
     async def main():
-        await asyncio.sleep(0.05)
+        await until(lambda: len(log) >= 2)
 
     loop.run_until_complete(main())
     assert log == ["a", "b"]
@@ -363,7 +357,7 @@ def test_pending_timer_survives_between_runs(loop):
     loop.call_soon(loop.stop)
     loop.run_forever()
     assert log == []
-    _run_until(loop, lambda: log)
+    run_until(loop, lambda: log)
     assert log == ["timer"]
 
 
@@ -441,13 +435,67 @@ def test_cancel_many_due_timers(loop):
             h.cancel()
             cancelled.add(i)
     expected = [i for i in range(5000) if i not in cancelled]
-    _run_until(loop, lambda: len(log) >= len(expected))
+    run_until(loop, lambda: len(log) >= len(expected))
     # let anything that should not run have a chance to run
     loop.call_later(0.06, loop.stop)
     loop.run_forever()
     assert sorted(log) == expected
     whens = [handles[i].when() for i in log]
     assert whens == sorted(whens)
+
+
+def test_unclosed_loop_with_timer_referring_to_it_is_collected(loop_factory):
+    # loop -> pending timer -> callback -> loop: a cycle the GC must see
+    # through the loop's timer heap.
+    lp = loop_factory()
+    lp.call_later(3600, lp.stop)
+    ref = weakref.ref(lp)
+    del lp
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
+        gc.collect()
+    assert ref() is None
+
+
+class _SchedulesOnDel:
+    """Schedules a timer (and cancels another) when it is released."""
+
+    def __init__(self, loop, log, tag):
+        self.loop, self.log, self.tag = loop, log, tag
+
+    def __del__(self):
+        self.loop.call_later(0, self.log.append, self.tag)
+        self.loop.call_later(3600, self.log.append, "never").cancel()
+
+
+_held = contextvars.ContextVar("held")
+
+
+def _noop():
+    pass
+
+
+@pytest.mark.parametrize("count", [10, 500])
+def test_dropping_cancelled_timers_may_schedule_timers(loop, count):
+    # A cancelled timer keeps its context until the loop drops the timer;
+    # releasing that context releases an object whose finalizer schedules
+    # and cancels timers while the heap is being pruned (at the top for a
+    # few cancelled timers, in one rebuild for most of 500).
+    log = []
+    handles = []
+    for i in range(count):
+        ctx = contextvars.Context()
+        ctx.run(_held.set, _SchedulesOnDel(loop, log, i))
+        handles.append(loop.call_later(0.001 * (i % 3), _noop, context=ctx))
+    ctx = None
+    for i in range(count - 2):
+        handles[i].cancel()
+    handles = None
+    loop.call_later(0.05, loop.stop)
+    loop.run_forever()
+    assert sorted(x for x in log if x != "never") == list(range(count))
+    assert "never" not in log
 
 
 def test_cancel_and_reschedule_churn(loop):
@@ -459,7 +507,7 @@ def test_cancel_and_reschedule_churn(loop):
         h = loop.call_later(0.5 + i * 1e-6, fired.append, i)
     h.cancel()
     h = loop.call_later(0.005, fired.append, "last")
-    _run_until(loop, lambda: fired)
+    run_until(loop, lambda: fired)
     assert fired == ["last"]
 
 

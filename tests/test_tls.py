@@ -10,6 +10,7 @@ version's behaviour is asserted.
 
 import asyncio
 import gc
+import inspect
 import os
 import shutil
 import socket
@@ -20,7 +21,7 @@ import threading
 
 import pytest
 
-from support import fd_count, run_coro
+from support import fd_count, run_coro, settled_fd_count, until
 
 TIMEOUT = 20
 PY311 = sys.version_info >= (3, 11)
@@ -47,10 +48,8 @@ def run_no_leak(loop, coro, timeout=TIMEOUT):
     gc.collect()  # sockets of earlier tests waiting for the collector
     before = fd_count()
     result = run_coro(loop, coro, timeout)
-    for _ in range(3):
-        run_coro(loop, asyncio.sleep(0))
-    gc.collect()
-    assert fd_count() == before
+    # (closes the loop completes in later iterations are waited for)
+    assert run_coro(loop, settled_fd_count(before, collect=True)) == before
     return result
 
 
@@ -503,7 +502,7 @@ def test_cancelled_during_handshake(loop, tls_certs, sock_dir, unix):
                     make, *listener.getsockname(),
                     ssl=tls_certs.client_context(), server_hostname='localhost')
             task = loop.create_task(coro)
-            await asyncio.sleep(0.05)
+            await until(lambda: protos)  # connected: the handshake waits
             assert len(protos) == 1
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
@@ -988,7 +987,9 @@ def test_start_tls_cancelled(loop, tls_certs):
             task = loop.create_task(loop.start_tls(
                 transport, client, tls_certs.client_context(),
                 server_hostname='localhost'))
-            await asyncio.sleep(0.05)
+            # start_tls() has put its SSL protocol in place: it waits for
+            # the handshake, which the silent peer never answers
+            await until(lambda: transport.get_protocol() is not client)
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
@@ -1072,4 +1073,4 @@ def test_stream_writer_start_tls(loop, tls_certs):
 
 
 def test_start_tls_is_implemented(loop):
-    assert asyncio.iscoroutinefunction(loop.start_tls)
+    assert inspect.iscoroutinefunction(loop.start_tls)

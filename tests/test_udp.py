@@ -11,6 +11,7 @@ import errno
 import gc
 import os
 import pathlib
+import select
 import shutil
 import socket
 import sys
@@ -20,7 +21,15 @@ import warnings
 
 import pytest
 
-from support import fd_count, run_coro
+from support import (
+    QUIET_PERIOD,
+    fd_count,
+    quiet_period,
+    run_coro,
+    settled_fd_count,
+    unix_dgram_pair,
+    until,
+)
 
 TIMEOUT = 10
 PY310 = sys.version_info[:2] == (3, 10)
@@ -103,12 +112,21 @@ class Recorder(asyncio.DatagramProtocol):
             await asyncio.wait_for(fut, TIMEOUT)
 
 
-def settled_fds(loop):
+def settled_fds(loop, target=None):
     """fd_count() once the loop has run (a running loop may own more fds:
-    ourloop's signal wake-up socketpair) and the garbage is collected."""
+    ourloop's signal wake-up socketpair) and the garbage is collected;
+    with a `target`, once the count is down to it (closes the loop
+    completes in later iterations are waited for)."""
     loop.run_until_complete(asyncio.sleep(0))
+    if target is not None:
+        return run_coro(loop, settled_fd_count(target, collect=True))
     gc.collect()
     return fd_count()
+
+
+def readable(sock):
+    """Whether a read of `sock` would not block."""
+    return bool(select.select([sock], [], [], 0)[0])
 
 
 def exact_buffer_size(loop):
@@ -154,7 +172,7 @@ def _echo_roundtrip(loop, family, host):
 
     before = settled_fds(loop)
     run_coro(loop, main())
-    assert settled_fds(loop) == before
+    assert settled_fds(loop, before) == before
 
 
 def test_echo_ipv4(loop):
@@ -222,7 +240,7 @@ def test_unix_paths_str(loop, sock_dir):
 
     before = settled_fds(loop)
     run_coro(loop, main())
-    assert settled_fds(loop) == before
+    assert settled_fds(loop, before) == before
 
 
 @linux_only
@@ -266,7 +284,7 @@ def test_unix_addresses_must_be_str(loop, sock_dir, kind):
 
     before = settled_fds(loop)
     run_coro(loop, main())
-    assert settled_fds(loop) == before
+    assert settled_fds(loop, before) == before
 
 
 def _socket_takes_pathlike():
@@ -367,7 +385,7 @@ def test_unix_regular_file_not_removed(loop, sock_dir):
 
     before = settled_fds(loop)
     assert run_coro(loop, main()) == errno.EADDRINUSE
-    assert settled_fds(loop) == before
+    assert settled_fds(loop, before) == before
     with open(path) as f:
         assert f.read() == 'keep'
 
@@ -483,7 +501,7 @@ def test_sendto_bad_address_is_fatal(loop, addr):
 
     before = settled_fds(loop)
     result = run_coro(loop, main())
-    assert settled_fds(loop) == before
+    assert settled_fds(loop, before) == before
     expected = {None: TypeError, 'not a tuple': TypeError,
                 ('127.0.0.1', 'port'): TypeError,
                 ('127.0.0.1', 70000): OverflowError}[addr]
@@ -525,14 +543,17 @@ def test_burst_ipv4_order_kept(loop):
 
         loop.call_soon(burst)
         # Wait until the last one came in, or nothing came for a while (the
-        # kernel may drop datagrams when the receive buffer is full).
-        idle = 0
-        seen = -1
-        while idle < 10 and (not sp.datagrams
-                             or sp.datagrams[-1][0][:4] != (count - 1).to_bytes(4, 'big')):
-            await asyncio.sleep(0.05)
-            idle = idle + 1 if len(sp.datagrams) == seen else 0
+        # kernel may drop datagrams when the receive buffer is full): each
+        # datagram is waited for, their absence for ten quiet periods.
+        last = (count - 1).to_bytes(4, 'big')
+        while not sp.datagrams or sp.datagrams[-1][0][:4] != last:
             seen = len(sp.datagrams)
+            try:
+                await asyncio.wait_for(
+                    sp.wait_for(lambda seen=seen: len(sp.datagrams) > seen),
+                    10 * QUIET_PERIOD)
+            except asyncio.TimeoutError:
+                break
         numbers = [int.from_bytes(d[:4], 'big') for d, _ in sp.datagrams]
         assert numbers == sorted(numbers)
         assert len(set(numbers)) == len(numbers)
@@ -548,23 +569,7 @@ def test_burst_ipv4_order_kept(loop):
 
     before = settled_fds(loop)
     run_coro(loop, main())
-    assert settled_fds(loop) == before
-
-
-def _unix_pair():
-    # Two named AF_UNIX datagram sockets connected to each other (a
-    # socketpair's ends have the empty name, and the stdlib takes a
-    # transport whose peername is '' for an unconnected one).
-    names = ['\0ourloop-udp-' + uuid.uuid4().hex for _ in range(2)]
-    a = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    b = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    a.bind(names[0])
-    b.bind(names[1])
-    a.connect(names[1])
-    b.connect(names[0])
-    a.setblocking(False)
-    b.setblocking(False)
-    return a, b
+    assert settled_fds(loop, before) == before
 
 
 def test_burst_unix_none_lost(loop):
@@ -574,7 +579,7 @@ def test_burst_unix_none_lost(loop):
     count = 10000
 
     async def main():
-        a, b = _unix_pair()
+        a, b = unix_dgram_pair()
         ta, pa = await loop.create_datagram_endpoint(Recorder, sock=a)
         tb, pb = await loop.create_datagram_endpoint(Recorder, sock=b)
         sizes = []
@@ -599,12 +604,12 @@ def test_burst_unix_none_lost(loop):
 
     before = settled_fds(loop)
     run_coro(loop, main())
-    assert settled_fds(loop) == before
+    assert settled_fds(loop, before) == before
 
 
 def test_backpressure_unix(loop):
     async def main():
-        a, b = _unix_pair()
+        a, b = unix_dgram_pair()
         t, p = await loop.create_datagram_endpoint(Recorder, sock=a)
         t.set_write_buffer_limits(high=100, low=20)
         assert t.get_write_buffer_limits() == (20, 100)
@@ -618,10 +623,8 @@ def test_backpressure_unix(loop):
         # The peer reads: the queue drains and the protocol resumes.
         got = []
         while len(got) < sent:
-            try:
-                got.append(b.recv(100))
-            except BlockingIOError:
-                await asyncio.sleep(0.01)
+            await until(lambda: readable(b))
+            got.append(b.recv(100))
         assert [int(g[:5]) for g in got] == list(range(sent))
         if exact_buffer_size(loop):
             await p.wait_for(lambda: 'resume' in p.events)
@@ -703,13 +706,13 @@ def test_ip_queue_in_order_after_eagain(loop):
 
     before = settled_fds(loop)
     run_coro(loop, main())
-    assert settled_fds(loop) == before
+    assert settled_fds(loop, before) == before
 
 
 def test_close_waits_for_queue(loop):
     # close() with queued datagrams: they still go, then connection_lost.
     async def main():
-        a, b = _unix_pair()
+        a, b = unix_dgram_pair()
         t, p = await loop.create_datagram_endpoint(Recorder, sock=a)
         n = 0
         while t.get_write_buffer_size() == 0:
@@ -718,16 +721,15 @@ def test_close_waits_for_queue(loop):
         t.sendto(b'last')
         t.close()
         assert t.is_closing()
-        await asyncio.sleep(0.05)
+        await quiet_period()  # the peer does not read: the queue stays
         assert not p.lost.done()
         got = []
-        while not p.lost.done() or True:
+        while True:
+            await until(lambda: readable(b) or p.lost.done())
             try:
                 got.append(b.recv(100))
             except BlockingIOError:
-                if p.lost.done():
-                    break
-                await asyncio.sleep(0.01)
+                break  # (lost, and nothing left to read)
         assert got == [b'%d' % i for i in range(n)] + [b'last']
         assert p.events == ['made', ('lost', None)]
         b.close()
@@ -737,7 +739,7 @@ def test_close_waits_for_queue(loop):
 
 def test_abort_drops_queue(loop):
     async def main():
-        a, b = _unix_pair()
+        a, b = unix_dgram_pair()
         t, p = await loop.create_datagram_endpoint(Recorder, sock=a)
         while t.get_write_buffer_size() == 0:
             t.sendto(b'x')
@@ -829,7 +831,7 @@ def test_address_not_a_pair(loop, addr):
 
     before = settled_fds(loop)
     run_coro(loop, main())
-    assert settled_fds(loop) == before
+    assert settled_fds(loop, before) == before
 
 
 def test_unix_family_with_tuple(loop):
@@ -850,7 +852,7 @@ def test_no_common_family(loop):
 
     before = settled_fds(loop)
     run_coro(loop, main())
-    assert settled_fds(loop) == before
+    assert settled_fds(loop, before) == before
 
 
 def test_bind_error(loop):
@@ -864,7 +866,7 @@ def test_bind_error(loop):
 
     before = settled_fds(loop)
     assert run_coro(loop, main()) == errno.EADDRINUSE
-    assert settled_fds(loop) == before
+    assert settled_fds(loop, before) == before
 
 
 @pytest.mark.parametrize('value', [True, False])
@@ -887,7 +889,7 @@ def test_reuse_address(loop, value):
             t, p = run_coro(loop, main())
         t.close()
         run_coro(loop, p.lost)
-    assert settled_fds(loop) == before
+    assert settled_fds(loop, before) == before
 
 
 def test_socket_options(loop):
@@ -913,7 +915,7 @@ def test_socket_options(loop):
 
     before = settled_fds(loop)
     run_coro(loop, main())
-    assert settled_fds(loop) == before
+    assert settled_fds(loop, before) == before
 
 
 def test_allow_broadcast_with_remote_addr(loop):
@@ -978,7 +980,7 @@ def test_sock_forms(loop):
 
     before = settled_fds(loop)
     run_coro(loop, main())
-    assert settled_fds(loop) == before
+    assert settled_fds(loop, before) == before
 
 
 def test_sock_unix_socketpair(loop):
@@ -1003,7 +1005,7 @@ def test_sock_unix_socketpair(loop):
 
     before = settled_fds(loop)
     run_coro(loop, main())
-    assert settled_fds(loop) == before
+    assert settled_fds(loop, before) == before
 
 
 def test_sock_unix_unnamed_sender_address(loop, sock_dir):
@@ -1045,7 +1047,7 @@ def test_close_and_abort_once(loop):
         # A connected transport only counts sends after close.
         t.sendto(b'late')
         await p.lost
-        await asyncio.sleep(0.01)
+        await quiet_period()  # no second connection_lost
         assert p.events == ['made', ('lost', None)]
 
         t2, p2 = await loop.create_datagram_endpoint(
@@ -1055,12 +1057,12 @@ def test_close_and_abort_once(loop):
         t2.close()
         assert t2.is_closing()
         await p2.lost
-        await asyncio.sleep(0.01)
+        await quiet_period()  # no second connection_lost
         assert p2.events == ['made', ('lost', None)]
 
     before = settled_fds(loop)
     run_coro(loop, main())
-    assert settled_fds(loop) == before
+    assert settled_fds(loop, before) == before
 
 
 def test_close_in_connection_made(loop):
@@ -1077,7 +1079,7 @@ def test_close_in_connection_made(loop):
 
     before = settled_fds(loop)
     run_coro(loop, main())
-    assert settled_fds(loop) == before
+    assert settled_fds(loop, before) == before
 
 
 def test_no_datagram_after_close(loop):
@@ -1151,7 +1153,9 @@ def test_pause_reading(loop):
         assert not st.is_reading()
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             s.sendto(b'waits', addr)
-            await asyncio.sleep(0.1)
+            # it is in the socket, and stays there while paused
+            await until(lambda: readable(st.get_extra_info('socket')))
+            await quiet_period()
             assert sp.datagrams == []
             st.resume_reading()
             assert st.is_reading()
@@ -1187,7 +1191,7 @@ def test_cancel_while_resolving(loop):
 
     before = settled_fds(loop)
     run_coro(loop, main())
-    assert settled_fds(loop) == before
+    assert settled_fds(loop, before) == before
 
 
 @pytest.mark.parametrize('use_sock', [False, True])
@@ -1218,7 +1222,7 @@ def test_cancel_while_waiting_for_connection_made(loop, use_sock):
 
     before = settled_fds(loop)
     run_coro(loop, main())
-    assert settled_fds(loop) == before
+    assert settled_fds(loop, before) == before
 
 
 def test_protocol_factory_error(loop):
@@ -1233,7 +1237,7 @@ def test_protocol_factory_error(loop):
     run_coro(loop, main())
     if type(loop).__module__.startswith('ourloop'):
         # (The stdlib leaves its socket to the garbage collector.)
-        assert settled_fds(loop) == before
+        assert settled_fds(loop, before) == before
 
 
 def test_loop_close_with_open_endpoints(loop_factory, sock_dir):
@@ -1250,7 +1254,7 @@ def test_loop_close_with_open_endpoints(loop_factory, sock_dir):
                 Recorder, local_addr=('127.0.0.1', 0)))
             ends.append(await lp.create_datagram_endpoint(
                 Recorder, local_addr=os.path.join(sock_dir, 's'), family=socket.AF_UNIX))
-            a, b = _unix_pair()
+            a, b = unix_dgram_pair()
             peer.append(b)
             ends.append(await lp.create_datagram_endpoint(Recorder, sock=a))
             for _ in range(10000):

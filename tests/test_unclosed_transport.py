@@ -23,7 +23,7 @@ import weakref
 
 import pytest
 
-from support import fd_count, run_coro
+from support import fd_count, run_coro, until
 
 HOST = "127.0.0.1"
 TIMEOUT = 10
@@ -304,8 +304,7 @@ def test_paused_server_transport_collected(loop, loop_kind):
     async def main():
         server = await loop.create_server(Server, HOST, 0)
         tr, _ = await loop.create_connection(Proto, *server.sockets[0].getsockname())
-        while not made:
-            await asyncio.sleep(0.001)
+        await until(lambda: made)
         await asyncio.sleep(0)
         with Recorder() as rec:
             gc.collect()

@@ -19,7 +19,7 @@ import uuid
 
 import pytest
 
-from support import fd_count, run_coro, settled_fd_count
+from support import fd_count, run_coro, settled_fd_count, until
 
 TIMEOUT = 10
 PY313 = sys.version_info >= (3, 13)
@@ -141,8 +141,7 @@ def test_echo_protocols(loop, sock_path):
             transport.write(b"hello ")
             transport.writelines([b"unix ", b"world"])
             transport.write_eof()
-            while not protocol.eof:
-                await asyncio.sleep(0.001)
+            await until(lambda: protocol.eof)
             transport.close()
             assert await protocol.done is None
             return bytes(protocol.data)
@@ -503,7 +502,7 @@ def test_serve_forever_cancelled(loop, sock_path):
     async def main():
         server = await asyncio.start_unix_server(echo_handler, sock_path)
         task = asyncio.ensure_future(server.serve_forever())
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0)  # one iteration: the task starts
         assert await echo_roundtrip(b"f", path=sock_path) == b"f"
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -589,14 +588,13 @@ def test_socket_file_stays_before_313(loop, sock_path):
 
 def test_no_fd_leak(loop, sock_path):
     async def main():
+        gc.collect()  # sockets of earlier tests waiting for the collector
+        fd0 = fd_count()
         # Warm up: the first stream may create lazily allocated fds.
         server = await asyncio.start_unix_server(echo_handler, sock_path)
         await echo_roundtrip(b"w", path=sock_path)
         await close_server(server)
-        for _ in range(5):
-            await asyncio.sleep(0.01)
-        gc.collect()  # sockets of earlier tests waiting for the collector
-        before = fd_count()
+        before = await settled_fd_count(fd0, collect=True)
         for _ in range(3):
             server = await asyncio.start_unix_server(echo_handler, sock_path)
             await asyncio.gather(*[
@@ -620,10 +618,10 @@ def test_cancelled_connection_closes_its_socket(loop, sock_path):
     async def main():
         server = await asyncio.start_unix_server(echo_handler, sock_path)
         try:
-            await echo_roundtrip(b"w", path=sock_path)
-            await asyncio.sleep(0.01)
             gc.collect()
-            before = fd_count()
+            fd0 = fd_count()
+            await echo_roundtrip(b"w", path=sock_path)
+            before = await settled_fd_count(fd0, collect=True)
             for steps in range(6):
                 task = asyncio.ensure_future(
                     asyncio.open_unix_connection(sock_path))

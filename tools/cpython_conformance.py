@@ -1050,7 +1050,7 @@ def module_data(mr, probs, base=None):
 def render_markdown(data):
     """Generated docs block for one run (one Python, one mode, one set)."""
     out = []
-    out.append('#### Python %s, %s, %s set' % (data['python'], data['mode'], data['set']))
+    out.append('### Python %s, %s, %s set' % (data['python'], data['mode'], data['set']))
     out.append('')
     if data.get('ourloop'):
         out.append('ourloop `%s`, run on %s.' % (data['ourloop'], data['date']))
@@ -1360,6 +1360,13 @@ def command_line(argv):
 
 
 def main(argv=None):
+    # Started in the background by a non-interactive shell (`cmd &`, nohup),
+    # this process inherits SIGINT ignored, and an ignored signal survives
+    # exec: test_runners' Ctrl-C tests would hang on either loop. Take
+    # Python's handler, as an interactive run has (children exec with the
+    # default action then).
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     ap = argparse.ArgumentParser(
         description='Run CPython test.test_asyncio modules with ourloop as the loop.')
     ap.add_argument('modules', nargs='*', metavar='MODULE',

@@ -64,7 +64,8 @@ fi
 # --- system packages ----------------------------------------------------------
 apt_pkgs=()
 case "$MODE" in
-    vendor) have_vendored || die "OURLOOP_LIBUV=vendor but vendor/libuv is empty; run: git submodule update --init vendor/libuv" ;;
+    vendor) have_vendored || die "OURLOOP_LIBUV=vendor but vendor/libuv is empty; run: git submodule update --init vendor/libuv
+  (offline: make vendor-libuv, which unpacks the pinned libuv archive from \$LIBUV_ARCHIVE or ../shared/deps/)" ;;
     system) have_system || apt_pkgs+=(libuv1-dev pkg-config) ;;
     *) have_vendored || have_system || apt_pkgs+=(libuv1-dev pkg-config) ;;
 esac
@@ -91,7 +92,8 @@ if [ "${#apt_pkgs[@]}" -gt 0 ]; then
     else
         die "missing: ${apt_pkgs[*]} (Debian names). Install libuv's development files and pkg-config
   (Fedora: libuv-devel, Alpine: libuv-dev pkgconf, macOS: brew install libuv pkg-config),
-  or check out the vendored copy: git submodule update --init vendor/libuv"
+  or check out the vendored copy: git submodule update --init vendor/libuv
+  (offline: make vendor-libuv)"
     fi
 fi
 
@@ -105,8 +107,8 @@ fi
 # --- ourloop ------------------------------------------------------------------
 # Editable: the extension is built in place, next to the sources, so
 # `python -m pytest` from the repository root tests exactly this build.
-say "$PYTHON -m pip install -e '.[test]'"
-"$PYTHON" -m pip install --disable-pip-version-check -e '.[test]' </dev/null
+say "$PYTHON -m pip install -e '.[test,integration,docs]'"
+"$PYTHON" -m pip install --disable-pip-version-check -e '.[test,integration,docs]' </dev/null
 "$PYTHON" -c 'import ourloop._core, sys; print("install.sh: built", ourloop._core.__file__)' ||
     say "warning: ourloop._core was built but does not import (see above)"
 

@@ -3,6 +3,8 @@
 #   ruff        pyflakes, bugbear, import order on .py/.pyi
 #   cython-lint the .pyx/.pxd files
 #   mypy        the stubs (ourloop/_core.pyi) and tests/typecheck/public_api.py
+#   stubtest    the stubs against the built module ourloop._core (so build it
+#               first), with the allowlist tools/stubtest-allowlist.txt
 # Configuration: pyproject.toml ([tool.ruff], [tool.cython-lint], [tool.mypy]).
 # The tools come with the `lint` (and `test`) extra: pip install -e '.[lint]'.
 # Runs every check, then fails if any failed.
@@ -22,6 +24,18 @@ check() {
 check ruff "$PYTHON" -m ruff check .
 check cython-lint "$PYTHON" -m cython_lint.cython_lint ourloop
 check mypy "$PYTHON" -m mypy
+
+# stubtest imports the built module. An AddressSanitizer build (make asan)
+# loads only with the sanitizer runtime preloaded; the other tools run
+# without it.
+stubtest_env=()
+ext="$("$PYTHON" -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')"
+if grep -qa __asan_init "ourloop/_core$ext" 2>/dev/null; then
+    stubtest_env=(env "LD_PRELOAD=$("${CC:-gcc}" -print-file-name=libasan.so)"
+                  "ASAN_OPTIONS=detect_leaks=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}")
+fi
+check stubtest "${stubtest_env[@]}" "$PYTHON" -m mypy.stubtest --mypy-config-file pyproject.toml \
+    --allowlist tools/stubtest-allowlist.txt ourloop._core
 
 if [ "${#failed[@]}" -gt 0 ]; then
     echo "lint: FAILED: ${failed[*]}" >&2

@@ -38,8 +38,20 @@ cdef inline void count_open(uv.uv_handle_t* handle) noexcept nogil:
     ourloop_count_open(handle.type)
 
 
+cdef inline void _forget_ready_io(uv.uv_handle_t* handle) noexcept nogil:
+    # A handle is about to be freed (its close callback): a read recorded
+    # for it (LoopExt.rq, see _transport_readable in handles/transport.pyx)
+    # must not reach the freed memory.
+    cdef LoopExt* ext = <LoopExt*>handle.loop
+    cdef size_t i
+    for i in range(ext.rq_len):
+        if ext.rq[i].handle == handle:
+            ext.rq[i].handle = NULL
+
+
 cdef void _free_closed(uv.uv_handle_t* handle) noexcept nogil:
     ourloop_count_close(handle.type)
+    _forget_ready_io(handle)
     free(handle)
 
 

@@ -484,15 +484,18 @@ cdef class WritePipeTransport(PipeEnd):
     cdef int _flush_direct(self) except -1:
         # A device epoll cannot watch (/dev/null...): libuv must never poll
         # it, so no uv_write; such devices take everything at once.
-        cdef list objs = self.pending
+        objs = self.pending
         cdef ssize_t n
         cdef Py_ssize_t off, size
         cdef int fd = self._handle_fd()
         cdef int code
         if objs is None or fd < 0:
             return 0
+        if type(objs) is bytes:
+            objs = [objs]
         self.pending = None
         self.pending_size = 0
+        self.pending_contexts = None
         for obj in objs:
             off = 0
             size = PyBytes_GET_SIZE(obj)

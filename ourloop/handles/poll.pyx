@@ -128,6 +128,9 @@ cdef void _on_poll(uv.uv_poll_t* handle, int status, int events) noexcept with g
     if handle.data is NULL:
         return
     poller = <PollHandle>handle.data
+    if (<LoopExt*>handle.loop).rq_len:
+        # (Reads recorded before this callback keep their place.)
+        _deliver_ready_io(poller.loop)
     try:
         poller.on_events(status, events)
     except BaseException as exc:

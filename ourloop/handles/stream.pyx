@@ -20,8 +20,9 @@
 # memory is reused from read to read; and no buffer of the protocol is held
 # between reads (it may resize or replace it at any time).
 #
-# Writes. write() keeps the bytes in `pending` and queues the transport on
-# LoopCore._flushq; before the loop next polls (or at once, if the loop is
+# Writes. write() keeps the bytes in `pending` (the bytes object itself
+# for one write, a list from the second on) and queues the transport on
+# LoopCore's flush queue (a chain through flush_next); before the loop next polls (or at once, if the loop is
 # not running, 16 KiB or more are pending, or more than the high-water
 # mark is buffered), _flush() hands
 # all of it to the kernel in one uv_try_write() (one writev). What the
@@ -60,10 +61,12 @@
 # from its __init__) and taken again by resume_reading() (the stdlib
 # registers the reader again, in the caller's context); _run_read enters
 # it, so nothing is copied per read. Write completions run in `wcontext`,
-# copied by the write() that finds nothing buffered (the one whose call
-# registers the stdlib's writer): resume_writing(), connection_lost() after
-# a close() that waited for the buffer, and a failed write's
-# connection_lost(). Everything else (connection_lost() after close() or
+# the context of the write() whose call registers the stdlib's writer (the
+# first one since the buffer was empty that the kernel does not take whole):
+# resume_writing(), connection_lost() after a close() that waited for the
+# buffer, and a failed write's connection_lost(). A batch copies the
+# context of its first write, and of each later one (pending_contexts);
+# _flush picks the one whose bytes the kernel did not all take. Everything else (connection_lost() after close() or
 # abort(), eof_received()...) is scheduled with call_soon in the context of
 # whoever caused it, as in the stdlib. (TransportBase, handles/transport.pyx,
 # holds the contexts and does the reads' part.)
@@ -92,7 +95,10 @@ from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_WRITABLE
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.contextvars cimport PyContext_CopyCurrent
 from libc cimport errno as cerrno
+from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF, Py_XDECREF
 from libc.stdlib cimport malloc, free
+from libc.string cimport memcpy
+from posix.uio cimport iovec, readv
 from posix.unistd cimport read as c_read
 from posix.types cimport off_t
 
@@ -101,6 +107,14 @@ from ourloop.includes.uv cimport ourloop_count_close
 
 cdef extern from "<sys/sendfile.h>" nogil:
     ssize_t c_sendfile "sendfile"(int out_fd, int in_fd, off_t* offset, size_t count)
+
+cdef extern from "Python.h":
+    Py_ssize_t Py_REFCNT(object o)
+
+cdef extern from "compat.h":
+    void ourloop_bytes_reuse(object b, Py_ssize_t n)
+    PyObject* ourloop_current_context()
+    bint ourloop_context_same_vars(PyObject* copy, PyObject* cur)
 
 cdef extern from "<sys/socket.h>" nogil:
     int c_shutdown "shutdown"(int fd, int how)
@@ -133,6 +147,114 @@ cdef inline bytes _kept(data):
     return bytes(data)
 
 
+cdef Py_ssize_t _pending_bufs(objs, uv.uv_buf_t* small, uv.uv_buf_t** out) except -1:
+    # The iovecs of a pending batch (one bytes object or a list of them):
+    # in `small` (room for _SMALL_IOV) or, for more, in memory malloc'ed
+    # here, which the caller frees (*out is not small). Returns their count.
+    cdef Py_ssize_t n, i
+    cdef uv.uv_buf_t* bufs = small
+    if type(objs) is bytes:
+        small[0].base = PyBytes_AS_STRING(objs)
+        small[0].len = <size_t>PyBytes_GET_SIZE(objs)
+        out[0] = small
+        return 1
+    n = len(<list>objs)
+    if n > _SMALL_IOV:
+        bufs = <uv.uv_buf_t*>malloc(n * sizeof(uv.uv_buf_t))
+        if bufs is NULL:
+            raise MemoryError()
+    for i in range(n):
+        obj = (<list>objs)[i]
+        bufs[i].base = PyBytes_AS_STRING(obj)
+        bufs[i].len = <size_t>PyBytes_GET_SIZE(obj)
+    out[0] = bufs
+    return n
+
+
+# -- asyncio streams: reads handed to the StreamReader directly -------------
+#
+# asyncio.start_server() and open_connection() give the transport an
+# asyncio.StreamReaderProtocol, whose data_received() only hands each read
+# to its StreamReader: `reader = self._stream_reader` (a property over a
+# weak reference), then `reader.feed_data(data)`. Entering Python twice from
+# C (the method, then the property's getter) costs more than what they do;
+# for an exact StreamReaderProtocol whose data_received and _stream_reader
+# are the stdlib's (on the class, checked again whenever it changes, and
+# data_received on the instance), the transport does those two steps itself
+# and calls reader.feed_data(data) (an attribute lookup, so a replaced
+# feed_data is honoured). A subclass or a replaced method takes the Python
+# path. (Both are the same on Python 3.9 to 3.13.) Doing feed_data's own
+# work natively was tried and cost more: attribute access from C is slower
+# than the interpreter's specialised bytecode.
+
+from asyncio import streams as _asyncio_streams
+from cpython.method cimport PyMethod_Check, PyMethod_GET_FUNCTION, PyMethod_GET_SELF
+
+cdef extern from "Python.h":
+    ctypedef struct PyTypeObject:
+        unsigned int tp_version_tag
+
+cdef object _SRP = _asyncio_streams.StreamReaderProtocol
+cdef object _SRP_DATA_RECEIVED = _SRP.__dict__['data_received']
+cdef object _SRP_STREAM_READER = _SRP.__dict__['_stream_reader']
+# The version tag of StreamReaderProtocol when it was last found unpatched
+# (0: not checked yet). CPython gives a class a new tag whenever it, or a
+# base class, changes.
+cdef unsigned int _srp_tag = 0
+
+
+cdef bint _srp_unpatched() except -1:
+    global _srp_tag
+    if _srp_tag != 0 and _srp_tag == (<PyTypeObject*>_SRP).tp_version_tag:
+        return True
+    _srp_tag = 0
+    if (getattr(_SRP, 'data_received') is not _SRP_DATA_RECEIVED
+            or getattr(_SRP, '_stream_reader') is not _SRP_STREAM_READER
+            or _SRP.__getattribute__ is not object.__getattribute__):
+        return False
+    # (The lookups above gave the class a tag, if it can have one.)
+    _srp_tag = (<PyTypeObject*>_SRP).tp_version_tag
+    return True
+
+
+cdef inline bint _is_method(obj, name, func) except -1:
+    # obj.name is the class's function `func`, bound to obj (not replaced
+    # on the instance).
+    meth = getattr(obj, name)
+    return (PyMethod_Check(meth) and PyMethod_GET_FUNCTION(meth) is <void*>func
+            and PyMethod_GET_SELF(meth) is <void*>obj)
+
+
+cdef bint _feed_stream_reader(protocol, data) except -1:
+    # StreamReaderProtocol.data_received(data) without its frame and its
+    # property's (see above): True if done, False if
+    # protocol.data_received(data) must be called.
+    if not _srp_unpatched() or not _is_method(protocol, 'data_received', _SRP_DATA_RECEIVED):
+        return False
+    # data_received: reader = self._stream_reader (the property)
+    wr = protocol._stream_reader_wr
+    if wr is None:
+        return True
+    reader = wr()
+    if reader is not None:
+        reader.feed_data(data)
+    return True
+
+
+cdef inline void _keep_spare_bytes(LoopCore loop, object data, Py_ssize_t cap) noexcept:
+    # data (an exact bytes object whose memory holds `cap` bytes, referred
+    # to by the caller only) becomes the loop's spare bytes for the next
+    # read (StreamTransport._read_data), in place of the previous one.
+    cdef LoopExt* ext
+    if cap < 2 or cap > _READ_BUF_SIZE or loop.uvloop is NULL:
+        return
+    ext = <LoopExt*>loop.uvloop
+    Py_XDECREF(ext.spare)
+    Py_INCREF(data)
+    ext.spare = <PyObject*>data
+    ext.spare_cap = cap
+
+
 cdef void _stream_alloc_none(uv.uv_handle_t* handle, size_t suggested, uv.uv_buf_t* buf) noexcept nogil:
     # Readiness only: the transport reads in the ready phase itself (see
     # the top of this file).
@@ -141,7 +263,7 @@ cdef void _stream_alloc_none(uv.uv_handle_t* handle, size_t suggested, uv.uv_buf
 
 
 cdef void _stream_read(uv.uv_stream_t* stream, ssize_t nread, const uv.uv_buf_t* buf) noexcept nogil:
-    _transport_readable(stream.data, nread)
+    _transport_readable(<uv.uv_handle_t*>stream, nread)
 
 
 cdef void _stream_written(uv.uv_write_t* req, int status) noexcept nogil:
@@ -155,6 +277,7 @@ cdef void _io_handle_closed(uv.uv_handle_t* handle) noexcept with gil:
     cdef object owner
     cdef LoopCore loop
     ourloop_count_close(handle.type)
+    _forget_ready_io(handle)
     if handle.data is not NULL and handle.loop.data is not NULL:
         # (loop.data is NULL while LoopCore.__dealloc__ runs.)
         loop = <LoopCore>handle.loop.data
@@ -271,6 +394,7 @@ cdef class StreamTransport(TransportBase):
         """Set a new protocol; data is delivered to it from now on."""
         TransportBase.set_protocol(self, protocol)
         self.buffered = isinstance(protocol, protocols.BufferedProtocol)
+        self.stream_reader_proto = type(protocol) is _SRP
 
     cdef _repr_io(self, list info):
         if self.uvstream is not NULL:
@@ -338,22 +462,68 @@ cdef class StreamTransport(TransportBase):
         return True
 
     cdef _read_data(self):
+        # One read() of at most _READ_BUF_SIZE bytes, delivered as a bytes
+        # object. The loop keeps the bytes object of a read that nobody
+        # kept (its refcount is 1 again once data_received() returned) as
+        # its spare: the next read goes straight into it (readv: the
+        # spare's memory first, then the read buffer) and, if it is at
+        # least half its size, the spare itself becomes that read's bytes
+        # (resized: no malloc, no free, no copy). A smaller read gets a
+        # bytes object of its own size, so that a protocol keeping small
+        # reads never keeps large blocks; the latest unkept bytes object
+        # becomes the spare, so it follows the size of the reads.
+        cdef LoopExt* ext
         cdef char* buf
+        cdef char* sp
+        cdef iovec iov[2]
         cdef ssize_t nbytes
+        cdef Py_ssize_t cap, data_cap
+        cdef PyObject* spare
         cdef int fd = self._handle_fd()
         if fd < 0:
             return
         buf = _read_buffer(self.loop)
-        nbytes = c_read(fd, buf, _READ_BUF_SIZE)
+        ext = <LoopExt*>self.loop.uvloop
+        spare = ext.spare
+        cap = ext.spare_cap
+        if spare is NULL:
+            nbytes = c_read(fd, buf, _READ_BUF_SIZE)
+        else:
+            sp = PyBytes_AS_STRING(<object>spare)
+            iov[0].iov_base = sp
+            iov[0].iov_len = <size_t>cap
+            iov[1].iov_base = buf
+            iov[1].iov_len = <size_t>(_READ_BUF_SIZE - cap)
+            nbytes = readv(fd, iov, 2)
         if self._read_failed(nbytes, cerrno.errno):
             return
-        data = PyBytes_FromStringAndSize(buf, nbytes)
+        if spare is NULL:
+            data = PyBytes_FromStringAndSize(buf, nbytes)
+            data_cap = nbytes
+        elif nbytes <= cap and nbytes * 2 >= cap:
+            data = <object>spare
+            ext.spare = NULL
+            Py_DECREF(data)             # (the loop's reference, now data's)
+            ourloop_bytes_reuse(data, nbytes)
+            data_cap = cap
+        else:
+            data = PyBytes_FromStringAndSize(NULL, nbytes)
+            if nbytes <= cap:
+                memcpy(PyBytes_AS_STRING(data), sp, <size_t>nbytes)
+            else:
+                memcpy(PyBytes_AS_STRING(data), sp, <size_t>cap)
+                memcpy(PyBytes_AS_STRING(data) + cap, buf, <size_t>(nbytes - cap))
+            data_cap = nbytes
         try:
-            self._protocol.data_received(data)
+            if not (self.stream_reader_proto and _feed_stream_reader(self._protocol, data)):
+                self._protocol.data_received(data)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
             self._fatal_error(exc, 'Fatal error: protocol.data_received() call failed.')
+        if Py_REFCNT(data) == 1:
+            # Nobody kept it: the next read may reuse it.
+            _keep_spare_bytes(self.loop, data, data_cap)
 
     cdef _read_into_protocol(self):
         # The stdlib's BufferedProtocol read: one read() straight into the
@@ -452,11 +622,34 @@ cdef class StreamTransport(TransportBase):
             if self.wreq is NULL:
                 # Nothing buffered: where the stdlib's write() would
                 # register its writer, whose callback runs resume_writing()
-                # and the connection_lost() of a waiting close().
-                self.wcontext = PyContext_CopyCurrent()
-            self.pending = [data]
+                # and the connection_lost() of a waiting close(). The copy
+                # the previous such write made is kept when it still has
+                # the current context's variables (a context's variables
+                # are immutable; setting one replaces them) and nothing
+                # else refers to it (no callback was scheduled in it), as
+                # a new copy would be equal to it: one allocation less per
+                # write.
+                wcontext = self.wcontext
+                if wcontext is None or Py_REFCNT(wcontext) != 2 or not ourloop_context_same_vars(
+                        <PyObject*>wcontext, ourloop_current_context()):
+                    self.wcontext = PyContext_CopyCurrent()
+            # One write pending is the bytes object itself, two or more a
+            # list (no list is made for the common single write).
+            self.pending = data
         else:
-            self.pending.append(data)
+            if self.wreq is NULL:
+                # A later write of a batch that started on an empty buffer:
+                # the stdlib's writer is registered by the first write the
+                # kernel does not take whole, which is this one if the
+                # flush sends everything before it (see _flush).
+                if self.pending_contexts is None:
+                    self.pending_contexts = [None] * (
+                        1 if type(self.pending) is bytes else len(<list>self.pending))
+                self.pending_contexts.append(PyContext_CopyCurrent())
+            if type(self.pending) is bytes:
+                self.pending = [self.pending, data]
+            else:
+                (<list>self.pending).append(data)
         self.pending_size += PyBytes_GET_SIZE(data)
         if not self.loop._running:
             # Nobody would flush before the loop polls again.
@@ -466,15 +659,15 @@ cdef class StreamTransport(TransportBase):
             # their memory is reused rather than piling up until the flush.
             self._flush()
         elif not self.flush_queued:
-            self.flush_queued = True
-            self.loop._flushq.append(self)
+            self.loop._queue_flush(self)
             return
         self._maybe_pause_protocol()
 
     cdef int _flush(self) except -1:
         # Hand everything pending to the kernel: one writev now; what it
         # does not take goes to one uv_write (at most one in flight).
-        cdef list objs = self.pending
+        objs = self.pending
+        cdef list contexts = self.pending_contexts
         cdef uv.uv_buf_t small[_SMALL_IOV]
         cdef uv.uv_buf_t* bufs = small
         cdef Py_ssize_t n, i, total, written, first
@@ -482,34 +675,35 @@ cdef class StreamTransport(TransportBase):
         cdef int err
         if objs is None or self.wreq is not NULL or self.uvstream is NULL:
             return 0
-        n = len(objs)
         total = self.pending_size
-        if n > _SMALL_IOV:
-            bufs = <uv.uv_buf_t*>malloc(n * sizeof(uv.uv_buf_t))
-            if bufs is NULL:
-                raise MemoryError()
+        n = _pending_bufs(objs, small, &bufs)
         try:
-            for i in range(n):
-                obj = objs[i]
-                bufs[i].base = PyBytes_AS_STRING(obj)
-                bufs[i].len = <size_t>PyBytes_GET_SIZE(obj)
             written = uv.uv_try_write(self.uvstream, bufs, <unsigned int>n)
             if written == uv.UV_EAGAIN:
                 written = 0
             elif written < 0:
                 self.pending = None
                 self.pending_size = 0
+                self.pending_contexts = None
                 self._write_error(uv_error(<int>written))
                 return 0
             self.pending = None
             self.pending_size = 0
+            self.pending_contexts = None
             if written == total:
+                if type(objs) is bytes and Py_REFCNT(objs) == 1:
+                    # A write nobody else refers to (an echo of a read,
+                    # say): the next read may reuse it (see _read_data).
+                    _keep_spare_bytes(self.loop, objs, PyBytes_GET_SIZE(objs))
                 return 0
             # Skip what left, send the rest with uv_write.
             first = 0
             while <Py_ssize_t>bufs[first].len <= written:
                 written -= bufs[first].len
                 first += 1
+            if first and contexts is not None and contexts[first] is not None:
+                # Earlier writes left whole: the writer is this one's.
+                self.wcontext = contexts[first]
             bufs[first].base += written
             bufs[first].len -= written
             req = <uv.uv_write_t*>malloc(sizeof(uv.uv_write_t))
@@ -656,6 +850,7 @@ cdef class StreamTransport(TransportBase):
             self._send_before_drop()
         self.pending = None
         self.pending_size = 0
+        self.pending_contexts = None
         # An in-flight uv_write is cancelled when the handle closes (at
         # connection_lost); its bytes no longer count as buffered.
         self.inflight = 0
@@ -675,22 +870,17 @@ cdef class StreamTransport(TransportBase):
         # stdlib drops its buffer). With a uv_write in flight the stdlib's
         # buffer was not empty, and it would not have tried: nothing is
         # sent.
-        cdef list objs = self.pending
+        objs = self.pending
         cdef uv.uv_buf_t small[_SMALL_IOV]
         cdef uv.uv_buf_t* bufs = small
-        cdef Py_ssize_t n, i
+        cdef Py_ssize_t n
         if objs is None or self.wreq is not NULL or self.uvstream is NULL \
                 or uv.uv_is_closing(<uv.uv_handle_t*>self.uvstream):
             return
-        n = len(objs)
-        if n > _SMALL_IOV:
-            bufs = <uv.uv_buf_t*>malloc(n * sizeof(uv.uv_buf_t))
-            if bufs is NULL:
-                return
-        for i in range(n):
-            obj = objs[i]
-            bufs[i].base = PyBytes_AS_STRING(obj)
-            bufs[i].len = <size_t>PyBytes_GET_SIZE(obj)
+        try:
+            n = _pending_bufs(objs, small, &bufs)
+        except MemoryError:
+            return
         uv.uv_try_write(self.uvstream, bufs, <unsigned int>n)
         if bufs is not small:
             free(bufs)
@@ -728,6 +918,7 @@ cdef class StreamTransport(TransportBase):
         self._send_before_drop()
         self.pending = None
         self.pending_size = 0
+        self.pending_contexts = None
         TransportBase._uv_close(self)
 
     # -- zero-copy sendfile (loop.sendfile; see the top of this file) -----

@@ -14,15 +14,17 @@
 #   (__del__);
 # - flow control: the water marks, pause_writing()/resume_writing()
 #   calls (_maybe_pause_protocol, _maybe_resume_protocol, _tell_protocol);
-# - the ready-queue read entry: libuv says "readable", the transport calls
-#   _schedule_read(), which puts the transport itself on LoopCore's ready
+# - the ready-queue read entry: libuv says "readable" (recorded without
+#   the GIL by _transport_readable, handed over by _deliver_ready_io once
+#   the loop holds it), the transport calls _schedule_read(), which puts the transport itself on LoopCore's ready
 #   queue once per iteration (a Handle for _read_ready in debug mode, so
 #   that the read is timed and named like any callback); LoopCore._run_ready
 #   calls _run_read() (the one virtual entry it knows), which runs the
 #   subclass's _do_read_ready() in the transport's context;
-# - the write batch's entry: LoopCore._flushq holds transports whose writes
-#   wait for the end of the iteration; LoopCore._flush_streams calls
-#   _flush() on each;
+# - the write batch's entry: LoopCore's flush queue (a chain through
+#   flush_next, from _flush_head) holds transports whose writes wait for
+#   the end of the iteration; LoopCore._flush_streams calls _flush() on
+#   each;
 # - lifetime: _hold_update() keeps the transport in LoopCore._io_handles
 #   exactly while libuv may call it (the subclass says when:
 #   _libuv_may_call());
@@ -39,7 +41,7 @@
 # their pending batch once before dropping it.
 
 from cpython.contextvars cimport PyContext_CopyCurrent, PyContext_Enter, PyContext_Exit
-from libc.stdlib cimport malloc, free
+from libc.stdlib cimport malloc, free, realloc
 
 import os
 import socket
@@ -74,17 +76,73 @@ class _BorrowedSocket(socket.socket):
         return os.dup(self.fileno())
 
 
-cdef void _transport_readable(void* data, ssize_t nread) noexcept with gil:
+cdef void _transport_readable(uv.uv_handle_t* handle, ssize_t nread) noexcept nogil:
     # In uv_run, from the read callback of a transport's libuv handle
-    # (data: the transport, NULL once its handle is closing).
-    cdef TransportBase t
-    if data is NULL:
+    # (handle.data: the transport, NULL once its handle is closing). The
+    # GIL is not taken here (taking it back from the thread sleeping in
+    # uv_run costs more than the read itself): the callback is recorded
+    # in LoopExt.rq, and _deliver_ready_io() hands it to the transport
+    # right after uv_run returns, or earlier, before any callback that
+    # takes the GIL inside uv_run queues something, so that the ready
+    # queue keeps libuv's order of events.
+    cdef LoopExt* ext
+    cdef IOReady* rq
+    cdef size_t cap
+    if handle.data is NULL:
         return
-    t = <TransportBase>data
+    ext = <LoopExt*>handle.loop
+    if ext.rq_len == ext.rq_cap:
+        cap = ext.rq_cap * 2 if ext.rq_cap else 64
+        rq = <IOReady*>realloc(ext.rq, cap * sizeof(IOReady))
+        if rq is NULL:
+            # Out of memory: deliver what is recorded, then this one.
+            _transport_readable_now(handle, nread)
+            return
+        ext.rq = rq
+        ext.rq_cap = cap
+    ext.rq[ext.rq_len].handle = handle
+    ext.rq[ext.rq_len].nread = nread
+    ext.rq_len += 1
+
+
+cdef void _transport_readable_now(uv.uv_handle_t* handle, ssize_t nread) noexcept with gil:
+    cdef LoopCore loop
+    if handle.loop.data is NULL:
+        return
+    loop = <LoopCore>handle.loop.data
+    _deliver_ready_io(loop)
+    if handle.data is not NULL:
+        _deliver_read(loop, <TransportBase>handle.data, nread)
+
+
+cdef inline void _deliver_read(LoopCore loop, TransportBase t, ssize_t nread) noexcept:
     try:
         t._on_read(nread)
     except BaseException as exc:
-        t.loop._set_pending_exception(exc)
+        # (MemoryError and the like: raised by _run_once.)
+        if loop._pending_exception is None:
+            loop._pending_exception = exc
+
+
+cdef void _deliver_ready_io(LoopCore loop) noexcept:
+    # GIL held: the read callbacks recorded by _transport_readable go to
+    # their transports (_on_read), in libuv's order. A handle closed since
+    # is skipped (its data is NULL; a handle freed since was taken out of
+    # the record by _forget_ready_io).
+    cdef LoopExt* ext = <LoopExt*>loop.uvloop
+    cdef size_t i = 0
+    cdef uv.uv_handle_t* handle
+    cdef void* data
+    if ext is NULL:
+        return
+    while i < ext.rq_len:
+        handle = ext.rq[i].handle
+        if handle is not NULL:
+            data = handle.data
+            if data is not NULL:
+                _deliver_read(loop, <TransportBase>data, ext.rq[i].nread)
+        i += 1
+    ext.rq_len = 0
 
 
 cdef void _transport_write_done(void* req, void* data, int status) noexcept with gil:
@@ -96,6 +154,9 @@ cdef void _transport_write_done(void* req, void* data, int status) noexcept with
     if data is NULL:
         return
     t = <TransportBase>data
+    if (<LoopExt*>t.loop.uvloop).rq_len:
+        # (Reads recorded before this callback keep their place.)
+        _deliver_ready_io(t.loop)
     try:
         t._on_write_done(status)
     except BaseException as exc:

@@ -122,7 +122,7 @@ cdef void _udp_recv(uv.uv_udp_t* handle, ssize_t nread, const uv.uv_buf_t* buf,
     # With the empty buffer of _stream_alloc_none, libuv only says
     # "readable" (UV_ENOBUFS) and reads nothing.
     if nread == uv.UV_ENOBUFS:
-        _transport_readable(handle.data, nread)
+        _transport_readable(<uv.uv_handle_t*>handle, nread)
 
 
 cdef void _udp_sent(uv.uv_udp_send_t* req, int status) noexcept nogil:

@@ -74,4 +74,63 @@ static inline uint64_t ourloop_timeout_ms(double delta) {
     return (uint64_t)ceil(delta * 1000.0);
 }
 
+/* A bytes object nobody else refers to (refcount 1, made by
+ * PyBytes_FromStringAndSize with at least n bytes) is given a new length n
+ * so that it can carry the next read (handles/stream.pyx: the loop's spare
+ * bytes). Its cached hash is forgotten; the memory block keeps its size. */
+#include <Python.h>
+static inline void ourloop_bytes_reuse(PyObject* b, Py_ssize_t n) {
+    Py_SET_SIZE(b, n);
+    PyBytes_AS_STRING(b)[n] = '\0';
+#if defined(__GNUC__)
+#  pragma GCC diagnostic push
+#  pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+#endif
+    ((PyBytesObject*)b)->ob_shash = -1;
+#if defined(__GNUC__)
+#  pragma GCC diagnostic pop
+#endif
+}
+
+/* The variables of a contextvars.Context, and the current context without
+ * copying it (NULL where unknown): what handles/stream.pyx needs to tell
+ * whether a copy of the current context it already holds is still one.
+ * The layout is CPython's struct _pycontextobject (internal/pycore_context.h,
+ * the same from 3.9 to 3.13) and PyThreadState.context (cpython/pystate.h);
+ * other versions always copy. */
+#if PY_VERSION_HEX >= 0x03090000 && PY_VERSION_HEX < 0x030E0000
+#  define OURLOOP_CONTEXT_PEEK 1
+typedef struct {
+    PyObject_HEAD
+    PyObject *ctx_prev;
+    PyObject *ctx_vars;
+    PyObject *ctx_weakreflist;
+    int ctx_entered;
+} ourloop_context_layout;
+#else
+#  define OURLOOP_CONTEXT_PEEK 0
+#endif
+
+static inline PyObject* ourloop_current_context(void) {
+#if OURLOOP_CONTEXT_PEEK
+    return PyThreadState_GET()->context;
+#else
+    return NULL;
+#endif
+}
+
+/* 1 if `copy` (a Context the caller holds, not entered) has the same
+ * variables as the current context `cur`: a fresh copy of `cur` would
+ * equal it. */
+static inline int ourloop_context_same_vars(PyObject* copy, PyObject* cur) {
+#if OURLOOP_CONTEXT_PEEK
+    return cur != NULL && copy != cur
+        && !((ourloop_context_layout*)copy)->ctx_entered
+        && ((ourloop_context_layout*)copy)->ctx_vars == ((ourloop_context_layout*)cur)->ctx_vars;
+#else
+    (void)copy; (void)cur;
+    return 0;
+#endif
+}
+
 #endif

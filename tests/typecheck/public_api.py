@@ -42,6 +42,28 @@ def with_loop() -> float:
         loop.close()
 
 
+def handles() -> int:
+    # call_soon & co. are typed as asyncio.AbstractEventLoop's (asyncio's
+    # Handle/TimerHandle), and what they return is one for isinstance().
+    loop = ourloop.new_event_loop()
+    try:
+        seen: list[int] = []
+        soon: asyncio.Handle = loop.call_soon(seen.append, 1)
+        threadsafe: asyncio.Handle = loop.call_soon_threadsafe(seen.append, 2)
+        later: asyncio.TimerHandle = loop.call_later(3600, seen.append, 3)
+        at: asyncio.TimerHandle = loop.call_at(loop.time() + 3600, seen.append, 4)
+        assert isinstance(soon, asyncio.Handle) and isinstance(threadsafe, asyncio.Handle)
+        assert isinstance(later, asyncio.TimerHandle) and isinstance(at, asyncio.TimerHandle)
+        later.cancel()
+        at.cancel()
+        assert later.cancelled() and at.cancelled() and not soon.cancelled()
+        assert later.when() > loop.time()
+        loop.run_until_complete(asyncio.sleep(0))
+        return sum(seen)
+    finally:
+        loop.close()
+
+
 def as_abstract_loop() -> Optional[int]:
     # An ourloop loop wherever the stdlib's is expected.
     loop: asyncio.AbstractEventLoop = ourloop.new_event_loop()
@@ -75,6 +97,7 @@ def libuv() -> str:
 def main() -> None:
     assert with_run() == 2
     assert with_loop() > 0
+    assert handles() == 3
     assert as_abstract_loop() == 6
     with_policy()
     with_runner()

@@ -1,0 +1,137 @@
+/* C of the per-callback path (handle.pyx, loop.pyx): running a callback in
+ * its context, and walking the ready queue without reference-count churn.
+ *
+ * ourloop_call_in_context() is what Handle._run does in the stdlib,
+ * context.run(callback, *args), minus the argument tuple: the context is
+ * entered, the callback called through vectorcall, the context left. On an
+ * exception it returns -1 with the exception set and the context already
+ * left, as context.run() leaves it; the caller reports it.
+ */
+#ifndef OURLOOP_CALLBACKS_H
+#define OURLOOP_CALLBACKS_H
+
+#include <Python.h>
+
+static inline int
+ourloop_call_in_context(PyObject *callback, PyObject *args, PyObject *context)
+{
+    PyObject *res, *type, *value, *tb;
+    if (PyContext_Enter(context) < 0)
+        return -1;
+    /* The handle may drop its callback and arguments while the callback
+     * runs (it can cancel itself): hold them for the call. */
+    Py_INCREF(callback);
+    if (args == Py_None || PyTuple_GET_SIZE(args) == 0) {
+        res = PyObject_Vectorcall(callback, NULL, 0, NULL);
+    } else {
+        Py_INCREF(args);
+        res = PyObject_Vectorcall(callback, &PyTuple_GET_ITEM(args, 0),
+                                  (size_t)PyTuple_GET_SIZE(args), NULL);
+        Py_DECREF(args);
+    }
+    Py_DECREF(callback);
+    if (res == NULL) {
+        PyErr_Fetch(&type, &value, &tb);
+        if (PyContext_Exit(context) < 0) {
+            /* As context.run(): the exit's error wins. */
+            Py_XDECREF(type);
+            Py_XDECREF(value);
+            Py_XDECREF(tb);
+            return -1;
+        }
+        PyErr_Restore(type, value, tb);
+        return -1;
+    }
+    Py_DECREF(res);
+    return PyContext_Exit(context);
+}
+
+/* Always -1: declared `except -1` on the Cython side, it turns "an
+ * exception is set" into a Cython exception that a try/except can catch. */
+static inline int
+ourloop_raise_pending(void)
+{
+    return -1;
+}
+
+/* The item at i of a list, with the list's reference: the slot becomes
+ * NULL (a list's GC traversal and deallocation skip NULL slots). */
+static inline PyObject *
+ourloop_list_take(PyObject *list, Py_ssize_t i)
+{
+    PyObject *item = PyList_GET_ITEM(list, i);
+    PyList_SET_ITEM(list, i, NULL);
+    return item;
+}
+
+/* Empty a list whose slots [0, n) were all taken, keeping its storage for
+ * the next batch (list.clear() would free it). */
+static inline void
+ourloop_list_forget_taken(PyObject *list)
+{
+    Py_SET_SIZE(list, 0);
+}
+
+/* list.append(item) for a list with room: no call, no growth check beyond
+ * the one comparison (Cython's own fast path also wants the list more than
+ * half full, which the ready list, emptied every iteration, never is). */
+static inline int
+ourloop_list_append(PyObject *list, PyObject *item)
+{
+    PyListObject *l = (PyListObject *)list;
+    Py_ssize_t n = Py_SIZE(l);
+    if (n < l->allocated) {
+        Py_INCREF(item);
+        PyList_SET_ITEM(list, n, item);
+        Py_SET_SIZE(l, n + 1);
+        return 0;
+    }
+    return PyList_Append(list, item);
+}
+
+/* Whether any weak reference to o exists (its type has weakref support). */
+static inline int
+ourloop_has_weakrefs(PyObject *o)
+{
+    Py_ssize_t offset = Py_TYPE(o)->tp_weaklistoffset;
+    return offset > 0 && *(PyObject **)((char *)o + offset) != NULL;
+}
+
+/* A tuple of the n items at items (new references). */
+static inline PyObject *
+ourloop_tuple_from_array(PyObject *const *items, Py_ssize_t n)
+{
+    PyObject *t = PyTuple_New(n);
+    Py_ssize_t i;
+    if (t == NULL)
+        return NULL;
+    for (i = 0; i < n; i++) {
+        Py_INCREF(items[i]);
+        PyTuple_SET_ITEM(t, i, items[i]);
+    }
+    return t;
+}
+
+/* func(self, *args, **kw) for a METH_FASTCALL | METH_KEYWORDS call's
+ * arguments (args: nargs positional values, then one per kwnames). */
+static PyObject *
+ourloop_call_with_self(PyObject *func, PyObject *self, PyObject *const *args,
+                       Py_ssize_t nargs, PyObject *kwnames)
+{
+    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    PyObject *small[8], **stack = small, *res;
+    if (nargs + nkw + 1 > 8) {
+        stack = PyMem_Malloc((size_t)(nargs + nkw + 1) * sizeof(PyObject *));
+        if (stack == NULL)
+            return PyErr_NoMemory();
+    }
+    stack[0] = self;
+    if (nargs + nkw)
+        memcpy(stack + 1, args, (size_t)(nargs + nkw) * sizeof(PyObject *));
+    res = PyObject_Vectorcall(func, stack, (size_t)(nargs + 1), kwnames);
+    if (stack != small)
+        PyMem_Free(stack);
+    return res;
+}
+
+#endif

@@ -1,0 +1,17 @@
+# Declarations of callbacks.h, the C of the per-callback path (handle.pyx,
+# loop.pyx).
+
+from cpython.object cimport PyObject
+
+
+cdef extern from "callbacks.h":
+    # 0, or -1 with the callback's exception set (context left).
+    int ourloop_call_in_context(object callback, object args, object context) noexcept
+    int ourloop_raise_pending() except -1
+    object ourloop_list_take(list lst, Py_ssize_t i)
+    void ourloop_list_forget_taken(list lst) noexcept
+    int ourloop_list_append(list lst, object item) except -1
+    bint ourloop_has_weakrefs(object o) noexcept
+    tuple ourloop_tuple_from_array(PyObject** items, Py_ssize_t n)
+    object ourloop_call_with_self(object func, object self, PyObject** args,
+                                  Py_ssize_t nargs, PyObject* kwnames)
