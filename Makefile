@@ -4,7 +4,7 @@ PYTHON ?= python3
 PIP := $(PYTHON) -m pip --disable-pip-version-check
 ARGS ?=
 
-.PHONY: help build inplace test lint docs test-all test-cpython debug asan valgrind soak bench vendor-libuv sdist wheel wheel-smoke clean distclean
+.PHONY: help build inplace test lint docs test-all test-cpython debug asan valgrind soak bench bench-full vendor-libuv sdist wheel wheel-smoke clean distclean
 
 help:
 	@echo "make build          editable install (pip install -e .); rebuilds ourloop._core in place"
@@ -18,7 +18,8 @@ help:
 	@echo "make asan           rebuild with OURLOOP_ASAN=1 (AddressSanitizer), run the whole suite under it (ARGS=...)"
 	@echo "make valgrind       tools/valgrind.py: a subset of the suite under memcheck (ARGS=pytest args)"
 	@echo "make soak           tools/soak.py: every kind of work on one loop, checked for growth (SOAK_SCALE=...)"
-	@echo "make bench          benchmarks/run.py (ARGS=... passed through)"
+	@echo "make bench          every benchmark suite, short runs (< 5 min); results in BENCH_OUT"
+	@echo "make bench-full     every suite, full runs, + callgrind and strace (about 1.5 h)"
 	@echo "make vendor-libuv   fill an empty vendor/libuv from the pinned libuv archive (LIBUV_ARCHIVE=...)"
 	@echo "make sdist          the source package into dist/ (refuses without vendor/libuv)"
 	@echo "make wheel          sdist + manylinux wheel from the vendored libuv, auditwheel, smoke test"
@@ -71,8 +72,14 @@ valgrind:
 soak:
 	$(PYTHON) tools/soak.py $(ARGS)
 
+# Raw results, charts and each script's full output go to $(BENCH_OUT)
+# (default ~/.cache/ourloop-bench/<UTC time>/), never into the tree.
+# Needs the bench extra: pip install -e '.[bench]'.
 bench:
-	$(PYTHON) benchmarks/run.py $(ARGS)
+	$(PYTHON) benchmarks/bench_all.py $(ARGS)
+
+bench-full:
+	$(PYTHON) benchmarks/bench_all.py --full $(ARGS)
 
 # tools/vendor_libuv.py: the submodule, or the archive in $LIBUV_ARCHIVE or
 # ../shared/deps/ (checked against the pinned commit) unpacked into vendor/libuv.

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Echo benchmark: TCP, Unix-socket, TLS and UDP servers on asyncio, uvloop and ourloop.
+"""Echo benchmark: TCP, Unix-socket, TLS and UDP servers on asyncio, uvloop, rloop and ourloop.
 
     python benchmarks/echo.py                      # 5 repetitions, 2 s per measurement
     python benchmarks/echo.py --quick              # 1 repetition, 0.3 s per measurement
@@ -595,7 +595,7 @@ def start_server_process(loop_name, kind, respond='echo', size=1024, cpu=None, p
     if tls_dir is not None:
         cmd += ['--tls-dir', tls_dir]
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=bench._worker_env())
+                            stderr=subprocess.PIPE, text=True, env=bench._worker_env(loop_name))
     line = proc.stdout.readline().strip()
     if line.startswith('PORT '):
         return proc, int(line.split()[1])
@@ -777,9 +777,7 @@ def main(argv=None):
                         + ', '.join(KINDS) + '; sizes: ' + ', '.join(SIZES) + ' (udp: '
                         + ', '.join(UDP_SIZES) + '); clients: 1, 16 (udp: clients x '
                         'datagrams in flight, ' + ', '.join(UDP_CONCS) + ')')
-    p.add_argument('--loops', metavar='NAMES',
-                   help='comma-separated loops (default: all available): '
-                        + ', '.join(bench.LOOP_NAMES))
+    p.add_argument('--loops', metavar='NAMES', help=bench.LOOPS_HELP)
     p.add_argument('--json', metavar='FILE', help='also write all samples and medians to FILE')
     p.add_argument('--client', choices=('c', 'py'), default='c',
                    help='load generator: c = benchmarks/echo_load.c, compiled on demand with '
@@ -806,8 +804,9 @@ def main(argv=None):
 
     if args.server:
         loop_name, kind = args.server
-        if loop_name not in bench.LOOP_NAMES or kind not in KINDS:
-            p.error(f'--server LOOP KIND: loops {bench.LOOP_NAMES}, kinds {tuple(KINDS)}')
+        if kind not in KINDS:
+            p.error(f'--server LOOP KIND: kinds {tuple(KINDS)}')
+        bench.worker_loop(loop_name, p.error)
         return serve(loop_name, kind, args.respond, args.size, args.cpu, args.tls_dir)
 
     reps = args.reps if args.reps is not None else (1 if args.quick else 5)
@@ -818,18 +817,7 @@ def main(argv=None):
     except ValueError as exc:
         p.error(str(exc))
 
-    available, missing = bench.probe_loops()
-    wanted = bench.LOOP_NAMES
-    if args.loops:
-        wanted = [x.strip() for x in args.loops.split(',') if x.strip()]
-        unknown = [x for x in wanted if x not in bench.LOOP_NAMES]
-        if unknown:
-            p.error(f'unknown loop(s) {", ".join(unknown)}')
-    loops = [n for n in bench.LOOP_NAMES if n in wanted and n in available]
-    for name, reason in missing.items():
-        if name in wanted:
-            print(f'NOTE: {name} is not available ({reason}); comparing {", ".join(loops)} only.',
-                  file=sys.stderr)
+    loops, missing, versions = bench.select_loops(args.loops, p.error)
     if not loops:
         print('no loop to benchmark', file=sys.stderr)
         return 2
@@ -840,7 +828,7 @@ def main(argv=None):
     if client_kind == 'c':
         client_desc += ('; echoes checked by length only (--no-verify)' if args.no_verify
                         else '; echoes checked byte for byte')
-    info = bench.machine_info(available)
+    info = bench.machine_info(versions)
     info['load_generator'] = client_desc
     if any(is_tls(case[0]) for case in cases):
         tls_dir, tls_desc = make_tls_files()    # the run's one certificate
@@ -856,17 +844,8 @@ def main(argv=None):
                   f'WARNING: the TLS rows use the Python one, {os.path.relpath(PY_CLIENT)}, '
                   'which is CPU-bound with 16 clients: those rows then measure the client, '
                   'not the server.', file=sys.stderr)
-    snapshot = None
-    if 'ourloop' in loops and not os.environ.get(bench.SNAPSHOT_ENV):
-        snapshot = bench.snapshot_ourloop()
-        os.environ[bench.SNAPSHOT_ENV] = snapshot
-    try:
+    with bench.prepared_loops(loops):
         return _drive(args, reps, duration, warmup, cases, loops, missing, info)
-    finally:
-        if snapshot:
-            del os.environ[bench.SNAPSHOT_ENV]
-            import shutil
-            shutil.rmtree(snapshot, ignore_errors=True)
 
 
 def _drive(args, reps, duration, warmup, cases, loops, missing, info):
@@ -927,22 +906,29 @@ def _drive(args, reps, duration, warmup, cases, loops, missing, info):
                           if samples[n][loop] else None)
                    for loop in loops} for n in names}
 
-    def ratio(n, a, b):
-        x, y = med[n].get(a), med[n].get(b)
-        return x / y if x and y else None
+    summary = bench.summarize_samples(
+        'echo', 'req/s', names, loops,
+        {n: {loop: [r['req_per_sec'] for r in samples[n][loop]] for loop in loops}
+         for n in names}, na=na)
+
+    # Server CPU per request: the server process's CPU time (all threads)
+    # over the measured span divided by the requests. Other processes taking
+    # the CPU lower req/s but hardly this, so on a busy machine it is the
+    # steadier gauge of a loop's cost (the kernel's share of the work is in
+    # it too, as system time).
+    cpu_summary = bench.summarize_samples(
+        'echo server CPU', 'us/req', names, loops,
+        {n: {loop: [r['server_cpu_share'] / r['req_per_sec'] * 1e6 for r in samples[n][loop]
+                    if r.get('server_cpu_share') and r.get('req_per_sec')] for loop in loops}
+         for n in names}, higher_is_better=False, na=na)
 
     print()
-    print('Machine: ' + f"{info['cpu']}, {info['cores']} cores, {info['os']}, "
-          f"{info['python']}, asyncio loop {info['asyncio_loop']}, "
-          f"uvloop {info['uvloop'] or 'not installed'}, "
-          f"ourloop {info['ourloop'] or 'not importable'} "
-          f"(libuv {info['libuv (ourloop)'] or '?'})")
+    print(bench.machine_line(info))
     print(f'Median of {reps} interleaved repetitions, each a fresh server subprocess '
           f'(CPU {server_cpu}) and client process (CPU {client_cpu}); {duration} s of round '
           f'trips after {warmup} s warm-up; load average {load_before} before, '
           f'{load_after} after.')
-    if 'git' in info:
-        print(f"ourloop: commit {info['git']}, extension built {info['ourloop_built']}")
+    bench.print_builds(info, {})
     print(f"Load generator: {info['load_generator']}.")
     if info.get('load_generator_tls'):
         print(f"Load generator of the TLS rows: {info['load_generator_tls']}.")
@@ -996,25 +982,31 @@ def _drive(args, reps, duration, warmup, cases, loops, missing, info):
         xs = [row_max(n, lambda r, side=side: others_load(r, side)) for side in ('server', 'client')]
         return ' / '.join('n/a' if x is None else f'{x:.0%}' for x in xs)
 
-    L = bench.LOOP_NAMES
+    L = loops
     print()
-    print('Requests per second (medians; ratios > 1: ourloop faster; uvloop/asyncio for '
-          'reference). "client CPU": the share of the time the load generator was on the '
-          'CPU, the highest of the row\'s samples; `!`: in a sample of the row its CPU was '
-          f'busy more than {CLIENT_CPU_WARN:.0%} of the time (by the generator or by other '
-          'processes), and the client, not the server, may be the limit:')
+    print('Requests per second: medians (min .. max of the samples around the median); '
+          'ratios of the medians (> 1: the first loop faster). "client CPU": the share of '
+          'the time the load generator was on the CPU, the highest of the row\'s samples; '
+          f'`!`: in a sample of the row its CPU was busy more than {CLIENT_CPU_WARN:.0%} of '
+          'the time (by the generator or by other processes), and the client, not the '
+          'server, may be the limit:')
     print()
-    header = ['kind', 'size', 'clients'] + [f'{loop} req/s' for loop in L] + \
-        ['ourloop/uvloop', 'ourloop/asyncio', 'uvloop/asyncio', 'client CPU']
-    rows = [row_head(n) + [cell(n, loop, bench.fmt_ops, med) for loop in L]
-            + [bench.fmt_ratio(ratio(n, 'ourloop', 'uvloop')),
-               bench.fmt_ratio(ratio(n, 'ourloop', 'asyncio')),
-               bench.fmt_ratio(ratio(n, 'uvloop', 'asyncio')), client_max(n)] for n in names]
-    gm = [bench.geomean([ratio(n, a, b) for n in names])
-          for a, b in (('ourloop', 'uvloop'), ('ourloop', 'asyncio'), ('uvloop', 'asyncio'))]
-    rows.append(['geometric mean', '', ''] + [''] * len(L) + [bench.fmt_ratio(x) for x in gm]
-                + [''])
+    header, rows = bench.summary_table(summary, bench.fmt_ops, ('kind', 'size', 'clients'),
+                                       split=row_head)
+    header.append('client CPU')
+    for row, n in zip(rows, names):
+        row.append(client_max(n))
+    rows[-1].append('')
     print(bench.markdown_table(header, rows))
+    if any(cpu_summary['rows'][n][loop] for n in names for loop in loops):
+        print()
+        print('Server CPU time per request (µs; the server process, all threads, user + '
+              'system, over the measured span / requests): medians (min .. max); ratios > 1: '
+              'the first loop costs less CPU. Less sensitive than req/s to other processes '
+              'on the machine:')
+        print()
+        print(bench.markdown_table(*bench.summary_table(
+            cpu_summary, lambda x: f'{x:.1f}', ('kind', 'size', 'clients'), split=row_head)))
     print()
     print('Throughput, MiB/s of payload echoed (one direction; medians). "server CPU": the '
           'share of the time the server process was on the CPU (all threads; median; n/a '
@@ -1028,22 +1020,6 @@ def _drive(args, reps, duration, warmup, cases, loops, missing, info):
     rows = [row_head(n) + [cell(n, loop, fmt_mib, med_mib) for loop in L]
             + [server_med(n, loop) for loop in L] + [client_max(n), others_max(n)]
             for n in names]
-    print(bench.markdown_table(header, rows))
-    print()
-    print('Spread of the req/s samples around their median (min .. max):')
-    print()
-    header = ['kind', 'size', 'clients'] + [f'{loop} spread' for loop in L]
-    rows = []
-    for n in names:
-        cells = row_head(n)
-        for loop in L:
-            xs = [r['req_per_sec'] for r in samples[n].get(loop, [])]
-            if xs:
-                m = statistics.median(xs)
-                cells.append(f'{(min(xs) - m) / m * 100:+.0f}% .. {(max(xs) - m) / m * 100:+.0f}%')
-            else:
-                cells.append('n/a')
-        rows.append(cells)
     print(bench.markdown_table(header, rows))
 
     udp_names = [n for n in names if family(n.split('/')[0]) == 'udp']
@@ -1101,7 +1077,8 @@ def _drive(args, reps, duration, warmup, cases, loops, missing, info):
             'quick': args.quick, 'cpus': {'server': server_cpu, 'client': client_cpu},
             'load_generator': info['load_generator'],
             'load_average': {'before': load_before, 'after': load_after},
-            'missing_loops': missing, 'cases': {},
+            'missing_loops': missing, 'summary': summary, 'summary_cpu': cpu_summary,
+            'cases': {},
         }
         if tls_names:
             out['tls'] = {'server': info['tls_server'],
@@ -1111,14 +1088,10 @@ def _drive(args, reps, duration, warmup, cases, loops, missing, info):
             out['cases'][n] = {
                 'samples': {loop: samples[n][loop] for loop in loops},
                 'median_req_per_sec': med[n], 'median_mib_per_sec': med_mib[n],
-                'ratios': {'ourloop/uvloop': ratio(n, 'ourloop', 'uvloop'),
-                           'ourloop/asyncio': ratio(n, 'ourloop', 'asyncio'),
-                           'uvloop/asyncio': ratio(n, 'uvloop', 'asyncio')},
+                'ratios': summary['ratios'][n],
                 'not_available': na[n], 'errors': errors[n],
             }
-        with open(args.json, 'w') as f:
-            json.dump(out, f, indent=2)
-            f.write('\n')
+        bench.write_json(args.json, out)
     return 1 if any(errors.values()) else 0
 
 

@@ -37,28 +37,29 @@ import time
 
 
 def core_ticks(cpu):
-    """The tick counters of core `cpu` from /proc/stat, or None."""
+    """The CPU-time counters of core `cpu` (psutil.cpu_times), or None
+    (no such core, or no psutil)."""
     if cpu is None:
         return None
     try:
-        with open('/proc/stat') as f:
-            for line in f:
-                if line.startswith(f'cpu{cpu} '):
-                    return [int(x) for x in line.split()[1:9]]
-    except OSError:
-        pass
-    return None
+        import psutil
+        return psutil.cpu_times(percpu=True)[cpu]
+    except (ImportError, IndexError):
+        return None
 
 
 def core_share(before, after):
     """(busy share, softirq share) of a core between two core_ticks()."""
     if before is None or after is None:
         return None, None
-    d = [b - a for a, b in zip(before, after)]
-    total = sum(d)
+    # guest time is already in user time (as in /proc/stat): the first 8
+    # fields (user .. steal) add up to the whole.
+    total = sum(tuple(after)[:8]) - sum(tuple(before)[:8])
     if total <= 0:
         return None, None
-    return 1 - (d[3] + d[4]) / total, d[6] / total
+    idle = (after.idle - before.idle) + (getattr(after, 'iowait', 0) - getattr(before, 'iowait', 0))
+    softirq = getattr(after, 'softirq', 0) - getattr(before, 'softirq', 0)
+    return 1 - idle / total, softirq / total
 
 
 class Conn:

@@ -22,6 +22,7 @@ Needs valgrind (apt-get install valgrind); takes a few minutes.
 """
 
 import argparse
+import datetime
 import os
 import re
 import shutil
@@ -75,7 +76,7 @@ def count_instructions(loop_name, workload, size, out_file):
            sys.executable, os.path.join(HERE, 'run.py'),
            '--worker', loop_name, workload, '--size', str(size), '--no-warmup',
            '--inner', '1']
-    env = run._worker_env()
+    env = run._worker_env(loop_name)
     # String hashes decide how many probes a dict lookup takes (the loop's
     # instance dict, asyncio's task dicts): a random seed moves the counts
     # by a hundred instructions per operation from one run to the next.
@@ -94,7 +95,10 @@ def count_instructions(loop_name, workload, size, out_file):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--only', help='comma-separated workloads (default: all)')
-    parser.add_argument('--loops', help='comma-separated loops (default: all available)')
+    parser.add_argument('--loops', help=run.LOOPS_HELP)
+    parser.add_argument('--json', metavar='FILE', help='also write the counts to FILE')
+    parser.add_argument('--size', type=int, default=None, metavar='N',
+                        help='n of the two runs (n and 3n; default: run.py\'s quick size)')
     parser.add_argument('--keep', metavar='DIR', help='keep the callgrind output files in DIR')
     parser.add_argument('--top', type=int, default=0, metavar='K',
                         help='also list, per workload and loop, the K functions that '
@@ -111,34 +115,19 @@ def main(argv=None):
         unknown = [w for w in workloads if w not in run.WORKLOADS]
         if unknown:
             parser.error(f'unknown workload(s): {", ".join(unknown)}')
-    available, missing = run.probe_loops()
-    wanted = args.loops.split(',') if args.loops else run.LOOP_NAMES
-    loops = [name for name in run.LOOP_NAMES if name in wanted and name in available]
-    for name, reason in missing.items():
-        if name in wanted:
-            print(f'NOTE: {name} is not available ({reason})', file=sys.stderr)
-
+    loops, missing, versions = run.select_loops(args.loops, parser.error)
     build_before = run.ourloop_build() if 'ourloop' in loops else None
-    snapshot = None
-    if 'ourloop' in loops and not os.environ.get(run.SNAPSHOT_ENV):
-        # Measure one copy of the build, whatever happens to the work tree.
-        snapshot = run.snapshot_ourloop()
-        os.environ[run.SNAPSHOT_ENV] = snapshot
-    try:
-        return _count_all(args, workloads, loops, build_before)
-    finally:
-        if snapshot:
-            del os.environ[run.SNAPSHOT_ENV]
-            shutil.rmtree(snapshot, ignore_errors=True)
+    with run.prepared_loops(loops):
+        return _count_all(args, workloads, loops, build_before, versions)
 
 
-def _count_all(args, workloads, loops, build_before):
+def _count_all(args, workloads, loops, build_before, versions):
     out_dir = args.keep or tempfile.mkdtemp(prefix='ourloop-callgrind-')
     os.makedirs(out_dir, exist_ok=True)
     per_op = {}
     tops = {}
     for workload in workloads:
-        small = run.WORKLOADS[workload][2]
+        small = args.size or run.WORKLOADS[workload][2]
         for name in loops:
             counts = []
             for label, size in (('small', small), ('big', 3 * small)):
@@ -159,25 +148,21 @@ def _count_all(args, workloads, loops, build_before):
         print(f"ourloop: commit {run._git('rev-parse', '--short', 'HEAD') or '?'}, "
               f"extension built {build_before['built']} (measured from a copy taken at the start)"
               + (', DEBUG BUILD (-O0: not representative)' if build_before['debug_build'] else ''))
-    header = ['workload'] + [f'{name} instr/op' for name in run.LOOP_NAMES] + \
-        [f'ourloop/{other}' for other in run._OTHERS]
-    rows = []
-    for w in workloads:
-        cells = [w]
-        for name in run.LOOP_NAMES:
-            x = per_op.get((w, name))
-            cells.append('n/a' if x is None else f'{x:,.0f}')
-        for other in run._OTHERS:
-            ours, theirs = per_op.get((w, 'ourloop')), per_op.get((w, other))
-            # Fewer instructions is better: the ratio is theirs / ours, like
-            # run.py's speed ratios (> 1: ourloop does less work).
-            cells.append('n/a' if not ours or not theirs else f'{theirs / ours:.2f}x')
-        rows.append(cells)
+    summary = run.summarize_samples(
+        'instructions', 'instr/op', workloads, loops,
+        {w: {name: [per_op[w, name]] if (w, name) in per_op else [] for name in loops}
+         for w in workloads}, higher_is_better=False)
     print()
     print('Instructions per operation (callgrind, (I(3n) - I(n)) / 2n); '
-          'ratios > 1: ourloop executes fewer instructions.')
+          'ratios > 1: the first loop executes fewer instructions.')
     print()
-    print(run.markdown_table(header, rows))
+    print(run.markdown_table(*run.summary_table(summary, lambda x: f'{x:,.0f}', 'workload',
+                                                spreads=False)))
+    if args.json:
+        run.write_json(args.json, {
+            'date': datetime.datetime.now().isoformat(timespec='seconds'),
+            'machine': run.machine_info(versions), 'summary': summary,
+            'per_op': {w: {name: per_op.get((w, name)) for name in loops} for w in workloads}})
     for (workload, name), functions in tops.items():
         print()
         print(f'{workload} on {name}: top functions, instructions per operation '

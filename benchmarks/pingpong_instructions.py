@@ -4,6 +4,7 @@
     python benchmarks/pingpong_instructions.py                 # every mode, every loop available
     python benchmarks/pingpong_instructions.py --modes protocol --loops ourloop,uvloop --size 1024
     python benchmarks/pingpong_instructions.py --modes streams --keep /tmp/cg --top 25
+    python benchmarks/pingpong_instructions.py --loops ourloop,ourloop@../base --json out.json
 
 Modes (one connection, one loop, the client sends the next message when the
 whole echo has arrived):
@@ -31,6 +32,7 @@ functions whose instruction count grows most per round trip.
 """
 
 import argparse
+import datetime
 import os
 import re
 import shutil
@@ -40,11 +42,17 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-LOOPS = ('asyncio', 'uvloop', 'rloop', 'ourloop')
+sys.path.insert(0, HERE)
+
+import run  # noqa: E402  (benchmarks/run.py: loops, snapshots, summaries)
+
 MODES = ('protocol', 'streams', 'udp')
 
 CHILD = r'''
-import asyncio, sys
+import asyncio, os, sys
+snapshot = os.environ.get('OURLOOP_BENCH_SNAPSHOT')
+if snapshot:
+    sys.path.insert(0, snapshot)
 kind, mode, family, n, size = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
 if kind == 'uvloop':
     import uvloop
@@ -176,13 +184,11 @@ loop.close()
 '''
 
 
-def instructions(kind, mode, family, n, size, out):
-    env = dict(os.environ, PYTHONHASHSEED='0')
-    for name in ('PYTHONASYNCIODEBUG', 'PYTHONDEVMODE', 'PYTHONTRACEMALLOC', 'PYTHONMALLOC'):
-        env.pop(name, None)
-    if kind == 'ourloop':
-        # This checkout's ourloop when its extension is built in place.
-        env['PYTHONPATH'] = ROOT + os.pathsep + env.get('PYTHONPATH', '')
+def instructions(label, mode, family, n, size, out):
+    # run._worker_env: debug modes off; an ourloop (this checkout's or an
+    # ourloop@...) imports its snapshot (run.prepared_loops).
+    env = dict(run._worker_env(label), PYTHONHASHSEED='0')
+    kind = run.base_loop(label)
     try:
         proc = subprocess.run(
             ['valgrind', '--tool=callgrind', f'--callgrind-out-file={out}',
@@ -216,17 +222,9 @@ def function_counts(out_file):
     return counts
 
 
-def available(kind):
-    if kind == 'asyncio':
-        return True
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
-    return subprocess.run([sys.executable, '-c', f'import {kind}'], env=env,
-                          capture_output=True).returncode == 0
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument('--loops', default=','.join(LOOPS))
+    ap.add_argument('--loops', help=run.LOOPS_HELP)
     ap.add_argument('--modes', default=','.join(MODES))
     ap.add_argument('--family', choices=('tcp', 'unix'), default='tcp',
                     help='what protocol and streams run over (default tcp)')
@@ -236,15 +234,18 @@ def main(argv=None):
     ap.add_argument('--keep', metavar='DIR', help='keep the callgrind files in DIR')
     ap.add_argument('--top', type=int, default=0, metavar='K',
                     help='list the K functions costing most per round trip')
+    ap.add_argument('--json', metavar='FILE', help='also write the counts to FILE')
     opts = ap.parse_args(argv)
     if shutil.which('valgrind') is None:
         print('valgrind is not installed (apt-get install valgrind)', file=sys.stderr)
         return 2
-    loops = [k for k in opts.loops.split(',') if k in LOOPS and available(k)]
+    loops, missing, versions = run.select_loops(opts.loops, ap.error)
     modes = [m for m in opts.modes.split(',') if m in MODES]
     workdir = opts.keep or tempfile.mkdtemp(prefix='pingpong-cg-')
     os.makedirs(workdir, exist_ok=True)
-    per, tops = {}, {}
+    per, tops, na = {}, {}, {}
+    snapshots = run.prepared_loops(loops)
+    snapshots.__enter__()
     try:
         for mode in modes:
             for kind in loops:
@@ -254,8 +255,9 @@ def main(argv=None):
                     i1 = instructions(kind, mode, opts.family, opts.n1, opts.size, files[0])
                     i2 = instructions(kind, mode, opts.family, opts.n2, opts.size, files[1])
                 except RuntimeError as exc:
-                    if kind == 'ourloop':
+                    if run.base_loop(kind) == 'ourloop':
                         raise
+                    na.setdefault(f'{mode} round trip', {})[kind] = str(exc)[-300:]
                     # (rloop lacks some of the API.)
                     print(f'  {mode} on {kind}: failed: {str(exc)[-300:]}', file=sys.stderr)
                     continue
@@ -267,21 +269,24 @@ def main(argv=None):
                              for f in set(small) | set(big)}
                     tops[mode, kind] = sorted(diffs.items(), key=lambda x: -x[1])[:opts.top]
     finally:
+        snapshots.__exit__(None, None, None)
         if not opts.keep:
             shutil.rmtree(workdir, ignore_errors=True)
 
     print(f'Instructions per round trip ({opts.size}-byte messages, {opts.family} for '
           f'protocol and streams, callgrind, runs of {opts.n1} and {opts.n2}):\n')
-    print('| mode | ' + ' | '.join(loops) + (' | ourloop/uvloop |' if
-                                             {'ourloop', 'uvloop'} <= set(loops) else ' |'))
-    print('|:-----|' + '---:|' * (len(loops) + ({'ourloop', 'uvloop'} <= set(loops))))
-    for mode in modes:
-        cells = [f'{per[mode, k]:,.0f}' if (mode, k) in per else 'n/a' for k in loops]
-        if (mode, 'ourloop') in per and (mode, 'uvloop') in per:
-            cells.append(f"{per[mode, 'ourloop'] / per[mode, 'uvloop']:.2f}x")
-        elif {'ourloop', 'uvloop'} <= set(loops):
-            cells.append('n/a')
-        print(f'| {mode} | ' + ' | '.join(cells) + ' |')
+    rows = [f'{m} round trip' for m in modes]
+    summary = run.summarize_samples(
+        'round trip instructions', 'instr', rows, loops,
+        {f'{m} round trip': {k: [per[m, k]] if (m, k) in per else [] for k in loops}
+         for m in modes}, higher_is_better=False, na=na)
+    print('Ratios > 1: the first loop executes fewer instructions.\n')
+    print(run.markdown_table(*run.summary_table(summary, lambda x: f'{x:,.0f}', 'exchange')))
+    if opts.json:
+        run.write_json(opts.json, {
+            'date': datetime.datetime.now().isoformat(timespec='seconds'),
+            'machine': run.machine_info(versions), 'size': opts.size, 'family': opts.family,
+            'n1': opts.n1, 'n2': opts.n2, 'summary': summary, 'missing_loops': missing})
     for (mode, kind), funcs in tops.items():
         print(f'\n{mode} on {kind}: top functions, instructions per round trip '
               f'(of {per[mode, kind]:,.0f})\n')

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""Benchmarks of ourloop's loop core against uvloop, rloop and asyncio's default loop.
+"""Benchmarks of ourloop's loop core against asyncio's default loop, uvloop and rloop.
 
     python benchmarks/run.py                    # 7 repetitions, full sizes
     python benchmarks/run.py --quick            # small sizes, 1 repetition
     python benchmarks/run.py --reps 11 --only call_soon,task_switch
     python benchmarks/run.py --json results.json
+    python benchmarks/run.py --loops ourloop,ourloop@../base   # two builds, interleaved
 
 Method (see benchmarks/README.md):
 
@@ -23,9 +24,10 @@ Method (see benchmarks/README.md):
 * ourloop is copied (package and built extension) to a temporary directory
   at the start, and every measurement imports that copy: a rebuild of the
   work tree during the run does not mix builds;
-* the table shows the median ops/s per loop and the ratios of the medians
-  (ourloop/uvloop, ourloop/rloop and ourloop/asyncio: above 1 means
-  ourloop is faster).
+* the table shows the median ops/s per loop with the min..max of its
+  samples, and the ratios of ourloop's median to each other loop's (above 1
+  means ourloop is faster); --json also writes this summary, which
+  bench_all.py (make bench) prints and charts.
 
 The worker mode runs one measurement and prints it as JSON; it is also the
 handy entry point for profiling a single workload on a single loop:
@@ -55,9 +57,12 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
+# The loops a run compares by default (those of them that import). A
+# --loops list may also name `ourloop@PATH`: ourloop imported from another
+# checkout's in-place build, labelled `ourloop@<its commit>` (see
+# select_loops), to compare two builds in one interleaved run.
 LOOP_NAMES = ('asyncio', 'uvloop', 'rloop', 'ourloop')
-# The loops ourloop's ratios are computed against.
-_OTHERS = ('uvloop', 'rloop', 'asyncio')
+CANDIDATE = 'ourloop'   # the ratio columns compare this loop with each other one
 
 
 SNAPSHOT_ENV = 'OURLOOP_BENCH_SNAPSHOT'
@@ -78,12 +83,15 @@ def _use_source_tree():
             sys.path.insert(0, ROOT)
 
 
-def snapshot_ourloop():
+def snapshot_ourloop(src=None):
     """Copy the ourloop package (with its built extension) to a temporary
     directory and return that directory, so that every measurement of a run
-    uses the same build even if the work tree is rebuilt meanwhile."""
-    import ourloop
-    src = os.path.dirname(os.path.abspath(ourloop.__file__))
+    uses the same build even if the work tree is rebuilt meanwhile. `src`:
+    the package directory to copy (default: the ourloop this process
+    imports)."""
+    if src is None:
+        import ourloop
+        src = os.path.dirname(os.path.abspath(ourloop.__file__))
     dest = tempfile.mkdtemp(prefix='ourloop-bench-')
     shutil.copytree(src, os.path.join(dest, 'ourloop'),
                     ignore=shutil.ignore_patterns('__pycache__', '*.c', '*.pyx', '*.pxd',
@@ -443,7 +451,13 @@ WORKLOADS = {
 # Loops
 # ---------------------------------------------------------------------------
 
+def base_loop(label):
+    """The loop a label names: 'ourloop' for 'ourloop@6ccb7cf' as well."""
+    return label.split('@', 1)[0]
+
+
 def loop_factory(name):
+    name = base_loop(name)
     if name == 'asyncio':
         # The default loop of this platform (the selector loop on Unix).
         return asyncio.DefaultEventLoopPolicy().new_event_loop
@@ -505,7 +519,8 @@ def measure(loop_name, workload, quick, size=None, warmup=True, inner=1):
             'ops_per_sec': ops / min(walls),
             'ops_per_cpu_sec': ops / min(cpus) if cpus else None,
             'inner_seconds': walls,
-            'build': ourloop_build()['fingerprint'] if loop_name == 'ourloop' else None}
+            'rss': rss(),
+            'build': build_fingerprint(loop_name)}
 
 
 # ---------------------------------------------------------------------------
@@ -513,26 +528,163 @@ def measure(loop_name, workload, quick, size=None, warmup=True, inner=1):
 # ---------------------------------------------------------------------------
 
 def probe_loops():
-    """{loop name: version string or None} for the loops importable here,
-    and {loop name: reason} for those that are not."""
+    """{loop name: version string} for the loops of LOOP_NAMES importable
+    here, and {loop name: reason} for those that are not."""
     available, missing = {}, {}
     available['asyncio'] = platform.python_version()
-    try:
-        import uvloop
-        available['uvloop'] = getattr(uvloop, '__version__', '?')
-    except Exception as exc:  # ImportError, or a broken install
-        missing['uvloop'] = f'{type(exc).__name__}: {exc}'
-    try:
-        import rloop
-        available['rloop'] = getattr(rloop, '__version__', '?')
-    except Exception as exc:
-        missing['rloop'] = f'{type(exc).__name__}: {exc}'
-    try:
-        import ourloop
-        available['ourloop'] = getattr(ourloop, '__version__', '?')
-    except Exception as exc:
-        missing['ourloop'] = f'{type(exc).__name__}: {exc}'
+    for name in LOOP_NAMES[1:]:
+        try:
+            module = __import__(name)
+            available[name] = getattr(module, '__version__', None) or _dist_version(name)
+        except Exception as exc:  # ImportError, or a broken install
+            missing[name] = f'{type(exc).__name__}: {exc}'
     return available, missing
+
+
+def _dist_version(name):
+    try:
+        from importlib.metadata import version
+        return version(name)
+    except Exception:
+        return '?'
+
+
+# label -> checkout directory, for the `ourloop@PATH` loops of this run
+CHECKOUTS = {}
+# label -> snapshot directory (prepared_loops): what a worker of that label imports
+_SNAPSHOTS = {}
+
+_PROBE_CHECKOUT = r"""
+import json, os, sys
+sys.path.insert(0, sys.argv[1])
+import ourloop
+from ourloop import _core
+print(json.dumps({'package': os.path.dirname(os.path.abspath(ourloop.__file__)),
+                  'version': getattr(ourloop, '__version__', '?'),
+                  'libuv': ourloop.libuv_version(), 'extension': _core.__file__}))
+"""
+
+
+def probe_checkout(path):
+    """Import ourloop from the checkout at `path` (its in-place build) in a
+    subprocess. Returns (label, info, None) or (None, None, reason); the
+    label is `ourloop@<short commit>` (`+dirty` if ourloop/ has uncommitted
+    changes), or `ourloop@<directory name>` outside git."""
+    path = os.path.abspath(os.path.expanduser(path))
+    if not os.path.isdir(os.path.join(path, 'ourloop')):
+        return None, None, f'{path} has no ourloop/ package'
+    proc = subprocess.run([sys.executable, '-c', _PROBE_CHECKOUT, path], capture_output=True,
+                          text=True, timeout=60, cwd=tempfile.gettempdir(),
+                          env={k: v for k, v in os.environ.items() if k != SNAPSHOT_ENV})
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:]
+        return None, None, f'ourloop does not import from {path} (built in place?): ' + \
+            ' | '.join(tail)
+    info = json.loads(proc.stdout.strip().splitlines()[-1])
+    if os.path.realpath(info['package']) != os.path.realpath(os.path.join(path, 'ourloop')):
+        return None, None, f'importing ourloop from {path} found {info["package"]} instead'
+    commit = _git('rev-parse', '--short', 'HEAD', root=path)
+    if commit:
+        if _git('status', '--porcelain', '--untracked-files=no', '--', 'ourloop', root=path):
+            commit += '+dirty'
+        label = f'ourloop@{commit}'
+    else:
+        label = f'ourloop@{os.path.basename(path.rstrip(os.sep))}'
+    info['path'] = path
+    info['commit'] = commit
+    return label, info, None
+
+
+def select_loops(spec, error=None):
+    """The loops of a run from a --loops value (None: every loop of
+    LOOP_NAMES that imports). Items: a name of LOOP_NAMES, or
+    `ourloop@PATH` for ourloop built in place in another checkout.
+    Returns (labels in the order given, {label: reason} of the wanted
+    loops that are not available, {label: version}). Unknown names call
+    error(message) (argparse's parser.error), or raise ValueError."""
+    available, missing = probe_loops()
+    items = [x.strip() for x in spec.split(',') if x.strip()] if spec else list(LOOP_NAMES)
+    loops, versions, not_there = [], {}, {}
+    for item in items:
+        name, _, path = item.partition('@')
+        if name not in LOOP_NAMES or (path and name != 'ourloop'):
+            message = (f'unknown loop {item!r}: choose from {", ".join(LOOP_NAMES)}, '
+                       'or ourloop@PATH (another checkout, built in place)')
+            if error:
+                error(message)
+            raise ValueError(message)
+        if path:
+            label, info, reason = probe_checkout(path)
+            if label is None:
+                not_there[item] = reason
+                continue
+            if label in loops:
+                continue
+            CHECKOUTS[label] = info
+            loops.append(label)
+            versions[label] = f"{info['version']} ({info['path']}, libuv {info['libuv']})"
+        elif name in available:
+            if name not in loops:
+                loops.append(name)
+                versions[name] = available[name]
+        else:
+            not_there[name] = missing[name]
+    for name, reason in not_there.items():
+        print(f'NOTE: {name} is not available ({reason}); comparing {", ".join(loops)} only.',
+              file=sys.stderr)
+    return loops, not_there, versions
+
+
+class prepared_loops:
+    """Context manager: a snapshot (snapshot_ourloop) of every ourloop of
+    `loops` (this checkout's and each `ourloop@...`), removed at the end;
+    _worker_env(label) points the workers of each label at its own."""
+
+    def __init__(self, loops):
+        self.loops = loops
+        self.made = []
+
+    def __enter__(self):
+        for label in self.loops:
+            if base_loop(label) != 'ourloop' or label in _SNAPSHOTS:
+                continue
+            if label == 'ourloop' and os.environ.get(SNAPSHOT_ENV):
+                continue        # a driver started by a driver: its snapshot
+            src = os.path.join(CHECKOUTS[label]['path'], 'ourloop') if label in CHECKOUTS \
+                else None
+            _SNAPSHOTS[label] = snapshot_ourloop(src)
+            self.made.append(label)
+        return self
+
+    def __exit__(self, *exc):
+        for label in self.made:
+            shutil.rmtree(_SNAPSHOTS.pop(label), ignore_errors=True)
+        return False
+
+
+def ratio_pairs(loops):
+    """The (a, b) pairs whose ratio of medians a run reports: CANDIDATE
+    (ourloop) against each other loop, or the first loop against the others
+    when ourloop is not in the run."""
+    if not loops:
+        return []
+    first = CANDIDATE if CANDIDATE in loops else loops[0]
+    return [(first, other) for other in loops if other != first]
+
+
+def build_fingerprint(loop_name):
+    """The ourloop build a worker measured (None for other loops)."""
+    return ourloop_build()['fingerprint'] if base_loop(loop_name) == 'ourloop' else None
+
+
+def rss():
+    """This process's resident set size now, in bytes, by psutil (None
+    without psutil: the column shows n/a)."""
+    try:
+        import psutil
+    except ImportError:
+        return None
+    return psutil.Process().memory_info().rss
 
 
 def ourloop_build():
@@ -552,9 +704,9 @@ def ourloop_build():
     }
 
 
-def _git(*args):
+def _git(*args, root=ROOT):
     try:
-        proc = subprocess.run(['git', '--no-optional-locks', '-C', ROOT, *args],
+        proc = subprocess.run(['git', '--no-optional-locks', '-C', root, *args],
                               capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None
@@ -589,7 +741,11 @@ def machine_info(available):
         'rloop': available.get('rloop'),
         'ourloop': available.get('ourloop'),
         'libuv (ourloop)': None,
+        'loops': dict(available),
     }
+    for label, checkout in CHECKOUTS.items():
+        if label in available:
+            info[label] = f"{checkout['path']} (libuv {checkout['libuv']})"
     if 'ourloop' in available:
         import ourloop
         info['libuv (ourloop)'] = ourloop.libuv_version()
@@ -604,12 +760,30 @@ def machine_info(available):
     return info
 
 
-def _worker_env():
-    # Debug modes would measure the debug paths of the loops, not their speed.
+def machine_line(info):
+    """The one-line machine header of every script's output."""
+    loops = info.get('loops') or {}
+    others = ', '.join(f'{name} {version}' for name, version in loops.items()
+                       if name not in ('asyncio', 'ourloop'))
+    return (f"Machine: {info['cpu']}, {info['cores']} cores, {info['os']}, "
+            f"{info['python']}, asyncio loop {info['asyncio_loop']}"
+            + (f', {others}' if others else '')
+            + (f", ourloop {info['ourloop']} (libuv {info['libuv (ourloop)'] or '?'})"
+               if info.get('ourloop') else ''))
+
+
+def _worker_env(loop_name=None):
+    """The environment of a worker (or server) process measuring
+    `loop_name`: debug modes off (they would measure the loops' debug
+    paths, not their speed), and for an ourloop, its snapshot."""
     env = dict(os.environ)
     for name in ('PYTHONASYNCIODEBUG', 'PYTHONDEVMODE', 'PYTHONTRACEMALLOC',
                  'PYTHONMALLOC', 'PYTHONPROFILEIMPORTTIME'):
         env.pop(name, None)
+    if loop_name in _SNAPSHOTS:
+        env[SNAPSHOT_ENV] = _SNAPSHOTS[loop_name]
+    elif loop_name is not None and base_loop(loop_name) == 'ourloop' and loop_name != 'ourloop':
+        raise RuntimeError(f'{loop_name}: no snapshot prepared (use prepared_loops)')
     return env
 
 
@@ -620,7 +794,7 @@ def run_worker(loop_name, workload, quick, inner, timeout):
         cmd.append('--quick')
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                              env=_worker_env())
+                              env=_worker_env(loop_name))
     except subprocess.TimeoutExpired:
         return None, f'timed out after {timeout} s'
     if proc.returncode != 0:
@@ -674,6 +848,24 @@ def geomean(xs):
     return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else None
 
 
+def worker_loop(label, error):
+    """Check a worker's LOOP argument (a name of LOOP_NAMES, or ourloop@...:
+    the driver passes the snapshot in the environment; by hand,
+    ourloop@PATH imports the checkout at PATH)."""
+    name, _, rest = label.partition('@')
+    if name not in LOOP_NAMES or (rest and name != 'ourloop'):
+        error(f'unknown loop {label!r}; choose from {", ".join(LOOP_NAMES)} or ourloop@PATH')
+    if rest and not os.environ.get(SNAPSHOT_ENV):
+        if not os.path.isdir(rest):
+            error(f'{label}: no snapshot given ({SNAPSHOT_ENV}) and {rest!r} is not a checkout')
+        sys.path.insert(0, os.path.abspath(rest))
+
+
+LOOPS_HELP = ('comma-separated loops to compare (default: all available): '
+              + ', '.join(LOOP_NAMES) + '; ourloop@PATH adds ourloop built in place in '
+              'the checkout at PATH, shown as ourloop@<its commit>')
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         description='Benchmark ourloop against uvloop, rloop and asyncio (interleaved, medians).')
@@ -684,9 +876,7 @@ def main(argv=None):
     parser.add_argument('--only', metavar='NAME',
                         help='comma-separated workloads to run (default: all): '
                              + ', '.join(WORKLOADS))
-    parser.add_argument('--loops', metavar='NAMES',
-                        help='comma-separated loops to compare (default: all available): '
-                             + ', '.join(LOOP_NAMES))
+    parser.add_argument('--loops', metavar='NAMES', help=LOOPS_HELP)
     parser.add_argument('--json', metavar='FILE', help='also write all samples and medians to FILE')
     parser.add_argument('--inner', type=int, default=None, metavar='K',
                         help='timed runs per subprocess, each on a fresh loop; the best '
@@ -710,8 +900,7 @@ def main(argv=None):
         loop_name, workload = args.worker
         if workload not in WORKLOADS:
             parser.error(f'unknown workload {workload!r}; choose from {", ".join(WORKLOADS)}')
-        if loop_name not in LOOP_NAMES:
-            parser.error(f'unknown loop {loop_name!r}; choose from {", ".join(LOOP_NAMES)}')
+        worker_loop(loop_name, parser.error)
         result = measure(loop_name, workload, args.quick, args.size, not args.no_warmup,
                          args.inner)
         print(json.dumps(result))
@@ -729,33 +918,13 @@ def main(argv=None):
             parser.error(f'unknown workload(s) {", ".join(unknown)}; '
                          f'choose from {", ".join(WORKLOADS)}')
 
-    available, missing = probe_loops()
-    wanted = LOOP_NAMES
-    if args.loops:
-        wanted = [x.strip() for x in args.loops.split(',') if x.strip()]
-        unknown = [x for x in wanted if x not in LOOP_NAMES]
-        if unknown:
-            parser.error(f'unknown loop(s) {", ".join(unknown)}')
-    loops = [name for name in LOOP_NAMES if name in wanted and name in available]
-    for name, reason in missing.items():
-        if name in wanted:
-            print(f'NOTE: {name} is not available ({reason}); '
-                  f'comparing {", ".join(loops)} only.', file=sys.stderr)
+    loops, missing, versions = select_loops(args.loops, parser.error)
     if not loops:
         print('no loop to benchmark', file=sys.stderr)
         return 2
-
-    info = machine_info(available)
-    snapshot = None
-    if 'ourloop' in loops and not os.environ.get(SNAPSHOT_ENV):
-        snapshot = snapshot_ourloop()
-        os.environ[SNAPSHOT_ENV] = snapshot
-    try:
+    info = machine_info(versions)
+    with prepared_loops(loops):
         return _drive(args, reps, workloads, loops, missing, info)
-    finally:
-        if snapshot:
-            del os.environ[SNAPSHOT_ENV]
-            shutil.rmtree(snapshot, ignore_errors=True)
 
 
 def _drive(args, reps, workloads, loops, missing, info):
@@ -769,7 +938,7 @@ def _drive(args, reps, workloads, loops, missing, info):
         print('WARNING: ourloop is a debug build (OURLOOP_DEBUG=1, -O0): its numbers '
               'are not representative; rebuild with `make build`.', file=sys.stderr)
     samples = {w: {name: [] for name in loops} for w in workloads}
-    builds_seen = set()
+    builds_seen = {}
     load_before = _loadavg()
     errors = {w: {} for w in workloads}
     started = time.monotonic()
@@ -786,47 +955,48 @@ def _drive(args, reps, workloads, loops, missing, info):
                           file=sys.stderr)
                 else:
                     samples[workload][name].append(result)
-                    if result.get('build'):
-                        builds_seen.add(result['build'])
+                    note_build(builds_seen, result)
         print(f'  repetition {rep + 1}/{reps} done ({time.monotonic() - started:.0f} s)',
               file=sys.stderr)
 
     load_after = _loadavg()
-    by_metric = {metric: summarize(samples, workloads, loops, metric)
-                 for metric in ('ops_per_sec', 'ops_per_cpu_sec')}
+    summaries = {metric: summarize_samples(
+        'loop core', metric.replace('ops_per_sec', 'ops/s').replace('ops_per_cpu_sec', 'ops/cpu-s'),
+        workloads, loops, {w: {name: _values(samples[w][name], metric) for name in loops}
+                           for w in workloads})
+        for metric in ('ops_per_sec', 'ops_per_cpu_sec')}
 
     print()
-    print('Machine: ' + f"{info['cpu']}, {info['cores']} cores, {info['os']}, "
-          f"{info['python']}, asyncio loop {info['asyncio_loop']}, "
-          f"uvloop {info['uvloop'] or 'not installed'}, "
-          f"rloop {info['rloop'] or 'not installed'}, "
-          f"ourloop {info['ourloop'] or 'not importable'} "
-          f"(libuv {info['libuv (ourloop)'] or '?'})")
+    print(machine_line(info))
     print(f'Median of {reps} interleaved repetitions, each in a fresh subprocess; '
           f'{"quick" if args.quick else "full"} sizes; load average {load_before} '
           f'before, {load_after} after.')
-    if 'git' in info:
-        print(f"ourloop: commit {info['git']}, extension built {info['ourloop_built']}"
-              + (', DEBUG BUILD (numbers not representative)'
-                 if info.get('ourloop_debug_build') else ''))
-    if len(builds_seen) > 1:
-        print(f'WARNING: ourloop\'s extension changed during the run ({len(builds_seen)} '
-              'different builds were measured): run again.')
+    print_builds(info, builds_seen)
     for name, reason in missing.items():
         print(f'NOTE: {name} not available: {reason}')
     print()
-    print('Throughput, wall clock (ops/s; ratios > 1: ourloop faster):')
+    print('Throughput, wall clock: median ops/s (min .. max of the samples around it); '
+          f'ratios of the medians (> 1: {ratio_pairs(loops)[0][0] if len(loops) > 1 else "-"} '
+          'faster):')
     print()
-    print(markdown_table(*result_table(by_metric['ops_per_sec'], workloads, 'ops/s')))
+    print(markdown_table(*summary_table(summaries['ops_per_sec'], fmt_ops, 'workload')))
     print()
     print('Same runs, per CPU second of the process (less sensitive to other '
           'processes on the machine):')
     print()
-    print(markdown_table(*result_table(by_metric['ops_per_cpu_sec'], workloads, 'ops/cpu-s')))
-    print()
-    print('Spread of the wall-clock samples around their median (min .. max):')
-    print()
-    print(markdown_table(*spread_table(samples, workloads, 'ops_per_sec')))
+    print(markdown_table(*summary_table(summaries['ops_per_cpu_sec'], fmt_ops, 'workload',
+                                        spreads=False)))
+    rss_rows = {w: {name: [r['rss'] for r in samples[w][name] if r.get('rss')]
+                    for name in loops} for w in workloads}
+    if any(x for row in rss_rows.values() for x in row.values()):
+        print()
+        print('Resident set size of the worker after its timed runs (psutil; MiB, median):')
+        print()
+        rss = summarize_samples('rss', 'MiB', workloads, loops,
+                                {w: {n: [x / 2**20 for x in xs] for n, xs in row.items()}
+                                 for w, row in rss_rows.items()}, higher_is_better=False)
+        print(markdown_table(*summary_table(rss, lambda x: f'{x:.1f}', 'workload',
+                                            spreads=False, ratios=False)))
     print_errors(errors)
 
     if args.json:
@@ -834,87 +1004,122 @@ def _drive(args, reps, workloads, loops, missing, info):
             'date': datetime.datetime.now().isoformat(timespec='seconds'),
             'machine': info,
             'load_average': {'before': load_before, 'after': load_after},
-            'ourloop_builds_measured': sorted(builds_seen),
+            'ourloop_builds_measured': {k: sorted(v) for k, v in builds_seen.items()},
             'reps': reps,
             'quick': args.quick,
             'missing_loops': missing,
-            'workloads': {},
+            'summary': summaries['ops_per_sec'],
+            'summary_cpu': summaries['ops_per_cpu_sec'],
+            'samples': {w: {name: samples[w][name] for name in loops} for w in workloads},
+            'errors': errors,
         }
-        for w in workloads:
-            entry = {
-                'size': WORKLOADS[w][2 if args.quick else 1],
-                'unit': WORKLOADS[w][3],
-                'errors': errors[w],
-            }
-            for metric, summary in by_metric.items():
-                medians, ratios = summary[w]
-                entry[f'samples_{metric}'] = {
-                    name: [r[metric] for r in samples[w][name]] for name in loops}
-                entry[f'median_{metric}'] = medians
-                entry[f'ratios_{metric}'] = ratios
-            out['workloads'][w] = entry
-        with open(args.json, 'w') as f:
-            json.dump(out, f, indent=2)
-            f.write('\n')
+        write_json(args.json, out)
     return 1 if any(errors.values()) else 0
+
+
+def write_json(path, out):
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, 'w') as f:
+        json.dump(out, f, indent=2)
+        f.write('\n')
+
+
+def print_builds(info, builds_seen):
+    """The ourloop builds of a run: commit, build time, and a warning if a
+    build changed during the run. builds_seen: {label: {fingerprint}}."""
+    if 'git' in info:
+        print(f"ourloop: commit {info['git']}, extension built {info['ourloop_built']}"
+              + (', DEBUG BUILD (numbers not representative)'
+                 if info.get('ourloop_debug_build') else ''))
+    for label, checkout in CHECKOUTS.items():
+        if label in (info.get('loops') or {}):
+            print(f"{label}: {checkout['path']}, extension {checkout['extension']}")
+    for label, fingerprints in builds_seen.items():
+        if len(fingerprints) > 1:
+            print(f'WARNING: {label}\'s extension changed during the run '
+                  f'({len(fingerprints)} different builds were measured): run again.')
+
+
+def note_build(builds_seen, result):
+    if result.get('build'):
+        builds_seen.setdefault(result['loop'], set()).add(result['build'])
 
 
 def _values(results, metric):
     return [r[metric] for r in results if r.get(metric)]
 
 
-def summarize(samples, workloads, loops, metric):
-    """{workload: (medians by loop, {'ourloop/uvloop': r, 'ourloop/rloop': r,
-    'ourloop/asyncio': r})}."""
-    out = {}
-    for w in workloads:
-        medians = {}
-        for name in loops:
-            xs = _values(samples[w][name], metric)
-            medians[name] = statistics.median(xs) if xs else None
+def stats(xs):
+    """{'median', 'min', 'max', 'n'} of the samples, or None without any."""
+    xs = [x for x in xs if x is not None]
+    if not xs:
+        return None
+    return {'median': statistics.median(xs), 'min': min(xs), 'max': max(xs), 'n': len(xs)}
+
+
+def summarize_samples(suite, unit, rows, loops, values, higher_is_better=True, na=None):
+    """The summary every script prints and writes to its --json (under
+    "summary"), and that bench_all.py charts: for each row and loop the
+    median, min and max of its samples (values[row][loop]: a list), and the
+    ratios of the medians of ratio_pairs(loops), oriented so that above 1
+    means the first loop is better (faster, or fewer instructions when not
+    higher_is_better), with their geometric means. na: {row: {loop:
+    reason}} of the cells a loop could not run."""
+    pairs = ratio_pairs(loops)
+    out = {'suite': suite, 'unit': unit, 'higher_is_better': higher_is_better,
+           'loops': list(loops), 'rows': {}, 'ratios': {}, 'na': na or {}}
+    for row in rows:
+        cells = {loop: stats(values.get(row, {}).get(loop, [])) for loop in loops}
+        out['rows'][row] = cells
         ratios = {}
-        for other in _OTHERS:
-            ours, theirs = medians.get('ourloop'), medians.get(other)
-            ratios[f'ourloop/{other}'] = ours / theirs if ours and theirs else None
-        out[w] = (medians, ratios)
+        for a, b in pairs:
+            x, y = (cells[a] or {}).get('median'), (cells[b] or {}).get('median')
+            ratios[f'{a}/{b}'] = (x / y if higher_is_better else y / x) if x and y else None
+        out['ratios'][row] = ratios
+    out['geomean'] = {f'{a}/{b}': geomean([out['ratios'][r][f'{a}/{b}'] for r in rows])
+                      for a, b in pairs}
     return out
 
 
-def result_table(summary, workloads, unit):
-    header = ['workload'] + [f'{name} {unit}' for name in LOOP_NAMES] + \
-        [f'ourloop/{other}' for other in _OTHERS]
-    rows = []
-    for w in workloads:
-        medians, ratios = summary[w]
-        rows.append([w] + [fmt_ops(medians.get(name)) for name in LOOP_NAMES]
-                    + [fmt_ratio(ratios[f'ourloop/{other}']) for other in _OTHERS])
-    rows.append(['geometric mean'] + [''] * len(LOOP_NAMES)
-                + [fmt_ratio(geomean([summary[w][1][f'ourloop/{other}'] for w in workloads]))
-                   for other in _OTHERS])
-    return header, rows
+def spread_text(st):
+    if not st:
+        return 'n/a'
+    m = st['median']
+    return f"{(st['min'] - m) / m * 100:+.0f}%..{(st['max'] - m) / m * 100:+.0f}%"
 
 
-def spread_table(samples, workloads, metric):
-    header = ['workload'] + [f'{name} spread' for name in LOOP_NAMES]
+def summary_table(summary, fmt, row_header, spreads=True, ratios=True, split=None):
+    """(header, rows) of a summary: a column per loop with the median (and
+    its min..max spread), then the ratio columns and a geometric-mean row.
+    split(row) may turn a row key into several leading cells."""
+    loops = summary['loops']
+    heads = list(row_header) if isinstance(row_header, (tuple, list)) else [row_header]
+    pairs = list(summary['geomean']) if ratios else []
+    header = heads + [f"{loop} {summary['unit']}" for loop in loops] + pairs
     rows = []
-    for w in workloads:
-        cells = [w]
-        for name in LOOP_NAMES:
-            xs = _values(samples[w].get(name, []), metric)
-            if xs:
-                med = statistics.median(xs)
-                cells.append(f'{(min(xs) - med) / med * 100:+.0f}% .. '
-                             f'{(max(xs) - med) / med * 100:+.0f}%')
+    for row, cells in summary['rows'].items():
+        lead = split(row) if split else [row]
+        line = list(lead)
+        for loop in loops:
+            st = cells.get(loop)
+            reason = summary['na'].get(row, {}).get(loop)
+            if st is None:
+                line.append('n/a (not implemented yet)' if reason and
+                            reason.startswith('not implemented') else 'n/a')
             else:
-                cells.append('n/a')
-        rows.append(cells)
+                line.append(fmt(st['median'])
+                            + (f' ({spread_text(st)})' if spreads and st['n'] > 1 else ''))
+        line += [fmt_ratio(summary['ratios'][row][p]) for p in pairs]
+        rows.append(line)
+    if pairs:
+        rows.append(['geometric mean'] + [''] * (len(heads) - 1) + [''] * len(loops)
+                    + [fmt_ratio(summary['geomean'][p]) for p in pairs])
     return header, rows
 
 
 def _loadavg():
     try:
-        with open('/proc/loadavg') as f:
-            return ' '.join(f.read().split()[:3])
+        return ' '.join(f'{x:.2f}' for x in os.getloadavg())
     except OSError:
         return '?'
 

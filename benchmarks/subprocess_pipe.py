@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Subprocess benchmark: pipe throughput and spawn rate on asyncio, uvloop and ourloop.
+"""Subprocess benchmark: pipe throughput and spawn rate on asyncio, uvloop, rloop and ourloop.
 
     python benchmarks/subprocess_pipe.py               # 5 repetitions, full sizes
     python benchmarks/subprocess_pipe.py --quick       # 1 repetition, small sizes: seconds
@@ -51,7 +51,6 @@ import gc
 import json
 import os
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
@@ -132,13 +131,22 @@ def _child_prefix():
 
 def _pipe_kind(pid, fd):
     """'pipe', 'socket' or '?': what the loop made the child's stdin (fd 0)
-    or stdout (fd 1) of, read from /proc while the child runs (transports
-    do not all expose their pipe: uvloop's get_extra_info('pipe') is None)."""
+    or stdout (fd 1) of, while the child runs (transports do not all expose
+    their pipe: uvloop's get_extra_info('pipe') is None). psutil lists a
+    process's sockets (a socketpair end is a Unix socket); an fd that is
+    not among them is the pipe that subprocess.Popen makes. '?' without
+    psutil."""
     try:
-        target = os.readlink(f'/proc/{pid}/fd/{fd}')
-    except OSError:
+        import psutil
+        proc = psutil.Process(pid)
+        # net_connections() since psutil 6.0, connections() before
+        conns = getattr(proc, 'net_connections', None) or proc.connections
+        conns = conns(kind='unix')
+    except ImportError:
         return '?'
-    return target.split(':', 1)[0] if target.startswith(('pipe:', 'socket:')) else '?'
+    except psutil.Error:
+        return '?'
+    return 'socket' if any(c.fd == fd for c in conns) else 'pipe'
 
 
 class Checker:
@@ -271,6 +279,8 @@ WORKLOADS = {
 
 
 def _children_cpu():
+    """CPU seconds of the reaped children (getrusage: psutil has no view of
+    processes that are gone)."""
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     return ru.ru_utime + ru.ru_stime
 
@@ -310,8 +320,8 @@ def measure(loop_name, workload, quick, size=None, warmup=True, inner=1):
             'seconds': wall, 'rate': rate,
             'rate_unit': 'MiB/s' if unit == 'byte' else 'processes/s',
             'parent_cpu_share': cpu / wall, 'children_cpu_share': child_cpu / wall,
-            'inner_seconds': [r[0] for r in runs], **extra,
-            'build': bench.ourloop_build()['fingerprint'] if loop_name == 'ourloop' else None}
+            'inner_seconds': [r[0] for r in runs], **extra, 'rss': bench.rss(),
+            'build': bench.build_fingerprint(loop_name)}
 
 
 # ---------------------------------------------------------------------------
@@ -327,7 +337,7 @@ def run_worker(loop_name, workload, quick, inner, timeout, cpu, child_cpu):
         cmd += ['--cpu', str(cpu), '--child-cpu', str(child_cpu)]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                              env=bench._worker_env())
+                              env=bench._worker_env(loop_name))
     except subprocess.TimeoutExpired:
         return None, f'timed out after {timeout} s'
     if proc.returncode != 0:
@@ -358,9 +368,7 @@ def main(argv=None):
                         'a few seconds')
     p.add_argument('--only', metavar='NAMES',
                    help='comma-separated workloads (default: all): ' + ', '.join(WORKLOADS))
-    p.add_argument('--loops', metavar='NAMES',
-                   help='comma-separated loops (default: all available): '
-                        + ', '.join(bench.LOOP_NAMES))
+    p.add_argument('--loops', metavar='NAMES', help=bench.LOOPS_HELP)
     p.add_argument('--inner', type=int, default=None, metavar='K',
                    help='timed runs per worker, each on a fresh loop; the best one is the '
                         'sample (default 3, or 1 with --quick)')
@@ -388,8 +396,7 @@ def main(argv=None):
         loop_name, workload = args.worker
         if workload not in WORKLOADS:
             p.error(f'unknown workload {workload!r}; choose from {", ".join(WORKLOADS)}')
-        if loop_name not in bench.LOOP_NAMES:
-            p.error(f'unknown loop {loop_name!r}; choose from {", ".join(bench.LOOP_NAMES)}')
+        bench.worker_loop(loop_name, p.error)
         if args.cpu is not None:
             try:
                 os.sched_setaffinity(0, {args.cpu})
@@ -409,41 +416,24 @@ def main(argv=None):
         if unknown:
             p.error(f'unknown workload(s) {", ".join(unknown)}; choose from '
                     f'{", ".join(WORKLOADS)}')
-    available, missing = bench.probe_loops()
-    wanted = bench.LOOP_NAMES
-    if args.loops:
-        wanted = [x.strip() for x in args.loops.split(',') if x.strip()]
-        unknown = [x for x in wanted if x not in bench.LOOP_NAMES]
-        if unknown:
-            p.error(f'unknown loop(s) {", ".join(unknown)}')
-    loops = [n for n in bench.LOOP_NAMES if n in wanted and n in available]
-    for name, reason in missing.items():
-        if name in wanted:
-            print(f'NOTE: {name} is not available ({reason}); comparing {", ".join(loops)} only.',
-                  file=sys.stderr)
+    loops, missing, versions = bench.select_loops(args.loops, p.error)
     if not loops:
         print('no loop to benchmark', file=sys.stderr)
         return 2
 
     prefix, child_desc = child_command()
-    info = bench.machine_info(available)
+    info = bench.machine_info(versions)
     info['child'] = child_desc
-    saved = {k: os.environ.get(k) for k in (bench.SNAPSHOT_ENV, CHILD_ENV)}
+    saved = os.environ.get(CHILD_ENV)
     os.environ[CHILD_ENV] = json.dumps(prefix)
-    snapshot = None
-    if 'ourloop' in loops and not os.environ.get(bench.SNAPSHOT_ENV):
-        snapshot = bench.snapshot_ourloop()
-        os.environ[bench.SNAPSHOT_ENV] = snapshot
     try:
-        return _drive(args, reps, workloads, loops, missing, info)
+        with bench.prepared_loops(loops):
+            return _drive(args, reps, workloads, loops, missing, info)
     finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        if snapshot:
-            shutil.rmtree(snapshot, ignore_errors=True)
+        if saved is None:
+            os.environ.pop(CHILD_ENV, None)
+        else:
+            os.environ[CHILD_ENV] = saved
 
 
 def _cpus():
@@ -474,7 +464,7 @@ def _drive(args, reps, workloads, loops, missing, info):
     samples = {w: {loop: [] for loop in loops} for w in workloads}
     na = {w: {} for w in workloads}
     errors = {w: {} for w in workloads}
-    builds = set()
+    builds = {}
     load_before = bench._loadavg()
     started = time.monotonic()
     for rep in range(reps):
@@ -493,8 +483,7 @@ def _drive(args, reps, workloads, loops, missing, info):
                     na[w][loop_name] = result['na']
                 else:
                     samples[w][loop_name].append(result)
-                    if result.get('build'):
-                        builds.add(result['build'])
+                    bench.note_build(builds, result)
         print(f'  repetition {rep + 1}/{reps} done ({time.monotonic() - started:.0f} s)',
               file=sys.stderr)
     load_after = bench._loadavg()
@@ -503,11 +492,7 @@ def _drive(args, reps, workloads, loops, missing, info):
         xs = [r[key] for r in samples[w].get(loop, []) if r.get(key) is not None]
         return statistics.median(xs) if xs else None
 
-    def ratio(w, a, b):
-        x, y = median(w, a), median(w, b)
-        return x / y if x and y else None
-
-    L = bench.LOOP_NAMES
+    L = loops
 
     def cell(w, loop, text):
         if loop not in loops:
@@ -524,37 +509,29 @@ def _drive(args, reps, workloads, loops, missing, info):
     def unit_text(w):
         return 'MiB/s' if WORKLOADS[w][3] == 'byte' else 'processes/s'
 
+    summary = bench.summarize_samples(
+        'subprocess', 'MiB/s or processes/s', workloads, loops,
+        {w: {loop: [r['rate'] for r in samples[w][loop]] for loop in loops} for w in workloads},
+        na=na)
+
     print()
-    print('Machine: ' + f"{info['cpu']}, {info['cores']} cores, {info['os']}, "
-          f"{info['python']}, asyncio loop {info['asyncio_loop']}, "
-          f"uvloop {info['uvloop'] or 'not installed'}, "
-          f"ourloop {info['ourloop'] or 'not importable'} "
-          f"(libuv {info['libuv (ourloop)'] or '?'})")
+    print(bench.machine_line(info))
     print(f'Median of {reps} interleaved repetitions, each a fresh worker process '
           f'(CPU {loop_cpu}), best of {args.inner} runs per worker; pipe children on CPU '
           f'{child_cpu}; child: {info["child"]}; load average {load_before} before, '
           f'{load_after} after.')
-    if 'git' in info:
-        print(f"ourloop: commit {info['git']}, extension built {info['ourloop_built']}")
-    if len(builds) > 1:
-        print('WARNING: ourloop\'s extension changed during the run: run again.')
+    bench.print_builds(info, builds)
     for name, reason in missing.items():
         print(f'NOTE: {name} not available: {reason}')
     print()
-    print('Throughput (read, write: MiB/s through the pipe; spawn: processes/s; medians; '
-          'ratios > 1: ourloop faster; uvloop/asyncio for reference):')
+    print('Throughput (read, write: MiB/s through the pipe; spawn: processes/s): medians '
+          '(min .. max of the samples around the median); ratios of the medians (> 1: the '
+          'first loop faster):')
     print()
-    header = ['workload', 'size', 'unit'] + [loop for loop in L] + \
-        ['ourloop/uvloop', 'ourloop/asyncio', 'uvloop/asyncio']
-    rows = [[w, size_text(w), unit_text(w)]
-            + [cell(w, loop, fmt_rate(median(w, loop), WORKLOADS[w][3])) for loop in L]
-            + [bench.fmt_ratio(ratio(w, a, b)) for a, b in
-               (('ourloop', 'uvloop'), ('ourloop', 'asyncio'), ('uvloop', 'asyncio'))]
-            for w in workloads]
-    rows.append(['geometric mean', '', ''] + [''] * len(L)
-                + [bench.fmt_ratio(bench.geomean([ratio(w, a, b) for w in workloads]))
-                   for a, b in (('ourloop', 'uvloop'), ('ourloop', 'asyncio'),
-                                ('uvloop', 'asyncio'))])
+
+    header, rows = bench.summary_table(summary, lambda x: f'{x:.4g}', ('workload', 'size', 'unit'),
+                                       split=lambda w: [w, size_text(w), unit_text(w)])
+    header = [h.replace(' MiB/s or processes/s', '') for h in header]
     print(bench.markdown_table(header, rows))
     print()
     print('CPU: the parent\'s share of the wall time (the loop\'s process, all threads) / '
@@ -575,21 +552,6 @@ def _drive(args, reps, workloads, loops, missing, info):
     rows = [[w] + [cpu_cell(w, loop) for loop in L] + [pipe_cell(w, loop) for loop in L]
             for w in workloads]
     print(bench.markdown_table(header, rows))
-    print()
-    print('Spread of the samples around their median (min .. max):')
-    print()
-    rows = []
-    for w in workloads:
-        cells = [w]
-        for loop in L:
-            xs = [r['rate'] for r in samples[w].get(loop, [])]
-            if xs:
-                m = statistics.median(xs)
-                cells.append(f'{(min(xs) - m) / m * 100:+.0f}% .. {(max(xs) - m) / m * 100:+.0f}%')
-            else:
-                cells.append('n/a')
-        rows.append(cells)
-    print(bench.markdown_table(['workload'] + [f'{loop} spread' for loop in L], rows))
     reasons = sorted({f'{loop}: {why}' for w in workloads for loop, why in na[w].items()})
     if reasons:
         print()
@@ -602,22 +564,18 @@ def _drive(args, reps, workloads, loops, missing, info):
             'machine': info, 'reps': reps, 'inner': args.inner, 'quick': args.quick,
             'cpus': {'loop': loop_cpu, 'children': child_cpu},
             'load_average': {'before': load_before, 'after': load_after},
-            'ourloop_builds_measured': sorted(builds), 'missing_loops': missing,
-            'workloads': {},
+            'ourloop_builds_measured': {k: sorted(v) for k, v in builds.items()},
+            'missing_loops': missing, 'summary': summary, 'workloads': {},
         }
         for w in workloads:
             out['workloads'][w] = {
                 'size': WORKLOADS[w][2 if args.quick else 1], 'unit': unit_text(w),
                 'samples': {loop: samples[w][loop] for loop in loops},
                 'median': {loop: median(w, loop) for loop in loops},
-                'ratios': {f'{a}/{b}': ratio(w, a, b) for a, b in
-                           (('ourloop', 'uvloop'), ('ourloop', 'asyncio'),
-                            ('uvloop', 'asyncio'))},
+                'ratios': summary['ratios'][w],
                 'not_available': na[w], 'errors': errors[w],
             }
-        with open(args.json, 'w') as f:
-            json.dump(out, f, indent=2)
-            f.write('\n')
+        bench.write_json(args.json, out)
     return 1 if any(errors.values()) else 0
 
 

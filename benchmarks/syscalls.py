@@ -18,6 +18,7 @@ Without strace the script says so and exits 0.
 """
 
 import argparse
+import datetime
 import os
 import shutil
 import sys
@@ -104,8 +105,8 @@ def main(argv=None):
     p.add_argument('--size', type=int, default=1024, help='message size (default 1024)')
     p.add_argument('--only', metavar='KINDS',
                    help='comma-separated kinds: ' + ', '.join(echo.STREAM_KINDS))
-    p.add_argument('--loops', metavar='NAMES', help='comma-separated loops: '
-                   + ', '.join(bench.LOOP_NAMES))
+    p.add_argument('--loops', metavar='NAMES', help=bench.LOOPS_HELP)
+    p.add_argument('--json', metavar='FILE', help='also write the counts to FILE')
     p.add_argument('--client', choices=('c', 'py'), default='c',
                    help='load generator, as in echo.py: c = echo_load.c (built on demand), '
                         'py = echo_client.py (default: c)')
@@ -123,38 +124,28 @@ def main(argv=None):
         bad = [k for k in kinds if k not in echo.STREAM_KINDS]
         if bad:
             p.error(f'unknown kind(s) {", ".join(bad)}')
-    available, missing = bench.probe_loops()
-    wanted = bench.LOOP_NAMES
-    if args.loops:
-        wanted = [x.strip() for x in args.loops.split(',') if x.strip()]
-    loops = [name for name in bench.LOOP_NAMES if name in wanted and name in available]
-    for name, reason in missing.items():
-        if name in wanted:
-            print(f'NOTE: {name} is not available ({reason})', file=sys.stderr)
+    loops, missing, versions = bench.select_loops(args.loops, p.error)
     _, client_desc = echo.select_client(args.client)
-    info = bench.machine_info(available)
+    info = bench.machine_info(versions)
     cpus = echo._cpus()
 
-    snapshot = None
-    if 'ourloop' in loops and not os.environ.get(bench.SNAPSHOT_ENV):
-        snapshot = bench.snapshot_ourloop()
-        os.environ[bench.SNAPSHOT_ENV] = snapshot
     rows, detail, errors = [], [], []
-    try:
+    totals, na = {}, {}
+    with bench.prepared_loops(loops):
         for kind in kinds:
             for loop_name in loops:
                 for respond, label in (('one', '1'), ('two', '2')):
                     head = [loop_name, kind, label]
-                    miss = echo.missing_methods(loop_name, kind)
-                    if miss:
-                        rows.append(head + ['n/a (not implemented yet)'] + [''] * 5)
-                        continue
                     print(f'  {loop_name} {kind} {label} write(s)...', file=sys.stderr)
                     res, error = per_request(loop_name, kind, respond, args.size, args.base,
                                              args.n, cpus)
                     if res is None:
-                        errors.append(f'{loop_name} {kind} {respond}: {error}')
-                        rows.append(head + ['error'] + [''] * 5)
+                        if error.startswith(('not implemented', 'not available')):
+                            na.setdefault(f'{kind}/{label}', {})[loop_name] = error
+                            rows.append(head + ['n/a (not implemented yet)'] + [''] * 5)
+                        else:
+                            errors.append(f'{loop_name} {kind} {respond}: {error}')
+                            rows.append(head + ['error'] + [''] * 5)
                         continue
                     calls = res['calls']
                     grouped, seen = [], set()
@@ -163,23 +154,15 @@ def main(argv=None):
                         seen |= names
                     other = sum(v for k, v in calls.items() if k not in seen)
                     total = sum(calls.values())
+                    totals.setdefault(f'{kind}/{label}', {})[loop_name] = [total]
                     rows.append(head + [f'{x:.2f}' for x in grouped]
                                 + [f'{other:.2f}', f'{total:.2f}', f'{res["errors"]:.2f}'])
                     names = sorted((k for k, v in calls.items() if abs(v) >= 0.01),
                                    key=lambda k: -calls[k])
                     detail.append(head + [', '.join(f'{k} {calls[k]:.2f}' for k in names)])
-    finally:
-        if snapshot:
-            del os.environ[bench.SNAPSHOT_ENV]
-            shutil.rmtree(snapshot, ignore_errors=True)
 
     print()
-    print('Machine: ' + f"{info['cpu']}, {info['cores']} cores, {info['os']}, "
-          f"{info['python']}, asyncio loop {info['asyncio_loop']}, "
-          f"uvloop {info['uvloop'] or 'not installed'}, "
-          f"ourloop {info['ourloop'] or 'not importable'} "
-          f"(libuv {info['libuv (ourloop)'] or '?'})"
-          + (f", commit {info['git']}" if 'git' in info else ''))
+    print(bench.machine_line(info) + (f", commit {info['git']}" if 'git' in info else ''))
     print(f'Server system calls per request (all threads, strace -c -f): {args.size}-byte '
           f'requests, one client, (runs of {args.base + args.n} minus {args.base} '
           f'exchanges) / {args.n}. "writes": the response as 1 write or as 2 '
@@ -192,6 +175,19 @@ def main(argv=None):
     print('By syscall name (per request, at least 0.01):')
     print()
     print(bench.markdown_table(['loop', 'kind', 'writes', 'syscalls per request'], detail))
+    summary = bench.summarize_samples(
+        'syscalls', 'syscalls/req', [f'{k}/{w}' for k in kinds for w in ('1', '2')], loops,
+        totals, higher_is_better=False, na=na)
+    print()
+    print('Total per request; ratios > 1: the first loop makes fewer system calls:')
+    print()
+    print(bench.markdown_table(*bench.summary_table(summary, lambda x: f'{x:.2f}',
+                                                    'kind/writes', spreads=False)))
+    if args.json:
+        bench.write_json(args.json, {
+            'date': datetime.datetime.now().isoformat(timespec='seconds'),
+            'machine': info, 'n': args.n, 'base': args.base, 'size': args.size,
+            'summary': summary, 'errors': errors})
     if errors:
         print()
         print('Errors:')

@@ -233,6 +233,11 @@ def main():
     ap.add_argument('--count', type=int, default=20000)
     ap.add_argument('--rounds', type=int, default=5)
     args = ap.parse_args()
+    if sys.version_info < (3, 11):
+        # Before 3.11 the stdlib's SSLProtocol is the older design (a plain
+        # Protocol, no get_buffer()), which this comparison cannot drive.
+        sys.exit('tls_sslproto.py needs Python 3.11 or later (the stdlib\'s SSLProtocol '
+                 'before 3.11 is a different design)')
     with tempfile.TemporaryDirectory() as d:
         sctx, cctx = make_contexts(d)
         print(f'Python {sys.version.split()[0]}, {ssl.OPENSSL_VERSION}')

@@ -1,0 +1,239 @@
+#!/usr/bin/env python3
+"""Every benchmark suite in one run: `make bench` (short) and `make bench-full`.
+
+    python benchmarks/bench_all.py                 # make bench: short runs, under 5 minutes
+    python benchmarks/bench_all.py --full          # make bench-full: + callgrind, about 1.5 hours
+    python benchmarks/bench_all.py --only core,udp --loops ourloop,uvloop
+    BENCH_OUT=/tmp/b python benchmarks/bench_all.py   # where the raw results go
+
+Suites (the tables of issue 13): `core` (run.py: callbacks, timers, tasks,
+futures, executor), `echo` (echo.py, TCP and Unix stream servers), `udp`,
+`tls` (echo.py's UDP and TLS rows), `subprocess` (subprocess_pipe.py: pipe
+reads and writes, spawn rate); with --full also `instructions` (callgrind:
+instructions.py's loop-core workloads and pingpong_instructions.py's TCP
+round trips) and `syscalls` (syscalls.py, strace).
+
+Each suite runs its script with the loops interleaved (see README.md,
+"Method"); this driver prints, per suite, one table: the median of each
+loop, the min..max spread of its samples around it, and the ratios of
+ourloop's median to each other loop's. Everything raw goes outside the
+repository, into $BENCH_OUT (default ~/.cache/ourloop-bench/<UTC time>/):
+per suite the script's full output (<suite>.txt, with its CPU-share and
+other tables), its JSON (<suite>.json, every sample) and a chart
+(<suite>.png, matplotlib: each loop relative to asyncio, min..max as error
+bars; the title carries the date, CPU, Python and libuv). Without
+matplotlib there are no charts (said so); a loop that is not installed
+(uvloop, rloop) shows n/a.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import run  # noqa: E402  (tables, summaries)
+
+PY = sys.executable
+
+# suite: (script, arguments of the short run, arguments of the full run)
+TCP_UNIX = 'protocol,buffered,streams,sock,unix-protocol,unix-buffered,unix-streams,unix-sock'
+SUITES = {
+    'core': ('run.py', ['--quick', '--reps', '3'], []),
+    'echo': ('echo.py',
+             ['--only', ','.join(f'{k}/1k/16' for k in TCP_UNIX.split(','))
+              + ',protocol/1k/1,protocol/100k/16,unix-protocol/100k/16',
+              '--reps', '3', '--duration', '0.25'],
+             ['--only', TCP_UNIX, '--reps', '5', '--duration', '1.5']),
+    'udp': ('echo.py', ['--only', 'udp/1k', '--reps', '3', '--duration', '0.25'],
+            ['--only', 'udp', '--reps', '5', '--duration', '1.5']),
+    'tls': ('echo.py', ['--only', 'tls-protocol/1k/16,tls-streams/1k/16,tls-protocol/100k/16',
+                        '--reps', '3', '--duration', '0.25'],
+            ['--only', 'tls-*', '--reps', '5', '--duration', '1.5']),
+    'subprocess': ('subprocess_pipe.py', ['--quick', '--reps', '3'], []),
+    'instructions': ('instructions.py', None,
+                     ['--only', 'call_soon,call_soon_ctx,call_later,timer_cancel,task_switch,'
+                                'future_pingpong,gather']),
+    'roundtrip': ('pingpong_instructions.py', None, []),
+    'syscalls': ('syscalls.py', None, []),
+}
+SHORT = ('core', 'echo', 'udp', 'tls', 'subprocess')
+
+
+def default_out():
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%dT%H%M%SZ')
+    return os.path.join(os.path.expanduser('~'), '.cache', 'ourloop-bench', stamp)
+
+
+def run_suite(name, full, loops, out_dir):
+    """Run one suite's script; returns (summary dict or None, seconds, error)."""
+    script, short_args, full_args = SUITES[name]
+    args = full_args if full else short_args
+    json_path = os.path.join(out_dir, f'{name}.json')
+    cmd = [PY, os.path.join(HERE, script), *args, '--json', json_path]
+    if loops:
+        cmd += ['--loops', loops]
+    started = time.monotonic()
+    with open(os.path.join(out_dir, f'{name}.txt'), 'w') as out, \
+            open(os.path.join(out_dir, f'{name}.log'), 'w') as err:
+        out.write('$ ' + ' '.join(cmd) + '\n\n')
+        out.flush()
+        proc = subprocess.run(cmd, stdout=out, stderr=err)
+    seconds = time.monotonic() - started
+    try:
+        with open(json_path) as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        with open(os.path.join(out_dir, f'{name}.log')) as f:
+            tail = ' | '.join(f.read().strip().splitlines()[-3:])
+        return None, None, seconds, f'exit {proc.returncode}: {tail}'
+    error = f'exit {proc.returncode} (see {name}.log)' if proc.returncode else None
+    return data['summary'], data, seconds, error
+
+
+def fmt_value(summary):
+    unit = summary['unit']
+    if unit in ('instr/op', 'instr'):
+        return lambda x: f'{x:,.0f}'
+    if unit == 'syscalls/req':
+        return lambda x: f'{x:.2f}'
+    return lambda x: f'{x:.4g}' if x < 1000 else run.fmt_ops(x)
+
+
+def print_summary(name, summary, data, seconds, error):
+    info = data.get('machine', {}) if data else {}
+    print(f'## {name}' + (f' ({seconds:.0f} s)' if seconds is not None else ''))
+    print()
+    if summary is None:
+        print(f'failed: {error}')
+        print()
+        return
+    if info:
+        load = data.get('load_average') or {}
+        print(f"{data.get('date', '?')}; {info.get('cpu')}, {info.get('cores')} cores; "
+              f"{info.get('python')}; libuv {info.get('libuv (ourloop)') or '?'}; "
+              f"reps {data.get('reps', 1)}"
+              + (f"; load average {load.get('before')} before, {load.get('after')} after"
+                 if load else ''))
+    better = 'higher is better' if summary['higher_is_better'] else 'lower is better'
+    print(f"{summary['unit']} ({better}); median (min..max around it); ratios > 1: the "
+          'first loop is better')
+    print()
+    print(run.markdown_table(*run.summary_table(summary, fmt_value(summary), 'row')))
+    cpu = (data or {}).get('summary_cpu')
+    if cpu and name in ('echo', 'udp', 'tls'):
+        print()
+        print('Server CPU time per request, µs (lower is better; steadier than req/s when '
+              'other processes take the CPU); ratios > 1: the first loop costs less:')
+        print()
+        print(run.markdown_table(*run.summary_table(cpu, lambda x: f'{x:.1f}', 'row')))
+    if error:
+        print(f'WARNING: {error}')
+    print()
+
+
+def chart(name, summary, data, path):
+    """A PNG of the summary: per row, each loop's median relative to
+    asyncio's (or to the first loop's), with its min..max as an error bar;
+    oriented so that longer is better. Returns the path or a reason."""
+    try:
+        import matplotlib
+        matplotlib.use('Agg')
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None, 'matplotlib is not installed (pip install matplotlib): no chart'
+    loops = summary['loops']
+    ref = 'asyncio' if 'asyncio' in loops else loops[0]
+    rows = list(summary['rows'])
+    higher = summary['higher_is_better']
+    fig_h = 1.2 + 0.22 * len(rows) * max(1, len(loops)) / 2
+    fig, ax = plt.subplots(figsize=(9, max(3.0, fig_h)))
+    width = 0.8 / len(loops)
+    for i, loop in enumerate(loops):
+        ys, vals, lo, hi = [], [], [], []
+        for j, row in enumerate(rows):
+            st, base = summary['rows'][row].get(loop), summary['rows'][row].get(ref)
+            if not st or not base:
+                continue
+
+            def rel(x, base=base):
+                return x / base['median'] if higher else base['median'] / x
+            v = rel(st['median'])
+            a, b = sorted((rel(st['min']), rel(st['max'])))
+            ys.append(j + (i - (len(loops) - 1) / 2) * width)
+            vals.append(v)
+            lo.append(max(0.0, v - a))
+            hi.append(max(0.0, b - v))
+        ax.barh(ys, vals, height=width, xerr=[lo, hi], label=loop, capsize=2)
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels(rows, fontsize=8)
+    ax.invert_yaxis()
+    ax.axvline(1.0, color='grey', linewidth=0.8)
+    what = 'speed' if higher else 'fewer ' + summary['unit'].split('/')[0]
+    ax.set_xlabel(f'{what} relative to {ref} (longer is better; error bars: min..max)')
+    ax.legend(fontsize=8, loc='upper left', bbox_to_anchor=(1.0, 1.0))
+    info = (data or {}).get('machine', {})
+    date = (data or {}).get('date', '?')
+    ax.set_title(f"{name}: {summary['unit']}, {date}\n{info.get('cpu', '?')}, "
+                 f"{info.get('cores', '?')} cores, {info.get('python', '?')}, libuv "
+                 f"{info.get('libuv (ourloop)') or '?'}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path, None
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--full', action='store_true',
+                   help='full runs, and the callgrind and strace suites (make bench-full)')
+    p.add_argument('--only', help='comma-separated suites: ' + ', '.join(SUITES))
+    p.add_argument('--loops', help=run.LOOPS_HELP)
+    p.add_argument('--out', default=os.environ.get('BENCH_OUT') or None,
+                   help='directory of the raw results (default: $BENCH_OUT, else '
+                        '~/.cache/ourloop-bench/<UTC time>/)')
+    args = p.parse_args(argv)
+    suites = list(SUITES) if args.full else list(SHORT)
+    if args.only:
+        suites = [s.strip() for s in args.only.split(',') if s.strip()]
+        bad = [s for s in suites if s not in SUITES]
+        if bad:
+            p.error(f'unknown suite(s) {", ".join(bad)}; choose from {", ".join(SUITES)}')
+        if not args.full and any(SUITES[s][1] is None for s in suites):
+            p.error('instructions, roundtrip and syscalls run with --full only')
+    out_dir = os.path.abspath(args.out or default_out())
+    os.makedirs(out_dir, exist_ok=True)
+    print(f'# ourloop benchmarks ({"full" if args.full else "short"}), '
+          f'{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC')
+    print()
+    print(f'Raw results: {out_dir}')
+    print()
+    started = time.monotonic()
+    failed, charts = [], []
+    for name in suites:
+        print(f'running {name} ...', file=sys.stderr, flush=True)
+        summary, data, seconds, error = run_suite(name, args.full, args.loops, out_dir)
+        print_summary(name, summary, data, seconds, error)
+        sys.stdout.flush()
+        if summary is None:
+            failed.append(name)
+            continue
+        if error:
+            failed.append(name)
+        path, why = chart(name, summary, data, os.path.join(out_dir, f'{name}.png'))
+        charts.append(path or why)
+    print(f'Total {time.monotonic() - started:.0f} s. Charts: '
+          + ', '.join(sorted({os.path.basename(c) if c.endswith('.png') else c
+                              for c in charts})))
+    if failed:
+        print(f'FAILED: {", ".join(failed)} (see the .log files in {out_dir})')
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
