@@ -329,7 +329,11 @@ cdef inline void _set_handle(FdWatch watch, int event, Handle handle):
         watch.writer = handle
 
 
-@cython.no_gc_clear
+# Not no_gc_clear: the loop and its FdWatchers reference each other, and
+# LoopCore is no_gc_clear, so clearing ``loop`` here is what lets the
+# collector free a dropped loop (with neither clearable, every loop leaked,
+# its __dict__ emptied).  Nothing runs on a cleared FdWatchers: it has no
+# __dealloc__, and LoopCore.__dealloc__ only closes the uv handles in C.
 cdef class FdWatchers:
     """The fd watchers of one loop: what add_reader() & co. registered."""
 
