@@ -431,7 +431,7 @@ def render(results: dict, total_seconds: float, setup_seconds: float, missing: l
               '"rerun" is `--confirm` reruns of that test alone, passes on '
               'stdlib / ourloop):', '']
     any_diff = False
-    for name, (std, our, diffs, tally) in results.items():
+    for name, (_std, _our, diffs, tally) in results.items():
         for tid, a, b in diffs:
             any_diff = True
             t = tally.get(tid)

@@ -95,7 +95,6 @@
 # before the loop started is restored afterwards, and meanwhile receives the
 # bytes the loop drains, as if it had stayed set.
 
-cimport cython
 from cpython.contextvars cimport PyContext_CopyCurrent
 from cpython.exc cimport PyErr_CheckSignals
 from cpython.ref cimport PyObject
