@@ -4,7 +4,7 @@ PYTHON ?= python3
 PIP := $(PYTHON) -m pip --disable-pip-version-check
 ARGS ?=
 
-.PHONY: help build inplace test lint docs test-all test-cpython debug asan valgrind soak bench bench-full vendor-libuv sdist wheel wheel-smoke clean distclean
+.PHONY: help build inplace test lint docs test-all test-cpython test-upstream debug asan valgrind soak bench bench-full vendor-libuv sdist wheel wheel-smoke clean distclean
 
 help:
 	@echo "make build          editable install (pip install -e .); rebuilds ourloop._core in place"
@@ -14,6 +14,7 @@ help:
 	@echo "make docs           the Sphinx site into docs/_build/html, warnings as errors (pip install -e '.[docs]')"
 	@echo "make test-all       build + test in .venvs/pyX.Y for each pyenv CPython 3.9 .. 3.13"
 	@echo "make test-cpython   tools/cpython_conformance.py (ARGS=... passed through)"
+	@echo "make test-upstream  aiohttp/anyio/httpx/uvicorn's own suites on the stdlib loop and ourloop (ARGS=...)"
 	@echo "make debug          rebuild with OURLOOP_DEBUG=1 (line tracing, -O0 -g, handle accounting)"
 	@echo "make asan           rebuild with OURLOOP_ASAN=1 (AddressSanitizer), run the whole suite under it (ARGS=...)"
 	@echo "make valgrind       tools/valgrind.py: a subset of the suite under memcheck (ARGS=pytest args)"
@@ -47,6 +48,9 @@ test-all:
 
 test-cpython:
 	$(PYTHON) tools/cpython_conformance.py $(ARGS)
+
+test-upstream:
+	$(PYTHON) tools/test_upstream.py $(ARGS)
 
 debug:
 	OURLOOP_DEBUG=1 $(PIP) install -e .

@@ -7,9 +7,11 @@ ourloop.run for ``ourloop``: ourloop.run must behave like asyncio.run.
 import asyncio
 import contextvars
 import gc
+import socket
 import sys
 import threading
 import warnings
+import weakref
 
 import pytest
 
@@ -227,6 +229,50 @@ def test_closed_loop_no_resource_warning(loop_factory):
         del lp
         gc.collect()
     assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
+
+
+def _dropped_loop_ref(loop_factory, close, add_reader):
+    lp = loop_factory()
+    r, w = socket.socketpair()
+    try:
+        if add_reader:
+            lp.add_reader(r, lambda: None)
+        lp.run_until_complete(asyncio.sleep(0))
+        if add_reader:
+            lp.remove_reader(r)
+        if close:
+            lp.close()
+    finally:
+        r.close()
+        w.close()
+    ref = weakref.ref(lp)
+    del lp
+    return ref
+
+
+@pytest.mark.parametrize("close", [True, False], ids=["closed", "unclosed"])
+@pytest.mark.parametrize("add_reader", [False, True], ids=["plain", "reader"])
+def test_dropped_loop_is_freed(loop_factory, close, add_reader):
+    # A loop nobody references is freed by the collector, closed or not (the
+    # unclosed one warns first). ourloop's loop and its fd-watcher table
+    # referenced each other and neither could be cleared: every loop leaked,
+    # its __dict__ emptied (anyio's test_asyncio_run_does_not_leak_event_loop,
+    # and closing the loops found by gc.get_objects() raised AttributeError).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        ref = _dropped_loop_ref(loop_factory, close, add_reader)
+        gc.collect()
+    assert ref() is None
+
+
+@needs_311
+def test_runner_loop_is_freed(loop_factory):
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(asyncio.sleep(0))
+        ref = weakref.ref(runner.get_loop())
+    del runner
+    gc.collect()
+    assert ref() is None
 
 
 def test_new_loops_are_distinct(loop_factory):

@@ -95,7 +95,6 @@
 # before the loop started is restored afterwards, and meanwhile receives the
 # bytes the loop drains, as if it had stayed set.
 
-cimport cython
 from cpython.contextvars cimport PyContext_CopyCurrent
 from cpython.exc cimport PyErr_CheckSignals
 from cpython.ref cimport PyObject
@@ -332,7 +331,11 @@ cdef inline void _set_handle(FdWatch watch, int event, Handle handle):
         watch.writer = handle
 
 
-@cython.no_gc_clear
+# Not no_gc_clear: the loop and its FdWatchers reference each other, and
+# LoopCore is no_gc_clear, so clearing ``loop`` here is what lets the
+# collector free a dropped loop (with neither clearable, every loop leaked,
+# its __dict__ emptied).  Nothing runs on a cleared FdWatchers: it has no
+# __dealloc__, and LoopCore.__dealloc__ only closes the uv handles in C.
 cdef class FdWatchers:
     """The fd watchers of one loop: what add_reader() & co. registered."""
 
