@@ -574,15 +574,7 @@ def test_writer_is_first_write_not_sent_whole(loop, close, first_size):
     # second, which it cannot take whole. resume_writing() and a waiting
     # close()'s connection_lost() run in the second write's context.
     async def main():
-        factory, made = recording(lambda: StreamSeen(loop, on_made=pause_on_made))
-
-        server = await loop.create_server(factory, '127.0.0.1', 0)
-        port = server.sockets[0].getsockname()[1]
-        cv.set('main')
-        transport, cp = await loop.create_connection(
-            lambda: StreamSeen(loop), '127.0.0.1', port)
-        await made[0].until('connection_made')
-        sp = made[0]
+        server, transport, cp, sp = await paused_connection(loop)
         write_in('first', transport, b'a' * first_size)
         write_in('second', transport, b'x' * BIG)
         write_in('third', transport, b'y')
@@ -590,12 +582,7 @@ def test_writer_is_first_write_not_sent_whole(loop, close, first_size):
             transport.close()
         await in_context('resumer', sp.transport.resume_reading)
         await sp.until(lambda: len(sp.received) == first_size + BIG + 1)
-        if close:
-            await cp.lost
-        else:
-            await cp.until('resume_writing')
-            transport.close()
-            await cp.lost
+        await write_completed(cp, transport, close)
         sp.transport.close()
         await sp.lost
         server.close()
@@ -603,9 +590,7 @@ def test_writer_is_first_write_not_sent_whole(loop, close, first_size):
         return cp
 
     cp = run_coro(loop, main())
-    assert cp.cvs('pause_writing') == ['second']
-    assert cp.cvs('resume_writing') == ['second']
-    assert cp.cvs('connection_lost') == ['second' if close else 'main']
+    assert_write_completion_contexts(cp, 'second', close)
 
 
 def test_write_completion_context_follows_variables_set_between_writes(loop):
