@@ -14,7 +14,10 @@
    the running Python imports importable there (a symlink, no rebuild);
 3. runs each suite twice, with pytest's JUnit XML: once as it is (the stdlib
    loop) and once with ``-p ourloop.pytest_plugin``, which makes every loop
-   asyncio creates an ourloop loop;
+   asyncio creates an ourloop loop; the two runs go side by side (``--jobs
+   2``, the default with two cores or more: each is its own pytest process
+   with its own XML, log and temporary directories), but for a suite that
+   binds a fixed port (``side_by_side: False``);
 4. compares the outcome of every test id across the two runs, reruns each
    test that passed on the stdlib loop and did not on ourloop (both loops,
    ``--confirm`` times) to tell a steady difference from a flaky one, and
@@ -37,6 +40,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import glob
 import json
 import os
@@ -98,6 +102,9 @@ SUITES = {
         'args': ['-k', 'not trio', '--timeout=60', 'tests'],
         'ignore': [],
         'needs': {},
+        # Its test server binds 127.0.0.1:8000: the two loops' runs would
+        # take it from each other (and the suite takes under a minute).
+        'side_by_side': False,
     },
     'uvicorn': {
         'version': '0.55.0',
@@ -399,8 +406,15 @@ def fmt_counts(r: Result) -> str:
     return s
 
 
+def side_by_side_note(results: dict) -> str:
+    apart = [n for n in results if not SUITES[n].get('side_by_side', True)]
+    return ', the two side by side%s' % (
+        ' (but %s\'s, which bind%s a fixed port)' % (
+            ' and '.join(apart), 's' if len(apart) == 1 else '') if apart else '')
+
+
 def render(results: dict, total_seconds: float, setup_seconds: float, missing: list[str],
-           ignored: dict[str, list[str]]) -> str:
+           ignored: dict[str, list[str]], jobs: int = 1) -> str:
     import ourloop
     py = '.'.join(map(str, sys.version_info[:3]))
     lines = [
@@ -408,9 +422,10 @@ def render(results: dict, total_seconds: float, setup_seconds: float, missing: l
         '',
         'ourloop `%s` (libuv %s), run on %s by `make test-upstream` '
         '(`tools/test_upstream.py`): each suite once on the stdlib loop and once '
-        'with `pytest -p ourloop.pytest_plugin`. Wall time %.1f min (%.1f min '
+        'with `pytest -p ourloop.pytest_plugin`%s. Wall time %.1f min (%.1f min '
         'of it making the venv from the sdists).'
         % (ourloop.__version__, ourloop.libuv_version(), time.strftime('%Y-%m-%d'),
+           side_by_side_note(results) if jobs > 1 else '',
            total_seconds / 60, setup_seconds / 60),
         '',
         '| suite | stdlib loop: passed / failed / errors / skipped | ourloop: passed '
@@ -479,6 +494,10 @@ def main() -> int:
                     help='write the results into docs/conformance.md')
     ap.add_argument('--out', default=os.path.join(VENVS, 'upstream-results'),
                     help='where the JUnit XML and logs go')
+    ap.add_argument('--jobs', type=int, choices=(1, 2),
+                    default=2 if (os.cpu_count() or 1) >= 2 else 1,
+                    help='run the two loops of a suite side by side (2, the default '
+                         'with 2 cores or more) or one after the other (1)')
     ap.add_argument('-v', '--verbose', action='store_true')
     opts = ap.parse_args()
     t_start = time.monotonic()
@@ -512,11 +531,16 @@ def main() -> int:
         ignored[name] = ([p for p in ign if not any(p.startswith(s.split(' ')[0])
                                                      for s in skipped_deps)]
                          + skipped_deps)
-        res = {}
-        for loop in ('stdlib', 'ourloop'):
-            log('%s %s on the %s loop ...' % (name, suite['version'], loop))
-            r = run_suite(name, src, loop, extra, opts.out, opts.verbose)
-            res[loop] = r
+        loops = ('stdlib', 'ourloop')
+        jobs = opts.jobs if suite.get('side_by_side', True) else 1
+        log('%s %s on the %s loop%s ...' % (
+            name, suite['version'], ' and the '.join(loops),
+            's side by side' if jobs > 1 else 's, one after the other'))
+        with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
+            runs = {loop: pool.submit(run_suite, name, src, loop, extra, opts.out,
+                                      opts.verbose) for loop in loops}
+            res = {loop: f.result() for loop, f in runs.items()}
+        for loop, r in res.items():
             log('  %s: passed/failed/errors/skipped %s in %.0f s%s' % (
                 loop, fmt_counts(r), r.seconds,
                 ('; ' + r.plugin_line) if r.plugin_line else ''))
@@ -545,7 +569,7 @@ def main() -> int:
         results[name] = (std, our, diffs, tally)
 
     total = time.monotonic() - t_start
-    block = render(results, total, setup_seconds, missing, ignored)
+    block = render(results, total, setup_seconds, missing, ignored, opts.jobs)
     log('')
     log(block)
     if opts.update_docs:
