@@ -625,7 +625,8 @@ def stop_server_process(proc, timeout=30):
 
 
 def run_client(port, size, conc, duration=None, count=None, warmup=0.0, cpu=None,
-               timeout=120, server_pid=None, server_cpu=None, udp_window=None, tls_ca=None):
+               timeout=120, server_pid=None, server_cpu=None, udp_window=None, tls_ca=None,
+               extra_args=()):
     """Run the load generator chosen by select_client() (by default the C
     one, built now if needed); return (result dict, None) or (None, error).
     `port` is a port number, or a Unix socket path (a str). With udp_window,
@@ -637,7 +638,8 @@ def run_client(port, size, conc, duration=None, count=None, warmup=0.0, cpu=None
     the C generator also reports that process's CPU share. With tls_ca (the
     server certificate's file), the connections use TLS and the server's
     certificate is checked against it; a C generator built without OpenSSL
-    hands these runs to the Python one."""
+    hands these runs to the Python one. extra_args: more options of the C
+    generator (e.g. --latency); not available with the Python one."""
     if _client is None:
         select_client('c')
     kind, prefix, _ = _client
@@ -662,6 +664,10 @@ def run_client(port, size, conc, duration=None, count=None, warmup=0.0, cpu=None
         cmd += ['--server-pid', str(server_pid)]
     if not VERIFY_BYTES and kind == 'c':
         cmd += ['--no-verify']
+    if extra_args:
+        if kind != 'c':
+            return None, f'not available: {" ".join(extra_args)} needs the C load generator'
+        cmd += list(extra_args)
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
