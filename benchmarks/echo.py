@@ -91,6 +91,10 @@ C_CLIENT_SOURCE = os.path.join(HERE, 'echo_load.c')
 BUILD_DIR = os.path.join(HERE, '.build')
 CLIENT_CPU_WARN = 0.9    # the load generator's CPU busier than this: it may be the limit
 OTHERS_WARN = 0.1        # other processes taking more of a benchmark CPU: a noisy run
+# A cell is client-bound when, in the median of its samples, the load
+# generator itself was on its CPU at least this share of the measured time:
+# it never waited for the server, so it set the pace (see mark_client_bound).
+CLIENT_BOUND = 0.9
 
 
 def cpu_load(result, side):
@@ -114,6 +118,24 @@ def others_load(result, side):
     if busy is None or load is None:
         return None
     return max(0.0, busy - load)
+
+def mark_client_bound(summary, samples, share=lambda r: r.get('client_cpu_share')):
+    """Record in a summary (run.summarize_samples) which cells were
+    client-bound: summary['client_bound'] = {row: [loops]} of the cells
+    whose samples' median load-generator CPU share (`share` of a sample)
+    is at least CLIENT_BOUND. Such a cell measures the generator's limit, a
+    lower bound of the server's; run.summary_table marks it `!`.
+    samples: {row: {loop: [results]}}."""
+    bound = {}
+    for row, per_loop in samples.items():
+        for loop, results in per_loop.items():
+            xs = [share(r) for r in results if share(r) is not None]
+            if xs and statistics.median(xs) >= CLIENT_BOUND:
+                bound.setdefault(row, []).append(loop)
+    summary['client_bound'] = bound
+    summary['client_bound_threshold'] = CLIENT_BOUND
+    return summary
+
 
 # kind: loop methods the server needs
 KINDS = {
@@ -916,6 +938,7 @@ def _drive(args, reps, duration, warmup, cases, loops, missing, info):
         'echo', 'req/s', names, loops,
         {n: {loop: [r['req_per_sec'] for r in samples[n][loop]] for loop in loops}
          for n in names}, na=na)
+    mark_client_bound(summary, samples)
 
     # Server CPU per request: the server process's CPU time (all threads)
     # over the measured span divided by the requests. Other processes taking
