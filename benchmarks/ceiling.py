@@ -102,13 +102,45 @@ def pkg_config_flags():
     return cflags.stdout.split(), libs.stdout.split()
 
 
-def build_server(vendor=None):
-    """Build uv_echo.c: against the vendored libuv when vendor/libuv (or
-    `vendor`) holds one, else against pkg-config's. Returns (path, how,
-    libuv version) or (None, reason, None)."""
+def _vendored_version(vendor):
+    parts = {}
+    try:
+        with open(os.path.join(vendor, 'include', 'uv', 'version.h')) as f:
+            for line in f:
+                bits = line.split()
+                if len(bits) == 3 and bits[0] == '#define' and bits[1] in (
+                        'UV_VERSION_MAJOR', 'UV_VERSION_MINOR', 'UV_VERSION_PATCH'):
+                    parts[bits[1]] = bits[2]
+        return '{UV_VERSION_MAJOR}.{UV_VERSION_MINOR}.{UV_VERSION_PATCH}'.format(**parts)
+    except (OSError, KeyError):
+        return None
+
+
+def _ourloop_libuv():
+    try:
+        import ourloop
+        return ourloop.libuv_version()
+    except Exception:
+        return None
+
+
+def build_server(vendor=None, want=None):
+    """Build uv_echo.c against the libuv ourloop uses: the vendored tree
+    (vendor/libuv, or `vendor`) or the system's (pkg-config), whichever
+    has ourloop's version (`want`; default: ourloop.libuv_version()); when
+    neither matches or it is unknown, the vendored tree if there is one.
+    Returns (path, how, libuv version) or (None, reason, None)."""
     vendor = vendor or os.path.join(ROOT, 'vendor', 'libuv')
+    want = want or _ourloop_libuv()
     flags = vendored_build_flags(vendor)
     how = f'vendored libuv ({os.path.relpath(vendor)}, compiled in)'
+    if flags is not None and want and _vendored_version(vendor) != want:
+        system = pkg_config_flags()
+        exe = os.environ.get('PKG_CONFIG', 'pkg-config')
+        if system is not None and subprocess.run(
+                [exe, '--modversion', 'libuv'], capture_output=True,
+                text=True).stdout.strip() == want:
+            flags, how = system, 'system libuv (pkg-config libuv)'
     if flags is None:
         flags = pkg_config_flags()
         how = 'system libuv (pkg-config libuv)'
@@ -190,6 +222,12 @@ def ceiling_ratios(summary, loops, label=LABEL):
     """Replace a summary's ratio columns by each loop's median over the
     ceiling's (oriented as the summary: above 1, the loop is better)."""
     higher = summary['higher_is_better']
+    summary['reference'] = label        # bench_all.py charts relative to it
+    summary['ratio_note'] = (
+        f"ratios: each loop's median over the C server's ({label}; 1.00x: as fast as libuv "
+        'alone)' if higher else
+        f"ratios: the C server's ({label}) median over each loop's (1.00x: as cheap as libuv "
+        'alone)')
     summary['ratios'] = {}
     for row, cells in summary['rows'].items():
         c = (cells.get(label) or {}).get('median')
