@@ -27,8 +27,8 @@ per suite the script's full output (<suite>.txt, with its CPU-share and
 other tables), its JSON (<suite>.json, every sample) and a chart
 (<suite>.png, matplotlib: each loop relative to asyncio, min..max as error
 bars; the title carries the date, CPU, Python and libuv). A cell marked
-`!` is client-bound: the load generator (echo_load.c, wrk) was on its CPU
-at least 90% of the time, so the figure is its limit, not the server's.
+`!` is client-bound: the load generator (echo_load.c, wrk), not the
+server, set the pace (echo.is_client_bound), so the figure is its limit.
 Without
 matplotlib there are no charts (said so); a loop that is not installed
 (uvloop, rloop) shows n/a.
@@ -162,9 +162,10 @@ def print_summary(name, summary, data, seconds, error):
     bound = summary.get('client_bound') or {}
     if any(bound.values()):
         print()
-        print(f"`!` client-bound: the load generator was on its CPU at least "
-              f"{summary.get('client_bound_threshold', 0.9):.0%} of the time (median sample); "
-              'the figure is its limit, a lower bound of the server\'s. Rows: '
+        print("`!` client-bound: in at least half of the samples the load generator set the "
+              f"pace (on its CPU >= {summary.get('client_bound_threshold', 0.9):.0%} of the "
+              'time, or its core that busy and the generator on the CPU at least as much as '
+              'the server); the figure is its limit, a lower bound of the server\'s. Rows: '
               + ', '.join(f"{row} ({', '.join(loops)})" for row, loops in bound.items()
                           if loops) + '.')
     cpu = (data or {}).get('summary_cpu')

@@ -19,10 +19,10 @@ every echo checked); the C server is pinned like the others. The ratios are
 each loop's median over the C server's: how much of what libuv itself can
 do a loop reaches (1.00x: all of it).
 
-A cell marked `!` is client-bound: in the median of its samples the load
-generator was on its CPU at least 90% of the measured time, so it, not the
-server, set the pace, and the figure is a lower bound of what the server
-could do (see README.md, "Is the client the limit?").
+A cell marked `!` is client-bound: in at least half of its samples the
+load generator, not the server, set the pace (echo.is_client_bound), and
+the figure is a lower bound of what the server could do (see README.md,
+"Is the client the limit?").
 """
 
 import argparse
@@ -341,7 +341,7 @@ def _drive(args, reps, duration, warmup, cases, loops, missing, info, binary, uv
     print()
     print(f'Requests per second: medians (min .. max around them); ratios: each loop\'s '
           f'median over the C server\'s ({LABEL}); `!`: client-bound (the load generator '
-          f'on its CPU >= {echo.CLIENT_BOUND:.0%} of the time):')
+          'set the pace):')
     print()
     print(bench.markdown_table(*bench.summary_table(summary, bench.fmt_ops, 'row')))
     print()

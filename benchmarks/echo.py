@@ -91,9 +91,9 @@ C_CLIENT_SOURCE = os.path.join(HERE, 'echo_load.c')
 BUILD_DIR = os.path.join(HERE, '.build')
 CLIENT_CPU_WARN = 0.9    # the load generator's CPU busier than this: it may be the limit
 OTHERS_WARN = 0.1        # other processes taking more of a benchmark CPU: a noisy run
-# A cell is client-bound when, in the median of its samples, the load
-# generator itself was on its CPU at least this share of the measured time:
-# it never waited for the server, so it set the pace (see mark_client_bound).
+# A sample is client-bound (see is_client_bound) when the load generator
+# itself was on its CPU at least this share of the measured time, or its
+# core was this busy and the generator needed as much CPU as the server.
 CLIENT_BOUND = 0.9
 
 
@@ -119,18 +119,35 @@ def others_load(result, side):
         return None
     return max(0.0, busy - load)
 
-def mark_client_bound(summary, samples, share=lambda r: r.get('client_cpu_share')):
+def is_client_bound(result):
+    """Whether the load generator, not the server, set the pace of this
+    sample: it was on its CPU at least CLIENT_BOUND of the time (it never
+    waited for the server), or its core was that busy (others taking the
+    rest) and it was on the CPU at least as much as the server was (with
+    the CPU shared out alike, it needed as much per request: it would run
+    out first). None if the sample does not say."""
+    client = result.get('client_cpu_share')
+    if client is None:
+        return None
+    if client >= CLIENT_BOUND:
+        return True
+    busy, server = result.get('client_core_busy'), result.get('server_cpu_share')
+    return busy is not None and server is not None and busy >= CLIENT_BOUND and \
+        client >= server
+
+
+def mark_client_bound(summary, samples):
     """Record in a summary (run.summarize_samples) which cells were
     client-bound: summary['client_bound'] = {row: [loops]} of the cells
-    whose samples' median load-generator CPU share (`share` of a sample)
-    is at least CLIENT_BOUND. Such a cell measures the generator's limit, a
-    lower bound of the server's; run.summary_table marks it `!`.
-    samples: {row: {loop: [results]}}."""
+    where at least half of the samples are (is_client_bound). Such a cell
+    measures the generator's limit, a lower bound of the server's;
+    run.summary_table marks it `!`. samples: {row: {loop: [results]}}."""
     bound = {}
     for row, per_loop in samples.items():
         for loop, results in per_loop.items():
-            xs = [share(r) for r in results if share(r) is not None]
-            if xs and statistics.median(xs) >= CLIENT_BOUND:
+            flags = [is_client_bound(r) for r in results]
+            flags = [f for f in flags if f is not None]
+            if flags and sum(flags) * 2 >= len(flags):
                 bound.setdefault(row, []).append(loop)
     summary['client_bound'] = bound
     summary['client_bound_threshold'] = CLIENT_BOUND

@@ -32,9 +32,11 @@ wrk run). A sample is wrk's Requests/sec; non-2xx responses or socket
 errors fail it. Without wrk the suite is skipped with a message (exit
 status 0, no summary).
 
-Each sample also records wrk's CPU share (its rusage over its run) and the
-server's (psutil). A cell whose median wrk CPU share is at least 90% is
-marked `!`: client-bound, wrk set the pace.
+Each sample also records wrk's CPU share (its rusage over its run), the
+server's (psutil) and how busy wrk's core was (/proc/stat). A cell is
+marked `!`, client-bound, when in at least half of its samples wrk set the
+pace (echo.is_client_bound: on its CPU >= 90% of the time, or its core
+>= 90% busy and wrk on the CPU at least as much as the server).
 """
 
 import argparse
@@ -278,6 +280,20 @@ class _ChildCPU:
         return False
 
 
+def _core_ticks(cpu):
+    """(busy, total) jiffies of one CPU from /proc/stat, or None."""
+    try:
+        with open('/proc/stat') as f:
+            for line in f:
+                if line.startswith(f'cpu{cpu} '):
+                    t = [int(x) for x in line.split()[1:]]
+                    idle = t[3] + (t[4] if len(t) > 4 else 0)    # idle + iowait
+                    return sum(t[:8]) - idle, sum(t[:8])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 def _proc_cpu(pid):
     try:
         import psutil
@@ -301,8 +317,10 @@ def measure(loop_name, server, conns, duration, wrk_warmup):
             if error:
                 return None, 'warm-up: ' + error
         s0 = _proc_cpu(proc.pid)
+        k0 = _core_ticks(client_cpu) if client_cpu is not None else None
         with _ChildCPU() as child:
             result, error = run_wrk(port, conns, duration, client_cpu)
+        k1 = _core_ticks(client_cpu) if client_cpu is not None else None
         s1 = _proc_cpu(proc.pid)
     finally:
         stop_error = echo.stop_server_process(proc)
@@ -312,6 +330,9 @@ def measure(loop_name, server, conns, duration, wrk_warmup):
     result['client_cpu_share'] = child.seconds / wall
     result['server_cpu_share'] = (s1 - s0) / wall if s0 is not None and s1 is not None \
         else None
+    # How busy wrk's core was (by wrk or others), as echo_load.c reports it.
+    result['client_core_busy'] = ((k1[0] - k0[0]) / (k1[1] - k0[1])
+                                  if k0 and k1 and k1[1] > k0[1] else None)
     result.update(loop=loop_name, server=server, conns=conns)
     return result, stop_error
 
@@ -418,8 +439,7 @@ def _drive(args, reps, duration, servers, conns, loops, missing, info):
         print(f'NOTE: {name} not available: {reason}')
     print()
     print('Requests per second (rows: server/connections): medians (min .. max around '
-          'them); ratios > 1: the first loop faster; `!`: client-bound (wrk on its CPU '
-          f'>= {echo.CLIENT_BOUND:.0%} of the time):')
+          'them); ratios > 1: the first loop faster; `!`: client-bound (wrk set the pace):')
     print()
     print(bench.markdown_table(*bench.summary_table(summary, bench.fmt_ops, 'row')))
     if any(cpu_summary['rows'][n][loop] for n in names for loop in loops):

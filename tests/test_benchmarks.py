@@ -332,11 +332,22 @@ def test_http_bench_without_wrk_is_skipped(tmp_path):
 def test_client_bound_cells_are_marked():
     run = _import_bench("run")
     echo = _import_bench("echo")
+    # A sample is client-bound when the generator was on its CPU >= 90% of
+    # the time, or its core was >= 90% busy and it was on the CPU at least
+    # as much as the server; a cell, when at least half its samples are.
+    busy = {"client_core_busy": 0.99}
+    assert echo.is_client_bound({"client_cpu_share": 0.95})
+    assert echo.is_client_bound(dict(busy, client_cpu_share=0.3, server_cpu_share=0.2))
+    assert not echo.is_client_bound(dict(busy, client_cpu_share=0.2, server_cpu_share=0.3))
+    assert not echo.is_client_bound({"client_core_busy": 0.5, "client_cpu_share": 0.5,
+                                     "server_cpu_share": 0.2})
+    assert echo.is_client_bound({"server_cpu_share": 0.2}) is None
     samples = {"a/1k/16": {"x": [{"client_cpu_share": 0.95}, {"client_cpu_share": 0.97},
                                  {"client_cpu_share": 0.5}],
-                           "y": [{"client_cpu_share": 0.5}, {"client_cpu_share": 0.95}]}}
+                           "y": [{"client_cpu_share": 0.5}, {"client_cpu_share": 0.5},
+                                 {"client_cpu_share": 0.95}]}}
     summary = run.summarize_samples("t", "req/s", ["a/1k/16"], ["x", "y"],
-                                    {"a/1k/16": {"x": [1.0, 2.0, 3.0], "y": [4.0, 5.0]}})
+                                    {"a/1k/16": {"x": [1.0, 2.0, 3.0], "y": [4.0, 5.0, 6.0]}})
     echo.mark_client_bound(summary, samples)
     assert summary["client_bound"] == {"a/1k/16": ["x"]}
     header, rows = run.summary_table(summary, str, "row")
