@@ -266,14 +266,16 @@ def test_latency_py(tmp_path):
         "--loops", LOOPS, *ceiling,
     )
     columns = ["asyncio", "ourloop"] + ([] if ceiling else ["libuv-c"])
-    rows = ["protocol/p50", "protocol/p99", "streams/p50", "streams/p99"]
+    rows = ["protocol/p50", "protocol/p90", "protocol/p99",
+            "streams/p50", "streams/p90", "streams/p99"]
     assert_cells(data["summary"], rows, columns,
                  ["ourloop/" + c for c in columns if c != "ourloop"])
     assert data["summary"]["higher_is_better"] is False
     for kind in ("protocol", "streams"):
         for col in columns:
             lat = data["samples"][kind][col][0]["latency_us"]
-            assert 0 < lat["min"] <= lat["p50"] <= lat["p99"] <= lat["max"], (kind, col, lat)
+            assert 0 < lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"], \
+                (kind, col, lat)
 
 
 def test_memory_py(tmp_path):
