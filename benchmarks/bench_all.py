@@ -52,25 +52,28 @@ PY = sys.executable
 # suite: (script, arguments of the short run, arguments of the full run).
 # The short runs fit `make bench` into 5 minutes on the shared 2-core
 # machine: the echo suite's 100 KiB row is in the ceiling suite's short run
-# (every loop and the C server), TLS and subprocess make 2 repetitions.
+# (every loop and the C server), TLS and subprocess make 2 repetitions, and
+# the servers' warm-up is 0.1 s (--quick; --reps and --duration as given).
+# With load average 9 from other work: 341 s before the shorter warm-ups.
 TCP_UNIX = 'protocol,buffered,streams,sock,unix-protocol,unix-buffered,unix-streams,unix-sock'
 SUITES = {
     'core': ('run.py', ['--quick', '--reps', '3'], []),
     'echo': ('echo.py',
              ['--only', ','.join(f'{k}/1k/16' for k in TCP_UNIX.split(','))
               + ',protocol/1k/1',
-              '--reps', '3', '--duration', '0.25'],
+              '--quick', '--reps', '3', '--duration', '0.25'],
              ['--only', TCP_UNIX, '--reps', '5', '--duration', '1.5']),
-    'ceiling': ('ceiling.py', ['--only', 'protocol/1k/16,protocol/100k/16', '--reps', '2',
-                               '--duration', '0.25'],
+    'ceiling': ('ceiling.py', ['--only', 'protocol/1k/16,protocol/100k/16', '--quick',
+                               '--reps', '2', '--duration', '0.25'],
                 ['--reps', '5', '--duration', '1.5']),
-    'latency': ('latency.py', ['--kinds', 'protocol,streams', '--reps', '2', '--duration', '0.3'],
+    'latency': ('latency.py', ['--kinds', 'protocol,streams', '--quick', '--reps', '2',
+                               '--duration', '0.3'],
                 ['--reps', '5', '--duration', '2']),
     'memory': ('memory.py', ['--reps', '1'], ['--reps', '5']),
-    'udp': ('echo.py', ['--only', 'udp/1k', '--reps', '3', '--duration', '0.25'],
+    'udp': ('echo.py', ['--only', 'udp/1k', '--quick', '--reps', '3', '--duration', '0.25'],
             ['--only', 'udp', '--reps', '5', '--duration', '1.5']),
     'tls': ('echo.py', ['--only', 'tls-protocol/1k/16,tls-streams/1k/16,tls-protocol/100k/16',
-                        '--reps', '2', '--duration', '0.25'],
+                        '--quick', '--reps', '2', '--duration', '0.25'],
             ['--only', 'tls-*', '--reps', '5', '--duration', '1.5']),
     'http': ('http_bench.py', ['--only', 'uvicorn-httptools,aiohttp', '--reps', '1',
                                '--duration', '1'],
