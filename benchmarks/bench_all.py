@@ -54,7 +54,8 @@ PY = sys.executable
 # machine: the echo suite's 100 KiB row is in the ceiling suite's short run
 # (every loop and the C server), TLS and subprocess make 2 repetitions, and
 # the servers' warm-up is 0.1 s (--quick; --reps and --duration as given).
-# With load average 9 from other work: 341 s before the shorter warm-ups.
+# With load average 9 to 13 from other work: 341 s before the shorter warm-ups,
+# 295 s after.
 TCP_UNIX = 'protocol,buffered,streams,sock,unix-protocol,unix-buffered,unix-streams,unix-sock'
 SUITES = {
     'core': ('run.py', ['--quick', '--reps', '3'], []),
