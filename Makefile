@@ -19,8 +19,9 @@ help:
 	@echo "make asan           rebuild with OURLOOP_ASAN=1 (AddressSanitizer), run the whole suite under it (ARGS=...)"
 	@echo "make valgrind       tools/valgrind.py: a subset of the suite under memcheck (ARGS=pytest args)"
 	@echo "make soak           tools/soak.py: every kind of work on one loop, checked for growth (SOAK_SCALE=...)"
-	@echo "make bench          every benchmark suite, short runs (< 5 min); results in BENCH_OUT"
-	@echo "make bench-full     every suite, full runs, + callgrind and strace (about 1.5 h)"
+	@echo "make bench          every benchmark suite (core, echo, C ceiling, latency, memory, UDP, TLS, HTTP,"
+	@echo "                    subprocess), short runs (< 5 min); raw results and charts in BENCH_OUT"
+	@echo "make bench-full     every suite, full runs, + callgrind and strace (about 2 h)"
 	@echo "make vendor-libuv   fill an empty vendor/libuv from the pinned libuv archive (LIBUV_ARCHIVE=...)"
 	@echo "make sdist          the source package into dist/ (refuses without vendor/libuv)"
 	@echo "make wheel          sdist + manylinux wheel from the vendored libuv, auditwheel, smoke test"
@@ -78,7 +79,8 @@ soak:
 
 # Raw results, charts and each script's full output go to $(BENCH_OUT)
 # (default ~/.cache/ourloop-bench/<UTC time>/), never into the tree.
-# Needs the bench extra: pip install -e '.[bench]'.
+# Needs the bench extra: pip install -e '.[bench]'; the HTTP suite also wrk
+# (tools/install.sh installs it; without it that suite is skipped).
 bench:
 	$(PYTHON) benchmarks/bench_all.py $(ARGS)
 

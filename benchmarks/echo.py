@@ -91,6 +91,10 @@ C_CLIENT_SOURCE = os.path.join(HERE, 'echo_load.c')
 BUILD_DIR = os.path.join(HERE, '.build')
 CLIENT_CPU_WARN = 0.9    # the load generator's CPU busier than this: it may be the limit
 OTHERS_WARN = 0.1        # other processes taking more of a benchmark CPU: a noisy run
+# A sample is client-bound (see is_client_bound) when the load generator
+# itself was on its CPU at least this share of the measured time, or its
+# core was this busy and the generator needed as much CPU as the server.
+CLIENT_BOUND = 0.9
 
 
 def cpu_load(result, side):
@@ -114,6 +118,41 @@ def others_load(result, side):
     if busy is None or load is None:
         return None
     return max(0.0, busy - load)
+
+def is_client_bound(result):
+    """Whether the load generator, not the server, set the pace of this
+    sample: it was on its CPU at least CLIENT_BOUND of the time (it never
+    waited for the server), or its core was that busy (others taking the
+    rest) and it was on the CPU at least as much as the server was (with
+    the CPU shared out alike, it needed as much per request: it would run
+    out first). None if the sample does not say."""
+    client = result.get('client_cpu_share')
+    if client is None:
+        return None
+    if client >= CLIENT_BOUND:
+        return True
+    busy, server = result.get('client_core_busy'), result.get('server_cpu_share')
+    return busy is not None and server is not None and busy >= CLIENT_BOUND and \
+        client >= server
+
+
+def mark_client_bound(summary, samples):
+    """Record in a summary (run.summarize_samples) which cells were
+    client-bound: summary['client_bound'] = {row: [loops]} of the cells
+    where at least half of the samples are (is_client_bound). Such a cell
+    measures the generator's limit, a lower bound of the server's;
+    run.summary_table marks it `!`. samples: {row: {loop: [results]}}."""
+    bound = {}
+    for row, per_loop in samples.items():
+        for loop, results in per_loop.items():
+            flags = [is_client_bound(r) for r in results]
+            flags = [f for f in flags if f is not None]
+            if flags and sum(flags) * 2 >= len(flags):
+                bound.setdefault(row, []).append(loop)
+    summary['client_bound'] = bound
+    summary['client_bound_threshold'] = CLIENT_BOUND
+    return summary
+
 
 # kind: loop methods the server needs
 KINDS = {
@@ -625,7 +664,8 @@ def stop_server_process(proc, timeout=30):
 
 
 def run_client(port, size, conc, duration=None, count=None, warmup=0.0, cpu=None,
-               timeout=120, server_pid=None, server_cpu=None, udp_window=None, tls_ca=None):
+               timeout=120, server_pid=None, server_cpu=None, udp_window=None, tls_ca=None,
+               extra_args=()):
     """Run the load generator chosen by select_client() (by default the C
     one, built now if needed); return (result dict, None) or (None, error).
     `port` is a port number, or a Unix socket path (a str). With udp_window,
@@ -637,7 +677,8 @@ def run_client(port, size, conc, duration=None, count=None, warmup=0.0, cpu=None
     the C generator also reports that process's CPU share. With tls_ca (the
     server certificate's file), the connections use TLS and the server's
     certificate is checked against it; a C generator built without OpenSSL
-    hands these runs to the Python one."""
+    hands these runs to the Python one. extra_args: more options of the C
+    generator (e.g. --latency); not available with the Python one."""
     if _client is None:
         select_client('c')
     kind, prefix, _ = _client
@@ -662,6 +703,10 @@ def run_client(port, size, conc, duration=None, count=None, warmup=0.0, cpu=None
         cmd += ['--server-pid', str(server_pid)]
     if not VERIFY_BYTES and kind == 'c':
         cmd += ['--no-verify']
+    if extra_args:
+        if kind != 'c':
+            return None, f'not available: {" ".join(extra_args)} needs the C load generator'
+        cmd += list(extra_args)
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -910,6 +955,7 @@ def _drive(args, reps, duration, warmup, cases, loops, missing, info):
         'echo', 'req/s', names, loops,
         {n: {loop: [r['req_per_sec'] for r in samples[n][loop]] for loop in loops}
          for n in names}, na=na)
+    mark_client_bound(summary, samples)
 
     # Server CPU per request: the server process's CPU time (all threads)
     # over the measured span divided by the requests. Other processes taking

@@ -19,6 +19,7 @@
  *   echo_load --unix PATH --size 1024 --conc 16   # a Unix stream socket instead of TCP
  *   echo_load --udp --port P --size 1024 --conc 16 --window 4 --duration 2
  *   echo_load --tls --port P --size 1024 --conc 16  # TLS over each TCP connection
+ *   echo_load --port P --size 1024 --conc 1 --latency  # + percentiles of the round trips
  *
  * With --unix PATH the connections go to that Unix stream socket (no
  * TCP_NODELAY; everything else is the same). Linux Unix stream sockets
@@ -53,6 +54,12 @@
  * kernel does inside a process's system calls -- on loopback, much of the
  * peer's TCP receive path runs in the sender's send() -- is charged to that
  * process, unless the kernel has IRQ time accounting.)
+ *
+ * With --latency (stream sockets) it also records how long each exchange of
+ * the measured phase took, from its first byte sent to the last byte of its
+ * echo received, and adds "latency_us" to the JSON line: n, min, mean, p50,
+ * p90, p99, p999 and max in microseconds (nearest rank). latency.py uses it
+ * with one connection, so each exchange is one request alone on the wire.
  *
  * The benchmark builds it on demand: cc -O2 -DECHO_TLS -o benchmarks/.build/...
  * echo_load.c -lssl -lcrypto, or without -DECHO_TLS and the libraries when the
@@ -99,6 +106,7 @@ struct conn {
     void *ssl;                  /* --tls: the connection's SSL *, else NULL */
     int write_wants_read;       /* --tls: SSL_write() wants the socket readable */
     int read_wants_write;       /* --tls: SSL_read() wants the socket writable */
+    double t_start;             /* --latency: when the request in flight started */
 };
 
 static struct {
@@ -119,7 +127,8 @@ static struct {
     double loss_timeout;        /* UDP: seconds before a datagram counts as lost */
     int tls;                    /* TLS over each stream connection */
     const char *tls_ca;         /* --tls: verify the server against this CA file */
-} opt = {"127.0.0.1", 0, 1024, 1, 2.0, -1, 0.0, -1, 1, 0, -1, NULL, 0, 1, 0.2, 0, NULL};
+    int latency;                /* record each measured exchange's duration */
+} opt = {"127.0.0.1", 0, 1024, 1, 2.0, -1, 0.0, -1, 1, 0, -1, NULL, 0, 1, 0.2, 0, NULL, 0};
 
 static int epfd;
 static int check_bytes = 1;     /* 0: recv(MSG_TRUNC), lengths only */
@@ -127,6 +136,11 @@ static struct conn *conns;
 static unsigned char *pattern;  /* size + 256 bytes of the cycle */
 static unsigned char *scratch;
 static size_t scratch_size;
+/* --latency: the durations (seconds) of the measured phase's exchanges,
+ * from the first byte sent to the last byte of the echo received. */
+static double *lat;
+static size_t lat_n, lat_cap;
+static int lat_on;              /* in the measured phase */
 
 static void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 
@@ -411,6 +425,8 @@ static void start_request(struct conn *c)
     c->active = 1;
     /* 97 is odd: consecutive requests of a connection use all 256 offsets. */
     c->req = pattern + ((c->seq++ * 97u + (unsigned)(c - conns) * 31u) & 0xFFu);
+    if (opt.latency)
+        c->t_start = now();
     send_more(c);
 }
 
@@ -429,6 +445,15 @@ static void echo_bytes(struct conn *c, size_t r, double deadline, long remaining
     if (c->got < opt.size)
         return;
     (*completed)++;
+    if (lat_on) {
+        if (lat_n == lat_cap) {
+            lat_cap = lat_cap ? lat_cap * 2 : 65536;
+            lat = realloc(lat, lat_cap * sizeof *lat);
+            if (!lat)
+                die("out of memory");
+        }
+        lat[lat_n++] = now() - c->t_start;
+    }
     int more = remaining < 0 ? now() < deadline : *started < remaining;
     if (more) {
         (*started)++;
@@ -543,6 +568,41 @@ static long run_phase(double deadline, long remaining)
         }
     }
     return completed;
+}
+
+/* --latency: percentiles of the recorded exchanges, in microseconds (the
+ * nearest-rank value: the smallest duration with at least p% of the
+ * exchanges at or below it). */
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static void print_latency(void)
+{
+    static const struct { const char *name; double p; } pcts[] = {
+        {"p50", 50}, {"p90", 90}, {"p99", 99}, {"p999", 99.9},
+    };
+    if (lat_n == 0) {
+        printf("\"latency_us\": null, ");
+        return;
+    }
+    qsort(lat, lat_n, sizeof *lat, cmp_double);
+    double sum = 0;
+    for (size_t i = 0; i < lat_n; i++)
+        sum += lat[i];
+    printf("\"latency_us\": {\"n\": %zu, \"min\": %.3f, \"mean\": %.3f, ",
+           lat_n, lat[0] * 1e6, sum / (double)lat_n * 1e6);
+    for (size_t k = 0; k < sizeof pcts / sizeof pcts[0]; k++) {
+        size_t rank = (size_t)((pcts[k].p / 100.0) * (double)lat_n + 0.999999);
+        if (rank < 1)
+            rank = 1;
+        if (rank > lat_n)
+            rank = lat_n;
+        printf("\"%s\": %.3f, ", pcts[k].name, lat[rank - 1] * 1e6);
+    }
+    printf("\"max\": %.3f}, ", lat[lat_n - 1] * 1e6);
 }
 
 /* ---------------------------------------------------------------------------
@@ -865,7 +925,7 @@ static void usage(FILE *f)
     fputs("usage: echo_load (--port P [--host 127.0.0.1] | --unix PATH) [--size N] [--conc N]\n"
           "                 [--duration S | --count N] [--warmup S] [--cpu N]\n"
           "                 [--no-verify] [--server-pid PID] [--server-cpu N]\n"
-          "                 [--tls [--tls-ca CAFILE]]\n"
+          "                 [--tls [--tls-ca CAFILE]] [--latency]\n"
           "       echo_load --udp --port P [--host 127.0.0.1] [--size N] [--conc N]\n"
           "                 [--window N] [--loss-timeout MS] [--duration S] [--warmup S] ...\n",
           f);
@@ -955,6 +1015,7 @@ int main(int argc, char **argv)
         {"server-cpu", required_argument, 0, 'S'},
         {"tls", no_argument, 0, 'T'},
         {"tls-ca", required_argument, 0, 'A'},
+        {"latency", no_argument, 0, 'l'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -978,6 +1039,7 @@ int main(int argc, char **argv)
         case 'S': opt.server_cpu = (int)parse_long(optarg, "--server-cpu"); break;
         case 'T': opt.tls = 1; break;
         case 'A': opt.tls_ca = optarg; break;
+        case 'l': opt.latency = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -986,7 +1048,7 @@ int main(int argc, char **argv)
     if (optind != argc || opt.size == 0 || opt.conc <= 0 || opt.window <= 0
             || (opt.unix_path ? opt.port != 0 || opt.udp : !port_ok)
             || (opt.udp && (opt.count >= 0 || opt.loss_timeout <= 0 || opt.tls))
-            || (opt.tls_ca && !opt.tls)) {
+            || (opt.tls_ca && !opt.tls) || (opt.latency && opt.udp)) {
         usage(stderr);
         return 2;
     }
@@ -1026,6 +1088,7 @@ int main(int argc, char **argv)
         run_phase(now() + opt.warmup, -1);
 
     check_bytes = opt.verify;
+    lat_on = opt.latency;
     struct snap a, b;
     take_snap(&a);
     long done = opt.count >= 0 ? run_phase(0, opt.count) : run_phase(a.t + opt.duration, -1);
@@ -1054,6 +1117,8 @@ int main(int argc, char **argv)
     close(epfd);
 
     print_result(done, &a, &b);
+    if (opt.latency)
+        print_latency();
     printf("\"transport\": \"%s\"%s}\n", opt.unix_path ? "unix" : "tcp", tls_info);
     return 0;
 }

@@ -1091,7 +1091,8 @@ def spread_text(st):
 def summary_table(summary, fmt, row_header, spreads=True, ratios=True, split=None):
     """(header, rows) of a summary: a column per loop with the median (and
     its min..max spread), then the ratio columns and a geometric-mean row.
-    split(row) may turn a row key into several leading cells."""
+    split(row) may turn a row key into several leading cells. A cell that
+    summary['client_bound'] lists (echo.mark_client_bound) ends in ` !`."""
     loops = summary['loops']
     heads = list(row_header) if isinstance(row_header, (tuple, list)) else [row_header]
     pairs = list(summary['geomean']) if ratios else []
@@ -1108,7 +1109,9 @@ def summary_table(summary, fmt, row_header, spreads=True, ratios=True, split=Non
                             reason.startswith('not implemented') else 'n/a')
             else:
                 line.append(fmt(st['median'])
-                            + (f' ({spread_text(st)})' if spreads and st['n'] > 1 else ''))
+                            + (f' ({spread_text(st)})' if spreads and st['n'] > 1 else '')
+                            + (' !' if loop in summary.get('client_bound', {}).get(row, ())
+                               else ''))
         line += [fmt_ratio(summary['ratios'][row][p]) for p in pairs]
         rows.append(line)
     if pairs:

@@ -208,3 +208,149 @@ def test_tls_sslproto_py(tmp_path):
     )
     modes = [line.split()[0] for line in out.splitlines()[1:] if line.strip()]
     assert modes == ["layer", "bulk", "pingpong"], out
+
+
+def _import_bench(name):
+    sys.path.insert(0, BENCH)
+    try:
+        return __import__(name)
+    finally:
+        sys.path.remove(BENCH)
+
+
+def _have_libuv_for_ceiling():
+    vendored = os.path.isfile(os.path.join(ROOT, "vendor", "libuv", "include", "uv.h"))
+    if vendored:
+        return True
+    if shutil.which("pkg-config") is None:
+        return False
+    return subprocess.run(["pkg-config", "--exists", "libuv"]).returncode == 0
+
+
+def assert_cells(summary, rows, columns, ratios):
+    """Every row has a positive median (min <= median <= max) for each
+    column, and a positive value for each of the ratio columns named."""
+    assert summary["loops"] == list(columns)
+    assert list(summary["rows"]) == list(rows)
+    for row in rows:
+        for col in columns:
+            cell = summary["rows"][row][col]
+            assert cell is not None, (row, col, summary["na"])
+            assert 0 < cell["min"] <= cell["median"] <= cell["max"], (row, col, cell)
+        for pair in ratios:
+            assert summary["ratios"][row][pair] > 0, (row, pair)
+    for pair in ratios:
+        assert summary["geomean"][pair] > 0, pair
+
+
+@pytest.mark.skipif(not _have_libuv_for_ceiling(), reason="needs libuv (pkg-config or vendor/)")
+def test_ceiling_py(tmp_path):
+    rows = ["protocol/1k/1", "unix-protocol/1k/16"]
+    out, data = run_script(
+        tmp_path, "ceiling.py", "--quick", "--duration", "0.1", "--loops", LOOPS,
+        "--only", ",".join(rows),
+    )
+    # Each loop against the C server on libuv: loop/libuv-c per row.
+    assert_cells(data["summary"], rows, ["asyncio", "ourloop", "libuv-c"],
+                 ["asyncio/libuv-c", "ourloop/libuv-c"])
+    assert data["summary"]["reference"] == "libuv-c"
+    assert "ourloop/libuv-c" in out and "libuv-c req/s" in out
+    # The C server runs on the libuv the output names, as ourloop's.
+    assert data["ceiling_libuv"] == data["machine"]["libuv (ourloop)"]
+
+
+def test_latency_py(tmp_path):
+    ceiling = [] if _have_libuv_for_ceiling() else ["--no-ceiling"]
+    out, data = run_script(
+        tmp_path, "latency.py", "--quick", "--duration", "0.1", "--kinds", "protocol,streams",
+        "--loops", LOOPS, *ceiling,
+    )
+    columns = ["asyncio", "ourloop"] + ([] if ceiling else ["libuv-c"])
+    rows = ["protocol/p50", "protocol/p90", "protocol/p99",
+            "streams/p50", "streams/p90", "streams/p99"]
+    assert_cells(data["summary"], rows, columns,
+                 ["ourloop/" + c for c in columns if c != "ourloop"])
+    assert data["summary"]["higher_is_better"] is False
+    for kind in ("protocol", "streams"):
+        for col in columns:
+            lat = data["samples"][kind][col][0]["latency_us"]
+            assert 0 < lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"], \
+                (kind, col, lat)
+
+
+def test_memory_py(tmp_path):
+    pytest.importorskip("psutil")
+    out, data = run_script(
+        tmp_path, "memory.py", "--quick", "--connections", "300", "--timers", "20000",
+        "--loops", LOOPS,
+    )
+    rows = ["idle_connection", "idle_connection_streams", "pending_timer"]
+    assert_cells(data["summary"], rows, ["asyncio", "ourloop"], ["ourloop/asyncio"])
+    assert data["sizes"] == {"idle_connection": 300, "idle_connection_streams": 300,
+                             "pending_timer": 20000}
+    assert "bytes" in out
+
+
+def _http_ready():
+    if shutil.which("wrk") is None:
+        return "needs wrk"
+    for module in ("uvicorn", "httptools"):
+        try:
+            __import__(module)
+        except ImportError:
+            return f"needs {module}"
+    return None
+
+
+@pytest.mark.skipif(_http_ready() is not None, reason=str(_http_ready()))
+def test_http_bench_py(tmp_path):
+    rows = ["uvicorn-httptools/4"]
+    out, data = run_script(
+        tmp_path, "http_bench.py", "--quick", "--only", "uvicorn-httptools", "--conns", "4",
+        "--loops", LOOPS,
+    )
+    assert_summary(data, rows)
+    sample = data["samples"][rows[0]]["ourloop"][0]
+    assert sample["non_2xx"] == 0 and sample["socket_errors"] == 0
+    assert 0 < sample["client_cpu_share"]
+
+
+def test_http_bench_without_wrk_is_skipped(tmp_path):
+    # Without wrk on PATH the suite says so and succeeds; bench_all.py
+    # reports it as skipped, not failed.
+    require_ourloop()
+    env = dict(os.environ, PATH=str(tmp_path), BENCH_OUT=str(tmp_path / "out"))
+    env.pop("LD_PRELOAD", None)
+    proc = subprocess.run(
+        [sys.executable, os.path.join(BENCH, "bench_all.py"), "--only", "http",
+         "--loops", LOOPS],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "SKIPPED: wrk is not installed" in proc.stdout
+    assert "FAILED" not in proc.stdout
+
+
+def test_client_bound_cells_are_marked():
+    run = _import_bench("run")
+    echo = _import_bench("echo")
+    # A sample is client-bound when the generator was on its CPU >= 90% of
+    # the time, or its core was >= 90% busy and it was on the CPU at least
+    # as much as the server; a cell, when at least half its samples are.
+    busy = {"client_core_busy": 0.99}
+    assert echo.is_client_bound({"client_cpu_share": 0.95})
+    assert echo.is_client_bound(dict(busy, client_cpu_share=0.3, server_cpu_share=0.2))
+    assert not echo.is_client_bound(dict(busy, client_cpu_share=0.2, server_cpu_share=0.3))
+    assert not echo.is_client_bound({"client_core_busy": 0.5, "client_cpu_share": 0.5,
+                                     "server_cpu_share": 0.2})
+    assert echo.is_client_bound({"server_cpu_share": 0.2}) is None
+    samples = {"a/1k/16": {"x": [{"client_cpu_share": 0.95}, {"client_cpu_share": 0.97},
+                                 {"client_cpu_share": 0.5}],
+                           "y": [{"client_cpu_share": 0.5}, {"client_cpu_share": 0.5},
+                                 {"client_cpu_share": 0.95}]}}
+    summary = run.summarize_samples("t", "req/s", ["a/1k/16"], ["x", "y"],
+                                    {"a/1k/16": {"x": [1.0, 2.0, 3.0], "y": [4.0, 5.0, 6.0]}})
+    echo.mark_client_bound(summary, samples)
+    assert summary["client_bound"] == {"a/1k/16": ["x"]}
+    header, rows = run.summary_table(summary, str, "row")
+    assert rows[0][1].endswith(" !") and not rows[0][2].endswith("!"), rows

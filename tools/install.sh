@@ -9,6 +9,9 @@
 # extension; otherwise the system libuv is used, and on Debian/Ubuntu this
 # script installs it (libuv1-dev, pkg-config) with apt-get when it is missing,
 # as well as the openssl command (the TLS tests make their certificates with it).
+# Optional, for `make bench`: wrk, the HTTP benchmark's load generator, is
+# installed with apt-get too when it can be (without it that suite is
+# skipped; failing to install it only warns).
 # OURLOOP_LIBUV=system|vendor forces either (see setup.py).
 #
 # Safe to run again; needs no terminal (CI=true, stdin closed is fine).
@@ -78,6 +81,10 @@ if ! "$PYTHON" -c 'import os, sysconfig, sys; sys.exit(not os.path.exists(os.pat
     apt_pkgs+=("python${PYVER%.*}-dev")
 fi
 
+# Optional: benchmarks/http_bench.py's load generator.
+opt_pkgs=()
+command -v wrk >/dev/null 2>&1 || opt_pkgs+=(wrk)
+
 if [ "${#apt_pkgs[@]}" -gt 0 ]; then
     if command -v apt-get >/dev/null 2>&1; then
         say "installing with apt-get: ${apt_pkgs[*]}"
@@ -94,6 +101,23 @@ if [ "${#apt_pkgs[@]}" -gt 0 ]; then
   (Fedora: libuv-devel, Alpine: libuv-dev pkgconf, macOS: brew install libuv pkg-config),
   or check out the vendored copy: git submodule update --init vendor/libuv
   (offline: make vendor-libuv)"
+    fi
+fi
+
+if [ "${#opt_pkgs[@]}" -gt 0 ]; then
+    apt_install_opt() {
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+            "${opt_pkgs[@]}" </dev/null
+    }
+    if command -v apt-get >/dev/null 2>&1 && { [ "$(id -u)" -eq 0 ] || command -v sudo >/dev/null 2>&1; }; then
+        say "installing with apt-get (optional, for make bench): ${opt_pkgs[*]}"
+        # Without an update first: the package lists are often fresh enough.
+        apt_install_opt >/dev/null 2>&1 ||
+            { as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null 2>&1 &&
+              apt_install_opt >/dev/null 2>&1; } ||
+            say "warning: could not install ${opt_pkgs[*]}; make bench skips the HTTP suite without wrk"
+    else
+        say "note: wrk is not installed; make bench skips the HTTP suite without it (dnf/brew/apt-get install wrk)"
     fi
 fi
 
