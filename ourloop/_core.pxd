@@ -430,6 +430,11 @@ cdef class LoopCore:
     cdef bint _custom_time
     # the last iteration ran its callbacks without polling (_run_once)
     cdef bint _poll_skipped
+    # the probe poll before a sleeping one (_probe_poll): sleeping polls
+    # left to make without a probe; the rationing level (2**level - 1
+    # sleeping polls without a probe after each)
+    cdef int _probe_skip
+    cdef int _probe_level
     cdef object __weakref__
 
     cdef inline int _ensure_open(self) except -1
@@ -446,6 +451,7 @@ cdef class LoopCore:
     cdef _run_ready(self)
     cdef _run_handle_debug(self, Handle handle)
     cdef _flush_streams(self)
+    cdef bint _probe_poll(self) except -1
     cdef _queue_flush(self, TransportBase t)
     cdef _clear_flush_queue(self)
     cdef _close_uv(self)

@@ -93,6 +93,12 @@ def _check_callback(callback, method):
             f'a callable object was expected by {method}(), got {callback!r}')
 
 
+# The probe polls' rationing (LoopCore._probe_poll): after a probe that
+# found nothing, 2**_PROBE_MAX_LEVEL - 1 sleeping polls go without one.
+cdef enum:
+    _PROBE_MAX_LEVEL = 8
+
+
 @cython.no_gc_clear
 cdef class LoopCore:
     """The libuv-driven core of ourloop.Loop (use ourloop.Loop, not this)."""
@@ -483,15 +489,21 @@ cdef class LoopCore:
             timeout_ms = ourloop_timeout_ms(timers.next_when() - self._now())
             if timeout_ms == 0:
                 mode = uv.UV_RUN_NOWAIT
-            else:
-                timers.arm(timeout_ms)
-        else:
-            timers.disarm()
-
-        if mode == uv.UV_RUN_NOWAIT:
+        if mode == uv.UV_RUN_ONCE and self._probe_poll():
+            # The poll that cannot wait found something to do.
+            mode = uv.UV_RUN_NOWAIT
+        elif mode == uv.UV_RUN_NOWAIT:
             # Does not wait: releasing the GIL would only cost time.
             uv.uv_run(self.uvloop, mode)
         else:
+            if timers.size:
+                # (Again: the probe took time.)
+                timeout_ms = ourloop_timeout_ms(timers.next_when() - self._now())
+                if timeout_ms == 0:
+                    timeout_ms = 1
+                timers.arm(timeout_ms)
+            else:
+                timers.disarm()
             with nogil:
                 uv.uv_run(self.uvloop, mode)
         if (<LoopExt*>self.uvloop).rq_len:
@@ -506,6 +518,36 @@ cdef class LoopCore:
         if timers.size:
             timers.move_due(self._now(), self._ready)
         self._run_ready()
+
+    cdef bint _probe_poll(self) except -1:
+        # Before a poll that would sleep: one that does not, with the GIL
+        # kept (releasing and taking it back costs more than the poll). If
+        # it finds something to do, the sleeping poll is skipped: it would
+        # have returned at once with the same events. A probe that finds
+        # nothing costs an epoll_wait more, so probes are rationed: after
+        # each, the next 2**level - 1 sleeping polls go without one; a miss
+        # sets the level to _PROBE_MAX_LEVEL, a hit lowers it by one. So a
+        # miss is followed by at least 2**_PROBE_MAX_LEVEL - 1 + ... + 1
+        # polls before the next probe that may miss: whatever the
+        # traffic, at most about one sleeping poll in 500 makes an extra
+        # system call. A loop whose events are there when it polls (peers
+        # on the same loop, a busy server) probes every time and keeps the
+        # GIL.
+        cdef bint hit
+        if self._probe_skip:
+            self._probe_skip -= 1
+            return False
+        uv.uv_run(self.uvloop, uv.UV_RUN_NOWAIT)
+        hit = (self._ready or (<LoopExt*>self.uvloop).rq_len or self._stopping
+               or self._pending_exception is not None or self._flush_head is not None
+               or (self._timers.size and self._timers.next_when() <= self._now()))
+        if hit:
+            if self._probe_level:
+                self._probe_level -= 1
+        else:
+            self._probe_level = _PROBE_MAX_LEVEL
+        self._probe_skip = (1 << self._probe_level) - 1
+        return hit
 
     cdef _queue_flush(self, TransportBase t):
         # t's writes leave at the end of the iteration (_flush_streams).
