@@ -210,6 +210,8 @@ cdef class TransportBase:
 cdef class StreamTransport(TransportBase):
     # An asyncio.Transport over a libuv stream (handles/stream.pyx).
     cdef uv.uv_stream_t* uvstream
+    # the fd of uvstream (-1: none), known when it is attached
+    cdef int uvfd
     cdef bint buffered
     # the protocol is exactly asyncio.StreamReaderProtocol (reads may be fed
     # to its StreamReader natively: _feed_stream_reader)

@@ -337,8 +337,10 @@ cdef class StreamTransport(TransportBase):
 
     cdef _attach_handle(self, LoopCore loop, uv.uv_stream_t* stream):
         # The transport takes over an open uv stream (its memory included).
+        cdef uv.uv_os_fd_t fd
         self.loop = loop
         self.uvstream = stream
+        self.uvfd = fd if uv.uv_fileno(<uv.uv_handle_t*>stream, &fd) == 0 else -1
         stream.data = <void*>self
         loop._open_transports.add(self)
 
@@ -439,10 +441,9 @@ cdef class StreamTransport(TransportBase):
     cdef int _handle_fd(self) except -2:
         # The fd libuv's handle works on (reads, shutdown(), sendfile(2)),
         # or -1 once it is closed.
-        cdef uv.uv_os_fd_t fd
-        if self.uvstream is NULL or uv.uv_fileno(<uv.uv_handle_t*>self.uvstream, &fd) != 0:
+        if self.uvstream is NULL:
             return -1
-        return fd
+        return self.uvfd
 
     cdef bint _read_failed(self, ssize_t nbytes, int code) except -1:
         # After a read(): True if there is nothing to deliver (would block,
@@ -479,8 +480,8 @@ cdef class StreamTransport(TransportBase):
         cdef ssize_t nbytes
         cdef Py_ssize_t cap, data_cap
         cdef PyObject* spare
-        cdef int fd = self._handle_fd()
-        if fd < 0:
+        cdef int fd = self.uvfd
+        if fd < 0 or self.uvstream is NULL:
             return
         buf = _read_buffer(self.loop)
         ext = <LoopExt*>self.loop.uvloop
@@ -495,7 +496,7 @@ cdef class StreamTransport(TransportBase):
             iov[1].iov_base = buf
             iov[1].iov_len = <size_t>(_READ_BUF_SIZE - cap)
             nbytes = readv(fd, iov, 2)
-        if self._read_failed(nbytes, cerrno.errno):
+        if nbytes <= 0 and self._read_failed(nbytes, cerrno.errno):
             return
         if spare is NULL:
             data = PyBytes_FromStringAndSize(buf, nbytes)
@@ -903,6 +904,7 @@ cdef class StreamTransport(TransportBase):
         if stream is NULL:
             return
         self.uvstream = NULL
+        self.uvfd = -1
         self.reading = False
         # No read callback from now on; the close callback only frees.
         stream.data = NULL

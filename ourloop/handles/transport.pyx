@@ -41,6 +41,7 @@
 # their pending batch once before dropping it.
 
 from cpython.contextvars cimport PyContext_CopyCurrent, PyContext_Enter, PyContext_Exit
+from ourloop.includes.callbacks cimport ourloop_list_append_if_room
 from libc.stdlib cimport malloc, free, realloc
 
 import os
@@ -129,10 +130,16 @@ cdef void _deliver_ready_io(LoopCore loop) noexcept:
     # their transports (_on_read), in libuv's order. A handle closed since
     # is skipped (its data is NULL; a handle freed since was taken out of
     # the record by _forget_ready_io).
+    #
+    # "Readable" (UV_ENOBUFS: what every transport's _on_read turns into
+    # rx_ready and _schedule_read) is done here, without the two calls,
+    # when the transport goes on the ready queue without a Handle and the
+    # queue has room (nothing to raise); anything else goes to _on_read.
     cdef LoopExt* ext = <LoopExt*>loop.uvloop
     cdef size_t i = 0
     cdef uv.uv_handle_t* handle
     cdef void* data
+    cdef TransportBase t
     if ext is NULL:
         return
     while i < ext.rq_len:
@@ -140,7 +147,16 @@ cdef void _deliver_ready_io(LoopCore loop) noexcept:
         if handle is not NULL:
             data = handle.data
             if data is not NULL:
-                _deliver_read(loop, <TransportBase>data, ext.rq[i].nread)
+                t = <TransportBase>data
+                if ext.rq[i].nread != uv.UV_ENOBUFS:
+                    _deliver_read(loop, t, ext.rq[i].nread)
+                elif t.read_scheduled or t._closing:
+                    t.rx_ready = True
+                elif not loop._debug_flag and ourloop_list_append_if_room(loop._ready, t):
+                    t.rx_ready = True
+                    t.read_scheduled = True
+                else:
+                    _deliver_read(loop, t, ext.rq[i].nread)
         i += 1
     ext.rq_len = 0
 
@@ -396,7 +412,8 @@ cdef class TransportBase:
 
     cdef _on_read(self, ssize_t nread):
         # In uv_run (_transport_readable): what the handle's read callback
-        # reported.
+        # reported. UV_ENOBUFS ("readable") must mean rx_ready = True and
+        # _schedule_read(): _deliver_ready_io does that itself.
         pass
 
     # -- writing and flow control -------------------------------------------

@@ -89,6 +89,22 @@ ourloop_list_append(PyObject *list, PyObject *item)
     return PyList_Append(list, item);
 }
 
+/* list.append(item) if the list has room (1), else nothing (0): cannot
+ * fail. */
+static inline int
+ourloop_list_append_if_room(PyObject *list, PyObject *item)
+{
+    PyListObject *l = (PyListObject *)list;
+    Py_ssize_t n = Py_SIZE(l);
+    if (n < l->allocated) {
+        Py_INCREF(item);
+        PyList_SET_ITEM(list, n, item);
+        Py_SET_SIZE(l, n + 1);
+        return 1;
+    }
+    return 0;
+}
+
 /* Whether any weak reference to o exists (its type has weakref support). */
 static inline int
 ourloop_has_weakrefs(PyObject *o)

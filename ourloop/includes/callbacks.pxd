@@ -11,6 +11,7 @@ cdef extern from "callbacks.h":
     object ourloop_list_take(list lst, Py_ssize_t i)
     void ourloop_list_forget_taken(list lst) noexcept
     int ourloop_list_append(list lst, object item) except -1
+    bint ourloop_list_append_if_room(list lst, object item) noexcept
     bint ourloop_has_weakrefs(object o) noexcept
     tuple ourloop_tuple_from_array(PyObject** items, Py_ssize_t n)
     object ourloop_call_with_self(object func, object self, PyObject** args,
