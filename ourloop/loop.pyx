@@ -561,21 +561,26 @@ cdef class LoopCore:
     cdef _flush_streams(self):
         cdef TransportBase t = self._flush_head
         cdef TransportBase nxt
+        cdef bint flushed
         self._flush_head = self._flush_tail = None
         while t is not None:
             nxt = t.flush_next
             t.flush_next = None
             t.flush_queued = False
+            # (try/finally, not try/except: no exception state saved on
+            # the way that does not raise.)
+            flushed = False
             try:
                 t._flush()
-            except BaseException:
-                # (MemoryError...) The others stay queued.
-                while nxt is not None:
-                    t = nxt
-                    nxt = t.flush_next
-                    t.flush_next = None
-                    self._queue_flush(t)
-                raise
+                flushed = True
+            finally:
+                if not flushed:
+                    # (MemoryError...) The others stay queued.
+                    while nxt is not None:
+                        t = nxt
+                        nxt = t.flush_next
+                        t.flush_next = None
+                        self._queue_flush(t)
             t = nxt
 
     cdef _clear_flush_queue(self):
@@ -593,9 +598,12 @@ cdef class LoopCore:
         cdef Py_ssize_t i = 0, n = len(batch)
         cdef Handle handle
         cdef object item
+        cdef bint ran = False
         if n == 0:
             return
         self._ready = self._ready_spare
+        # (try/finally, not try/except: no exception state saved on the
+        # way that does not raise.)
         try:
             while i < n:
                 # The batch's reference moves to `item`; the slot is left
@@ -620,18 +628,17 @@ cdef class LoopCore:
                 elif _can_keep_spare(handle):
                     # Nothing else refers to it: call_soon() will reuse it.
                     _keep_spare(handle)
-        except BaseException:
-            # SystemExit / KeyboardInterrupt: what was not run yet stays
-            # queued, ahead of what was scheduled meanwhile.
-            rest = batch[i:]
-            rest.extend(self._ready)
-            self._ready = rest
-            del batch[i:]
+            ran = True
+        finally:
+            if not ran:
+                # SystemExit / KeyboardInterrupt: what was not run yet
+                # stays queued, ahead of what was scheduled meanwhile.
+                rest = batch[i:]
+                rest.extend(self._ready)
+                self._ready = rest
+                del batch[i:]
             ourloop_list_forget_taken(batch)
             self._ready_spare = batch
-            raise
-        ourloop_list_forget_taken(batch)
-        self._ready_spare = batch
 
     cdef _run_handle_debug(self, Handle handle):
         cdef double t0, dt
