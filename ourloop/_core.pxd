@@ -257,6 +257,7 @@ cdef class StreamTransport(TransportBase):
     cdef bint _read_failed(self, ssize_t nbytes, int code) except -1
     cdef _read_data(self)
     cdef _read_into_protocol(self)
+    cdef int _call_failed(self, str message) except -1
     cdef inline Py_ssize_t _bufsize(self) noexcept
     cdef _after_drain(self, context)
     cdef _shutdown_write(self)

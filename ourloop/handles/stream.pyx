@@ -103,7 +103,8 @@ from posix.unistd cimport read as c_read
 from posix.types cimport off_t
 
 from ourloop.includes cimport uv
-from ourloop.includes.uv cimport ourloop_count_close
+from ourloop.includes.uv cimport ourloop_count_close, ourloop_try_write
+from ourloop.includes.callbacks cimport ourloop_call_method1, ourloop_raise_pending
 
 cdef extern from "<sys/sendfile.h>" nogil:
     ssize_t c_sendfile "sendfile"(int out_fd, int in_fd, off_t* offset, size_t count)
@@ -480,6 +481,7 @@ cdef class StreamTransport(TransportBase):
         cdef ssize_t nbytes
         cdef Py_ssize_t cap, data_cap
         cdef PyObject* spare
+        cdef PyObject* res
         cdef int fd = self.uvfd
         if fd < 0 or self.uvstream is NULL:
             return
@@ -515,16 +517,36 @@ cdef class StreamTransport(TransportBase):
                 memcpy(PyBytes_AS_STRING(data), sp, <size_t>cap)
                 memcpy(PyBytes_AS_STRING(data) + cap, buf, <size_t>(nbytes - cap))
             data_cap = nbytes
-        try:
-            if not (self.stream_reader_proto and _feed_stream_reader(self._protocol, data)):
-                self._protocol.data_received(data)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._fatal_error(exc, 'Fatal error: protocol.data_received() call failed.')
+        if self.stream_reader_proto:
+            try:
+                if not _feed_stream_reader(self._protocol, data):
+                    self._protocol.data_received(data)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, 'Fatal error: protocol.data_received() call failed.')
+        else:
+            # The same call, without a try set up for each read.
+            res = ourloop_call_method1(self._protocol, 'data_received', data)
+            if res is NULL:
+                self._call_failed('Fatal error: protocol.data_received() call failed.')
+            else:
+                Py_DECREF(<object>res)
         if Py_REFCNT(data) == 1:
             # Nobody kept it: the next read may reuse it.
             _keep_spare_bytes(self.loop, data, data_cap)
+
+    cdef int _call_failed(self, str message) except -1:
+        # A protocol method called through ourloop_call_method1 raised (the
+        # exception is set): what an `except BaseException` around the
+        # call would do.
+        try:
+            ourloop_raise_pending()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, message)
+        return 0
 
     cdef _read_into_protocol(self):
         # The stdlib's BufferedProtocol read: one read() straight into the
@@ -679,7 +701,7 @@ cdef class StreamTransport(TransportBase):
         total = self.pending_size
         n = _pending_bufs(objs, small, &bufs)
         try:
-            written = uv.uv_try_write(self.uvstream, bufs, <unsigned int>n)
+            written = ourloop_try_write(self.uvstream, self.uvfd, bufs, <unsigned int>n)
             if written == uv.UV_EAGAIN:
                 written = 0
             elif written < 0:

@@ -105,6 +105,16 @@ ourloop_list_append_if_room(PyObject *list, PyObject *item)
     return 0;
 }
 
+/* obj.name(arg) (the method looked up as an attribute, as Cython's call
+ * would): a new reference, or NULL with the exception set, which the
+ * caller reports (so that the per-read path sets up no try). */
+static inline PyObject *
+ourloop_call_method1(PyObject *obj, PyObject *name, PyObject *arg)
+{
+    PyObject *args[2] = {obj, arg};
+    return PyObject_VectorcallMethod(name, args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+}
+
 /* Whether any weak reference to o exists (its type has weakref support). */
 static inline int
 ourloop_has_weakrefs(PyObject *o)
