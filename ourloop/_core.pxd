@@ -433,6 +433,9 @@ cdef class LoopCore:
     cdef bint _custom_time
     # the last iteration ran its callbacks without polling (_run_once)
     cdef bint _poll_skipped
+    # {'loop': self}, the keyword arguments of asyncio's C Future
+    # (create_future)
+    cdef dict _future_kwargs
     # the probe poll before a sleeping one (_probe_poll): sleeping polls
     # left to make without a probe; the rationing level (2**level - 1
     # sleeping polls without a probe after each)

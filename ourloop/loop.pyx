@@ -49,6 +49,9 @@ from cpython.ref cimport PyObject, Py_XDECREF
 cdef extern from "Python.h":
     # value NULL deletes the attribute.
     int PyObject_GenericSetAttr(object obj, object name, PyObject* value) except -1
+    # (a borrowed reference, no exception set)
+    PyObject* PyDict_GetItem(object d, object key)
+    object PyObject_Call(object callable, object args, object kwargs)
 
 
 cdef void _close_any(uv.uv_handle_t* handle, void* arg) noexcept nogil:
@@ -342,7 +345,19 @@ cdef class LoopCore:
 
     def create_future(self):
         """Create an asyncio.Future attached to this loop."""
-        return futures.Future(loop=self)
+        # The stdlib's `futures.Future(loop=self)`, with the class read
+        # from the module's dict (what getattr finds there, for a fraction
+        # of a module attribute lookup) and, for asyncio's own C Future,
+        # called with a {'loop': self} made once per loop rather than a
+        # keyword dict per call (its __init__ only reads it).
+        cdef PyObject* cls = PyDict_GetItem(_FUTURES_DICT, 'Future')
+        if cls is NULL:
+            return futures.Future(loop=self)
+        if cls is <PyObject*>_C_FUTURE and _C_FUTURE is not _PY_FUTURE:
+            if self._future_kwargs is None:
+                self._future_kwargs = {'loop': self}
+            return PyObject_Call(<object>cls, (), self._future_kwargs)
+        return (<object>cls)(loop=self)
 
     def create_task(self, coro, *, name=None, context=None, **kwargs):
         """Schedule a coroutine as a task (through the task factory, if
@@ -762,6 +777,13 @@ cdef class LoopCore:
 # stdlib's loops.
 
 _all_loops = weakref.WeakSet()
+
+# asyncio.futures' namespace, and its Future class when ourloop was
+# imported (asyncio's C Future, unless the C module is missing: then the
+# Python one, which create_future calls as the stdlib does).
+cdef dict _FUTURES_DICT = futures.__dict__
+cdef object _C_FUTURE = futures.Future
+cdef object _PY_FUTURE = futures._PyFuture
 
 # What `type(loop).time` is when nobody replaced it (see _check_custom_time).
 _CORE_TIME = LoopCore.__dict__['time']
