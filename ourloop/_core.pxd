@@ -250,6 +250,7 @@ cdef class StreamTransport(TransportBase):
     cdef bint pinned
 
     cdef _attach_handle(self, LoopCore loop, uv.uv_stream_t* stream)
+    cdef _write(self, data)
     cdef _queue_write(self, bytes data)
     cdef _configure_socket(self, sock)
     cdef int _handle_fd(self) except -2

@@ -104,7 +104,8 @@ from posix.types cimport off_t
 
 from ourloop.includes cimport uv
 from ourloop.includes.uv cimport ourloop_count_close, ourloop_try_write
-from ourloop.includes.callbacks cimport ourloop_call_method1, ourloop_raise_pending
+from ourloop.includes.callbacks cimport (
+    ourloop_call_method1, ourloop_call_with_self, ourloop_raise_pending)
 
 cdef extern from "<sys/sendfile.h>" nogil:
     ssize_t c_sendfile "sendfile"(int out_fd, int in_fd, off_t* offset, size_t count)
@@ -194,6 +195,7 @@ from cpython.method cimport PyMethod_Check, PyMethod_GET_FUNCTION, PyMethod_GET_
 cdef extern from "Python.h":
     ctypedef struct PyTypeObject:
         unsigned int tp_version_tag
+        PyObject* tp_dict
 
 cdef object _SRP = _asyncio_streams.StreamReaderProtocol
 cdef object _SRP_DATA_RECEIVED = _SRP.__dict__['data_received']
@@ -602,6 +604,11 @@ cdef class StreamTransport(TransportBase):
 
     def write(self, data):
         """Write bytes-like data; it leaves before the loop next polls."""
+        # (Calls with one positional argument come through _write_fast,
+        # the METH_FASTCALL entry at the end of this file.)
+        return self._write(data)
+
+    cdef _write(self, data):
         if type(data) is not bytes:
             if not isinstance(data, (bytes, bytearray, memoryview)):
                 raise TypeError(f'data argument must be a bytes-like object, '
@@ -1125,3 +1132,59 @@ cdef class StreamTransport(TransportBase):
             self.uvstream.data = NULL
             close_and_free(<uv.uv_handle_t*>self.uvstream)
             self.uvstream = NULL
+
+
+# -- the METH_FASTCALL entries of write() -----------------------------------
+#
+# transport.write(data) runs once per write, called from Python code. A
+# Cython def method is a cyfunction: each call goes through its generic
+# argument parsing. A method descriptor with METH_FASTCALL | METH_KEYWORDS
+# is called by the interpreter's specialised CALL directly, if it belongs
+# to the exact type of the transport (the specialisation checks it): so
+# the entry is installed in the type dict of StreamTransport and of each
+# concrete class that inherits its write() (TCPTransport; PipeTransport,
+# the Unix socket's), with the def method's name, docstring and
+# signature. It takes the usual call, one positional argument, and hands
+# any other (data=..., wrong counts) to the def method, whose errors are
+# the ones callers see.
+
+cdef extern from "Python.h":
+    ctypedef struct _StreamMethodDef "PyMethodDef":
+        const char* ml_name
+        void* ml_meth
+        int ml_flags
+        const char* ml_doc
+    object _stream_descr_new_method "PyDescr_NewMethod"(type tp, _StreamMethodDef* meth)
+    void _stream_type_modified "PyType_Modified"(type tp)
+    enum:
+        _STREAM_METH_FASTCALL "METH_FASTCALL"
+        _STREAM_METH_KEYWORDS "METH_KEYWORDS"
+
+
+cdef object _generic_write = StreamTransport.__dict__['write']
+cdef _StreamMethodDef _write_def
+cdef list _write_def_strings = []        # what _write_def's strings point into
+
+
+cdef object _write_fast(object self, PyObject** args, Py_ssize_t nargs, PyObject* kwnames):
+    if nargs != 1 or kwnames is not NULL:
+        return ourloop_call_with_self(_generic_write, self, args, nargs, kwnames)
+    return (<StreamTransport>self)._write(<object>args[0])
+
+
+cdef _install_write_fast(tuple types):
+    name_b = b'write'
+    doc = (_generic_write.__doc__ or '').partition('\n\n')[2]
+    doc_b = f'write($self, data)\n--\n\n{doc}'.encode()
+    _write_def_strings.extend((name_b, doc_b))
+    _write_def.ml_name = name_b
+    _write_def.ml_meth = <void*>_write_fast
+    _write_def.ml_flags = _STREAM_METH_FASTCALL | _STREAM_METH_KEYWORDS
+    _write_def.ml_doc = doc_b
+    for tp in types:
+        (<object>(<PyTypeObject*>tp).tp_dict)['write'] = _stream_descr_new_method(
+            tp, &_write_def)
+        _stream_type_modified(tp)
+
+
+_install_write_fast((StreamTransport, TCPTransport, PipeTransport))
