@@ -190,6 +190,7 @@ cdef class TransportBase:
     cdef _repr_io(self, list info)
     cdef _schedule_read(self)
     cdef int _run_read(self) except -1
+    cdef bint _read_raised(self) except -1
     cdef _do_read_ready(self)
     cdef _on_read(self, ssize_t nread)
     cdef int _flush(self) except -1

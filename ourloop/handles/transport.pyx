@@ -46,6 +46,7 @@ from libc.stdlib cimport malloc, free, realloc
 
 import os
 import socket
+import sys
 import warnings
 from asyncio import constants, trsock
 from asyncio.log import logger
@@ -358,23 +359,43 @@ cdef class TransportBase:
         # Run from the ready queue: the read in the transport's context; an
         # unexpected exception goes to the exception handler as a
         # callback's would. (A local reference: resume_reading() from the
-        # protocol replaces self.context meanwhile.)
+        # protocol replaces self.context meanwhile.) A try/finally rather
+        # than a try/except, which would save and restore the handled
+        # exception at every read: in the finally clause the exception is
+        # the one being handled, as in an except clause.
+        cdef bint done = False
+        cdef bint reported
         context = self.context
         self.read_scheduled = False
         PyContext_Enter(context)
         try:
             self._do_read_ready()
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self.loop.call_exception_handler({
-                'message': f'Exception in callback {type(self).__name__}._read_ready()',
-                'exception': exc,
-                'transport': self,
-            })
+            done = True
         finally:
-            PyContext_Exit(context)
+            if done:
+                PyContext_Exit(context)
+            else:
+                try:
+                    reported = self._read_raised()
+                finally:
+                    PyContext_Exit(context)
+                if reported:
+                    return 0
         return 0
+
+    cdef bint _read_raised(self) except -1:
+        # _run_read's finally clause, the read's exception being handled:
+        # reported as a callback's (True: it is dropped), or SystemExit and
+        # KeyboardInterrupt (False: they propagate).
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (SystemExit, KeyboardInterrupt)):
+            return False
+        self.loop.call_exception_handler({
+            'message': f'Exception in callback {type(self).__name__}._read_ready()',
+            'exception': exc,
+            'transport': self,
+        })
+        return True
 
     def _read_ready(self):
         # What the debug-mode Handle calls.
