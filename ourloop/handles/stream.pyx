@@ -689,7 +689,14 @@ cdef class StreamTransport(TransportBase):
             # their memory is reused rather than piling up until the flush.
             self._flush()
         elif not self.flush_queued:
-            self.loop._queue_flush(self)
+            # (LoopCore._queue_flush(self), without the call.)
+            loop = self.loop
+            self.flush_queued = True
+            if loop._flush_tail is None:
+                loop._flush_head = self
+            else:
+                loop._flush_tail.flush_next = self
+            loop._flush_tail = self
             return
         self._maybe_pause_protocol()
 
@@ -706,7 +713,13 @@ cdef class StreamTransport(TransportBase):
         if objs is None or self.wreq is not NULL or self.uvstream is NULL:
             return 0
         total = self.pending_size
-        n = _pending_bufs(objs, small, &bufs)
+        if type(objs) is bytes:
+            # (_pending_bufs' first case, without the call.)
+            small[0].base = PyBytes_AS_STRING(objs)
+            small[0].len = <size_t>PyBytes_GET_SIZE(objs)
+            n = 1
+        else:
+            n = _pending_bufs(objs, small, &bufs)
         try:
             written = ourloop_try_write(self.uvstream, self.uvfd, bufs, <unsigned int>n)
             if written == uv.UV_EAGAIN:
