@@ -190,6 +190,7 @@ cdef class TransportBase:
     cdef _repr_io(self, list info)
     cdef _schedule_read(self)
     cdef int _run_read(self) except -1
+    cdef bint _read_raised(self) except -1
     cdef _do_read_ready(self)
     cdef _on_read(self, ssize_t nread)
     cdef int _flush(self) except -1
@@ -210,6 +211,8 @@ cdef class TransportBase:
 cdef class StreamTransport(TransportBase):
     # An asyncio.Transport over a libuv stream (handles/stream.pyx).
     cdef uv.uv_stream_t* uvstream
+    # the fd of uvstream (-1: none), known when it is attached
+    cdef int uvfd
     cdef bint buffered
     # the protocol is exactly asyncio.StreamReaderProtocol (reads may be fed
     # to its StreamReader natively: _feed_stream_reader)
@@ -248,6 +251,7 @@ cdef class StreamTransport(TransportBase):
     cdef bint pinned
 
     cdef _attach_handle(self, LoopCore loop, uv.uv_stream_t* stream)
+    cdef _write(self, data)
     cdef _queue_write(self, bytes data)
     cdef _configure_socket(self, sock)
     cdef int _handle_fd(self) except -2
@@ -255,6 +259,7 @@ cdef class StreamTransport(TransportBase):
     cdef bint _read_failed(self, ssize_t nbytes, int code) except -1
     cdef _read_data(self)
     cdef _read_into_protocol(self)
+    cdef int _call_failed(self, str message) except -1
     cdef inline Py_ssize_t _bufsize(self) noexcept
     cdef _after_drain(self, context)
     cdef _shutdown_write(self)
@@ -430,6 +435,14 @@ cdef class LoopCore:
     cdef bint _custom_time
     # the last iteration ran its callbacks without polling (_run_once)
     cdef bint _poll_skipped
+    # {'loop': self}, the keyword arguments of asyncio's C Future
+    # (create_future)
+    cdef dict _future_kwargs
+    # the probe poll before a sleeping one (_probe_poll): sleeping polls
+    # left to make without a probe; the rationing level (2**level - 1
+    # sleeping polls without a probe after each)
+    cdef int _probe_skip
+    cdef int _probe_level
     cdef object __weakref__
 
     cdef inline int _ensure_open(self) except -1
@@ -446,6 +459,7 @@ cdef class LoopCore:
     cdef _run_ready(self)
     cdef _run_handle_debug(self, Handle handle)
     cdef _flush_streams(self)
+    cdef bint _probe_poll(self) except -1
     cdef _queue_flush(self, TransportBase t)
     cdef _clear_flush_queue(self)
     cdef _close_uv(self)

@@ -49,6 +49,9 @@ from cpython.ref cimport PyObject, Py_XDECREF
 cdef extern from "Python.h":
     # value NULL deletes the attribute.
     int PyObject_GenericSetAttr(object obj, object name, PyObject* value) except -1
+    # (a borrowed reference, no exception set)
+    PyObject* PyDict_GetItem(object d, object key)
+    object PyObject_Call(object callable, object args, object kwargs)
 
 
 cdef void _close_any(uv.uv_handle_t* handle, void* arg) noexcept nogil:
@@ -91,6 +94,12 @@ def _check_callback(callback, method):
     if not callable(callback):
         raise TypeError(
             f'a callable object was expected by {method}(), got {callback!r}')
+
+
+# The probe polls' rationing (LoopCore._probe_poll): after a probe that
+# found nothing, 2**_PROBE_MAX_LEVEL - 1 sleeping polls go without one.
+cdef enum:
+    _PROBE_MAX_LEVEL = 8
 
 
 @cython.no_gc_clear
@@ -336,7 +345,19 @@ cdef class LoopCore:
 
     def create_future(self):
         """Create an asyncio.Future attached to this loop."""
-        return futures.Future(loop=self)
+        # The stdlib's `futures.Future(loop=self)`, with the class read
+        # from the module's dict (what getattr finds there, for a fraction
+        # of a module attribute lookup) and, for asyncio's own C Future,
+        # called with a {'loop': self} made once per loop rather than a
+        # keyword dict per call (its __init__ only reads it).
+        cdef PyObject* cls = PyDict_GetItem(_FUTURES_DICT, 'Future')
+        if cls is NULL:
+            return futures.Future(loop=self)
+        if cls is <PyObject*>_C_FUTURE and _C_FUTURE is not _PY_FUTURE:
+            if self._future_kwargs is None:
+                self._future_kwargs = {'loop': self}
+            return PyObject_Call(<object>cls, (), self._future_kwargs)
+        return (<object>cls)(loop=self)
 
     def create_task(self, coro, *, name=None, context=None, **kwargs):
         """Schedule a coroutine as a task (through the task factory, if
@@ -483,15 +504,21 @@ cdef class LoopCore:
             timeout_ms = ourloop_timeout_ms(timers.next_when() - self._now())
             if timeout_ms == 0:
                 mode = uv.UV_RUN_NOWAIT
-            else:
-                timers.arm(timeout_ms)
-        else:
-            timers.disarm()
-
-        if mode == uv.UV_RUN_NOWAIT:
+        if mode == uv.UV_RUN_ONCE and self._probe_poll():
+            # The poll that cannot wait found something to do.
+            mode = uv.UV_RUN_NOWAIT
+        elif mode == uv.UV_RUN_NOWAIT:
             # Does not wait: releasing the GIL would only cost time.
             uv.uv_run(self.uvloop, mode)
         else:
+            if timers.size:
+                # (Again: the probe took time.)
+                timeout_ms = ourloop_timeout_ms(timers.next_when() - self._now())
+                if timeout_ms == 0:
+                    timeout_ms = 1
+                timers.arm(timeout_ms)
+            else:
+                timers.disarm()
             with nogil:
                 uv.uv_run(self.uvloop, mode)
         if (<LoopExt*>self.uvloop).rq_len:
@@ -507,6 +534,36 @@ cdef class LoopCore:
             timers.move_due(self._now(), self._ready)
         self._run_ready()
 
+    cdef bint _probe_poll(self) except -1:
+        # Before a poll that would sleep: one that does not, with the GIL
+        # kept (releasing and taking it back costs more than the poll). If
+        # it finds something to do, the sleeping poll is skipped: it would
+        # have returned at once with the same events. A probe that finds
+        # nothing costs an epoll_wait more, so probes are rationed: after
+        # each, the next 2**level - 1 sleeping polls go without one; a miss
+        # sets the level to _PROBE_MAX_LEVEL, a hit lowers it by one. So a
+        # miss is followed by at least 2**_PROBE_MAX_LEVEL - 1 + ... + 1
+        # polls before the next probe that may miss: whatever the
+        # traffic, at most about one sleeping poll in 500 makes an extra
+        # system call. A loop whose events are there when it polls (peers
+        # on the same loop, a busy server) probes every time and keeps the
+        # GIL.
+        cdef bint hit
+        if self._probe_skip:
+            self._probe_skip -= 1
+            return False
+        uv.uv_run(self.uvloop, uv.UV_RUN_NOWAIT)
+        hit = (self._ready or (<LoopExt*>self.uvloop).rq_len or self._stopping
+               or self._pending_exception is not None or self._flush_head is not None
+               or (self._timers.size and self._timers.next_when() <= self._now()))
+        if hit:
+            if self._probe_level:
+                self._probe_level -= 1
+        else:
+            self._probe_level = _PROBE_MAX_LEVEL
+        self._probe_skip = (1 << self._probe_level) - 1
+        return hit
+
     cdef _queue_flush(self, TransportBase t):
         # t's writes leave at the end of the iteration (_flush_streams).
         t.flush_queued = True
@@ -519,21 +576,26 @@ cdef class LoopCore:
     cdef _flush_streams(self):
         cdef TransportBase t = self._flush_head
         cdef TransportBase nxt
+        cdef bint flushed
         self._flush_head = self._flush_tail = None
         while t is not None:
             nxt = t.flush_next
             t.flush_next = None
             t.flush_queued = False
+            # (try/finally, not try/except: no exception state saved on
+            # the way that does not raise.)
+            flushed = False
             try:
                 t._flush()
-            except BaseException:
-                # (MemoryError...) The others stay queued.
-                while nxt is not None:
-                    t = nxt
-                    nxt = t.flush_next
-                    t.flush_next = None
-                    self._queue_flush(t)
-                raise
+                flushed = True
+            finally:
+                if not flushed:
+                    # (MemoryError...) The others stay queued.
+                    while nxt is not None:
+                        t = nxt
+                        nxt = t.flush_next
+                        t.flush_next = None
+                        self._queue_flush(t)
             t = nxt
 
     cdef _clear_flush_queue(self):
@@ -551,9 +613,12 @@ cdef class LoopCore:
         cdef Py_ssize_t i = 0, n = len(batch)
         cdef Handle handle
         cdef object item
+        cdef bint ran = False
         if n == 0:
             return
         self._ready = self._ready_spare
+        # (try/finally, not try/except: no exception state saved on the
+        # way that does not raise.)
         try:
             while i < n:
                 # The batch's reference moves to `item`; the slot is left
@@ -578,18 +643,17 @@ cdef class LoopCore:
                 elif _can_keep_spare(handle):
                     # Nothing else refers to it: call_soon() will reuse it.
                     _keep_spare(handle)
-        except BaseException:
-            # SystemExit / KeyboardInterrupt: what was not run yet stays
-            # queued, ahead of what was scheduled meanwhile.
-            rest = batch[i:]
-            rest.extend(self._ready)
-            self._ready = rest
-            del batch[i:]
+            ran = True
+        finally:
+            if not ran:
+                # SystemExit / KeyboardInterrupt: what was not run yet
+                # stays queued, ahead of what was scheduled meanwhile.
+                rest = batch[i:]
+                rest.extend(self._ready)
+                self._ready = rest
+                del batch[i:]
             ourloop_list_forget_taken(batch)
             self._ready_spare = batch
-            raise
-        ourloop_list_forget_taken(batch)
-        self._ready_spare = batch
 
     cdef _run_handle_debug(self, Handle handle):
         cdef double t0, dt
@@ -713,6 +777,13 @@ cdef class LoopCore:
 # stdlib's loops.
 
 _all_loops = weakref.WeakSet()
+
+# asyncio.futures' namespace, and its Future class when ourloop was
+# imported (asyncio's C Future, unless the C module is missing: then the
+# Python one, which create_future calls as the stdlib does).
+cdef dict _FUTURES_DICT = futures.__dict__
+cdef object _C_FUTURE = futures.Future
+cdef object _PY_FUTURE = futures._PyFuture
 
 # What `type(loop).time` is when nobody replaced it (see _check_custom_time).
 _CORE_TIME = LoopCore.__dict__['time']

@@ -166,3 +166,67 @@ def test_io_is_noticed_while_callbacks_keep_the_loop_busy(loop):
         for s in socks:
             s.close()
     assert 1 <= received - sent <= 3
+
+
+class _Echo(asyncio.Protocol):
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def data_received(self, data):
+        self.transport.write(data)
+
+
+class _PingPong(asyncio.Protocol):
+    def __init__(self, rounds, done):
+        self.left, self.done = rounds, done
+
+    def connection_made(self, transport):
+        self.transport = transport
+        transport.write(b'ping')
+
+    def data_received(self, data):
+        self.left -= 1
+        if self.left:
+            self.transport.write(data)
+        else:
+            self.done.set_result(None)
+
+
+def test_loop_sleeps_releasing_the_gil_after_polls_that_found_io(loop):
+    # Two ends of a connection on one loop: every poll of the exchange finds
+    # the other end's write ready (ourloop then polls without releasing the
+    # GIL first). Once the exchange ends, the loop must still sleep with the
+    # GIL released (a thread running Python code wakes it) and wake for a
+    # timer.
+    import threading
+    socks = []
+
+    async def main():
+        mine, theirs = socket.socketpair()
+        socks.extend((mine, theirs))
+        done = loop.create_future()
+        await loop.connect_accepted_socket(_Echo, theirs)
+        await loop.connect_accepted_socket(lambda: _PingPong(300, done), mine)
+        await done
+        woken = loop.create_future()
+
+        def worker():
+            # Python code: needs the GIL the loop must have released.
+            total = sum(i * i for i in range(20000))
+            loop.call_soon_threadsafe(woken.set_result, total)
+
+        thread = threading.Thread(target=worker)
+        thread.start()
+        total = await woken
+        thread.join()
+        t0 = loop.time()
+        await asyncio.sleep(0.02)
+        return total, loop.time() - t0
+
+    try:
+        total, slept = loop.run_until_complete(asyncio.wait_for(main(), TIMEOUT))
+    finally:
+        for s in socks:
+            s.close()
+    assert total == sum(i * i for i in range(20000))
+    assert slept >= 0.02

@@ -832,6 +832,44 @@ def test_data_received_raises(loop, handler_calls):
     assert rf.closed
 
 
+@pytest.mark.parametrize('exc_type', [KeyboardInterrupt, SystemExit])
+def test_data_received_interrupt_propagates(loop, handler_calls, exc_type):
+    # KeyboardInterrupt and SystemExit from a read pipe's data_received
+    # leave the loop (not the exception handler); reading goes on at the
+    # next run.
+    rf, wf = pipe_files()
+    state = {}
+
+    class P(Proto):
+        def data_received(self, data):
+            super().data_received(data)
+            if len(self.data) == 3:
+                raise exc_type()
+
+    async def start():
+        rt, rp = await loop.connect_read_pipe(P, rf)
+        state['rt'], state['rp'] = rt, rp
+
+    async def forever():
+        await loop.create_future()
+
+    loop.run_until_complete(start())
+    wf.write(b'abc')
+    task = loop.create_task(forever())
+    with pytest.raises(exc_type):
+        loop.run_until_complete(task)
+    task.cancel()
+
+    async def finish():
+        wf.write(b'def')
+        wf.close()
+        return await state['rp'].lost
+
+    assert loop.run_until_complete(finish()) is None
+    assert state['rp'].data == b'abcdef'
+    assert handler_calls == []
+
+
 def test_eof_received_raises(loop, handler_calls):
     rf, wf = pipe_files()
 

@@ -44,6 +44,38 @@ def test_create_future(loop):
     assert loop.run_until_complete(fut) == 5
 
 
+def test_create_future_uses_the_current_future_class(loop, monkeypatch):
+    # The stdlib calls futures.Future(loop=self) at each call: a class put
+    # there later (instrumentation, tests) is the one made, with the loop.
+    made = []
+
+    class Traced(asyncio.Future):
+        def __init__(self, *, loop=None):
+            made.append(loop)
+            super().__init__(loop=loop)
+
+    plain = loop.create_future()
+    monkeypatch.setattr(asyncio.futures, "Future", Traced)
+    fut = loop.create_future()
+    monkeypatch.undo()
+    again = loop.create_future()
+    assert type(fut) is Traced and fut.get_loop() is loop
+    assert made == [loop]
+    assert type(plain) is asyncio.Future and type(again) is asyncio.Future
+    assert again.get_loop() is loop and again is not plain
+
+
+def test_create_future_in_debug_mode_keeps_its_source(loop):
+    # asyncio's Future asks the loop's get_debug() when it is made.
+    loop.set_debug(True)
+    try:
+        fut = loop.create_future()
+    finally:
+        loop.set_debug(False)
+    assert fut._source_traceback
+    assert not loop.create_future()._source_traceback
+
+
 def test_create_future_callbacks_scheduled_on_loop(loop):
     fut = loop.create_future()
     log = []

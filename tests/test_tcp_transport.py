@@ -1607,3 +1607,44 @@ def test_buffered_protocol_reads_into_fresh_buffers(loop, sizes):
     if sizes == (7, 1000, 3):
         # small buffers: many reads, never more than a buffer's size each
         assert len(proto.calls) > 2 * (total // 1000)
+
+
+@pytest.mark.parametrize("family", ["tcp", "unix"])
+def test_write_call_shapes(loop, family):
+    # write(data) as the stdlib's Python method takes it: positionally or
+    # as data=...; other shapes raise TypeError; inspect sees (data).
+    import inspect
+
+    async def main():
+        if family == "tcp":
+            lsock = socket.create_server(("127.0.0.1", 0))
+            mine = socket.create_connection(lsock.getsockname())
+            theirs, _ = lsock.accept()
+            lsock.close()
+        else:
+            mine, theirs = socket.socketpair()
+        tr, _ = await loop.connect_accepted_socket(asyncio.Protocol, mine)
+        try:
+            tr.write(b"a")
+            tr.write(data=b"b")
+            errors = []
+            for args, kwargs in [((), {}), ((b"c", b"d"), {}), ((), {"other": b"e"}),
+                                 ((b"f",), {"data": b"g"})]:
+                try:
+                    tr.write(*args, **kwargs)
+                except TypeError:
+                    errors.append(True)
+            params = list(inspect.signature(tr.write).parameters)
+            theirs.setblocking(False)
+            got = b""
+            while len(got) < 2:
+                got += await loop.sock_recv(theirs, 10)
+            return got, errors, params
+        finally:
+            tr.close()
+            theirs.close()
+
+    got, errors, params = loop.run_until_complete(asyncio.wait_for(main(), TIMEOUT))
+    assert got == b"ab"
+    assert errors == [True] * 4
+    assert params == ["data"]

@@ -103,7 +103,9 @@ from posix.unistd cimport read as c_read
 from posix.types cimport off_t
 
 from ourloop.includes cimport uv
-from ourloop.includes.uv cimport ourloop_count_close
+from ourloop.includes.uv cimport ourloop_count_close, ourloop_try_write
+from ourloop.includes.callbacks cimport (
+    ourloop_call_method1, ourloop_call_with_self, ourloop_raise_pending)
 
 cdef extern from "<sys/sendfile.h>" nogil:
     ssize_t c_sendfile "sendfile"(int out_fd, int in_fd, off_t* offset, size_t count)
@@ -193,6 +195,7 @@ from cpython.method cimport PyMethod_Check, PyMethod_GET_FUNCTION, PyMethod_GET_
 cdef extern from "Python.h":
     ctypedef struct PyTypeObject:
         unsigned int tp_version_tag
+        PyObject* tp_dict
 
 cdef object _SRP = _asyncio_streams.StreamReaderProtocol
 cdef object _SRP_DATA_RECEIVED = _SRP.__dict__['data_received']
@@ -337,8 +340,10 @@ cdef class StreamTransport(TransportBase):
 
     cdef _attach_handle(self, LoopCore loop, uv.uv_stream_t* stream):
         # The transport takes over an open uv stream (its memory included).
+        cdef uv.uv_os_fd_t fd
         self.loop = loop
         self.uvstream = stream
+        self.uvfd = fd if uv.uv_fileno(<uv.uv_handle_t*>stream, &fd) == 0 else -1
         stream.data = <void*>self
         loop._open_transports.add(self)
 
@@ -439,10 +444,9 @@ cdef class StreamTransport(TransportBase):
     cdef int _handle_fd(self) except -2:
         # The fd libuv's handle works on (reads, shutdown(), sendfile(2)),
         # or -1 once it is closed.
-        cdef uv.uv_os_fd_t fd
-        if self.uvstream is NULL or uv.uv_fileno(<uv.uv_handle_t*>self.uvstream, &fd) != 0:
+        if self.uvstream is NULL:
             return -1
-        return fd
+        return self.uvfd
 
     cdef bint _read_failed(self, ssize_t nbytes, int code) except -1:
         # After a read(): True if there is nothing to deliver (would block,
@@ -479,8 +483,9 @@ cdef class StreamTransport(TransportBase):
         cdef ssize_t nbytes
         cdef Py_ssize_t cap, data_cap
         cdef PyObject* spare
-        cdef int fd = self._handle_fd()
-        if fd < 0:
+        cdef PyObject* res
+        cdef int fd = self.uvfd
+        if fd < 0 or self.uvstream is NULL:
             return
         buf = _read_buffer(self.loop)
         ext = <LoopExt*>self.loop.uvloop
@@ -495,7 +500,7 @@ cdef class StreamTransport(TransportBase):
             iov[1].iov_base = buf
             iov[1].iov_len = <size_t>(_READ_BUF_SIZE - cap)
             nbytes = readv(fd, iov, 2)
-        if self._read_failed(nbytes, cerrno.errno):
+        if nbytes <= 0 and self._read_failed(nbytes, cerrno.errno):
             return
         if spare is NULL:
             data = PyBytes_FromStringAndSize(buf, nbytes)
@@ -514,16 +519,36 @@ cdef class StreamTransport(TransportBase):
                 memcpy(PyBytes_AS_STRING(data), sp, <size_t>cap)
                 memcpy(PyBytes_AS_STRING(data) + cap, buf, <size_t>(nbytes - cap))
             data_cap = nbytes
-        try:
-            if not (self.stream_reader_proto and _feed_stream_reader(self._protocol, data)):
-                self._protocol.data_received(data)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._fatal_error(exc, 'Fatal error: protocol.data_received() call failed.')
+        if self.stream_reader_proto:
+            try:
+                if not _feed_stream_reader(self._protocol, data):
+                    self._protocol.data_received(data)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, 'Fatal error: protocol.data_received() call failed.')
+        else:
+            # The same call, without a try set up for each read.
+            res = ourloop_call_method1(self._protocol, 'data_received', data)
+            if res is NULL:
+                self._call_failed('Fatal error: protocol.data_received() call failed.')
+            else:
+                Py_DECREF(<object>res)
         if Py_REFCNT(data) == 1:
             # Nobody kept it: the next read may reuse it.
             _keep_spare_bytes(self.loop, data, data_cap)
+
+    cdef int _call_failed(self, str message) except -1:
+        # A protocol method called through ourloop_call_method1 raised (the
+        # exception is set): what an `except BaseException` around the
+        # call would do.
+        try:
+            ourloop_raise_pending()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, message)
+        return 0
 
     cdef _read_into_protocol(self):
         # The stdlib's BufferedProtocol read: one read() straight into the
@@ -579,6 +604,11 @@ cdef class StreamTransport(TransportBase):
 
     def write(self, data):
         """Write bytes-like data; it leaves before the loop next polls."""
+        # (Calls with one positional argument come through _write_fast,
+        # the METH_FASTCALL entry at the end of this file.)
+        return self._write(data)
+
+    cdef _write(self, data):
         if type(data) is not bytes:
             if not isinstance(data, (bytes, bytearray, memoryview)):
                 raise TypeError(f'data argument must be a bytes-like object, '
@@ -659,7 +689,14 @@ cdef class StreamTransport(TransportBase):
             # their memory is reused rather than piling up until the flush.
             self._flush()
         elif not self.flush_queued:
-            self.loop._queue_flush(self)
+            # (LoopCore._queue_flush(self), without the call.)
+            loop = self.loop
+            self.flush_queued = True
+            if loop._flush_tail is None:
+                loop._flush_head = self
+            else:
+                loop._flush_tail.flush_next = self
+            loop._flush_tail = self
             return
         self._maybe_pause_protocol()
 
@@ -676,9 +713,15 @@ cdef class StreamTransport(TransportBase):
         if objs is None or self.wreq is not NULL or self.uvstream is NULL:
             return 0
         total = self.pending_size
-        n = _pending_bufs(objs, small, &bufs)
+        if type(objs) is bytes:
+            # (_pending_bufs' first case, without the call.)
+            small[0].base = PyBytes_AS_STRING(objs)
+            small[0].len = <size_t>PyBytes_GET_SIZE(objs)
+            n = 1
+        else:
+            n = _pending_bufs(objs, small, &bufs)
         try:
-            written = uv.uv_try_write(self.uvstream, bufs, <unsigned int>n)
+            written = ourloop_try_write(self.uvstream, self.uvfd, bufs, <unsigned int>n)
             if written == uv.UV_EAGAIN:
                 written = 0
             elif written < 0:
@@ -903,6 +946,7 @@ cdef class StreamTransport(TransportBase):
         if stream is NULL:
             return
         self.uvstream = NULL
+        self.uvfd = -1
         self.reading = False
         # No read callback from now on; the close callback only frees.
         stream.data = NULL
@@ -1101,3 +1145,59 @@ cdef class StreamTransport(TransportBase):
             self.uvstream.data = NULL
             close_and_free(<uv.uv_handle_t*>self.uvstream)
             self.uvstream = NULL
+
+
+# -- the METH_FASTCALL entries of write() -----------------------------------
+#
+# transport.write(data) runs once per write, called from Python code. A
+# Cython def method is a cyfunction: each call goes through its generic
+# argument parsing. A method descriptor with METH_FASTCALL | METH_KEYWORDS
+# is called by the interpreter's specialised CALL directly, if it belongs
+# to the exact type of the transport (the specialisation checks it): so
+# the entry is installed in the type dict of StreamTransport and of each
+# concrete class that inherits its write() (TCPTransport; PipeTransport,
+# the Unix socket's), with the def method's name, docstring and
+# signature. It takes the usual call, one positional argument, and hands
+# any other (data=..., wrong counts) to the def method, whose errors are
+# the ones callers see.
+
+cdef extern from "Python.h":
+    ctypedef struct _StreamMethodDef "PyMethodDef":
+        const char* ml_name
+        void* ml_meth
+        int ml_flags
+        const char* ml_doc
+    object _stream_descr_new_method "PyDescr_NewMethod"(type tp, _StreamMethodDef* meth)
+    void _stream_type_modified "PyType_Modified"(type tp)
+    enum:
+        _STREAM_METH_FASTCALL "METH_FASTCALL"
+        _STREAM_METH_KEYWORDS "METH_KEYWORDS"
+
+
+cdef object _generic_write = StreamTransport.__dict__['write']
+cdef _StreamMethodDef _write_def
+cdef list _write_def_strings = []        # what _write_def's strings point into
+
+
+cdef object _write_fast(object self, PyObject** args, Py_ssize_t nargs, PyObject* kwnames):
+    if nargs != 1 or kwnames is not NULL:
+        return ourloop_call_with_self(_generic_write, self, args, nargs, kwnames)
+    return (<StreamTransport>self)._write(<object>args[0])
+
+
+cdef _install_write_fast(tuple types):
+    name_b = b'write'
+    doc = (_generic_write.__doc__ or '').partition('\n\n')[2]
+    doc_b = f'write($self, data)\n--\n\n{doc}'.encode()
+    _write_def_strings.extend((name_b, doc_b))
+    _write_def.ml_name = name_b
+    _write_def.ml_meth = <void*>_write_fast
+    _write_def.ml_flags = _STREAM_METH_FASTCALL | _STREAM_METH_KEYWORDS
+    _write_def.ml_doc = doc_b
+    for tp in types:
+        (<object>(<PyTypeObject*>tp).tp_dict)['write'] = _stream_descr_new_method(
+            tp, &_write_def)
+        _stream_type_modified(tp)
+
+
+_install_write_fast((StreamTransport, TCPTransport, PipeTransport))

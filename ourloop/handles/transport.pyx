@@ -41,10 +41,12 @@
 # their pending batch once before dropping it.
 
 from cpython.contextvars cimport PyContext_CopyCurrent, PyContext_Enter, PyContext_Exit
+from ourloop.includes.callbacks cimport ourloop_list_append_if_room
 from libc.stdlib cimport malloc, free, realloc
 
 import os
 import socket
+import sys
 import warnings
 from asyncio import constants, trsock
 from asyncio.log import logger
@@ -129,10 +131,16 @@ cdef void _deliver_ready_io(LoopCore loop) noexcept:
     # their transports (_on_read), in libuv's order. A handle closed since
     # is skipped (its data is NULL; a handle freed since was taken out of
     # the record by _forget_ready_io).
+    #
+    # "Readable" (UV_ENOBUFS: what every transport's _on_read turns into
+    # rx_ready and _schedule_read) is done here, without the two calls,
+    # when the transport goes on the ready queue without a Handle and the
+    # queue has room (nothing to raise); anything else goes to _on_read.
     cdef LoopExt* ext = <LoopExt*>loop.uvloop
     cdef size_t i = 0
     cdef uv.uv_handle_t* handle
     cdef void* data
+    cdef TransportBase t
     if ext is NULL:
         return
     while i < ext.rq_len:
@@ -140,7 +148,16 @@ cdef void _deliver_ready_io(LoopCore loop) noexcept:
         if handle is not NULL:
             data = handle.data
             if data is not NULL:
-                _deliver_read(loop, <TransportBase>data, ext.rq[i].nread)
+                t = <TransportBase>data
+                if ext.rq[i].nread != uv.UV_ENOBUFS:
+                    _deliver_read(loop, t, ext.rq[i].nread)
+                elif t.read_scheduled or t._closing:
+                    t.rx_ready = True
+                elif not loop._debug_flag and ourloop_list_append_if_room(loop._ready, t):
+                    t.rx_ready = True
+                    t.read_scheduled = True
+                else:
+                    _deliver_read(loop, t, ext.rq[i].nread)
         i += 1
     ext.rq_len = 0
 
@@ -342,23 +359,43 @@ cdef class TransportBase:
         # Run from the ready queue: the read in the transport's context; an
         # unexpected exception goes to the exception handler as a
         # callback's would. (A local reference: resume_reading() from the
-        # protocol replaces self.context meanwhile.)
+        # protocol replaces self.context meanwhile.) A try/finally rather
+        # than a try/except, which would save and restore the handled
+        # exception at every read: in the finally clause the exception is
+        # the one being handled, as in an except clause.
+        cdef bint done = False
+        cdef bint reported
         context = self.context
         self.read_scheduled = False
         PyContext_Enter(context)
         try:
             self._do_read_ready()
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self.loop.call_exception_handler({
-                'message': f'Exception in callback {type(self).__name__}._read_ready()',
-                'exception': exc,
-                'transport': self,
-            })
+            done = True
         finally:
-            PyContext_Exit(context)
+            if done:
+                PyContext_Exit(context)
+            else:
+                try:
+                    reported = self._read_raised()
+                finally:
+                    PyContext_Exit(context)
+                if reported:
+                    return 0
         return 0
+
+    cdef bint _read_raised(self) except -1:
+        # _run_read's finally clause, the read's exception being handled:
+        # reported as a callback's (True: it is dropped), or SystemExit and
+        # KeyboardInterrupt (False: they propagate).
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (SystemExit, KeyboardInterrupt)):
+            return False
+        self.loop.call_exception_handler({
+            'message': f'Exception in callback {type(self).__name__}._read_ready()',
+            'exception': exc,
+            'transport': self,
+        })
+        return True
 
     def _read_ready(self):
         # What the debug-mode Handle calls.
@@ -396,7 +433,8 @@ cdef class TransportBase:
 
     cdef _on_read(self, ssize_t nread):
         # In uv_run (_transport_readable): what the handle's read callback
-        # reported.
+        # reported. UV_ENOBUFS ("readable") must mean rx_ready = True and
+        # _schedule_read(): _deliver_ready_io does that itself.
         pass
 
     # -- writing and flow control -------------------------------------------

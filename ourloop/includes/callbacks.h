@@ -89,6 +89,32 @@ ourloop_list_append(PyObject *list, PyObject *item)
     return PyList_Append(list, item);
 }
 
+/* list.append(item) if the list has room (1), else nothing (0): cannot
+ * fail. */
+static inline int
+ourloop_list_append_if_room(PyObject *list, PyObject *item)
+{
+    PyListObject *l = (PyListObject *)list;
+    Py_ssize_t n = Py_SIZE(l);
+    if (n < l->allocated) {
+        Py_INCREF(item);
+        PyList_SET_ITEM(list, n, item);
+        Py_SET_SIZE(l, n + 1);
+        return 1;
+    }
+    return 0;
+}
+
+/* obj.name(arg) (the method looked up as an attribute, as Cython's call
+ * would): a new reference, or NULL with the exception set, which the
+ * caller reports (so that the per-read path sets up no try). */
+static inline PyObject *
+ourloop_call_method1(PyObject *obj, PyObject *name, PyObject *arg)
+{
+    PyObject *args[2] = {obj, arg};
+    return PyObject_VectorcallMethod(name, args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+}
+
 /* Whether any weak reference to o exists (its type has weakref support). */
 static inline int
 ourloop_has_weakrefs(PyObject *o)

@@ -11,6 +11,9 @@ cdef extern from "callbacks.h":
     object ourloop_list_take(list lst, Py_ssize_t i)
     void ourloop_list_forget_taken(list lst) noexcept
     int ourloop_list_append(list lst, object item) except -1
+    bint ourloop_list_append_if_room(list lst, object item) noexcept
+    # a new reference, or NULL with the exception set
+    PyObject* ourloop_call_method1(object obj, object name, object arg) noexcept
     bint ourloop_has_weakrefs(object o) noexcept
     tuple ourloop_tuple_from_array(PyObject** items, Py_ssize_t n)
     object ourloop_call_with_self(object func, object self, PyObject** args,

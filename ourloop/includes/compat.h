@@ -68,6 +68,41 @@ static inline int ourloop_accept(int fd) {
 /* Milliseconds libuv should sleep so that a deadline `delta` seconds away
  * has passed when it wakes: rounded up, never negative, at most one day
  * (the stdlib caps its selector timeout at one day too). NaN sleeps 0. */
+/* uv_try_write(stream, bufs, nbufs) for a stream with no write queued and
+ * no connect request (StreamTransport._flush ensures both) whose fd is fd:
+ * on Linux, what libuv (1.44 to 1.48) does there without its calls: one
+ * write()/writev() of at most IOV_MAX buffers, again on EINTR; the bytes
+ * written, UV_EAGAIN when the kernel takes nothing now, else libuv's
+ * error. Elsewhere, uv_try_write() itself. */
+#include <limits.h>
+#include <sys/uio.h>
+static inline ssize_t ourloop_try_write(uv_stream_t* stream, int fd, const uv_buf_t* bufs,
+                                        unsigned int nbufs) {
+#if defined(__linux__) && defined(IOV_MAX)
+    ssize_t n;
+    if (!uv_is_writable(stream))
+        return UV_EPIPE;
+    if (fd < 0)
+        return UV_EBADF;
+    if (nbufs > IOV_MAX)
+        nbufs = IOV_MAX;
+    do {
+        if (nbufs == 1)
+            n = write(fd, bufs[0].base, bufs[0].len);
+        else
+            n = writev(fd, (const struct iovec*)bufs, (int)nbufs);
+    } while (n == -1 && errno == EINTR);
+    if (n >= 0)
+        return n;
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)
+        return UV_EAGAIN;
+    return -errno;  /* libuv's error codes on Linux */
+#else
+    (void)fd;
+    return uv_try_write(stream, bufs, nbufs);
+#endif
+}
+
 static inline uint64_t ourloop_timeout_ms(double delta) {
     if (!(delta > 0.0)) return 0;
     if (delta >= 86400.0) return 86400000ULL;

@@ -189,4 +189,6 @@ cdef extern from "compat.h" nogil:
     void ourloop_count_open(uv_handle_type t)
     void ourloop_count_close(uv_handle_type t)
     uint64_t ourloop_timeout_ms(double delta)
+    ssize_t ourloop_try_write(uv_stream_t* stream, int fd, const uv_buf_t* bufs,
+                              unsigned int nbufs)
     int ourloop_accept(int fd)
