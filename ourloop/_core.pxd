@@ -354,6 +354,12 @@ cdef class UDPTransport(TransportBase):
     cdef ourloop_udp_addr tx_sa
     cdef object rx_addr
     cdef ourloop_udp_addr rx_sa
+    # reading again without waiting for libuv (see handles/udp.pyx): the
+    # queued read is such a guess; readiness-driven reads left before the
+    # next guess, and that count after the last guess that found nothing
+    cdef bint rx_guess
+    cdef int rx_guess_skip
+    cdef int rx_guess_backoff
 
     cdef _poll_update(self, bint force)
     cdef _on_readable(self)
