@@ -285,6 +285,14 @@ def _children_cpu():
     return ru.ru_utime + ru.ru_stime
 
 
+def _switches():
+    """Voluntary context switches (times a process slept) of this process
+    and of its reaped children: how often a pipe's two ends waited for each
+    other, far steadier than wall time on a loaded machine."""
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_nvcsw,
+            resource.getrusage(resource.RUSAGE_CHILDREN).ru_nvcsw)
+
+
 def measure(loop_name, workload, quick, size=None, warmup=True, inner=1):
     """One measurement (see run.measure): warm-up, then `inner` timed runs,
     each on a fresh loop; the best is the sample. Returns a JSON-able dict;
@@ -298,9 +306,12 @@ def measure(loop_name, workload, quick, size=None, warmup=True, inner=1):
         asyncio.set_event_loop(loop)
         try:
             c0, k0 = time.process_time(), _children_cpu()
+            s0 = _switches()
             t0 = time.perf_counter()
             extra = loop.run_until_complete(func(loop, size))
             wall = time.perf_counter() - t0
+            s1 = _switches()
+            extra = dict(extra, parent_sleeps=s1[0] - s0[0], children_sleeps=s1[1] - s0[1])
             return wall, time.process_time() - c0, _children_cpu() - k0, extra
         finally:
             bench._close_loop(loop)
@@ -320,6 +331,7 @@ def measure(loop_name, workload, quick, size=None, warmup=True, inner=1):
             'seconds': wall, 'rate': rate,
             'rate_unit': 'MiB/s' if unit == 'byte' else 'processes/s',
             'parent_cpu_share': cpu / wall, 'children_cpu_share': child_cpu / wall,
+            'parent_cpu_seconds': cpu, 'children_cpu_seconds': child_cpu,
             'inner_seconds': [r[0] for r in runs], **extra, 'rss': bench.rss(),
             'build': bench.build_fingerprint(loop_name)}
 
@@ -550,6 +562,31 @@ def _drive(args, reps, workloads, loops, missing, info):
         kinds = sorted({r.get('pipe') for r in samples[w].get(loop, []) if r.get('pipe')})
         return cell(w, loop, ', '.join(kinds) or '-')
     rows = [[w] + [cpu_cell(w, loop) for loop in L] + [pipe_cell(w, loop) for loop in L]
+            for w in workloads]
+    print(bench.markdown_table(header, rows))
+    print()
+    print('Per MiB (read, write) or per process (spawn), medians: CPU milliseconds of the parent '
+          '/ of the children, and how often each slept (voluntary context switches, '
+          'getrusage): steadier than the rates above on a busy machine, as they do not '
+          'count the time spent waiting for a CPU.')
+    print()
+    header = ['workload'] + [f'{loop} CPU ms' for loop in L] + [f'{loop} sleeps' for loop in L]
+
+    def per_unit(w, loop, key):
+        rs = [r for r in samples[w].get(loop, []) if key in r]
+        if not rs:
+            return None
+        div = (lambda r: r['size'] / MIB) if WORKLOADS[w][3] == 'byte' else (lambda r: r['size'])
+        return statistics.median(r[key] / div(r) for r in rs)
+
+    def pair_cell(w, loop, a, b, fmt):
+        pa, ch = per_unit(w, loop, a), per_unit(w, loop, b)
+        return cell(w, loop, 'n/a' if pa is None or ch is None else f'{fmt(pa)} / {fmt(ch)}')
+    ms = lambda x: f'{x * 1000:.2f}'   # noqa: E731
+    rows = [[w] + [pair_cell(w, loop, 'parent_cpu_seconds', 'children_cpu_seconds', ms)
+                   for loop in L]
+            + [pair_cell(w, loop, 'parent_sleeps', 'children_sleeps', lambda x: f'{x:.2f}')
+               for loop in L]
             for w in workloads]
     print(bench.markdown_table(header, rows))
     reasons = sorted({f'{loop}: {why}' for w in workloads for loop, why in na[w].items()})

@@ -14,6 +14,12 @@ configuration runs twice, with --base and with --base + --n exchanges; the
 difference divided by --n is the count per request (the default base
 run connects and closes without an exchange).
 
+`--only udp` (not in the default set): the UDP echo server (echo.py's
+`udp` kind) per datagram echoed, with 1 client socket x 1 datagram in
+flight and 16 x 4 (rows udp/1x1, udp/16x4; --size 1024 by default). The
+UDP load generator has no exact-count mode: two runs of 1 and 3 seconds,
+the difference of the counts over the difference of the datagrams echoed.
+
 Without strace the script says so and exits 0.
 """
 
@@ -81,6 +87,48 @@ def traced_run(loop_name, kind, respond, size, count, cpus):
         os.unlink(path)
 
 
+def traced_udp_run(loop_name, size, conc, window, seconds, cpus):
+    """(counts, datagrams echoed) of one UDP server run under strace."""
+    fd, path = tempfile.mkstemp(prefix='echo-strace-', suffix='.txt')
+    os.close(fd)
+    try:
+        proc, port = echo.start_server_process(
+            loop_name, 'udp', 'echo', size, cpus[0],
+            prefix=('strace', '-c', '-f', '-o', path))
+        if proc is None:
+            return None, port
+        try:
+            result, error = echo.run_client(port, size, conc, duration=seconds, cpu=cpus[1],
+                                            timeout=300, udp_window=window)
+        finally:
+            stop_error = echo.stop_server_process(proc, timeout=60)
+        if error or stop_error:
+            return None, error or stop_error
+        return (parse_strace_c(path), result['requests']), None
+    finally:
+        os.unlink(path)
+
+
+def per_datagram(loop_name, size, conc, window, cpus):
+    runs = []
+    for seconds in (1, 3):
+        res, error = traced_udp_run(loop_name, size, conc, window, seconds, cpus)
+        if res is None:
+            return None, error
+        runs.append(res)
+    (small, n_small), (big, n_big) = runs
+    n = n_big - n_small
+    if n <= 0:
+        return None, 'no more datagrams echoed in the longer run'
+    calls, errors = {}, 0.0
+    for name in set(small) | set(big):
+        c_small, e_small = small.get(name, (0, 0))
+        c_big, e_big = big.get(name, (0, 0))
+        calls[name] = (c_big - c_small) / n
+        errors += (e_big - e_small) / n
+    return {'calls': calls, 'errors': errors}, None
+
+
 def per_request(loop_name, kind, respond, size, base, n, cpus):
     small, error = traced_run(loop_name, kind, respond, size, base, cpus)
     if small is None:
@@ -104,7 +152,8 @@ def main(argv=None):
                    help='exchanges of the baseline run that is subtracted (default 0: connect, then close)')
     p.add_argument('--size', type=int, default=1024, help='message size (default 1024)')
     p.add_argument('--only', metavar='KINDS',
-                   help='comma-separated kinds: ' + ', '.join(echo.STREAM_KINDS))
+                   help='comma-separated kinds: ' + ', '.join(echo.STREAM_KINDS)
+                   + ', udp (per datagram; not in the default set)')
     p.add_argument('--loops', metavar='NAMES', help=bench.LOOPS_HELP)
     p.add_argument('--json', metavar='FILE', help='also write the counts to FILE')
     p.add_argument('--client', choices=('c', 'py'), default='c',
@@ -121,7 +170,7 @@ def main(argv=None):
     kinds = list(echo.STREAM_KINDS)
     if args.only:
         kinds = [k.strip() for k in args.only.split(',') if k.strip()]
-        bad = [k for k in kinds if k not in echo.STREAM_KINDS]
+        bad = [k for k in kinds if k not in echo.STREAM_KINDS and k != 'udp']
         if bad:
             p.error(f'unknown kind(s) {", ".join(bad)}')
     loops, missing, versions = bench.select_loops(args.loops, p.error)
@@ -134,11 +183,17 @@ def main(argv=None):
     with bench.prepared_loops(loops):
         for kind in kinds:
             for loop_name in loops:
-                for respond, label in (('one', '1'), ('two', '2')):
+                variants = ((('echo', '1x1'), ('echo', '16x4')) if kind == 'udp'
+                            else (('one', '1'), ('two', '2')))
+                for respond, label in variants:
                     head = [loop_name, kind, label]
-                    print(f'  {loop_name} {kind} {label} write(s)...', file=sys.stderr)
-                    res, error = per_request(loop_name, kind, respond, args.size, args.base,
-                                             args.n, cpus)
+                    print(f'  {loop_name} {kind} {label}...', file=sys.stderr)
+                    if kind == 'udp':
+                        conc, window = (int(x) for x in label.split('x'))
+                        res, error = per_datagram(loop_name, args.size, conc, window, cpus)
+                    else:
+                        res, error = per_request(loop_name, kind, respond, args.size,
+                                                 args.base, args.n, cpus)
                     if res is None:
                         if error.startswith(('not implemented', 'not available')):
                             na.setdefault(f'{kind}/{label}', {})[loop_name] = error
@@ -166,7 +221,9 @@ def main(argv=None):
     print(f'Server system calls per request (all threads, strace -c -f): {args.size}-byte '
           f'requests, one client, (runs of {args.base + args.n} minus {args.base} '
           f'exchanges) / {args.n}. "writes": the response as 1 write or as 2 '
-          f'(32-byte header + body). Load generator: {client_desc}.')
+          f'(32-byte header + body); udp: per datagram echoed, client sockets x '
+          f'datagrams in flight, (3 s run minus 1 s run) / the difference of the '
+          f'datagrams echoed. Load generator: {client_desc}.')
     print()
     header = ['loop', 'kind', 'writes'] + [g for g, _ in GROUPS] + ['others', 'total',
                                                                    'of which failed']
@@ -176,7 +233,9 @@ def main(argv=None):
     print()
     print(bench.markdown_table(['loop', 'kind', 'writes', 'syscalls per request'], detail))
     summary = bench.summarize_samples(
-        'syscalls', 'syscalls/req', [f'{k}/{w}' for k in kinds for w in ('1', '2')], loops,
+        'syscalls', 'syscalls/req',
+        [f'{k}/{w}' for k in kinds for w in (('1x1', '16x4') if k == 'udp' else ('1', '2'))],
+        loops,
         totals, higher_is_better=False, na=na)
     print()
     print('Total per request; ratios > 1: the first loop makes fewer system calls:')

@@ -283,6 +283,10 @@ cdef class PipeEnd(StreamTransport):
     # what the read and write pipe transports share (handles/pipe.pyx)
     cdef readonly object _fileno
     cdef bint pollable
+    cdef int grow_to          # F_SETPIPE_SZ size once the pipe is full, or 0
+    cdef Py_ssize_t pipe_cap  # the pipe's capacity while grow_to is set
+
+    cdef void _grow_pipe(self) noexcept
 
 
 cdef class ReadPipeTransport(PipeEnd):
@@ -355,6 +359,12 @@ cdef class UDPTransport(TransportBase):
     cdef ourloop_udp_addr tx_sa
     cdef object rx_addr
     cdef ourloop_udp_addr rx_sa
+    # reading again without waiting for libuv (see handles/udp.pyx): the
+    # queued read is such a guess; readiness-driven reads left before the
+    # next guess, and that count after the last guess that found nothing
+    cdef bint rx_guess
+    cdef int rx_guess_skip
+    cdef int rx_guess_backoff
 
     cdef _poll_update(self, bint force)
     cdef _on_readable(self)

@@ -61,6 +61,11 @@ __all__ = ('SubprocessMixin',)
 # thread per child. Tests turn it off to exercise the fallback.
 _USE_PIDFD = hasattr(os, 'pidfd_open')
 
+# What a subprocess pipe the child keeps full grows to: 4x the kernel's
+# default (1 MiB moved no more per wake-up here, and costs the user's pipe
+# memory quota, pipe-user-pages-soft, four times as much).
+_PIPE_GROW_SIZE = 256 * 1024
+
 # The context process_exited() and what follows it run in is the one the
 # stdlib's child watcher reports in. 3.12+ watch through a pidfd
 # (PidfdChildWatcher): a reader added when the transport is made, so a copy
@@ -451,6 +456,18 @@ class _SubprocessTransport(base_subprocess.BaseSubprocessTransport):
                            stderr=stderr, universal_newlines=False,
                            bufsize=bufsize, **kwargs)
         _watch(self._loop, self._proc, self)
+
+    async def _connect_pipes(self, waiter):
+        await super()._connect_pipes(waiter)
+        # The pipes Popen made with the kernel's size (no pipesize=) grow
+        # to _PIPE_GROW_SIZE once the child keeps one full (handles/pipe.pyx,
+        # PipeEnd._grow_when_full; docs/performance.md, "Subprocess pipes").
+        if getattr(self._proc, 'pipesize', -1) > 0:
+            return
+        for proto in self._pipes.values():
+            transport = getattr(proto, 'pipe', None)
+            if isinstance(transport, (_core.ReadPipeTransport, _core.WritePipeTransport)):
+                transport._grow_when_full(_PIPE_GROW_SIZE)
 
 
 class SubprocessMixin:

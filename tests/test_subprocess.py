@@ -522,6 +522,59 @@ def test_pipesize(loop):
     assert run_coro(loop, main()) == [65536] * 2
 
 
+async def _pump_through_cat(loop, nbytes, pipes=(), **kwargs):
+    """nbytes of a pattern through `cat` (stdin to stdout) while reading its
+    output; returns (bytes out intact, the sizes of the pipes to the child's
+    fds `pipes` just before stdin is closed)."""
+    proc = await asyncio.create_subprocess_exec(
+        "cat", stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, **kwargs)
+    block = bytes(range(256)) * 1024            # 256 KiB
+    got = bytearray()
+
+    async def reader():
+        while len(got) < nbytes:
+            data = await proc.stdout.read(1 << 20)
+            if not data:
+                return
+            got.extend(data)
+
+    task = asyncio.ensure_future(reader())
+    for _ in range(nbytes // len(block)):
+        proc.stdin.write(block)
+        await proc.stdin.drain()
+    await task
+    sizes = [fcntl.fcntl(f.fileno(), 1032)      # F_GETPIPE_SZ
+             for f in (proc._transport.get_pipe_transport(i).get_extra_info("pipe")
+                       for i in pipes)]
+    proc.stdin.close()
+    assert await proc.stdout.read() == b""
+    assert await proc.wait() == 0
+    return bytes(got) == block * (nbytes // len(block)), sizes
+
+
+def test_busy_pipes_keep_every_byte(loop):
+    intact, _ = run_coro(loop, _pump_through_cat(loop, 16 << 20))
+    assert intact
+
+
+@pytest.mark.only_loop("ourloop", reason="ourloop grows the pipes a child keeps full")
+def test_busy_pipes_grow(loop):
+    # (docs/performance.md, "Subprocess pipes": a pipe the child keeps full
+    # grows once to 256 KiB, so each wake-up moves more than 64 KiB.)
+    intact, sizes = run_coro(loop, _pump_through_cat(loop, 16 << 20, pipes=(0, 1, 2)))
+    assert intact
+    assert sizes == [256 * 1024, 256 * 1024, 65536]     # stderr stayed idle
+
+
+@pytest.mark.skipif(sys.version_info < (3, 10), reason="pipesize is new in 3.10")
+def test_busy_pipes_keep_the_pipesize_given(loop):
+    intact, sizes = run_coro(loop, _pump_through_cat(loop, 4 << 20, pipes=(0, 1),
+                                                      pipesize=8192))
+    assert intact
+    assert sizes == [8192] * 2
+
+
 @pytest.mark.only_loop("ourloop", reason="checks which spawner ourloop uses")
 def test_spawns_through_fork_exec(loop, tmp_path, monkeypatch):
     # The running Python's fork_exec is one whose parameters ourloop knows

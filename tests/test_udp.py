@@ -572,6 +572,79 @@ def test_burst_ipv4_order_kept(loop):
     assert settled_fds(loop, before) == before
 
 
+class TurnLog(asyncio.DatagramProtocol):
+    """Logs each datagram and, one turn of the loop later, a callback it
+    scheduled; pauses reading at datagram `pause_at` (3.11+)."""
+
+    def __init__(self, loop, pause_at=None):
+        self.loop, self.pause_at, self.log = loop, pause_at, []
+        self.lost = loop.create_future()
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def datagram_received(self, data, addr):
+        self.log.append(data)
+        self.loop.call_soon(self.log.append, b'after ' + data)
+        if data == self.pause_at:
+            self.transport.pause_reading()
+
+    def connection_lost(self, exc):
+        self.lost.set_result(exc)
+
+
+async def _turns(n):
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize('family', [socket.AF_INET, socket.AF_UNIX])
+def test_waiting_datagrams_one_per_turn(loop, family, tmp_path):
+    # Datagrams already waiting are delivered one per turn of the loop:
+    # what datagram_received() scheduled runs before the next one.
+    async def main():
+        server = socket.socket(family, socket.SOCK_DGRAM)
+        server.bind(('127.0.0.1', 0) if family == socket.AF_INET
+                    else str(tmp_path / 's'))
+        sent = [b'%d' % i for i in range(6)]
+        with socket.socket(family, socket.SOCK_DGRAM) as c:
+            for d in sent:
+                c.sendto(d, server.getsockname())
+        t, p = await loop.create_datagram_endpoint(lambda: TurnLog(loop), sock=server)
+        while len(p.log) < 2 * len(sent):
+            await asyncio.sleep(0)
+        assert p.log == [x for d in sent for x in (d, b'after ' + d)]
+        t.close()
+        await p.lost
+
+    run_coro(loop, main())
+
+
+@pytest.mark.skipif(not PY311, reason='pause_reading of datagram transports is 3.11+')
+def test_pause_in_datagram_received_stops_the_next(loop):
+    async def main():
+        server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        server.bind(('127.0.0.1', 0))
+        sent = [b'%d' % i for i in range(4)]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c:
+            for d in sent:
+                c.sendto(d, server.getsockname())
+        t, p = await loop.create_datagram_endpoint(
+            lambda: TurnLog(loop, pause_at=b'1'), sock=server)
+        while len(p.log) < 4:
+            await asyncio.sleep(0)
+        await _turns(20)
+        assert p.log == [b'0', b'after 0', b'1', b'after 1']
+        t.resume_reading()
+        while len(p.log) < 8:
+            await asyncio.sleep(0)
+        assert p.log[4:] == [b'2', b'after 2', b'3', b'after 3']
+        t.close()
+        await p.lost
+
+    run_coro(loop, main())
+
+
 def test_burst_unix_none_lost(loop):
     # Unix datagram sockets do not drop: the sender gets EAGAIN when the
     # peer's queue is full, so 10000 datagrams sent in one callback are

@@ -68,8 +68,8 @@ cdef class PipeTransport(StreamTransport):
 #   transports there either, so add_reader() on the caller's fd is allowed
 #   as in the stdlib (it watches the caller's fd, never ours).
 #
-# Reads are StreamTransport's readiness-only reads (one read() of up to
-# 256 KiB in the ready phase); what differs from a socket transport is
+# Reads are StreamTransport's readiness-only reads (one read() of just
+# under 128 KiB in the ready phase, _PIPE_READ_SIZE); what differs from a socket transport is
 # overridden: EOF schedules eof_received() and connection_lost(None) (the
 # return value is ignored), an exception of data_received() goes to the
 # exception handler and the transport goes on (the stdlib does not catch
@@ -88,6 +88,11 @@ cdef class PipeTransport(StreamTransport):
 # the stdlib's PermissionError where the stdlib's add_reader() would (in
 # the callback after connection_made(), or from resume_reading()); a write
 # pipe writes with plain write() calls (such devices never block).
+#
+# The pipes of a subprocess transport that Popen made without pipesize=
+# grow once to 256 KiB (F_SETPIPE_SZ) when the child keeps one full: a
+# read that emptied a full pipe, a write the pipe did not take whole
+# (PipeEnd._grow_when_full).
 
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.contextvars cimport PyContext_CopyCurrent
@@ -104,6 +109,11 @@ import sys
 from asyncio import constants, futures, transports
 from asyncio.log import logger
 
+cdef extern from "<fcntl.h>" nogil:
+    int c_fcntl "fcntl"(int fd, int cmd, ...)
+    const int F_SETPIPE_SZ
+    const int F_GETPIPE_SZ
+
 cdef extern from "<sys/epoll.h>" nogil:
     struct epoll_event:
         unsigned int events
@@ -113,6 +123,14 @@ cdef extern from "<sys/epoll.h>" nogil:
     const int EPOLL_CTL_ADD
     const int EPOLLIN
 
+# One read() of a read pipe: under 128 KiB with the bytes object's header,
+# where the stdlib reads up to max_size (256 KiB). glibc serves a block of
+# 128 KiB or more from the top of its heap and gives the memory back
+# (brk) when it is freed, so every such read costs two brk calls and a
+# page fault per 4 KiB touched again; blocks under it are reused from its
+# free lists. A busy pipe (grown to 256 KiB, see _grow_when_full) takes two
+# reads per fill: docs/performance.md, "Subprocess pipes".
+cdef Py_ssize_t _PIPE_READ_SIZE = 128 * 1024 - 64
 cdef bint _READ_PIPE_IS_READING = sys.version_info >= (3, 11)
 
 
@@ -152,6 +170,31 @@ cdef class PipeEnd(StreamTransport):
     # loop.close() and __del__ are StreamTransport's: the loop closes
     # libuv's dup and leaves the caller's pipe open, as the stdlib does;
     # collected with it still open, the transport warns and closes it.
+
+    def _grow_when_full(self, int size):
+        # (The subprocess transport, for the pipes its Popen made without a
+        # pipesize=.) A pipe the other side keeps full (a read that emptied
+        # a full pipe, a write that filled it) grows once to `size` bytes,
+        # so that each wake-up moves up to `size` bytes, not the kernel's
+        # 64 KiB: see docs/performance.md, "Subprocess pipes". Idle and
+        # short-lived pipes keep their size, and so their kernel memory.
+        cdef int fd = self._handle_fd()
+        cdef int cap
+        if fd < 0 or size <= 0:
+            return
+        cap = c_fcntl(fd, F_GETPIPE_SZ)
+        if cap <= 0 or cap >= size:
+            return      # not a pipe, or large enough
+        self.pipe_cap = cap
+        self.grow_to = size
+
+    cdef void _grow_pipe(self) noexcept:
+        # Once: a refusal (EPERM past the user's pipe-user-pages-soft, or
+        # past pipe-max-size) leaves the pipe as it is.
+        cdef int fd = self._handle_fd()
+        if fd >= 0:
+            c_fcntl(fd, F_SETPIPE_SZ, self.grow_to)
+        self.grow_to = 0
 
 
 cdef int _closed_loop_close(StreamTransport t) except -1:
@@ -276,7 +319,7 @@ cdef class ReadPipeTransport(PipeEnd):
         if fd < 0:
             return
         buf = _read_buffer(self.loop)
-        nbytes = c_read(fd, buf, _READ_BUF_SIZE)
+        nbytes = c_read(fd, buf, _PIPE_READ_SIZE)
         if nbytes < 0:
             code = cerrno.errno
             if code == _C_EAGAIN or code == _C_EINTR:
@@ -294,6 +337,8 @@ cdef class ReadPipeTransport(PipeEnd):
             self.loop._call_soon(self._protocol.eof_received, (), None)
             self.loop._call_soon(self._call_connection_lost, (None,), None)
             return
+        if self.grow_to and nbytes >= self.pipe_cap:
+            self._grow_pipe()
         # Not caught, as in the stdlib: an exception goes to the exception
         # handler (LoopCore runs this like a callback) and reading goes on.
         self._protocol.data_received(PyBytes_FromStringAndSize(buf, nbytes))
@@ -478,7 +523,10 @@ cdef class WritePipeTransport(PipeEnd):
 
     cdef int _flush(self) except -1:
         if self.pollable:
-            return StreamTransport._flush(self)
+            StreamTransport._flush(self)
+            if self.grow_to and self.wreq is not NULL:
+                self._grow_pipe()       # the pipe took less than all: full
+            return 0
         return self._flush_direct()
 
     cdef int _flush_direct(self) except -1:

@@ -19,9 +19,12 @@
 # ready queue once, and in the ready phase does what the stdlib's reader
 # callback does: one recvfrom() of at most 256 KiB (the stdlib's max_size)
 # into the loop's read buffer, then protocol.datagram_received(data, addr),
-# or protocol.error_received(exc) for an OSError. One datagram per
-# readiness, as the stdlib, so the callbacks a datagram_received() schedules
-# run before the next datagram is delivered. The address is built natively
+# or protocol.error_received(exc) for an OSError. One datagram per turn of
+# the loop, as the stdlib, so the callbacks a datagram_received() schedules
+# run before the next datagram is delivered; after a datagram the transport
+# queues itself for the next turn without waiting for libuv to report the
+# socket readable again (a read until EAGAIN spread over turns: one
+# epoll_wait per burst, not per datagram; docs/performance.md, "UDP"). The address is built natively
 # as the socket module builds it (an address equal to the previous one
 # reuses its object); other families than IP and Unix go through the
 # socket object's recvfrom().
@@ -249,6 +252,7 @@ cdef class UDPTransport(TransportBase):
     cdef _on_readable(self):
         # In uv_run: a datagram waits; it is read in the ready phase.
         self.rx_ready = True
+        self.rx_guess = False
         self._schedule_read()
 
     cdef _do_read_ready(self):
@@ -271,6 +275,12 @@ cdef class UDPTransport(TransportBase):
         if n < 0:
             code = cerrno.errno
             if code == cerrno.EAGAIN or code == cerrno.EINTR:
+                if self.rx_guess:
+                    # Nothing came: guess again only after 1, 2, 4... up
+                    # to 16 datagrams libuv reported.
+                    self.rx_guess = False
+                    self.rx_guess_backoff = min(self.rx_guess_backoff * 2 or 1, 16)
+                    self.rx_guess_skip = self.rx_guess_backoff
                 return
             self._protocol.error_received(OSError(code, os.strerror(code)))
             return
@@ -283,6 +293,22 @@ cdef class UDPTransport(TransportBase):
             memcpy(&self.rx_sa, &sa, sizeof(sa))
             self.rx_addr = addr
         self._protocol.datagram_received(data, addr)
+        # Another datagram may wait: read again in the next turn of the
+        # loop, after the callbacks datagram_received() scheduled (as the
+        # stdlib, whose next poll finds the socket still readable), without
+        # waiting for libuv to poll and report it. A guess that finds
+        # nothing (EAGAIN) costs a system call: after one, the next
+        # datagrams wait for libuv's report (backing off to one guess per
+        # 16 datagrams while datagrams come one at a time).
+        if self.rx_guess:
+            self.rx_guess_backoff = 0
+        elif self.rx_guess_skip:
+            self.rx_guess_skip -= 1
+            return
+        if not (self._closing or self._paused or self._conn_lost or self.read_scheduled):
+            self.rx_ready = True
+            self.rx_guess = True
+            self._schedule_read()
 
     cdef _read_with_socket(self):
         # Families whose addresses only the socket module knows.
