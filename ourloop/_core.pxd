@@ -277,7 +277,7 @@ cdef class PipeTransport(StreamTransport):
 cdef class PipeEnd(StreamTransport):
     # what the read and write pipe transports share (handles/pipe.pyx)
     cdef readonly object _fileno
-    cdef bint pollable
+    cdef int unpollable
 
 
 cdef class ReadPipeTransport(PipeEnd):

@@ -57,9 +57,14 @@ except (ImportError, AttributeError):  # pragma: no cover
 
 __all__ = ('SubprocessMixin',)
 
-# Whether children are watched with pidfds (Linux 5.3+); else one waiting
-# thread per child. Tests turn it off to exercise the fallback.
-_USE_PIDFD = hasattr(os, 'pidfd_open')
+# Whether children are watched through an fd on the loop (a pidfd on Linux
+# 5.3+, a kqueue on macOS and the BSDs: _core._child_fd, from the platform
+# layer); else one waiting thread per child, the stdlib's
+# ThreadedChildWatcher (the forced-portable build always takes it). Tests
+# turn it off to exercise the fallback.
+_USE_PIDFD = _core._CHILD_FD_KIND != 'none'
+# Whether that fd is a pidfd, which the orphan reaper can wait on.
+_CHILD_FD_IS_PIDFD = _core._CHILD_FD_KIND == 'pidfd'
 
 # The context process_exited() and what follows it run in is the one the
 # stdlib's child watcher reports in. 3.12+ watch through a pidfd
@@ -325,9 +330,10 @@ def _wait_in_thread(loop, pid, popen, callback):
 
 
 def _reap_orphan(pid, pidfd, popen):
-    # A child whose loop closed before it exited: wait for it and reap it.
+    # A child whose loop closed before it exited: wait for it and reap it
+    # (`pidfd`: its child fd, or -1).
     try:
-        if pidfd >= 0:
+        if pidfd >= 0 and _CHILD_FD_IS_PIDFD:
             try:
                 info = os.waitid(os.P_PIDFD, pidfd, os.WEXITED)
             except OSError as exc:
@@ -370,7 +376,7 @@ def _watch(loop, popen, transport):
 
     if _USE_PIDFD:
         try:
-            pidfd = os.pidfd_open(pid)
+            pidfd = _core._child_fd(pid)
         except OSError:
             pass    # e.g. forbidden by a seccomp policy: use a thread
         else:

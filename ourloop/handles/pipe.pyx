@@ -83,7 +83,8 @@ cdef class PipeTransport(StreamTransport):
 #
 # Character devices epoll cannot watch (/dev/null, /dev/zero...): the
 # stdlib accepts them and fails when it registers them with the selector
-# (PermissionError). libuv 1.44 would abort() the process when epoll_ctl
+# (PermissionError; platform.h's ourloop_fd_unpollable asks the platform's
+# selector, epoll or kqueue). libuv 1.44 would abort() the process when epoll_ctl
 # fails, so such an fd never reaches libuv's poller: a read pipe raises
 # the stdlib's PermissionError where the stdlib's add_reader() would (in
 # the callback after connection_made(), or from resume_reading()); a write
@@ -92,8 +93,8 @@ cdef class PipeTransport(StreamTransport):
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.contextvars cimport PyContext_CopyCurrent
 from libc cimport errno as cerrno
-from libc.errno cimport EPERM as _C_EPERM, EAGAIN as _C_EAGAIN, EINTR as _C_EINTR
-from posix.unistd cimport read as c_read, write as c_write, close as c_close
+from libc.errno cimport EAGAIN as _C_EAGAIN, EINTR as _C_EINTR
+from posix.unistd cimport read as c_read, write as c_write
 
 from ourloop.includes cimport uv
 
@@ -104,30 +105,9 @@ import sys
 from asyncio import constants, futures, transports
 from asyncio.log import logger
 
-cdef extern from "<sys/epoll.h>" nogil:
-    struct epoll_event:
-        unsigned int events
-    int epoll_create1(int flags)
-    int epoll_ctl(int epfd, int op, int fd, epoll_event* event)
-    const int EPOLL_CLOEXEC
-    const int EPOLL_CTL_ADD
-    const int EPOLLIN
+from ourloop.includes.platform cimport ourloop_fd_unpollable
 
 cdef bint _READ_PIPE_IS_READING = sys.version_info >= (3, 11)
-
-
-cdef bint _fd_pollable(int fd) noexcept:
-    # Can epoll watch fd? (Character devices such as /dev/null cannot.)
-    # Asked on a throw-away epoll instance, once per transport.
-    cdef epoll_event ev
-    cdef int ep = epoll_create1(EPOLL_CLOEXEC)
-    cdef int ok
-    if ep < 0:
-        return True
-    ev.events = EPOLLIN
-    ok = epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0 or cerrno.errno != _C_EPERM
-    c_close(ep)
-    return ok
 
 
 cdef class PipeEnd(StreamTransport):
@@ -187,16 +167,18 @@ cdef PipeEnd _open_pipe_transport(LoopCore loop, pipe, protocol, waiter, extra, 
         raise ValueError("Pipe transport is for pipes/sockets only.")
     os.set_blocking(fileno, False)
     loop._ensure_open()
-    pollable = not is_char or _fd_pollable(fileno)
+    # Can the stdlib's selector watch it? (platform.h: epoll refuses
+    # /dev/null and other devices without poll support.)
+    unpollable = ourloop_fd_unpollable(fileno) if is_char else 0
     if write:
         wt = WritePipeTransport.__new__(WritePipeTransport)
         wt._fileno = fileno
-        wt.pollable = pollable
+        wt.unpollable = unpollable
         t = wt
     else:
         rt = ReadPipeTransport.__new__(ReadPipeTransport)
         rt._fileno = fileno
-        rt.pollable = pollable
+        rt.unpollable = unpollable
         t = rt
     # (repr() names the caller's fd, as the stdlib's does.)
     t.sock_fd = fileno
@@ -259,9 +241,10 @@ cdef class ReadPipeTransport(PipeEnd):
         self._start_reading()
 
     cdef int _start_reading(self) except -1:
-        if not self.pollable:
-            # What the stdlib's selector raises for such a device.
-            raise PermissionError(_C_EPERM, os.strerror(_C_EPERM))
+        if self.unpollable:
+            # What the stdlib's selector raises for such a device
+            # (PermissionError on Linux).
+            raise OSError(self.unpollable, os.strerror(self.unpollable))
         return StreamTransport._start_reading(self)
 
     _read_error_message = 'Fatal read error on pipe transport'
@@ -477,7 +460,7 @@ cdef class WritePipeTransport(PipeEnd):
         self._stop_peer_watch()
 
     cdef int _flush(self) except -1:
-        if self.pollable:
+        if not self.unpollable:
             return StreamTransport._flush(self)
         return self._flush_direct()
 
@@ -507,7 +490,7 @@ cdef class WritePipeTransport(PipeEnd):
                         continue
                     if code == _C_EAGAIN:
                         # The stdlib's add_writer() would fail so.
-                        code = _C_EPERM
+                        code = self.unpollable
                     self._write_error(OSError(code, os.strerror(code)))
                     return 0
                 off += n

@@ -105,8 +105,7 @@ from posix.types cimport off_t
 from ourloop.includes cimport uv
 from ourloop.includes.uv cimport ourloop_count_close
 
-cdef extern from "<sys/sendfile.h>" nogil:
-    ssize_t c_sendfile "sendfile"(int out_fd, int in_fd, off_t* offset, size_t count)
+from ourloop.includes.platform cimport ourloop_sendfile
 
 cdef extern from "Python.h":
     Py_ssize_t Py_REFCNT(object o)
@@ -1012,7 +1011,7 @@ cdef class StreamTransport(TransportBase):
                 want = <size_t>self.sf_blocksize
             off = <off_t>self.sf_offset
             with nogil:
-                n = c_sendfile(out_fd, in_fd, &off, want)
+                n = ourloop_sendfile(out_fd, in_fd, &off, want)
                 code = cerrno.errno if n < 0 else 0
             self.sf_calls += 1
             if n < 0:

@@ -2,6 +2,7 @@
  *
  * - OURLOOP_DEBUG_BUILD: 1 when built with OURLOOP_DEBUG=1 (setup.py defines
  *   OURLOOP_DEBUG); the handle accounting below compiles to nothing otherwise.
+ * - (System calls that are not POSIX: platform.h.)
  * - Anything newer than libuv 1.44 is wrapped here behind UV_VERSION_HEX, so
  *   the Cython code can call it unconditionally and gets UV_ENOSYS on an
  *   older libuv.
@@ -37,31 +38,6 @@ static inline void ourloop_count_close(uv_handle_type t) {
     if ((int)t >= 0 && (int)t < OURLOOP_HANDLE_KINDS) ourloop_handles_closed[t]++;
 #else
     (void)t;
-#endif
-}
-
-/* accept() a connection as a non-blocking, close-on-exec socket; -1 and
- * errno set on failure. accept4() where the platform has it. */
-#include <errno.h>
-#include <fcntl.h>
-#include <sys/socket.h>
-#include <unistd.h>
-static inline int ourloop_accept(int fd) {
-#if defined(__linux__) || defined(__FreeBSD__) || defined(__NetBSD__) || defined(__OpenBSD__)
-    return accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-#else
-    int conn = accept(fd, NULL, NULL);
-    if (conn >= 0) {
-        int fl = fcntl(conn, F_GETFL);
-        if (fl == -1 || fcntl(conn, F_SETFL, fl | O_NONBLOCK) == -1 ||
-                fcntl(conn, F_SETFD, FD_CLOEXEC) == -1) {
-            int saved = errno;
-            close(conn);
-            errno = saved;
-            return -1;
-        }
-    }
-    return conn;
 #endif
 }
 

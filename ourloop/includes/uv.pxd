@@ -189,4 +189,3 @@ cdef extern from "compat.h" nogil:
     void ourloop_count_open(uv_handle_type t)
     void ourloop_count_close(uv_handle_type t)
     uint64_t ourloop_timeout_ms(double delta)
-    int ourloop_accept(int fd)

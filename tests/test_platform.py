@@ -1,0 +1,255 @@
+"""The platform layer (ourloop/includes/platform.h): which native call or
+fallback this build uses, and that each fallback gives the stdlib's results.
+
+Every build runs these. The forced-portable flavour (OURLOOP_PORTABLE=1:
+every fallback taken, even on Linux) runs them too, through
+tests/test_portable_flavour.py (which builds it) and `make test-portable`
+(the whole suite on it). A fallback's reference is the stdlib where it
+lacks the same call: without os.sendfile the stdlib's loop.sendfile() and
+sock_sendfile() read the file and write it; without pidfds it waits for
+each child in a thread (ThreadedChildWatcher).
+"""
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from support import fd_count, require_ourloop, run_coro, settled_fd_count
+
+ourloop = pytest.importorskip('ourloop')
+from ourloop import _core  # noqa: E402
+
+INFO = _core._platform_info()
+FORCED = INFO['fallbacks'] == 'forced'
+
+
+def test_platform_info_matches_the_build():
+    assert INFO['fallbacks'] == _core._build_info()['platform_fallbacks']
+    assert _core._HAVE_SENDFILE == (INFO['sendfile'] != 'none')
+    assert _core._CHILD_FD_KIND == INFO['child_fd']
+    if FORCED:
+        assert INFO['sendfile'] == 'none'
+        assert INFO['accept'] == 'accept+fcntl'
+        assert INFO['child_fd'] == 'none'
+    elif sys.platform.startswith('linux'):
+        assert INFO == {'sendfile': 'linux', 'accept': 'accept4', 'child_fd': 'pidfd',
+                        'poll_backend': 'epoll', 'fallbacks': 'none'}
+    elif sys.platform == 'darwin':
+        assert INFO == {'sendfile': 'darwin', 'accept': 'accept+fcntl', 'child_fd': 'kqueue',
+                        'poll_backend': 'kqueue', 'fallbacks': 'some'}
+    if sys.platform.startswith('linux'):
+        # The backend libuv polls with is the platform's, forced or not.
+        assert INFO['poll_backend'] == 'epoll'
+
+
+# -- accept: accept4(), or accept() then fcntl() --------------------------------
+
+
+def test_accepted_sockets_are_nonblocking_and_not_inherited(loop):
+    # The stdlib's accepted sockets (socket.accept(), then setblocking(False))
+    # are non-blocking and non-inheritable; so are ourloop's, made by
+    # accept4(SOCK_NONBLOCK | SOCK_CLOEXEC) or by its fallback.
+    async def main():
+        accepted = []
+        got_all = loop.create_future()
+
+        class Proto(asyncio.Protocol):
+            def connection_made(self, transport):
+                accepted.append(transport)
+                if len(accepted) == 3 and not got_all.done():
+                    got_all.set_result(None)
+
+        server = await loop.create_server(Proto, '127.0.0.1', 0)
+        port = server.sockets[0].getsockname()[1]
+        writers = []
+        for _ in range(3):
+            _, writer = await asyncio.open_connection('127.0.0.1', port)
+            writers.append(writer)
+        await got_all
+        flags = []
+        for transport in accepted:
+            fd = transport.get_extra_info('socket').fileno()
+            flags.append((os.get_blocking(fd), os.get_inheritable(fd)))
+            transport.close()
+        for writer in writers:
+            writer.close()
+            await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+        return flags
+
+    assert run_coro(loop, main()) == [(False, False)] * 3
+
+
+def test_accepted_socket_is_not_inherited_by_a_child(loop, tmp_path):
+    # The close-on-exec flag matters when a child is spawned: it must not
+    # keep the connection open (the peer would never see EOF).
+    async def main():
+        accepted = loop.create_future()
+
+        class Proto(asyncio.Protocol):
+            def connection_made(self, transport):
+                accepted.set_result(transport)
+
+        server = await loop.create_server(Proto, '127.0.0.1', 0)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection('127.0.0.1', port)
+        transport = await accepted
+        fd = transport.get_extra_info('socket').fileno()
+        # A child that lives until we close its stdin, told to check fd.
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, '-c',
+            'import os, sys\n'
+            'try:\n'
+            '    os.fstat(int(sys.argv[1]))\n'
+            '    print("inherited", flush=True)\n'
+            'except OSError:\n'
+            '    print("closed", flush=True)\n'
+            'sys.stdin.read()\n',
+            str(fd), stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=False)
+        seen = (await proc.stdout.readline()).decode().strip()
+        transport.close()
+        eof = await reader.read()      # EOF although the child still runs
+        proc.stdin.close()
+        code = await proc.wait()
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+        return seen, eof, code
+
+    assert run_coro(loop, main()) == ('closed', b'', 0)
+
+
+# -- sendfile: sendfile(2), or the stdlib's read/write fallback -----------------
+
+
+@pytest.fixture
+def without_sendfile(loop_kind, monkeypatch):
+    """The stdlib as it is without os.sendfile; ourloop the same way, or as
+    its build is when that has no sendfile(2) (forced portable): then
+    os.sendfile stays, and only the build's fallback is at work."""
+    if loop_kind == 'asyncio' or _core._HAVE_SENDFILE:
+        monkeypatch.delattr(os, 'sendfile', raising=False)
+
+
+@pytest.fixture
+def payload(tmp_path):
+    data = os.urandom(300_000) + b'end'
+    path = tmp_path / 'payload.bin'
+    path.write_bytes(data)
+    return path, data
+
+
+async def _tcp_pair(loop):
+    # (client transport, server-side reader, server, writer to close)
+    accepted = loop.create_future()
+
+    async def on_client(reader, writer):
+        accepted.set_result((reader, writer))
+
+    server = await asyncio.start_server(on_client, '127.0.0.1', 0)
+    port = server.sockets[0].getsockname()[1]
+    transport, _ = await loop.create_connection(asyncio.Protocol, '127.0.0.1', port)
+    reader, writer = await accepted
+    return transport, reader, server, writer
+
+
+@pytest.mark.parametrize('offset, count', [(0, None), (1000, 50_000)])
+def test_sendfile_fallback_without_native_sendfile(loop, without_sendfile, payload,
+                                                    offset, count):
+    path, data = payload
+
+    async def main():
+        before = fd_count()
+        transport, reader, server, writer = await _tcp_pair(loop)
+        with open(path, 'rb') as f:
+            with pytest.raises(asyncio.SendfileNotAvailableError) as info:
+                await loop.sendfile(transport, f, offset, count, fallback=False)
+            error = str(info.value)
+            position_after_error = f.tell()
+            sent = await loop.sendfile(transport, f, offset, count)
+            position = f.tell()
+        transport.close()
+        expected = data[offset:offset + count if count else None]
+        received = await reader.readexactly(len(expected))
+        rest = await reader.read()
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+        leaked = await settled_fd_count(before) - before
+        return error, position_after_error, sent, position, received == expected, rest, leaked
+
+    error, pos0, sent, position, same, rest, leaked = run_coro(loop, main())
+    expected_len = count if count else len(data) - offset
+    assert error == 'os.sendfile() is not available'
+    assert pos0 == 0
+    assert (sent, position, same, rest) == (expected_len, offset + expected_len, True, b'')
+    assert leaked == 0
+
+
+def test_sock_sendfile_fallback_without_native_sendfile(loop, without_sendfile, payload):
+    path, data = payload
+
+    async def main():
+        a, b = socket.socketpair()
+        a.setblocking(False)
+        b.setblocking(False)
+        try:
+            with open(path, 'rb') as f:
+                with pytest.raises(asyncio.SendfileNotAvailableError) as info:
+                    await loop.sock_sendfile(a, f, 10, 1000, fallback=False)
+                sent = await loop.sock_sendfile(a, f, 10, 200_000)
+                position = f.tell()
+            got = bytearray()
+            while len(got) < sent:
+                got += await loop.sock_recv(b, 65536)
+            return str(info.value), sent, position, bytes(got) == data[10:200_010]
+        finally:
+            a.close()
+            b.close()
+
+    assert run_coro(loop, main()) == ('os.sendfile() is not available', 200_000, 200_010, True)
+
+
+# -- child processes: a pidfd/kqueue on the loop, or a thread per child ---------
+
+
+@pytest.mark.only_loop('ourloop', reason='which watcher reaps a child is ourloop\'s own choice')
+def test_children_are_watched_as_the_build_says(loop):
+    require_ourloop()
+
+    async def main():
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, '-c', 'import sys; sys.stdin.read(); sys.exit(3)',
+            stdin=subprocess.PIPE)
+        names = {t.name for t in threading.enumerate()}
+        waiting_thread = f'ourloop-waitpid-{proc.pid}' in names
+        proc.stdin.close()
+        return waiting_thread, await proc.wait()
+
+    waiting_thread, code = run_coro(loop, main())
+    assert code == 3
+    # Linux 5.3+ has pidfds (this suite's machines do); a build without a
+    # child fd waits in a thread, as the stdlib's ThreadedChildWatcher.
+    assert waiting_thread == (INFO['child_fd'] == 'none')
+
+
+@pytest.mark.parametrize('how', ['exit', 'signal'])
+def test_child_exit_status_through_the_build_s_watcher(loop, how):
+    # The exit code or minus the signal number, through whichever watcher
+    # the build has, as the stdlib reports it.
+    code = 'import sys; sys.exit(7)' if how == 'exit' else \
+        'import os, signal; os.kill(os.getpid(), signal.SIGTERM)'
+
+    async def main():
+        proc = await asyncio.create_subprocess_exec(sys.executable, '-c', code)
+        return await proc.wait()
+
+    assert run_coro(loop, main()) == (7 if how == 'exit' else -15)
