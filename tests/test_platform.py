@@ -194,6 +194,42 @@ def test_sendfile_fallback_without_native_sendfile(loop, without_sendfile, paylo
     assert leaked == 0
 
 
+@pytest.mark.skipif(not hasattr(os, 'sendfile'), reason='needs os.sendfile')
+def test_native_sendfile_where_the_build_has_it(loop, loop_kind, tmp_path):
+    # fallback=False: the zero-copy path (sendfile(2) on Linux, macOS's and
+    # FreeBSD's own signatures) must send a file larger than the socket
+    # buffers, through partial sends and EAGAIN, as the stdlib does.
+    if loop_kind == 'ourloop' and not _core._HAVE_SENDFILE:
+        pytest.skip('this build has no sendfile(2): the fallback tests cover it')
+    data = os.urandom(4 * 1024 * 1024 + 17)
+    path = tmp_path / 'big.bin'
+    path.write_bytes(data)
+
+    async def main():
+        transport, reader, server, writer = await _tcp_pair(loop)
+        transport.get_extra_info('socket').setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+
+        async def receive():
+            got = bytearray()
+            while len(got) < len(data) - 100:
+                got += await reader.read(65536)
+            return bytes(got)
+
+        receiving = loop.create_task(receive())
+        with open(path, 'rb') as f:
+            sent = await loop.sendfile(transport, f, 100, fallback=False)
+            position = f.tell()
+        received = await receiving
+        transport.close()
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+        return sent, position, received == data[100:]
+
+    assert run_coro(loop, main()) == (len(data) - 100, len(data), True)
+
+
 def test_sock_sendfile_fallback_without_native_sendfile(loop, without_sendfile, payload):
     path, data = payload
 
@@ -216,6 +252,46 @@ def test_sock_sendfile_fallback_without_native_sendfile(loop, without_sendfile, 
             b.close()
 
     assert run_coro(loop, main()) == ('os.sendfile() is not available', 200_000, 200_010, True)
+
+
+# -- pipes: can the platform's selector watch the device? -----------------------
+
+
+def _dev_null_read_outcome(loop):
+    # What connect_read_pipe(/dev/null) ends in: the exception the
+    # exception handler gets (the selector's refusal), or None.
+    calls = []
+    loop.set_exception_handler(lambda lp, ctx: calls.append(ctx))
+    f = open(os.devnull, 'rb', buffering=0)
+
+    async def main():
+        transport, _ = await loop.connect_read_pipe(asyncio.Protocol, f)
+        for _ in range(10):
+            await asyncio.sleep(0)
+        transport.close()
+        for _ in range(3):
+            await asyncio.sleep(0)
+
+    try:
+        run_coro(loop, main())
+    finally:
+        loop.close()
+    assert f.closed
+    if not calls:
+        return None
+    exc = calls[0]['exception']
+    return type(exc), exc.errno
+
+
+def test_dev_null_pipe_as_the_platform_s_selector(tmp_path):
+    # ourloop_fd_unpollable asks the platform's own selector (epoll on
+    # Linux, kqueue on macOS): the outcome is the stdlib loop's there.
+    import support
+    stdlib = _dev_null_read_outcome(support.stdlib_new_event_loop())
+    ours = _dev_null_read_outcome(require_ourloop().new_event_loop())
+    assert ours == stdlib
+    if sys.platform.startswith('linux'):
+        assert stdlib == (PermissionError, 1)
 
 
 # -- child processes: a pidfd/kqueue on the loop, or a thread per child ---------
