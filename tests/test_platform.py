@@ -12,6 +12,7 @@ each child in a thread (ThreadedChildWatcher).
 
 import asyncio
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -329,3 +330,92 @@ def test_child_exit_status_through_the_build_s_watcher(loop, how):
         return await proc.wait()
 
     assert run_coro(loop, main()) == (7 if how == 'exit' else -15)
+
+
+# -- the other platforms' branches compile -------------------------------------
+#
+# Nothing here runs macOS or FreeBSD, but their branches of platform.h can
+# at least be compiled: against glibc with __linux__ undefined and the
+# platform's own declarations given below (kqueue's sys/event.h, their
+# sendfile signatures, as their manuals state them). CI's macOS job builds
+# the real thing.
+
+_KQUEUE_H = r'''
+#include <stdint.h>
+#include <time.h>
+struct kevent { uintptr_t ident; short filter; unsigned short flags;
+                unsigned int fflags; intptr_t data; void *udata; };
+#define EV_SET(kevp, a, b, c, d, e, f) do { struct kevent *k_ = (kevp); \
+    k_->ident = (a); k_->filter = (b); k_->flags = (c); k_->fflags = (d); \
+    k_->data = (e); k_->udata = (void *)(f); } while (0)
+#define EVFILT_READ (-1)
+#define EVFILT_PROC (-5)
+#define EV_ADD 0x0001
+#define EV_ONESHOT 0x0010
+#define NOTE_EXIT 0x80000000U
+int kqueue(void);
+int kevent(int kq, const struct kevent *changelist, int nchanges,
+           struct kevent *eventlist, int nevents, const struct timespec *timeout);
+'''
+
+_SENDFILE_DECLS = r'''
+#include <sys/types.h>
+struct sf_hdtr;
+#if defined(__APPLE__)
+int sendfile(int fd, int s, off_t offset, off_t *len, struct sf_hdtr *hdtr, int flags);
+#elif defined(__DragonFly__)
+int sendfile(int fd, int s, off_t offset, size_t nbytes, struct sf_hdtr *hdtr,
+             off_t *sbytes, int flags);
+#endif
+'''
+
+_USE_ALL = r'''
+#include "platform.h"
+#include <stdio.h>
+int main(void) {
+    off_t off = 0;
+    int code = 0;
+    int r = (int)ourloop_sendfile(0, 0, &off, 10) + ourloop_accept(0) + ourloop_child_fd(1)
+        + ourloop_reap(0, 1, &code) + ourloop_fd_unpollable(0) + OURLOOP_UV_UDP_REUSE
+        + OURLOOP_ABSTRACT_UNIX + OURLOOP_HAVE_SENDFILE + OURLOOP_CHILD_FD_IS_PIDFD;
+    printf("%s %s %s %s %s\n", OURLOOP_SENDFILE_KIND, OURLOOP_ACCEPT_KIND,
+           OURLOOP_CHILD_FD_KIND, OURLOOP_POLL_BACKEND, OURLOOP_PLATFORM_FALLBACKS);
+    return r == 12345;
+}
+'''
+
+
+@pytest.mark.skipif(not sys.platform.startswith('linux'), reason='compiles against glibc')
+@pytest.mark.parametrize('defines, expected', [
+    (['-D__APPLE__'], 'darwin accept+fcntl kqueue kqueue some'),
+    (['-D__DragonFly__'], 'freebsd accept4 kqueue kqueue some'),      # FreeBSD's branches
+    ([], 'none accept+fcntl none other some'),                          # another Unix
+    (['-D__APPLE__', '-DOURLOOP_FORCE_PORTABLE'], 'none accept+fcntl none kqueue forced'),
+])
+def test_other_platforms_branches_compile(tmp_path, defines, expected):
+    import shutil
+    cc = os.environ.get('CC') or shutil.which('cc') or shutil.which('gcc')
+    if cc is None:
+        pytest.skip('no C compiler')
+    (tmp_path / 'sys').mkdir()
+    (tmp_path / 'sys' / 'event.h').write_text(_KQUEUE_H)
+    (tmp_path / 'decls.h').write_text(_SENDFILE_DECLS)
+    (tmp_path / 'use.c').write_text(_USE_ALL)
+    includes = os.path.join(os.path.dirname(os.path.abspath(ourloop.__file__)), 'includes')
+    proc = subprocess.run(
+        [cc, '-E', '-std=c99', '-D_GNU_SOURCE', '-U__linux__', '-U__linux', '-Ulinux',
+         *defines, '-include', str(tmp_path / 'decls.h'), '-I', str(tmp_path), '-I', includes,
+         str(tmp_path / 'use.c'), '-o', str(tmp_path / 'use.i')],
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    # Compiled (not linked: kqueue() and the other sendfiles exist only
+    # there), every warning an error.
+    proc = subprocess.run(
+        [cc, '-fsyntax-only', '-Wall', '-Wextra', '-Werror', '-std=c99', '-D_GNU_SOURCE',
+         '-U__linux__', '-U__linux', '-Ulinux', *defines, '-include', str(tmp_path / 'decls.h'),
+         '-I', str(tmp_path), '-I', includes, str(tmp_path / 'use.c')],
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    kinds = re.search(r'printf\("%s %s %s %s %s\\n", (.*?)\);',
+                      (tmp_path / 'use.i').read_text(), re.S).group(1)
+    assert ' '.join(re.findall(r'"([^"]*)"', kinds)) == expected
