@@ -135,7 +135,12 @@ cdef class ChildWatch(PollHandle):
 
     cdef on_events(self, int status, int events):
         cdef int code = 0
-        cdef int r = ourloop_reap(self.fd, self.pid, &code)
+        cdef int fd = self.fd
+        cdef int pid = self.pid
+        cdef int r
+        with nogil:
+            # (Blocks on a kqueue for the end of an exit it reported.)
+            r = ourloop_reap(fd, pid, &code)
         if r == 0:
             return          # not exited yet (spurious wake-up): keep waiting
         self._release()

@@ -158,9 +158,12 @@ static inline int ourloop_accept(int fd) {
  * ourloop_reap(fd, pid, &code): reap the exited child: 1 and *code set
  * (exit status, or minus the signal number), 0 if it has not exited, -1
  * with errno (ECHILD: reaped by someone else). Through the pidfd with
- * waitid(P_PIDFD) (no pid-reuse race) when there is one, else
- * waitpid(pid, WNOHANG), which is safe while the child is unreaped (its pid
- * cannot be reused before).
+ * waitid(P_PIDFD) (no pid-reuse race) when there is one, else by pid,
+ * which is safe while the child is unreaped (its pid cannot be reused
+ * before). The kqueue's only event is NOTE_EXIT, which the kernel may post
+ * an instant before the child can be waited for; an unconsumed event keeps
+ * the kqueue readable, so a WNOHANG miss would spin: there the wait blocks
+ * for the end of that exit instead.
  */
 #if OURLOOP_NATIVE_OK && defined(__linux__)
 #  define OURLOOP_CHILD_FD_KIND "pidfd"
@@ -177,6 +180,7 @@ static inline int ourloop_child_fd(int pid) {
 #elif OURLOOP_NATIVE_OK && defined(OURLOOP_KQUEUE)
 #  define OURLOOP_CHILD_FD_KIND "kqueue"
 #  define OURLOOP_CHILD_FD_IS_PIDFD 0
+#  define OURLOOP_CHILD_FD_KQUEUE 1
 static inline int ourloop_child_fd(int pid) {
     struct kevent ev;
     int saved;
@@ -237,6 +241,19 @@ static inline int ourloop_reap(int fd, int pid, int* code) {
         *code = info.si_status;
     else
         *code = -info.si_status;
+    return 1;
+#elif defined(OURLOOP_CHILD_FD_KQUEUE)
+    int status, r;
+    (void)fd;
+    do
+        r = waitpid(pid, &status, 0);
+    while (r == -1 && errno == EINTR);
+    if (r <= 0)
+        return r;
+    if (WIFSIGNALED(status))
+        *code = -WTERMSIG(status);
+    else
+        *code = WEXITSTATUS(status);
     return 1;
 #else
     (void)fd;
