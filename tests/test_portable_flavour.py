@@ -28,11 +28,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 # The modules whose code paths go through platform.h: sendfile
 # (test_sendfile, test_platform), child reaping (test_subprocess,
-# test_platform), accepting (test_tcp_server, test_unix_sockets,
-# test_platform), the pipes' "can the selector watch it" probe
-# (test_pipes), and the version report (test_main).
-MODULES = ("test_platform.py", "test_sendfile.py", "test_subprocess.py",
-           "test_pipes.py", "test_tcp_server.py", "test_unix_sockets.py")
+# test_platform, test_contexts), accepting (test_tcp_server, test_unix_streams,
+# test_platform), and the pipes' "can the selector watch it" probe
+# (test_pipes). About 45 s, after a build of about a minute.
+MODULES = ("test_platform.py", "test_sendfile.py", "test_subprocess.py", "test_contexts.py",
+           "test_pipes.py", "test_tcp_server.py", "test_unix_streams.py")
 
 
 @pytest.mark.timeout(1500)   # a full build, then the modules: a few minutes
