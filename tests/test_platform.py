@@ -401,7 +401,11 @@ def test_other_platforms_branches_compile(tmp_path, defines, expected):
     (tmp_path / 'sys' / 'event.h').write_text(_KQUEUE_H)
     (tmp_path / 'decls.h').write_text(_SENDFILE_DECLS)
     (tmp_path / 'use.c').write_text(_USE_ALL)
-    includes = os.path.join(os.path.dirname(os.path.abspath(ourloop.__file__)), 'includes')
+    # (The checkout's headers: an installed ourloop carries none.)
+    includes = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                            'ourloop', 'includes')
+    if not os.path.exists(os.path.join(includes, 'platform.h')):
+        pytest.skip('no ourloop/includes/platform.h next to the tests')
     proc = subprocess.run(
         [cc, '-E', '-std=c99', '-D_GNU_SOURCE', '-U__linux__', '-U__linux', '-Ulinux',
          *defines, '-include', str(tmp_path / 'decls.h'), '-I', str(tmp_path), '-I', includes,
