@@ -400,6 +400,12 @@ def hide(target, attr):
             return _old(name)
         target.__getattr__ = __getattr__
 
+# asyncio itself imports the default policy class lazily (3.9/3.10's
+# set_event_loop does): let it, before the names are hidden, as a Python
+# without them never asks.
+with warnings.catch_warnings():
+    warnings.simplefilter('ignore', DeprecationWarning)
+    asyncio.events.get_event_loop_policy()
 for name in sys.argv[1].split(','):
     module, _, attr = name.rpartition('.')
     hide(sys.modules[module], attr)
