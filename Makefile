@@ -4,7 +4,7 @@ PYTHON ?= python3
 PIP := $(PYTHON) -m pip --disable-pip-version-check
 ARGS ?=
 
-.PHONY: help build inplace test lint docs test-all test-cpython test-upstream debug asan valgrind soak bench bench-full vendor-libuv sdist wheel wheel-smoke clean distclean
+.PHONY: help build inplace test lint docs test-all test-cpython test-upstream test-portable debug asan valgrind soak bench bench-full vendor-libuv sdist wheel wheel-smoke clean distclean
 
 help:
 	@echo "make build          editable install (pip install -e .); rebuilds ourloop._core in place"
@@ -15,6 +15,7 @@ help:
 	@echo "make test-all       build + test in .venvs/pyX.Y for each pyenv CPython 3.9 .. 3.13"
 	@echo "make test-cpython   tools/cpython_conformance.py (ARGS=... passed through)"
 	@echo "make test-upstream  aiohttp/anyio/httpx/uvicorn's own suites on the stdlib loop and ourloop (ARGS=...)"
+	@echo "make test-portable  rebuild with OURLOOP_PORTABLE=1 (every platform fallback forced), run the whole suite (ARGS=...)"
 	@echo "make debug          rebuild with OURLOOP_DEBUG=1 (line tracing, -O0 -g, handle accounting)"
 	@echo "make asan           rebuild with OURLOOP_ASAN=1 (AddressSanitizer), run the whole suite under it (ARGS=...)"
 	@echo "make valgrind       tools/valgrind.py: a subset of the suite under memcheck (ARGS=pytest args)"
@@ -52,6 +53,17 @@ test-cpython:
 
 test-upstream:
 	$(PYTHON) tools/test_upstream.py $(ARGS)
+
+# The whole suite on the forced-portable build: OURLOOP_PORTABLE=1 makes
+# ourloop/includes/platform.h take every portable fallback (no sendfile(2),
+# accept() + fcntl(), a thread per child instead of pidfds) even on Linux,
+# so that what macOS and other Unixes run is tested here. CI's `portable`
+# job; tests/test_portable_flavour.py runs the platform-dependent modules on
+# it in every test run.
+test-portable:
+	OURLOOP_PORTABLE=1 $(PIP) install -e .
+	$(PYTHON) -m pytest $(ARGS)
+	@echo "The forced-portable build stays in place; 'make build' goes back to a normal build."
 
 debug:
 	OURLOOP_DEBUG=1 $(PIP) install -e .

@@ -12,7 +12,10 @@ libuv selection (env ``OURLOOP_LIBUV``):
 
 Other knobs (env): ``OURLOOP_DEBUG=1`` (Cython line tracing, -O0 -g, C macro
 OURLOOP_DEBUG=1), ``OURLOOP_ASAN=1`` (AddressSanitizer), ``OURLOOP_ANNOTATE=1``
-(write Cython's HTML annotation next to the .pyx).
+(write Cython's HTML annotation next to the .pyx), ``OURLOOP_PORTABLE=1`` (C
+macro OURLOOP_FORCE_PORTABLE: the platform layer, ourloop/includes/platform.h,
+takes its portable fallbacks even where the native calls exist, so that the
+tests exercise them on Linux).
 """
 
 import glob
@@ -234,6 +237,7 @@ def system_libuv():
 def build_config():
     debug = _env_flag("OURLOOP_DEBUG")
     asan = _env_flag("OURLOOP_ASAN")
+    portable = _env_flag("OURLOOP_PORTABLE")
     directives = {
         "language_level": 3,
         "boundscheck": False,
@@ -252,11 +256,13 @@ def build_config():
         cflags += ["-O1", "-g"]
     else:
         cflags += ["-O2"]
+    if portable:
+        macros.append(("OURLOOP_FORCE_PORTABLE", "1"))
     if asan:
         flags = ["-fsanitize=address", "-fno-omit-frame-pointer"]
         cflags += flags + (["-g"] if "-g" not in cflags else [])
         ldflags += flags
-    return {"debug": debug, "asan": asan, "directives": directives,
+    return {"debug": debug, "asan": asan, "portable": portable, "directives": directives,
             "macros": macros, "cflags": cflags, "ldflags": ldflags}
 
 

@@ -1,6 +1,7 @@
 """python -m ourloop: what this ourloop is, and a quick comparison.
 
-    python -m ourloop             # versions: ourloop, libuv, Python, compiler, build
+    python -m ourloop             # versions: ourloop, libuv, Python, compiler, build,
+                                  # the platform layer's calls and fallbacks
     python -m ourloop bench       # about 30 s: TCP echo and call_soon, ourloop vs
                                   # the stdlib loop (and uvloop when installed)
 
@@ -37,6 +38,7 @@ _ECHO_SIZE = 1024
 def info() -> dict[str, str]:
     """The facts `python -m ourloop` prints, by label."""
     build = _core._build_info()
+    plat = _core._platform_info()
     return {
         'ourloop': f'{ourloop.__version__} ({os.path.dirname(os.path.abspath(ourloop.__file__))})',
         'libuv': (f"{ourloop.libuv_version()} ({build['libuv_linkage']}; "
@@ -45,6 +47,9 @@ def info() -> dict[str, str]:
                   f'{sys.platform}, {platform.machine()})',
         'compiler': build['compiler'],
         'build': build['flavour'],
+        'platform': (f"sendfile {plat['sendfile']}, {plat['accept']}, child fd "
+                     f"{plat['child_fd']}, {plat['poll_backend']} "
+                     f"(portable fallbacks: {build['platform_fallbacks']})"),
     }
 
 

@@ -282,8 +282,8 @@ cdef class PipeTransport(StreamTransport):
 cdef class PipeEnd(StreamTransport):
     # what the read and write pipe transports share (handles/pipe.pyx)
     cdef readonly object _fileno
-    cdef bint pollable
-    cdef int grow_to          # F_SETPIPE_SZ size once the pipe is full, or 0
+    cdef int unpollable       # errno the selector would refuse the fd with, or 0
+    cdef int grow_to          # pipe size to ask for once the pipe is full, or 0
     cdef Py_ssize_t pipe_cap  # the pipe's capacity while grow_to is set
 
     cdef void _grow_pipe(self) noexcept

@@ -62,11 +62,34 @@ cdef extern from "build_info.h":
     const char* OURLOOP_FLAVOUR
     const char* OURLOOP_LIBUV_LINKAGE
 
+from ourloop.includes.platform cimport (
+    OURLOOP_SENDFILE_KIND, OURLOOP_ACCEPT_KIND, OURLOOP_CHILD_FD_KIND, OURLOOP_POLL_BACKEND,
+    OURLOOP_PLATFORM_FALLBACKS,
+)
+
+
+def _platform_info():
+    """What the platform layer (includes/platform.h) compiled to: the
+    sendfile(2) used ('linux', 'darwin', 'freebsd' or 'none': the read/write
+    fallback), how connections are accepted ('accept4' or 'accept+fcntl'),
+    the fd children are watched through ('pidfd', 'kqueue' or 'none': a
+    thread per child), the selector whose rules pipes follow ('epoll',
+    'kqueue', 'other') and 'fallbacks': 'forced' (OURLOOP_PORTABLE=1),
+    'none' (every native call) or 'some'."""
+    return {
+        'sendfile': OURLOOP_SENDFILE_KIND.decode(),
+        'accept': OURLOOP_ACCEPT_KIND.decode(),
+        'child_fd': OURLOOP_CHILD_FD_KIND.decode(),
+        'poll_backend': OURLOOP_POLL_BACKEND.decode(),
+        'fallbacks': OURLOOP_PLATFORM_FALLBACKS.decode(),
+    }
+
 
 def _build_info():
     """How this extension was built (for `python -m ourloop`): a dict of
-    compiler, flavour ('release', 'debug' or 'asan'), libuv linkage and
-    the libuv version it was compiled against."""
+    compiler, flavour ('release', 'debug' or 'asan'), libuv linkage, the
+    libuv version it was compiled against, and the platform layer's
+    fallbacks ('none', 'some' or 'forced': see _platform_info())."""
     return {
         'compiler': OURLOOP_COMPILER.decode(),
         'flavour': OURLOOP_FLAVOUR.decode(),
@@ -74,4 +97,5 @@ def _build_info():
         'libuv_compiled': '%d.%d.%d' % ((uv.UV_VERSION_HEX >> 16) & 0xff,
                                         (uv.UV_VERSION_HEX >> 8) & 0xff,
                                         uv.UV_VERSION_HEX & 0xff),
+        'platform_fallbacks': OURLOOP_PLATFORM_FALLBACKS.decode(),
     }

@@ -52,7 +52,9 @@ def _native_plan(file, count):
     """(fd, block size) for sendfile(2) of file, or
     SendfileNotAvailableError (no os.sendfile, not a regular file). A block
     size of 0 means an empty file: nothing to send."""
-    if not hasattr(os, 'sendfile'):
+    if not _core._HAVE_SENDFILE or not hasattr(os, 'sendfile'):
+        # (No sendfile(2) in this build: the platform layer's fallback,
+        # which is the stdlib's without os.sendfile.)
         raise exceptions.SendfileNotAvailableError(
             'os.sendfile() is not available')
     try:

@@ -27,7 +27,8 @@ Contexts: the protocol's callbacks run where the stdlib's do. The pipes'
 (pipe_data_received, pipe_connection_lost) come from pipe transports the
 base transport connects in its own task, a copy of the caller's context;
 process_exited() and connection_lost() from the child watcher's report
-(`_EXIT_IN_CALLER_CONTEXT`).
+(`_exit_in_caller_context`: the context the stdlib's watcher on this
+machine reports in, whichever way ourloop watches the child).
 """
 
 import builtins
@@ -39,7 +40,7 @@ import subprocess
 import sys
 import threading
 import time
-from asyncio import base_subprocess
+from asyncio import base_subprocess, unix_events
 from asyncio.log import logger
 
 from . import _core
@@ -57,9 +58,14 @@ except (ImportError, AttributeError):  # pragma: no cover
 
 __all__ = ('SubprocessMixin',)
 
-# Whether children are watched with pidfds (Linux 5.3+); else one waiting
-# thread per child. Tests turn it off to exercise the fallback.
-_USE_PIDFD = hasattr(os, 'pidfd_open')
+# Whether children are watched through an fd on the loop (a pidfd on Linux
+# 5.3+, a kqueue on macOS and the BSDs: _core._child_fd, from the platform
+# layer); else one waiting thread per child, the stdlib's
+# ThreadedChildWatcher (the forced-portable build always takes it). Tests
+# turn it off to exercise the fallback.
+_USE_PIDFD = _core._CHILD_FD_KIND != 'none'
+# Whether that fd is a pidfd, which the orphan reaper can wait on.
+_CHILD_FD_IS_PIDFD = _core._CHILD_FD_KIND == 'pidfd'
 
 # What a subprocess pipe the child keeps full grows to: 4x the kernel's
 # default (1 MiB moved no more per wake-up here, and costs the user's pipe
@@ -67,13 +73,23 @@ _USE_PIDFD = hasattr(os, 'pidfd_open')
 _PIPE_GROW_SIZE = 256 * 1024
 
 # The context process_exited() and what follows it run in is the one the
-# stdlib's child watcher reports in. 3.12+ watch through a pidfd
-# (PidfdChildWatcher): a reader added when the transport is made, so a copy
-# of the context subprocess_exec() was called in. 3.9-3.11 have a thread
-# wait (ThreadedChildWatcher), which calls call_soon_threadsafe() in its new
-# thread's context: an empty one. (ourloop's own waiting thread, without
-# pidfds, does the same, as does the stdlib's without them.)
-_EXIT_IN_CALLER_CONTEXT = sys.version_info >= (3, 12)
+# stdlib's child watcher on this machine reports in, whichever way ourloop
+# watches the child. 3.12+ watch through a pidfd where one can be opened
+# (PidfdChildWatcher; unix_events.can_use_pidfd()): a reader added when the
+# transport is made, so a copy of the context subprocess_exec() was called
+# in. 3.9-3.11, and 3.12+ without pidfds (macOS, seccomp), wait in a thread
+# (ThreadedChildWatcher), which calls call_soon_threadsafe() in its new
+# thread's context: an empty one.
+_EXIT_IN_CALLER_CONTEXT = None
+
+
+def _exit_in_caller_context():
+    global _EXIT_IN_CALLER_CONTEXT
+    if _EXIT_IN_CALLER_CONTEXT is None:
+        can_use_pidfd = getattr(unix_events, 'can_use_pidfd', None)
+        _EXIT_IN_CALLER_CONTEXT = (sys.version_info >= (3, 12) and can_use_pidfd is not None
+                                   and bool(can_use_pidfd()))
+    return _EXIT_IN_CALLER_CONTEXT
 
 # The warning the running Python's default child watcher logs when a
 # child's status was read by someone else.
@@ -312,9 +328,10 @@ def _child_exited(loop, popen, transport, pid, returncode):
         loop.call_soon_threadsafe(transport._process_exited, returncode)
 
 
-def _wait_in_thread(loop, pid, popen, callback):
-    # The fallback without pidfds: block in waitpid, then report to the loop
-    # (or just reap if the loop is closed meanwhile).
+def _wait_in_thread(loop, pid, popen, callback, context):
+    # The fallback without a child fd: block in waitpid, then report to the
+    # loop in `context` (None: this thread's, an empty one), or just reap
+    # if the loop is closed meanwhile.
     try:
         _, status = os.waitpid(pid, 0)
     except ChildProcessError:
@@ -324,15 +341,16 @@ def _wait_in_thread(loop, pid, popen, callback):
         if popen.returncode is None:
             popen.returncode = returncode
     try:
-        loop.call_soon_threadsafe(callback, pid, returncode)
+        loop.call_soon_threadsafe(callback, pid, returncode, context=context)
     except RuntimeError:
         pass    # the loop is closed: nobody to tell
 
 
 def _reap_orphan(pid, pidfd, popen):
-    # A child whose loop closed before it exited: wait for it and reap it.
+    # A child whose loop closed before it exited: wait for it and reap it
+    # (`pidfd`: its child fd, or -1).
     try:
-        if pidfd >= 0:
+        if pidfd >= 0 and _CHILD_FD_IS_PIDFD:
             try:
                 info = os.waitid(os.P_PIDFD, pidfd, os.WEXITED)
             except OSError as exc:
@@ -373,23 +391,23 @@ def _watch(loop, popen, transport):
     def exited(pid, returncode):
         _child_exited(loop, popen, transport, pid, returncode)
 
+    # The stdlib's reporting context (see _exit_in_caller_context), with
+    # either way of watching.
+    caller_context = contextvars.copy_context() if _exit_in_caller_context() else None
     if _USE_PIDFD:
         try:
-            pidfd = os.pidfd_open(pid)
+            pidfd = _core._child_fd(pid)
         except OSError:
             pass    # e.g. forbidden by a seccomp policy: use a thread
         else:
-            if _EXIT_IN_CALLER_CONTEXT:
-                context = contextvars.copy_context()
-            else:
-                context = contextvars.Context()
+            context = caller_context if caller_context is not None else contextvars.Context()
             try:
                 loop._watch_child(pidfd, pid, popen, exited, _orphaned, context)
             except (MemoryError, OSError):
                 pass    # (the pidfd is closed): use a thread
             else:
                 return
-    threading.Thread(target=_wait_in_thread, args=(loop, pid, popen, exited),
+    threading.Thread(target=_wait_in_thread, args=(loop, pid, popen, exited, caller_context),
                      name=f'ourloop-waitpid-{pid}', daemon=True).start()
 
 

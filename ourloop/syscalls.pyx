@@ -14,6 +14,8 @@ from posix.stat cimport struct_stat, stat as c_stat
 from posix.unistd cimport unlink as c_unlink
 from posix.types cimport off_t
 
+from ourloop.includes.platform cimport ourloop_sendfile, OURLOOP_HAVE_SENDFILE
+
 import os as _os
 
 
@@ -46,12 +48,19 @@ def _unlink(path):
         PyErr_SetFromErrnoWithFilenameObject(OSError, path)
 
 
+# Whether _sendfile (and loop.sendfile's native path) has a sendfile(2) to
+# call on this platform and build (platform.h); without it _sendfile.py
+# raises the stdlib's "os.sendfile() is not available".
+_HAVE_SENDFILE = bool(OURLOOP_HAVE_SENDFILE)
+
+
 def _sendfile(int out_fd, int in_fd, off_t offset, size_t count):
     """os.sendfile(out_fd, in_fd, offset, count): the number of bytes sent;
-    raises os.sendfile()'s OSError (BlockingIOError for EAGAIN)."""
+    raises os.sendfile()'s OSError (BlockingIOError for EAGAIN; ENOSYS
+    where _HAVE_SENDFILE is false)."""
     cdef ssize_t n
     with nogil:
-        n = c_sendfile(out_fd, in_fd, &offset, count)
+        n = ourloop_sendfile(out_fd, in_fd, &offset, count)
     if n < 0:
         PyErr_SetFromErrno(OSError)
     return n

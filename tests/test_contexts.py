@@ -941,6 +941,20 @@ def test_subprocess_exit(loop):
     # exit from a pidfd reader added by subprocess_exec() (its context);
     # 3.9-3.11 from the watcher thread (an empty context). The stdin pipe's
     # end runs where close() was called.
+    _check_subprocess_exit_contexts(loop)
+
+
+@pytest.mark.only_loop('ourloop', reason="ourloop's waiting thread, where it has no child fd")
+def test_subprocess_exit_reported_by_thread(loop, monkeypatch):
+    # Without a pidfd of its own (a seccomp policy, the forced-portable
+    # build) ourloop waits in a thread, and still reports in the context the
+    # stdlib's watcher on this machine reports in.
+    from ourloop import _subprocess
+    monkeypatch.setattr(_subprocess, '_USE_PIDFD', False)
+    _check_subprocess_exit_contexts(loop)
+
+
+def _check_subprocess_exit_contexts(loop):
     async def main():
         cv.set('caller')
         transport, p = await loop.subprocess_exec(
@@ -954,7 +968,8 @@ def test_subprocess_exit(loop):
         return p
 
     p = run_in_outer_context(loop, main())
-    exit_context = 'caller' if PY312 else 'default'
+    # (3.12+ without pidfds, e.g. on macOS: the watcher thread.)
+    exit_context = 'caller' if PY312 and asyncio.unix_events.can_use_pidfd() else 'default'
     assert p.cvs('connection_made') == ['caller']
     assert p.cvs('pipe_connection_lost(0)') == ['closer']
     assert p.cvs('process_exited') == [exit_context]

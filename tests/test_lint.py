@@ -46,6 +46,9 @@ def test_lint_gate_passes():
     )
     assert proc.returncode == 0, proc.stdout
     assert proc.stdout.rstrip().endswith("lint: ok"), proc.stdout
+    # mypy checks only the target version's branches: the typed program's
+    # 3.11+ and 3.14+ branches are checked by a second run.
+    assert "== mypy --python-version 3.14" in proc.stdout, proc.stdout
 
 
 def test_typed_public_api_program_runs(ourloop_mod):

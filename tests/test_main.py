@@ -19,8 +19,10 @@ def run_module(*args, timeout=120):
 
 def test_build_info():
     info = ourloop._core._build_info()
-    assert set(info) == {'compiler', 'flavour', 'libuv_linkage', 'libuv_compiled'}
+    assert set(info) == {'compiler', 'flavour', 'libuv_linkage', 'libuv_compiled',
+                         'platform_fallbacks'}
     assert info['flavour'] in ('release', 'debug', 'asan')
+    assert info['platform_fallbacks'] in ('none', 'some', 'forced')
     assert info['libuv_linkage'] in ('vendored, static', 'system, shared')
     assert re.fullmatch(r'\d+\.\d+\.\d+', info['libuv_compiled'])
     assert info['compiler'] and info['compiler'] != 'unknown'
@@ -29,11 +31,15 @@ def test_build_info():
 def test_version_report():
     out = run_module()
     lines = dict(line.split(':', 1) for line in out.splitlines())
-    assert set(lines) == {'ourloop', 'libuv', 'Python', 'compiler', 'build'}
+    assert set(lines) == {'ourloop', 'libuv', 'Python', 'compiler', 'build', 'platform'}
     assert lines['ourloop'].split()[0] == ourloop.__version__
     assert lines['libuv'].split()[0] == ourloop.libuv_version()
     assert lines['Python'].split()[0] == platform.python_version()
     assert lines['build'].strip() == ourloop._core._build_info()['flavour']
+    plat = ourloop._core._platform_info()
+    assert lines['platform'].strip() == (
+        f"sendfile {plat['sendfile']}, {plat['accept']}, child fd {plat['child_fd']}, "
+        f"{plat['poll_backend']} (portable fallbacks: {plat['fallbacks']})")
 
 
 def test_bench_short_run():

@@ -57,6 +57,7 @@ def test_classifiers_name_every_supported_python():
     versions = [c.rsplit(" :: ", 1)[1] for c in project["classifiers"]
                 if re.fullmatch(r"Programming Language :: Python :: 3\.\d+", c)]
     assert versions == ["3.%d" % n for n in range(9, 16)]
+
     assert project["requires-python"] == ">=3.9"
     assert not [c for c in project["classifiers"] if c.startswith("License ::")], \
         "PEP 639: the licence is an SPDX expression, no licence classifiers"
@@ -169,6 +170,24 @@ def test_wheel_workflow_structure():
 def test_tests_workflow_runs_every_supported_python():
     versions = _workflow("tests.yml")["jobs"]["test"]["strategy"]["matrix"]["python-version"]
     assert versions == ["3.%d" % n for n in range(9, 16)]
+
+
+def test_tests_workflow_runs_the_platform_fallbacks_and_macos():
+    # The forced-portable build's whole suite (the fallbacks of
+    # ourloop/includes/platform.h), and a macOS build whose platform tests
+    # must pass (docs/architecture.md: "The platform layer").
+    jobs = _workflow("tests.yml")["jobs"]
+    portable = jobs["portable"]
+    assert "make test-portable PYTHON=python" in [step.get("run") for step in portable["steps"]]
+    assert {"3.9", "3.13"} <= set(portable["strategy"]["matrix"]["python-version"])
+    macos = jobs["macos"]
+    assert macos["runs-on"].startswith("macos")
+    required = [step["run"] for step in macos["steps"]
+                if "run" in step and not step.get("continue-on-error")]
+    assert "bash tools/install.sh" in required
+    assert any("tests/test_platform.py" in run for run in required)
+    with open(os.path.join(ROOT, "Makefile")) as f:
+        assert re.search(r"^test-portable:\n\tOURLOOP_PORTABLE=1 ", f.read(), re.M)
 
 
 # -- licences --------------------------------------------------------------------

@@ -7,13 +7,17 @@ ourloop.run for ``ourloop``: ourloop.run must behave like asyncio.run.
 import asyncio
 import contextvars
 import gc
+import os
 import socket
+import subprocess
 import sys
 import threading
 import warnings
 import weakref
 
 import pytest
+
+from support import require_ourloop
 
 needs_311 = pytest.mark.skipif(sys.version_info < (3, 11), reason="asyncio.Runner is new in Python 3.11")
 
@@ -375,3 +379,74 @@ def test_unclosed_loop_in_reference_cycle_is_collected(loop_factory, pending):
     assert ref() is None, "loop in a reference cycle was not collected"
     msgs = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
     assert any(m.startswith("unclosed event loop") for m in msgs), msgs
+
+
+# -- Python 3.16: no DefaultEventLoopPolicy (the policy system deprecated
+# since 3.14). ourloop must import there, find the policy class by feature
+# test, and say clearly what install() cannot do. Simulated in a child
+# interpreter by deleting the names before ourloop is imported.
+
+_WITHOUT_POLICIES = r'''
+import asyncio, asyncio.events, asyncio.unix_events, sys, warnings
+
+def hide(target, attr):
+    if attr in vars(target):
+        delattr(target, attr)
+    old = vars(target).get('__getattr__')
+    if old is not None:   # 3.14+ serves deprecated names from __getattr__
+        def __getattr__(name, _old=old, _attr=attr):
+            if name == _attr:
+                raise AttributeError(name)
+            return _old(name)
+        target.__getattr__ = __getattr__
+
+# asyncio itself imports the default policy class lazily (3.9/3.10's
+# set_event_loop does): let it, before the names are hidden, as a Python
+# without them never asks.
+with warnings.catch_warnings():
+    warnings.simplefilter('ignore', DeprecationWarning)
+    asyncio.events.get_event_loop_policy()
+for name in sys.argv[1].split(','):
+    module, _, attr = name.rpartition('.')
+    hide(sys.modules[module], attr)
+import ourloop
+print(ourloop.run(asyncio.sleep(0, 'ran')))
+print(ourloop.EventLoopPolicy.__mro__[1].__name__)
+try:
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', DeprecationWarning)
+        ourloop.install()
+        print(type(asyncio.new_event_loop()).__name__)
+except RuntimeError as exc:
+    print('RuntimeError:', exc)
+'''
+
+
+def _run_without(names):
+    proc = subprocess.run([sys.executable, '-c', _WITHOUT_POLICIES, ','.join(names)],
+                          capture_output=True, text=True, timeout=60,
+                          cwd=os.path.dirname(os.path.dirname(require_ourloop().__file__)))
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.splitlines()
+
+
+def test_import_without_default_event_loop_policy():
+    # 3.16 removes the public name; the class behind it stays while
+    # policies exist, and install() still works with it.
+    out = _run_without(['asyncio.DefaultEventLoopPolicy'])
+    assert out[0] == 'ran'
+    assert out[1] in ('_UnixDefaultEventLoopPolicy', 'DefaultEventLoopPolicy')
+    assert out[2] == 'Loop'
+
+
+def test_import_without_any_policy_system():
+    # No policies at all: ourloop imports and runs; install() and
+    # EventLoopPolicy() raise a RuntimeError that names the replacement.
+    out = _run_without(['asyncio.DefaultEventLoopPolicy', 'asyncio.set_event_loop_policy',
+                        'asyncio.unix_events._UnixDefaultEventLoopPolicy',
+                        'asyncio.unix_events.DefaultEventLoopPolicy',
+                        'asyncio.events._BaseDefaultEventLoopPolicy'])
+    assert out[0] == 'ran'
+    assert out[1] == '_NoPolicySystem'
+    assert out[2].startswith('RuntimeError: this Python has no asyncio event loop policies')
+    assert 'ourloop.run(main())' in out[2]

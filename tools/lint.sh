@@ -2,7 +2,8 @@
 # The lint gate (`make lint`; tests/test_lint.py runs it too):
 #   ruff        pyflakes, bugbear, import order on .py/.pyi
 #   cython-lint the .pyx/.pxd files
-#   mypy        the stubs (ourloop/_core.pyi) and tests/typecheck/public_api.py
+#   mypy        the stubs (ourloop/_core.pyi) and tests/typecheck/public_api.py,
+#               as Python 3.10 and as 3.14 (each version's branches)
 #   stubtest    the stubs against the built module ourloop._core (so build it
 #               first), with the allowlist tools/stubtest-allowlist.txt
 # Configuration: pyproject.toml ([tool.ruff], [tool.cython-lint], [tool.mypy]).
@@ -24,6 +25,10 @@ check() {
 check ruff "$PYTHON" -m ruff check .
 check cython-lint "$PYTHON" -m cython_lint.cython_lint ourloop
 check mypy "$PYTHON" -m mypy
+# mypy checks only the branches of the target version (pyproject.toml: 3.10);
+# the typed program also has `>= (3, 11)` (asyncio.Runner) and `< (3, 14)`
+# (policies) branches: check them as 3.14 sees them too.
+check "mypy --python-version 3.14" "$PYTHON" -m mypy --python-version 3.14
 
 # stubtest imports the built module. An AddressSanitizer build (make asan)
 # loads only with the sanitizer runtime preloaded; the other tools run

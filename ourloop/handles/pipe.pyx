@@ -83,22 +83,23 @@ cdef class PipeTransport(StreamTransport):
 #
 # Character devices epoll cannot watch (/dev/null, /dev/zero...): the
 # stdlib accepts them and fails when it registers them with the selector
-# (PermissionError). libuv 1.44 would abort() the process when epoll_ctl
+# (PermissionError; platform.h's ourloop_fd_unpollable asks the platform's
+# selector, epoll or kqueue). libuv 1.44 would abort() the process when epoll_ctl
 # fails, so such an fd never reaches libuv's poller: a read pipe raises
 # the stdlib's PermissionError where the stdlib's add_reader() would (in
 # the callback after connection_made(), or from resume_reading()); a write
 # pipe writes with plain write() calls (such devices never block).
 #
 # The pipes of a subprocess transport that Popen made without pipesize=
-# grow once to 256 KiB (F_SETPIPE_SZ) when the child keeps one full: a
+# grow once to 256 KiB (platform.h's ourloop_set_pipe_size: Linux only) when the child keeps one full: a
 # read that emptied a full pipe, a write the pipe did not take whole
 # (PipeEnd._grow_when_full).
 
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.contextvars cimport PyContext_CopyCurrent
 from libc cimport errno as cerrno
-from libc.errno cimport EPERM as _C_EPERM, EAGAIN as _C_EAGAIN, EINTR as _C_EINTR
-from posix.unistd cimport read as c_read, write as c_write, close as c_close
+from libc.errno cimport EAGAIN as _C_EAGAIN, EINTR as _C_EINTR
+from posix.unistd cimport read as c_read, write as c_write
 
 from ourloop.includes cimport uv
 
@@ -109,19 +110,8 @@ import sys
 from asyncio import constants, futures, transports
 from asyncio.log import logger
 
-cdef extern from "<fcntl.h>" nogil:
-    int c_fcntl "fcntl"(int fd, int cmd, ...)
-    const int F_SETPIPE_SZ
-    const int F_GETPIPE_SZ
-
-cdef extern from "<sys/epoll.h>" nogil:
-    struct epoll_event:
-        unsigned int events
-    int epoll_create1(int flags)
-    int epoll_ctl(int epfd, int op, int fd, epoll_event* event)
-    const int EPOLL_CLOEXEC
-    const int EPOLL_CTL_ADD
-    const int EPOLLIN
+from ourloop.includes.platform cimport (ourloop_fd_unpollable, ourloop_pipe_size,
+                                         ourloop_set_pipe_size)
 
 # One read() of a read pipe: under 128 KiB with the bytes object's header,
 # where the stdlib reads up to max_size (256 KiB). glibc serves a block of
@@ -132,20 +122,6 @@ cdef extern from "<sys/epoll.h>" nogil:
 # reads per fill: docs/performance.md, "Subprocess pipes".
 cdef Py_ssize_t _PIPE_READ_SIZE = 128 * 1024 - 64
 cdef bint _READ_PIPE_IS_READING = sys.version_info >= (3, 11)
-
-
-cdef bint _fd_pollable(int fd) noexcept:
-    # Can epoll watch fd? (Character devices such as /dev/null cannot.)
-    # Asked on a throw-away epoll instance, once per transport.
-    cdef epoll_event ev
-    cdef int ep = epoll_create1(EPOLL_CLOEXEC)
-    cdef int ok
-    if ep < 0:
-        return True
-    ev.events = EPOLLIN
-    ok = epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0 or cerrno.errno != _C_EPERM
-    c_close(ep)
-    return ok
 
 
 cdef class PipeEnd(StreamTransport):
@@ -182,7 +158,7 @@ cdef class PipeEnd(StreamTransport):
         cdef int cap
         if fd < 0 or size <= 0:
             return
-        cap = c_fcntl(fd, F_GETPIPE_SZ)
+        cap = ourloop_pipe_size(fd)
         if cap <= 0 or cap >= size:
             return      # not a pipe, or large enough
         self.pipe_cap = cap
@@ -193,7 +169,7 @@ cdef class PipeEnd(StreamTransport):
         # past pipe-max-size) leaves the pipe as it is.
         cdef int fd = self._handle_fd()
         if fd >= 0:
-            c_fcntl(fd, F_SETPIPE_SZ, self.grow_to)
+            ourloop_set_pipe_size(fd, self.grow_to)
         self.grow_to = 0
 
 
@@ -230,16 +206,18 @@ cdef PipeEnd _open_pipe_transport(LoopCore loop, pipe, protocol, waiter, extra, 
         raise ValueError("Pipe transport is for pipes/sockets only.")
     os.set_blocking(fileno, False)
     loop._ensure_open()
-    pollable = not is_char or _fd_pollable(fileno)
+    # Can the stdlib's selector watch it? (platform.h: epoll refuses
+    # /dev/null and other devices without poll support.)
+    unpollable = ourloop_fd_unpollable(fileno) if is_char else 0
     if write:
         wt = WritePipeTransport.__new__(WritePipeTransport)
         wt._fileno = fileno
-        wt.pollable = pollable
+        wt.unpollable = unpollable
         t = wt
     else:
         rt = ReadPipeTransport.__new__(ReadPipeTransport)
         rt._fileno = fileno
-        rt.pollable = pollable
+        rt.unpollable = unpollable
         t = rt
     # (repr() names the caller's fd, as the stdlib's does.)
     t.sock_fd = fileno
@@ -302,9 +280,10 @@ cdef class ReadPipeTransport(PipeEnd):
         self._start_reading()
 
     cdef int _start_reading(self) except -1:
-        if not self.pollable:
-            # What the stdlib's selector raises for such a device.
-            raise PermissionError(_C_EPERM, os.strerror(_C_EPERM))
+        if self.unpollable:
+            # What the stdlib's selector raises for such a device
+            # (PermissionError on Linux).
+            raise OSError(self.unpollable, os.strerror(self.unpollable))
         return StreamTransport._start_reading(self)
 
     _read_error_message = 'Fatal read error on pipe transport'
@@ -522,7 +501,7 @@ cdef class WritePipeTransport(PipeEnd):
         self._stop_peer_watch()
 
     cdef int _flush(self) except -1:
-        if self.pollable:
+        if not self.unpollable:
             StreamTransport._flush(self)
             if self.grow_to and self.wreq is not NULL:
                 self._grow_pipe()       # the pipe took less than all: full
@@ -555,7 +534,7 @@ cdef class WritePipeTransport(PipeEnd):
                         continue
                     if code == _C_EAGAIN:
                         # The stdlib's add_writer() would fail so.
-                        code = _C_EPERM
+                        code = self.unpollable
                     self._write_error(OSError(code, os.strerror(code)))
                     return 0
                 off += n

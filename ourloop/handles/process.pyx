@@ -15,19 +15,24 @@
 # blocking call (os.read, os.waitpid) while spawning, which tools like
 # blockbuster would report.
 #
-# Reaping (ChildWatch). A child is watched through a pidfd (os.pidfd_open,
-# Linux 5.3+) with a uv_poll_t; when it becomes readable the child has
-# exited: waitid(P_PIDFD, WNOHANG) reaps exactly that child (no pid reuse
-# race), or waitpid(pid, WNOHANG) on kernels without P_PIDFD (5.3). The
-# exit status goes to the Python callback through the ready queue (no Python
-# code runs inside uv_run). When the loop closes first, the watch hands the
-# child to the orphan reaper of _subprocess.py (a daemon thread that waits
-# for it), so no zombie is left. Without pidfds, _subprocess.py waits in a
-# thread per child instead. ourloop never uses a uv_process_t (whose
-# SIGCHLD handler would replace the process's).
+# Reaping (ChildWatch). A child is watched through an fd that becomes
+# readable when it exits (_child_fd: platform.h's ourloop_child_fd, a pidfd
+# on Linux 5.3+, a kqueue with EVFILT_PROC on macOS and the BSDs) with a
+# uv_poll_t; when it becomes readable the child has exited: ourloop_reap
+# reaps exactly that child (waitid(P_PIDFD, WNOHANG), no pid reuse race;
+# else waitpid(pid, WNOHANG)). The exit status goes to the Python callback
+# through the ready queue (no Python code runs inside uv_run). When the loop
+# closes first, the watch hands the child to the orphan reaper of
+# _subprocess.py (a daemon thread that waits for it), so no zombie is left.
+# Without such an fd (old kernels, seccomp, the forced-portable build),
+# _subprocess.py waits in a thread per child instead, as the stdlib's
+# ThreadedChildWatcher does. ourloop never uses a uv_process_t, nor a
+# SIGCHLD handler (libuv's would replace the process's, and restores
+# SIG_DFL, not the previous handler, when its last watcher stops).
 #
 # Who owns which fd:
-#   - the pidfd: the ChildWatch from its creation until it reaps the child
+#   - the child fd (pidfd or kqueue): the ChildWatch from its creation
+#     until it reaps the child
 #     (closed after the uv_poll_t is closed) or hands it to the orphan
 #     reaper (which closes it once the child is reaped).
 #   - the error pipe given to _read_spawn_error: the caller's
@@ -40,7 +45,7 @@ from posix.unistd cimport read as _c_read
 from posix.wait cimport waitpid
 
 from ourloop.includes cimport uv
-from ourloop.includes.process_io cimport ourloop_reap
+from ourloop.includes.platform cimport ourloop_reap, ourloop_child_fd, OURLOOP_CHILD_FD_KIND
 
 import os
 
@@ -101,8 +106,24 @@ def _wait_failed_child(int pid):
         raise OSError(err, os.strerror(err))
 
 
+def _child_fd(int pid):
+    """An fd that becomes readable when the child `pid` exits (a pidfd, or
+    a kqueue watching it: _CHILD_FD_KIND), for _watch_child; OSError where
+    there is none (ENOSYS: not on this platform or build)."""
+    cdef int fd = ourloop_child_fd(pid)
+    cdef int code
+    if fd < 0:
+        code = _cerrno.errno
+        raise OSError(code, os.strerror(code))
+    return fd
+
+
+# 'pidfd', 'kqueue' or 'none' (platform.h).
+_CHILD_FD_KIND = OURLOOP_CHILD_FD_KIND.decode()
+
+
 cdef class ChildWatch(PollHandle):
-    """Waits for one child through its pidfd (see the top of this file)."""
+    """Waits for one child through its child fd (see the top of this file)."""
 
     def __cinit__(self, LoopCore loop, int fd, int pid, popen, callback, orphaned,
                   context=None):
@@ -114,7 +135,12 @@ cdef class ChildWatch(PollHandle):
 
     cdef on_events(self, int status, int events):
         cdef int code = 0
-        cdef int r = ourloop_reap(self.fd, self.pid, &code)
+        cdef int fd = self.fd
+        cdef int pid = self.pid
+        cdef int r
+        with nogil:
+            # (Blocks on a kqueue for the end of an exit it reported.)
+            r = ourloop_reap(fd, pid, &code)
         if r == 0:
             return          # not exited yet (spurious wake-up): keep waiting
         self._release()

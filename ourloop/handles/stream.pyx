@@ -107,8 +107,7 @@ from ourloop.includes.uv cimport ourloop_count_close, ourloop_try_write
 from ourloop.includes.callbacks cimport (
     ourloop_call_method1, ourloop_call_with_self, ourloop_raise_pending)
 
-cdef extern from "<sys/sendfile.h>" nogil:
-    ssize_t c_sendfile "sendfile"(int out_fd, int in_fd, off_t* offset, size_t count)
+from ourloop.includes.platform cimport ourloop_sendfile
 
 cdef extern from "Python.h":
     Py_ssize_t Py_REFCNT(object o)
@@ -1056,7 +1055,7 @@ cdef class StreamTransport(TransportBase):
                 want = <size_t>self.sf_blocksize
             off = <off_t>self.sf_offset
             with nogil:
-                n = c_sendfile(out_fd, in_fd, &off, want)
+                n = ourloop_sendfile(out_fd, in_fd, &off, want)
                 code = cerrno.errno if n < 0 else 0
             self.sf_calls += 1
             if n < 0:

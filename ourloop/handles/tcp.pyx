@@ -25,7 +25,7 @@ from cpython.number cimport PyNumber_Index
 from libc cimport errno as cerrno
 
 from ourloop.includes cimport uv
-from ourloop.includes.uv cimport ourloop_accept
+from ourloop.includes.platform cimport ourloop_accept
 
 import errno
 import os

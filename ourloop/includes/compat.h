@@ -2,6 +2,7 @@
  *
  * - OURLOOP_DEBUG_BUILD: 1 when built with OURLOOP_DEBUG=1 (setup.py defines
  *   OURLOOP_DEBUG); the handle accounting below compiles to nothing otherwise.
+ * - (System calls that are not POSIX: platform.h.)
  * - Anything newer than libuv 1.44 is wrapped here behind UV_VERSION_HEX, so
  *   the Cython code can call it unconditionally and gets UV_ENOSYS on an
  *   older libuv.
@@ -40,37 +41,10 @@ static inline void ourloop_count_close(uv_handle_type t) {
 #endif
 }
 
-/* accept() a connection as a non-blocking, close-on-exec socket; -1 and
- * errno set on failure. accept4() where the platform has it. */
-#include <errno.h>
-#include <fcntl.h>
-#include <sys/socket.h>
-#include <unistd.h>
-static inline int ourloop_accept(int fd) {
-#if defined(__linux__) || defined(__FreeBSD__) || defined(__NetBSD__) || defined(__OpenBSD__)
-    return accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-#else
-    int conn = accept(fd, NULL, NULL);
-    if (conn >= 0) {
-        int fl = fcntl(conn, F_GETFL);
-        if (fl == -1 || fcntl(conn, F_SETFL, fl | O_NONBLOCK) == -1 ||
-                fcntl(conn, F_SETFD, FD_CLOEXEC) == -1) {
-            int saved = errno;
-            close(conn);
-            errno = saved;
-            return -1;
-        }
-    }
-    return conn;
-#endif
-}
-
-/* Milliseconds libuv should sleep so that a deadline `delta` seconds away
- * has passed when it wakes: rounded up, never negative, at most one day
- * (the stdlib caps its selector timeout at one day too). NaN sleeps 0. */
 /* uv_try_write(stream, bufs, nbufs) for a stream with no write queued and
  * no connect request (StreamTransport._flush ensures both) whose fd is fd:
- * on Linux, what libuv (1.44 to 1.48) does there without its calls: one
+ * on Linux (but in the forced-portable build, see platform.h), what libuv
+ * (1.44 to 1.51) does there without its calls: one
  * write()/writev() of at most IOV_MAX buffers, again on EINTR; the bytes
  * written, UV_EAGAIN when the kernel takes nothing now, else libuv's
  * error. Elsewhere, uv_try_write() itself. */
@@ -78,7 +52,7 @@ static inline int ourloop_accept(int fd) {
 #include <sys/uio.h>
 static inline ssize_t ourloop_try_write(uv_stream_t* stream, int fd, const uv_buf_t* bufs,
                                         unsigned int nbufs) {
-#if defined(__linux__) && defined(IOV_MAX)
+#if defined(__linux__) && defined(IOV_MAX) && !defined(OURLOOP_FORCE_PORTABLE)
     ssize_t n;
     if (!uv_is_writable(stream))
         return UV_EPIPE;
@@ -103,6 +77,9 @@ static inline ssize_t ourloop_try_write(uv_stream_t* stream, int fd, const uv_bu
 #endif
 }
 
+/* Milliseconds libuv should sleep so that a deadline `delta` seconds away
+ * has passed when it wakes: rounded up, never negative, at most one day
+ * (the stdlib caps its selector timeout at one day too). NaN sleeps 0. */
 static inline uint64_t ourloop_timeout_ms(double delta) {
     if (!(delta > 0.0)) return 0;
     if (delta >= 86400.0) return 86400000ULL;

@@ -6,6 +6,7 @@
 #define OURLOOP_UDP_IO_H
 
 #include <Python.h>
+#include "platform.h"
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <netinet/in.h>
@@ -131,7 +132,7 @@ static inline int ourloop_udp_parse(ourloop_udp_addr* a, int family, PyObject* a
         } else {
             return 0;
         }
-        if (plen > 0 && path[0] == 0) {
+        if (OURLOOP_ABSTRACT_UNIX && plen > 0 && path[0] == 0) {
             /* Linux abstract namespace: the length is the name's. */
             if ((size_t)plen > sizeof(a->u.un.sun_path))
                 goto unix_fail;
@@ -169,7 +170,7 @@ static inline PyObject* ourloop_udp_pyaddr(ourloop_udp_addr* a) {
                              (unsigned int)a->u.in6.sin6_scope_id);
     case AF_UNIX: {
         Py_ssize_t n = (Py_ssize_t)a->len - (Py_ssize_t)offsetof(struct sockaddr_un, sun_path);
-        if (n > 0 && a->u.un.sun_path[0] == 0)
+        if (OURLOOP_ABSTRACT_UNIX && n > 0 && a->u.un.sun_path[0] == 0)
             return PyBytes_FromStringAndSize(a->u.un.sun_path, n);
         return PyUnicode_DecodeFSDefault(a->u.un.sun_path);
     }
@@ -201,14 +202,14 @@ static inline const struct sockaddr* ourloop_udp_sa(ourloop_udp_addr* a) {
 static inline int ourloop_udp_get_reuseaddr(int fd) {
     int on = 0;
     socklen_t len = sizeof(on);
-    if (getsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, &len) != 0)
+    if (getsockopt(fd, SOL_SOCKET, OURLOOP_UV_UDP_REUSE, &on, &len) != 0)
         return -1;
     return on != 0;
 }
 
 static inline void ourloop_udp_clear_reuseaddr(int fd) {
     int off = 0;
-    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &off, sizeof(off));
+    (void)setsockopt(fd, SOL_SOCKET, OURLOOP_UV_UDP_REUSE, &off, sizeof(off));
 }
 
 #endif

@@ -191,4 +191,3 @@ cdef extern from "compat.h" nogil:
     uint64_t ourloop_timeout_ms(double delta)
     ssize_t ourloop_try_write(uv_stream_t* stream, int fd, const uv_buf_t* bufs,
                               unsigned int nbufs)
-    int ourloop_accept(int fd)

@@ -1,0 +1,23 @@
+# Declarations of platform.h, ourloop's platform layer: every call that is
+# not POSIX, with its fallback (see the top of platform.h).
+
+from posix.types cimport off_t
+
+
+cdef extern from "platform.h" nogil:
+    const char* OURLOOP_SENDFILE_KIND
+    const char* OURLOOP_ACCEPT_KIND
+    const char* OURLOOP_CHILD_FD_KIND
+    const char* OURLOOP_POLL_BACKEND
+    const char* OURLOOP_PLATFORM_FALLBACKS
+    const int OURLOOP_HAVE_SENDFILE
+    const int OURLOOP_CHILD_FD_IS_PIDFD
+    const int OURLOOP_UV_UDP_REUSE
+    const int OURLOOP_ABSTRACT_UNIX
+    ssize_t ourloop_sendfile(int out_fd, int in_fd, off_t* offset, size_t count)
+    int ourloop_accept(int fd)
+    int ourloop_child_fd(int pid)
+    int ourloop_reap(int fd, int pid, int* code)
+    int ourloop_fd_unpollable(int fd)
+    int ourloop_pipe_size(int fd)
+    int ourloop_set_pipe_size(int fd, int size)
