@@ -1,0 +1,771 @@
+"""Fault injection (issue 15), each case on the stdlib loop and ourloop.
+
+What breaks here is the environment, not the caller: the fd table full
+during connect, accept and loop creation; a peer that resets mid-write and
+mid-TLS-handshake; one huge write; a reader that never reads; signals in
+every loop phase; loop.close() and garbage collection with every kind of
+transport, server and child open; an fd closed by the user under a
+transport; os.fork() with every kind of handle open. The allocation and
+write failures of the native code are in tests/test_debug_build.py (they
+need the debug build's hooks).
+
+Cases that could take the process down (a closed fd under libuv, fork,
+RLIMIT_NOFILE, a child left running) run in a fresh interpreter; the
+others in the test's own loop. A case run in a child prints its outcome
+line by line, and ourloop's lines must equal the stdlib loop's on the same
+Python (the reference run is made once per module, in the [ourloop] test),
+save the differences docs/conformance.md lists.
+
+Cases already covered elsewhere, not repeated here: accept with EMFILE on
+TCP (test_tcp_differences.py), a closed fd under add_reader & co.
+(test_fd_watchers.py), Ctrl-C in each loop state (test_signals.py), the
+unclosed-transport warning of each transport alone
+(test_unclosed_transport.py, test_pipes.py, test_tls.py), fork with a
+server and a connection open (test_fork.py).
+"""
+
+import asyncio
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+
+import pytest
+
+from support import ourloop_path, quiet_period, run_coro, settled_fd_count, fd_count, until
+
+HOST = "127.0.0.1"
+MiB = 1024 * 1024
+TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+# --------------------------------------------------------------------------
+# scripts run in a child, compared with the stdlib loop's run
+# --------------------------------------------------------------------------
+
+_PRELUDE = """\
+import asyncio, collections, errno, gc, json, os, signal, socket, subprocess
+import sys, tempfile, time, warnings
+kind = sys.argv[1]
+if sys.argv[2]:
+    sys.path.insert(0, sys.argv[2])
+sys.path.insert(0, sys.argv[3])
+if kind == "ourloop":
+    import ourloop
+    new_loop = ourloop.new_event_loop
+else:
+    new_loop = asyncio.SelectorEventLoop
+
+def nfd():
+    # Open fds, libuv's reserve (/dev/null) aside (see support.fd_count).
+    n = 0
+    for f in os.listdir("/proc/self/fd"):
+        try:
+            n += os.readlink("/proc/self/fd/" + f) != "/dev/null"
+        except OSError:
+            pass
+    return n
+
+def until(pred, timeout=30):
+    # support.until(), for a loop that is not running.
+    async def wait():
+        deadline = time.monotonic() + timeout
+        while not pred():
+            assert time.monotonic() < deadline, "not reached"
+            await asyncio.sleep(0.001)
+    asyncio.get_event_loop().run_until_complete(wait())
+"""
+
+_reference = {}
+
+
+def run_script(kind, code, timeout=120):
+    src = _PRELUDE + textwrap.dedent(code)
+    env = dict(os.environ)
+    env.pop("PYTHONASYNCIODEBUG", None)
+    env["PYTHONUNBUFFERED"] = "1"
+    proc = subprocess.run(
+        [sys.executable, "-c", src, kind, ourloop_path(), TESTS_DIR],
+        env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, (kind, proc.returncode, proc.stdout, proc.stderr)
+    lines = proc.stdout.splitlines()
+    assert lines and lines[-1] == "exit ok", (kind, proc.stdout, proc.stderr)
+    return lines
+
+
+def compare(loop_kind, name, code):
+    """Run `code` on loop_kind; on ourloop also (once) on the stdlib loop,
+    and require the same lines."""
+    lines = run_script(loop_kind, code)
+    if loop_kind == "ourloop":
+        if name not in _reference:
+            _reference[name] = run_script("asyncio", code)
+        assert lines == _reference[name]
+    return lines
+
+
+# --------------------------------------------------------------------------
+# out of fds: connect, accept, loop creation
+# --------------------------------------------------------------------------
+
+_EMFILE_CALLS = """
+import resource
+loop = new_loop()
+asyncio.set_event_loop(loop)
+lsock = socket.create_server(("127.0.0.1", 0))
+lsock.setblocking(False)
+addr = lsock.getsockname()
+d = tempfile.mkdtemp()
+path = os.path.join(d, "s")
+usock = socket.socket(socket.AF_UNIX)
+usock.bind(path)
+usock.listen()
+
+def outcome(make):
+    try:
+        result = loop.run_until_complete(asyncio.wait_for(make(), 30))
+    except OSError as e:
+        return "%s %s" % (type(e).__name__, errno.errorcode.get(e.errno))
+    if isinstance(result, tuple):   # (transport, protocol), (reader, writer)
+        for obj in result:
+            getattr(obj, "close", lambda: None)()
+    elif result is not None:
+        result.close()
+    return "ok"
+
+async def child():
+    p = await asyncio.create_subprocess_exec(
+        "true", stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    await p.communicate()
+
+async def sock_connect():
+    s = socket.socket()
+    s.setblocking(False)
+    try:
+        await loop.sock_connect(s, addr)
+    finally:
+        s.close()
+
+async def sock_accept():
+    c = socket.create_connection(addr)
+    try:
+        conn, _ = await loop.sock_accept(lsock)
+        conn.close()
+    finally:
+        c.close()
+
+async def another_loop():
+    new_loop().close()
+
+async def unix_server():
+    return await loop.create_unix_server(asyncio.Protocol, os.path.join(d, "t"))
+
+calls = {
+    "create_connection": lambda: loop.create_connection(asyncio.Protocol, *addr),
+    "open_connection": lambda: asyncio.open_connection(*addr),
+    "create_unix_connection": lambda: loop.create_unix_connection(asyncio.Protocol, path),
+    "create_datagram_endpoint": lambda: loop.create_datagram_endpoint(
+        asyncio.DatagramProtocol, remote_addr=addr),
+    "create_unix_server": unix_server,
+    "subprocess": child,
+    "sock_connect": sock_connect,
+    "sock_accept": sock_accept,
+    "new_event_loop": another_loop,
+}
+loop.run_until_complete(asyncio.sleep(0))
+for name, make in calls.items():
+    for _ in range(5):   # the previous call's closes complete
+        loop.run_until_complete(asyncio.sleep(0))
+    before = nfd()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (before + 16, hard))
+    filler = []
+    try:
+        while True:
+            try:
+                filler.append(os.dup(0))
+            except OSError:
+                break
+        full = outcome(make)
+    finally:
+        for fd in filler:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    leaked = nfd() - before
+    again = outcome(make)
+    print(name, full, "leaked", leaked, "then", again)
+loop.close()
+print("exit ok")
+"""
+
+
+def test_emfile_during_connect_and_create(loop_kind):
+    # Every call that makes an fd, with the fd table full: the stdlib's
+    # OSError(EMFILE), nothing leaked, and the same call works once fds
+    # are free again. A loop made then is quiet (ourloop: no "Exception
+    # ignored" from the half-made loop's finalizer; the stdlib prints an
+    # AttributeError there, which this comparison does not see).
+    lines = compare(loop_kind, "emfile", _EMFILE_CALLS)
+    assert "create_connection OSError EMFILE leaked 0 then ok" in lines
+    assert "new_event_loop OSError EMFILE leaked 0 then ok" in lines
+
+
+def test_loop_made_without_fds_is_quiet(loop_kind):
+    code = """
+import resource
+before = nfd()
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (before, hard))
+try:
+    new_loop()
+except OSError as e:
+    print("raised", errno.errorcode[e.errno])
+finally:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+gc.collect()
+print("fds", nfd() - before)
+print("exit ok")
+"""
+    src = _PRELUDE + textwrap.dedent(code)
+    proc = subprocess.run(
+        [sys.executable, "-W", "error::ResourceWarning", "-c", src, loop_kind,
+         ourloop_path(), TESTS_DIR],
+        capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["raised EMFILE", "fds 0", "exit ok"]
+    if loop_kind == "ourloop":
+        # The stdlib's half-made loop says "Exception ignored in ...
+        # BaseEventLoop.__del__ ... AttributeError"; ourloop's is born
+        # closed and says nothing (docs/conformance.md).
+        assert proc.stderr == ""
+
+
+_ACCEPT_EMFILE = """
+import resource, ssl
+family = sys.argv[4]
+from tls_certs import make_certs
+certs = make_certs(tempfile.mkdtemp()) if family == "tls" else None
+loop = new_loop()
+asyncio.set_event_loop(loop)
+messages = []
+loop.set_exception_handler(lambda l, ctx: messages.append(ctx["message"]))
+
+async def echo(reader, writer):
+    writer.write(await reader.read(100))
+    await writer.drain()
+    writer.close()
+
+async def main():
+    if family == "unix":
+        path = os.path.join(tempfile.mkdtemp(), "s")
+        server = await asyncio.start_unix_server(echo, path)
+        addr, fam = path, socket.AF_UNIX
+        connect = lambda: asyncio.open_unix_connection(path)
+    else:
+        kw = {"ssl": certs.server_context()} if family == "tls" else {}
+        server = await asyncio.start_server(echo, "127.0.0.1", 0, **kw)
+        addr, fam = server.sockets[0].getsockname(), socket.AF_INET
+        ckw = ({"ssl": certs.client_context(), "server_hostname": "localhost"}
+               if family == "tls" else {})
+        connect = lambda: asyncio.open_connection(*addr, **ckw)
+    clients = []
+    for _ in range(5):
+        c = socket.socket(fam)
+        c.setblocking(False)
+        try:
+            c.connect(addr)
+        except BlockingIOError:
+            pass
+        clients.append(c)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (nfd() - 1, hard))
+    try:
+        deadline = time.monotonic() + 30
+        while (not any("out of system resource" in m for m in messages)
+               and time.monotonic() < deadline):
+            await asyncio.sleep(0.001)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    for c in clients:
+        c.close()
+    reader, writer = await asyncio.wait_for(connect(), 30)
+    writer.write(b"ping")
+    echoed = await asyncio.wait_for(reader.read(100), 30)
+    writer.close()
+    server.close()
+    await server.wait_closed()
+    return echoed
+
+print(loop.run_until_complete(main()).decode())
+loop.close()
+print(sorted(set(messages)))
+print("exit ok")
+"""
+
+
+@pytest.mark.parametrize("family", ["unix", "tls"])
+def test_accept_out_of_fds_then_serves(loop_kind, family):
+    # As test_tcp_differences.py's TCP case: EMFILE on accept is reported
+    # with the stdlib's message, and the server accepts again once fds
+    # are free.
+    lines = compare(loop_kind, "accept-" + family,
+                    _ACCEPT_EMFILE.replace('sys.argv[4]', repr(family)))
+    assert lines[0] == "ping"
+    assert "socket.accept() out of system resource" in lines[1]
+
+
+# --------------------------------------------------------------------------
+# a peer that resets
+# --------------------------------------------------------------------------
+
+def _fd_base(loop):
+    """fd_count() once the loop has run (ourloop makes its own fds then)."""
+    loop.run_until_complete(asyncio.sleep(0))
+    return fd_count()
+
+
+def _linger0(sock):
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+
+
+class Recorder(asyncio.Protocol):
+    def __init__(self, loop):
+        self.events = []
+        self.lost = loop.create_future()
+        self.transport = None
+
+    def connection_made(self, transport):
+        self.transport = transport
+        self.events.append("made")
+
+    def data_received(self, data):
+        if not self.events or self.events[-1] != "data":
+            self.events.append("data")
+
+    def eof_received(self):
+        self.events.append("eof")
+
+    def pause_writing(self):
+        self.events.append("pause")
+
+    def resume_writing(self):
+        self.events.append("resume")
+
+    def connection_lost(self, exc):
+        self.events.append("lost")
+        self.lost.set_result(exc)
+
+
+@pytest.fixture
+def sock_dir():
+    path = tempfile.mkdtemp(prefix="ol-", dir="/tmp")
+    yield path
+    import shutil
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _listener(family, sock_dir):
+    if family == "unix":
+        lsock = socket.socket(socket.AF_UNIX)
+        lsock.bind(os.path.join(sock_dir, "s"))
+    else:
+        lsock = socket.socket()
+        lsock.bind((HOST, 0))
+    lsock.listen(5)
+    return lsock
+
+
+async def _connect(loop, lsock, factory, **kw):
+    if lsock.family == socket.AF_UNIX:
+        return await loop.create_unix_connection(factory, lsock.getsockname(), **kw)
+    return await loop.create_connection(factory, *lsock.getsockname(), **kw)
+
+
+@pytest.mark.parametrize("family", ["tcp", "unix"])
+def test_peer_resets_mid_write(loop, family, sock_dir):
+    # 32 MiB written at once; the peer reads a little and resets (TCP: an
+    # RST; Unix: it closes with data unread). connection_lost() once, with
+    # a ConnectionError; nothing for the exception handler; no fd left.
+    errors = []
+    loop.set_exception_handler(lambda lp, ctx: errors.append(ctx))
+    base = _fd_base(loop)
+
+    async def main():
+        lsock = _listener(family, sock_dir)
+        tr, proto = await _connect(loop, lsock, lambda: Recorder(loop))
+        peer, _ = lsock.accept()
+        lsock.close()
+        tr.write(b"x" * (32 * MiB))
+        assert tr.get_write_buffer_size() > 0
+        got = 0
+        peer.settimeout(30)
+        while got < MiB:
+            got += len(await loop.run_in_executor(None, peer.recv, 65536))
+        if family == "tcp":
+            _linger0(peer)
+        peer.close()
+        exc = await asyncio.wait_for(proto.lost, 30)
+        await quiet_period()
+        return exc, proto.events
+
+    exc, events = run_coro(loop, main())
+    assert isinstance(exc, (ConnectionResetError, BrokenPipeError)), repr(exc)
+    assert events == ["made", "pause", "lost"]
+    assert errors == []
+    assert run_coro(loop, settled_fd_count(base)) <= base
+
+
+def test_peer_resets_mid_tls_handshake_server_side(loop, tls_certs):
+    # A client sends the first bytes of a ClientHello and resets: the server
+    # reports nothing outside debug mode, and goes on serving.
+    errors = []
+    loop.set_exception_handler(lambda lp, ctx: errors.append(ctx))
+    base = _fd_base(loop)
+
+    async def main():
+        made = []
+
+        async def handler(reader, writer):
+            made.append(1)
+            writer.write(await reader.read(10))
+            writer.close()
+
+        server = await asyncio.start_server(handler, HOST, 0, ssl=tls_certs.server_context())
+        port = server.sockets[0].getsockname()[1]
+        for cut in (1, 5, 40):
+            # A real ClientHello, cut.
+            incoming, outgoing = __import__("ssl").MemoryBIO(), __import__("ssl").MemoryBIO()
+            obj = tls_certs.client_context().wrap_bio(incoming, outgoing,
+                                                      server_hostname="localhost")
+            try:
+                obj.do_handshake()
+            except __import__("ssl").SSLWantReadError:
+                pass
+            hello = outgoing.read()
+            raw = socket.create_connection((HOST, port))
+            raw.sendall(hello[:cut])
+            await quiet_period()
+            _linger0(raw)
+            raw.close()
+        await quiet_period()
+        reader, writer = await asyncio.open_connection(
+            HOST, port, ssl=tls_certs.client_context(), server_hostname="localhost")
+        writer.write(b"ping")
+        echoed = await reader.read(10)
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+        return echoed, made
+
+    echoed, made = run_coro(loop, main())
+    assert echoed == b"ping"
+    assert made == [1]
+    assert errors == []
+    assert run_coro(loop, settled_fd_count(base)) <= base
+
+
+def test_peer_resets_mid_tls_handshake_client_side(loop, tls_certs):
+    # The server reads the ClientHello and resets: create_connection()
+    # raises ConnectionResetError, no fd left.
+    base = _fd_base(loop)
+
+    async def main():
+        lsock = socket.create_server((HOST, 0))
+        task = loop.create_task(loop.create_connection(
+            asyncio.Protocol, *lsock.getsockname(),
+            ssl=tls_certs.client_context(), server_hostname="localhost"))
+        peer, _ = await loop.run_in_executor(None, lsock.accept)
+        peer.settimeout(30)
+        assert await loop.run_in_executor(None, peer.recv, 10)
+        _linger0(peer)
+        peer.close()
+        lsock.close()
+        try:
+            await task
+        except Exception as exc:
+            return exc
+
+    exc = run_coro(loop, main())
+    assert isinstance(exc, ConnectionResetError), repr(exc)
+    assert run_coro(loop, settled_fd_count(base)) <= base
+
+
+# --------------------------------------------------------------------------
+# one huge write; a reader that never reads
+# --------------------------------------------------------------------------
+
+class Summer(asyncio.Protocol):
+    """Counts and hashes what it receives; `done` at EOF."""
+
+    def __init__(self, loop):
+        self.size = 0
+        self.hash = hashlib.sha256()
+        self.done = loop.create_future()
+
+    def data_received(self, data):
+        self.size += len(data)
+        self.hash.update(data)
+
+    def eof_received(self):
+        self.done.set_result(None)
+
+    def connection_lost(self, exc):
+        if not self.done.done():
+            self.done.set_result(exc)
+
+
+@pytest.mark.parametrize("kind,size", [("tcp", 192), ("unix", 192), ("pipe", 128), ("tls", 64)])
+def test_huge_single_write(loop, kind, size, sock_dir, tls_certs):
+    # One write() of `size` MiB, then close(): all of it arrives, in order,
+    # then EOF; the writer is paused and resumed once.
+    payload = os.urandom(MiB) * size
+    expected = hashlib.sha256(payload).hexdigest()
+    base = _fd_base(loop)
+
+    async def main():
+        if kind == "pipe":
+            r, w = os.pipe()
+            _, sink = await loop.connect_read_pipe(lambda: Summer(loop), os.fdopen(r, "rb", 0))
+            tr, proto = await loop.connect_write_pipe(lambda: Recorder(loop), os.fdopen(w, "wb", 0))
+        else:
+            sinks = []
+
+            def make_sink():
+                sinks.append(Summer(loop))
+                return sinks[-1]
+
+            kw = {}
+            if kind == "unix":
+                server = await loop.create_unix_server(make_sink, os.path.join(sock_dir, "s"))
+            else:
+                if kind == "tls":
+                    kw = {"ssl": tls_certs.client_context(), "server_hostname": "localhost"}
+                server = await loop.create_server(
+                    make_sink, HOST, 0,
+                    ssl=tls_certs.server_context() if kind == "tls" else None)
+            lsock = server.sockets[0]
+            if kind == "unix":
+                tr, proto = await loop.create_unix_connection(
+                    lambda: Recorder(loop), lsock.getsockname())
+            else:
+                tr, proto = await loop.create_connection(
+                    lambda: Recorder(loop), *lsock.getsockname()[:2], **kw)
+            await until(lambda: sinks)
+            sink = sinks[0]
+        tr.write(payload)
+        tr.close()
+        await asyncio.wait_for(sink.done, 120)
+        await asyncio.wait_for(proto.lost, 30)
+        if kind != "pipe":
+            server.close()
+            await server.wait_closed()
+        return sink.size, sink.hash.hexdigest(), proto.events
+
+    got, digest, events = run_coro(loop, main(), timeout=180)
+    del payload
+    assert got == size * MiB
+    assert digest == expected
+    if kind == "tls":
+        # The TLS layer hands all of it to the socket transport at once
+        # (its own buffer is empty then: no pause); the server's close
+        # after its EOF comes back as a close_notify.
+        assert events == ["made", "eof", "lost"]
+    else:
+        assert events == ["made", "pause", "resume", "lost"]
+    assert run_coro(loop, settled_fd_count(base, collect=True)) <= base
+
+
+@pytest.mark.parametrize("kind", ["tcp", "unix", "pipe", "tls", "subprocess"])
+def test_reader_that_never_reads(loop, kind, sock_dir, tls_certs):
+    # A producer writes 64 KiB chunks while not paused to a peer that never
+    # reads: it is paused once, and what the transport buffers stays within
+    # the high-water mark plus one chunk, for as long as it waits.
+    chunk = b"y" * (64 * 1024)
+    high = 256 * 1024
+    LIMIT = 256 * MiB
+    keep = []
+
+    class Producer(Recorder):
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            transport.set_write_buffer_limits(high=high)
+
+    async def main():
+        if kind == "pipe":
+            r, w = os.pipe()
+            keep.append(r)
+            tr, proto = await loop.connect_write_pipe(lambda: Producer(loop), os.fdopen(w, "wb", 0))
+        elif kind == "subprocess":
+            tr, _ = await loop.subprocess_exec(
+                asyncio.SubprocessProtocol, sys.executable, "-c",
+                "import time; time.sleep(600)", stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL)
+            keep.append(tr)
+            stdin = tr.get_pipe_transport(0)
+            proto = Producer(loop)
+            stdin.set_protocol(proto)
+            proto.connection_made(stdin)
+        else:
+            lsock = _listener("unix" if kind == "unix" else "tcp", sock_dir)
+            kw = {}
+            if kind == "tls":
+                # The peer completes the handshake, then never reads again.
+                class Stalled(asyncio.Protocol):
+                    def connection_made(self, transport):
+                        transport.pause_reading()
+
+                server = await loop.create_server(
+                    Stalled, sock=lsock, ssl=tls_certs.server_context())
+                keep.append(server)
+                kw = {"ssl": tls_certs.client_context(), "server_hostname": "localhost"}
+                tr, proto = await loop.create_connection(
+                    lambda: Producer(loop), *lsock.getsockname(), **kw)
+            else:
+                tr, proto = await _connect(loop, lsock, lambda: Producer(loop))
+                peer, _ = lsock.accept()
+                keep.append(peer)
+        transport = proto.transport
+        written = 0
+        while written < LIMIT:
+            if proto.events[-1] == "pause":
+                # Paused: wait a while for a resume_writing() (TLS gives
+                # one as its layer below takes data); none: done.
+                await quiet_period()
+                if proto.events[-1] == "pause":
+                    break
+            transport.write(chunk)
+            written += len(chunk)
+            assert transport.get_write_buffer_size() <= high + len(chunk)
+            await asyncio.sleep(0)
+        buffered = transport.get_write_buffer_size()
+        await quiet_period()
+        events = list(proto.events)
+        later = transport.get_write_buffer_size()
+        transport.abort()
+        if kind == "subprocess":
+            keep[0].kill()
+            keep[0].close()
+        return written, buffered, later, events
+
+    try:
+        written, buffered, later, events = run_coro(loop, main())
+    finally:
+        for obj in keep:
+            if isinstance(obj, int):
+                os.close(obj)
+            elif hasattr(obj, "close"):
+                obj.close()
+    # Stopped by a pause that lasts, long before LIMIT: what the peer's
+    # kernel and ours hold, plus at most the high-water mark and a chunk.
+    assert written < LIMIT, (written, events)
+    assert written > high
+    assert buffered <= high + len(chunk)
+    if kind == "tls":
+        # Its layer below takes more data as the peer's TLS layer reads
+        # ahead (up to its own limit): pauses and resumes, at its pace.
+        assert events[:2] == ["made", "pause"]
+    else:
+        assert events == ["made", "pause"]
+        assert high < buffered
+        assert later == buffered
+
+
+# --------------------------------------------------------------------------
+# signals in every loop phase
+# --------------------------------------------------------------------------
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="setitimer")
+def test_signals_in_every_phase(loop):
+    # SIGALRM every 0.5 ms (a loop signal handler counts them) while the
+    # loop runs callbacks, sleeps in its poll, runs timers, and moves 8 MiB
+    # writes through a socket: each phase sees signals arrive, nothing is
+    # lost or corrupted, nothing goes to the exception handler.
+    errors = []
+    loop.set_exception_handler(lambda lp, ctx: errors.append(ctx))
+    count = [0]
+
+    def tick():
+        count[0] += 1
+
+    async def in_phase(work):
+        start = count[0]
+        rounds = 0
+        while count[0] < start + 3:
+            await work()
+            rounds += 1
+        return rounds
+
+    async def callbacks():
+        done = loop.create_future()
+        left = [200]
+
+        def step():
+            left[0] -= 1
+            sum(range(100))
+            if left[0]:
+                loop.call_soon(step)
+            else:
+                done.set_result(None)
+        loop.call_soon(step)
+        await done
+
+    async def poll():
+        await asyncio.sleep(0.002)
+
+    async def timers():
+        done = loop.create_future()
+        left = [50]
+
+        def fire():
+            left[0] -= 1
+            if not left[0]:
+                done.set_result(None)
+        for i in range(50):
+            loop.call_later(i * 0.0001, fire)
+        await done
+
+    async def main():
+        server_seen = []
+
+        async def echo(reader, writer):
+            while data := await reader.read(MiB):
+                writer.write(data)
+                await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(echo, HOST, 0)
+        reader, writer = await asyncio.open_connection(*server.sockets[0].getsockname())
+        payload = os.urandom(8 * MiB)
+
+        async def write():
+            writer.write(payload)
+            got = await reader.readexactly(len(payload))
+            assert got == payload
+            server_seen.append(1)
+
+        rounds = {}
+        for name, work in [("callbacks", callbacks), ("poll", poll),
+                           ("timers", timers), ("write", write)]:
+            rounds[name] = await in_phase(work)
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+        return rounds
+
+    loop.add_signal_handler(signal.SIGALRM, tick)
+    old = signal.setitimer(signal.ITIMER_REAL, 0.0005, 0.0005)
+    try:
+        rounds = run_coro(loop, main())
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, *old)
+        loop.remove_signal_handler(signal.SIGALRM)
+    assert set(rounds) == {"callbacks", "poll", "timers", "write"}
+    assert all(n >= 1 for n in rounds.values()), rounds
+    assert errors == []
