@@ -922,3 +922,165 @@ def test_everything_open_at_close_or_collection(loop_kind, when):
         # thread does) and with it its pipes.
         assert lines[-2] == "fds left: 0"
 
+
+
+# --------------------------------------------------------------------------
+# an fd closed by the user under a transport
+# --------------------------------------------------------------------------
+
+_FD_CLOSED_PRELUDE = r"""
+import ssl
+loop = new_loop()
+asyncio.set_event_loop(loop)
+handler = []
+loop.set_exception_handler(
+    lambda l, ctx: handler.append(type(ctx.get("exception")).__name__))
+
+class P(asyncio.DatagramProtocol):
+    def __init__(self):
+        self.events = []
+        self.lost = loop.create_future()
+    def connection_made(self, tr):
+        self.tr = tr
+    def data_received(self, data):
+        self.events.append("data")
+    def datagram_received(self, data, addr):
+        self.events.append("data")
+    def error_received(self, exc):
+        self.events.append("error %s" % type(exc).__name__)
+    def eof_received(self):
+        self.events.append("eof")
+    def pause_writing(self):
+        self.events.append("pause")
+    def resume_writing(self):
+        self.events.append("resume")
+    def connection_lost(self, exc):
+        self.events.append("lost %s" % (exc if exc is None else errno.errorcode.get(
+            getattr(exc, "errno", None), type(exc).__name__)))
+        self.lost.set_result(None)
+
+def call(label, f, *args):
+    try:
+        f(*args)
+    except OSError as e:
+        print(label, "raised", errno.errorcode.get(e.errno))
+
+async def settle():
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+async def connected(family):
+    if family == "unix":
+        path = os.path.join(tempfile.mkdtemp(), "s")
+        lsock = socket.socket(socket.AF_UNIX)
+        lsock.bind(path)
+        lsock.listen()
+        tr, p = await loop.create_unix_connection(P, path)
+    else:
+        lsock = socket.create_server(("127.0.0.1", 0))
+        tr, p = await loop.create_connection(P, *lsock.getsockname())
+    peer, _ = lsock.accept()
+    lsock.close()
+    return tr, p, peer
+
+async def finish(tr, p):
+    await settle()
+    if not p.lost.done():
+        call("close", tr.close)
+    try:
+        await asyncio.wait_for(asyncio.shield(p.lost), 2)
+    except asyncio.TimeoutError:
+        print("never lost")
+    print(*p.events, sep=", ")
+"""
+
+FD_CLOSED = {
+    # name: (the code of main(), ourloop's lines, the stdlib's lines); the
+    # last line is what went to the exception handler. The stdlib's
+    # socket.close() of the closed fd raises there (OSError); libuv closes
+    # it quietly. Where the stdlib raises from pause_reading(),
+    # resume_reading() or close() (its selector's epoll_ctl fails), ourloop
+    # ends the transport: connection_lost(OSError(EBADF)); the stdlib's
+    # transport with data pending then never ends ("never lost").
+    "idle_then_close": ("""
+    tr, p, peer = await connected("tcp")
+    os.close(tr.get_extra_info("socket").fileno())
+    await finish(tr, p)
+""", ["lost None", "[]"], ["lost None", "['OSError']"]),
+    "then_write": ("""
+    tr, p, peer = await connected("tcp")
+    os.close(tr.get_extra_info("socket").fileno())
+    call("write", tr.write, b"x")
+    await finish(tr, p)
+""", ["lost EBADF", "[]"], ["lost EBADF", "['OSError']"]),
+    "then_pause_and_resume_reading": ("""
+    tr, p, peer = await connected("tcp")
+    os.close(tr.get_extra_info("socket").fileno())
+    call("pause_reading", tr.pause_reading)
+    await settle()
+    call("resume_reading", tr.resume_reading)
+    await finish(tr, p)
+""", ["lost EBADF", "[]"], ["resume_reading raised EBADF", "lost None", "['OSError']"]),
+    "with_a_write_pending_then_pause_reading": ("""
+    tr, p, peer = await connected("tcp")
+    tr.write(b"x" * (16 * 1024 * 1024))
+    await settle()
+    os.close(tr.get_extra_info("socket").fileno())
+    call("pause_reading", tr.pause_reading)
+    await finish(tr, p)
+""", ["pause, lost EBADF", "[]"],
+        ["pause_reading raised EBADF", "never lost", "pause", "[]"]),
+    "with_a_write_pending_then_close": ("""
+    tr, p, peer = await connected("unix")
+    tr.write(b"x" * (16 * 1024 * 1024))
+    await settle()
+    os.close(tr.get_extra_info("socket").fileno())
+    await finish(tr, p)
+""", ["pause, lost EBADF", "[]"], ["close raised EBADF", "never lost", "pause", "[]"]),
+    "with_a_write_pending_then_the_peer_reads": ("""
+    tr, p, peer = await connected("tcp")
+    tr.write(b"x" * (16 * 1024 * 1024))
+    await settle()
+    os.close(tr.get_extra_info("socket").fileno())
+    peer.setblocking(False)
+    try:
+        while peer.recv(1 << 20):
+            pass
+    except BlockingIOError:
+        pass
+    await finish(tr, p)
+""", ["pause, lost EBADF", "[]"], ["close raised EBADF", "never lost", "pause", "[]"]),
+    "datagram_then_sendto": ("""
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    peer.bind(("127.0.0.1", 0))
+    tr, p = await loop.create_datagram_endpoint(P, remote_addr=peer.getsockname())
+    os.close(tr.get_extra_info("socket").fileno())
+    call("sendto", tr.sendto, b"x")
+    await finish(tr, p)
+""", ["error OSError, lost None", "[]"], ["error OSError, lost None", "['OSError']"]),
+    "listening_socket_then_close": ("""
+    server = await loop.create_server(P, "127.0.0.1", 0)
+    os.close(server.sockets[0].fileno())
+    await settle()
+    call("close", server.close)
+    await server.wait_closed()
+    print("closed")
+""", ["close raised EBADF", "closed", "[]"], ["close raised EBADF", "closed", "[]"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FD_CLOSED))
+def test_fd_closed_under_a_transport(loop_kind, name):
+    # The user closes the fd of a transport's socket (a mistake the stdlib
+    # cannot prevent either). Neither loop may crash: libuv would abort()
+    # when it next hands the fd to epoll, so ourloop takes it away first
+    # and ends the transport with connection_lost(OSError(EBADF)); the
+    # stdlib raises that OSError from whichever call next changes the fd's
+    # selector registration (docs/conformance.md).
+    code, ours, stdlib = FD_CLOSED[name]
+    script = (_FD_CLOSED_PRELUDE + "\nasync def main():\n"
+              + textwrap.indent(textwrap.dedent(code), "    ")
+              + "\nloop.run_until_complete(main())\nloop.close()\n"
+              + "print(handler)\nprint('exit ok')\n")
+    lines = run_script(loop_kind, script)
+    assert lines[:-1] == (ours if loop_kind == "ourloop" else stdlib)

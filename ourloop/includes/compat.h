@@ -65,6 +65,45 @@ static inline int ourloop_accept(int fd) {
 #endif
 }
 
+/* Right before libuv polls (FdWatchers' prepare callback), every watcher
+ * whose events changed since the last poll (loop->watcher_queue: libuv
+ * applies them in uv__io_poll with epoll_ctl, and calls abort() when that
+ * fails) is checked: one whose fd epoll would refuse, because the fd was
+ * closed under it (EBADF) or its number now names a regular file or a
+ * directory (EPERM), is taken off the queue as if it had been applied, as
+ * epoll itself drops the registration of a closed file. Such a watcher
+ * stays silent until its handle closes. At most `cap` of their fds go to
+ * `bad`; returns how many there were. Walks the queue as libuv's QUEUE
+ * macros do (void*[2]: next, prev). */
+#include <stddef.h>
+#include <sys/stat.h>
+static inline int ourloop_guard_watchers(uv_loop_t* loop, int* bad, int cap) {
+    void** head = (void**)&loop->watcher_queue;
+    void** q = (void**)head[0];
+    int n = 0;
+    while (q != head) {
+        void** next = (void**)q[0];
+        uv__io_t* w = (uv__io_t*)((char*)q - offsetof(uv__io_t, watcher_queue));
+        struct stat st;
+        int saved = errno;
+        int refused = fstat(w->fd, &st) != 0
+            ? errno == EBADF
+            : (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode));
+        errno = saved;
+        if (refused) {
+            ((void**)q[1])[0] = q[0];
+            ((void**)q[0])[1] = q[1];
+            q[0] = q;
+            q[1] = q;
+            w->events = w->pevents;
+            if (n < cap) bad[n] = w->fd;
+            n++;
+        }
+        q = next;
+    }
+    return n;
+}
+
 /* Milliseconds libuv should sleep so that a deadline `delta` seconds away
  * has passed when it wakes: rounded up, never negative, at most one day
  * (the stdlib caps its selector timeout at one day too). NaN sleeps 0. */

@@ -192,3 +192,4 @@ cdef extern from "compat.h" nogil:
     ssize_t ourloop_try_write(uv_stream_t* stream, int fd, const uv_buf_t* bufs,
                               unsigned int nbufs)
     int ourloop_accept(int fd)
+    int ourloop_guard_watchers(uv_loop_t* loop, int* bad, int cap)
