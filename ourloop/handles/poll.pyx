@@ -321,6 +321,8 @@ cdef void _on_prepare(uv.uv_prepare_t* handle) noexcept nogil:
     if nbad and prep.owner is not NULL:
         with gil:
             _fds_gone(prep, bad, nbad if nbad < 8 else 8)
+        # Callbacks were queued: libuv must not sleep in this poll.
+        uv.uv_stop(handle.loop)
 
 
 cdef void _fds_gone(FdPrepare* prep, int* bad, int nbad) noexcept:
