@@ -40,6 +40,79 @@ static inline void ourloop_count_close(uv_handle_type t) {
 #endif
 }
 
+/* Fault injection (debug builds; tests/test_debug_build.py): the n-th
+ * libuv allocation from now fails (libuv's allocator is replaced by
+ * ourloop_install_allocator() when _core is imported), and the n-th
+ * stream or datagram write ourloop asks of libuv fails with UV_ENOMEM
+ * (uv.pxd names ourloop_uv_try_write & co. for uv_try_write & co.).
+ * 0: off. The counters are atomic: loops may run in several threads. */
+#include <stdlib.h>
+static long long ourloop_fail_alloc_at;
+static long long ourloop_fail_write_at;
+static long long ourloop_alloc_count;
+static long long ourloop_write_count;
+
+static inline int ourloop_injected(long long* at, long long* count) {
+#if OURLOOP_DEBUG_BUILD
+    __atomic_add_fetch(count, 1, __ATOMIC_RELAXED);
+    if (__atomic_load_n(at, __ATOMIC_RELAXED) > 0
+            && __atomic_sub_fetch(at, 1, __ATOMIC_RELAXED) == 0)
+        return 1;
+#else
+    (void)at; (void)count;
+#endif
+    return 0;
+}
+
+static void* ourloop_dbg_malloc(size_t size) {
+    return ourloop_injected(&ourloop_fail_alloc_at, &ourloop_alloc_count) ? NULL : malloc(size);
+}
+static void* ourloop_dbg_realloc(void* ptr, size_t size) {
+    return ourloop_injected(&ourloop_fail_alloc_at, &ourloop_alloc_count) ? NULL : realloc(ptr, size);
+}
+static void* ourloop_dbg_calloc(size_t count, size_t size) {
+    return ourloop_injected(&ourloop_fail_alloc_at, &ourloop_alloc_count) ? NULL : calloc(count, size);
+}
+static void ourloop_dbg_free(void* ptr) {
+    free(ptr);
+}
+
+static inline int ourloop_install_allocator(void) {
+#if OURLOOP_DEBUG_BUILD
+    return uv_replace_allocator(ourloop_dbg_malloc, ourloop_dbg_realloc,
+                                ourloop_dbg_calloc, ourloop_dbg_free);
+#else
+    return 0;
+#endif
+}
+
+static inline int ourloop_uv_try_write(uv_stream_t* handle, const uv_buf_t* bufs,
+                                       unsigned int nbufs) {
+    if (ourloop_injected(&ourloop_fail_write_at, &ourloop_write_count)) return UV_ENOMEM;
+    return uv_try_write(handle, bufs, nbufs);
+}
+static inline int ourloop_uv_write(uv_write_t* req, uv_stream_t* handle, const uv_buf_t* bufs,
+                                   unsigned int nbufs, uv_write_cb cb) {
+    int err;
+    if (ourloop_injected(&ourloop_fail_write_at, &ourloop_write_count)) return UV_ENOMEM;
+    err = uv_write(req, handle, bufs, nbufs, cb);
+    if (err == UV_ENOMEM) {
+        /* libuv (1.44 to 1.51 at least) counts the request active, then
+         * fails to allocate its buffer array (more than 4 buffers) and
+         * returns without uncounting it: uv_loop_close() would fail with
+         * EBUSY for ever. No other error of uv_write() comes after the
+         * count. */
+        handle->loop->active_reqs.count--;
+    }
+    return err;
+}
+static inline int ourloop_uv_udp_send(uv_udp_send_t* req, uv_udp_t* handle, const uv_buf_t* bufs,
+                                      unsigned int nbufs, const struct sockaddr* addr,
+                                      uv_udp_send_cb cb) {
+    if (ourloop_injected(&ourloop_fail_write_at, &ourloop_write_count)) return UV_ENOMEM;
+    return uv_udp_send(req, handle, bufs, nbufs, addr, cb);
+}
+
 /* accept() a connection as a non-blocking, close-on-exec socket; -1 and
  * errno set on failure. accept4() where the platform has it. */
 #include <errno.h>
