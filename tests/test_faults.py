@@ -1226,3 +1226,101 @@ def test_fork_with_every_handle_open(loop_kind, when):
         "tcp, unix, tls, tcp_server, unix_server, tls_server, udp, "
         "unix_dgram, pipes, child, watcher and signal, timer",
         "exit ok"]
+
+
+# --------------------------------------------------------------------------
+# a write that fails (ENOMEM): ourloop's debug build injects it
+# --------------------------------------------------------------------------
+
+class _FailingSend:
+    """The stdlib transport's socket, whose n-th send() raises
+    OSError(ENOMEM): what ourloop's debug build does to its n-th libuv
+    write (_core.debug_fail_write)."""
+
+    def __init__(self, sock, n):
+        self._sock = sock
+        self._n = n
+
+    def _fail(self):
+        self._n -= 1
+        if self._n == 0:
+            import errno
+            raise OSError(errno.ENOMEM, os.strerror(errno.ENOMEM))
+
+    def send(self, data):
+        self._fail()
+        return self._sock.send(data)
+
+    def sendmsg(self, *args):
+        self._fail()
+        return self._sock.sendmsg(*args)
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
+
+
+def _fail_nth_write(loop_kind, transport, n):
+    if loop_kind == "asyncio":
+        transport._sock = _FailingSend(transport._sock, n)
+        return
+    from ourloop import _core
+    if _core.debug_fail_write(0) is None:
+        pytest.skip("write failures are injected in debug builds only (make debug)")
+    _core.debug_fail_write(n)
+
+
+@pytest.mark.parametrize("which", ["first", "after a partial write", "after a write completed"])
+def test_write_fails_with_enomem(loop, loop_kind, which):
+    # The first write fails, or the one that sends the rest of a write the
+    # kernel took in part, or the one of the writes queued behind it:
+    # connection_lost(OSError(ENOMEM)) and no protocol callback after it,
+    # nothing for the exception handler (the stdlib only logs an OSError
+    # of a write, in debug mode), and the loop goes on.
+    import errno
+    errors = []
+    loop.set_exception_handler(lambda lp, ctx: errors.append(ctx))
+    base = _fd_base(loop)
+
+    async def main():
+        lsock = socket.create_server((HOST, 0))
+        tr, proto = await loop.create_connection(lambda: Recorder(loop), *lsock.getsockname())
+        peer, _ = lsock.accept()
+        lsock.close()
+        try:
+            if which == "first":
+                _fail_nth_write(loop_kind, tr, 1)
+                tr.write(b"x" * 1000)
+            else:
+                _fail_nth_write(loop_kind, tr, 2 if which == "after a partial write" else 3)
+                tr.write(b"x" * (32 * MiB))
+                if which == "after a write completed":
+                    await asyncio.sleep(0)
+                    tr.write(b"z" * 100)
+                peer.setblocking(False)
+
+                def drained():
+                    # The peer reads, so that the rest goes; until lost.
+                    try:
+                        peer.recv(MiB)
+                    except BlockingIOError:
+                        pass
+                    return proto.lost.done()
+
+                await until(drained)
+            exc = await proto.lost
+        finally:
+            if loop_kind == "ourloop":
+                from ourloop import _core
+                _core.debug_fail_write(0)
+        peer.close()
+        fired = loop.create_future()
+        loop.call_soon(fired.set_result, "still running")
+        return exc, proto.events, await fired
+
+    exc, events, after = run_coro(loop, main())
+    assert isinstance(exc, OSError) and exc.errno == errno.ENOMEM, repr(exc)
+    assert events[0] == "made" and events[-1] == "lost"
+    assert events.count("lost") == 1
+    assert errors == []
+    assert after == "still running"
+    assert run_coro(loop, settled_fd_count(base)) <= base
