@@ -182,7 +182,7 @@ def test_failed_allocation_in_a_write_ends_the_transport():
     assert errors == []
 
 
-def test_failed_write_on_every_transport_kind_never_crashes():
+def test_failed_write_on_every_transport_kind_never_crashes(tls_certs):
     # The n-th libuv write fails, for n = 1..12, while TCP, Unix and pipe
     # transports and a TLS connection echo: every failure ends one
     # transport with OSError(ENOMEM) (the TLS one through its socket
@@ -195,8 +195,8 @@ def test_failed_write_on_every_transport_kind_never_crashes():
         sys.path.insert(0, sys.argv[2])
         import ourloop
         from ourloop import _core
-        from tls_certs import make_certs
-        certs = make_certs(tempfile.mkdtemp())
+        from tls_certs import Certs
+        certs = Certs(sys.argv[3])
         n = int(sys.argv[1])
 
         async def echo(reader, writer):
@@ -244,7 +244,7 @@ def test_failed_write_on_every_transport_kind_never_crashes():
     tests_dir = os.path.dirname(os.path.abspath(__file__))
     outcomes = set()
     for n in range(1, 13):
-        proc = subprocess.run([sys.executable, "-c", code, str(n), tests_dir],
+        proc = subprocess.run([sys.executable, "-c", code, str(n), tests_dir, tls_certs.dir],
                               capture_output=True, text=True, timeout=60)
         assert proc.returncode == 0, (n, proc.stdout, proc.stderr)
         lines = proc.stdout.splitlines()
