@@ -1079,6 +1079,28 @@ FD_CLOSED = {
     call("sendto", tr.sendto, b"x")
     await finish(tr, p)
 """, ["error OSError, lost None", "[]"], ["error OSError, lost None", "['OSError']"]),
+    # Pipes: libuv works on a dup() of the caller's pipe fd (see
+    # handles/pipe.pyx), so the transport goes on; the stdlib's fails.
+    # Both report the EBADF of closing the caller's pipe object at the end.
+    "read_pipe_then_data": ("""
+    r, w = os.pipe()
+    tr, p = await loop.connect_read_pipe(P, os.fdopen(r, "rb", 0))
+    os.close(r)
+    call("peer write", os.write, w, b"data")
+    await settle()
+    os.close(w)
+    await finish(tr, p)
+""", ["data, eof, lost None", "['OSError']"],
+        ["peer write raised EPIPE", "lost None", "['OSError']"]),
+    "write_pipe_then_write": ("""
+    r, w = os.pipe()
+    tr, p = await loop.connect_write_pipe(P, os.fdopen(w, "wb", 0))
+    os.close(w)
+    call("write", tr.write, b"x")
+    await settle()
+    print("read", os.read(r, 10))
+    await finish(tr, p)
+""", ["read b'x'", "lost None", "['OSError']"], ["read b''", "lost EBADF", "['OSError']"]),
     "listening_socket_then_close": ("""
     server = await loop.create_server(P, "127.0.0.1", 0)
     os.close(server.sockets[0].fileno())
