@@ -25,7 +25,6 @@ server and a connection open (test_fork.py).
 """
 
 import asyncio
-import json
 import os
 import signal
 import socket
@@ -37,7 +36,7 @@ import zlib
 
 import pytest
 
-from support import ourloop_path, quiet_period, run_coro, settled_fd_count, fd_count, until
+from support import fd_count, ourloop_path, quiet_period, run_coro, settled_fd_count, until
 
 HOST = "127.0.0.1"
 MiB = 1024 * 1024
@@ -575,7 +574,6 @@ def test_huge_single_write(loop, kind, size, sock_dir, tls_certs):
         return sink.size, sink.crc, proto.events
 
     got, digest, events = run_coro(loop, main(), timeout=180)
-    del payload
     assert got == size * MiB
     assert digest == expected
     if kind == "tls":

@@ -12,8 +12,7 @@ from ourloop.includes cimport uv
 from ourloop.includes.uv cimport (
     OURLOOP_DEBUG_BUILD, ourloop_count_open, ourloop_count_close,
     ourloop_handles_opened, ourloop_handles_closed,
-    ourloop_fail_alloc_at, ourloop_fail_write_at, ourloop_alloc_count,
-    ourloop_write_count, ourloop_install_allocator,
+    ourloop_fail_allocation, ourloop_fail_write, ourloop_install_allocator,
 )
 
 import errno
@@ -121,13 +120,11 @@ def debug_fail_allocation(long long n):
     calloc returns NULL); 0 turns it off. Returns how many allocations
     libuv has made so far. None (and nothing done) unless ourloop was
     built with OURLOOP_DEBUG=1 (make debug)."""
-    global ourloop_fail_alloc_at
     if not OURLOOP_DEBUG_BUILD:
         return None
     if n < 0:
         raise ValueError('n must be >= 0')
-    ourloop_fail_alloc_at = n
-    return ourloop_alloc_count
+    return ourloop_fail_allocation(n)
 
 
 def debug_fail_write(long long n):
@@ -135,10 +132,8 @@ def debug_fail_write(long long n):
     from now (uv_try_write, uv_write, uv_udp_send) fail with ENOMEM; 0
     turns it off. Returns how many such writes were made so far. None (and
     nothing done) unless ourloop was built with OURLOOP_DEBUG=1."""
-    global ourloop_fail_write_at
     if not OURLOOP_DEBUG_BUILD:
         return None
     if n < 0:
         raise ValueError('n must be >= 0')
-    ourloop_fail_write_at = n
-    return ourloop_write_count
+    return ourloop_fail_write(n)

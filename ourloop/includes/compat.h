@@ -77,6 +77,17 @@ static void ourloop_dbg_free(void* ptr) {
     free(ptr);
 }
 
+/* Arm (n > 0) or disarm (0) a failure; the count of allocations or
+ * writes so far. */
+static inline long long ourloop_fail_allocation(long long n) {
+    __atomic_store_n(&ourloop_fail_alloc_at, n, __ATOMIC_RELAXED);
+    return __atomic_load_n(&ourloop_alloc_count, __ATOMIC_RELAXED);
+}
+static inline long long ourloop_fail_write(long long n) {
+    __atomic_store_n(&ourloop_fail_write_at, n, __ATOMIC_RELAXED);
+    return __atomic_load_n(&ourloop_write_count, __ATOMIC_RELAXED);
+}
+
 static inline int ourloop_install_allocator(void) {
 #if OURLOOP_DEBUG_BUILD
     return uv_replace_allocator(ourloop_dbg_malloc, ourloop_dbg_realloc,
