@@ -527,7 +527,7 @@ class Summer(asyncio.Protocol):
 
 
 @pytest.mark.parametrize("kind,size", [("tcp", 128), ("unix", 64), ("pipe", 64), ("tls", 32)])
-def test_huge_single_write(loop, kind, size, sock_dir, tls_certs):
+def test_huge_single_write(loop, loop_kind, kind, size, sock_dir, tls_certs):
     # One write() of `size` MiB, then close(): all of it arrives, in order,
     # then EOF; the writer is paused and resumed once.
     payload = os.urandom(MiB) * size
@@ -578,9 +578,13 @@ def test_huge_single_write(loop, kind, size, sock_dir, tls_certs):
     assert digest == expected
     if kind == "tls":
         # The TLS layer hands all of it to the socket transport at once
-        # (its own buffer is empty then: no pause); the server's close
-        # after its EOF comes back as a close_notify.
-        assert events == ["made", "eof", "lost"]
+        # (its own buffer is empty then: no pause; 3.9/3.10's stdlib TLS
+        # pauses and resumes); the server's close after its EOF comes back
+        # as a close_notify.
+        if sys.version_info < (3, 11) and loop_kind == "asyncio":
+            assert events == ["made", "pause", "resume", "eof", "lost"]
+        else:
+            assert events == ["made", "eof", "lost"]
     else:
         assert events == ["made", "pause", "resume", "lost"]
     assert run_coro(loop, settled_fd_count(base, collect=True)) <= base
@@ -840,9 +844,11 @@ async def open_everything():
     return objs
 
 def transports_of(objs):
-    # id() of each transport the test holds -> its name.
+    # id() of each transport the test holds -> its name. (Not the TLS one
+    # before 3.11: ourloop's TLS is 3.11's everywhere, and 3.9/3.10's
+    # stdlib TLS transport warns where 3.11's does not.)
     names = {}
-    for key in ("tcp", "unix", "tls"):
+    for key in ("tcp", "unix", "tls") if sys.version_info >= (3, 11) else ("tcp", "unix"):
         names[id(objs[key][1].transport)] = key
     for key in ("udp", "unix_dgram", "read_pipe", "write_pipe"):
         names[id(objs[key][0])] = key
@@ -897,6 +903,10 @@ with warnings.catch_warnings(record=True) as caught:
         loop.close()
         gc.collect()
 report(caught, names)
+if sys.version_info < (3, 11):
+    # 3.9/3.10's stdlib TLS reports its transport's end; 3.11's (and
+    # ourloop's, everywhere) does not.
+    errors = [e for e in errors if e != "Fatal error on SSL transport"]
 print("errors:", sorted(set(errors)))
 try:
     os.kill(pid, signal.SIGKILL)
@@ -1104,9 +1114,11 @@ FD_CLOSED = {
     os.close(server.sockets[0].fileno())
     await settle()
     call("close", server.close)
-    await server.wait_closed()
-    print("closed")
-""", ["close raised EBADF", "closed", "[]"], ["close raised EBADF", "closed", "[]"]),
+    # (Not wait_closed(): the close that raised never completes, and
+    # 3.12+'s wait_closed() waits for it, on both loops.)
+    print("serving", server.is_serving())
+""", ["close raised EBADF", "serving True", "[]"],
+        ["close raised EBADF", "serving True", "[]"]),
 }
 
 
