@@ -188,9 +188,6 @@ static inline int ourloop_guard_watchers(uv_loop_t* loop, int* bad, int cap) {
     return n;
 }
 
-/* Milliseconds libuv should sleep so that a deadline `delta` seconds away
- * has passed when it wakes: rounded up, never negative, at most one day
- * (the stdlib caps its selector timeout at one day too). NaN sleeps 0. */
 /* uv_try_write(stream, bufs, nbufs) for a stream with no write queued and
  * no connect request (StreamTransport._flush ensures both) whose fd is fd:
  * on Linux, what libuv (1.44 to 1.48) does there without its calls: one
@@ -203,6 +200,9 @@ static inline ssize_t ourloop_try_write(uv_stream_t* stream, int fd, const uv_bu
                                         unsigned int nbufs) {
 #if defined(__linux__) && defined(IOV_MAX)
     ssize_t n;
+    /* (Debug builds: _core.debug_fail_write() counts this as a write.) */
+    if (ourloop_injected(&ourloop_fail_write_at, &ourloop_write_count))
+        return UV_ENOMEM;
     if (!uv_is_writable(stream))
         return UV_EPIPE;
     if (fd < 0)
@@ -222,10 +222,13 @@ static inline ssize_t ourloop_try_write(uv_stream_t* stream, int fd, const uv_bu
     return -errno;  /* libuv's error codes on Linux */
 #else
     (void)fd;
-    return uv_try_write(stream, bufs, nbufs);
+    return ourloop_uv_try_write(stream, bufs, nbufs);
 #endif
 }
 
+/* Milliseconds libuv should sleep so that a deadline `delta` seconds away
+ * has passed when it wakes: rounded up, never negative, at most one day
+ * (the stdlib caps its selector timeout at one day too). NaN sleeps 0. */
 static inline uint64_t ourloop_timeout_ms(double delta) {
     if (!(delta > 0.0)) return 0;
     if (delta >= 86400.0) return 86400000ULL;
