@@ -107,6 +107,9 @@ cdef class LoopCore:
     """The libuv-driven core of ourloop.Loop (use ourloop.Loop, not this)."""
 
     def __cinit__(self, *args, **kwargs):
+        # A loop whose set-up fails is born closed: its finalizer (Loop's
+        # __del__) has nothing to warn about or release.
+        self._closed = True
         self.uvloop = <uv.uv_loop_t*>malloc(sizeof(LoopExt))
         if self.uvloop is NULL:
             raise MemoryError()
@@ -132,6 +135,7 @@ cdef class LoopCore:
         self._debug_flag = coroutines._is_debug_mode()
         self.slow_callback_duration = 0.1
         self._check_custom_time()
+        self._closed = False
         _all_loops.add(self)
 
     def __dealloc__(self):

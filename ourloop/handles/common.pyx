@@ -12,6 +12,7 @@ from ourloop.includes cimport uv
 from ourloop.includes.uv cimport (
     OURLOOP_DEBUG_BUILD, ourloop_count_open, ourloop_count_close,
     ourloop_handles_opened, ourloop_handles_closed,
+    ourloop_fail_allocation, ourloop_fail_write, ourloop_install_allocator,
 )
 
 import errno
@@ -107,3 +108,32 @@ def debug_handle_counts():
     }
     return {name: (ourloop_handles_opened[kind], ourloop_handles_closed[kind])
             for kind, name in names.items()}
+
+
+# Fault injection (debug builds): libuv's allocator is replaced before any
+# loop exists, so that debug_fail_allocation() can make one fail.
+_check_uv(ourloop_install_allocator())
+
+
+def debug_fail_allocation(long long n):
+    """Make the n-th libuv allocation from now fail (malloc, realloc or
+    calloc returns NULL); 0 turns it off. Returns how many allocations
+    libuv has made so far. None (and nothing done) unless ourloop was
+    built with OURLOOP_DEBUG=1 (make debug)."""
+    if not OURLOOP_DEBUG_BUILD:
+        return None
+    if n < 0:
+        raise ValueError('n must be >= 0')
+    return ourloop_fail_allocation(n)
+
+
+def debug_fail_write(long long n):
+    """Make the n-th stream or datagram write that ourloop asks of libuv
+    from now (uv_try_write, uv_write, uv_udp_send) fail with ENOMEM; 0
+    turns it off. Returns how many such writes were made so far. None (and
+    nothing done) unless ourloop was built with OURLOOP_DEBUG=1."""
+    if not OURLOOP_DEBUG_BUILD:
+        return None
+    if n < 0:
+        raise ValueError('n must be >= 0')
+    return ourloop_fail_write(n)

@@ -309,10 +309,37 @@ def _fileobj_to_fd(fileobj):
 
 cdef void _on_prepare(uv.uv_prepare_t* handle) noexcept nogil:
     cdef FdPrepare* prep = <FdPrepare*>handle
+    cdef int bad[8]
+    cdef int nbad
     prep.gen += 1
     if prep.ndirty and prep.owner is not NULL:
         with gil:
             _check_dirty(prep)
+    # Any other watcher whose fd epoll would refuse (a transport's fd the
+    # user closed under it): libuv must not see it (see compat.h).
+    nbad = uv.ourloop_guard_watchers(handle.loop, bad, 8)
+    if nbad and prep.owner is not NULL:
+        with gil:
+            _fds_gone(prep, bad, nbad if nbad < 8 else 8)
+        # Callbacks were queued: libuv must not sleep in this poll.
+        uv.uv_stop(handle.loop)
+
+
+cdef void _fds_gone(FdPrepare* prep, int* bad, int nbad) noexcept:
+    # The transports whose fd was closed under them end as after a failed
+    # write: connection_lost(OSError(EBADF)). (The stdlib's selector raises
+    # that OSError from the next call that changes the fd's registration.)
+    cdef FdWatchers owner = <FdWatchers><PyObject*>prep.owner
+    cdef TransportBase transport
+    cdef int i
+    try:
+        for i in range(nbad):
+            transport = owner.transports.get(bad[i])
+            if transport is not None and not transport._conn_lost:
+                transport._fatal_error(OSError(cerrno.EBADF, os.strerror(cerrno.EBADF)),
+                                       'Fatal error on transport')
+    except BaseException as exc:
+        owner.loop._set_pending_exception(exc)
 
 
 cdef void _check_dirty(FdPrepare* prep) noexcept:

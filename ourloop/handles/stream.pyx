@@ -784,6 +784,10 @@ cdef class StreamTransport(TransportBase):
             return
         if self.pending is not None:
             self._flush()
+            if self._conn_lost:
+                # It failed: connection_lost() is on its way, no
+                # resume_writing() (the stdlib's _write_ready returns).
+                return
         if self._protocol_paused and not self.resume_scheduled \
                 and self._bufsize() <= self._low_water:
             self.resume_scheduled = True

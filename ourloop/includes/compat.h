@@ -41,6 +41,130 @@ static inline void ourloop_count_close(uv_handle_type t) {
 #endif
 }
 
+/* Fault injection (debug builds; tests/test_debug_build.py): the n-th
+ * libuv allocation from now fails (libuv's allocator is replaced by
+ * ourloop_install_allocator() when _core is imported), and the n-th
+ * stream or datagram write ourloop asks of libuv fails with UV_ENOMEM
+ * (uv.pxd names ourloop_uv_try_write & co. for uv_try_write & co.).
+ * 0: off. The counters are atomic: loops may run in several threads. */
+#include <stdlib.h>
+static long long ourloop_fail_alloc_at;
+static long long ourloop_fail_write_at;
+static long long ourloop_alloc_count;
+static long long ourloop_write_count;
+
+static inline int ourloop_injected(long long* at, long long* count) {
+#if OURLOOP_DEBUG_BUILD
+    __atomic_add_fetch(count, 1, __ATOMIC_RELAXED);
+    if (__atomic_load_n(at, __ATOMIC_RELAXED) > 0
+            && __atomic_sub_fetch(at, 1, __ATOMIC_RELAXED) == 0)
+        return 1;
+#else
+    (void)at; (void)count;
+#endif
+    return 0;
+}
+
+static void* ourloop_dbg_malloc(size_t size) {
+    return ourloop_injected(&ourloop_fail_alloc_at, &ourloop_alloc_count) ? NULL : malloc(size);
+}
+static void* ourloop_dbg_realloc(void* ptr, size_t size) {
+    return ourloop_injected(&ourloop_fail_alloc_at, &ourloop_alloc_count) ? NULL : realloc(ptr, size);
+}
+static void* ourloop_dbg_calloc(size_t count, size_t size) {
+    return ourloop_injected(&ourloop_fail_alloc_at, &ourloop_alloc_count) ? NULL : calloc(count, size);
+}
+static void ourloop_dbg_free(void* ptr) {
+    free(ptr);
+}
+
+/* Arm (n > 0) or disarm (0) a failure; the count of allocations or
+ * writes so far. */
+static inline long long ourloop_fail_allocation(long long n) {
+    __atomic_store_n(&ourloop_fail_alloc_at, n, __ATOMIC_RELAXED);
+    return __atomic_load_n(&ourloop_alloc_count, __ATOMIC_RELAXED);
+}
+static inline long long ourloop_fail_write(long long n) {
+    __atomic_store_n(&ourloop_fail_write_at, n, __ATOMIC_RELAXED);
+    return __atomic_load_n(&ourloop_write_count, __ATOMIC_RELAXED);
+}
+
+static inline int ourloop_install_allocator(void) {
+#if OURLOOP_DEBUG_BUILD
+    return uv_replace_allocator(ourloop_dbg_malloc, ourloop_dbg_realloc,
+                                ourloop_dbg_calloc, ourloop_dbg_free);
+#else
+    return 0;
+#endif
+}
+
+static inline int ourloop_uv_try_write(uv_stream_t* handle, const uv_buf_t* bufs,
+                                       unsigned int nbufs) {
+    if (ourloop_injected(&ourloop_fail_write_at, &ourloop_write_count)) return UV_ENOMEM;
+    return uv_try_write(handle, bufs, nbufs);
+}
+static inline int ourloop_uv_write(uv_write_t* req, uv_stream_t* handle, const uv_buf_t* bufs,
+                                   unsigned int nbufs, uv_write_cb cb) {
+    int err;
+    if (ourloop_injected(&ourloop_fail_write_at, &ourloop_write_count)) return UV_ENOMEM;
+    err = uv_write(req, handle, bufs, nbufs, cb);
+    if (err == UV_ENOMEM) {
+        /* libuv (1.44 to 1.51 at least) counts the request active, then
+         * fails to allocate its buffer array (more than 4 buffers) and
+         * returns without uncounting it: uv_loop_close() would fail with
+         * EBUSY for ever. No other error of uv_write() comes after the
+         * count. */
+        handle->loop->active_reqs.count--;
+    }
+    return err;
+}
+static inline int ourloop_uv_udp_send(uv_udp_send_t* req, uv_udp_t* handle, const uv_buf_t* bufs,
+                                      unsigned int nbufs, const struct sockaddr* addr,
+                                      uv_udp_send_cb cb) {
+    if (ourloop_injected(&ourloop_fail_write_at, &ourloop_write_count)) return UV_ENOMEM;
+    return uv_udp_send(req, handle, bufs, nbufs, addr, cb);
+}
+
+#include <errno.h>
+/* Right before libuv polls (FdWatchers' prepare callback), every watcher
+ * whose events changed since the last poll (loop->watcher_queue: libuv
+ * applies them in uv__io_poll with epoll_ctl, and calls abort() when that
+ * fails) is checked: one whose fd epoll would refuse, because the fd was
+ * closed under it (EBADF) or its number now names a regular file or a
+ * directory (EPERM), is taken off the queue as if it had been applied, as
+ * epoll itself drops the registration of a closed file. Such a watcher
+ * stays silent until its handle closes. At most `cap` of their fds go to
+ * `bad`; returns how many there were. Walks the queue as libuv's QUEUE
+ * macros do (void*[2]: next, prev). */
+#include <stddef.h>
+#include <sys/stat.h>
+static inline int ourloop_guard_watchers(uv_loop_t* loop, int* bad, int cap) {
+    void** head = (void**)&loop->watcher_queue;
+    void** q = (void**)head[0];
+    int n = 0;
+    while (q != head) {
+        void** next = (void**)q[0];
+        uv__io_t* w = (uv__io_t*)((char*)q - offsetof(uv__io_t, watcher_queue));
+        struct stat st;
+        int saved = errno;
+        int refused = fstat(w->fd, &st) != 0
+            ? errno == EBADF
+            : (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode));
+        errno = saved;
+        if (refused) {
+            ((void**)q[1])[0] = q[0];
+            ((void**)q[0])[1] = q[1];
+            q[0] = q;
+            q[1] = q;
+            w->events = w->pevents;
+            if (n < cap) bad[n] = w->fd;
+            n++;
+        }
+        q = next;
+    }
+    return n;
+}
+
 /* uv_try_write(stream, bufs, nbufs) for a stream with no write queued and
  * no connect request (StreamTransport._flush ensures both) whose fd is fd:
  * on Linux (but in the forced-portable build, see platform.h), what libuv
@@ -54,6 +178,9 @@ static inline ssize_t ourloop_try_write(uv_stream_t* stream, int fd, const uv_bu
                                         unsigned int nbufs) {
 #if defined(__linux__) && defined(IOV_MAX) && !defined(OURLOOP_FORCE_PORTABLE)
     ssize_t n;
+    /* (Debug builds: _core.debug_fail_write() counts this as a write.) */
+    if (ourloop_injected(&ourloop_fail_write_at, &ourloop_write_count))
+        return UV_ENOMEM;
     if (!uv_is_writable(stream))
         return UV_EPIPE;
     if (fd < 0)
@@ -73,7 +200,7 @@ static inline ssize_t ourloop_try_write(uv_stream_t* stream, int fd, const uv_bu
     return -errno;  /* libuv's error codes on Linux */
 #else
     (void)fd;
-    return uv_try_write(stream, bufs, nbufs);
+    return ourloop_uv_try_write(stream, bufs, nbufs);
 #endif
 }
 

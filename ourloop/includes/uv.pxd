@@ -159,9 +159,13 @@ cdef extern from "uv.h" nogil:
 
     int uv_read_start(uv_stream_t* stream, uv_alloc_cb alloc_cb, uv_read_cb read_cb)
     int uv_read_stop(uv_stream_t* stream)
-    int uv_try_write(uv_stream_t* handle, const uv_buf_t* bufs, unsigned int nbufs)
-    int uv_write(uv_write_t* req, uv_stream_t* handle, const uv_buf_t* bufs,
-                 unsigned int nbufs, uv_write_cb cb)
+    # (ourloop_uv_*: compat.h's fault injection of debug builds, else
+    # the libuv call itself.)
+    int uv_try_write "ourloop_uv_try_write" (
+        uv_stream_t* handle, const uv_buf_t* bufs, unsigned int nbufs)
+    int uv_write "ourloop_uv_write" (
+        uv_write_t* req, uv_stream_t* handle, const uv_buf_t* bufs,
+        unsigned int nbufs, uv_write_cb cb)
 
     int uv_pipe_init(uv_loop_t* loop, uv_pipe_t* handle, int ipc)
     int uv_pipe_open(uv_pipe_t* handle, int file)
@@ -174,8 +178,9 @@ cdef extern from "uv.h" nogil:
     int uv_udp_open(uv_udp_t* handle, int sock)
     int uv_udp_recv_start(uv_udp_t* handle, uv_alloc_cb alloc_cb, uv_udp_recv_cb recv_cb)
     int uv_udp_recv_stop(uv_udp_t* handle)
-    int uv_udp_send(uv_udp_send_t* req, uv_udp_t* handle, const uv_buf_t* bufs,
-                    unsigned int nbufs, const sockaddr* addr, uv_udp_send_cb send_cb)
+    int uv_udp_send "ourloop_uv_udp_send" (
+        uv_udp_send_t* req, uv_udp_t* handle, const uv_buf_t* bufs,
+        unsigned int nbufs, const sockaddr* addr, uv_udp_send_cb send_cb)
 
     int uv_prepare_init(uv_loop_t* loop, uv_prepare_t* prepare)
     int uv_prepare_start(uv_prepare_t* prepare, uv_prepare_cb cb)
@@ -191,3 +196,7 @@ cdef extern from "compat.h" nogil:
     uint64_t ourloop_timeout_ms(double delta)
     ssize_t ourloop_try_write(uv_stream_t* stream, int fd, const uv_buf_t* bufs,
                               unsigned int nbufs)
+    int ourloop_guard_watchers(uv_loop_t* loop, int* bad, int cap)
+    long long ourloop_fail_allocation(long long n)
+    long long ourloop_fail_write(long long n)
+    int ourloop_install_allocator()
