@@ -48,7 +48,8 @@ def info() -> dict[str, str]:
         'compiler': build['compiler'],
         'build': build['flavour'],
         'platform': (f"sendfile {plat['sendfile']}, {plat['accept']}, child fd "
-                     f"{plat['child_fd']}, {plat['poll_backend']} "
+                     f"{plat['child_fd']}, {plat['poll_backend']}, pipe size "
+                     f"{plat['pipe_size']} "
                      f"(portable fallbacks: {build['platform_fallbacks']})"),
     }
 

@@ -64,6 +64,7 @@ cdef extern from "build_info.h":
 
 from ourloop.includes.platform cimport (
     OURLOOP_SENDFILE_KIND, OURLOOP_ACCEPT_KIND, OURLOOP_CHILD_FD_KIND, OURLOOP_POLL_BACKEND,
+    OURLOOP_PIPE_SIZE_KIND,
     OURLOOP_PLATFORM_FALLBACKS,
 )
 
@@ -74,13 +75,15 @@ def _platform_info():
     fallback), how connections are accepted ('accept4' or 'accept+fcntl'),
     the fd children are watched through ('pidfd', 'kqueue' or 'none': a
     thread per child), the selector whose rules pipes follow ('epoll',
-    'kqueue', 'other') and 'fallbacks': 'forced' (OURLOOP_PORTABLE=1),
+    'kqueue', 'other'), whether busy subprocess pipes can grow ('fcntl':
+    F_SETPIPE_SZ, or 'none') and 'fallbacks': 'forced' (OURLOOP_PORTABLE=1),
     'none' (every native call) or 'some'."""
     return {
         'sendfile': OURLOOP_SENDFILE_KIND.decode(),
         'accept': OURLOOP_ACCEPT_KIND.decode(),
         'child_fd': OURLOOP_CHILD_FD_KIND.decode(),
         'poll_backend': OURLOOP_POLL_BACKEND.decode(),
+        'pipe_size': OURLOOP_PIPE_SIZE_KIND.decode(),
         'fallbacks': OURLOOP_PLATFORM_FALLBACKS.decode(),
     }
 

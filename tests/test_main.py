@@ -39,7 +39,8 @@ def test_version_report():
     plat = ourloop._core._platform_info()
     assert lines['platform'].strip() == (
         f"sendfile {plat['sendfile']}, {plat['accept']}, child fd {plat['child_fd']}, "
-        f"{plat['poll_backend']} (portable fallbacks: {plat['fallbacks']})")
+        f"{plat['poll_backend']}, pipe size {plat['pipe_size']} "
+        f"(portable fallbacks: {plat['fallbacks']})")
 
 
 def test_bench_short_run():

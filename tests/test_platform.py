@@ -37,12 +37,13 @@ def test_platform_info_matches_the_build():
         assert INFO['sendfile'] == 'none'
         assert INFO['accept'] == 'accept+fcntl'
         assert INFO['child_fd'] == 'none'
+        assert INFO['pipe_size'] == 'none'
     elif sys.platform.startswith('linux'):
         assert INFO == {'sendfile': 'linux', 'accept': 'accept4', 'child_fd': 'pidfd',
-                        'poll_backend': 'epoll', 'fallbacks': 'none'}
+                        'poll_backend': 'epoll', 'pipe_size': 'fcntl', 'fallbacks': 'none'}
     elif sys.platform == 'darwin':
         assert INFO == {'sendfile': 'darwin', 'accept': 'accept+fcntl', 'child_fd': 'kqueue',
-                        'poll_backend': 'kqueue', 'fallbacks': 'some'}
+                        'poll_backend': 'kqueue', 'pipe_size': 'none', 'fallbacks': 'some'}
     if sys.platform.startswith('linux'):
         # The backend libuv polls with is the platform's, forced or not.
         assert INFO['poll_backend'] == 'epoll'

@@ -110,8 +110,8 @@ import sys
 from asyncio import constants, futures, transports
 from asyncio.log import logger
 
-from ourloop.includes.platform cimport (ourloop_fd_unpollable, ourloop_pipe_size,
-                                         ourloop_set_pipe_size)
+from ourloop.includes.platform cimport (
+    ourloop_fd_unpollable, ourloop_pipe_size, ourloop_set_pipe_size)
 
 # One read() of a read pipe: under 128 KiB with the bytes object's header,
 # where the stdlib reads up to max_size (256 KiB). glibc serves a block of

@@ -320,6 +320,7 @@ static inline int ourloop_fd_unpollable(int fd) {
  * F_SETPIPE_SZ); elsewhere a subprocess's busy pipes keep their size
  * (handles/pipe.pyx, PipeEnd._grow_when_full: a speed-up, not behaviour). */
 #if OURLOOP_NATIVE_OK && defined(__linux__) && defined(F_GETPIPE_SZ)
+#  define OURLOOP_PIPE_SIZE_KIND "fcntl"
 static inline int ourloop_pipe_size(int fd) {
     return fcntl(fd, F_GETPIPE_SZ);
 }
@@ -327,6 +328,7 @@ static inline int ourloop_set_pipe_size(int fd, int size) {
     return fcntl(fd, F_SETPIPE_SZ, size) < 0 ? -1 : 0;
 }
 #else
+#  define OURLOOP_PIPE_SIZE_KIND "none"
 static inline int ourloop_pipe_size(int fd) {
     (void)fd;
     errno = ENOSYS;
