@@ -11,8 +11,11 @@ libuv selection (env ``OURLOOP_LIBUV``):
 * unset / ``auto``: ``vendor`` when vendor/libuv holds sources, else ``system``.
 
 Other knobs (env): ``OURLOOP_DEBUG=1`` (Cython line tracing, -O0 -g, C macro
-OURLOOP_DEBUG=1), ``OURLOOP_ASAN=1`` (AddressSanitizer), ``OURLOOP_ANNOTATE=1``
-(write Cython's HTML annotation next to the .pyx).
+OURLOOP_DEBUG=1), ``OURLOOP_ASAN=1`` (AddressSanitizer), ``OURLOOP_UBSAN=1``
+(UndefinedBehaviorSanitizer: any report aborts the process),
+``OURLOOP_ANNOTATE=1`` (write Cython's HTML annotation next to the .pyx).
+The sanitizer flags also compile the vendored libuv; a system libuv is not
+instrumented.
 """
 
 import glob
@@ -234,6 +237,7 @@ def system_libuv():
 def build_config():
     debug = _env_flag("OURLOOP_DEBUG")
     asan = _env_flag("OURLOOP_ASAN")
+    ubsan = _env_flag("OURLOOP_UBSAN")
     directives = {
         "language_level": 3,
         "boundscheck": False,
@@ -248,7 +252,7 @@ def build_config():
         directives["linetrace"] = True
         macros += [("CYTHON_TRACE", "1"), ("CYTHON_TRACE_NOGIL", "1"), ("OURLOOP_DEBUG", "1")]
         cflags += ["-O0", "-g", "-UNDEBUG"]
-    elif asan:
+    elif asan or ubsan:
         cflags += ["-O1", "-g"]
     else:
         cflags += ["-O2"]
@@ -256,7 +260,17 @@ def build_config():
         flags = ["-fsanitize=address", "-fno-omit-frame-pointer"]
         cflags += flags + (["-g"] if "-g" not in cflags else [])
         ldflags += flags
-    return {"debug": debug, "asan": asan, "directives": directives,
+    if ubsan:
+        # Every check of -fsanitize=undefined, and float-to-integer casts out
+        # of range (also undefined in C, not in gcc's group). No recovery:
+        # a report aborts the process, so that it cannot pass unnoticed in a
+        # test run (UBSAN_OPTIONS=print_stacktrace=1 adds the stack).
+        flags = ["-fsanitize=undefined,float-cast-overflow",
+                 "-fno-sanitize-recover=undefined,float-cast-overflow", "-fno-omit-frame-pointer"]
+        cflags += [f for f in flags if f not in cflags] + (["-g"] if "-g" not in cflags else [])
+        ldflags += flags
+        macros += [("OURLOOP_UBSAN", "1")]
+    return {"debug": debug, "asan": asan, "ubsan": ubsan, "directives": directives,
             "macros": macros, "cflags": cflags, "ldflags": ldflags}
 
 

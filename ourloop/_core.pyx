@@ -65,8 +65,8 @@ cdef extern from "build_info.h":
 
 def _build_info():
     """How this extension was built (for `python -m ourloop`): a dict of
-    compiler, flavour ('release', 'debug' or 'asan'), libuv linkage and
-    the libuv version it was compiled against."""
+    compiler, flavour ('release', 'debug', 'asan', 'ubsan' or 'asan+ubsan'),
+    libuv linkage and the libuv version it was compiled against."""
     return {
         'compiler': OURLOOP_COMPILER.decode(),
         'flavour': OURLOOP_FLAVOUR.decode(),

@@ -48,6 +48,7 @@ def test_debug_build_checks_pass(tmp_path):
     _copy_sources(str(src))
     env = dict(os.environ, OURLOOP_DEBUG="1")
     env.pop("OURLOOP_ASAN", None)
+    env.pop("OURLOOP_UBSAN", None)
     build = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--disable-pip-version-check",
          "--no-deps", "--no-compile", "--target", str(site), str(src)],

@@ -20,7 +20,7 @@ def run_module(*args, timeout=120):
 def test_build_info():
     info = ourloop._core._build_info()
     assert set(info) == {'compiler', 'flavour', 'libuv_linkage', 'libuv_compiled'}
-    assert info['flavour'] in ('release', 'debug', 'asan')
+    assert info['flavour'] in ('release', 'debug', 'asan', 'ubsan', 'asan+ubsan')
     assert info['libuv_linkage'] in ('vendored, static', 'system, shared')
     assert re.fullmatch(r'\d+\.\d+\.\d+', info['libuv_compiled'])
     assert info['compiler'] and info['compiler'] != 'unknown'
