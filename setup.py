@@ -266,8 +266,13 @@ def build_config():
         # a report aborts the process, so that it cannot pass unnoticed in a
         # test run (UBSAN_OPTIONS=print_stacktrace=1 adds the stack).
         flags = ["-fsanitize=undefined,float-cast-overflow",
-                 "-fno-sanitize-recover=undefined,float-cast-overflow", "-fno-omit-frame-pointer"]
-        cflags += [f for f in flags if f not in cflags] + (["-g"] if "-g" not in cflags else [])
+                 "-fno-sanitize-recover=undefined,float-cast-overflow",
+                 "-fno-omit-frame-pointer"]
+        # Python's own CFLAGS (which come first) carry -fwrapv, which makes
+        # signed overflow defined and turns its check off: -fno-wrapv (last
+        # wins) checks it, as a wrapped int in our code is a bug anyway.
+        cflags += [f for f in flags if f not in cflags] + ["-fno-wrapv"]
+        cflags += ["-g"] if "-g" not in cflags else []
         ldflags += flags
         macros += [("OURLOOP_UBSAN", "1")]
     return {"debug": debug, "asan": asan, "ubsan": ubsan, "directives": directives,
