@@ -38,8 +38,8 @@ def run_inner(tmp_path, body):
 
         KEEP = []
         """) + textwrap.dedent(body))
-    env = dict(os.environ)
-    env.pop("PYTHONPATH", None)
+    # The child imports this very ourloop (the debug build under test).
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(ourloop.__file__)))
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
          "-p", "no:asyncio", "-p", "no:anyio", "-W", "ignore::ResourceWarning",
