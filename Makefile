@@ -4,7 +4,7 @@ PYTHON ?= python3
 PIP := $(PYTHON) -m pip --disable-pip-version-check
 ARGS ?=
 
-.PHONY: help build inplace test lint docs test-all test-cpython test-upstream test-portable debug asan valgrind soak bench bench-full vendor-libuv sdist wheel wheel-smoke clean distclean
+.PHONY: help build inplace test lint docs test-all test-cpython test-upstream test-portable debug asan ubsan valgrind soak bench bench-full vendor-libuv sdist wheel wheel-smoke clean distclean
 
 help:
 	@echo "make build          editable install (pip install -e .); rebuilds ourloop._core in place"
@@ -17,7 +17,8 @@ help:
 	@echo "make test-upstream  aiohttp/anyio/httpx/uvicorn's own suites on the stdlib loop and ourloop (ARGS=...)"
 	@echo "make test-portable  rebuild with OURLOOP_PORTABLE=1 (every platform fallback forced), run the whole suite (ARGS=...)"
 	@echo "make debug          rebuild with OURLOOP_DEBUG=1 (line tracing, -O0 -g, handle accounting)"
-	@echo "make asan           rebuild with OURLOOP_ASAN=1 (AddressSanitizer), run the whole suite under it (ARGS=...)"
+	@echo "make asan           rebuild with AddressSanitizer + UBSan (OURLOOP_ASAN=1 OURLOOP_UBSAN=1), run the whole suite under them (ARGS=...)"
+	@echo "make ubsan          rebuild with UndefinedBehaviorSanitizer only (OURLOOP_UBSAN=1), run the whole suite (ARGS=...)"
 	@echo "make valgrind       tools/valgrind.py: a subset of the suite under memcheck (ARGS=pytest args)"
 	@echo "make soak           tools/soak.py: every kind of work on one loop, checked for growth (SOAK_SCALE=...)"
 	@echo "make bench          every benchmark suite (core, echo, C ceiling, latency, memory, UDP, TLS, HTTP,"
@@ -69,19 +70,30 @@ debug:
 	OURLOOP_DEBUG=1 $(PIP) install -e .
 	@echo "Built with OURLOOP_DEBUG=1; 'make build' goes back to a normal build."
 
-# The whole suite under AddressSanitizer (CI's asan job runs this). The
-# interpreter is not instrumented, so the sanitizer runtime is preloaded
-# (gcc's; on macOS preload clang's libclang_rt.asan_osx_dynamic.dylib with
-# DYLD_INSERT_LIBRARIES instead). PYTHONMALLOC=malloc: Python objects come
-# from malloc, not from pymalloc's arenas, so that ASan also sees a use of a
-# freed or overrun object (a reference-count mistake in the Cython code).
+# The whole suite under AddressSanitizer and UndefinedBehaviorSanitizer
+# (CI's asan job runs this). The interpreter is not instrumented, so the
+# ASan runtime is preloaded (gcc's; on macOS preload clang's
+# libclang_rt.asan_osx_dynamic.dylib with DYLD_INSERT_LIBRARIES instead).
+# PYTHONMALLOC=malloc: Python objects come from malloc, not from pymalloc's
+# arenas, so that ASan also sees a use of a freed or overrun object (a
+# reference-count mistake in the Cython code). The UBSan runtime is linked
+# into the extension; the build makes every UBSan report abort the process
+# (-fno-sanitize-recover), and print_stacktrace=1 says where. The sanitizer
+# flags also compile the vendored libuv; a system libuv is not instrumented.
+UBSAN_ENV = UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1$${UBSAN_OPTIONS:+:$$UBSAN_OPTIONS}"
 ASAN_ENV = LD_PRELOAD="$$(gcc -print-file-name=libasan.so)" PYTHONMALLOC=malloc \
-	ASAN_OPTIONS="detect_leaks=0$${ASAN_OPTIONS:+:$$ASAN_OPTIONS}"
+	ASAN_OPTIONS="detect_leaks=0$${ASAN_OPTIONS:+:$$ASAN_OPTIONS}" $(UBSAN_ENV)
 
 asan:
-	OURLOOP_ASAN=1 $(PIP) install -e .
+	OURLOOP_ASAN=1 OURLOOP_UBSAN=1 $(PIP) install -e .
 	$(ASAN_ENV) $(PYTHON) -m pytest $(ARGS)
-	@echo "The AddressSanitizer build stays in place; 'make build' goes back to a normal build."
+	@echo "The ASan+UBSan build stays in place; 'make build' goes back to a normal build."
+
+# UBSan alone: no preloaded runtime, about the speed of a normal -O1 build.
+ubsan:
+	OURLOOP_UBSAN=1 $(PIP) install -e .
+	$(UBSAN_ENV) $(PYTHON) -m pytest $(ARGS)
+	@echo "The UBSan build stays in place; 'make build' goes back to a normal build."
 
 valgrind:
 	$(PYTHON) tools/valgrind.py $(ARGS)

@@ -11,11 +11,14 @@ libuv selection (env ``OURLOOP_LIBUV``):
 * unset / ``auto``: ``vendor`` when vendor/libuv holds sources, else ``system``.
 
 Other knobs (env): ``OURLOOP_DEBUG=1`` (Cython line tracing, -O0 -g, C macro
-OURLOOP_DEBUG=1), ``OURLOOP_ASAN=1`` (AddressSanitizer), ``OURLOOP_ANNOTATE=1``
-(write Cython's HTML annotation next to the .pyx), ``OURLOOP_PORTABLE=1`` (C
+OURLOOP_DEBUG=1), ``OURLOOP_ASAN=1`` (AddressSanitizer), ``OURLOOP_UBSAN=1``
+(UndefinedBehaviorSanitizer: any report aborts the process),
+``OURLOOP_ANNOTATE=1`` (write Cython's HTML annotation next to the .pyx), ``OURLOOP_PORTABLE=1`` (C
 macro OURLOOP_FORCE_PORTABLE: the platform layer, ourloop/includes/platform.h,
 takes its portable fallbacks even where the native calls exist, so that the
 tests exercise them on Linux).
+The sanitizer flags also compile the vendored libuv; a system libuv is not
+instrumented.
 """
 
 import glob
@@ -238,6 +241,7 @@ def build_config():
     debug = _env_flag("OURLOOP_DEBUG")
     asan = _env_flag("OURLOOP_ASAN")
     portable = _env_flag("OURLOOP_PORTABLE")
+    ubsan = _env_flag("OURLOOP_UBSAN")
     directives = {
         "language_level": 3,
         "boundscheck": False,
@@ -252,7 +256,7 @@ def build_config():
         directives["linetrace"] = True
         macros += [("CYTHON_TRACE", "1"), ("CYTHON_TRACE_NOGIL", "1"), ("OURLOOP_DEBUG", "1")]
         cflags += ["-O0", "-g", "-UNDEBUG"]
-    elif asan:
+    elif asan or ubsan:
         cflags += ["-O1", "-g"]
     else:
         cflags += ["-O2"]
@@ -262,7 +266,23 @@ def build_config():
         flags = ["-fsanitize=address", "-fno-omit-frame-pointer"]
         cflags += flags + (["-g"] if "-g" not in cflags else [])
         ldflags += flags
-    return {"debug": debug, "asan": asan, "portable": portable, "directives": directives,
+    if ubsan:
+        # Every check of -fsanitize=undefined, and float-to-integer casts out
+        # of range (also undefined in C, not in gcc's group). No recovery:
+        # a report aborts the process, so that it cannot pass unnoticed in a
+        # test run (UBSAN_OPTIONS=print_stacktrace=1 adds the stack).
+        flags = ["-fsanitize=undefined,float-cast-overflow",
+                 "-fno-sanitize-recover=undefined,float-cast-overflow",
+                 "-fno-omit-frame-pointer"]
+        # Python's own CFLAGS (which come first) carry -fwrapv, which makes
+        # signed overflow defined and turns its check off: -fno-wrapv (last
+        # wins) checks it, as a wrapped int in our code is a bug anyway.
+        cflags += [f for f in flags if f not in cflags] + ["-fno-wrapv"]
+        cflags += ["-g"] if "-g" not in cflags else []
+        ldflags += flags
+        macros += [("OURLOOP_UBSAN", "1")]
+    return {"debug": debug, "asan": asan, "ubsan": ubsan, "portable": portable,
+            "directives": directives,
             "macros": macros, "cflags": cflags, "ldflags": ldflags}
 
 

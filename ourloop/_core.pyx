@@ -90,9 +90,10 @@ def _platform_info():
 
 def _build_info():
     """How this extension was built (for `python -m ourloop`): a dict of
-    compiler, flavour ('release', 'debug' or 'asan'), libuv linkage, the
-    libuv version it was compiled against, and the platform layer's
-    fallbacks ('none', 'some' or 'forced': see _platform_info())."""
+    compiler, flavour ('release', 'debug', 'asan', 'ubsan' or 'asan+ubsan'),
+    libuv linkage, the libuv version it was compiled against, and the
+    platform layer's fallbacks ('none', 'some' or 'forced': see
+    _platform_info())."""
     return {
         'compiler': OURLOOP_COMPILER.decode(),
         'flavour': OURLOOP_FLAVOUR.decode(),

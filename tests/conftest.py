@@ -18,9 +18,16 @@ reason.
 Helpers that are not fixtures (``fd_count``, ``require_ourloop``, ...) live
 in tests/support.py; test modules import them from there, never from here.
 A hung test is stopped by pytest-timeout (pyproject.toml: ``timeout``).
+
+On a debug build of ourloop (``make debug``, which counts libuv handles),
+every test must close by its end each libuv handle it opened: the autouse
+fixture ``_libuv_handles_closed`` fails the test otherwise, naming the kind
+of handle. A test that leaves handles to a later collection on purpose says
+so with ``@pytest.mark.leaves_handles(reason="...")``.
 """
 
 import asyncio
+import gc
 import os
 import shutil
 import signal
@@ -52,6 +59,11 @@ def pytest_configure(config):
         "only_loop(kind, reason): run the test only with the given loop kind "
         "('asyncio' or 'ourloop'); the other parametrization is skipped",
     )
+    config.addinivalue_line(
+        "markers",
+        "leaves_handles(reason): on a debug build, do not require every libuv "
+        "handle the test opened to be closed by its end",
+    )
     # A run started in the background by a non-interactive shell (`cmd &`,
     # nohup) inherits SIGINT ignored, and an ignored signal stays ignored
     # across exec: the Python children of the Ctrl-C tests would get no
@@ -72,6 +84,62 @@ def pytest_report_header(config):
         OURLOOP_IMPORT_ERROR,
         ", skipped (OURLOOP_ALLOW_MISSING=1)" if ALLOW_MISSING else ", its tests will FAIL",
     )
+
+
+# --------------------------------------------------------------------------
+# debug builds: every libuv handle a test opens is closed by its end
+# --------------------------------------------------------------------------
+
+
+def _debug_handle_counts():
+    """ourloop._core.debug_handle_counts, or None unless this is a debug
+    build (the only one that counts handles)."""
+    mod = ourloop_module()
+    counts = getattr(getattr(mod, "_core", None), "debug_handle_counts", None)
+    if counts is None or counts() is None:
+        return None
+    return counts
+
+
+_HANDLE_COUNTS = _debug_handle_counts()
+
+
+def _open_handles():
+    return {kind: opened - closed
+            for kind, (opened, closed) in _HANDLE_COUNTS().items()}
+
+
+def _handles_left(before):
+    after = _open_handles()
+    return {kind: n - before.get(kind, 0)
+            for kind, n in sorted(after.items()) if n > before.get(kind, 0)}
+
+
+@pytest.fixture(autouse=True)
+def _libuv_handles_closed(request):
+    """On a debug build: fail the test if more libuv handles are open after
+    it (its loops closed by their fixtures, then gc.collect()) than before.
+    Autouse, so it is set up before and torn down after the loop fixtures."""
+    if _HANDLE_COUNTS is None or request.node.get_closest_marker("leaves_handles"):
+        yield
+        return
+    before = _open_handles()
+    yield
+    left = _handles_left(before)
+    if left:
+        # Objects the test dropped unclosed close their handles when
+        # collected (ResourceWarning, as the stdlib loop warns).
+        gc.collect()
+        left = _handles_left(before)
+    if left:
+        pytest.fail(
+            "libuv handles opened in this test and still open at its end "
+            "(after its loops were closed and gc.collect()): %s. Close them, or "
+            "mark a test that leaves them on purpose with "
+            "@pytest.mark.leaves_handles(reason=...)"
+            % ", ".join("%d %s" % (n, kind) for kind, n in left.items()),
+            pytrace=False,
+        )
 
 
 # --------------------------------------------------------------------------

@@ -1,12 +1,12 @@
 """The debug build's own checks, run by every test run.
 
-tests/test_debug_build.py needs a debug build of ourloop (`make debug`:
-OURLOOP_DEBUG=1, handle accounting); against the ordinary build it skips.
+tests/test_debug_build.py and tests/test_debug_handle_check.py (conftest's
+per-test handle check) need a debug build of ourloop (`make debug`:
+OURLOOP_DEBUG=1, handle accounting); against the ordinary build they skip.
 So that the suite (and with it CI) always runs those checks, this test
 builds the debug flavour from a copy of the source tree into a temporary
 directory with pip (the build in the checkout is left alone) and runs
-test_debug_build.py against it in a child process, requiring every test
-there to pass.
+both against it in a child process, requiring every test there to pass.
 """
 
 import os
@@ -48,6 +48,7 @@ def test_debug_build_checks_pass(tmp_path):
     _copy_sources(str(src))
     env = dict(os.environ, OURLOOP_DEBUG="1")
     env.pop("OURLOOP_ASAN", None)
+    env.pop("OURLOOP_UBSAN", None)
     build = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--disable-pip-version-check",
          "--no-deps", "--no-compile", "--target", str(site), str(src)],
@@ -61,7 +62,8 @@ def test_debug_build_checks_pass(tmp_path):
     env.pop("PYTHONPATH", None)
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs",
-         os.path.join(HERE, "test_debug_build.py")],
+         os.path.join(HERE, "test_debug_build.py"),
+         os.path.join(HERE, "test_debug_handle_check.py")],
         cwd=str(site), env=env, stdin=subprocess.DEVNULL, capture_output=True,
         text=True, timeout=600)
     out = run.stdout + run.stderr

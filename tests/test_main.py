@@ -21,7 +21,7 @@ def test_build_info():
     info = ourloop._core._build_info()
     assert set(info) == {'compiler', 'flavour', 'libuv_linkage', 'libuv_compiled',
                          'platform_fallbacks'}
-    assert info['flavour'] in ('release', 'debug', 'asan')
+    assert info['flavour'] in ('release', 'debug', 'asan', 'ubsan', 'asan+ubsan')
     assert info['platform_fallbacks'] in ('none', 'some', 'forced')
     assert info['libuv_linkage'] in ('vendored, static', 'system, shared')
     assert re.fullmatch(r'\d+\.\d+\.\d+', info['libuv_compiled'])

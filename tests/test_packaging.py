@@ -190,6 +190,29 @@ def test_tests_workflow_runs_the_platform_fallbacks_and_macos():
         assert re.search(r"^test-portable:\n\tOURLOOP_PORTABLE=1 ", f.read(), re.M)
 
 
+def test_tests_workflow_runs_the_reliability_targets():
+    # docs/reliability.md: the slow part of each check runs in CI. Each
+    # job's command is a make target of the Makefile (so CI and a local
+    # run cannot differ), on the vendored libuv (compiled with the
+    # sanitizers in the asan job).
+    jobs = _workflow("tests.yml")["jobs"]
+    with open(os.path.join(ROOT, "Makefile")) as f:
+        targets = set(re.findall(r"^([a-z][\w-]*):", f.read(), re.M))
+    for job, target in [("asan", "asan"), ("soak", "soak"), ("valgrind", "valgrind")]:
+        runs = [s["run"] for s in jobs[job]["steps"] if "run" in s]
+        assert any(r.startswith("make %s " % target) for r in runs), (job, runs)
+        assert target in targets
+        assert jobs[job]["env"]["OURLOOP_LIBUV"] == "vendor"
+    valgrind_runs = " ".join(s.get("run", "") for s in jobs["valgrind"]["steps"])
+    assert "apt-get install" in valgrind_runs and "valgrind" in valgrind_runs
+    # the debug job builds the debug flavour, checks it counts handles (the
+    # per-test check of conftest.py is only on then), and runs the suite
+    debug_runs = [s["run"] for s in jobs["debug"]["steps"] if "run" in s]
+    assert any("OURLOOP_DEBUG=1" in r and "pip install" in r for r in debug_runs)
+    assert any("debug_handle_counts() is not None" in r for r in debug_runs)
+    assert debug_runs[-1] == "python -m pytest"
+
+
 # -- licences --------------------------------------------------------------------
 
 _LICENCE_MARKERS = [

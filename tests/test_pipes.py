@@ -1126,6 +1126,9 @@ def test_transports_released(loop, ourloop_mod):
     # Once closed, nothing keeps the transports alive (the loop drops them
     # when libuv's close callbacks ran); debug builds also count handles.
     import weakref
+    # The loop's own handles first (the signal wake-up's uv_poll_t opens
+    # when it first runs in the main thread): only the pipes' are counted.
+    loop.run_until_complete(asyncio.sleep(0))
     counts0 = ourloop_mod._core.debug_handle_counts()
     rf, wf = pipe_files()
 

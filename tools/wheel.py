@@ -100,7 +100,8 @@ def build(tools_py, dist_dir):
     for old in glob.glob(os.path.join(dist_dir, 'ourloop-%s*' % version)):
         os.unlink(old)
     env = dict(os.environ, OURLOOP_LIBUV='vendor')
-    for name in ('OURLOOP_DEBUG', 'OURLOOP_ASAN', 'OURLOOP_SDIST_WITHOUT_LIBUV'):
+    for name in ('OURLOOP_DEBUG', 'OURLOOP_ASAN', 'OURLOOP_UBSAN',
+                 'OURLOOP_SDIST_WITHOUT_LIBUV'):
         env.pop(name, None)
     run([tools_py, '-m', 'build', '--outdir', dist_dir, ROOT], env=env)
     sdists = glob.glob(os.path.join(dist_dir, 'ourloop-%s.tar.gz' % version))

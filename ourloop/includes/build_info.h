@@ -1,7 +1,9 @@
 /* What `python -m ourloop` reports about the build: the compiler, the
- * flavour (release, debug, asan) and how libuv is linked. setup.py defines
- * OURLOOP_DEBUG for the debug flavour and OURLOOP_LIBUV_STATIC when it
- * compiles the vendored libuv into the extension.
+ * flavour (release, debug, asan, ubsan, asan+ubsan) and how libuv is linked.
+ * setup.py defines OURLOOP_DEBUG for the debug flavour, OURLOOP_UBSAN for
+ * UndefinedBehaviorSanitizer (no predefined macro says so) and
+ * OURLOOP_LIBUV_STATIC when it compiles the vendored libuv into the
+ * extension.
  */
 #ifndef OURLOOP_BUILD_INFO_H
 #define OURLOOP_BUILD_INFO_H
@@ -24,8 +26,12 @@
 
 #if defined(OURLOOP_DEBUG)
 #  define OURLOOP_FLAVOUR "debug"
+#elif defined(OURLOOP_ASAN) && defined(OURLOOP_UBSAN)
+#  define OURLOOP_FLAVOUR "asan+ubsan"
 #elif defined(OURLOOP_ASAN)
 #  define OURLOOP_FLAVOUR "asan"
+#elif defined(OURLOOP_UBSAN)
+#  define OURLOOP_FLAVOUR "ubsan"
 #else
 #  define OURLOOP_FLAVOUR "release"
 #endif
