@@ -381,3 +381,52 @@ def iscoroutinefunction_as_on_314(monkeypatch, loop_kind):
         return real(func)
 
     monkeypatch.setattr(coroutines, "iscoroutinefunction", deprecated)
+
+
+# -- another flavour of ourloop, built into a temporary directory --------------
+
+# What a build needs from the checkout (vendor/ when it is checked out).
+_FLAVOUR_SOURCES = ("ourloop", "vendor", "setup.py", "pyproject.toml", "README.md", "LICENSE")
+# The build switches of setup.py: each flavour build sets its own, none
+# inherited from the environment of the test run (make asan's, say).
+_FLAVOUR_SWITCHES = ("OURLOOP_DEBUG", "OURLOOP_ASAN", "OURLOOP_UBSAN", "OURLOOP_PORTABLE")
+
+
+def build_flavour(tmp_path, **switches):
+    """Build ourloop from a copy of the checkout's sources with the given
+    setup.py switches (e.g. OURLOOP_DEBUG="1") into tmp_path/"site" with
+    pip, the checkout's own build left alone; return that directory. A
+    child process started with it as its working directory imports that
+    build ahead of the checkout's editable install (PYTHONPATH unset: see
+    flavour_env())."""
+    import shutil
+    import subprocess
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    src = tmp_path / "src"
+    site = tmp_path / "site"
+    src.mkdir()
+    ignore = shutil.ignore_patterns("*.so", "*.c", "*.html", "__pycache__", "*.egg-info", ".git")
+    for name in _FLAVOUR_SOURCES:
+        path = os.path.join(root, name)
+        if os.path.isdir(path):
+            shutil.copytree(path, os.path.join(src, name), ignore=ignore)
+        elif os.path.exists(path):
+            shutil.copy2(path, os.path.join(src, name))
+    env = {k: v for k, v in os.environ.items() if k not in _FLAVOUR_SWITCHES}
+    env.update(switches)
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--disable-pip-version-check",
+         "--no-deps", "--no-compile", "--target", str(site), str(src)],
+        env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+        timeout=900)
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    return site
+
+
+def flavour_env():
+    """The environment of a child that runs a build_flavour() build: the
+    child's first sys.path entry is its working directory (that build),
+    so PYTHONPATH must not put another ahead of it."""
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    return env

@@ -19,7 +19,7 @@ import sys
 
 import pytest
 
-from test_debug_flavour import _copy_sources
+from support import build_flavour, flavour_env
 
 ourloop = pytest.importorskip("ourloop")
 from ourloop import _core  # noqa: E402
@@ -39,24 +39,8 @@ MODULES = ("test_platform.py", "test_sendfile.py", "test_subprocess.py", "test_c
 @pytest.mark.skipif(_core._platform_info()["fallbacks"] == "forced",
                     reason="this is the forced-portable build: the modules run directly")
 def test_platform_fallbacks_pass_the_tests(tmp_path):
-    src = tmp_path / "src"
-    site = tmp_path / "site"
-    src.mkdir()
-    _copy_sources(str(src))
-    env = dict(os.environ, OURLOOP_PORTABLE="1")
-    for name in ("OURLOOP_ASAN", "OURLOOP_DEBUG"):
-        env.pop(name, None)
-    build = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--disable-pip-version-check",
-         "--no-deps", "--no-compile", "--target", str(site), str(src)],
-        env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-        timeout=900)
-    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
-
-    # The child's first sys.path entry is its working directory, the
-    # portable build, ahead of the checkout's editable install.
-    env = dict(os.environ)
-    env.pop("PYTHONPATH", None)
+    site = build_flavour(tmp_path, OURLOOP_PORTABLE="1")
+    env = flavour_env()
     info = subprocess.run(
         [sys.executable, "-m", "ourloop"], cwd=str(site), env=env,
         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
