@@ -13,6 +13,11 @@ ourloop loop, before any test module is imported:
 - ``asyncio.DefaultEventLoopPolicy`` names ourloop's policy, for code (older
   aiohttp test plugins among it) that installs a fresh "default" policy.
 
+On a Python without asyncio's policy system (3.16 removes it; found by
+feature test, as ``ourloop._policy`` does) the plugin replaces
+``asyncio.new_event_loop`` (also as ``asyncio.events.new_event_loop``, which
+``asyncio.run()`` and ``asyncio.Runner()`` call) instead.
+
 A loop that a test asks for by class (``asyncio.SelectorEventLoop()``,
 ``uvloop.new_event_loop()``) or through an explicit ``loop_factory`` is left
 alone: the plugin counts the stdlib loops made and says so at the end, so a
@@ -33,6 +38,7 @@ from typing import Any
 import ourloop
 
 from ._loop import Loop
+from ._policy import _DefaultPolicy, _NoPolicySystem
 
 __all__ = ('pytest_configure', 'pytest_report_header', 'pytest_terminal_summary',
            'pytest_unconfigure')
@@ -50,11 +56,27 @@ class _SessionPolicy(ourloop.EventLoopPolicy):
         return super().new_event_loop()
 
 
+def _has_policies() -> bool:
+    default: type = _DefaultPolicy     # (a type mypy cannot tell from _NoPolicySystem)
+    return (default is not _NoPolicySystem
+            and hasattr(asyncio, 'set_event_loop_policy')
+            and hasattr(asyncio, 'get_event_loop_policy'))
+
+
+def _new_event_loop() -> Loop:
+    """asyncio.new_event_loop() of a session on a Python without
+    policies."""
+    _SessionPolicy.made += 1
+    return ourloop.new_event_loop()
+
+
 class _State:
     def __init__(self) -> None:
         self.saved_policy: Any = None
         self.saved_default: Any = _MISSING
         self.saved_init: Any = None
+        # (without policies) the replaced new_event_loop functions
+        self.saved_new_loop: dict[Any, Any] = {}
         self.stdlib_loops = 0
 
 
@@ -79,10 +101,15 @@ def pytest_configure(config: Any) -> None:
     if _state is not None:
         return
     state = _State()
-    state.saved_policy = _get_policy()
-    state.saved_default = asyncio.__dict__.get('DefaultEventLoopPolicy', _MISSING)
-    asyncio.DefaultEventLoopPolicy = _SessionPolicy
-    _set_policy(_SessionPolicy())
+    if _has_policies():
+        state.saved_policy = _get_policy()
+        state.saved_default = asyncio.__dict__.get('DefaultEventLoopPolicy', _MISSING)
+        asyncio.DefaultEventLoopPolicy = _SessionPolicy
+        _set_policy(_SessionPolicy())
+    else:
+        for module in (asyncio, asyncio.events):
+            state.saved_new_loop[module] = module.__dict__.get('new_event_loop', _MISSING)
+            module.new_event_loop = _new_event_loop  # type: ignore[attr-defined]
 
     # Count the stdlib loops made anyway (ourloop.Loop is not a
     # BaseEventLoop): the summary says how many tests bypassed the switch.
@@ -104,6 +131,13 @@ def pytest_unconfigure(config: Any) -> None:
         return
     _state = None
     asyncio.base_events.BaseEventLoop.__init__ = state.saved_init  # type: ignore[method-assign]
+    if state.saved_new_loop:
+        for module, saved in state.saved_new_loop.items():
+            if saved is _MISSING:
+                module.__dict__.pop('new_event_loop', None)
+            else:
+                module.new_event_loop = saved
+        return
     if state.saved_default is _MISSING:
         asyncio.__dict__.pop('DefaultEventLoopPolicy', None)
     else:

@@ -430,3 +430,43 @@ def flavour_env():
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
     return env
+
+
+# -- a Python without some asyncio names (3.16's: no policy system) ------------
+
+# The start of a child interpreter's code (python -c): hides the
+# comma-separated module.attribute names of sys.argv[1] before anything
+# else is imported (the policy tests simulate a Python without asyncio's
+# policies this way).
+HIDE_NAMES_PRELUDE = r'''
+import asyncio, asyncio.events, asyncio.unix_events, sys, warnings
+
+def hide(target, attr):
+    if attr in vars(target):
+        delattr(target, attr)
+    old = vars(target).get('__getattr__')
+    if old is not None:   # 3.14+ serves deprecated names from __getattr__
+        def __getattr__(name, _old=old, _attr=attr):
+            if name == _attr:
+                raise AttributeError(name)
+            return _old(name)
+        target.__getattr__ = __getattr__
+
+# asyncio itself imports the default policy class lazily (3.9/3.10's
+# set_event_loop does): let it, before the names are hidden, as a Python
+# without them never asks.
+with warnings.catch_warnings():
+    warnings.simplefilter('ignore', DeprecationWarning)
+    asyncio.events.get_event_loop_policy()
+for name in sys.argv[1].split(','):
+    module, _, attr = name.rpartition('.')
+    hide(sys.modules[module], attr)
+'''
+
+
+# The policy system's names, all of them (3.16 removes it).
+NO_POLICY_NAMES = ','.join([
+    'asyncio.DefaultEventLoopPolicy', 'asyncio.set_event_loop_policy',
+    'asyncio.unix_events._UnixDefaultEventLoopPolicy',
+    'asyncio.unix_events.DefaultEventLoopPolicy',
+    'asyncio.events._BaseDefaultEventLoopPolicy'])

@@ -17,7 +17,7 @@ import weakref
 
 import pytest
 
-from support import require_ourloop
+from support import HIDE_NAMES_PRELUDE, NO_POLICY_NAMES, require_ourloop
 
 needs_311 = pytest.mark.skipif(sys.version_info < (3, 11), reason="asyncio.Runner is new in Python 3.11")
 
@@ -386,29 +386,7 @@ def test_unclosed_loop_in_reference_cycle_is_collected(loop_factory, pending):
 # test, and say clearly what install() cannot do. Simulated in a child
 # interpreter by deleting the names before ourloop is imported.
 
-_WITHOUT_POLICIES = r'''
-import asyncio, asyncio.events, asyncio.unix_events, sys, warnings
-
-def hide(target, attr):
-    if attr in vars(target):
-        delattr(target, attr)
-    old = vars(target).get('__getattr__')
-    if old is not None:   # 3.14+ serves deprecated names from __getattr__
-        def __getattr__(name, _old=old, _attr=attr):
-            if name == _attr:
-                raise AttributeError(name)
-            return _old(name)
-        target.__getattr__ = __getattr__
-
-# asyncio itself imports the default policy class lazily (3.9/3.10's
-# set_event_loop does): let it, before the names are hidden, as a Python
-# without them never asks.
-with warnings.catch_warnings():
-    warnings.simplefilter('ignore', DeprecationWarning)
-    asyncio.events.get_event_loop_policy()
-for name in sys.argv[1].split(','):
-    module, _, attr = name.rpartition('.')
-    hide(sys.modules[module], attr)
+_WITHOUT_POLICIES = HIDE_NAMES_PRELUDE + r'''
 import ourloop
 print(ourloop.run(asyncio.sleep(0, 'ran')))
 print(ourloop.EventLoopPolicy.__mro__[1].__name__)
@@ -442,10 +420,7 @@ def test_import_without_default_event_loop_policy():
 def test_import_without_any_policy_system():
     # No policies at all: ourloop imports and runs; install() and
     # EventLoopPolicy() raise a RuntimeError that names the replacement.
-    out = _run_without(['asyncio.DefaultEventLoopPolicy', 'asyncio.set_event_loop_policy',
-                        'asyncio.unix_events._UnixDefaultEventLoopPolicy',
-                        'asyncio.unix_events.DefaultEventLoopPolicy',
-                        'asyncio.events._BaseDefaultEventLoopPolicy'])
+    out = _run_without(NO_POLICY_NAMES.split(','))
     assert out[0] == 'ran'
     assert out[1] == '_NoPolicySystem'
     assert out[2].startswith('RuntimeError: this Python has no asyncio event loop policies')

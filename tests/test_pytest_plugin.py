@@ -13,6 +13,8 @@ import textwrap
 
 import pytest
 
+from support import HIDE_NAMES_PRELUDE, NO_POLICY_NAMES
+
 PLUGIN = ['-p', 'ourloop.pytest_plugin']
 
 # A test that passes when the running loop is of the expected kind
@@ -236,3 +238,28 @@ def test_own_suite_under_plugin():
     assert proc.returncode == 0, out
     assert 'ourloop loop(s) made through asyncio' in out
     assert ' passed' in out and 'failed' not in out
+
+
+def test_switch_without_a_policy_system():
+    # A Python without asyncio's policies (3.16, simulated by hiding the
+    # names): the plugin replaces asyncio.new_event_loop (and the
+    # events module's, which asyncio.run() calls) and puts it back.
+    code = HIDE_NAMES_PRELUDE + textwrap.dedent('''
+        from ourloop import pytest_plugin
+        before = (asyncio.new_event_loop, asyncio.events.new_event_loop)
+        pytest_plugin.pytest_configure(None)
+        async def kind():
+            return type(asyncio.get_running_loop()).__module__.split('.')[0]
+        print(asyncio.run(kind()))
+        loop = asyncio.new_event_loop()
+        print(type(loop).__module__.split('.')[0])
+        loop.close()
+        print(pytest_plugin._SessionPolicy.made)
+        pytest_plugin.pytest_unconfigure(None)
+        print((asyncio.new_event_loop, asyncio.events.new_event_loop) == before)
+        print(asyncio.run(kind()))
+    ''')
+    proc = subprocess.run([sys.executable, '-c', code, NO_POLICY_NAMES], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout
+    assert proc.stdout.split() == ['ourloop', 'ourloop', '2', 'True', 'asyncio'], proc.stdout
