@@ -34,7 +34,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
@@ -282,37 +281,19 @@ def main(argv=None):
 def _drive(args, reps, duration, warmup, cases, loops, missing, info, binary, uv_version):
     names = [echo.case_name(*c) for c in cases]
     columns = loops + [LABEL]
-    samples = {n: {c: [] for c in columns} for n in names}
-    errors = {n: {} for n in names}
-    na = {n: {} for n in names}
-    load_before = bench._loadavg()
-    started = time.monotonic()
     print(f'{len(cases)} cases x {len(columns)} servers x {reps} reps, {duration} s each',
           file=sys.stderr)
-    for rep in range(reps):
-        for ci, (case, name) in enumerate(zip(cases, names)):
-            kind, size_name, conc = case
-            size = echo.case_size(kind, size_name)
-            k = (rep + ci) % len(columns)
-            for col in columns[k:] + columns[:k]:
-                if col == LABEL:
-                    result, error = measure_ceiling(binary, kind, size, conc, duration, warmup)
-                else:
-                    result, error = echo.measure(col, kind, size, conc, duration, warmup)
-                if result is None:
-                    if error and error.startswith(('not implemented', 'not available')):
-                        na[name][col] = error
-                    else:
-                        errors[name][col] = error
-                        print(f'  [{rep + 1}/{reps}] {name} on {col}: ERROR {error}',
-                              file=sys.stderr)
-                    continue
-                if error:
-                    errors[name][col] = error
-                samples[name][col].append(result)
-        print(f'  repetition {rep + 1}/{reps} done ({time.monotonic() - started:.0f} s)',
-              file=sys.stderr)
-    load_after = bench._loadavg()
+    by_name = dict(zip(names, cases))
+
+    def measure(name, col):
+        kind, size_name, conc = by_name[name]
+        size = echo.case_size(kind, size_name)
+        if col == LABEL:
+            return measure_ceiling(binary, kind, size, conc, duration, warmup)
+        return echo.measure(col, kind, size, conc, duration, warmup)
+
+    samples, errors, na, load_before, load_after = bench.interleaved(
+        names, columns, reps, measure)
 
     summary = bench.summarize_samples(
         'ceiling', 'req/s', names, columns,

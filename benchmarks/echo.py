@@ -78,7 +78,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
@@ -907,42 +906,26 @@ def _drive(args, reps, duration, warmup, cases, loops, missing, info):
         print('WARNING: fewer than 2 CPUs: server and client are not pinned apart.',
               file=sys.stderr)
 
-    samples = {n: {loop: [] for loop in loops} for n in names}
-    na = {n: {} for n in names}
-    errors = {n: {} for n in names}
     client_share, others = [], []
-    load_before = bench._loadavg()
-    started = time.monotonic()
-    for rep in range(reps):
-        for ci, (case, name) in enumerate(zip(cases, names)):
-            kind, size_name, conc = case
-            k = (rep + ci) % len(loops)
-            for loop_name in loops[k:] + loops[:k]:
-                result, error = measure(loop_name, kind, case_size(kind, size_name), conc,
-                                        duration, warmup)
-                if result is None:
-                    if error and error.startswith(('not implemented', 'not available')):
-                        na[name][loop_name] = error
-                    else:
-                        errors[name][loop_name] = error
-                        print(f'  [{rep + 1}/{reps}] {name} on {loop_name}: ERROR {error}',
-                              file=sys.stderr)
-                    continue
-                if error:
-                    errors[name][loop_name] = error
-                samples[name][loop_name].append(result)
-                client_share.append(cpu_load(result, 'client'))
-                others.extend(x for x in (others_load(result, 'client'),
-                                          others_load(result, 'server')) if x is not None)
-                busy = core_busy(result, 'client')
-                if busy > CLIENT_CPU_WARN:
-                    print(f'  [{rep + 1}/{reps}] {name} on {loop_name}: WARNING the load '
-                          f"generator's CPU was busy {busy:.0%} of the time (the generator "
-                          f"{cpu_load(result, 'client'):.0%}): the client may be the limit",
-                          file=sys.stderr)
-        print(f'  repetition {rep + 1}/{reps} done ({time.monotonic() - started:.0f} s)',
-              file=sys.stderr)
-    load_after = bench._loadavg()
+    by_name = dict(zip(names, cases))
+
+    def measure_case(name, loop_name):
+        kind, size_name, conc = by_name[name]
+        return measure(loop_name, kind, case_size(kind, size_name), conc, duration, warmup)
+
+    def on_sample(rep, name, loop_name, result):
+        client_share.append(cpu_load(result, 'client'))
+        others.extend(x for x in (others_load(result, 'client'),
+                                  others_load(result, 'server')) if x is not None)
+        busy = core_busy(result, 'client')
+        if busy > CLIENT_CPU_WARN:
+            print(f'  [{rep + 1}/{reps}] {name} on {loop_name}: WARNING the load '
+                  f"generator's CPU was busy {busy:.0%} of the time (the generator "
+                  f"{cpu_load(result, 'client'):.0%}): the client may be the limit",
+                  file=sys.stderr)
+
+    samples, errors, na, load_before, load_after = bench.interleaved(
+        names, loops, reps, measure_case, on_sample)
 
     med = {n: {loop: (statistics.median([r['req_per_sec'] for r in samples[n][loop]])
                       if samples[n][loop] else None)

@@ -29,7 +29,6 @@ import argparse
 import datetime
 import os
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
@@ -110,30 +109,9 @@ def main(argv=None):
 
 
 def _drive(args, reps, duration, warmup, kinds, loops, columns, missing, info, binary):
-    samples = {k: {c: [] for c in columns} for k in kinds}
-    errors = {k: {} for k in kinds}
-    na = {k: {} for k in kinds}
-    load_before = bench._loadavg()
-    started = time.monotonic()
-    for rep in range(reps):
-        for ki, kind in enumerate(kinds):
-            k = (rep + ki) % len(columns)
-            for col in columns[k:] + columns[:k]:
-                result, error = measure_one(col, kind, args.size, duration, warmup, binary)
-                if result is None:
-                    if error and error.startswith(('not implemented', 'not available')):
-                        na[kind][col] = error
-                    else:
-                        errors[kind][col] = error
-                        print(f'  [{rep + 1}/{reps}] {kind} on {col}: ERROR {error}',
-                              file=sys.stderr)
-                    continue
-                if error:
-                    errors[kind][col] = error
-                samples[kind][col].append(result)
-        print(f'  repetition {rep + 1}/{reps} done ({time.monotonic() - started:.0f} s)',
-              file=sys.stderr)
-    load_after = bench._loadavg()
+    samples, errors, na, load_before, load_after = bench.interleaved(
+        kinds, columns, reps,
+        lambda kind, col: measure_one(col, kind, args.size, duration, warmup, binary))
 
     rows = [f'{kind}/{pct}' for kind in kinds for pct in PERCENTILES]
     values = {f'{kind}/{pct}': {c: [r['latency_us'][pct] for r in samples[kind][c]]

@@ -1120,6 +1120,44 @@ def summary_table(summary, fmt, row_header, spreads=True, ratios=True, split=Non
     return header, rows
 
 
+def interleaved(rows, columns, reps, measure, on_sample=None):
+    """The interleaved sampling of the subprocess suites (echo.py,
+    ceiling.py, latency.py): for each repetition and each row, every
+    column once, the order rotated by one per row and repetition so that no
+    column always runs first or last. measure(row, col) returns (result,
+    error): a result with an error is kept and the error noted; no result
+    with an error starting 'not implemented' or 'not available' marks the
+    cell n/a; any other is an error, printed. on_sample(rep, row, col,
+    result) sees each kept result. Returns (samples, errors, na,
+    load_before, load_after): samples[row][col] is the list of results."""
+    samples = {r: {c: [] for c in columns} for r in rows}
+    errors = {r: {} for r in rows}
+    na = {r: {} for r in rows}
+    load_before = _loadavg()
+    started = time.monotonic()
+    for rep in range(reps):
+        for ri, row in enumerate(rows):
+            k = (rep + ri) % len(columns)
+            for col in columns[k:] + columns[:k]:
+                result, error = measure(row, col)
+                if result is None:
+                    if error and error.startswith(('not implemented', 'not available')):
+                        na[row][col] = error
+                    else:
+                        errors[row][col] = error
+                        print(f'  [{rep + 1}/{reps}] {row} on {col}: ERROR {error}',
+                              file=sys.stderr)
+                    continue
+                if error:
+                    errors[row][col] = error
+                samples[row][col].append(result)
+                if on_sample is not None:
+                    on_sample(rep, row, col, result)
+        print(f'  repetition {rep + 1}/{reps} done ({time.monotonic() - started:.0f} s)',
+              file=sys.stderr)
+    return samples, errors, na, load_before, _loadavg()
+
+
 def _loadavg():
     try:
         return ' '.join(f'{x:.2f}' for x in os.getloadavg())
