@@ -30,7 +30,7 @@ reruns pass fewer times on ourloop than on the stdlib loop (with
 ``--confirm 0``, every such test); or if the ourloop run shows no sign of
 the plugin.  A test whose reruns pass as often on ourloop is reported as
 flaky and does not fail the run.  All four suites run from a clean clone in
-about 20 minutes on a 2-core machine (see docs/conformance.md for the
+about 10 minutes on a 2-core machine (see docs/conformance.md for the
 measured time); a second run reuses the venv (``--reinstall`` rebuilds it).
 
 Usage::
