@@ -72,23 +72,6 @@ ourloop_list_forget_taken(PyObject *list)
     Py_SET_SIZE(list, 0);
 }
 
-/* list.append(item) for a list with room: no call, no growth check beyond
- * the one comparison (Cython's own fast path also wants the list more than
- * half full, which the ready list, emptied every iteration, never is). */
-static inline int
-ourloop_list_append(PyObject *list, PyObject *item)
-{
-    PyListObject *l = (PyListObject *)list;
-    Py_ssize_t n = Py_SIZE(l);
-    if (n < l->allocated) {
-        Py_INCREF(item);
-        PyList_SET_ITEM(list, n, item);
-        Py_SET_SIZE(l, n + 1);
-        return 0;
-    }
-    return PyList_Append(list, item);
-}
-
 /* list.append(item) if the list has room (1), else nothing (0): cannot
  * fail. */
 static inline int
@@ -103,6 +86,18 @@ ourloop_list_append_if_room(PyObject *list, PyObject *item)
         return 1;
     }
     return 0;
+}
+
+/* list.append(item): no call when the list has room, no growth check
+ * beyond the one comparison (Cython's own fast path also wants the list
+ * more than half full, which the ready list, emptied every iteration,
+ * never is). */
+static inline int
+ourloop_list_append(PyObject *list, PyObject *item)
+{
+    if (ourloop_list_append_if_room(list, item))
+        return 0;
+    return PyList_Append(list, item);
 }
 
 /* obj.name(arg) (the method looked up as an attribute, as Cython's call
