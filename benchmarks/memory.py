@@ -222,18 +222,7 @@ def worker(loop_name, workload, n):
 
 def run_worker(loop_name, workload, n, timeout=300):
     cmd = [sys.executable, os.path.abspath(__file__), '--worker', loop_name, workload, str(n)]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                              env=bench._worker_env(loop_name))
-    except subprocess.TimeoutExpired:
-        return None, f'timed out after {timeout} s'
-    if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-        return None, f'exit {proc.returncode}: ' + ' | '.join(tail)
-    try:
-        return json.loads(proc.stdout.strip().splitlines()[-1]), None
-    except (ValueError, IndexError):
-        return None, f'bad worker output: {proc.stdout[-200:]!r}'
+    return bench.run_json_worker(cmd, loop_name, timeout)
 
 
 def main(argv=None):

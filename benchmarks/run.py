@@ -787,11 +787,10 @@ def _worker_env(loop_name=None):
     return env
 
 
-def run_worker(loop_name, workload, quick, inner, timeout):
-    cmd = [sys.executable, os.path.abspath(__file__), '--worker', loop_name, workload,
-           '--inner', str(inner)]
-    if quick:
-        cmd.append('--quick')
+def run_json_worker(cmd, loop_name, timeout):
+    """Run a benchmark worker process (cmd) for loop_name, with the
+    environment of _worker_env(); its last line of output is its JSON
+    result. Returns (result, None) or (None, why it failed)."""
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
                               env=_worker_env(loop_name))
@@ -804,6 +803,14 @@ def run_worker(loop_name, workload, quick, inner, timeout):
         return json.loads(proc.stdout.strip().splitlines()[-1]), None
     except (ValueError, IndexError):
         return None, f'bad worker output: {proc.stdout[-200:]!r}'
+
+
+def run_worker(loop_name, workload, quick, inner, timeout):
+    cmd = [sys.executable, os.path.abspath(__file__), '--worker', loop_name, workload,
+           '--inner', str(inner)]
+    if quick:
+        cmd.append('--quick')
+    return run_json_worker(cmd, loop_name, timeout)
 
 
 def fmt_ops(x):

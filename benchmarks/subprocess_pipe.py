@@ -347,18 +347,7 @@ def run_worker(loop_name, workload, quick, inner, timeout, cpu, child_cpu):
         cmd.append('--quick')
     if cpu is not None:
         cmd += ['--cpu', str(cpu), '--child-cpu', str(child_cpu)]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                              env=bench._worker_env(loop_name))
-    except subprocess.TimeoutExpired:
-        return None, f'timed out after {timeout} s'
-    if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-        return None, f'exit {proc.returncode}: ' + ' | '.join(tail)
-    try:
-        return json.loads(proc.stdout.strip().splitlines()[-1]), None
-    except (ValueError, IndexError):
-        return None, f'bad worker output: {proc.stdout[-200:]!r}'
+    return bench.run_json_worker(cmd, loop_name, timeout)
 
 
 def fmt_rate(x, unit):
