@@ -67,3 +67,33 @@ def test_tiny_soak_on_both_loops(tmp_path):
     assert set(ours['tables_after']) >= {'ready', 'timers', 'uv_handles', 'open_transports'}
     assert soak.judge(ours, 1000.0) == []
     assert results['asyncio']['tables_after'] == {}
+
+
+@pytest.mark.timeout(300)
+def test_only_some_kinds_in_more_rounds(tmp_path):
+    """--only runs the named kinds of work alone, --rounds splits it: the
+    way to find which kind makes RSS grow, and whether it goes on."""
+    out = tmp_path / 'soak.json'
+    proc = subprocess.run(
+        [sys.executable, os.path.join(ROOT, 'tools', 'soak.py'), '--scale', '0.01',
+         '--loops', 'ourloop', '--only', 'timers,unix', '--rounds', '4', '--json', str(out),
+         '--rss-limit-mb', '1000'],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout
+    assert '4 rounds, only timers,unix' in proc.stdout
+    import json
+    [ours] = json.loads(out.read_text())
+    assert len(ours['rounds']) == 4
+    # Only the Unix connections count: 4 rounds of 45,000 * 0.01 / 4.
+    assert ours['connections'] == 4 * int(45_000 * 0.01 / 4)
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--only', 'tcp,nonsense'], 'unknown kind(s) of work: nonsense'),
+    (['--rounds', '1'], '--rounds: at least 2'),
+])
+def test_bad_only_or_rounds_is_refused(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        soak.main(argv)
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err

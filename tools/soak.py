@@ -5,6 +5,9 @@
     python tools/soak.py --loops ourloop   # one loop only
     SOAK_SCALE=10 python tools/soak.py     # ten times the work (or --scale 10)
     python tools/soak.py --json FILE       # also write the figures to FILE
+    python tools/soak.py --only tcp,timers --rounds 10
+                                           # some kinds of work alone, in more rounds:
+                                           # which kind makes RSS grow, and does it go on
 
 Each loop runs in a fresh process, which serves and drives, concurrently:
 short TCP and Unix stream connections (plain and TLS; at scale 1, 100,000
@@ -14,7 +17,7 @@ run_in_executor() jobs. A warm-up round of the same work (a tenth of it)
 comes first; then the process's open fds and RSS (after gc.collect()) and
 the loop's tables are read before and after the main round.
 
-The main work runs in ROUNDS equal rounds. ourloop fails the run when:
+The main work runs in ROUNDS (--rounds) equal rounds. ourloop fails the run when:
 - an fd more is open after the last round than before the first;
 - RSS grew by more than RSS_LIMIT_MB from the end of the first round to the
   end of the last (the first round may still raise the allocator's
@@ -221,8 +224,9 @@ async def executor(loop, count):
     await in_parallel(count, one)
 
 
-async def round_of_work(loop, scale, tls, sock_dir):
-    n = {k: max(1, int(v * scale)) for k, v in BASE.items()}
+async def round_of_work(loop, scale, tls, sock_dir, only=None):
+    """One round of every kind of work (of the kinds in `only`, when given)."""
+    n = {k: max(1, int(v * scale)) if only is None or k in only else 0 for k, v in BASE.items()}
     tcp_server = await loop.create_server(Echo, '127.0.0.1', 0)
     tcp_port = tcp_server.sockets[0].getsockname()[1]
     tls_server = await loop.create_server(Echo, '127.0.0.1', 0, ssl=tls['server'])
@@ -263,7 +267,7 @@ async def settle(loop, start_fds):
         await asyncio.sleep(0.01)
 
 
-def worker(kind, scale, certs_dir):
+def worker(kind, scale, certs_dir, only=None, n_rounds=ROUNDS):
     tls = {'server': ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER),
            'client': ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)}
     tls['server'].load_cert_chain(os.path.join(certs_dir, 'server.pem'),
@@ -273,7 +277,7 @@ def worker(kind, scale, certs_dir):
     loop = new_loop(kind)
     asyncio.set_event_loop(loop)
     try:
-        loop.run_until_complete(round_of_work(loop, scale / 10, tls, sock_dir))
+        loop.run_until_complete(round_of_work(loop, scale / 10, tls, sock_dir, only))
         before = process_figures()
         loop.run_until_complete(settle(loop, before['fds']))
         before = process_figures()
@@ -281,8 +285,8 @@ def worker(kind, scale, certs_dir):
         start = time.monotonic()
         conns = 0
         rounds = []
-        for _ in range(ROUNDS):
-            conns += loop.run_until_complete(round_of_work(loop, scale / ROUNDS, tls, sock_dir))
+        for _ in range(n_rounds):
+            conns += loop.run_until_complete(round_of_work(loop, scale / n_rounds, tls, sock_dir, only))
             loop.run_until_complete(settle(loop, before['fds']))
             rounds.append(process_figures())
         seconds = time.monotonic() - start
@@ -328,10 +332,22 @@ def main(argv=None):
     parser.add_argument('--scale', type=float, default=float(os.environ.get('SOAK_SCALE', '1')))
     parser.add_argument('--rss-limit-mb', type=float, default=RSS_LIMIT_MB)
     parser.add_argument('--json', metavar='FILE')
+    parser.add_argument('--only', metavar='KINDS',
+                        help='comma-separated kinds of work to run alone: ' + ','.join(BASE))
+    parser.add_argument('--rounds', type=int, default=ROUNDS,
+                        help=f'main rounds the work is split into (default {ROUNDS})')
     parser.add_argument('--worker', nargs=2, metavar=('LOOP', 'CERTS_DIR'), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    only = None
+    if args.only:
+        only = args.only.split(',')
+        unknown = sorted(set(only) - set(BASE))
+        if unknown:
+            parser.error(f"unknown kind(s) of work: {', '.join(unknown)} (known: {', '.join(BASE)})")
+    if args.rounds < 2:
+        parser.error('--rounds: at least 2 (growth is judged from the first round to the last)')
     if args.worker:
-        print(json.dumps(worker(args.worker[0], args.scale, args.worker[1])))
+        print(json.dumps(worker(args.worker[0], args.scale, args.worker[1], only, args.rounds)))
         return 0
     certs_dir = tempfile.mkdtemp(prefix='ol-soak-certs-')
     results = []
@@ -340,13 +356,15 @@ def main(argv=None):
         for kind in args.loops.split(','):
             out = subprocess.run(
                 [sys.executable, os.path.abspath(__file__), '--scale', str(args.scale),
+                 '--rounds', str(args.rounds), *(['--only', args.only] if args.only else []),
                  '--worker', kind, certs_dir],
                 stdout=subprocess.PIPE, check=True, text=True, cwd=ROOT).stdout
             results.append(json.loads(out.splitlines()[-1]))
     finally:
         shutil.rmtree(certs_dir, ignore_errors=True)
     failed = False
-    print(f'soak, scale {args.scale:g} (Python {sys.version.split()[0]})')
+    print(f'soak, scale {args.scale:g}, {args.rounds} rounds'
+          + (f', only {args.only}' if args.only else '') + f' (Python {sys.version.split()[0]})')
     print(f"{'loop':8} {'conns':>8} {'s':>6} {'conn/s':>8} {'fds':>9} {'RSS MB':>15} {'CPU s':>7}  verdict")
     for r in results:
         b, a = r['before'], r['after']
