@@ -205,6 +205,7 @@ cdef class TransportBase:
     cdef _fatal_error(self, exc, message)
     cdef _detach_server(self)
     cdef _close_handle(self)
+    cdef _fd_moved(self)
     cdef _release_socket(self)
 
 
@@ -414,6 +415,9 @@ cdef struct LoopExt:
     IOReady* rq
     size_t rq_len
     size_t rq_cap
+    # which file each fd a handle of the loop was opened on named (see
+    # ourloop_fdids in includes/compat.h)
+    uv.ourloop_fdids fdids
 
 
 cdef class LoopCore:

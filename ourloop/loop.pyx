@@ -119,6 +119,7 @@ cdef class LoopCore:
         (<LoopExt*>self.uvloop).rq = NULL
         (<LoopExt*>self.uvloop).rq_len = 0
         (<LoopExt*>self.uvloop).rq_cap = 0
+        uv.ourloop_fdids_init(&(<LoopExt*>self.uvloop).fdids)
         err = uv.uv_loop_init(self.uvloop)
         if err < 0:
             free(self.uvloop)
@@ -149,6 +150,7 @@ cdef class LoopCore:
             free((<LoopExt*>self.uvloop).rbuf)
             Py_XDECREF((<LoopExt*>self.uvloop).spare)
             free((<LoopExt*>self.uvloop).rq)
+            uv.ourloop_fdids_free(&(<LoopExt*>self.uvloop).fdids)
             free(self.uvloop)
             self.uvloop = NULL
 
@@ -721,6 +723,7 @@ cdef class LoopCore:
         free((<LoopExt*>self.uvloop).rbuf)
         Py_XDECREF((<LoopExt*>self.uvloop).spare)
         free((<LoopExt*>self.uvloop).rq)
+        uv.ourloop_fdids_free(&(<LoopExt*>self.uvloop).fdids)
         free(self.uvloop)
         self.uvloop = NULL
 

@@ -5,7 +5,8 @@ during connect, accept and loop creation; a peer that resets mid-write and
 mid-TLS-handshake; one huge write; a reader that never reads; signals in
 every loop phase; loop.close() and garbage collection with every kind of
 transport, server and child open; an fd closed by the user under a
-transport; os.fork() with every kind of handle open. The allocation and
+transport, and its number then reused by a new socket; os.fork() with
+every kind of handle open. The allocation and
 write failures of the native code are in tests/test_debug_build.py (they
 need the debug build's hooks).
 
@@ -1059,6 +1060,12 @@ FD_CLOSED = {
     await finish(tr, p)
 """, ["pause, lost EBADF", "[]"],
         ["pause_reading raised EBADF", "never lost", "pause", "[]"]),
+    "with_a_write_queued_then_closed_at_once": ("""
+    tr, p, peer = await connected("tcp")
+    tr.write(b"x" * (16 * 1024 * 1024))
+    os.close(tr.get_extra_info("socket").fileno())
+    await finish(tr, p)
+""", ["pause, lost EBADF", "[]"], ["close raised EBADF", "never lost", "pause", "[]"]),
     "with_a_write_pending_then_close": ("""
     tr, p, peer = await connected("unix")
     tr.write(b"x" * (16 * 1024 * 1024))
@@ -1132,6 +1139,229 @@ def test_fd_closed_under_a_transport(loop_kind, name):
     # selector registration (docs/conformance.md).
     code, ours, stdlib = FD_CLOSED[name]
     script = (_FD_CLOSED_PRELUDE + "\nasync def main():\n"
+              + textwrap.indent(textwrap.dedent(code), "    ")
+              + "\nloop.run_until_complete(main())\nloop.close()\n"
+              + "print(handler)\nprint('exit ok')\n")
+    lines = run_script(loop_kind, script, timeout=60)
+    assert lines[:-1] == (ours if loop_kind == "ourloop" else stdlib)
+
+
+# The same mistake, and the fd's number then reused at once by a new socket
+# of the user's before the loop runs again. libuv would re-arm the old
+# watcher on the new file: epoll_ctl(MOD) fails with ENOENT (libuv aborts),
+# and epoll_ctl(ADD) succeeds and hands the new socket's data to the old
+# transport. ourloop ends the transport as for a closed fd, and never reads,
+# writes or closes the new socket; the stdlib's transport goes on with
+# whatever the number names (docs/conformance.md). Each case then checks the
+# new socket: what it received (its partner sends b"new") and whether the
+# partner received anything from the old transport; and, once the old
+# transport ended, whether the new socket is still open.
+_FD_REUSED_PRELUDE = _FD_CLOSED_PRELUDE + r"""
+fillers = []
+
+def close_for_reuse(fd):
+    # Close fd with every lower number taken: the next socket gets fd.
+    while True:
+        n = os.open(os.devnull, os.O_RDONLY)
+        if n > fd:
+            os.close(n)
+            break
+        fillers.append(n)
+    os.close(fd)
+
+def reuse(fd):
+    new, partner = socket.socketpair()
+    new.setblocking(False)
+    partner.setblocking(False)
+    while fillers:
+        os.close(fillers.pop())
+    print("reused", new.fileno() == fd)
+    st = os.fstat(fd)
+    return new, partner, (st.st_dev, st.st_ino)
+
+def recv(sock):
+    try:
+        return sock.recv(100)
+    except BlockingIOError:
+        return "nothing"
+
+async def check_new(new, partner):
+    partner.send(b"new")
+    await settle()
+    print("new socket got", recv(new))
+    print("partner got", "nothing" if recv(partner) == "nothing" else "data")
+
+def check_open(new, ident):
+    try:
+        st = os.fstat(new.fileno())
+        still = (st.st_dev, st.st_ino) == ident
+    except OSError:
+        still = False
+    print("new socket open", still)
+    if still:
+        new.close()
+    else:
+        new.detach()   # (closed by the old transport)
+"""
+
+FD_REUSED = {
+    # name: (the code of main(), ourloop's lines, the stdlib's lines)
+    "tcp_with_a_write_pending": ("""
+    tr, p, peer = await connected("tcp")
+    tr.write(b"x" * (16 * 1024 * 1024))
+    fd = tr.get_extra_info("socket").fileno()
+    close_for_reuse(fd)
+    new, partner, ident = reuse(fd)
+    await check_new(new, partner)
+    await finish(tr, p)
+    check_open(new, ident)
+""", ["reused True", "new socket got b'new'", "partner got nothing", "pause, lost EBADF",
+      "new socket open True", "[]"],
+        ["reused True", "new socket got b'new'", "partner got nothing", "close raised ENOENT",
+         "never lost", "pause", "new socket open True", "[]"]),
+    "tcp_then_pause_and_resume_reading": ("""
+    tr, p, peer = await connected("tcp")
+    await settle()
+    fd = tr.get_extra_info("socket").fileno()
+    close_for_reuse(fd)
+    new, partner, ident = reuse(fd)
+    call("pause_reading", tr.pause_reading)
+    await settle()
+    call("resume_reading", tr.resume_reading)
+    await check_new(new, partner)
+    await finish(tr, p)
+    check_open(new, ident)
+""", ["reused True", "new socket got b'new'", "partner got nothing", "lost EBADF",
+      "new socket open True", "[]"],
+        ["reused True", "new socket got nothing", "partner got nothing", "data, lost None",
+         "new socket open False", "[]"]),
+    "tcp_idle": ("""
+    tr, p, peer = await connected("tcp")
+    await settle()
+    fd = tr.get_extra_info("socket").fileno()
+    close_for_reuse(fd)
+    new, partner, ident = reuse(fd)
+    await check_new(new, partner)
+    await finish(tr, p)
+    check_open(new, ident)
+""", ["reused True", "new socket got b'new'", "partner got nothing", "lost None",
+      "new socket open True", "[]"],
+        ["reused True", "new socket got b'new'", "partner got nothing", "lost None",
+         "new socket open False", "[]"]),
+    "unix_with_a_write_pending": ("""
+    tr, p, peer = await connected("unix")
+    tr.write(b"x" * (16 * 1024 * 1024))
+    fd = tr.get_extra_info("socket").fileno()
+    close_for_reuse(fd)
+    new, partner, ident = reuse(fd)
+    await check_new(new, partner)
+    await finish(tr, p)
+    check_open(new, ident)
+""", ["reused True", "new socket got b'new'", "partner got nothing", "pause, lost EBADF",
+      "new socket open True", "[]"],
+        ["reused True", "new socket got b'new'", "partner got nothing", "close raised ENOENT",
+         "never lost", "pause", "new socket open True", "[]"]),
+    "datagram_idle": ("""
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    peer.bind(("127.0.0.1", 0))
+    tr, p = await loop.create_datagram_endpoint(P, remote_addr=peer.getsockname())
+    await settle()
+    fd = tr.get_extra_info("socket").fileno()
+    close_for_reuse(fd)
+    new, partner, ident = reuse(fd)
+    await check_new(new, partner)
+    await finish(tr, p)
+    check_open(new, ident)
+    peer.close()
+""", ["reused True", "new socket got b'new'", "partner got nothing", "lost None",
+      "new socket open True", "[]"],
+        ["reused True", "new socket got b'new'", "partner got nothing", "lost None",
+         "new socket open False", "[]"]),
+    # (Datagram transports have pause_reading() from Python 3.11 on.)
+    "datagram_then_pause_and_resume_reading": ("""
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    peer.bind(("127.0.0.1", 0))
+    tr, p = await loop.create_datagram_endpoint(P, remote_addr=peer.getsockname())
+    await settle()
+    fd = tr.get_extra_info("socket").fileno()
+    close_for_reuse(fd)
+    new, partner, ident = reuse(fd)
+    call("pause_reading", tr.pause_reading)
+    await settle()
+    call("resume_reading", tr.resume_reading)
+    await check_new(new, partner)
+    await finish(tr, p)
+    check_open(new, ident)
+    peer.close()
+""", ["reused True", "new socket got b'new'", "partner got nothing", "lost EBADF",
+      "new socket open True", "[]"],
+        ["reused True", "new socket got nothing", "partner got nothing", "data, lost None",
+         "new socket open False", "[]"]),
+    # Pipes: libuv works on a dup() of the caller's pipe fd, so ourloop's
+    # transport goes on with its pipe; the stdlib's works on the number.
+    # Both close the caller's pipe object at the end, and so its number,
+    # which the new socket has now (the file object owns it).
+    "read_pipe_then_pause_and_resume_reading": ("""
+    r, w = os.pipe()
+    tr, p = await loop.connect_read_pipe(P, os.fdopen(r, "rb", 0))
+    await settle()
+    close_for_reuse(r)
+    new, partner, ident = reuse(r)
+    call("pause_reading", tr.pause_reading)
+    await settle()
+    call("resume_reading", tr.resume_reading)
+    call("peer write", os.write, w, b"old")
+    await check_new(new, partner)
+    os.close(w)
+    await finish(tr, p)
+    check_open(new, ident)
+""", ["reused True", "new socket got b'new'", "partner got nothing", "data, eof, lost None",
+      "new socket open False", "[]"],
+        ["reused True", "peer write raised EPIPE", "new socket got nothing", "partner got nothing",
+         "data, lost None", "new socket open False", "[]"]),
+    "write_pipe_with_a_write_pending": ("""
+    r, w = os.pipe()
+    tr, p = await loop.connect_write_pipe(P, os.fdopen(w, "wb", 0))
+    await settle()
+    close_for_reuse(w)
+    new, partner, ident = reuse(w)
+    call("write", tr.write, b"x" * (1024 * 1024))
+    await check_new(new, partner)
+    tr.abort()
+    await finish(tr, p)
+    check_open(new, ident)
+    os.close(r)
+""", ["reused True", "new socket got b'new'", "partner got nothing", "pause, lost None",
+      "new socket open False", "[]"],
+        ["reused True", "write raised ENOENT", "new socket got b'new'", "partner got data",
+         "lost None", "new socket open False", "[]"]),
+    # add_reader() & co.: the registration dies with its file (the top of
+    # handles/poll.pyx; more cases in test_fd_watchers.py).
+    "add_reader_then_add_writer": ("""
+    a, b = socket.socketpair()
+    fd = a.fileno()
+    loop.add_reader(fd, print, "old reader")
+    await settle()
+    loop.add_writer(fd, print, "old writer")
+    close_for_reuse(a.detach())
+    new, partner, ident = reuse(fd)
+    await check_new(new, partner)
+    call("remove_reader", loop.remove_reader, fd)
+    print("remove_writer", loop.remove_writer(fd))
+    check_open(new, ident)
+""", ["reused True", "new socket got b'new'", "partner got nothing",
+      "remove_reader raised ENOENT", "remove_writer False", "new socket open True", "[]"],
+        ["reused True", "new socket got b'new'", "partner got nothing",
+         "remove_reader raised ENOENT", "remove_writer False", "new socket open True", "[]"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FD_REUSED))
+def test_fd_closed_and_reused_under_a_transport(loop_kind, name):
+    if name.startswith("datagram_then_pause") and sys.version_info < (3, 11):
+        pytest.skip("datagram transports have pause_reading() from Python 3.11 on")
+    code, ours, stdlib = FD_REUSED[name]
+    script = (_FD_REUSED_PRELUDE + "\nasync def main():\n"
               + textwrap.indent(textwrap.dedent(code), "    ")
               + "\nloop.run_until_complete(main())\nloop.close()\n"
               + "print(handler)\nprint('exit ok')\n")

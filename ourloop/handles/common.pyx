@@ -84,6 +84,14 @@ cdef int handle_inited(uv.uv_handle_t* handle, int err) except -1:
     return 0
 
 
+cdef int fd_identity(uv.uv_handle_t* handle, int fd) noexcept nogil:
+    # Right before uv_<kind>_open(handle, fd): the loop records which file
+    # fd names (LoopExt.fdids; FdWatchers' prepare guard and the handle's
+    # closing compare it: see ourloop_fdids in includes/compat.h). 0, or
+    # the error for handle_opened(): fstat()'s, or UV_ENOMEM.
+    return uv.ourloop_fdid_record(&(<LoopExt*>handle.loop).fdids, handle, fd)
+
+
 cdef int handle_opened(uv.uv_handle_t* handle, int err) except -1:
     # After uv_<kind>_open(handle, fd): on failure the handle is closed
     # (the fd stays the caller's: libuv never took it) and the error raised.

@@ -12,11 +12,13 @@ cdef int _pipe_attach(LoopCore loop, int fd, StreamTransport t) except -1:
     # Open a uv_pipe_t on fd and give it to t: from then on libuv owns fd
     # (uv_close closes it). On failure the fd is the caller's to close.
     cdef uv.uv_pipe_t* pipe
+    cdef int err
     loop._ensure_open()
     loop._fd_watchers.claim(fd)
     pipe = <uv.uv_pipe_t*>new_handle(sizeof(uv.uv_pipe_t))
     handle_inited(<uv.uv_handle_t*>pipe, uv.uv_pipe_init(loop.uvloop, pipe, 0))
-    handle_opened(<uv.uv_handle_t*>pipe, uv.uv_pipe_open(pipe, fd))
+    err = fd_identity(<uv.uv_handle_t*>pipe, fd)
+    handle_opened(<uv.uv_handle_t*>pipe, err if err < 0 else uv.uv_pipe_open(pipe, fd))
     t._attach_handle(loop, <uv.uv_stream_t*>pipe)
     return 0
 

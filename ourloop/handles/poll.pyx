@@ -40,7 +40,9 @@
 # description is closed; ourloop reproduces that, without ever handing
 # libuv a bad fd:
 #
-# - Every PollHandle records the (st_dev, st_ino) of its fd when created.
+# - Every PollHandle records the (st_dev, st_ino) of its fd when created
+#   (in the loop's table as well, where every handle ourloop opens on an
+#   fd records it: ourloop_fdids in includes/compat.h).
 # - A PollHandle (re)started with uv_poll_start is "dirty". Before libuv
 #   polls, FdWatchers' uv_prepare_t (prepare callbacks run right before
 #   uv__io_poll) checks every dirty handle with fstat(): if the fd is
@@ -66,6 +68,10 @@
 #   wake-up socketpair reusing a closed fd's number; the socket, pipe and
 #   datagram handles) calls FdWatchers.claim(fd) first: our stale registration lets
 #   go of the fd in libuv before the new handle starts.
+# - The other handles on fds (a transport's stream or uv_udp_t) are
+#   checked by the same prepare callback, after the PollHandles:
+#   ourloop_guard_watchers in includes/compat.h walks libuv's queue of
+#   changed watchers (docs/architecture.md, "Fds closed while watched").
 # - Watching a dup() of the user's fd was rejected: the dup would keep a
 #   socket open (no FIN to the peer) after the user closed it, and would go
 #   on reporting its events while the number may already name another
@@ -173,13 +179,18 @@ cdef class PollHandle:
             raise
 
     cdef int identify(self) except -1:
-        # Remember which file the fd names now.
+        # Remember which file the fd names now (the loop's table too: see
+        # ourloop_fdids in includes/compat.h).
         cdef struct_stat st
         if fstat(self.fd, &st) != 0:
             code = cerrno.errno
             raise OSError(code, os.strerror(code))
         self.dev = <uint64_t>st.st_dev
         self.ino = <uint64_t>st.st_ino
+        if uv.ourloop_fdid_set(&(<LoopExt*>self.loop.uvloop).fdids,
+                               <uv.uv_handle_t*>self.uvpoll, self.fd,
+                               self.dev, self.ino) < 0:
+            raise MemoryError()
         return 0
 
     cdef int check_file(self) noexcept:
@@ -316,11 +327,15 @@ cdef void _on_prepare(uv.uv_prepare_t* handle) noexcept nogil:
         with gil:
             _check_dirty(prep)
     # Any other watcher whose fd epoll would refuse (a transport's fd the
-    # user closed under it): libuv must not see it (see compat.h).
-    nbad = uv.ourloop_guard_watchers(handle.loop, bad, 8)
+    # user closed under it, or whose number now names another file): libuv
+    # must not see it (see compat.h).
+    nbad = uv.ourloop_guard_watchers(handle.loop, &(<LoopExt*>handle.loop).fdids, bad, 8)
     if nbad and prep.owner is not NULL:
         with gil:
             _fds_gone(prep, bad, nbad if nbad < 8 else 8)
+        # Ending those transports changed their watchers again (reading
+        # stopped while a write waits): libuv must not see those either.
+        uv.ourloop_guard_watchers(handle.loop, &(<LoopExt*>handle.loop).fdids, bad, 8)
         # Callbacks were queued: libuv must not sleep in this poll.
         uv.uv_stop(handle.loop)
 
@@ -329,12 +344,19 @@ cdef void _fds_gone(FdPrepare* prep, int* bad, int nbad) noexcept:
     # The transports whose fd was closed under them end as after a failed
     # write: connection_lost(OSError(EBADF)). (The stdlib's selector raises
     # that OSError from the next call that changes the fd's registration.)
+    # A number that now names another file (bad[i] is -2 - fd) is that
+    # file's: the transport no longer reads, writes or closes it.
     cdef FdWatchers owner = <FdWatchers><PyObject*>prep.owner
     cdef TransportBase transport
-    cdef int i
+    cdef int i, fd
     try:
         for i in range(nbad):
-            transport = owner.transports.get(bad[i])
+            fd = bad[i]
+            if fd < -1:
+                fd = -2 - fd
+            transport = owner.transports.get(fd)
+            if transport is not None and bad[i] < -1:
+                transport._fd_moved()
             if transport is not None and not transport._conn_lost:
                 transport._fatal_error(OSError(cerrno.EBADF, os.strerror(cerrno.EBADF)),
                                        'Fatal error on transport')

@@ -868,7 +868,8 @@ cdef class StreamTransport(TransportBase):
         if self.shutdown_done or self.uvstream is NULL:
             return
         self.shutdown_done = True
-        if uv.uv_fileno(<uv.uv_handle_t*>self.uvstream, &fd) == 0:
+        fd = self.uvfd
+        if fd >= 0:
             # Errors (the peer is gone) show up on the next read.
             c_shutdown(fd, SHUT_WR)
 
@@ -921,7 +922,7 @@ cdef class StreamTransport(TransportBase):
         cdef uv.uv_buf_t* bufs = small
         cdef Py_ssize_t n
         if objs is None or self.wreq is not NULL or self.uvstream is NULL \
-                or uv.uv_is_closing(<uv.uv_handle_t*>self.uvstream):
+                or self.uvfd < 0 or uv.uv_is_closing(<uv.uv_handle_t*>self.uvstream):
             return
         try:
             n = _pending_bufs(objs, small, &bufs)
@@ -939,6 +940,11 @@ cdef class StreamTransport(TransportBase):
         finally:
             self.wcontext = None
 
+    cdef _fd_moved(self):
+        # (TransportBase._fd_moved.) Reads, writes and shutdown() go
+        # through uvfd: none touches the number from now on.
+        self.uvfd = -1
+
     cdef _close_handle(self):
         # libuv closes the fd it was given; pending uv_writes are cancelled
         # (their callback runs while the loop still holds the transport).
@@ -954,6 +960,9 @@ cdef class StreamTransport(TransportBase):
         # No read callback from now on; the close callback only frees.
         stream.data = NULL
         if not uv.uv_is_closing(<uv.uv_handle_t*>stream):
+            # (An fd number that now names another file is not closed.)
+            uv.ourloop_release_moved_fd(&(<LoopExt*>stream.loop).fdids,
+                                        <uv.uv_handle_t*>stream)
             uv.uv_close(<uv.uv_handle_t*>stream, _io_handle_closed)
         if self.loop._open_transports is not None:
             self.loop._open_transports.discard(self)

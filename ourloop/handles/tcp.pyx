@@ -39,11 +39,13 @@ cdef TCPTransport _tcp_open_fd(LoopCore loop, int fd):
     # caller's to close).
     cdef uv.uv_tcp_t* tcp
     cdef TCPTransport t
+    cdef int err
     loop._ensure_open()
     loop._fd_watchers.claim(fd)
     tcp = <uv.uv_tcp_t*>new_handle(sizeof(uv.uv_tcp_t))
     handle_inited(<uv.uv_handle_t*>tcp, uv.uv_tcp_init(loop.uvloop, tcp))
-    handle_opened(<uv.uv_handle_t*>tcp, uv.uv_tcp_open(tcp, fd))
+    err = fd_identity(<uv.uv_handle_t*>tcp, fd)
+    handle_opened(<uv.uv_handle_t*>tcp, err if err < 0 else uv.uv_tcp_open(tcp, fd))
     t = TCPTransport.__new__(TCPTransport)
     t._attach_handle(loop, <uv.uv_stream_t*>tcp)
     return t

@@ -567,6 +567,14 @@ cdef class TransportBase:
         # the transport from now on.
         pass
 
+    cdef _fd_moved(self):
+        # The transport's fd number now names another file (the user closed
+        # it and it was reused; FdWatchers' prepare guard found it): that
+        # file is not the transport's to read, write or close. The
+        # transport then ends (_fds_gone in handles/poll.pyx), and its
+        # handle closes without closing the number (_close_handle).
+        pass
+
     @property
     def _sock(self):
         return self.sock

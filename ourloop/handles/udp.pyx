@@ -642,12 +642,17 @@ cdef class UDPTransport(TransportBase):
             # holds is cancelled while the loop holds the transport.
             udp.data = NULL
             if not uv.uv_is_closing(<uv.uv_handle_t*>udp):
+                # (An fd number that now names another file is not closed.)
+                uv.ourloop_release_moved_fd(&(<LoopExt*>udp.loop).fdids,
+                                            <uv.uv_handle_t*>udp)
                 uv.uv_close(<uv.uv_handle_t*>udp, _io_handle_closed)
         elif poller is not None:
             self.poller = None
             poller.transport = None
             PollHandle.close(poller)
-            if fd >= 0:
+            if fd >= 0 and poller.check_file() == 0:
+                # (Not if the user closed it, and not a number that now
+                # names another file: the user closed it, then reused it.)
                 os.close(fd)
         if self.loop is not None and self.loop._open_transports is not None:
             self.loop._open_transports.discard(self)
@@ -670,6 +675,7 @@ cdef TransportBase _udp_open_fd(LoopCore loop, int fd, int family):
     cdef uv.uv_udp_t* udp
     cdef _UDPPoll poller
     cdef int reuse
+    cdef int err
     loop._ensure_open()
     t = UDPTransport.__new__(UDPTransport)
     t.family = family
@@ -679,7 +685,8 @@ cdef TransportBase _udp_open_fd(LoopCore loop, int fd, int family):
         handle_inited(<uv.uv_handle_t*>udp, uv.uv_udp_init(loop.uvloop, udp))
         udp.data = NULL
         reuse = ourloop_udp_get_reuseaddr(fd)
-        handle_opened(<uv.uv_handle_t*>udp, uv.uv_udp_open(udp, fd))
+        err = fd_identity(<uv.uv_handle_t*>udp, fd)
+        handle_opened(<uv.uv_handle_t*>udp, err if err < 0 else uv.uv_udp_open(udp, fd))
         if reuse == 0:
             # uv_udp_open turned SO_REUSEADDR on; the stdlib never does.
             ourloop_udp_clear_reuseaddr(fd)

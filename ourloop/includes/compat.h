@@ -48,6 +48,7 @@ static inline void ourloop_count_close(uv_handle_type t) {
  * (uv.pxd names ourloop_uv_try_write & co. for uv_try_write & co.).
  * 0: off. The counters are atomic: loops may run in several threads. */
 #include <stdlib.h>
+#include <string.h>
 static long long ourloop_fail_alloc_at;
 static long long ourloop_fail_write_at;
 static long long ourloop_alloc_count;
@@ -126,19 +127,115 @@ static inline int ourloop_uv_udp_send(uv_udp_send_t* req, uv_udp_t* handle, cons
 }
 
 #include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+/* Which file each fd a libuv handle of the loop works on named when the
+ * handle got it (LoopExt.fdids, indexed by fd): the handle's watcher `w`
+ * and the file's (st_dev, st_ino). An entry counts only for its own
+ * watcher, so an old one left behind by a closed handle is never taken for
+ * another's (every handle ourloop opens on an fd records itself:
+ * handles/common.pyx, fd_identity; a PollHandle in identify()). */
+typedef struct {
+    const uv__io_t* w;
+    uint64_t dev;
+    uint64_t ino;
+} ourloop_fdid;
+
+typedef struct {
+    ourloop_fdid* ids;
+    size_t cap;
+} ourloop_fdids;
+
+static inline void ourloop_fdids_init(ourloop_fdids* t) {
+    t->ids = NULL;
+    t->cap = 0;
+}
+
+static inline void ourloop_fdids_free(ourloop_fdids* t) {
+    free(t->ids);
+    t->ids = NULL;
+    t->cap = 0;
+}
+
+/* The io watcher of a handle that watches an fd, else NULL (uv.h lays the
+ * watcher out in each of these handle types). */
+static inline uv__io_t* ourloop_handle_io(uv_handle_t* h) {
+    switch (h->type) {
+    case UV_TCP:
+    case UV_NAMED_PIPE:
+    case UV_TTY:
+        return &((uv_stream_t*)h)->io_watcher;
+    case UV_UDP:
+        return &((uv_udp_t*)h)->io_watcher;
+    case UV_POLL:
+        return &((uv_poll_t*)h)->io_watcher;
+    default:
+        return NULL;
+    }
+}
+
+/* Record that handle `h` watches `fd`, which names (dev, ino): 0, or
+ * UV_ENOMEM when the table cannot grow. */
+static inline int ourloop_fdid_set(ourloop_fdids* t, uv_handle_t* h, int fd,
+                                   uint64_t dev, uint64_t ino) {
+    const uv__io_t* w = ourloop_handle_io(h);
+    if (w == NULL || fd < 0)
+        return 0;
+    if ((size_t)fd >= t->cap) {
+        size_t cap = t->cap ? t->cap : 64;
+        ourloop_fdid* ids;
+        while (cap <= (size_t)fd)
+            cap *= 2;
+        ids = (ourloop_fdid*)realloc(t->ids, cap * sizeof(ourloop_fdid));
+        if (ids == NULL)
+            return UV_ENOMEM;
+        memset(ids + t->cap, 0, (cap - t->cap) * sizeof(ourloop_fdid));
+        t->ids = ids;
+        t->cap = cap;
+    }
+    t->ids[fd].w = w;
+    t->ids[fd].dev = dev;
+    t->ids[fd].ino = ino;
+    return 0;
+}
+
+/* The same, for a handle about to be opened on fd: 0, or the error (a
+ * negative errno) fstat() gives, or UV_ENOMEM. */
+static inline int ourloop_fdid_record(ourloop_fdids* t, uv_handle_t* h, int fd) {
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return -errno;  /* libuv's error codes on Unix */
+    return ourloop_fdid_set(t, h, fd, (uint64_t)st.st_dev, (uint64_t)st.st_ino);
+}
+
+/* 1 if watcher w's fd now names another file than the one recorded for it
+ * (st: that fd's fstat()); 0 if it names the same or nothing was recorded. */
+static inline int ourloop_fdid_moved(const ourloop_fdids* t, const uv__io_t* w,
+                                     const struct stat* st) {
+    const ourloop_fdid* id;
+    if ((size_t)w->fd >= t->cap)
+        return 0;
+    id = &t->ids[w->fd];
+    return id->w == w && (id->dev != (uint64_t)st->st_dev || id->ino != (uint64_t)st->st_ino);
+}
+
 /* Right before libuv polls (FdWatchers' prepare callback), every watcher
  * whose events changed since the last poll (loop->watcher_queue: libuv
  * applies them in uv__io_poll with epoll_ctl, and calls abort() when that
- * fails) is checked: one whose fd epoll would refuse, because the fd was
- * closed under it (EBADF) or its number now names a regular file or a
- * directory (EPERM), is taken off the queue as if it had been applied, as
- * epoll itself drops the registration of a closed file. Such a watcher
- * stays silent until its handle closes. At most `cap` of their fds go to
- * `bad`; returns how many there were. Walks the queue as libuv's QUEUE
+ * fails) is checked with fstat(). One whose fd epoll would refuse, because
+ * the fd was closed under it (EBADF) or its number now names a regular
+ * file or a directory (EPERM), or another file than the handle was opened
+ * on (the number was reused: epoll_ctl(MOD) fails with ENOENT, and an
+ * epoll_ctl(ADD) would watch the new file for the old handle), is taken
+ * off the queue as if it had been applied, as epoll itself drops the
+ * registration of a closed file. Such a watcher stays silent until its
+ * handle closes. At most `cap` of their fds go to `bad`, a reused one as
+ * -2 - fd; returns how many there were. Walks the queue as libuv's QUEUE
  * macros do (void*[2]: next, prev). */
-#include <stddef.h>
-#include <sys/stat.h>
-static inline int ourloop_guard_watchers(uv_loop_t* loop, int* bad, int cap) {
+static inline int ourloop_guard_watchers(uv_loop_t* loop, const ourloop_fdids* ids,
+                                         int* bad, int cap) {
     void** head = (void**)&loop->watcher_queue;
     void** q = (void**)head[0];
     int n = 0;
@@ -147,9 +244,16 @@ static inline int ourloop_guard_watchers(uv_loop_t* loop, int* bad, int cap) {
         uv__io_t* w = (uv__io_t*)((char*)q - offsetof(uv__io_t, watcher_queue));
         struct stat st;
         int saved = errno;
-        int refused = fstat(w->fd, &st) != 0
-            ? errno == EBADF
-            : (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode));
+        int refused = 0;
+        int fd = w->fd;
+        if (fstat(fd, &st) != 0)
+            refused = errno == EBADF;
+        else if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))
+            refused = 1;
+        else if (ourloop_fdid_moved(ids, w, &st)) {
+            refused = 1;
+            fd = -2 - fd;
+        }
         errno = saved;
         if (refused) {
             ((void**)q[1])[0] = q[0];
@@ -157,12 +261,46 @@ static inline int ourloop_guard_watchers(uv_loop_t* loop, int* bad, int cap) {
             q[0] = q;
             q[1] = q;
             w->events = w->pevents;
-            if (n < cap) bad[n] = w->fd;
+            if (n < cap) bad[n] = fd;
             n++;
         }
         q = next;
     }
     return n;
+}
+
+/* Right before uv_close() of handle h (a stream or a uv_udp_t, opened
+ * after ourloop_fdid_record): if its fd number now names another file than
+ * the handle was opened on (the user closed it and the number was reused),
+ * libuv must neither epoll_ctl nor close() that number: the watcher lets go
+ * of it (out of libuv's queue and fd table, fd -1, which uv_close() skips).
+ * Returns 1 if it did. One fstat(), once per handle. */
+static inline int ourloop_release_moved_fd(const ourloop_fdids* ids, uv_handle_t* h) {
+    uv__io_t* w = ourloop_handle_io(h);
+    uv_loop_t* loop = h->loop;
+    struct stat st;
+    void** q;
+    int saved = errno;
+    int moved;
+    if (w == NULL || w->fd < 0)
+        return 0;
+    moved = fstat(w->fd, &st) == 0 && ourloop_fdid_moved(ids, w, &st);
+    errno = saved;
+    if (!moved)
+        return 0;
+    q = (void**)&w->watcher_queue;
+    ((void**)q[1])[0] = q[0];
+    ((void**)q[0])[1] = q[1];
+    q[0] = q;
+    q[1] = q;
+    if ((unsigned)w->fd < loop->nwatchers && loop->watchers[w->fd] == w) {
+        loop->watchers[w->fd] = NULL;
+        loop->nfds--;
+    }
+    w->pevents = 0;
+    w->events = 0;
+    w->fd = -1;
+    return 1;
 }
 
 /* uv_try_write(stream, bufs, nbufs) for a stream with no write queued and

@@ -196,7 +196,14 @@ cdef extern from "compat.h" nogil:
     uint64_t ourloop_timeout_ms(double delta)
     ssize_t ourloop_try_write(uv_stream_t* stream, int fd, const uv_buf_t* bufs,
                               unsigned int nbufs)
-    int ourloop_guard_watchers(uv_loop_t* loop, int* bad, int cap)
+    ctypedef struct ourloop_fdids:
+        pass
+    void ourloop_fdids_init(ourloop_fdids* t)
+    void ourloop_fdids_free(ourloop_fdids* t)
+    int ourloop_fdid_set(ourloop_fdids* t, uv_handle_t* h, int fd, uint64_t dev, uint64_t ino)
+    int ourloop_fdid_record(ourloop_fdids* t, uv_handle_t* h, int fd)
+    int ourloop_guard_watchers(uv_loop_t* loop, const ourloop_fdids* ids, int* bad, int cap)
+    int ourloop_release_moved_fd(const ourloop_fdids* ids, uv_handle_t* h)
     long long ourloop_fail_allocation(long long n)
     long long ourloop_fail_write(long long n)
     int ourloop_install_allocator()
