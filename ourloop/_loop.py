@@ -130,6 +130,7 @@ class Loop(LoopCore, DnsMixin, SockMixin, TcpMixin, UnixMixin, SignalMixin,
         was_closed = self.is_closed()
         LoopCore.close(self)
         self._remove_all_signal_handlers()
+        self._drop_thread_child_waits()
         if was_closed:
             return
         self._executor_shutdown_called = True

@@ -40,6 +40,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from asyncio import base_subprocess, unix_events
 from asyncio.log import logger
 
@@ -328,10 +329,22 @@ def _child_exited(loop, popen, transport, pid, returncode):
         loop.call_soon_threadsafe(transport._process_exited, returncode)
 
 
-def _wait_in_thread(loop, pid, popen, callback, context):
+class _ThreadWait:
+    """A child waited for by a thread (the fallback without a child fd).
+    The loop's close() drops `callback` (and with it the transport), as it
+    closes a ChildWatch: the thread then only reaps the child."""
+
+    __slots__ = ('callback', 'context', '__weakref__')
+
+    def __init__(self, callback, context):
+        self.callback = callback
+        self.context = context
+
+
+def _wait_in_thread(loop, pid, popen, wait):
     # The fallback without a child fd: block in waitpid, then report to the
-    # loop in `context` (None: this thread's, an empty one), or just reap
-    # if the loop is closed meanwhile.
+    # loop in wait.context (None: this thread's, an empty one), or just reap
+    # if the loop closed meanwhile.
     try:
         _, status = os.waitpid(pid, 0)
     except ChildProcessError:
@@ -340,8 +353,11 @@ def _wait_in_thread(loop, pid, popen, callback, context):
         returncode = os.waitstatus_to_exitcode(status)
         if popen.returncode is None:
             popen.returncode = returncode
+    callback, wait.callback = wait.callback, None
+    if callback is None:
+        return    # the loop closed: nobody to tell
     try:
-        loop.call_soon_threadsafe(callback, pid, returncode, context=context)
+        loop.call_soon_threadsafe(callback, pid, returncode, context=wait.context)
     except RuntimeError:
         pass    # the loop is closed: nobody to tell
 
@@ -407,7 +423,9 @@ def _watch(loop, popen, transport):
                 pass    # (the pidfd is closed): use a thread
             else:
                 return
-    threading.Thread(target=_wait_in_thread, args=(loop, pid, popen, exited, caller_context),
+    wait = _ThreadWait(exited, caller_context)
+    loop._thread_child_waits.add(wait)
+    threading.Thread(target=_wait_in_thread, args=(loop, pid, popen, wait),
                      name=f'ourloop-waitpid-{pid}', daemon=True).start()
 
 
@@ -490,6 +508,22 @@ class _SubprocessTransport(base_subprocess.BaseSubprocessTransport):
 
 class SubprocessMixin:
     """Child processes of ourloop.Loop."""
+
+    @property
+    def _thread_child_waits(self):
+        # The children waited for by threads (_ThreadWait), made on first use.
+        waits = self.__dict__.get('_thread_child_waits_set')
+        if waits is None:
+            waits = self.__dict__['_thread_child_waits_set'] = weakref.WeakSet()
+        return waits
+
+    def _drop_thread_child_waits(self):
+        # (close()) A thread still waiting for its child no longer holds the
+        # child's transport; it only reaps the child.
+        waits = self.__dict__.get('_thread_child_waits_set')
+        if waits:
+            for wait in list(waits):
+                wait.callback = wait.context = None
 
     def _log_subprocess(self, msg, stdin, stdout, stderr):
         info = [msg]

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import warnings
+import weakref
 
 import psutil
 import pytest
@@ -1075,6 +1076,50 @@ def test_thread_watcher_fallback(loop, monkeypatch):
 
     pid = run_coro(loop, main())
     assert wait_blocking(lambda: reaped(pid))
+
+
+@pytest.mark.only_loop("ourloop", reason="checks ourloop's fallback without pidfds")
+# The collected transport's __del__ meets the closed loop (RuntimeError), as
+# on the stdlib loop.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_thread_watcher_lets_go_of_a_closed_loops_child(loop_factory, monkeypatch):
+    # Without a child fd a thread waits for each child. Once the loop is
+    # closed the thread must no longer hold the child's transport (as a
+    # closed ChildWatch does not): dropped, it is collected and its pipes'
+    # fds close while the child still runs.
+    from ourloop import _subprocess
+    monkeypatch.setattr(_subprocess, "_USE_PIDFD", False)
+    loop = loop_factory()
+
+    async def main():
+        transport, _ = await loop.subprocess_exec(
+            asyncio.SubprocessProtocol, "cat",
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        return transport
+
+    transport = run_coro(loop, main())
+    pid = transport.get_pid()
+    popen = transport.get_extra_info("subprocess")
+    pipe_fds = [transport.get_pipe_transport(n).get_extra_info("pipe").fileno() for n in (0, 1)]
+    ref = weakref.ref(transport)
+    loop.close()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        del transport
+        gc.collect()
+    try:
+        assert ref() is None
+        for fd in pipe_fds:
+            with pytest.raises(OSError) as exc:
+                os.fstat(fd)
+            assert exc.value.errno == errno.EBADF
+    finally:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass    # cat saw its stdin close and exited
+    # The thread still reaps the child.
+    assert wait_blocking(lambda: reaped(pid) and popen.returncode in (0, -signal.SIGKILL))
 
 
 def test_user_sigchld_handler_kept_and_called(loop):
