@@ -116,6 +116,7 @@ cdef class LoopCore:
         (<LoopExt*>self.uvloop).rbuf = NULL
         (<LoopExt*>self.uvloop).spare = NULL
         (<LoopExt*>self.uvloop).spare_cap = 0
+        (<LoopExt*>self.uvloop).ubuf = NULL
         (<LoopExt*>self.uvloop).rq = NULL
         (<LoopExt*>self.uvloop).rq_len = 0
         (<LoopExt*>self.uvloop).rq_cap = 0
@@ -147,6 +148,7 @@ cdef class LoopCore:
             uv.uv_run(self.uvloop, uv.UV_RUN_NOWAIT)
             uv.uv_loop_close(self.uvloop)
             free((<LoopExt*>self.uvloop).rbuf)
+            free((<LoopExt*>self.uvloop).ubuf)
             Py_XDECREF((<LoopExt*>self.uvloop).spare)
             free((<LoopExt*>self.uvloop).rq)
             free(self.uvloop)
@@ -719,6 +721,7 @@ cdef class LoopCore:
             # loop libuv still uses (__dealloc__ tries again).
             raise RuntimeError(f'libuv could not close the loop: {uv.uv_strerror(err).decode()}')
         free((<LoopExt*>self.uvloop).rbuf)
+        free((<LoopExt*>self.uvloop).ubuf)
         Py_XDECREF((<LoopExt*>self.uvloop).spare)
         free((<LoopExt*>self.uvloop).rq)
         free(self.uvloop)

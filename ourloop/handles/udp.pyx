@@ -84,8 +84,9 @@ from libc.string cimport memcmp, memcpy
 
 from ourloop.includes cimport uv
 from ourloop.includes.udp_io cimport (
-    ourloop_udp_addr, ourloop_udp_parse, ourloop_udp_pyaddr, ourloop_udp_recvfrom,
+    ourloop_udp_addr, ourloop_udp_parse, ourloop_udp_pyaddr, ourloop_udp_recvbatch,
     ourloop_udp_sendto, ourloop_udp_get_reuseaddr, ourloop_udp_clear_reuseaddr, ourloop_udp_sa,
+    OURLOOP_UDP_BATCH,
 )
 
 import os
@@ -103,6 +104,20 @@ from asyncio.transports import (
 
 cdef enum:
     _UDP_MAX_SIZE = 262144          # the stdlib's max_size for recvfrom()
+
+
+cdef inline char* _udp_batch_buffer(LoopCore loop) except NULL:
+    # Room for a batch of datagrams (LoopExt.ubuf), allocated on first use:
+    # OURLOOP_UDP_BATCH slots of _UDP_MAX_SIZE (mostly never touched, so
+    # never resident), one slot where only recvfrom() is used.
+    cdef LoopExt* ext = <LoopExt*>loop.uvloop
+    if OURLOOP_UDP_BATCH == 1:
+        return _read_buffer(loop)
+    if ext.ubuf is NULL:
+        ext.ubuf = <char*>malloc(<size_t>_UDP_MAX_SIZE * OURLOOP_UDP_BATCH)
+        if ext.ubuf is NULL:
+            raise MemoryError()
+    return ext.ubuf
 
 # 3.11+: datagram transports can pause reading.
 cdef bint _UDP_CAN_PAUSE = sys.version_info >= (3, 11)
@@ -208,6 +223,12 @@ cdef class UDPTransport(TransportBase):
             self.reading = True
             self._poll_update(False)
         self._hold_update()
+        if self.rx_held is not None:
+            # (resume_reading()) Datagrams read before the pause come
+            # first; libuv will not report them.
+            self.rx_ready = True
+            self.rx_guess = False
+            self._schedule_read()
         return 0
 
     cdef _stop_reading(self):
@@ -256,22 +277,39 @@ cdef class UDPTransport(TransportBase):
         self._schedule_read()
 
     cdef _do_read_ready(self):
-        # The stdlib's _read_ready: one datagram.
+        # The stdlib's _read_ready: one datagram per turn. The kernel is
+        # asked for up to OURLOOP_UDP_BATCH at once (recvmmsg); those beyond
+        # the first are held (rx_held) and delivered one per turn before
+        # the socket is read again, so the protocol sees what the stdlib's
+        # one recvfrom() per turn would show it, in the same order.
         cdef char* buf
-        cdef ourloop_udp_addr sa
-        cdef ssize_t n
-        cdef int code
+        cdef ourloop_udp_addr sas[OURLOOP_UDP_BATCH]
+        cdef size_t lens[OURLOOP_UDP_BATCH]
+        cdef int n, i, code
+        cdef list held
         if self._conn_lost or self._closing or self._paused or not self.rx_ready:
             return
         self.rx_ready = False
         if self.fd < 0:
             return
+        held = self.rx_held
+        if held is not None:
+            i = <int>self.rx_held_next
+            data = held[i]
+            addr = held[i + 1]
+            if i + 2 >= len(held):
+                self.rx_held = None
+            else:
+                self.rx_held_next = i + 2
+            self._deliver_datagram(data, addr)
+            return
         if self.family != socket.AF_INET and self.family != socket.AF_INET6 \
                 and self.family != socket.AF_UNIX:
             self._read_with_socket()
             return
-        buf = _read_buffer(self.loop)
-        n = ourloop_udp_recvfrom(self.fd, buf, _UDP_MAX_SIZE, &sa, self.family)
+        buf = _udp_batch_buffer(self.loop)
+        n = ourloop_udp_recvbatch(self.fd, buf, _UDP_MAX_SIZE, OURLOOP_UDP_BATCH,
+                                  sas, lens, self.family)
         if n < 0:
             code = cerrno.errno
             if code == cerrno.EAGAIN or code == cerrno.EINTR:
@@ -284,31 +322,66 @@ cdef class UDPTransport(TransportBase):
                 return
             self._protocol.error_received(OSError(code, os.strerror(code)))
             return
-        data = PyBytes_FromStringAndSize(buf, n)
-        if self.rx_addr is not None and sa.len == self.rx_sa.len \
-                and memcmp(&sa, &self.rx_sa, sizeof(sa)) == 0:
-            addr = self.rx_addr
-        else:
-            addr = ourloop_udp_pyaddr(&sa)
-            memcpy(&self.rx_sa, &sa, sizeof(sa))
-            self.rx_addr = addr
-        self._protocol.datagram_received(data, addr)
-        # Another datagram may wait: read again in the next turn of the
-        # loop, after the callbacks datagram_received() scheduled (as the
-        # stdlib, whose next poll finds the socket still readable), without
-        # waiting for libuv to poll and report it. A guess that finds
-        # nothing (EAGAIN) costs a system call: after one, the next
-        # datagrams wait for libuv's report (backing off to one guess per
-        # 16 datagrams while datagrams come one at a time).
+        # Another datagram may wait once these are delivered: read again
+        # then, without waiting for libuv to poll and report it. A guess
+        # that finds nothing (EAGAIN) costs a system call: after one, the
+        # next datagrams wait for libuv's report (backing off to one guess
+        # per 16 datagrams while datagrams come one at a time). A full
+        # batch says more are likely: a guess follows.
         if self.rx_guess:
             self.rx_guess_backoff = 0
+            self.rx_guess_next = True
+        elif n == OURLOOP_UDP_BATCH:
+            self.rx_guess_next = True
         elif self.rx_guess_skip:
             self.rx_guess_skip -= 1
+            self.rx_guess_next = False
+        else:
+            self.rx_guess_next = True
+        self.rx_guess = False
+        data = PyBytes_FromStringAndSize(buf, <Py_ssize_t>lens[0])
+        addr = self._sender(&sas[0])
+        if n > 1:
+            held = []
+            for i in range(1, n):
+                held.append(PyBytes_FromStringAndSize(buf + <size_t>i * _UDP_MAX_SIZE,
+                                                      <Py_ssize_t>lens[i]))
+                held.append(self._sender(&sas[i]))
+            self.rx_held = held
+            self.rx_held_next = 0
+        self._deliver_datagram(data, addr)
+
+    cdef object _sender(self, ourloop_udp_addr* sa):
+        # The sender's address object (the previous one while it repeats).
+        if self.rx_addr is not None and sa.len == self.rx_sa.len \
+                and memcmp(sa, &self.rx_sa, sizeof(ourloop_udp_addr)) == 0:
+            return self.rx_addr
+        addr = ourloop_udp_pyaddr(sa)
+        memcpy(&self.rx_sa, sa, sizeof(ourloop_udp_addr))
+        self.rx_addr = addr
+        return addr
+
+    cdef _deliver_datagram(self, data, addr):
+        # datagram_received(), then the next read is queued behind the
+        # callbacks it scheduled (as the stdlib's next poll would find the
+        # socket, or here the held datagrams, still readable), even if it
+        # raised: the held datagrams have no libuv report to wait for.
+        try:
+            self._protocol.datagram_received(data, addr)
+        finally:
+            self._read_next()
+
+    cdef _read_next(self):
+        if self._closing or self._paused or self._conn_lost or self.read_scheduled:
             return
-        if not (self._closing or self._paused or self._conn_lost or self.read_scheduled):
-            self.rx_ready = True
+        if self.rx_held is not None:
+            self.rx_guess = False
+        elif self.rx_guess_next:
             self.rx_guess = True
-            self._schedule_read()
+        else:
+            return
+        self.rx_ready = True
+        self._schedule_read()
 
     cdef _read_with_socket(self):
         # Families whose addresses only the socket module knows.
@@ -636,6 +709,7 @@ cdef class UDPTransport(TransportBase):
         cdef int fd = self.fd
         self.reading = False
         self.fd = -1
+        self.rx_held = None     # (dropped with the socket, as the kernel's)
         if udp is not NULL:
             self.uvudp = NULL
             # No receive callback from now on; a datagram libuv still

@@ -189,6 +189,57 @@ static inline ssize_t ourloop_udp_recvfrom(int fd, char* buf, size_t size, ourlo
     return n;
 }
 
+/* Up to `count` datagrams in one system call (Linux: recvmmsg; elsewhere,
+   and in the forced-portable build, one recvfrom): datagram i in
+   buf + i * slot (at most `slot` bytes, cut as recvfrom cuts), its length
+   in lens[i], its sender in addrs[i]. Returns how many were read (the
+   socket had no more, or count were read), or -1 and errno when none
+   was (an error pending on the socket after some datagrams is reported
+   by the next call, as recvfrom would report it after them). */
+#if OURLOOP_NATIVE_OK && defined(__linux__)
+#  define OURLOOP_UDP_BATCH 8
+#  define OURLOOP_UDP_RECV_KIND "recvmmsg"
+#else
+#  define OURLOOP_UDP_BATCH 1
+#  define OURLOOP_UDP_RECV_KIND "recvfrom"
+#endif
+static inline int ourloop_udp_recvbatch(int fd, char* buf, size_t slot, int count,
+                                        ourloop_udp_addr* addrs, size_t* lens, int family) {
+#if OURLOOP_UDP_BATCH > 1
+    struct mmsghdr msgs[OURLOOP_UDP_BATCH];
+    struct iovec iov[OURLOOP_UDP_BATCH];
+    socklen_t alen = (socklen_t)ourloop_udp_addrlen(family);
+    int i, n;
+    if (count > OURLOOP_UDP_BATCH)
+        count = OURLOOP_UDP_BATCH;
+    if (count > 1) {
+        memset(msgs, 0, sizeof(msgs[0]) * (size_t)count);
+        memset(addrs, 0, sizeof(addrs[0]) * (size_t)count);
+        for (i = 0; i < count; i++) {
+            iov[i].iov_base = buf + (size_t)i * slot;
+            iov[i].iov_len = slot;
+            msgs[i].msg_hdr.msg_name = &addrs[i].u.sa;
+            msgs[i].msg_hdr.msg_namelen = alen;
+            msgs[i].msg_hdr.msg_iov = &iov[i];
+            msgs[i].msg_hdr.msg_iovlen = 1;
+        }
+        n = recvmmsg(fd, msgs, (unsigned int)count, 0, NULL);
+        for (i = 0; i < n; i++) {
+            addrs[i].len = (int)msgs[i].msg_hdr.msg_namelen;
+            lens[i] = msgs[i].msg_len;
+        }
+        return n;
+    }
+#endif
+    {
+        ssize_t got = ourloop_udp_recvfrom(fd, buf, slot, &addrs[0], family);
+        if (got < 0)
+            return -1;
+        lens[0] = (size_t)got;
+        return 1;
+    }
+}
+
 static inline ssize_t ourloop_udp_sendto(int fd, const char* buf, size_t size, ourloop_udp_addr* a) {
     if (a == NULL)
         return send(fd, buf, size, 0);

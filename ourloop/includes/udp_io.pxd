@@ -10,6 +10,10 @@ cdef extern from "udp_io.h":
     int ourloop_udp_parse(ourloop_udp_addr* a, int family, object addr)
     object ourloop_udp_pyaddr(ourloop_udp_addr* a)
     ssize_t ourloop_udp_recvfrom(int fd, char* buf, size_t size, ourloop_udp_addr* a, int family) nogil
+    enum: OURLOOP_UDP_BATCH
+    const char* OURLOOP_UDP_RECV_KIND
+    int ourloop_udp_recvbatch(int fd, char* buf, size_t slot, int count,
+                              ourloop_udp_addr* addrs, size_t* lens, int family) nogil
     ssize_t ourloop_udp_sendto(int fd, const char* buf, size_t size, ourloop_udp_addr* a) nogil
     int ourloop_udp_get_reuseaddr(int fd) nogil
     void ourloop_udp_clear_reuseaddr(int fd) nogil
