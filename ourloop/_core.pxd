@@ -420,9 +420,9 @@ cdef struct LoopExt:
     # (StreamTransport._read_data), and the size of its memory
     PyObject* spare
     Py_ssize_t spare_cap
-    # room for a batch of datagrams (UDPTransport._do_read_ready), allocated
-    # on first use: OURLOOP_UDP_BATCH slots of the stdlib's max_size
-    char* ubuf
+    # room for a batch of datagrams (UDPTransport._do_read_ready, an
+    # ourloop_udp_batch of udp_io.h), allocated on first use
+    void* ubuf
     IOReady* rq
     size_t rq_len
     size_t rq_cap

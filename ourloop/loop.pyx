@@ -148,7 +148,7 @@ cdef class LoopCore:
             uv.uv_run(self.uvloop, uv.UV_RUN_NOWAIT)
             uv.uv_loop_close(self.uvloop)
             free((<LoopExt*>self.uvloop).rbuf)
-            free((<LoopExt*>self.uvloop).ubuf)
+            ourloop_udp_batch_free((<LoopExt*>self.uvloop).ubuf)
             Py_XDECREF((<LoopExt*>self.uvloop).spare)
             free((<LoopExt*>self.uvloop).rq)
             free(self.uvloop)
@@ -721,7 +721,7 @@ cdef class LoopCore:
             # loop libuv still uses (__dealloc__ tries again).
             raise RuntimeError(f'libuv could not close the loop: {uv.uv_strerror(err).decode()}')
         free((<LoopExt*>self.uvloop).rbuf)
-        free((<LoopExt*>self.uvloop).ubuf)
+        ourloop_udp_batch_free((<LoopExt*>self.uvloop).ubuf)
         Py_XDECREF((<LoopExt*>self.uvloop).spare)
         free((<LoopExt*>self.uvloop).rq)
         free(self.uvloop)

@@ -17,17 +17,22 @@
 # buffer, which libuv answers with recv_cb(UV_ENOBUFS) without reading (the
 # poll handle reports UV_READABLE). The transport then queues itself on the
 # ready queue once, and in the ready phase does what the stdlib's reader
-# callback does: one recvfrom() of at most 256 KiB (the stdlib's max_size)
-# into the loop's read buffer, then protocol.datagram_received(data, addr),
-# or protocol.error_received(exc) for an OSError. One datagram per turn of
+# callback does: one datagram of at most 256 KiB (the stdlib's max_size),
+# then protocol.datagram_received(data, addr), or
+# protocol.error_received(exc) for an OSError. One datagram per turn of
 # the loop, as the stdlib, so the callbacks a datagram_received() schedules
-# run before the next datagram is delivered; after a datagram the transport
-# queues itself for the next turn without waiting for libuv to report the
-# socket readable again (a read until EAGAIN spread over turns: one
-# epoll_wait per burst, not per datagram; docs/performance.md, "UDP"). The address is built natively
-# as the socket module builds it (an address equal to the previous one
-# reuses its object); other families than IP and Unix go through the
-# socket object's recvfrom().
+# run before the next datagram is delivered. The kernel is asked for up to
+# 8 datagrams at once (recvmmsg, into the loop's batch buffer LoopExt.ubuf;
+# one recvfrom where the platform layer has no recvmmsg): the ones beyond
+# the first are held by the transport (rx_held) and delivered one per turn
+# before the socket is read again (after resume_reading() too; dropped
+# with the socket at close). After a datagram the transport queues itself
+# for the next turn without waiting for libuv to report the socket
+# readable again (a read until EAGAIN spread over turns: one epoll_wait per
+# burst, not per datagram; docs/performance.md, "UDP"). The address is
+# built natively as the socket module builds it (an address equal to the
+# previous one reuses its object); other families than IP and Unix go
+# through the socket object's recvfrom().
 #
 # Writes. sendto() tries the system call at once (send() on a connected
 # socket, sendto() otherwise), natively for bytes-like data and a numeric
@@ -86,7 +91,8 @@ from ourloop.includes cimport uv
 from ourloop.includes.udp_io cimport (
     ourloop_udp_addr, ourloop_udp_parse, ourloop_udp_pyaddr, ourloop_udp_recvbatch,
     ourloop_udp_sendto, ourloop_udp_get_reuseaddr, ourloop_udp_clear_reuseaddr, ourloop_udp_sa,
-    OURLOOP_UDP_BATCH,
+    OURLOOP_UDP_BATCH, ourloop_udp_batch, ourloop_udp_batch_new, ourloop_udp_batch_free,
+    ourloop_udp_batch_data, ourloop_udp_addr_eq,
 )
 
 import os
@@ -106,18 +112,16 @@ cdef enum:
     _UDP_MAX_SIZE = 262144          # the stdlib's max_size for recvfrom()
 
 
-cdef inline char* _udp_batch_buffer(LoopCore loop) except NULL:
-    # Room for a batch of datagrams (LoopExt.ubuf), allocated on first use:
-    # OURLOOP_UDP_BATCH slots of _UDP_MAX_SIZE (mostly never touched, so
-    # never resident), one slot where only recvfrom() is used.
+cdef inline ourloop_udp_batch* _udp_batch(LoopCore loop) except NULL:
+    # The loop's room for a batch of datagrams (LoopExt.ubuf), made on
+    # first use: OURLOOP_UDP_BATCH slots of _UDP_MAX_SIZE (mostly never
+    # touched, so never resident) and their recvmmsg headers.
     cdef LoopExt* ext = <LoopExt*>loop.uvloop
-    if OURLOOP_UDP_BATCH == 1:
-        return _read_buffer(loop)
     if ext.ubuf is NULL:
-        ext.ubuf = <char*>malloc(<size_t>_UDP_MAX_SIZE * OURLOOP_UDP_BATCH)
+        ext.ubuf = ourloop_udp_batch_new(_UDP_MAX_SIZE)
         if ext.ubuf is NULL:
             raise MemoryError()
-    return ext.ubuf
+    return <ourloop_udp_batch*>ext.ubuf
 
 # 3.11+: datagram transports can pause reading.
 cdef bint _UDP_CAN_PAUSE = sys.version_info >= (3, 11)
@@ -282,9 +286,7 @@ cdef class UDPTransport(TransportBase):
         # the first are held (rx_held) and delivered one per turn before
         # the socket is read again, so the protocol sees what the stdlib's
         # one recvfrom() per turn would show it, in the same order.
-        cdef char* buf
-        cdef ourloop_udp_addr sas[OURLOOP_UDP_BATCH]
-        cdef size_t lens[OURLOOP_UDP_BATCH]
+        cdef ourloop_udp_batch* batch
         cdef int n, i, code
         cdef list held
         if self._conn_lost or self._closing or self._paused or not self.rx_ready:
@@ -307,9 +309,8 @@ cdef class UDPTransport(TransportBase):
                 and self.family != socket.AF_UNIX:
             self._read_with_socket()
             return
-        buf = _udp_batch_buffer(self.loop)
-        n = ourloop_udp_recvbatch(self.fd, buf, _UDP_MAX_SIZE, OURLOOP_UDP_BATCH,
-                                  sas, lens, self.family)
+        batch = _udp_batch(self.loop)
+        n = ourloop_udp_recvbatch(batch, self.fd, self.family)
         if n < 0:
             code = cerrno.errno
             if code == cerrno.EAGAIN or code == cerrno.EINTR:
@@ -339,22 +340,22 @@ cdef class UDPTransport(TransportBase):
         else:
             self.rx_guess_next = True
         self.rx_guess = False
-        data = PyBytes_FromStringAndSize(buf, <Py_ssize_t>lens[0])
-        addr = self._sender(&sas[0])
+        data = PyBytes_FromStringAndSize(ourloop_udp_batch_data(batch, 0),
+                                         <Py_ssize_t>batch.lens[0])
+        addr = self._sender(&batch.addrs[0])
         if n > 1:
             held = []
             for i in range(1, n):
-                held.append(PyBytes_FromStringAndSize(buf + <size_t>i * _UDP_MAX_SIZE,
-                                                      <Py_ssize_t>lens[i]))
-                held.append(self._sender(&sas[i]))
+                held.append(PyBytes_FromStringAndSize(ourloop_udp_batch_data(batch, i),
+                                                      <Py_ssize_t>batch.lens[i]))
+                held.append(self._sender(&batch.addrs[i]))
             self.rx_held = held
             self.rx_held_next = 0
         self._deliver_datagram(data, addr)
 
     cdef object _sender(self, ourloop_udp_addr* sa):
         # The sender's address object (the previous one while it repeats).
-        if self.rx_addr is not None and sa.len == self.rx_sa.len \
-                and memcmp(sa, &self.rx_sa, sizeof(ourloop_udp_addr)) == 0:
+        if self.rx_addr is not None and ourloop_udp_addr_eq(sa, &self.rx_sa):
             return self.rx_addr
         addr = ourloop_udp_pyaddr(sa)
         memcpy(&self.rx_sa, sa, sizeof(ourloop_udp_addr))
