@@ -31,6 +31,7 @@ from ourloop.includes.callbacks cimport (
     ourloop_call_in_context, ourloop_call_with_self, ourloop_list_append,
     ourloop_list_forget_taken, ourloop_list_take, ourloop_tuple_from_array)
 from ourloop.includes.uv cimport ourloop_timeout_ms
+from ourloop.includes.udp_io cimport ourloop_udp_batch_free
 
 import inspect
 import os

@@ -85,14 +85,14 @@ from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes
 from cpython.contextvars cimport PyContext_CopyCurrent
 from libc cimport errno as cerrno
 from libc.stdlib cimport malloc, free
-from libc.string cimport memcmp, memcpy
+from libc.string cimport memcpy
 
 from ourloop.includes cimport uv
 from ourloop.includes.udp_io cimport (
     ourloop_udp_addr, ourloop_udp_parse, ourloop_udp_pyaddr, ourloop_udp_recvbatch,
     ourloop_udp_sendto, ourloop_udp_get_reuseaddr, ourloop_udp_clear_reuseaddr, ourloop_udp_sa,
-    OURLOOP_UDP_BATCH, ourloop_udp_batch, ourloop_udp_batch_new, ourloop_udp_batch_free,
-    ourloop_udp_batch_data, ourloop_udp_addr_eq,
+    OURLOOP_UDP_BATCH, ourloop_udp_batch, ourloop_udp_batch_new, ourloop_udp_batch_data,
+    ourloop_udp_addr_eq,
 )
 
 import os
