@@ -21,9 +21,25 @@ whole echo has arrived):
 
 Each loop runs a mode twice under callgrind, with N1 and N2 round trips;
 (I2 - I1) / (N2 - N1) is what one round trip costs (two reads, two writes,
-the loop iterations between them), start-up and tear-down cancelling out.
+the loop iterations between them), set-up and tear-down cancelling out.
 Deterministic, so it shows small changes that wall-clock runs on a noisy
-2-core machine cannot (PYTHONHASHSEED is fixed for the same reason).
+2-core machine cannot. What would make the two runs' fixed parts differ is
+kept out of them:
+- only `loop.run_until_complete()` is counted: the child calls
+  os.getpgrp() right before it (callgrind zeroes its counts there,
+  --zero-before) and os.getppid() right after (callgrind dumps them there,
+  --dump-before); imports and interpreter start-up are not counted. (They
+  were: the import system lists a directory of sys.path again whenever its
+  mtime changed, and the child's working directory, on sys.path as '' for
+  `python -c`, changed under other processes: a round trip moved by
+  thousands of instructions with what the machine was doing.)
+- the child runs in an empty directory of its own, writes no .pyc
+  (PYTHONDONTWRITEBYTECODE: a module imported lazily in the counted part
+  is compiled in both runs, not in the first only) and has a fixed
+  PYTHONHASHSEED.
+The per-round-trip calls of the system call wrappers and of
+PyEval_SaveThread (a poll that released the GIL to sleep) are listed too,
+so a heuristic that decides by timing would show as a fraction there.
 
 With --keep DIR the callgrind files stay in DIR (`callgrind_annotate
 DIR/<mode>-<loop>-<n>.out`; ourloop's functions are the __pyx_..._core_...
@@ -179,27 +195,49 @@ async def udp():
 
 
 loop = new_loop()
-loop.run_until_complete({'protocol': protocol, 'streams': streams, 'udp': udp}[mode]())
+main = {'protocol': protocol, 'streams': streams, 'udp': udp}[mode]()
+os.getpgrp()    # callgrind zeroes its counts here (--zero-before)
+loop.run_until_complete(main)
+os.getppid()    # ... and dumps them here (--dump-before): the counted part
 loop.close()
 '''
 
 
+# The markers around the counted part of the child (see the top).
+ZERO_AT, DUMP_AT = 'os_getpgrp', 'os_getppid'
+
+
 def instructions(label, mode, family, n, size, out):
+    """Instructions of the child's run_until_complete(); its callgrind
+    file is `out` (the part between the markers; the rest is discarded)."""
     # run._worker_env: debug modes off; an ourloop (this checkout's or an
     # ourloop@...) imports its snapshot (run.prepared_loops).
-    env = dict(run._worker_env(label), PYTHONHASHSEED='0')
+    env = dict(run._worker_env(label), PYTHONHASHSEED='0', PYTHONDONTWRITEBYTECODE='1')
     kind = run.base_loop(label)
+    raw = out + '.raw'
+    cwd = tempfile.mkdtemp(prefix='pingpong-cwd-')
     try:
         proc = subprocess.run(
-            ['valgrind', '--tool=callgrind', f'--callgrind-out-file={out}',
+            ['valgrind', '--tool=callgrind', f'--callgrind-out-file={raw}',
+             f'--zero-before={ZERO_AT}', f'--dump-before={DUMP_AT}',
              sys.executable, '-c', CHILD, kind, mode, family, str(n), str(size)],
-            capture_output=True, text=True, env=env, timeout=900)
+            capture_output=True, text=True, env=env, timeout=900, cwd=cwd)
     except subprocess.TimeoutExpired:
         raise RuntimeError(f'{kind} {mode}: no answer in 900 s') from None
+    finally:
+        shutil.rmtree(cwd, ignore_errors=True)
     if proc.returncode != 0:
         raise RuntimeError(f'{kind} {mode}: {proc.stderr[-2000:]}')
-    match = re.search(r'Collected : (\d+)', proc.stderr)
-    return int(match.group(1))
+    part = raw + '.1'       # the dump at DUMP_AT
+    if not os.path.exists(part):
+        raise RuntimeError(f'{kind} {mode}: callgrind made no dump at {DUMP_AT}')
+    os.replace(part, out)
+    os.unlink(raw)          # what followed the counted part
+    with open(out) as f:
+        for line in f:
+            if line.startswith('summary:'):
+                return int(line.split()[1])
+    raise RuntimeError(f'{kind} {mode}: no summary in {out}')
 
 
 _ANNOTATE_LINE = re.compile(r'^\s*([\d,]+)\s+\([^)]*\)\s+(\S.*)$')
@@ -219,6 +257,35 @@ def function_counts(out_file):
             where = where.rsplit(' [', 1)[0]
         func = re.sub(r"'\d+$", '', where.rsplit(':', 1)[-1])
         counts[func] = counts.get(func, 0) + int(match.group(1).replace(',', ''))
+    return counts
+
+
+# The calls counted per round trip besides instructions: the system call
+# wrappers of libc a loop's I/O goes through, and PyEval_SaveThread (the
+# GIL released: a poll that may sleep).
+CALLS = ('epoll_wait', 'epoll_pwait', 'recvfrom', 'recv', 'recvmsg', 'recvmmsg', 'read',
+         'readv', 'sendto', 'send', 'sendmsg', 'sendmmsg', 'write', 'writev',
+         'PyEval_SaveThread')
+_FN_LINE = re.compile(r'^c?fn=\((\d+)\)(?: (.*))?$')
+
+
+def call_counts(out_file):
+    """{callee: calls} of a callgrind output file, for the CALLS."""
+    names, counts, callee = {}, dict.fromkeys(CALLS, 0), None
+    with open(out_file, errors='replace') as f:
+        for line in f:
+            if line.startswith(('fn=', 'cfn=')):
+                match = _FN_LINE.match(line.rstrip('\n'))
+                if match is None:
+                    continue
+                if match.group(2):
+                    names[match.group(1)] = match.group(2)
+                if line.startswith('cfn='):
+                    callee = names.get(match.group(1))
+            elif line.startswith('calls=') and callee is not None:
+                if callee in counts:
+                    counts[callee] += int(line[6:].split()[0])
+                callee = None
     return counts
 
 
@@ -243,7 +310,7 @@ def main(argv=None):
     modes = [m for m in opts.modes.split(',') if m in MODES]
     workdir = opts.keep or tempfile.mkdtemp(prefix='pingpong-cg-')
     os.makedirs(workdir, exist_ok=True)
-    per, tops, na = {}, {}, {}
+    per, tops, na, calls = {}, {}, {}, {}
     snapshots = run.prepared_loops(loops)
     snapshots.__enter__()
     try:
@@ -263,10 +330,15 @@ def main(argv=None):
                     continue
                 per[mode, kind] = (i2 - i1) / (opts.n2 - opts.n1)
                 print(f'  {mode} on {kind}: {per[mode, kind]:,.0f}', file=sys.stderr)
+                small, big = call_counts(files[0]), call_counts(files[1])
+                calls[mode, kind] = {f: (big[f] - small[f]) / (opts.n2 - opts.n1)
+                                     for f in CALLS if big[f] != small[f]}
                 if opts.top:
                     small, big = function_counts(files[0]), function_counts(files[1])
                     diffs = {f: (big.get(f, 0) - small.get(f, 0)) / (opts.n2 - opts.n1)
                              for f in set(small) | set(big)}
+                    # (Not the frames around the counted part: main() & co.)
+                    diffs = {f: x for f, x in diffs.items() if x < 0.95 * per[mode, kind]}
                     tops[mode, kind] = sorted(diffs.items(), key=lambda x: -x[1])[:opts.top]
     finally:
         snapshots.__exit__(None, None, None)
@@ -287,6 +359,11 @@ def main(argv=None):
             'date': datetime.datetime.now().isoformat(timespec='seconds'),
             'machine': run.machine_info(versions), 'size': opts.size, 'family': opts.family,
             'n1': opts.n1, 'n2': opts.n2, 'summary': summary, 'missing_loops': missing})
+    print('\nCalls per round trip (libc system call wrappers; PyEval_SaveThread: '
+          'the GIL released):\n')
+    for (mode, kind), made in calls.items():
+        print(f'  {mode} on {kind}: ' + (', '.join(f'{f} {x:.3g}' for f, x in made.items())
+                                          or '-'))
     for (mode, kind), funcs in tops.items():
         print(f'\n{mode} on {kind}: top functions, instructions per round trip '
               f'(of {per[mode, kind]:,.0f})\n')

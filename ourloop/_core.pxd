@@ -366,9 +366,18 @@ cdef class UDPTransport(TransportBase):
     cdef bint rx_guess
     cdef int rx_guess_skip
     cdef int rx_guess_backoff
+    # datagrams read in one batch and not delivered yet: [data, addr, data,
+    # addr, ...] from rx_held[rx_held_next] on, or None; and whether a
+    # guess follows once they are delivered
+    cdef list rx_held
+    cdef Py_ssize_t rx_held_next
+    cdef bint rx_guess_next
 
     cdef _poll_update(self, bint force)
     cdef _on_readable(self)
+    cdef object _sender(self, ourloop_udp_addr* sa)
+    cdef _deliver_datagram(self, data, addr)
+    cdef _read_next(self)
     cdef _read_with_socket(self)
     cdef inline bint _queued(self)
     cdef object _send_now(self, data, addr)
@@ -412,6 +421,9 @@ cdef struct LoopExt:
     # (StreamTransport._read_data), and the size of its memory
     PyObject* spare
     Py_ssize_t spare_cap
+    # room for a batch of datagrams (UDPTransport._do_read_ready, an
+    # ourloop_udp_batch of udp_io.h), allocated on first use
+    void* ubuf
     IOReady* rq
     size_t rq_len
     size_t rq_cap

@@ -64,7 +64,7 @@ cdef extern from "build_info.h":
 
 from ourloop.includes.platform cimport (
     OURLOOP_SENDFILE_KIND, OURLOOP_ACCEPT_KIND, OURLOOP_CHILD_FD_KIND, OURLOOP_POLL_BACKEND,
-    OURLOOP_PIPE_SIZE_KIND,
+    OURLOOP_PIPE_SIZE_KIND, OURLOOP_UDP_RECV_KIND,
     OURLOOP_PLATFORM_FALLBACKS,
 )
 
@@ -76,7 +76,9 @@ def _platform_info():
     the fd children are watched through ('pidfd', 'kqueue' or 'none': a
     thread per child), the selector whose rules pipes follow ('epoll',
     'kqueue', 'other'), whether busy subprocess pipes can grow ('fcntl':
-    F_SETPIPE_SZ, or 'none') and 'fallbacks': 'forced' (OURLOOP_PORTABLE=1),
+    F_SETPIPE_SZ, or 'none'), how datagram sockets are read ('recvmmsg':
+    up to 8 datagrams a system call, or 'recvfrom') and 'fallbacks':
+    'forced' (OURLOOP_PORTABLE=1),
     'none' (every native call) or 'some'."""
     return {
         'sendfile': OURLOOP_SENDFILE_KIND.decode(),
@@ -84,6 +86,7 @@ def _platform_info():
         'child_fd': OURLOOP_CHILD_FD_KIND.decode(),
         'poll_backend': OURLOOP_POLL_BACKEND.decode(),
         'pipe_size': OURLOOP_PIPE_SIZE_KIND.decode(),
+        'udp_recv': OURLOOP_UDP_RECV_KIND.decode(),
         'fallbacks': OURLOOP_PLATFORM_FALLBACKS.decode(),
     }
 

@@ -31,6 +31,7 @@ from ourloop.includes.callbacks cimport (
     ourloop_call_in_context, ourloop_call_with_self, ourloop_list_append,
     ourloop_list_forget_taken, ourloop_list_take, ourloop_tuple_from_array)
 from ourloop.includes.uv cimport ourloop_timeout_ms
+from ourloop.includes.udp_io cimport ourloop_udp_batch_free
 
 import inspect
 import os
@@ -116,6 +117,7 @@ cdef class LoopCore:
         (<LoopExt*>self.uvloop).rbuf = NULL
         (<LoopExt*>self.uvloop).spare = NULL
         (<LoopExt*>self.uvloop).spare_cap = 0
+        (<LoopExt*>self.uvloop).ubuf = NULL
         (<LoopExt*>self.uvloop).rq = NULL
         (<LoopExt*>self.uvloop).rq_len = 0
         (<LoopExt*>self.uvloop).rq_cap = 0
@@ -148,6 +150,7 @@ cdef class LoopCore:
             uv.uv_run(self.uvloop, uv.UV_RUN_NOWAIT)
             uv.uv_loop_close(self.uvloop)
             free((<LoopExt*>self.uvloop).rbuf)
+            ourloop_udp_batch_free((<LoopExt*>self.uvloop).ubuf)
             Py_XDECREF((<LoopExt*>self.uvloop).spare)
             free((<LoopExt*>self.uvloop).rq)
             uv.ourloop_fdids_free(&(<LoopExt*>self.uvloop).fdids)
@@ -721,6 +724,7 @@ cdef class LoopCore:
             # loop libuv still uses (__dealloc__ tries again).
             raise RuntimeError(f'libuv could not close the loop: {uv.uv_strerror(err).decode()}')
         free((<LoopExt*>self.uvloop).rbuf)
+        ourloop_udp_batch_free((<LoopExt*>self.uvloop).ubuf)
         Py_XDECREF((<LoopExt*>self.uvloop).spare)
         free((<LoopExt*>self.uvloop).rq)
         uv.ourloop_fdids_free(&(<LoopExt*>self.uvloop).fdids)

@@ -38,12 +38,15 @@ def test_platform_info_matches_the_build():
         assert INFO['accept'] == 'accept+fcntl'
         assert INFO['child_fd'] == 'none'
         assert INFO['pipe_size'] == 'none'
+        assert INFO['udp_recv'] == 'recvfrom'
     elif sys.platform.startswith('linux'):
         assert INFO == {'sendfile': 'linux', 'accept': 'accept4', 'child_fd': 'pidfd',
-                        'poll_backend': 'epoll', 'pipe_size': 'fcntl', 'fallbacks': 'none'}
+                        'poll_backend': 'epoll', 'pipe_size': 'fcntl', 'udp_recv': 'recvmmsg',
+                        'fallbacks': 'none'}
     elif sys.platform == 'darwin':
         assert INFO == {'sendfile': 'darwin', 'accept': 'accept+fcntl', 'child_fd': 'kqueue',
-                        'poll_backend': 'kqueue', 'pipe_size': 'none', 'fallbacks': 'some'}
+                        'poll_backend': 'kqueue', 'pipe_size': 'none', 'udp_recv': 'recvfrom',
+                        'fallbacks': 'some'}
     if sys.platform.startswith('linux'):
         # The backend libuv polls with is the platform's, forced or not.
         assert INFO['poll_backend'] == 'epoll'

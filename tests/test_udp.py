@@ -645,6 +645,119 @@ def test_pause_in_datagram_received_stops_the_next(loop):
     run_coro(loop, main())
 
 
+class RaisingTurnLog(TurnLog):
+    """A TurnLog whose datagram_received() raises for the datagrams in
+    `raise_at` (after logging them), or closes the transport at
+    `close_at`."""
+
+    def __init__(self, loop, raise_at=(), close_at=None):
+        super().__init__(loop)
+        self.raise_at, self.close_at = raise_at, close_at
+
+    def datagram_received(self, data, addr):
+        super().datagram_received(data, addr)
+        if data == self.close_at:
+            self.transport.close()
+        if data in self.raise_at:
+            raise RuntimeError(data)
+
+
+def _send_waiting(server, family, count):
+    sent = [b'%d' % i for i in range(count)]
+    with socket.socket(family, socket.SOCK_DGRAM) as c:
+        for d in sent:
+            c.sendto(d, server.getsockname())
+    return sent
+
+
+def _bound(family, tmp_path):
+    server = socket.socket(family, socket.SOCK_DGRAM)
+    server.bind(('127.0.0.1', 0) if family == socket.AF_INET else str(tmp_path / 's'))
+    return server
+
+
+@pytest.mark.parametrize('family', [socket.AF_INET, socket.AF_UNIX])
+def test_many_waiting_datagrams_one_per_turn(loop, family, tmp_path):
+    # More datagrams wait than ourloop reads in one system call (8; a Unix
+    # datagram socket queues 10 by default, net.unix.max_dgram_qlen): still
+    # one per turn, in order, each followed by what it scheduled.
+    async def main():
+        server = _bound(family, tmp_path)
+        sent = _send_waiting(server, family, 10)
+        t, p = await loop.create_datagram_endpoint(lambda: TurnLog(loop), sock=server)
+        while len(p.log) < 2 * len(sent):
+            await asyncio.sleep(0)
+        assert p.log == [x for d in sent for x in (d, b'after ' + d)]
+        t.close()
+        await p.lost
+
+    run_coro(loop, main())
+
+
+@pytest.mark.parametrize('family', [socket.AF_INET, socket.AF_UNIX])
+def test_datagram_received_raising_reading_goes_on(loop, family, tmp_path):
+    # An exception of datagram_received() goes to the exception handler and
+    # the next datagrams are still delivered, one per turn (the stdlib's
+    # reader stays registered), also those read in the same system call.
+    errors = []
+
+    async def main():
+        loop.set_exception_handler(lambda lp, ctx: errors.append(ctx))
+        server = _bound(family, tmp_path)
+        sent = _send_waiting(server, family, 10)
+        t, p = await loop.create_datagram_endpoint(
+            lambda: RaisingTurnLog(loop, raise_at=(b'1', b'9')), sock=server)
+        while len(p.log) < 2 * len(sent):
+            await asyncio.sleep(0)
+        assert p.log == [x for d in sent for x in (d, b'after ' + d)]
+        assert [ctx['exception'].args for ctx in errors] == [(b'1',), (b'9',)]
+        t.close()
+        await p.lost
+
+    run_coro(loop, main())
+
+
+@pytest.mark.parametrize('family', [socket.AF_INET, socket.AF_UNIX])
+def test_close_in_datagram_received_delivers_no_more(loop, family, tmp_path):
+    # close() from datagram_received() with more datagrams waiting (read in
+    # the same system call on ourloop): none of them is delivered.
+    async def main():
+        server = _bound(family, tmp_path)
+        _send_waiting(server, family, 10)
+        t, p = await loop.create_datagram_endpoint(
+            lambda: RaisingTurnLog(loop, close_at=b'2'), sock=server)
+        assert await p.lost is None
+        await _turns(10)
+        assert p.log == [b'0', b'after 0', b'1', b'after 1', b'2', b'after 2']
+
+    run_coro(loop, main())
+
+
+@pytest.mark.skipif(not PY311, reason='pause_reading of datagram transports is 3.11+')
+def test_pause_resume_with_many_waiting(loop):
+    # Paused in the middle of a batch: nothing comes until resume_reading(),
+    # then the rest in order, one per turn, new datagrams after them.
+    async def main():
+        server = _bound(socket.AF_INET, None)
+        sent = _send_waiting(server, socket.AF_INET, 12)
+        t, p = await loop.create_datagram_endpoint(
+            lambda: TurnLog(loop, pause_at=b'3'), sock=server)
+        while len(p.log) < 8:
+            await asyncio.sleep(0)
+        await _turns(20)
+        assert p.log == [x for d in sent[:4] for x in (d, b'after ' + d)]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c:
+            c.sendto(b'new', server.getsockname())
+        t.resume_reading()
+        while len(p.log) < 2 * len(sent) + 2:
+            await asyncio.sleep(0)
+        assert p.log[8:] == [x for d in sent[4:] + [b'new'] for x in (d, b'after ' + d)]
+        t.close()
+        await p.lost
+
+    run_coro(loop, main())
+
+
 def test_burst_unix_none_lost(loop):
     # Unix datagram sockets do not drop: the sender gets EAGAIN when the
     # peer's queue is full, so 10000 datagrams sent in one callback are

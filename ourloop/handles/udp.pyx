@@ -17,17 +17,22 @@
 # buffer, which libuv answers with recv_cb(UV_ENOBUFS) without reading (the
 # poll handle reports UV_READABLE). The transport then queues itself on the
 # ready queue once, and in the ready phase does what the stdlib's reader
-# callback does: one recvfrom() of at most 256 KiB (the stdlib's max_size)
-# into the loop's read buffer, then protocol.datagram_received(data, addr),
-# or protocol.error_received(exc) for an OSError. One datagram per turn of
+# callback does: one datagram of at most 256 KiB (the stdlib's max_size),
+# then protocol.datagram_received(data, addr), or
+# protocol.error_received(exc) for an OSError. One datagram per turn of
 # the loop, as the stdlib, so the callbacks a datagram_received() schedules
-# run before the next datagram is delivered; after a datagram the transport
-# queues itself for the next turn without waiting for libuv to report the
-# socket readable again (a read until EAGAIN spread over turns: one
-# epoll_wait per burst, not per datagram; docs/performance.md, "UDP"). The address is built natively
-# as the socket module builds it (an address equal to the previous one
-# reuses its object); other families than IP and Unix go through the
-# socket object's recvfrom().
+# run before the next datagram is delivered. The kernel is asked for up to
+# 8 datagrams at once (recvmmsg, into the loop's batch buffer LoopExt.ubuf;
+# one recvfrom where the platform layer has no recvmmsg): the ones beyond
+# the first are held by the transport (rx_held) and delivered one per turn
+# before the socket is read again (after resume_reading() too; dropped
+# with the socket at close). After a datagram the transport queues itself
+# for the next turn without waiting for libuv to report the socket
+# readable again (a read until EAGAIN spread over turns: one epoll_wait per
+# burst, not per datagram; docs/performance.md, "UDP"). The address is
+# built natively as the socket module builds it (an address equal to the
+# previous one reuses its object); other families than IP and Unix go
+# through the socket object's recvfrom().
 #
 # Writes. sendto() tries the system call at once (send() on a connected
 # socket, sendto() otherwise), natively for bytes-like data and a numeric
@@ -80,12 +85,14 @@ from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes
 from cpython.contextvars cimport PyContext_CopyCurrent
 from libc cimport errno as cerrno
 from libc.stdlib cimport malloc, free
-from libc.string cimport memcmp, memcpy
+from libc.string cimport memcpy
 
 from ourloop.includes cimport uv
 from ourloop.includes.udp_io cimport (
-    ourloop_udp_addr, ourloop_udp_parse, ourloop_udp_pyaddr, ourloop_udp_recvfrom,
+    ourloop_udp_addr, ourloop_udp_parse, ourloop_udp_pyaddr, ourloop_udp_recvbatch,
     ourloop_udp_sendto, ourloop_udp_get_reuseaddr, ourloop_udp_clear_reuseaddr, ourloop_udp_sa,
+    OURLOOP_UDP_BATCH, ourloop_udp_batch, ourloop_udp_batch_new, ourloop_udp_batch_data,
+    ourloop_udp_addr_eq,
 )
 
 import os
@@ -103,6 +110,18 @@ from asyncio.transports import (
 
 cdef enum:
     _UDP_MAX_SIZE = 262144          # the stdlib's max_size for recvfrom()
+
+
+cdef inline ourloop_udp_batch* _udp_batch(LoopCore loop) except NULL:
+    # The loop's room for a batch of datagrams (LoopExt.ubuf), made on
+    # first use: OURLOOP_UDP_BATCH slots of _UDP_MAX_SIZE (mostly never
+    # touched, so never resident) and their recvmmsg headers.
+    cdef LoopExt* ext = <LoopExt*>loop.uvloop
+    if ext.ubuf is NULL:
+        ext.ubuf = ourloop_udp_batch_new(_UDP_MAX_SIZE)
+        if ext.ubuf is NULL:
+            raise MemoryError()
+    return <ourloop_udp_batch*>ext.ubuf
 
 # 3.11+: datagram transports can pause reading.
 cdef bint _UDP_CAN_PAUSE = sys.version_info >= (3, 11)
@@ -208,6 +227,12 @@ cdef class UDPTransport(TransportBase):
             self.reading = True
             self._poll_update(False)
         self._hold_update()
+        if self.rx_held is not None:
+            # (resume_reading()) Datagrams read before the pause come
+            # first; libuv will not report them.
+            self.rx_ready = True
+            self.rx_guess = False
+            self._schedule_read()
         return 0
 
     cdef _stop_reading(self):
@@ -256,22 +281,36 @@ cdef class UDPTransport(TransportBase):
         self._schedule_read()
 
     cdef _do_read_ready(self):
-        # The stdlib's _read_ready: one datagram.
-        cdef char* buf
-        cdef ourloop_udp_addr sa
-        cdef ssize_t n
-        cdef int code
+        # The stdlib's _read_ready: one datagram per turn. The kernel is
+        # asked for up to OURLOOP_UDP_BATCH at once (recvmmsg); those beyond
+        # the first are held (rx_held) and delivered one per turn before
+        # the socket is read again, so the protocol sees what the stdlib's
+        # one recvfrom() per turn would show it, in the same order.
+        cdef ourloop_udp_batch* batch
+        cdef int n, i, code
+        cdef list held
         if self._conn_lost or self._closing or self._paused or not self.rx_ready:
             return
         self.rx_ready = False
         if self.fd < 0:
             return
+        held = self.rx_held
+        if held is not None:
+            i = <int>self.rx_held_next
+            data = held[i]
+            addr = held[i + 1]
+            if i + 2 >= len(held):
+                self.rx_held = None
+            else:
+                self.rx_held_next = i + 2
+            self._deliver_datagram(data, addr)
+            return
         if self.family != socket.AF_INET and self.family != socket.AF_INET6 \
                 and self.family != socket.AF_UNIX:
             self._read_with_socket()
             return
-        buf = _read_buffer(self.loop)
-        n = ourloop_udp_recvfrom(self.fd, buf, _UDP_MAX_SIZE, &sa, self.family)
+        batch = _udp_batch(self.loop)
+        n = ourloop_udp_recvbatch(batch, self.fd, self.family)
         if n < 0:
             code = cerrno.errno
             if code == cerrno.EAGAIN or code == cerrno.EINTR:
@@ -284,31 +323,66 @@ cdef class UDPTransport(TransportBase):
                 return
             self._protocol.error_received(OSError(code, os.strerror(code)))
             return
-        data = PyBytes_FromStringAndSize(buf, n)
-        if self.rx_addr is not None and sa.len == self.rx_sa.len \
-                and memcmp(&sa, &self.rx_sa, sizeof(sa)) == 0:
-            addr = self.rx_addr
-        else:
-            addr = ourloop_udp_pyaddr(&sa)
-            memcpy(&self.rx_sa, &sa, sizeof(sa))
-            self.rx_addr = addr
-        self._protocol.datagram_received(data, addr)
-        # Another datagram may wait: read again in the next turn of the
-        # loop, after the callbacks datagram_received() scheduled (as the
-        # stdlib, whose next poll finds the socket still readable), without
-        # waiting for libuv to poll and report it. A guess that finds
-        # nothing (EAGAIN) costs a system call: after one, the next
-        # datagrams wait for libuv's report (backing off to one guess per
-        # 16 datagrams while datagrams come one at a time).
+        # Another datagram may wait once these are delivered: read again
+        # then, without waiting for libuv to poll and report it. A guess
+        # that finds nothing (EAGAIN) costs a system call: after one, the
+        # next datagrams wait for libuv's report (backing off to one guess
+        # per 16 datagrams while datagrams come one at a time). A full
+        # batch says more are likely: a guess follows.
         if self.rx_guess:
             self.rx_guess_backoff = 0
+            self.rx_guess_next = True
+        elif n == OURLOOP_UDP_BATCH:
+            self.rx_guess_next = True
         elif self.rx_guess_skip:
             self.rx_guess_skip -= 1
+            self.rx_guess_next = False
+        else:
+            self.rx_guess_next = True
+        self.rx_guess = False
+        data = PyBytes_FromStringAndSize(ourloop_udp_batch_data(batch, 0),
+                                         <Py_ssize_t>batch.lens[0])
+        addr = self._sender(&batch.addrs[0])
+        if n > 1:
+            held = []
+            for i in range(1, n):
+                held.append(PyBytes_FromStringAndSize(ourloop_udp_batch_data(batch, i),
+                                                      <Py_ssize_t>batch.lens[i]))
+                held.append(self._sender(&batch.addrs[i]))
+            self.rx_held = held
+            self.rx_held_next = 0
+        self._deliver_datagram(data, addr)
+
+    cdef object _sender(self, ourloop_udp_addr* sa):
+        # The sender's address object (the previous one while it repeats).
+        if self.rx_addr is not None and ourloop_udp_addr_eq(sa, &self.rx_sa):
+            return self.rx_addr
+        addr = ourloop_udp_pyaddr(sa)
+        memcpy(&self.rx_sa, sa, sizeof(ourloop_udp_addr))
+        self.rx_addr = addr
+        return addr
+
+    cdef _deliver_datagram(self, data, addr):
+        # datagram_received(), then the next read is queued behind the
+        # callbacks it scheduled (as the stdlib's next poll would find the
+        # socket, or here the held datagrams, still readable), even if it
+        # raised: the held datagrams have no libuv report to wait for.
+        try:
+            self._protocol.datagram_received(data, addr)
+        finally:
+            self._read_next()
+
+    cdef _read_next(self):
+        if self._closing or self._paused or self._conn_lost or self.read_scheduled:
             return
-        if not (self._closing or self._paused or self._conn_lost or self.read_scheduled):
-            self.rx_ready = True
+        if self.rx_held is not None:
+            self.rx_guess = False
+        elif self.rx_guess_next:
             self.rx_guess = True
-            self._schedule_read()
+        else:
+            return
+        self.rx_ready = True
+        self._schedule_read()
 
     cdef _read_with_socket(self):
         # Families whose addresses only the socket module knows.
@@ -636,6 +710,7 @@ cdef class UDPTransport(TransportBase):
         cdef int fd = self.fd
         self.reading = False
         self.fd = -1
+        self.rx_held = None     # (dropped with the socket, as the kernel's)
         if udp is not NULL:
             self.uvudp = NULL
             # No receive callback from now on; a datagram libuv still

@@ -10,6 +10,7 @@ cdef extern from "platform.h" nogil:
     const char* OURLOOP_CHILD_FD_KIND
     const char* OURLOOP_POLL_BACKEND
     const char* OURLOOP_PIPE_SIZE_KIND
+    const char* OURLOOP_UDP_RECV_KIND
     const char* OURLOOP_PLATFORM_FALLBACKS
     const int OURLOOP_HAVE_SENDFILE
     const int OURLOOP_CHILD_FD_IS_PIDFD

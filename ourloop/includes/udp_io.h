@@ -13,6 +13,7 @@
 #include <arpa/inet.h>
 #include <stddef.h>
 #include <string.h>
+#include <stdlib.h>
 
 /* A socket address of any family, with its length. */
 typedef struct {
@@ -187,6 +188,92 @@ static inline ssize_t ourloop_udp_recvfrom(int fd, char* buf, size_t size, ourlo
     n = recvfrom(fd, buf, size, 0, &a->u.sa, &len);
     a->len = n < 0 ? 0 : (int)len;
     return n;
+}
+
+/* Whether two received addresses are the same: their lengths, then the
+   bytes the kernel wrote (the rest of the struct may be stale). */
+static inline int ourloop_udp_addr_eq(const ourloop_udp_addr* a, const ourloop_udp_addr* b) {
+    return a->len == b->len && memcmp(&a->u, &b->u, (size_t)a->len) == 0;
+}
+
+/* A loop's room for a batch of datagrams (LoopExt.ubuf): OURLOOP_UDP_BATCH
+   slots of `slot` bytes and, for recvmmsg, the message headers pointing at
+   them and at the senders' addresses, set up once. */
+typedef struct {
+#if OURLOOP_UDP_BATCH > 1
+    struct mmsghdr msgs[OURLOOP_UDP_BATCH];
+    struct iovec iov[OURLOOP_UDP_BATCH];
+#endif
+    ourloop_udp_addr addrs[OURLOOP_UDP_BATCH];
+    size_t lens[OURLOOP_UDP_BATCH];
+    size_t slot;
+    char* data;
+} ourloop_udp_batch;
+
+/* NULL (no exception set) when out of memory. One block, the slots after
+   the headers: large enough to be mapped on its own (not in the heap the
+   bytes objects come from), and mostly never touched, so mostly never
+   resident. */
+static inline ourloop_udp_batch* ourloop_udp_batch_new(size_t slot) {
+    ourloop_udp_batch* b = (ourloop_udp_batch*)calloc(1, sizeof(*b) + slot * OURLOOP_UDP_BATCH);
+    int i;
+    if (b == NULL)
+        return NULL;
+    b->data = (char*)(b + 1);
+    b->slot = slot;
+    for (i = 0; i < OURLOOP_UDP_BATCH; i++) {
+#if OURLOOP_UDP_BATCH > 1
+        b->iov[i].iov_base = b->data + (size_t)i * slot;
+        b->iov[i].iov_len = slot;
+        b->msgs[i].msg_hdr.msg_name = &b->addrs[i].u.sa;
+        b->msgs[i].msg_hdr.msg_iov = &b->iov[i];
+        b->msgs[i].msg_hdr.msg_iovlen = 1;
+#endif
+    }
+    return b;
+}
+
+static inline void ourloop_udp_batch_free(void* b) {
+    free(b);
+}
+
+/* Up to OURLOOP_UDP_BATCH datagrams in one system call (platform.h:
+   recvmmsg on Linux; elsewhere, and in the forced-portable build, one
+   recvfrom, OURLOOP_UDP_BATCH being 1): datagram i in b->data + i *
+   b->slot (at most b->slot bytes, cut as recvfrom cuts), its length in
+   b->lens[i], its sender in b->addrs[i]. Returns how many were read (the
+   socket had no more, or the batch is full), or -1 and errno when none
+   was (an error pending on the socket after some datagrams is reported
+   by the next call, as recvfrom would report it after them). */
+static inline int ourloop_udp_recvbatch(ourloop_udp_batch* b, int fd, int family) {
+#if OURLOOP_UDP_BATCH > 1
+    socklen_t alen = (socklen_t)ourloop_udp_addrlen(family);
+    int i, n;
+    for (i = 0; i < OURLOOP_UDP_BATCH; i++)
+        b->msgs[i].msg_hdr.msg_namelen = alen;
+    n = ourloop_recvmmsg(fd, b->msgs, OURLOOP_UDP_BATCH);
+    for (i = 0; i < n; i++) {
+        ourloop_udp_addr* a = &b->addrs[i];
+        a->len = (int)b->msgs[i].msg_hdr.msg_namelen;
+        if (a->len > (int)sizeof(a->u))
+            a->len = (int)sizeof(a->u);
+        if (family == AF_UNIX)
+            /* (a path is read up to its NUL: none stale after it) */
+            memset((char*)&a->u + a->len, 0, sizeof(a->u) - (size_t)a->len);
+        b->lens[i] = b->msgs[i].msg_len;
+    }
+    return n;
+#else
+    ssize_t got = ourloop_udp_recvfrom(fd, b->data, b->slot, &b->addrs[0], family);
+    if (got < 0)
+        return -1;
+    b->lens[0] = (size_t)got;
+    return 1;
+#endif
+}
+
+static inline const char* ourloop_udp_batch_data(ourloop_udp_batch* b, int i) {
+    return b->data + (size_t)i * b->slot;
 }
 
 static inline ssize_t ourloop_udp_sendto(int fd, const char* buf, size_t size, ourloop_udp_addr* a) {
