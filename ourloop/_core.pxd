@@ -7,6 +7,8 @@ from cpython.object cimport PyObject
 from libc.stdint cimport uint64_t
 from ourloop.includes cimport uv
 from ourloop.includes.udp_io cimport ourloop_udp_addr
+from ourloop.includes.sockaddr cimport ourloop_inaddr
+from ourloop.includes.platform cimport socklen_t
 
 
 cdef class Handle:
@@ -109,7 +111,13 @@ cdef class FdWatchers:
     cdef dict watches
     cdef dict parked
     cdef list dirty
+    # fd -> transport (the stdlib's loop._transports): the socket
+    # transports' in a C array (borrowed: see set_transport), what Python
+    # code sets in `transports` (weak values)
     cdef readonly object transports
+    cdef dict foreign
+    cdef PyObject** tfd
+    cdef Py_ssize_t tfd_cap
     cdef FdPrepare* prep
 
     cdef lookup(self, fileobj)
@@ -119,6 +127,9 @@ cdef class FdWatchers:
     cdef FdWatch _unpark(self, fd)
     cdef check_dirty(self)
     cdef close(self)
+    cdef int set_transport(self, int fd, TransportBase t) except -1
+    cdef void forget_transport(self, int fd, TransportBase t) noexcept
+    cpdef object transport_of(self, object fd)
 
 
 cdef class SignalWakeup(PollHandle):
@@ -146,7 +157,12 @@ cdef class TransportBase:
     cdef LoopCore loop
     cdef readonly object _protocol
     cdef readonly bint _protocol_connected
-    cdef readonly dict _extra
+    # get_extra_info(): the dict (`_extra`), made when first needed. Until
+    # then, for an IP socket: the socket object, whose 'socket', 'sockname'
+    # (laddr) and 'peername' (raddr) wait in C; None: nothing set up yet.
+    cdef object extra
+    cdef ourloop_inaddr laddr
+    cdef ourloop_inaddr raddr
     cdef readonly object _server
     # the socket (or pipe) object the transport keeps for its caller, its
     # fd, and whether libuv owns that fd (see _adopt_or_dup)
@@ -182,6 +198,8 @@ cdef class TransportBase:
     cdef dict __dict__
 
     cdef _setup_socket(self, sock, extra, bint borrowed)
+    cdef _forget_fd(self)
+    cdef dict _extra_dict(self)
     cdef _setup_failed(self, sock, bint adopt)
     cdef int _start_reading(self) except -1
     cdef _stop_reading(self)
@@ -328,7 +346,7 @@ cdef class SocketListener(PollHandle):
     # up in a copy of it.
     cdef object context
 
-    cdef _accept_one(self, int conn)
+    cdef _accept_one(self, int conn, ourloop_inaddr* peer, socklen_t peer_len)
 
 
 cdef class _UDPPoll(PollHandle):
@@ -434,7 +452,6 @@ cdef class LoopCore:
     cdef readonly FdWatchers _fd_watchers
     cdef object _pending_exception
     cdef set _io_handles
-    cdef object _open_transports
     # transports whose writes wait for the end of the iteration, chained
     # through TransportBase.flush_next (no list allocated per iteration)
     cdef TransportBase _flush_head

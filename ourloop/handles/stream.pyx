@@ -78,8 +78,8 @@
 # with the stdlib, whose selector keeps a transport alive only while a
 # reader or writer is registered, a transport that is paused and has
 # nothing to write can be garbage-collected once nothing else refers to
-# it. LoopCore._open_transports (weak) names every transport whose handle
-# is open, for loop.close(). _close_handle() clears the handle's data
+# it. LoopCore._open_transports() finds every transport whose handle is
+# open (libuv's list of handles), for loop.close(). _close_handle() clears the handle's data
 # pointer before uv_close(), so that no libuv callback reaches a freed
 # transport (a cancelled uv_write's callback runs while it is still held).
 #
@@ -344,7 +344,6 @@ cdef class StreamTransport(TransportBase):
         self.uvstream = stream
         self.uvfd = fd if uv.uv_fileno(<uv.uv_handle_t*>stream, &fd) == 0 else -1
         stream.data = <void*>self
-        loop._open_transports.add(self)
 
     cdef bint _libuv_may_call(self) except -1:
         # (TransportBase._hold_update; see the top of this file.)
@@ -955,8 +954,6 @@ cdef class StreamTransport(TransportBase):
         stream.data = NULL
         if not uv.uv_is_closing(<uv.uv_handle_t*>stream):
             uv.uv_close(<uv.uv_handle_t*>stream, _io_handle_closed)
-        if self.loop._open_transports is not None:
-            self.loop._open_transports.discard(self)
         self._hold_update()
 
     def _uv_close(self):

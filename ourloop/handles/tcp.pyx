@@ -25,7 +25,8 @@ from cpython.number cimport PyNumber_Index
 from libc cimport errno as cerrno
 
 from ourloop.includes cimport uv
-from ourloop.includes.platform cimport ourloop_accept
+from ourloop.includes.platform cimport ourloop_accept, socklen_t
+from ourloop.includes.sockaddr cimport ourloop_inaddr, ourloop_inaddr_set
 
 import errno
 import os
@@ -88,10 +89,15 @@ cdef class SocketListener(PollHandle):
     cdef on_events(self, int status, int events):
         # In uv_run: accept natively; protocols are made in the ready phase.
         cdef int _i, conn, code
+        cdef ourloop_inaddr peer
+        cdef socklen_t peer_len
         if self.closed:
             return
         for _i in range(self.backlog):
-            conn = ourloop_accept(self.fd)
+            # (The peer's address, as the stdlib's 'peername': an IP one is
+            # kept, see TransportBase._setup_socket.)
+            peer_len = sizeof(peer)
+            conn = ourloop_accept(self.fd, <uv.sockaddr*>&peer, &peer_len)
             if conn < 0:
                 code = cerrno.errno
                 if code == cerrno.EAGAIN or code == cerrno.EINTR or code == cerrno.ECONNABORTED:
@@ -104,9 +110,9 @@ cdef class SocketListener(PollHandle):
                     self.retry = self.loop.call_later(
                         constants.ACCEPT_RETRY_DELAY, self._resume)
                 return
-            self._accept_one(conn)
+            self._accept_one(conn, &peer, peer_len)
 
-    cdef _accept_one(self, int conn):
+    cdef _accept_one(self, int conn, ourloop_inaddr* peer, socklen_t peer_len):
         cdef StreamTransport t
         try:
             t = <StreamTransport>_open_socket_fd(self.loop, conn, self.family)
@@ -114,6 +120,7 @@ cdef class SocketListener(PollHandle):
             os.close(conn)
             self.loop._call_soon(self._accept_error, (exc,), self.context)
             return
+        ourloop_inaddr_set(&t.raddr, <uv.sockaddr*>peer, peer_len)
         # Ready phase, in the listener's context: what the stdlib's accept
         # callback does next, starting the connection's set-up as a task.
         self.loop._call_soon(self._start_accept, (t, conn), self.context)
@@ -177,7 +184,7 @@ cdef class SocketListener(PollHandle):
             return
         if self.loop._debug_flag:
             logger.debug("%r got a new connection from %r: %r",
-                         self.server, t._extra.get('peername'), t)
+                         self.server, t._extra_dict().get('peername'), t)
 
     def _creation_failed(self, exc, protocol, transport):
         # Reported in debug mode only, as by the stdlib.

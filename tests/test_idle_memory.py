@@ -1,0 +1,182 @@
+"""What an idle connection keeps (docs/performance.md, "Memory"), and the
+extra info that ourloop makes only when it is asked for: its values are
+the stdlib's, whenever they are first asked for.
+"""
+
+import asyncio
+import collections
+import gc
+import socket
+import struct
+
+import pytest
+
+from support import run_coro
+
+TIMEOUT = 10
+
+
+def _have_ipv6():
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+FAMILIES = [
+    pytest.param(socket.AF_INET, "127.0.0.1", id="ipv4"),
+    pytest.param(socket.AF_INET6, "::1", id="ipv6", marks=pytest.mark.skipif(
+        not _have_ipv6(), reason="no IPv6 loopback")),
+]
+
+
+class Keep(asyncio.Protocol):
+    """Keeps its transport and asks it nothing."""
+
+    def __init__(self, loop, made):
+        self.made = made
+        self.lost = loop.create_future()
+
+    def connection_made(self, transport):
+        self.transport = transport
+        self.made.put_nowait(self)
+
+    def connection_lost(self, exc):
+        self.lost.set_result(exc)
+
+
+def _reset(sock):
+    # close() with SO_LINGER 0: the peer gets RST, the connection is gone.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+@pytest.mark.parametrize("family, host", FAMILIES)
+def test_accepted_extra_info_first_asked_after_a_reset(loop, family, host):
+    # The server's protocol asks nothing until the client has reset the
+    # connection and connection_lost() has run: the addresses are still
+    # those of the connection, the socket the same object, now closed.
+    async def main():
+        made = asyncio.Queue()
+        server = await loop.create_server(lambda: Keep(loop, made), host, 0)
+        client = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            client.setblocking(False)
+            server_addr = server.sockets[0].getsockname()
+            await loop.sock_connect(client, server_addr)
+            client_addr = client.getsockname()
+            proto = await asyncio.wait_for(made.get(), TIMEOUT)
+            _reset(client)
+            await asyncio.wait_for(proto.lost, TIMEOUT)
+            t = proto.transport
+            with pytest.raises(TypeError):
+                t.get_extra_info([])
+            out = dict(
+                missing=t.get_extra_info("sslcontext", "dflt"),
+                peername=t.get_extra_info("peername"),
+                sockname=t.get_extra_info("sockname"),
+                expected=(client_addr, server_addr),
+            )
+            s = t.get_extra_info("socket")
+            out.update(same=s is t.get_extra_info("socket"), fileno=s.fileno(),
+                       family=s.family, type=s.type)
+            with pytest.raises(TypeError):
+                t.get_extra_info({})
+            return out
+        finally:
+            client.close()
+            server.close()
+            await server.wait_closed()
+
+    out = run_coro(loop, main())
+    assert out["missing"] == "dflt"
+    assert (out["peername"], out["sockname"]) == out["expected"]
+    assert len(out["peername"]) == (2 if family == socket.AF_INET else 4)
+    assert out["same"]
+    assert out["fileno"] == -1
+    assert (out["family"], out["type"]) == (family, socket.SOCK_STREAM)
+
+
+@pytest.mark.parametrize("family, host", FAMILIES)
+def test_client_extra_info_first_asked_after_a_reset(loop, family, host):
+    # create_connection()'s transport: the same, the server resetting.
+    async def main():
+        accepted = loop.create_future()
+        lsock = socket.socket(family, socket.SOCK_STREAM)
+        lsock.bind((host, 0))
+        lsock.listen(1)
+        lsock.setblocking(False)
+        try:
+            made = asyncio.Queue()
+            connect = asyncio.ensure_future(loop.create_connection(
+                lambda: Keep(loop, made), sock=None, host=host,
+                port=lsock.getsockname()[1]))
+            conn, _ = await loop.sock_accept(lsock)
+            accepted.set_result(conn)
+            t, proto = await asyncio.wait_for(connect, TIMEOUT)
+            expected = (conn.getsockname(), conn.getpeername())
+            _reset(conn)
+            await asyncio.wait_for(proto.lost, TIMEOUT)
+            return dict(peername=t.get_extra_info("peername"),
+                        sockname=t.get_extra_info("sockname"), expected=expected,
+                        fileno=t.get_extra_info("socket").fileno())
+        finally:
+            lsock.close()
+            if accepted.done():
+                accepted.result().close()
+
+    out = run_coro(loop, main())
+    assert (out["peername"], out["sockname"]) == out["expected"]
+    assert out["fileno"] == -1
+
+
+@pytest.mark.only_loop("ourloop", reason="what ourloop's own objects cost per connection")
+def test_idle_accepted_connection_keeps_few_objects(loop):
+    # Per idle accepted connection ourloop keeps its transport, the
+    # socket object of 'socket' and the context its reads run in (and the
+    # protocol): no extra-info dict, TransportSocket or address tuples
+    # until asked, no weak reference in a registry.
+    n = 40
+
+    def census():
+        gc.collect()
+        return collections.Counter(type(o).__name__ for o in gc.get_objects())
+
+    async def main():
+        made = asyncio.Queue()
+        server = await loop.create_server(lambda: Keep(loop, made), "127.0.0.1", 0,
+                                          backlog=n)
+        addr = server.sockets[0].getsockname()
+        clients = [socket.socket() for _ in range(n)]
+        protos = []
+        try:
+            before = census()
+            for c in clients:
+                c.setblocking(False)
+                await loop.sock_connect(c, addr)
+            for _ in range(n):
+                protos.append(await asyncio.wait_for(made.get(), TIMEOUT))
+            for _ in range(3):
+                await asyncio.sleep(0)
+            after = census()
+            return {k: after[k] - before.get(k, 0) for k in after
+                    if after[k] - before.get(k, 0) >= n}
+        finally:
+            for c in clients:
+                c.close()
+            for p in protos:
+                await asyncio.wait_for(p.lost, TIMEOUT)
+            server.close()
+            await server.wait_closed()
+
+    grown = run_coro(loop, main())
+    # ('socket': the test's own client sockets; 'Future': each Keep's
+    # `lost`; 'FdWatch': the watches of their sock_connect(); 'Handle':
+    # spare Handles the loop keeps for call_soon.)
+    assert set(grown) - {"socket", "FdWatch", "Future", "Handle"} <= {
+        "TCPTransport", "_BorrowedSocket", "Context", "Keep"}, grown
+    assert grown["TCPTransport"] == n
