@@ -169,6 +169,11 @@ cdef class TransportBase:
     cdef object sock
     cdef int sock_fd
     cdef bint borrowed
+    # an accepted connection's socket object is made when first needed
+    # (sock is _LAZY_SOCK until then: _get_sock), with these
+    cdef int sock_family
+    cdef int sock_type
+    cdef int sock_proto
     # The contexts the stdlib's callbacks would run in (see "Contexts" at
     # the top of handles/stream.pyx): reads (the reader's registration),
     # write completions (the writer's), and the one a connection_lost() of
@@ -199,6 +204,7 @@ cdef class TransportBase:
 
     cdef _setup_socket(self, sock, extra, bint borrowed)
     cdef _forget_fd(self)
+    cdef object _get_sock(self)
     cdef dict _extra_dict(self)
     cdef _setup_failed(self, sock, bint adopt)
     cdef int _start_reading(self) except -1

@@ -136,10 +136,10 @@ def test_client_extra_info_first_asked_after_a_reset(loop, family, host):
 
 @pytest.mark.only_loop("ourloop", reason="what ourloop's own objects cost per connection")
 def test_idle_accepted_connection_keeps_few_objects(loop):
-    # Per idle accepted connection ourloop keeps its transport, the
-    # socket object of 'socket' and the context its reads run in (and the
-    # protocol): no extra-info dict, TransportSocket or address tuples
-    # until asked, no weak reference in a registry.
+    # Per idle accepted connection ourloop keeps its transport and the
+    # context its reads run in (and the protocol): no socket object,
+    # extra-info dict, TransportSocket or address tuples until asked, no
+    # weak reference in a registry.
     n = 40
 
     def census():
@@ -178,5 +178,47 @@ def test_idle_accepted_connection_keeps_few_objects(loop):
     # `lost`; 'FdWatch': the watches of their sock_connect(); 'Handle':
     # spare Handles the loop keeps for call_soon.)
     assert set(grown) - {"socket", "FdWatch", "Future", "Handle"} <= {
-        "TCPTransport", "_BorrowedSocket", "Context", "Keep"}, grown
+        "TCPTransport", "Context", "Keep"}, grown
     assert grown["TCPTransport"] == n
+
+
+@pytest.mark.parametrize("proto", [0, socket.IPPROTO_TCP])
+def test_accepted_socket_made_when_asked_is_the_listeners_kind(loop, proto):
+    # The accepted socket object takes the listening socket's family, type
+    # and proto (a socket made with proto 0 gives 0, and then no
+    # TCP_NODELAY), whether it is asked for while open or first after the
+    # connection closed.
+    async def main():
+        made = asyncio.Queue()
+        lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, proto)
+        lsock.bind(("127.0.0.1", 0))
+        server = await loop.create_server(lambda: Keep(loop, made), sock=lsock)
+        out = []
+        try:
+            for ask_first in (True, False):
+                client = socket.socket()
+                client.setblocking(False)
+                await loop.sock_connect(client, lsock.getsockname())
+                p = await asyncio.wait_for(made.get(), TIMEOUT)
+                s = p.transport.get_extra_info("socket") if ask_first else None
+                info = None
+                if ask_first:
+                    info = (s.family, s.type, s.proto, s.fileno() >= 0,
+                            s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0,
+                            s.getpeername() == client.getsockname())
+                client.close()
+                await asyncio.wait_for(p.lost, TIMEOUT)
+                s = p.transport.get_extra_info("socket")
+                out.append((info, (s.family, s.type, s.proto, s.fileno()),
+                            "closed" in repr(p.transport)))
+            return out
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    (asked, after1, closed1), (none, after2, closed2) = run_coro(loop, main())
+    nodelay = proto == socket.IPPROTO_TCP
+    assert asked == (socket.AF_INET, socket.SOCK_STREAM, proto, True, nodelay, True)
+    assert none is None
+    assert after1 == after2 == (socket.AF_INET, socket.SOCK_STREAM, proto, -1)
+    assert closed1 and closed2

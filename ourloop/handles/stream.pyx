@@ -947,6 +947,14 @@ cdef class StreamTransport(TransportBase):
         self._sf_release()
         if stream is NULL:
             return
+        if self.sock is _LAZY_SOCK:
+            # The socket object, if it is to exist, must be made while its
+            # fd is open (see TransportBase._get_sock); failing that (out
+            # of memory), 'socket' will be None.
+            try:
+                self._get_sock()
+            except Exception:
+                pass
         self.uvstream = NULL
         self.uvfd = -1
         self.reading = False

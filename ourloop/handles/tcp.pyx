@@ -55,9 +55,13 @@ cdef class TCPTransport(StreamTransport):
 
     cdef _configure_socket(self, sock):
         # TCP_NODELAY, where the stdlib sets it.
-        if (sock.family in (socket.AF_INET, socket.AF_INET6)
-                and sock.type == socket.SOCK_STREAM
-                and sock.proto == socket.IPPROTO_TCP):
+        if sock is _LAZY_SOCK:
+            family, type_, proto = self.sock_family, self.sock_type, self.sock_proto
+        else:
+            family, type_, proto = sock.family, sock.type, sock.proto
+        if (family in (socket.AF_INET, socket.AF_INET6)
+                and type_ == socket.SOCK_STREAM
+                and proto == socket.IPPROTO_TCP):
             uv.uv_tcp_nodelay(<uv.uv_tcp_t*>self.uvstream, 1)
 
 
@@ -149,19 +153,25 @@ cdef class SocketListener(PollHandle):
         if self.closed or self.loop._closed:
             t._close_handle()
             return
-        sock = _BorrowedSocket(self.family, self.type, self.proto, fileno=fd)
-        t.sock = sock
+        # The connection's socket object (a _BorrowedSocket) is made when
+        # first needed (TransportBase._get_sock): an idle connection keeps
+        # none.
+        t.sock = _LAZY_SOCK
+        t.sock_fd = fd
+        t.sock_family = self.family
+        t.sock_type = self.type
+        t.sock_proto = self.proto
         t.borrowed = True
         try:
             protocol = self.protocol_factory()
             if self.tls is None:
                 waiter = self.loop.create_future()
-                t._setup(sock, protocol, waiter, None, self.server, True)
+                t._setup(_LAZY_SOCK, protocol, waiter, None, self.server, True)
             else:
                 # A TLS server: the loop's Python helper sets the transport
                 # up under an SSL protocol (ourloop/_tls.py) and returns the
                 # handshake's waiter.
-                waiter = self.tls(t, sock, protocol, self.server)
+                waiter = self.tls(t, t._get_sock(), protocol, self.server)
         except BaseException as exc:
             # Nothing was handed over: close the connection (the stdlib
             # leaves its socket to the garbage collector).

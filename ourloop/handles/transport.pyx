@@ -68,6 +68,10 @@ ctypedef TransportBase (*_fd_opener)(LoopCore loop, int fd, int family)
 # asked (TransportBase.extra); any other name gets the default until then.
 cdef frozenset _LAZY_EXTRA = frozenset(('socket', 'sockname', 'peername'))
 
+# TransportBase.sock of an accepted connection until its socket object is
+# needed (_get_sock): asked for, or the fd is about to close.
+cdef object _LAZY_SOCK = object()
+
 
 class _BorrowedSocket(socket.socket):
     """A socket object over an fd that libuv owns (a transport's socket).
@@ -268,12 +272,14 @@ cdef class TransportBase:
         self.sock = sock
         self.borrowed = borrowed
         self.context = PyContext_CopyCurrent()
-        self.sock_fd = sock.fileno()
+        if sock is not _LAZY_SOCK:
+            self.sock_fd = sock.fileno()
         if not extra and ourloop_inaddr_get(self.sock_fd, 0, &self.laddr):
             if not ourloop_inaddr_family(&self.raddr):
                 ourloop_inaddr_get(self.sock_fd, 1, &self.raddr)
             self.extra = sock
         else:
+            sock = self._get_sock()
             d = dict(extra) if extra else {}
             d['socket'] = trsock.TransportSocket(sock)
             try:
@@ -294,6 +300,20 @@ cdef class TransportBase:
         if self.loop is not None and self.loop._fd_watchers is not None:
             self.loop._fd_watchers.forget_transport(self.sock_fd, self)
 
+    cdef object _get_sock(self):
+        # The socket object (None once released). An accepted connection's
+        # is made here the first time it is needed: asked for (its
+        # 'socket', _sock), or its fd about to close (_close_handle; after
+        # that the object could no longer be made over it).
+        sock = self.sock
+        if sock is _LAZY_SOCK:
+            sock = _BorrowedSocket(self.sock_family, self.sock_type, self.sock_proto,
+                                   fileno=self.sock_fd)
+            self.sock = sock
+            if self.extra is _LAZY_SOCK:
+                self.extra = sock
+        return sock
+
     cdef dict _extra_dict(self):
         # The extra info as a dict, made the first time it is needed (see
         # _setup_socket); the same objects from then on.
@@ -303,7 +323,10 @@ cdef class TransportBase:
             return <dict>src
         d = {}
         if src is not None:
-            d['socket'] = trsock.TransportSocket(src)
+            if src is _LAZY_SOCK:
+                src = self._get_sock()
+            d['socket'] = (trsock.TransportSocket(src)
+                           if src is not None and src is not _LAZY_SOCK else None)
             d['sockname'] = ourloop_inaddr_obj(&self.laddr)
             d['peername'] = ourloop_inaddr_obj(&self.raddr)
         self.extra = d
@@ -618,7 +641,7 @@ cdef class TransportBase:
 
     @property
     def _sock(self):
-        return self.sock
+        return self._get_sock()
 
     cdef _release_socket(self):
         sock = self.sock
@@ -626,6 +649,9 @@ cdef class TransportBase:
             return
         self.sock = None
         self._forget_fd()
+        if sock is _LAZY_SOCK:
+            # (Never made: libuv closes the fd, nothing else names it.)
+            return
         if self.borrowed:
             # libuv owned the fd and closes it: the socket object only
             # forgets the number.
@@ -642,7 +668,7 @@ cdef class TransportBase:
         # transport as not closed.
         self._close_handle()
         self._forget_fd()
-        if self.borrowed and self.sock is not None:
+        if self.borrowed and self.sock is not None and self.sock is not _LAZY_SOCK:
             socket.socket.detach(self.sock)
 
     def __del__(self):
