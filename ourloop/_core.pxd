@@ -144,6 +144,24 @@ cdef class SignalWakeup(PollHandle):
     cdef uninstall(self)
 
 
+cdef class _SendfileState:
+    # A loop.sendfile() in progress on a StreamTransport (handles/stream.pyx,
+    # from _sendfile_begin to _sendfile_end): `waiter` is first the "write
+    # buffer is empty" future, then the result future of the sendfile(2)
+    # calls, made while `sending`; the file's fd, where and how much to
+    # send, what was sent in how many calls; the poll handle on a dup of
+    # the socket (made on the first EAGAIN).
+    cdef bint sending
+    cdef object waiter
+    cdef int in_fd
+    cdef long long offset
+    cdef long long count
+    cdef long long blocksize
+    cdef long long total
+    cdef long long calls
+    cdef SendfileWatch watch
+
+
 cdef class SendfileWatch(PollHandle):
     # loop.sendfile() on a StreamTransport: waits for its socket (a dup of
     # it) to be writable (handles/stream.pyx).
@@ -257,19 +275,10 @@ cdef class StreamTransport(TransportBase):
     cdef Py_ssize_t inflight
     cdef bint resume_scheduled
     # loop.sendfile() (the zero-copy section of handles/stream.pyx):
-    # sf_active from its start to its end (write() refused); sf_waiter is
-    # first the "write buffer is empty" future, then the result future of
-    # the sendfile(2) calls, made while sf_sending.
+    # sf_active from its start to its end (write() refused), and its state
+    # meanwhile (None otherwise: a connection pays 8 bytes for it)
     cdef bint sf_active
-    cdef bint sf_sending
-    cdef object sf_waiter
-    cdef int sf_in
-    cdef long long sf_offset
-    cdef long long sf_count
-    cdef long long sf_blocksize
-    cdef long long sf_total
-    cdef long long sf_calls
-    cdef SendfileWatch sf_watch
+    cdef _SendfileState sf
     # a subclass's own libuv watcher needs the transport held while the
     # handle is open (a write pipe's PipePeerWatch)
     cdef bint pinned
