@@ -171,10 +171,11 @@ cdef class SendfileWatch(PollHandle):
 
 cdef class TransportBase:
     # What every transport shares (handles/transport.pyx); LoopCore knows
-    # transports only through it.
+    # transports only through it. (The 4-byte fields are together, after
+    # the 8-byte ones: no padding between them, so that a TCPTransport
+    # fits pymalloc's 368-byte size class.)
     cdef LoopCore loop
     cdef readonly object _protocol
-    cdef readonly bint _protocol_connected
     # get_extra_info(): the dict (`_extra`), made when first needed. Until
     # then, for an IP socket: the socket object, whose 'socket', 'sockname'
     # (laddr) and 'peername' (raddr) wait in C; None: nothing set up yet.
@@ -182,16 +183,10 @@ cdef class TransportBase:
     cdef ourloop_inaddr laddr
     cdef ourloop_inaddr raddr
     cdef readonly object _server
-    # the socket (or pipe) object the transport keeps for its caller, its
-    # fd, and whether libuv owns that fd (see _adopt_or_dup)
+    # the socket (or pipe) object the transport keeps for its caller (its
+    # fd, whether libuv owns that fd: sock_fd, borrowed below; see
+    # _adopt_or_dup)
     cdef object sock
-    cdef int sock_fd
-    cdef bint borrowed
-    # an accepted connection's socket object is made when first needed
-    # (sock is _LAZY_SOCK until then: _get_sock), with these
-    cdef int sock_family
-    cdef int sock_type
-    cdef int sock_proto
     # The contexts the stdlib's callbacks would run in (see "Contexts" at
     # the top of handles/stream.pyx): reads (the reader's registration),
     # write completions (the writer's), and the one a connection_lost() of
@@ -199,6 +194,18 @@ cdef class TransportBase:
     cdef object context
     cdef object wcontext
     cdef object lost_context
+    cdef readonly Py_ssize_t _high_water
+    cdef readonly Py_ssize_t _low_water
+    # on LoopCore's flush queue (a chain: _flush_head, flush_next)
+    cdef TransportBase flush_next
+    cdef readonly bint _protocol_connected
+    cdef int sock_fd
+    cdef bint borrowed
+    # an accepted connection's socket object is made when first needed
+    # (sock is _LAZY_SOCK until then: _get_sock), with these
+    cdef unsigned short sock_family
+    cdef unsigned short sock_type
+    cdef int sock_proto
     cdef readonly bint _closing
     cdef readonly int _conn_lost
     cdef readonly bint _paused
@@ -206,12 +213,9 @@ cdef class TransportBase:
     cdef bint reading
     cdef bint read_scheduled
     cdef bint rx_ready
-    cdef readonly Py_ssize_t _high_water
-    cdef readonly Py_ssize_t _low_water
     cdef readonly bint _protocol_paused
-    # on LoopCore's flush queue (a chain: _flush_head, flush_next)
+    # on the flush queue
     cdef bint flush_queued
-    cdef TransportBase flush_next
     # in LoopCore._io_handles (libuv may call it: see _hold_update)
     cdef bint held
     cdef object __weakref__
