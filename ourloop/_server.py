@@ -160,16 +160,16 @@ class Server(asyncio.AbstractServer):
     if hasattr(asyncio.AbstractServer, 'close_clients'):
         def close_clients(self):
             """Close every connection accepted by this server."""
-            for transport in self._clients():
+            for transport in self._attached_transports():
                 transport.close()
 
         def abort_clients(self):
             """Abort every connection accepted by this server (pending
             writes are dropped)."""
-            for transport in self._clients():
+            for transport in self._attached_transports():
                 transport.abort()
 
-        def _clients(self):
+        def _attached_transports(self):
             # The connections attached to this server (a transport is from
             # its set-up to its _detach_server(), which follows the close of
             # its handle at once).
