@@ -222,3 +222,37 @@ def test_accepted_socket_made_when_asked_is_the_listeners_kind(loop, proto):
     assert none is None
     assert after1 == after2 == (socket.AF_INET, socket.SOCK_STREAM, proto, -1)
     assert closed1 and closed2
+
+
+def test_accepted_fd_refused_while_open_then_free(loop):
+    # add_reader() refuses an accepted connection's fd while its transport
+    # is open (even when it closes: it is then closing); once the
+    # connection is lost, the number may be watched again (reused here by
+    # a new socket, or free).
+    async def main():
+        made = asyncio.Queue()
+        server = await loop.create_server(lambda: Keep(loop, made), "127.0.0.1", 0)
+        client = socket.socket()
+        try:
+            client.setblocking(False)
+            await loop.sock_connect(client, server.sockets[0].getsockname())
+            p = await asyncio.wait_for(made.get(), TIMEOUT)
+            fd = p.transport.get_extra_info("socket").fileno()
+            with pytest.raises(RuntimeError, match="is used by transport"):
+                loop.add_reader(fd, lambda: None)
+            p.transport.close()
+            await asyncio.wait_for(p.lost, TIMEOUT)
+            a, b = socket.socketpair()
+            try:
+                watched = a if a.fileno() == fd else b
+                loop.add_reader(watched, lambda: None)
+                return loop.remove_reader(watched)
+            finally:
+                a.close()
+                b.close()
+        finally:
+            client.close()
+            server.close()
+            await server.wait_closed()
+
+    assert run_coro(loop, main()) is True
