@@ -7,6 +7,8 @@ from cpython.object cimport PyObject
 from libc.stdint cimport uint64_t
 from ourloop.includes cimport uv
 from ourloop.includes.udp_io cimport ourloop_udp_addr
+from ourloop.includes.sockaddr cimport ourloop_inaddr
+from ourloop.includes.platform cimport socklen_t
 
 
 cdef class Handle:
@@ -109,7 +111,13 @@ cdef class FdWatchers:
     cdef dict watches
     cdef dict parked
     cdef list dirty
+    # fd -> transport (the stdlib's loop._transports): the socket
+    # transports' in a C array (borrowed: see set_transport), what Python
+    # code sets in `transports` (weak values)
     cdef readonly object transports
+    cdef dict foreign
+    cdef PyObject** tfd
+    cdef Py_ssize_t tfd_cap
     cdef FdPrepare* prep
 
     cdef lookup(self, fileobj)
@@ -119,6 +127,9 @@ cdef class FdWatchers:
     cdef FdWatch _unpark(self, fd)
     cdef check_dirty(self)
     cdef close(self)
+    cdef int set_transport(self, int fd, TransportBase t) except -1
+    cdef void forget_transport(self, int fd, TransportBase t) noexcept
+    cpdef object transport_of(self, object fd)
 
 
 cdef class SignalWakeup(PollHandle):
@@ -133,6 +144,24 @@ cdef class SignalWakeup(PollHandle):
     cdef uninstall(self)
 
 
+cdef class _SendfileState:
+    # A loop.sendfile() in progress on a StreamTransport (handles/stream.pyx,
+    # from _sendfile_begin to _sendfile_end): `waiter` is first the "write
+    # buffer is empty" future, then the result future of the sendfile(2)
+    # calls, made while `sending`; the file's fd, where and how much to
+    # send, what was sent in how many calls; the poll handle on a dup of
+    # the socket (made on the first EAGAIN).
+    cdef bint sending
+    cdef object waiter
+    cdef int in_fd
+    cdef long long offset
+    cdef long long count
+    cdef long long blocksize
+    cdef long long total
+    cdef long long calls
+    cdef SendfileWatch watch
+
+
 cdef class SendfileWatch(PollHandle):
     # loop.sendfile() on a StreamTransport: waits for its socket (a dup of
     # it) to be writable (handles/stream.pyx).
@@ -142,17 +171,22 @@ cdef class SendfileWatch(PollHandle):
 
 cdef class TransportBase:
     # What every transport shares (handles/transport.pyx); LoopCore knows
-    # transports only through it.
+    # transports only through it. (The 4-byte fields are together, after
+    # the 8-byte ones: no padding between them, so that a TCPTransport
+    # fits pymalloc's 368-byte size class.)
     cdef LoopCore loop
     cdef readonly object _protocol
-    cdef readonly bint _protocol_connected
-    cdef readonly dict _extra
+    # get_extra_info(): the dict (`_extra`), made when first needed. Until
+    # then, for an IP socket: the socket object, whose 'socket', 'sockname'
+    # (laddr) and 'peername' (raddr) wait in C; None: nothing set up yet.
+    cdef object extra
+    cdef ourloop_inaddr laddr
+    cdef ourloop_inaddr raddr
     cdef readonly object _server
-    # the socket (or pipe) object the transport keeps for its caller, its
-    # fd, and whether libuv owns that fd (see _adopt_or_dup)
+    # the socket (or pipe) object the transport keeps for its caller (its
+    # fd, whether libuv owns that fd: sock_fd, borrowed below; see
+    # _adopt_or_dup)
     cdef object sock
-    cdef int sock_fd
-    cdef bint borrowed
     # The contexts the stdlib's callbacks would run in (see "Contexts" at
     # the top of handles/stream.pyx): reads (the reader's registration),
     # write completions (the writer's), and the one a connection_lost() of
@@ -160,6 +194,18 @@ cdef class TransportBase:
     cdef object context
     cdef object wcontext
     cdef object lost_context
+    cdef readonly Py_ssize_t _high_water
+    cdef readonly Py_ssize_t _low_water
+    # on LoopCore's flush queue (a chain: _flush_head, flush_next)
+    cdef TransportBase flush_next
+    cdef readonly bint _protocol_connected
+    cdef int sock_fd
+    cdef bint borrowed
+    # an accepted connection's socket object is made when first needed
+    # (sock is _LAZY_SOCK until then: _get_sock), with these
+    cdef unsigned short sock_family
+    cdef unsigned short sock_type
+    cdef int sock_proto
     cdef readonly bint _closing
     cdef readonly int _conn_lost
     cdef readonly bint _paused
@@ -167,12 +213,9 @@ cdef class TransportBase:
     cdef bint reading
     cdef bint read_scheduled
     cdef bint rx_ready
-    cdef readonly Py_ssize_t _high_water
-    cdef readonly Py_ssize_t _low_water
     cdef readonly bint _protocol_paused
-    # on LoopCore's flush queue (a chain: _flush_head, flush_next)
+    # on the flush queue
     cdef bint flush_queued
-    cdef TransportBase flush_next
     # in LoopCore._io_handles (libuv may call it: see _hold_update)
     cdef bint held
     cdef object __weakref__
@@ -182,6 +225,9 @@ cdef class TransportBase:
     cdef dict __dict__
 
     cdef _setup_socket(self, sock, extra, bint borrowed)
+    cdef _forget_fd(self)
+    cdef object _get_sock(self)
+    cdef dict _extra_dict(self)
     cdef _setup_failed(self, sock, bint adopt)
     cdef int _start_reading(self) except -1
     cdef _stop_reading(self)
@@ -234,19 +280,10 @@ cdef class StreamTransport(TransportBase):
     cdef Py_ssize_t inflight
     cdef bint resume_scheduled
     # loop.sendfile() (the zero-copy section of handles/stream.pyx):
-    # sf_active from its start to its end (write() refused); sf_waiter is
-    # first the "write buffer is empty" future, then the result future of
-    # the sendfile(2) calls, made while sf_sending.
+    # sf_active from its start to its end (write() refused), and its state
+    # meanwhile (None otherwise: a connection pays 8 bytes for it)
     cdef bint sf_active
-    cdef bint sf_sending
-    cdef object sf_waiter
-    cdef int sf_in
-    cdef long long sf_offset
-    cdef long long sf_count
-    cdef long long sf_blocksize
-    cdef long long sf_total
-    cdef long long sf_calls
-    cdef SendfileWatch sf_watch
+    cdef _SendfileState sf
     # a subclass's own libuv watcher needs the transport held while the
     # handle is open (a write pipe's PipePeerWatch)
     cdef bint pinned
@@ -329,7 +366,7 @@ cdef class SocketListener(PollHandle):
     # up in a copy of it.
     cdef object context
 
-    cdef _accept_one(self, int conn)
+    cdef _accept_one(self, int conn, ourloop_inaddr* peer, socklen_t peer_len)
 
 
 cdef class _UDPPoll(PollHandle):
@@ -450,7 +487,6 @@ cdef class LoopCore:
     cdef readonly FdWatchers _fd_watchers
     cdef object _pending_exception
     cdef set _io_handles
-    cdef object _open_transports
     # transports whose writes wait for the end of the iteration, chained
     # through TransportBase.flush_next (no list allocated per iteration)
     cdef TransportBase _flush_head

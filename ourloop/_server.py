@@ -26,7 +26,6 @@ serving, if the file still is the one it bound (same inode).
 
 import asyncio
 import sys
-import weakref
 from asyncio import trsock
 from asyncio.log import logger
 
@@ -50,10 +49,12 @@ class Server(asyncio.AbstractServer):
         self._listeners = []
         self._protocol_factory = protocol_factory
         self._backlog = backlog
-        # Live connections, from _attach() to _detach(). Weak, as the
-        # stdlib's: a transport nothing else refers to (paused, nothing to
-        # write) is collected, and its __del__ calls _detach().
-        self._clients = weakref.WeakSet()
+        # Live connections, from _attach() to _detach(): their count. (The
+        # connections themselves, for close_clients(), are the loop's open
+        # transports whose server this is: no per-connection registry. As
+        # with the stdlib's weak set, a transport nothing else refers to,
+        # paused with nothing to write, is collected, and its __del__ calls
+        # _detach().)
         self._active_count = 0
         # Futures of wait_closed() callers; None once they were released.
         self._waiters = []
@@ -75,13 +76,9 @@ class Server(asyncio.AbstractServer):
     # (whose own tests call these with no argument).
     def _attach(self, transport=None):
         self._active_count += 1
-        if transport is not None:
-            self._clients.add(transport)
 
     def _detach(self, transport=None):
         self._active_count -= 1
-        if transport is not None:
-            self._clients.discard(transport)
         if self._sockets is None and self._active_count <= 0:
             self._release_waiters()
 
@@ -163,14 +160,20 @@ class Server(asyncio.AbstractServer):
     if hasattr(asyncio.AbstractServer, 'close_clients'):
         def close_clients(self):
             """Close every connection accepted by this server."""
-            for transport in list(self._clients):
+            for transport in self._attached_transports():
                 transport.close()
 
         def abort_clients(self):
             """Abort every connection accepted by this server (pending
             writes are dropped)."""
-            for transport in list(self._clients):
+            for transport in self._attached_transports():
                 transport.abort()
+
+        def _attached_transports(self):
+            # The connections attached to this server (a transport is from
+            # its set-up to its _detach_server(), which follows the close of
+            # its handle at once).
+            return [t for t in self._loop._open_transports() if t._server is self]
 
     async def start_serving(self):
         """Start accepting connections (no-op if already serving)."""

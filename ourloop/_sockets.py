@@ -81,9 +81,10 @@ class SockMixin:
 
     @property
     def _transports(self):
-        # fd -> transport (weak values), as the stdlib's loop._transports:
-        # a transport registers its socket's fd here while it owns it, and
-        # add_reader() & co. refuse that fd.
+        # fd -> transport (weak values), as the stdlib's loop._transports,
+        # for what Python code registers; ourloop's own socket transports
+        # are found by FdWatchers.transport_of() (a C array): add_reader()
+        # & co. refuse the fd of either.
         return self._fd_watchers.transports
 
     def _ensure_fd_no_transport(self, fd):
@@ -93,7 +94,7 @@ class SockMixin:
                 fileno = int(fileno.fileno())
             except (AttributeError, TypeError, ValueError):
                 raise ValueError(f"Invalid file object: {fd!r}") from None
-        transport = self._fd_watchers.transports.get(fileno)
+        transport = self._fd_watchers.transport_of(fileno)
         if transport is not None and not transport.is_closing():
             raise RuntimeError(
                 f'File descriptor {fd!r} is used by transport {transport!r}')

@@ -96,9 +96,13 @@ cdef inline Handle _new_handle():
     return Handle.__new__(Handle)
 
 
-# A large free list: a burst of call_soon()s then allocates no new
-# GC-tracked objects, so it does not trigger garbage collections.
-@cython.freelist(4096)
+# A free list for the Handles the spare stack above does not take (it
+# holds 1,024 more): a burst of call_soon()s then allocates no new
+# GC-tracked objects, so it does not trigger garbage collections. What
+# both keep stays resident (104 bytes a Handle): 1,024 here, as many as
+# the spare stack, so that a burst of accepted connections leaves no more
+# than 2,048 (213 KB) behind (docs/performance.md, "Memory").
+@cython.freelist(1024)
 cdef class Handle:
     """A callback scheduled on an ourloop loop (the counterpart of asyncio.Handle)."""
 

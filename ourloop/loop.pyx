@@ -63,6 +63,29 @@ cdef void _count_handle(uv.uv_handle_t* handle, void* arg) noexcept nogil:
     (<Py_ssize_t*>arg)[0] += 1
 
 
+cdef void _collect_transport(uv.uv_handle_t* handle, void* arg) noexcept with gil:
+    # uv_walk from LoopCore._open_transports (the GIL is held there): the
+    # transport whose handle this is, if any, goes to the list at arg. A
+    # transport's uv_tcp_t, uv_pipe_t or uv_udp_t has it as data (NULL once
+    # closing); a non-IP datagram transport's poll handle is a _UDPPoll.
+    cdef object owner
+    cdef uv.uv_handle_type kind = handle.type
+    # (Other handles' data may be no Python object: the kind comes first.)
+    if handle.data is NULL or uv.uv_is_closing(handle):
+        return
+    if kind == uv.UV_POLL:
+        owner = <object>handle.data
+        if type(owner) is not _UDPPoll:
+            return
+        owner = (<_UDPPoll>owner).transport
+    elif kind == uv.UV_TCP or kind == uv.UV_NAMED_PIPE or kind == uv.UV_UDP:
+        owner = <object>handle.data
+    else:
+        return
+    if isinstance(owner, TransportBase):
+        (<list>arg).append(owner)
+
+
 cdef inline double _monotonic() noexcept nogil:
     # CLOCK_MONOTONIC in seconds, the clock of time.monotonic(), with the
     # same conversion from nanoseconds.
@@ -134,7 +157,6 @@ cdef class LoopCore:
         self._wakeup = AsyncWakeup(self)
         self._fd_watchers = FdWatchers(self)
         self._io_handles = set()
-        self._open_transports = weakref.WeakSet()
         self._debug_flag = coroutines._is_debug_mode()
         self.slow_callback_duration = 0.1
         self._check_custom_time()
@@ -206,7 +228,7 @@ cdef class LoopCore:
                        if self._timers is not None else 0),
             'fd_watchers': len(self._fd_watchers.watches) if self._fd_watchers is not None else 0,
             'io_handles': len(self._io_handles) if self._io_handles is not None else 0,
-            'open_transports': len(self._open_transports) if self._open_transports is not None else 0,
+            'open_transports': len(self._open_transports()),
             'flush_queue': flushes,
             'uv_handles': uv_handles,
         }
@@ -698,9 +720,9 @@ cdef class LoopCore:
             return
         # Transports and listeners still open: their uv handles go. (A
         # transport libuv cannot call is not in _io_handles, see
-        # handles/stream.pyx; _open_transports names every open one.)
+        # handles/stream.pyx; _open_transports() finds every open one.)
         owners = set(self._io_handles)
-        owners.update(self._open_transports)
+        owners.update(self._open_transports())
         for owner in owners:
             owner._uv_close()
         self._clear_flush_queue()
@@ -730,6 +752,15 @@ cdef class LoopCore:
         uv.ourloop_fdids_free(&(<LoopExt*>self.uvloop).fdids)
         free(self.uvloop)
         self.uvloop = NULL
+
+    def _open_transports(self):
+        """The transports whose libuv handle is open, as a new list (for
+        close() and Server.close_clients()). libuv's own list of handles
+        says it: no registry costs memory per connection."""
+        cdef list found = []
+        if self.uvloop is not NULL:
+            uv.uv_walk(self.uvloop, _collect_transport, <void*>found)
+        return found
 
     # -- transports and other native objects, made for the Python side -----
     #

@@ -379,7 +379,7 @@ _USE_ALL = r'''
 int main(void) {
     off_t off = 0;
     int code = 0;
-    int r = (int)ourloop_sendfile(0, 0, &off, 10) + ourloop_accept(0) + ourloop_child_fd(1)
+    int r = (int)ourloop_sendfile(0, 0, &off, 10) + ourloop_accept(0, NULL, NULL) + ourloop_child_fd(1)
         + ourloop_reap(0, 1, &code) + ourloop_fd_unpollable(0) + OURLOOP_UV_UDP_REUSE
         + OURLOOP_ABSTRACT_UNIX + OURLOOP_HAVE_SENDFILE + OURLOOP_CHILD_FD_IS_PIDFD;
     printf("%s %s %s %s %s\n", OURLOOP_SENDFILE_KIND, OURLOOP_ACCEPT_KIND,

@@ -232,8 +232,8 @@ cdef PipeEnd _open_pipe_transport(LoopCore loop, pipe, protocol, waiter, extra, 
     # libuv owns fd now; the caller still owns `pipe` until we are set up.
     try:
         t.context = PyContext_CopyCurrent()
-        t._extra = dict(extra) if extra else {}
-        t._extra['pipe'] = pipe
+        t.extra = dict(extra) if extra else {}
+        t.extra['pipe'] = pipe
         t.set_protocol(protocol)
         if write and (is_socket or is_fifo):
             fd = os.dup(fileno)

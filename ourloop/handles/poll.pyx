@@ -106,7 +106,7 @@ from cpython.exc cimport PyErr_CheckSignals
 from cpython.ref cimport PyObject
 from libc cimport errno as cerrno   # (the name errno is the Python module)
 from libc.stdint cimport uint64_t
-from libc.stdlib cimport malloc, free
+from libc.stdlib cimport malloc, free, realloc
 from posix.fcntl cimport fcntl, F_GETFL, F_SETFL, O_NONBLOCK
 from posix.stat cimport struct_stat, fstat, S_ISREG, S_ISDIR
 from posix.unistd cimport close as c_close
@@ -354,7 +354,7 @@ cdef void _fds_gone(FdPrepare* prep, int* bad, int nbad) noexcept:
             fd = bad[i]
             if fd < -1:
                 fd = -2 - fd
-            transport = owner.transports.get(fd)
+            transport = owner.transport_of(fd)
             if transport is not None and bad[i] < -1:
                 transport._fd_moved()
             if transport is not None and not transport._conn_lost:
@@ -383,8 +383,9 @@ cdef inline void _set_handle(FdWatch watch, int event, Handle handle):
 # Not no_gc_clear: the loop and its FdWatchers reference each other, and
 # LoopCore is no_gc_clear, so clearing ``loop`` here is what lets the
 # collector free a dropped loop (with neither clearable, every loop leaked,
-# its __dict__ emptied).  Nothing runs on a cleared FdWatchers: it has no
-# __dealloc__, and LoopCore.__dealloc__ only closes the uv handles in C.
+# its __dict__ emptied).  Nothing runs on a cleared FdWatchers: its
+# __dealloc__ only frees C memory, and LoopCore.__dealloc__ only closes the
+# uv handles in C.
 cdef class FdWatchers:
     """The fd watchers of one loop: what add_reader() & co. registered."""
 
@@ -394,8 +395,10 @@ cdef class FdWatchers:
         self.parked = {}
         self.dirty = []
         # fd -> transport using it (the stdlib's loop._transports): the
-        # socket transports register here when they take an fd over.
+        # socket transports register here when they take an fd over
+        # (set_transport); `transports` holds what Python code sets.
         self.transports = weakref.WeakValueDictionary()
+        self.foreign = self.transports.data
         self.prep = <FdPrepare*>malloc(sizeof(FdPrepare))
         if self.prep is NULL:
             raise MemoryError()
@@ -412,8 +415,60 @@ cdef class FdWatchers:
         uv.uv_prepare_start(&self.prep.handle, _on_prepare)
         uv.uv_unref(<uv.uv_handle_t*>&self.prep.handle)
 
+    def __dealloc__(self):
+        free(self.tfd)
+        self.tfd = NULL
+        self.tfd_cap = 0
+
     def __len__(self):
         return len(self.watches)
+
+    # -- fd -> transport (add_reader() & co. refuse a transport's fd) -------
+    #
+    # A socket transport is found by its fd in a C array of borrowed
+    # references (8 bytes per fd number, where the stdlib's weak-valued
+    # dict costs a weak reference and a dict entry per connection). The
+    # entry goes when the transport lets its socket go (_release_socket), or
+    # closes its handle for a closing loop (_uv_close), or is collected with
+    # its socket (__del__): every path by which a registered transport can
+    # be freed, so the array never names a freed one. (The stdlib keeps a
+    # closed transport's entry until it is collected; add_reader() ignores a
+    # closing transport, so both refuse the same fds.)
+
+    cdef int set_transport(self, int fd, TransportBase t) except -1:
+        cdef Py_ssize_t cap, i
+        cdef PyObject** grown
+        if fd < 0:
+            return 0
+        if fd >= self.tfd_cap:
+            cap = max(64, self.tfd_cap * 2, <Py_ssize_t>fd + 1)
+            grown = <PyObject**>realloc(self.tfd, cap * sizeof(PyObject*))
+            if grown is NULL:
+                raise MemoryError()
+            for i in range(self.tfd_cap, cap):
+                grown[i] = NULL
+            self.tfd = grown
+            self.tfd_cap = cap
+        self.tfd[fd] = <PyObject*>t
+        if self.foreign:
+            # (As in the stdlib's dict, the newest entry for an fd wins.)
+            self.transports.pop(fd, None)
+        return 0
+
+    cdef void forget_transport(self, int fd, TransportBase t) noexcept:
+        if 0 <= fd < self.tfd_cap and self.tfd[fd] == <PyObject*>t:
+            self.tfd[fd] = NULL
+
+    cpdef object transport_of(self, object fd):
+        """The transport using fd (an int), or None."""
+        cdef Py_ssize_t i
+        if type(fd) is int and 0 <= fd < self.tfd_cap:
+            i = fd
+            if self.tfd[i] is not NULL:
+                return <object>self.tfd[i]
+        if self.foreign:
+            return self.transports.get(fd)
+        return None
 
     def fds(self):
         """The registered fds (dead registrations included)."""

@@ -78,8 +78,8 @@
 # with the stdlib, whose selector keeps a transport alive only while a
 # reader or writer is registered, a transport that is paused and has
 # nothing to write can be garbage-collected once nothing else refers to
-# it. LoopCore._open_transports (weak) names every transport whose handle
-# is open, for loop.close(). _close_handle() clears the handle's data
+# it. LoopCore._open_transports() finds every transport whose handle is
+# open (libuv's list of handles), for loop.close(). _close_handle() clears the handle's data
 # pointer before uv_close(), so that no libuv callback reaches a freed
 # transport (a cancelled uv_write's callback runs while it is still held).
 #
@@ -290,6 +290,12 @@ cdef void _io_handle_closed(uv.uv_handle_t* handle) noexcept with gil:
     free(handle)
 
 
+cdef class _SendfileState:
+    """A loop.sendfile() in progress on a StreamTransport (its fields: see
+    _core.pxd). Made by _sendfile_begin and dropped by _sendfile_end, so
+    that an idle connection keeps none of it."""
+
+
 cdef class SendfileWatch(PollHandle):
     """The uv_poll_t with which a loop.sendfile() waits for (a dup of) its
     transport's socket to be writable (see the top of this file)."""
@@ -344,7 +350,6 @@ cdef class StreamTransport(TransportBase):
         self.uvstream = stream
         self.uvfd = fd if uv.uv_fileno(<uv.uv_handle_t*>stream, &fd) == 0 else -1
         stream.data = <void*>self
-        loop._open_transports.add(self)
 
     cdef bint _libuv_may_call(self) except -1:
         # (TransportBase._hold_update; see the top of this file.)
@@ -810,8 +815,8 @@ cdef class StreamTransport(TransportBase):
         # during a loop.sendfile() they wait for its end (_sendfile_end),
         # and the sendfile, waiting for the buffer to be empty, goes on.
         if self.sf_active:
-            waiter = self.sf_waiter
-            if not self.sf_sending and waiter is not None and not waiter.done():
+            waiter = self.sf.waiter
+            if not self.sf.sending and waiter is not None and not waiter.done():
                 waiter.set_result(None)
             return
         if self._closing:
@@ -901,10 +906,10 @@ cdef class StreamTransport(TransportBase):
         # An in-flight uv_write is cancelled when the handle closes (at
         # connection_lost); its bytes no longer count as buffered.
         self.inflight = 0
-        if exc is not None and self.sf_active and not self.sf_sending:
+        if exc is not None and self.sf_active and not self.sf.sending:
             # A write error while a sendfile waits for the buffer to empty:
             # the sendfile fails with it (the stdlib's _write_ready).
-            waiter = self.sf_waiter
+            waiter = self.sf.waiter
             if waiter is not None and not waiter.done():
                 waiter.set_exception(exc)
 
@@ -954,6 +959,14 @@ cdef class StreamTransport(TransportBase):
         self._sf_release()
         if stream is NULL:
             return
+        if self.sock is _LAZY_SOCK:
+            # The socket object, if it is to exist, must be made while its
+            # fd is open (see TransportBase._get_sock); failing that (out
+            # of memory), 'socket' will be None.
+            try:
+                self._get_sock()
+            except Exception:
+                pass
         self.uvstream = NULL
         self.uvfd = -1
         self.reading = False
@@ -964,8 +977,6 @@ cdef class StreamTransport(TransportBase):
             uv.ourloop_release_moved_fd(&(<LoopExt*>stream.loop).fdids,
                                         <uv.uv_handle_t*>stream)
             uv.uv_close(<uv.uv_handle_t*>stream, _io_handle_closed)
-        if self.loop._open_transports is not None:
-            self.loop._open_transports.discard(self)
         self._hold_update()
 
     def _uv_close(self):
@@ -986,11 +997,12 @@ cdef class StreamTransport(TransportBase):
         if self.sf_active:
             raise RuntimeError('Empty waiter is already set')
         waiter = self.loop.create_future()
+        self.sf = _SendfileState()
         self.sf_active = True
         self._hold_update()
-        self.sf_sending = False
-        self.sf_waiter = waiter
-        self.sf_total = 0
+        self.sf.sending = False
+        self.sf.waiter = waiter
+        self.sf.total = 0
         if self.pending is not None:
             self._flush()
         if self.pending is None and self.wreq is NULL and not waiter.done():
@@ -1003,19 +1015,19 @@ cdef class StreamTransport(TransportBase):
         bytes (0: until end of file), asking for `blocksize` bytes a call.
         Returns a future of the number of bytes sent; it fails with
         SendfileNotAvailableError if the first bytes could not be sent."""
-        if not self.sf_active or self.sf_sending:
+        if not self.sf_active or self.sf.sending:
             raise RuntimeError('no loop.sendfile() waits to run')
         if self._conn_lost or self.uvstream is NULL:
             raise ConnectionError('Connection is closed by peer')
         fut = self.loop.create_future()
-        self.sf_waiter = fut
-        self.sf_sending = True
-        self.sf_in = fileno
-        self.sf_offset = offset
-        self.sf_count = count
-        self.sf_blocksize = blocksize
-        self.sf_total = 0
-        self.sf_calls = 0
+        self.sf.waiter = fut
+        self.sf.sending = True
+        self.sf.in_fd = fileno
+        self.sf.offset = offset
+        self.sf.count = count
+        self.sf.blocksize = blocksize
+        self.sf.total = 0
+        self.sf.calls = 0
         self._sf_step()
         return fut
 
@@ -1023,13 +1035,11 @@ cdef class StreamTransport(TransportBase):
         """End the loop.sendfile() (done, failed or cancelled): returns the
         bytes sendfile(2) sent. write() works again, and a close() or
         write_eof() called meanwhile proceeds."""
-        cdef long long sent = self.sf_total
-        self.sf_sending = False
+        cdef long long sent = self.sf.total if self.sf is not None else 0
         self._sf_release()
         self.sf_active = False
         self._hold_update()
-        self.sf_waiter = None
-        self.sf_total = 0
+        self.sf = None
         if self.uvstream is not NULL and self.pending is None and self.wreq is NULL \
                 and (self._closing or self._eof):
             self._after_drain(None)
@@ -1045,32 +1055,32 @@ cdef class StreamTransport(TransportBase):
         cdef ssize_t n
         cdef size_t want
         cdef long long budget = _SF_STEP_BYTES
-        if not self.sf_sending:
+        if self.sf is None or not self.sf.sending:
             return 0
-        waiter = self.sf_waiter
+        waiter = self.sf.waiter
         if waiter is None or waiter.done():
             # Cancelled: the caller's clean-up (_sendfile_end) follows.
-            self.sf_sending = False
+            self.sf.sending = False
             self._sf_release()
             return 0
         out_fd = self._handle_fd()
         if self._conn_lost or out_fd < 0:
             self._sf_finish(ConnectionError('Connection is closed by peer'))
             return 0
-        in_fd = self.sf_in
+        in_fd = self.sf.in_fd
         while True:
-            if self.sf_count:
-                if self.sf_total >= self.sf_count:
+            if self.sf.count:
+                if self.sf.total >= self.sf.count:
                     self._sf_finish(None)
                     return 0
-                want = <size_t>(self.sf_count - self.sf_total)
+                want = <size_t>(self.sf.count - self.sf.total)
             else:
-                want = <size_t>self.sf_blocksize
-            off = <off_t>self.sf_offset
+                want = <size_t>self.sf.blocksize
+            off = <off_t>self.sf.offset
             with nogil:
                 n = ourloop_sendfile(out_fd, in_fd, &off, want)
                 code = cerrno.errno if n < 0 else 0
-            self.sf_calls += 1
+            self.sf.calls += 1
             if n < 0:
                 if code == cerrno.EINTR:
                     continue
@@ -1082,8 +1092,8 @@ cdef class StreamTransport(TransportBase):
                 # End of file.
                 self._sf_finish(None)
                 return 0
-            self.sf_offset += n
-            self.sf_total += n
+            self.sf.offset += n
+            self.sf.total += n
             budget -= n
             if budget <= 0:
                 break
@@ -1100,17 +1110,17 @@ cdef class StreamTransport(TransportBase):
         # ENOTCONN after the first call is a ConnectionError, and nothing
         # sent yet means "use the fallback".
         exc = OSError(code, os.strerror(code))
-        if code == cerrno.ENOTCONN and self.sf_calls > 1 and type(exc) is not ConnectionError:
+        if code == cerrno.ENOTCONN and self.sf.calls > 1 and type(exc) is not ConnectionError:
             new_exc = ConnectionError('socket is not connected', errno.ENOTCONN)
             new_exc.__cause__ = exc
             exc = new_exc
-        if self.sf_total == 0:
+        if self.sf.total == 0:
             exc = exceptions.SendfileNotAvailableError('os.sendfile call failed')
         return exc
 
     cdef int _sf_wait_writable(self, int out_fd) except -1:
         # The poll handle on a dup of the socket fd (made the first time).
-        cdef SendfileWatch watch = self.sf_watch
+        cdef SendfileWatch watch = self.sf.watch
         cdef int fd
         if watch is None:
             fd = os.dup(out_fd)
@@ -1120,7 +1130,7 @@ cdef class StreamTransport(TransportBase):
                 os.close(fd)
                 raise
             watch.transport = self
-            self.sf_watch = watch
+            self.sf.watch = watch
         if not watch.started:
             watch.start(uv.UV_WRITABLE)
             watch.started = True
@@ -1129,22 +1139,27 @@ cdef class StreamTransport(TransportBase):
     cdef _sf_finish(self, exc):
         # The sendfile(2) calls are over: the result future gets the byte
         # count or exc.
-        self.sf_sending = False
+        if self.sf is None:
+            return
+        self.sf.sending = False
         self._sf_release()
-        waiter = self.sf_waiter
+        waiter = self.sf.waiter
         if waiter is not None and not waiter.done():
             if exc is None:
-                waiter.set_result(self.sf_total)
+                waiter.set_result(self.sf.total)
             else:
                 waiter.set_exception(exc)
 
     cdef _sf_release(self):
         # Close the poll handle, then its dup (uv_close has already taken
         # it out of epoll).
-        cdef SendfileWatch watch = self.sf_watch
+        cdef SendfileWatch watch
+        if self.sf is None:
+            return
+        watch = self.sf.watch
         if watch is None:
             return
-        self.sf_watch = None
+        self.sf.watch = None
         watch.transport = None
         watch.close_with_fd()
 

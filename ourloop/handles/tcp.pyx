@@ -25,7 +25,8 @@ from cpython.number cimport PyNumber_Index
 from libc cimport errno as cerrno
 
 from ourloop.includes cimport uv
-from ourloop.includes.platform cimport ourloop_accept
+from ourloop.includes.platform cimport ourloop_accept, socklen_t
+from ourloop.includes.sockaddr cimport ourloop_inaddr, ourloop_inaddr_set
 
 import errno
 import os
@@ -56,9 +57,13 @@ cdef class TCPTransport(StreamTransport):
 
     cdef _configure_socket(self, sock):
         # TCP_NODELAY, where the stdlib sets it.
-        if (sock.family in (socket.AF_INET, socket.AF_INET6)
-                and sock.type == socket.SOCK_STREAM
-                and sock.proto == socket.IPPROTO_TCP):
+        if sock is _LAZY_SOCK:
+            family, type_, proto = self.sock_family, self.sock_type, self.sock_proto
+        else:
+            family, type_, proto = sock.family, sock.type, sock.proto
+        if (family in (socket.AF_INET, socket.AF_INET6)
+                and type_ == socket.SOCK_STREAM
+                and proto == socket.IPPROTO_TCP):
             uv.uv_tcp_nodelay(<uv.uv_tcp_t*>self.uvstream, 1)
 
 
@@ -90,10 +95,15 @@ cdef class SocketListener(PollHandle):
     cdef on_events(self, int status, int events):
         # In uv_run: accept natively; protocols are made in the ready phase.
         cdef int _i, conn, code
+        cdef ourloop_inaddr peer
+        cdef socklen_t peer_len
         if self.closed:
             return
         for _i in range(self.backlog):
-            conn = ourloop_accept(self.fd)
+            # (The peer's address, as the stdlib's 'peername': an IP one is
+            # kept, see TransportBase._setup_socket.)
+            peer_len = sizeof(peer)
+            conn = ourloop_accept(self.fd, <uv.sockaddr*>&peer, &peer_len)
             if conn < 0:
                 code = cerrno.errno
                 if code == cerrno.EAGAIN or code == cerrno.EINTR or code == cerrno.ECONNABORTED:
@@ -106,9 +116,9 @@ cdef class SocketListener(PollHandle):
                     self.retry = self.loop.call_later(
                         constants.ACCEPT_RETRY_DELAY, self._resume)
                 return
-            self._accept_one(conn)
+            self._accept_one(conn, &peer, peer_len)
 
-    cdef _accept_one(self, int conn):
+    cdef _accept_one(self, int conn, ourloop_inaddr* peer, socklen_t peer_len):
         cdef StreamTransport t
         try:
             t = <StreamTransport>_open_socket_fd(self.loop, conn, self.family)
@@ -116,6 +126,7 @@ cdef class SocketListener(PollHandle):
             os.close(conn)
             self.loop._call_soon(self._accept_error, (exc,), self.context)
             return
+        ourloop_inaddr_set(&t.raddr, <uv.sockaddr*>peer, peer_len)
         # Ready phase, in the listener's context: what the stdlib's accept
         # callback does next, starting the connection's set-up as a task.
         self.loop._call_soon(self._start_accept, (t, conn), self.context)
@@ -144,19 +155,25 @@ cdef class SocketListener(PollHandle):
         if self.closed or self.loop._closed:
             t._close_handle()
             return
-        sock = _BorrowedSocket(self.family, self.type, self.proto, fileno=fd)
-        t.sock = sock
+        # The connection's socket object (a _BorrowedSocket) is made when
+        # first needed (TransportBase._get_sock): an idle connection keeps
+        # none.
+        t.sock = _LAZY_SOCK
+        t.sock_fd = fd
+        t.sock_family = self.family
+        t.sock_type = self.type
+        t.sock_proto = self.proto
         t.borrowed = True
         try:
             protocol = self.protocol_factory()
             if self.tls is None:
                 waiter = self.loop.create_future()
-                t._setup(sock, protocol, waiter, None, self.server, True)
+                t._setup(_LAZY_SOCK, protocol, waiter, None, self.server, True)
             else:
                 # A TLS server: the loop's Python helper sets the transport
                 # up under an SSL protocol (ourloop/_tls.py) and returns the
                 # handshake's waiter.
-                waiter = self.tls(t, sock, protocol, self.server)
+                waiter = self.tls(t, t._get_sock(), protocol, self.server)
         except BaseException as exc:
             # Nothing was handed over: close the connection (the stdlib
             # leaves its socket to the garbage collector).
@@ -179,7 +196,7 @@ cdef class SocketListener(PollHandle):
             return
         if self.loop._debug_flag:
             logger.debug("%r got a new connection from %r: %r",
-                         self.server, t._extra.get('peername'), t)
+                         self.server, t._extra_dict().get('peername'), t)
 
     def _creation_failed(self, exc, protocol, transport):
         # Reported in debug mode only, as by the stdlib.

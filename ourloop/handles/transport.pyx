@@ -42,6 +42,8 @@
 
 from cpython.contextvars cimport PyContext_CopyCurrent, PyContext_Enter, PyContext_Exit
 from ourloop.includes.callbacks cimport ourloop_list_append_if_room
+from ourloop.includes.sockaddr cimport (
+    ourloop_inaddr_family, ourloop_inaddr_get, ourloop_inaddr_obj)
 from libc.stdlib cimport malloc, free, realloc
 
 import os
@@ -61,6 +63,14 @@ cdef enum:
 
 
 ctypedef TransportBase (*_fd_opener)(LoopCore loop, int fd, int family)
+
+# The names of the extra info a transport over an IP socket makes only when
+# asked (TransportBase.extra); any other name gets the default until then.
+cdef frozenset _LAZY_EXTRA = frozenset(('socket', 'sockname', 'peername'))
+
+# TransportBase.sock of an accepted connection until its socket object is
+# needed (_get_sock): asked for, or the fd is about to close.
+cdef object _LAZY_SOCK = object()
 
 
 class _BorrowedSocket(socket.socket):
@@ -237,7 +247,6 @@ cdef class TransportBase:
     def __cinit__(self):
         self._high_water = 64 * 1024
         self._low_water = 16 * 1024
-        self._extra = {}
         self.sock_fd = -1
 
     def __init__(self, *args, **kwargs):
@@ -252,22 +261,80 @@ cdef class TransportBase:
     cdef _setup_socket(self, sock, extra, bint borrowed):
         # The stdlib's _SelectorTransport.__init__: the socket, its extra
         # info, and its fd refused by add_reader() & co.
+        #
+        # The extra info of an IP socket is kept small until asked for (an
+        # idle connection keeps no Python object for it): its two addresses
+        # in C (raddr may come from accept(), as the stdlib's 'peername'
+        # does), read now as the stdlib reads them, so that the values do
+        # not change once the peer is gone; `extra` is the socket object
+        # until _extra_dict() makes the dict.
+        cdef dict d
         self.sock = sock
         self.borrowed = borrowed
         self.context = PyContext_CopyCurrent()
-        self._extra = dict(extra) if extra else {}
-        self._extra['socket'] = trsock.TransportSocket(sock)
-        try:
-            self._extra['sockname'] = sock.getsockname()
-        except OSError:
-            self._extra['sockname'] = None
-        if 'peername' not in self._extra:
+        if sock is not _LAZY_SOCK:
+            self.sock_fd = sock.fileno()
+        if not extra and ourloop_inaddr_get(self.sock_fd, 0, &self.laddr):
+            if not ourloop_inaddr_family(&self.raddr):
+                ourloop_inaddr_get(self.sock_fd, 1, &self.raddr)
+            self.extra = sock
+        else:
+            sock = self._get_sock()
+            d = dict(extra) if extra else {}
+            d['socket'] = trsock.TransportSocket(sock)
             try:
-                self._extra['peername'] = sock.getpeername()
+                d['sockname'] = sock.getsockname()
             except OSError:
-                self._extra['peername'] = None
-        self.sock_fd = sock.fileno()
-        self.loop._fd_watchers.transports[self.sock_fd] = self
+                d['sockname'] = None
+            if 'peername' not in d:
+                try:
+                    d['peername'] = sock.getpeername()
+                except OSError:
+                    d['peername'] = None
+            self.extra = d
+        self.loop._fd_watchers.set_transport(self.sock_fd, self)
+
+    cdef _forget_fd(self):
+        # The fd is no longer refused by add_reader() & co. on its behalf
+        # (see FdWatchers.set_transport).
+        if self.loop is not None and self.loop._fd_watchers is not None:
+            self.loop._fd_watchers.forget_transport(self.sock_fd, self)
+
+    cdef object _get_sock(self):
+        # The socket object (None once released). An accepted connection's
+        # is made here the first time it is needed: asked for (its
+        # 'socket', _sock), or its fd about to close (_close_handle; after
+        # that the object could no longer be made over it).
+        sock = self.sock
+        if sock is _LAZY_SOCK:
+            sock = _BorrowedSocket(self.sock_family, self.sock_type, self.sock_proto,
+                                   fileno=self.sock_fd)
+            self.sock = sock
+            if self.extra is _LAZY_SOCK:
+                self.extra = sock
+        return sock
+
+    cdef dict _extra_dict(self):
+        # The extra info as a dict, made the first time it is needed (see
+        # _setup_socket); the same objects from then on.
+        cdef dict d
+        src = self.extra
+        if type(src) is dict:
+            return <dict>src
+        d = {}
+        if src is not None:
+            if src is _LAZY_SOCK:
+                src = self._get_sock()
+            d['socket'] = (trsock.TransportSocket(src)
+                           if src is not None and src is not _LAZY_SOCK else None)
+            d['sockname'] = ourloop_inaddr_obj(&self.laddr)
+            d['peername'] = ourloop_inaddr_obj(&self.raddr)
+        self.extra = d
+        return d
+
+    @property
+    def _extra(self):
+        return self._extra_dict()
 
     cdef _setup_failed(self, sock, bint adopt):
         # _setup() raised (see _adopt_or_dup): the handle goes (with the fd libuv owns); an
@@ -319,7 +386,12 @@ cdef class TransportBase:
     def get_extra_info(self, name, default=None):
         """Return optional transport information ('socket', 'sockname',
         'peername', ...), or default."""
-        return self._extra.get(name, default)
+        src = self.extra
+        if type(src) is dict:
+            return (<dict>src).get(name, default)
+        if name in _LAZY_EXTRA:
+            return self._extra_dict().get(name, default)
+        return default
 
     def is_closing(self):
         """Return True if the transport is closing or closed."""
@@ -577,13 +649,17 @@ cdef class TransportBase:
 
     @property
     def _sock(self):
-        return self.sock
+        return self._get_sock()
 
     cdef _release_socket(self):
         sock = self.sock
         if sock is None:
             return
         self.sock = None
+        self._forget_fd()
+        if sock is _LAZY_SOCK:
+            # (Never made: libuv closes the fd, nothing else names it.)
+            return
         if self.borrowed:
             # libuv owned the fd and closes it: the socket object only
             # forgets the number.
@@ -599,7 +675,8 @@ cdef class TransportBase:
         # socket object only forgets the number, and still marks the
         # transport as not closed.
         self._close_handle()
-        if self.borrowed and self.sock is not None:
+        self._forget_fd()
+        if self.borrowed and self.sock is not None and self.sock is not _LAZY_SOCK:
             socket.socket.detach(self.sock)
 
     def __del__(self):
@@ -617,13 +694,9 @@ cdef class TransportBase:
             self._del_close()
 
     def _del_close(self):
+        # (The fd is forgotten, also when a warning keeps the transport
+        # alive as its source: its number is not refused by add_reader().)
         self._close_handle()
         self._release_socket()
-        watchers = self.loop._fd_watchers if self.loop is not None else None
-        if watchers is not None and watchers.transports is not None:
-            # A warning that keeps the transport alive (its source) must
-            # not keep its fd number refused by add_reader().
-            for fd, t in list(watchers.transports.items()):
-                if t is self:
-                    del watchers.transports[fd]
+        self._forget_fd()
         self._detach_server()

@@ -198,7 +198,7 @@ cdef class UDPTransport(TransportBase):
     def _setup(self, sock, protocol, address, waiter, extra, bint borrowed):
         # The stdlib's _SelectorDatagramTransport.__init__.
         self._setup_socket(sock, extra, borrowed)
-        self.connected = bool(self._extra['peername'])
+        self.connected = bool(self._extra_dict()['peername'])
         self._address = address
         self.set_protocol(protocol)
         self.loop._call_soon(protocol.connection_made, (self,), None)
@@ -729,8 +729,6 @@ cdef class UDPTransport(TransportBase):
                 # (Not if the user closed it, and not a number that now
                 # names another file: the user closed it, then reused it.)
                 os.close(fd)
-        if self.loop is not None and self.loop._open_transports is not None:
-            self.loop._open_transports.discard(self)
         self._hold_update()
 
     def __dealloc__(self):
@@ -773,7 +771,6 @@ cdef TransportBase _udp_open_fd(LoopCore loop, int fd, int family):
         t.poller = poller
     t.loop = loop
     t.fd = fd
-    loop._open_transports.add(t)
     return t
 
 

@@ -112,8 +112,9 @@ static inline ssize_t ourloop_sendfile(int out_fd, int in_fd, off_t* offset, siz
 
 
 /* -- accept ---------------------------------------------------------------
- * ourloop_accept(fd): a connection as a non-blocking, close-on-exec
- * socket; -1 and errno set on failure. accept4() where the platform has
+ * ourloop_accept(fd, addr, len): a connection as a non-blocking, close-on-exec
+ * socket, its peer's address in addr (as accept(); NULL: not wanted); -1
+ * and errno set on failure. accept4() where the platform has
  * it; else accept() then fcntl() (macOS has neither accept4 nor
  * SOCK_CLOEXEC/SOCK_NONBLOCK; the fd is only ever seen by this thread
  * between the two, and a fork() meanwhile is a spawn by another thread,
@@ -122,13 +123,13 @@ static inline ssize_t ourloop_sendfile(int out_fd, int in_fd, off_t* offset, siz
 #if OURLOOP_NATIVE_OK && (defined(__linux__) || defined(__FreeBSD__) || \
     defined(__NetBSD__) || defined(__OpenBSD__) || defined(__DragonFly__))
 #  define OURLOOP_ACCEPT_KIND "accept4"
-static inline int ourloop_accept(int fd) {
-    return accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+static inline int ourloop_accept(int fd, struct sockaddr* addr, socklen_t* len) {
+    return accept4(fd, addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 }
 #else
 #  define OURLOOP_ACCEPT_KIND "accept+fcntl"
-static inline int ourloop_accept(int fd) {
-    int conn = accept(fd, NULL, NULL);
+static inline int ourloop_accept(int fd, struct sockaddr* addr, socklen_t* len) {
+    int conn = accept(fd, addr, len);
     if (conn >= 0) {
         int fl = fcntl(conn, F_GETFL);
         int fdfl = fl == -1 ? -1 : fcntl(conn, F_GETFD);

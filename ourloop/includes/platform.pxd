@@ -2,9 +2,11 @@
 # not POSIX, with its fallback (see the top of platform.h).
 
 from posix.types cimport off_t
+from ourloop.includes.uv cimport sockaddr
 
 
 cdef extern from "platform.h" nogil:
+    ctypedef unsigned int socklen_t
     const char* OURLOOP_SENDFILE_KIND
     const char* OURLOOP_ACCEPT_KIND
     const char* OURLOOP_CHILD_FD_KIND
@@ -17,7 +19,7 @@ cdef extern from "platform.h" nogil:
     const int OURLOOP_UV_UDP_REUSE
     const int OURLOOP_ABSTRACT_UNIX
     ssize_t ourloop_sendfile(int out_fd, int in_fd, off_t* offset, size_t count)
-    int ourloop_accept(int fd)
+    int ourloop_accept(int fd, sockaddr* addr, socklen_t* len)
     int ourloop_child_fd(int pid)
     int ourloop_reap(int fd, int pid, int* code)
     int ourloop_fd_unpollable(int fd)

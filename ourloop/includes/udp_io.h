@@ -7,6 +7,7 @@
 
 #include <Python.h>
 #include "platform.h"
+#include "sockaddr.h"
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <netinet/in.h>
@@ -155,20 +156,12 @@ static inline int ourloop_udp_parse(ourloop_udp_addr* a, int family, PyObject* a
 /* The Python address for a received datagram's sender, as the socket
    module builds it (a new reference, or NULL with an exception). */
 static inline PyObject* ourloop_udp_pyaddr(ourloop_udp_addr* a) {
-    char text[INET6_ADDRSTRLEN + 1];
     if (a->len == 0)
         Py_RETURN_NONE;
     switch (a->u.sa.sa_family) {
     case AF_INET:
-        if (inet_ntop(AF_INET, &a->u.in4.sin_addr, text, sizeof(text)) == NULL)
-            return PyErr_SetFromErrno(PyExc_OSError);
-        return Py_BuildValue("si", text, (int)ntohs(a->u.in4.sin_port));
     case AF_INET6:
-        if (inet_ntop(AF_INET6, &a->u.in6.sin6_addr, text, sizeof(text)) == NULL)
-            return PyErr_SetFromErrno(PyExc_OSError);
-        return Py_BuildValue("siII", text, (int)ntohs(a->u.in6.sin6_port),
-                             (unsigned int)ntohl(a->u.in6.sin6_flowinfo),
-                             (unsigned int)a->u.in6.sin6_scope_id);
+        return ourloop_inaddr_py(&a->u.sa);
     case AF_UNIX: {
         Py_ssize_t n = (Py_ssize_t)a->len - (Py_ssize_t)offsetof(struct sockaddr_un, sun_path);
         if (OURLOOP_ABSTRACT_UNIX && n > 0 && a->u.un.sun_path[0] == 0)
