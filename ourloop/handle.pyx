@@ -120,13 +120,14 @@ cdef class Handle:
             context = PyContext_CopyCurrent()
         self._set(<LoopCore>loop, callback, tuple(args), context)
 
-    cdef inline _set(self, LoopCore loop, object callback, tuple args, object context):
+    cdef inline int _set(self, LoopCore loop, object callback, tuple args, object context) except -1:
         self._loop = loop
         self._callback = callback
         self._args = args
         self._context = context
         if loop._debug_flag:
             self._source_traceback = format_helpers.extract_stack(sys._getframe(0))
+        return 0
 
     @property
     def __class__(self):

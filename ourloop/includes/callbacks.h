@@ -119,14 +119,28 @@ ourloop_has_weakrefs(PyObject *o)
     return offset > 0 && *(PyObject **)((char *)o + offset) != NULL;
 }
 
-/* A tuple of the n items at items (new references). */
+/* The empty tuple (a borrowed reference, NULL until first asked for). */
+static PyObject *ourloop_empty_tuple = NULL;
+
+/* A tuple of the n items at items (new references). No arguments, the
+ * common case, is the empty tuple without a call. */
 static inline PyObject *
 ourloop_tuple_from_array(PyObject *const *items, Py_ssize_t n)
 {
-    PyObject *t = PyTuple_New(n);
+    PyObject *t;
     Py_ssize_t i;
+    if (n == 0 && ourloop_empty_tuple != NULL) {
+        Py_INCREF(ourloop_empty_tuple);
+        return ourloop_empty_tuple;
+    }
+    t = PyTuple_New(n);
     if (t == NULL)
         return NULL;
+    if (n == 0) {
+        /* (Kept with a reference of its own.) */
+        Py_INCREF(t);
+        ourloop_empty_tuple = t;
+    }
     for (i = 0; i < n; i++) {
         Py_INCREF(items[i]);
         PyTuple_SET_ITEM(t, i, items[i]);
