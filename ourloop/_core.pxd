@@ -21,7 +21,7 @@ cdef class Handle:
     cdef object _repr
     cdef object __weakref__
 
-    cdef inline _set(self, LoopCore loop, object callback, tuple args, object context)
+    cdef inline int _set(self, LoopCore loop, object callback, tuple args, object context) except -1
     cdef int _invoke(self) except -1
     cdef int _cancel(self) except -1
     cdef _report(self, BaseException exc)

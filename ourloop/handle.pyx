@@ -7,12 +7,13 @@
 # LoopCore._run_ready calls the same C directly.
 
 cimport cython
-from cpython.contextvars cimport PyContext_CopyCurrent
+from cpython.contextvars cimport PyContext_CopyCurrent, PyContext_New
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF, Py_INCREF, Py_REFCNT
 
 from ourloop.includes.callbacks cimport (
-    ourloop_call_in_context, ourloop_has_weakrefs, ourloop_raise_pending)
+    ourloop_call_in_context, ourloop_context_empty, ourloop_context_sparable,
+    ourloop_has_weakrefs, ourloop_raise_pending)
 
 import sys
 from asyncio import format_helpers
@@ -48,8 +49,9 @@ cdef int _callback_raised(Handle handle) except -1:
 # fill again (LoopCore._run_ready puts them here, LoopCore._call_soon takes
 # them): a Handle's allocation, field initialisation, GC tracking and
 # deallocation cost more than refilling one. They hold nothing (all their
-# fields are None) and stay GC-tracked. Shared by all loops, like a free
-# list; beyond its size, Handles are freed as usual.
+# fields are None but _context: a spare context, empty, or None; see
+# callbacks.h) and stay GC-tracked. Shared by all loops, like a free list;
+# beyond its size, Handles are freed as usual.
 cdef enum:
     _SPARE_HANDLES = 1024
 
@@ -72,7 +74,12 @@ cdef int _keep_spare(Handle handle) except -1:
     global _nspare
     handle._callback = None
     handle._args = None
-    handle._context = None
+    if ourloop_context_sparable(<PyObject*>handle._context):
+        # Only the handle holds its context: kept for the handle's next
+        # call_soon() to copy the current context into, emptied meanwhile.
+        ourloop_context_empty(<PyObject*>handle._context, <PyObject*>_EMPTY_CONTEXT)
+    else:
+        handle._context = None
     handle._loop = None
     if handle._source_traceback is not None:
         handle._source_traceback = None
@@ -83,9 +90,13 @@ cdef int _keep_spare(Handle handle) except -1:
     return 0
 
 
+# What spare contexts' variables are while they wait (an empty mapping).
+cdef object _EMPTY_CONTEXT = PyContext_New()
+
+
 cdef inline Handle _new_handle():
     # A spare Handle if there is one, else a new one; either way with all
-    # fields None and not cancelled.
+    # fields None but _context (a spare context, or None) and not cancelled.
     global _nspare
     cdef Handle handle
     if _nspare:
@@ -113,13 +124,14 @@ cdef class Handle:
             context = PyContext_CopyCurrent()
         self._set(<LoopCore>loop, callback, tuple(args), context)
 
-    cdef inline _set(self, LoopCore loop, object callback, tuple args, object context):
+    cdef inline int _set(self, LoopCore loop, object callback, tuple args, object context) except -1:
         self._loop = loop
         self._callback = callback
         self._args = args
         self._context = context
         if loop._debug_flag:
             self._source_traceback = format_helpers.extract_stack(sys._getframe(0))
+        return 0
 
     @property
     def __class__(self):

@@ -28,7 +28,8 @@ from libc.stdlib cimport malloc, free
 
 from ourloop.includes cimport uv
 from ourloop.includes.callbacks cimport (
-    ourloop_call_in_context, ourloop_call_with_self, ourloop_list_append,
+    ourloop_call_in_context, ourloop_call_with_self, ourloop_context_copy_current,
+    ourloop_list_append,
     ourloop_list_forget_taken, ourloop_list_take, ourloop_tuple_from_array)
 from ourloop.includes.uv cimport ourloop_timeout_ms
 from ourloop.includes.udp_io cimport ourloop_udp_batch_free
@@ -286,7 +287,8 @@ cdef class LoopCore:
     cdef Handle _call_soon(self, object callback, tuple args, object context):
         cdef Handle handle = _new_handle()
         if context is None:
-            context = PyContext_CopyCurrent()
+            # (In the spare context the handle may have kept: callbacks.h.)
+            context = ourloop_context_copy_current(<PyObject*>handle._context)
         handle._set(self, callback, args, context)
         ourloop_list_append(self._ready, handle)
         return handle

@@ -141,6 +141,85 @@ def test_handle_kept_after_run_is_not_reused(loop):
     assert not kept.cancelled()
 
 
+CTX_VAR = contextvars.ContextVar("CTX_VAR", default="default")
+
+
+class _Value:
+    """A context variable's value that weak references can watch."""
+
+
+def _run_once_more(loop):
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+
+
+def test_context_of_a_callback_is_new_for_each_call_soon(loop):
+    # Each call_soon() copies the current context afresh: what a callback
+    # set in its copy is not in the copy of a later call_soon(), and a
+    # value only its copy held is released once the callback ran.
+    seen = []
+    refs = []
+
+    def setter():
+        value = _Value()
+        refs.append(weakref.ref(value))
+        CTX_VAR.set(value)
+
+    def getter():
+        seen.append(CTX_VAR.get())
+
+    for _ in range(3):
+        for _ in range(5):
+            loop.call_soon(setter)
+        _run_once_more(loop)
+        for _ in range(5):
+            loop.call_soon(getter)
+        _run_once_more(loop)
+    assert seen == ["default"] * 15
+    assert len(refs) == 15 and all(ref() is None for ref in refs)
+    assert CTX_VAR.get() == "default"
+
+
+def test_context_kept_by_someone_else_is_left_alone(loop):
+    # A callback's context that the caller kept (here through the Handle's
+    # _context, the stdlib's attribute) stays that context: later
+    # callbacks get contexts of their own, and its variables stay.
+    kept = []
+
+    def setter(tag):
+        CTX_VAR.set(tag)
+
+    for tag in ("a", "b"):
+        kept.append(loop.call_soon(setter, tag)._context)
+    _run_once_more(loop)
+    seen = []
+    handles = []
+    for tag in ("c", "d"):
+        token = CTX_VAR.set(tag)
+        try:
+            handles.append(loop.call_soon(lambda: seen.append(CTX_VAR.get())))
+        finally:
+            CTX_VAR.reset(token)
+    assert all(h._context is not ctx for h in handles for ctx in kept)
+    del handles
+    _run_once_more(loop)
+    assert seen == ["c", "d"]
+    assert [ctx[CTX_VAR] for ctx in kept] == ["a", "b"]
+
+
+def test_weakly_referenced_context_dies_after_run(loop):
+    # A callback's context that only a weak reference watches dies with
+    # its Handle, as with the stdlib: never kept for another callback.
+    log = []
+    refs = [weakref.ref(loop.call_soon(log.append, i)._context) for i in range(3)]
+    _run_once_more(loop)
+    later = [loop.call_soon(log.append, i) for i in range(3, 6)]
+    assert all(ref() is None for ref in refs)
+    del later
+    _run_once_more(loop)
+    assert log == list(range(6))
+
+
 def test_weakly_referenced_handle_dies_after_run(loop):
     # Nothing but a weak reference holds the Handle once it ran: the weak
     # reference dies, and never sees a Handle scheduled later.

@@ -11,6 +11,7 @@
 #define OURLOOP_CALLBACKS_H
 
 #include <Python.h>
+#include "compat.h"     /* the Context layout (OURLOOP_CONTEXT_PEEK) */
 
 static inline int
 ourloop_call_in_context(PyObject *callback, PyObject *args, PyObject *context)
@@ -118,14 +119,28 @@ ourloop_has_weakrefs(PyObject *o)
     return offset > 0 && *(PyObject **)((char *)o + offset) != NULL;
 }
 
-/* A tuple of the n items at items (new references). */
+/* The empty tuple (a borrowed reference, NULL until first asked for). */
+static PyObject *ourloop_empty_tuple = NULL;
+
+/* A tuple of the n items at items (new references). No arguments, the
+ * common case, is the empty tuple without a call. */
 static inline PyObject *
 ourloop_tuple_from_array(PyObject *const *items, Py_ssize_t n)
 {
-    PyObject *t = PyTuple_New(n);
+    PyObject *t;
     Py_ssize_t i;
+    if (n == 0 && ourloop_empty_tuple != NULL) {
+        Py_INCREF(ourloop_empty_tuple);
+        return ourloop_empty_tuple;
+    }
+    t = PyTuple_New(n);
     if (t == NULL)
         return NULL;
+    if (n == 0) {
+        /* (Kept with a reference of its own.) */
+        Py_INCREF(t);
+        ourloop_empty_tuple = t;
+    }
     for (i = 0; i < n; i++) {
         Py_INCREF(items[i]);
         PyTuple_SET_ITEM(t, i, items[i]);
@@ -153,6 +168,75 @@ ourloop_call_with_self(PyObject *func, PyObject *self, PyObject *const *args,
     if (stack != small)
         PyMem_Free(stack);
     return res;
+}
+
+/* Spare contexts. A Handle that goes back to the spare stack (handle.pyx)
+ * keeps its context when only the handle refers to it, its variables
+ * replaced by `empty` (an empty mapping: it keeps no value alive), and
+ * call_soon() makes the copy of the current context in it, where
+ * PyContext_CopyCurrent() would allocate one: a copy per call_soon() is a
+ * GC-tracked allocation, and a burst of them (past the interpreter's 255
+ * free contexts) sets off garbage collections that traverse them all.
+ * A spare context is a Context nobody else can see: exact type, only the
+ * handle's reference, no weak reference, not entered. Its identity is new
+ * to everything that can look at it, as a fresh copy's is. */
+
+/* Whether ctx (the handle's reference only) can be kept as a spare. */
+static inline int
+ourloop_context_sparable(PyObject *ctx)
+{
+#if OURLOOP_CONTEXT_PEEK
+    ourloop_context_layout *c = (ourloop_context_layout *)ctx;
+    return Py_TYPE(ctx) == &PyContext_Type && Py_REFCNT(ctx) == 1
+        && c->ctx_weakreflist == NULL && !c->ctx_entered;
+#else
+    (void)ctx;
+    return 0;
+#endif
+}
+
+/* Make ctx (sparable) empty: its variables become `empty`'s. What it
+ * held is released last (which may run finalizers). */
+static inline void
+ourloop_context_empty(PyObject *ctx, PyObject *empty)
+{
+#if OURLOOP_CONTEXT_PEEK
+    ourloop_context_layout *c = (ourloop_context_layout *)ctx;
+    PyObject *old = c->ctx_vars;
+    PyObject *vars = ((ourloop_context_layout *)empty)->ctx_vars;
+    Py_INCREF(vars);
+    c->ctx_vars = vars;
+    Py_DECREF(old);
+#else
+    (void)ctx; (void)empty;
+#endif
+}
+
+/* A copy of the current context (a new reference, NULL with an exception
+ * set): made in `spare` (a spare context, or NULL) when it is still the
+ * caller's alone, else by PyContext_CopyCurrent(). */
+static inline PyObject *
+ourloop_context_copy_current(PyObject *spare)
+{
+#if OURLOOP_CONTEXT_PEEK
+    PyObject *cur;
+    if (spare != NULL && Py_REFCNT(spare) == 1 && Py_TYPE(spare) == &PyContext_Type
+            && ((ourloop_context_layout *)spare)->ctx_weakreflist == NULL
+            && !((ourloop_context_layout *)spare)->ctx_entered
+            && (cur = PyThreadState_GET()->context) != NULL) {
+        ourloop_context_layout *c = (ourloop_context_layout *)spare;
+        PyObject *old = c->ctx_vars;
+        PyObject *vars = ((ourloop_context_layout *)cur)->ctx_vars;
+        Py_INCREF(vars);
+        c->ctx_vars = vars;
+        Py_DECREF(old);
+        Py_INCREF(spare);
+        return spare;
+    }
+#else
+    (void)spare;
+#endif
+    return PyContext_CopyCurrent();
 }
 
 #endif

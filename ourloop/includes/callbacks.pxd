@@ -18,3 +18,8 @@ cdef extern from "callbacks.h":
     tuple ourloop_tuple_from_array(PyObject** items, Py_ssize_t n)
     object ourloop_call_with_self(object func, object self, PyObject** args,
                                   Py_ssize_t nargs, PyObject* kwnames)
+    # (ctx: a borrowed reference, or NULL)
+    bint ourloop_context_sparable(PyObject* ctx) noexcept
+    void ourloop_context_empty(PyObject* ctx, PyObject* empty) noexcept
+    # a new reference (NULL: the exception set)
+    object ourloop_context_copy_current(PyObject* spare)
