@@ -68,9 +68,8 @@
 from cpython.buffer cimport (
     PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE, PyBUF_WRITABLE,
     PyBUF_C_CONTIGUOUS)
-from cpython.contextvars cimport PyContext_CopyCurrent
 from cpython.object cimport PyObject, PyTypeObject
-from cpython.ref cimport Py_INCREF, Py_DECREF, Py_XDECREF
+from cpython.ref cimport Py_INCREF, Py_DECREF
 from cpython.weakref cimport PyWeakref_NewRef
 from libc cimport errno as cerrno
 from libc.stdint cimport uint64_t, int64_t
@@ -81,7 +80,7 @@ from posix.unistd cimport close as c_close
 from ourloop.includes cimport uv
 from ourloop.includes.callbacks cimport ourloop_raise_pending
 from ourloop.includes.platform cimport (
-    OURLOOP_HAVE_ET, OURLOOP_ET_IN, OURLOOP_ET_OUT, ourloop_et_create, ourloop_et_set,
+    OURLOOP_HAVE_ET, ourloop_et_create, ourloop_et_set,
     ourloop_et_wait, ourloop_et_renew)
 
 import contextvars

@@ -1125,7 +1125,7 @@ def test_many_sockets_high_fd_numbers(loop):
     keep = [socket.socket() for _ in range(150)]
     pairs = [socket.socketpair() for _ in range(20)]
     try:
-        for a, b in pairs:
+        for a, _b in pairs:
             a.setblocking(False)
 
         async def one(a, b):
