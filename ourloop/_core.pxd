@@ -151,6 +151,7 @@ cdef class SockOps(PollHandle):
     cdef _drop_recs(self)
     cdef SockWait wait_for(self, int fd, sock, int event)
     cdef int set_events(self, SockFd rec, int events) except -1
+    cdef bint _unwatched(self, SockFd rec) except -1
     cdef bint displace(self, int fd, int event) except -1
     cdef list armed_fds(self)
     cdef after_fork(self)

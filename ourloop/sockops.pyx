@@ -80,7 +80,7 @@ from posix.unistd cimport close as c_close
 from ourloop.includes cimport uv
 from ourloop.includes.callbacks cimport ourloop_raise_pending
 from ourloop.includes.platform cimport (
-    OURLOOP_HAVE_ET, ourloop_et_create, ourloop_et_set,
+    OURLOOP_HAVE_ET, ourloop_et_create, ourloop_et_set, ourloop_et_del,
     ourloop_et_wait, ourloop_et_renew)
 
 import contextvars
@@ -340,9 +340,12 @@ cdef class SockOps(PollHandle):
                 ev = evs[i]
                 if ev & _READ:
                     w = rec.reader
-                    if w is not None and w.op != _OP_NONE and not w.queued:
-                        w.queued = True
-                        ready.append(w)
+                    if w is not None and w.op != _OP_NONE:
+                        if not w.queued:
+                            w.queued = True
+                            ready.append(w)
+                    elif self._unwatched(rec):
+                        continue
                 if ev & _WRITE:
                     w = rec.writer
                     if w is not None and w.op != _OP_NONE:
@@ -361,6 +364,23 @@ cdef class SockOps(PollHandle):
                 break
         if status < 0 and self.uvpoll is not NULL and not self.closed:
             self.start(uv.UV_READABLE)
+
+    cdef bint _unwatched(self, SockFd rec) except -1:
+        # A report nobody waits for. If the socket is gone (collected, or
+        # closed: its file may live on elsewhere) or a transport now uses
+        # its fd (connect_accepted_socket... after a sock_recv), stop
+        # watching it, so that its traffic does not wake the loop for
+        # nothing; its next wait registers it anew. True if so.
+        cdef PyObject* sock
+        sock = ourloop_weakref_target(rec.sockref) if rec.sockref is not None else NULL
+        if (sock is not NULL and sock is not <PyObject*>None
+                and ourloop_sock_fd(<object>sock) == rec.fd
+                and rec.fd not in self.loop._fd_watchers.transports.data):
+            return False
+        ourloop_et_del(self.fd, rec.fd)     # (fails harmlessly if closed)
+        rec.events = 0
+        rec.sockref = None
+        return True
 
     cdef int set_events(self, SockFd rec, int events) except -1:
         # Watch rec's fd for events (edge-triggered); raises epoll_ctl's

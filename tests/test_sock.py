@@ -1186,3 +1186,30 @@ def test_sock_methods_are_coroutine_functions(loop, pair):
     assert asyncio.iscoroutine(coro)
     b.send(b"z")
     assert loop.run_until_complete(loop.create_task(coro)) == b"z"
+
+
+def test_socket_handed_to_a_transport_after_sock_recv(loop, pair):
+    # A socket read with sock_recv, then given to a protocol.
+    a, b = pair
+
+    class Proto(asyncio.Protocol):
+        def __init__(self):
+            self.got = loop.create_future()
+
+        def data_received(self, data):
+            if not self.got.done():
+                self.got.set_result(data)
+
+    async def main():
+        task = asyncio.ensure_future(loop.sock_recv(a, 10))
+        await asyncio.sleep(0)
+        b.send(b"header")
+        assert await task == b"header"
+        transport, proto = await loop.connect_accepted_socket(Proto, a)
+        for i in range(3):
+            b.send(b"body%d" % i)
+            assert await asyncio.wait_for(proto.got, 10) == b"body%d" % i
+            proto.got = loop.create_future()
+        transport.close()
+
+    loop.run_until_complete(main())

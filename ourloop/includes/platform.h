@@ -321,6 +321,7 @@ static inline int ourloop_fd_unpollable(int fd) {
  * (OURLOOP_ET_IN | OURLOOP_ET_OUT), edge-triggered: a readiness change is
  * reported once; add=1 registers (an fd already there is modified), add=0
  * modifies (an fd not there is registered). 0, or -1 and errno.
+ * ourloop_et_del(set, fd): stop watching fd (0, or -1 and errno).
  * ourloop_et_wait(set, tokens, events, max): the reports since the last
  * call, without waiting: how many (token as given, events as
  * OURLOOP_ET_IN/OUT, an error or hang-up reporting both, as the stdlib's
@@ -349,6 +350,11 @@ static inline int ourloop_et_set(int set, int fd, int events, uint64_t token, in
     if (!add && errno == ENOENT)
         return epoll_ctl(set, EPOLL_CTL_ADD, fd, &ev);
     return -1;
+}
+static inline int ourloop_et_del(int set, int fd) {
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof(ev));
+    return epoll_ctl(set, EPOLL_CTL_DEL, fd, &ev);
 }
 static inline int ourloop_et_wait(int set, uint64_t *tokens, int *events, int max) {
     struct epoll_event evs[64];
@@ -387,6 +393,11 @@ static inline int ourloop_et_create(void) {
 }
 static inline int ourloop_et_set(int set, int fd, int events, uint64_t token, int add) {
     (void)set; (void)fd; (void)events; (void)token; (void)add;
+    errno = ENOSYS;
+    return -1;
+}
+static inline int ourloop_et_del(int set, int fd) {
+    (void)set; (void)fd;
     errno = ENOSYS;
     return -1;
 }

@@ -28,5 +28,6 @@ cdef extern from "platform.h" nogil:
     const int OURLOOP_ET_OUT
     int ourloop_et_create()
     int ourloop_et_set(int set, int fd, int events, uint64_t token, int add)
+    int ourloop_et_del(int set, int fd)
     int ourloop_et_wait(int set, uint64_t* tokens, int* events, int max)
     int ourloop_et_renew(int set)
