@@ -22,6 +22,7 @@ take natively (socket subclasses, blocking sockets, other platforms).
 import asyncio
 import functools
 import socket
+import sys
 
 from . import _core
 from ._util import _check_ssl_socket, _HAS_IPv6
@@ -196,9 +197,26 @@ class SockMixin:
     # -- receiving ---------------------------------------------------------
 
     # Native (sockops.pyx); each falls back to its _py twin below.
-    sock_recv = _core._sock_recv
-    sock_recv_into = _core._sock_recv_into
-    sock_sendall = _core._sock_sendall
+    if sys.version_info >= (3, 10):
+        sock_recv = _core._sock_recv
+        sock_recv_into = _core._sock_recv_into
+        sock_sendall = _core._sock_sendall
+    else:
+        # 3.9's inspect.iscoroutinefunction() knows Python functions only:
+        # a Python coroutine function around each (one frame more).
+        async def sock_recv(self, sock, n):
+            """Receive at most n bytes from sock (a non-blocking socket);
+            b'' at end of stream."""
+            return await _core._sock_recv(self, sock, n)
+
+        async def sock_recv_into(self, sock, buf):
+            """Receive into the writable buffer buf; returns the byte count."""
+            return await _core._sock_recv_into(self, sock, buf)
+
+        async def sock_sendall(self, sock, data):
+            """Send all of data on a connected socket; returns None. On
+            error, how much was sent is unknown."""
+            return await _core._sock_sendall(self, sock, data)
 
     async def _sock_recv_py(self, sock, n):
         """Receive at most n bytes from sock (a non-blocking socket);
