@@ -698,6 +698,20 @@ def _sockops_after_fork(LoopCore loop):
         watchers.sockops.after_fork()
 
 
+def _sock_set_fds():
+    """The fds of the live loops' sock_* readiness sets: loop-owned, like
+    libuv's own epoll fd (the tests' leak checks leave them out)."""
+    cdef LoopCore loop
+    cdef FdWatchers watchers
+    fds = []
+    for obj in list(_all_loops):
+        loop = <LoopCore>obj
+        watchers = loop._fd_watchers
+        if watchers is not None and watchers.sockops is not None and not watchers.sockops.closed:
+            fds.append(watchers.sockops.fd)
+    return fds
+
+
 def _sockops_native():
     """Whether sock_recv/sock_recv_into/sock_sendall can be native here."""
     return _NATIVE
