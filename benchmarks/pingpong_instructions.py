@@ -17,7 +17,12 @@ whole echo has arrived):
   await writer.drain()`, the client `writer.write(msg); await
   writer.drain(); await reader.readexactly(size)`;
 * udp      -- two DatagramProtocols (create_datagram_endpoint on 127.0.0.1):
-  the server's datagram_received() sends the datagram back to its sender.
+  the server's datagram_received() sends the datagram back to its sender;
+* sock     -- loop.sock_*() on non-blocking sockets (a listening socket on
+  127.0.0.1, or a Unix socket with --family unix; sock_connect, sock_accept):
+  the server task does `data = await loop.sock_recv(conn, 65536); await
+  loop.sock_sendall(conn, data)`, the client `await loop.sock_sendall(sock,
+  msg)`, then sock_recv until the whole echo is back.
 
 Each loop runs a mode twice under callgrind, with N1 and N2 round trips;
 (I2 - I1) / (N2 - N1) is what one round trip costs (two reads, two writes,
@@ -62,7 +67,7 @@ sys.path.insert(0, HERE)
 
 import run  # noqa: E402  (benchmarks/run.py: loops, snapshots, summaries)
 
-MODES = ('protocol', 'streams', 'udp')
+MODES = ('protocol', 'streams', 'udp', 'sock')
 
 CHILD = r'''
 import asyncio, os, sys
@@ -194,8 +199,47 @@ async def udp():
     server.close()
 
 
+async def sock():
+    import socket
+    loop = asyncio.get_running_loop()
+    if family == 'unix':
+        import tempfile
+        path = os.path.join(tempfile.mkdtemp(), 'sock')
+        listener = socket.socket(socket.AF_UNIX)
+        listener.bind(path)
+        client = socket.socket(socket.AF_UNIX)
+    else:
+        path = None
+        listener = socket.socket()
+        listener.bind(('127.0.0.1', 0))
+        client = socket.socket()
+    listener.listen(1)
+    listener.setblocking(False)
+    client.setblocking(False)
+
+    async def serve():
+        conn, _ = await loop.sock_accept(listener)
+        while True:
+            data = await loop.sock_recv(conn, 65536)
+            if not data:
+                break
+            await loop.sock_sendall(conn, data)
+        conn.close()
+
+    server = loop.create_task(serve())
+    await loop.sock_connect(client, path or listener.getsockname())
+    for _ in range(n):
+        await loop.sock_sendall(client, MSG)
+        left = size
+        while left:
+            left -= len(await loop.sock_recv(client, left))
+    client.close()
+    await server
+    listener.close()
+
+
 loop = new_loop()
-main = {'protocol': protocol, 'streams': streams, 'udp': udp}[mode]()
+main = {'protocol': protocol, 'streams': streams, 'udp': udp, 'sock': sock}[mode]()
 os.getpgrp()    # callgrind zeroes its counts here (--zero-before)
 loop.run_until_complete(main)
 os.getppid()    # ... and dumps them here (--dump-before): the counted part
@@ -294,7 +338,7 @@ def main(argv=None):
     ap.add_argument('--loops', help=run.LOOPS_HELP)
     ap.add_argument('--modes', default=','.join(MODES))
     ap.add_argument('--family', choices=('tcp', 'unix'), default='tcp',
-                    help='what protocol and streams run over (default tcp)')
+                    help='what protocol, streams and sock run over (default tcp)')
     ap.add_argument('--size', type=int, default=1024, help='message size (bytes)')
     ap.add_argument('--n1', type=int, default=1000)
     ap.add_argument('--n2', type=int, default=3000)
@@ -346,7 +390,7 @@ def main(argv=None):
             shutil.rmtree(workdir, ignore_errors=True)
 
     print(f'Instructions per round trip ({opts.size}-byte messages, {opts.family} for '
-          f'protocol and streams, callgrind, runs of {opts.n1} and {opts.n2}):\n')
+          f'protocol, streams and sock, callgrind, runs of {opts.n1} and {opts.n2}):\n')
     rows = [f'{m} round trip' for m in modes]
     summary = run.summarize_samples(
         'round trip instructions', 'instr', rows, loops,

@@ -106,6 +106,59 @@ cdef class FdWatch(PollHandle):
     cdef size_t write_gen
 
 
+cdef class SockFd
+
+
+cdef class SockWait(Handle):
+    # One direction (reading or writing) of one socket's sock_* operation
+    # (sockops.pyx): a Handle the loop's ready queue runs when the socket
+    # is ready, reused by the socket's next operation.
+    cdef SockFd owner
+    cdef int event             # 1: reading, 2: writing
+    cdef int op                # what is waiting (0: nothing)
+    cdef bint queued           # on the ready queue, not run yet
+    cdef object fut
+    cdef object sock
+    cdef object obj            # recv_into's buffer; sendall's data
+    cdef Py_ssize_t n          # recv's size
+    cdef Py_ssize_t pos        # sendall's position in view
+    cdef Py_buffer view        # sendall's data, while has_view
+    cdef bint has_view
+
+    cdef int arm(self, int op, fut, sock) except -1
+    cdef int attempt(self) except -1
+    cdef disarm(self)
+    cdef release(self, fut)
+
+
+cdef class SockFd:
+    # One fd in SockOps' readiness set (sockops.pyx).
+    cdef int fd
+    cdef unsigned int gen      # registration generation: in each token
+    cdef int events            # what the set watches (OURLOOP_ET_IN/OUT)
+    cdef object sockref        # a weak reference to the socket registered
+    cdef SockWait reader
+    cdef SockWait writer
+
+
+cdef class SockOps(PollHandle):
+    # The sock_* waits of one loop (sockops.pyx): an edge-triggered
+    # readiness set (an fd), watched by this poll handle.
+    cdef PyObject** recs       # fd -> SockFd (strong references)
+    cdef Py_ssize_t cap
+    cdef object context        # the context SockWaits run in
+    cdef bint closed
+
+    cdef SockFd _rec(self, int fd)
+    cdef _drop_recs(self)
+    cdef SockWait wait_for(self, int fd, sock, int event)
+    cdef int set_events(self, SockFd rec, int events) except -1
+    cdef bint _unwatched(self, SockFd rec) except -1
+    cdef bint displace(self, int fd, int event) except -1
+    cdef list armed_fds(self)
+    cdef after_fork(self)
+
+
 cdef class FdWatchers:
     cdef LoopCore loop
     cdef dict watches
@@ -119,6 +172,8 @@ cdef class FdWatchers:
     cdef PyObject** tfd
     cdef Py_ssize_t tfd_cap
     cdef FdPrepare* prep
+    # the loop's sock_* waits (sockops.pyx), made by the first one
+    cdef SockOps sockops
 
     cdef lookup(self, fileobj)
     cdef bint _remove(self, FdWatch watch, int event) except -1

@@ -9,6 +9,8 @@ This file only gathers the pieces; each lives in the file named after it:
   handles/async_.pyx  the uv_async_t that call_soon_threadsafe() wakes
   handles/poll.pyx    uv_poll_t fd watchers: add_reader/add_writer and the
                       signal wake-up fd
+  sockops.pyx         sock_recv/sock_recv_into/sock_sendall: native calls,
+                      edge-triggered waits
   handles/transport.pyx TransportBase: what every transport shares
   handles/stream.pyx  StreamTransport: an asyncio.Transport over uv_stream_t
   handles/pipe.pyx    PipeTransport over uv_pipe_t (Unix stream sockets),
@@ -41,6 +43,7 @@ include "handle.pyx"
 include "handles/timer.pyx"
 include "handles/async_.pyx"
 include "handles/poll.pyx"
+include "sockops.pyx"
 include "handles/transport.pyx"
 include "handles/stream.pyx"
 include "handles/pipe.pyx"

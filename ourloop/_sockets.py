@@ -12,12 +12,19 @@ once and, if the socket is not ready, registers a reader or writer that
 retries it and resolves a future; the watcher is removed when the future is
 done, so cancelling an operation leaves the socket as it was (no data is
 consumed by a cancelled call).
+
+sock_recv, sock_recv_into and sock_sendall run per read and write: they are
+native (ourloop/sockops.pyx), and fall back to the Python code here
+(_sock_recv_py & co., the stdlib's) for sockets and arguments they do not
+take natively (socket subclasses, blocking sockets, other platforms).
 """
 
 import asyncio
 import functools
 import socket
+import sys
 
+from . import _core
 from ._util import _check_ssl_socket, _HAS_IPv6
 
 __all__ = ('SockMixin',)
@@ -190,7 +197,29 @@ class SockMixin:
 
     # -- receiving ---------------------------------------------------------
 
-    async def sock_recv(self, sock, n):
+    # Native (sockops.pyx); each falls back to its _py twin below.
+    if sys.version_info >= (3, 10):
+        sock_recv = _core._sock_recv
+        sock_recv_into = _core._sock_recv_into
+        sock_sendall = _core._sock_sendall
+    else:
+        # 3.9's inspect.iscoroutinefunction() knows Python functions only:
+        # a Python coroutine function around each (one frame more).
+        async def sock_recv(self, sock, n):
+            """Receive at most n bytes from sock (a non-blocking socket);
+            b'' at end of stream."""
+            return await _core._sock_recv(self, sock, n)
+
+        async def sock_recv_into(self, sock, buf):
+            """Receive into the writable buffer buf; returns the byte count."""
+            return await _core._sock_recv_into(self, sock, buf)
+
+        async def sock_sendall(self, sock, data):
+            """Send all of data on a connected socket; returns None. On
+            error, how much was sent is unknown."""
+            return await _core._sock_sendall(self, sock, data)
+
+    async def _sock_recv_py(self, sock, n):
         """Receive at most n bytes from sock (a non-blocking socket);
         b'' at end of stream."""
         self._check_sock(sock)
@@ -200,7 +229,7 @@ class SockMixin:
             pass
         return await self._sock_wait(sock, False, self._sock_retry, sock, 'recv', n)
 
-    async def sock_recv_into(self, sock, buf):
+    async def _sock_recv_into_py(self, sock, buf):
         """Receive into the writable buffer buf; returns the byte count."""
         self._check_sock(sock)
         try:
@@ -236,7 +265,7 @@ class SockMixin:
 
     # -- sending -----------------------------------------------------------
 
-    async def sock_sendall(self, sock, data):
+    async def _sock_sendall_py(self, sock, data):
         """Send all of data on a connected socket; returns None. On error,
         how much was sent is unknown."""
         self._check_sock(sock)

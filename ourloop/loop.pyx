@@ -816,7 +816,8 @@ cdef class LoopCore:
 # a signal byte written to the wake-up socket) would act on the parent's
 # loop. So, in the child, every inherited loop gets kernel objects of its
 # own at once (uv_loop_fork), and stops being the process's signal wake-up
-# fd. The child can then close or drop those loops freely and run new ones;
+# fd (and the sock_* readiness set, sockops.pyx, is renewed). The child
+# can then close or drop those loops freely and run new ones;
 # running an inherited loop in the child stays unsupported, as for the
 # stdlib's loops.
 
@@ -841,6 +842,7 @@ def _after_fork_in_child():
         if loop.uvloop is NULL:
             continue
         uv.uv_loop_fork(loop.uvloop)
+        _sockops_after_fork(loop)
         sigwake = loop._sigwake
         if sigwake is not None and sigwake.installed:
             # The wake-up fd is the parent's socket: unset it (3.12+ asyncio

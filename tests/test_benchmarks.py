@@ -154,8 +154,11 @@ def test_instructions_py_counts(tmp_path):
     assert count > 1_000_000, count     # an interpreter start-up at least
 
 
-@pytest.mark.parametrize("mode", ["protocol", "streams", "udp"])
-def test_pingpong_child_runs(tmp_path, mode):
+@pytest.mark.parametrize("mode", ["protocol", "streams", "udp", "sock"])
+@pytest.mark.parametrize("family", ["tcp", "unix"])
+def test_pingpong_child_runs(tmp_path, mode, family):
+    if family == "unix" and mode == "udp":
+        pytest.skip("udp is over 127.0.0.1 only")
     # The exchange pingpong_instructions.py runs under callgrind, here
     # without valgrind (seconds instead of minutes), on both loops.
     sys.path.insert(0, BENCH)
@@ -166,7 +169,7 @@ def test_pingpong_child_runs(tmp_path, mode):
     require_ourloop()
     for loop in ("asyncio", "ourloop"):
         proc = subprocess.run(
-            [sys.executable, "-c", pingpong_instructions.CHILD, loop, mode, "tcp", "20", "1024"],
+            [sys.executable, "-c", pingpong_instructions.CHILD, loop, mode, family, "20", "1024"],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -236,3 +236,42 @@ loop.close()
 print('parent ok')
 ''', timeout=30)
     assert out.returncode == 0 and 'parent ok' in out.stdout, out.stdout + out.stderr
+
+
+def test_child_closing_the_loop_leaves_parent_sock_waits(run_py):
+    # sock_recv waits (ourloop: an epoll set of the loop's own, sockops.pyx)
+    # before and after a fork whose child closes the inherited loop and
+    # waits on the same sockets with a fresh loop.
+    out = run_py(_PRELUDE + r'''
+loop = new_loop()
+a, b = socket.socketpair()
+a.setblocking(False)
+
+async def wait_recv(lp, sock, peer, payload):
+    task = asyncio.ensure_future(lp.sock_recv(sock, 100))
+    await asyncio.sleep(0)
+    peer.send(payload)
+    return await asyncio.wait_for(task, 10)
+
+assert loop.run_until_complete(wait_recv(loop, a, b, b'before')) == b'before'
+pid = os.fork()
+if pid == 0:
+    code = 1
+    try:
+        loop.close()
+        fresh = new_loop()
+        assert fresh.run_until_complete(wait_recv(fresh, a, b, b'child')) == b'child'
+        fresh.close()
+        code = 0
+    except BaseException:
+        import traceback; traceback.print_exc()
+    finally:
+        sys.stdout.flush(); sys.stderr.flush()
+        os._exit(code)
+wait_child(pid)
+for i in range(5):
+    assert loop.run_until_complete(wait_recv(loop, a, b, b'p%d' % i)) == b'p%d' % i
+loop.close()
+print('parent ok')
+''', timeout=30)
+    assert out.returncode == 0 and 'parent ok' in out.stdout, out.stdout + out.stderr

@@ -865,3 +865,351 @@ def test_no_fd_leaked(loop_factory):
         lp.close()
     gc.collect()
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+# --------------------------------------------------------------------------
+# The registry: a waiting operation is the fd's reader (writer), as the
+# stdlib's; ourloop's sock_recv/sock_recv_into/sock_sendall wait natively
+# (ourloop/sockops.pyx), these hold for both implementations.
+# --------------------------------------------------------------------------
+
+
+def test_remove_reader_removes_a_waiting_sock_recv(loop, pair):
+    a, b = pair
+
+    async def main():
+        task = asyncio.ensure_future(loop.sock_recv(a, 10))
+        await asyncio.sleep(0)
+        assert registered_fds(loop) == [a.fileno()]
+        assert loop.remove_reader(a.fileno()) is True
+        assert registered_fds(loop) == []
+        assert loop.remove_reader(a.fileno()) is False
+        b.send(b"lost?")
+        await quiet_period()
+        assert not task.done()          # its reader is gone, as in the stdlib
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # Nothing was consumed.
+        return await loop.sock_recv(a, 10)
+
+    assert loop.run_until_complete(main()) == b"lost?"
+
+
+def test_add_reader_replaces_a_waiting_sock_recv(loop, pair):
+    a, b = pair
+
+    async def main():
+        task = asyncio.ensure_future(loop.sock_recv(a, 10))
+        await asyncio.sleep(0)
+        called = loop.create_future()
+        loop.add_reader(a.fileno(), lambda: called.done() or called.set_result(a.recv(100)))
+        b.send(b"to the reader")
+        assert await called == b"to the reader"
+        assert not task.done()
+        assert loop.remove_reader(a.fileno()) is True
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert registered_fds(loop) == []
+
+    loop.run_until_complete(main())
+
+
+def test_sock_recv_replaces_a_user_reader(loop, pair):
+    # The stdlib's _add_reader() replaces the fd's reader, and the
+    # operation's end removes the fd's reader altogether.
+    a, b = pair
+    calls = []
+
+    async def main():
+        loop.add_reader(a.fileno(), calls.append, "reader")
+        task = asyncio.ensure_future(loop.sock_recv(a, 10))
+        await asyncio.sleep(0)
+        b.send(b"x")
+        assert await task == b"x"
+        await asyncio.sleep(0)
+        assert loop.remove_reader(a.fileno()) is False
+        assert registered_fds(loop) == []
+
+    loop.run_until_complete(main())
+    assert calls == []
+
+
+def test_cancelled_sock_recv_is_unregistered_at_once(loop, pair):
+    a, b = pair
+
+    async def main():
+        task = asyncio.ensure_future(loop.sock_recv(a, 10))
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert registered_fds(loop) == []
+        assert loop.remove_reader(a.fileno()) is False
+
+    loop.run_until_complete(main())
+
+
+def test_recv_and_sendall_wait_on_one_socket_together(loop, listener):
+    async def main():
+        client, conn = await tcp_connection(loop, listener)
+        try:
+            filled = fill_send_buffer(conn)
+            reading = asyncio.ensure_future(loop.sock_recv(conn, 100))
+            writing = asyncio.ensure_future(loop.sock_sendall(conn, b"w" * 100000))
+            await asyncio.sleep(0)
+            assert registered_fds(loop) == [conn.fileno()]
+            client.send(b"ping")
+            assert await reading == b"ping"
+            assert not writing.done()
+            total = filled + 100000
+            got = 0
+            while got < total:
+                got += len(await loop.sock_recv(client, 1 << 20))
+            await writing
+            assert registered_fds(loop) == []
+        finally:
+            client.close()
+            conn.close()
+
+    loop.run_until_complete(main())
+
+
+def test_sock_recv_into_cancelled_leaves_the_buffer_free(loop, pair):
+    # The stdlib's retry handle holds the bytearray, not a view of it: it
+    # may be resized while waiting and after a cancellation.
+    a, b = pair
+    buf = bytearray(10)
+
+    async def main():
+        task = asyncio.ensure_future(loop.sock_recv_into(a, buf))
+        await asyncio.sleep(0)
+        buf.extend(b"0123456789")       # no BufferError
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        buf.extend(b"!")
+        b.send(b"abc")
+        return await loop.sock_recv_into(a, buf)
+
+    assert loop.run_until_complete(main()) == 3
+    assert buf[:3] == b"abc" and len(buf) == 21
+
+
+def test_sock_sendall_holds_its_data_while_waiting(loop, pair):
+    # The stdlib keeps a memoryview of the data until the operation ends:
+    # a bytearray cannot be resized meanwhile.
+    a, b = pair
+    data = bytearray(b"d" * 200000)
+
+    async def main():
+        fill_send_buffer(a)
+        task = asyncio.ensure_future(loop.sock_sendall(a, data))
+        await asyncio.sleep(0)
+        with pytest.raises(BufferError):
+            data.extend(b"x")
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        data.extend(b"x")               # released with the cancellation
+
+    loop.run_until_complete(main())
+
+
+@pytest.mark.parametrize("n, error", [(-1, ValueError), ("10", TypeError), (2**70, OverflowError)])
+def test_sock_recv_bad_size(loop, pair, n, error):
+    a, b = pair
+    b.send(b"data")
+    with pytest.raises(error) as info:
+        loop.run_until_complete(loop.sock_recv(a, n))
+    try:
+        a.recv(n)
+    except error as exc:
+        assert str(info.value) == str(exc)
+    assert a.recv(10) == b"data"
+
+
+def test_sock_recv_into_readonly_buffer(loop, pair):
+    a, b = pair
+    b.send(b"data")
+    with pytest.raises(TypeError) as info:
+        loop.run_until_complete(loop.sock_recv_into(a, b"readonly"))
+    with pytest.raises(TypeError) as expected:
+        a.recv_into(b"readonly")
+    assert str(info.value) == str(expected.value)
+
+
+def test_sock_sendall_not_a_buffer(loop, pair):
+    a, b = pair
+    with pytest.raises(TypeError) as info:
+        loop.run_until_complete(loop.sock_sendall(a, "text"))
+    with pytest.raises(TypeError) as expected:
+        a.send("text")
+    assert str(info.value) == str(expected.value)
+
+
+class _CountingSocket(socket.socket):
+    __slots__ = ()
+    calls = 0
+
+    def recv(self, n):
+        type(self).calls += 1
+        raise OSError(errno.EPROTO, "from the subclass")
+
+
+def test_socket_subclass_methods_are_called(loop):
+    _CountingSocket.calls = 0
+    a, b = socket.socketpair()
+    s = _CountingSocket(fileno=a.detach())
+    s.setblocking(False)
+    try:
+        with pytest.raises(OSError, match="from the subclass"):
+            loop.run_until_complete(loop.sock_recv(s, 10))
+        assert _CountingSocket.calls == 1
+    finally:
+        s.close()
+        b.close()
+
+
+def test_patched_socket_class_is_called(loop, pair, monkeypatch):
+    # Tools such as blockbuster replace socket.socket.recv/send: the loop
+    # then calls theirs, as the stdlib does.
+    a, b = pair
+    seen = []
+    orig_recv, orig_send = socket.socket.recv, socket.socket.send
+
+    def recv(self, *args):
+        if self is a:
+            seen.append("recv")
+        return orig_recv(self, *args)
+
+    def send(self, *args):
+        if self is a:
+            seen.append("send")
+        return orig_send(self, *args)
+
+    monkeypatch.setattr(socket.socket, "recv", recv, raising=False)
+    monkeypatch.setattr(socket.socket, "send", send, raising=False)
+    b.send(b"x")
+    assert loop.run_until_complete(loop.sock_recv(a, 10)) == b"x"
+    loop.run_until_complete(loop.sock_sendall(a, b"y"))
+    assert seen == ["recv", "send"]
+
+
+def test_fd_number_reused_by_another_socket(loop):
+    # A socket's fd number, closed and given to the next socket, is
+    # watched for the new socket.
+    async def main():
+        for i in range(5):
+            a, b = socket.socketpair()
+            a.setblocking(False)
+            try:
+                task = asyncio.ensure_future(loop.sock_recv(a, 10))
+                await asyncio.sleep(0)
+                b.send(b"%d" % i)
+                assert await asyncio.wait_for(task, 10) == b"%d" % i
+                again = asyncio.ensure_future(loop.sock_recv(a, 10))
+                await asyncio.sleep(0)
+                b.send(b"again")
+                assert await asyncio.wait_for(again, 10) == b"again"
+            finally:
+                a.close()
+                b.close()
+
+    loop.run_until_complete(main())
+
+
+def test_many_sockets_high_fd_numbers(loop):
+    # fds beyond the first records (sockops.pyx grows its table).
+    keep = [socket.socket() for _ in range(150)]
+    pairs = [socket.socketpair() for _ in range(20)]
+    try:
+        for a, _b in pairs:
+            a.setblocking(False)
+
+        async def one(a, b):
+            task = asyncio.ensure_future(loop.sock_recv(a, 10))
+            await asyncio.sleep(0)
+            b.send(b"hi")
+            return await task
+
+        async def main():
+            return await asyncio.gather(*(one(a, b) for a, b in pairs))
+
+        assert loop.run_until_complete(main()) == [b"hi"] * len(pairs)
+        assert registered_fds(loop) == []
+    finally:
+        for s in keep:
+            s.close()
+        for a, b in pairs:
+            a.close()
+            b.close()
+
+
+def test_socket_closed_while_sock_recv_waits(loop, pair):
+    # No crash, nothing leaked: the operation waits, as with the stdlib,
+    # until cancelled.
+    a, b = pair
+
+    async def main():
+        task = asyncio.ensure_future(loop.sock_recv(a, 10))
+        await asyncio.sleep(0)
+        a.close()
+        await quiet_period()
+        assert not task.done()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    loop.run_until_complete(main())
+
+
+def test_sock_recv_on_a_closed_loop(loop_factory, pair):
+    a, b = pair
+    lp = loop_factory()
+    coro = lp.sock_recv(a, 10)
+    lp.close()
+    with pytest.raises(RuntimeError, match="Event loop is closed"):
+        coro.send(None)
+    coro.close()
+
+
+def test_sock_methods_are_coroutine_functions(loop, pair):
+    import inspect
+    for name in ("sock_recv", "sock_recv_into", "sock_sendall"):
+        method = getattr(loop, name)
+        assert inspect.iscoroutinefunction(method), name
+        assert asyncio.iscoroutinefunction(method), name
+    a, b = pair
+    coro = loop.sock_recv(a, 1)
+    assert asyncio.iscoroutine(coro)
+    b.send(b"z")
+    assert loop.run_until_complete(loop.create_task(coro)) == b"z"
+
+
+def test_socket_handed_to_a_transport_after_sock_recv(loop, pair):
+    # A socket read with sock_recv, then given to a protocol.
+    a, b = pair
+
+    class Proto(asyncio.Protocol):
+        def __init__(self):
+            self.got = loop.create_future()
+
+        def data_received(self, data):
+            if not self.got.done():
+                self.got.set_result(data)
+
+    async def main():
+        task = asyncio.ensure_future(loop.sock_recv(a, 10))
+        await asyncio.sleep(0)
+        b.send(b"header")
+        assert await task == b"header"
+        transport, proto = await loop.connect_accepted_socket(Proto, a)
+        for i in range(3):
+            b.send(b"body%d" % i)
+            assert await asyncio.wait_for(proto.got, 10) == b"body%d" % i
+            proto.got = loop.create_future()
+        transport.close()
+
+    loop.run_until_complete(main())

@@ -471,8 +471,12 @@ cdef class FdWatchers:
         return None
 
     def fds(self):
-        """The registered fds (dead registrations included)."""
-        return list(self.watches)
+        """The registered fds (dead registrations included), and those
+        of the sock_* operations waiting (sockops.pyx)."""
+        fds = list(self.watches)
+        if self.sockops is not None:
+            fds += [fd for fd in self.sockops.armed_fds() if fd not in self.watches]
+        return fds
 
     def get(self, fd):
         """The FdWatch registered for fd, or None."""
@@ -502,6 +506,9 @@ cdef class FdWatchers:
         handle = Handle.__new__(Handle)
         handle._set(self.loop, callback, args, PyContext_CopyCurrent())
         fd = self.lookup(fileobj)
+        if self.sockops is not None:
+            # A sock_* operation waiting there is replaced (sockops.pyx).
+            self.sockops.displace(fd, event)
         watch = self.watches.get(fd)
         if watch is None:
             if fd > _INT_MAX:
@@ -537,6 +544,8 @@ cdef class FdWatchers:
             return False
         self.loop._check_thread()
         fd = self.lookup(fileobj)
+        if self.sockops is not None and self.sockops.displace(fd, event):
+            return True
         watch = self.watches.get(fd)
         if watch is None:
             return False
@@ -643,6 +652,8 @@ cdef class FdWatchers:
         # The loop closes: every uv handle goes; handles are not cancelled
         # (the stdlib's selector.close() does not either).
         cdef FdWatch watch
+        if self.sockops is not None:
+            self.sockops.close()
         for watch in self.watches.values():
             watch.close()
         for watch in self.parked.values():

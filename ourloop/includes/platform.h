@@ -28,6 +28,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -309,6 +310,107 @@ static inline int ourloop_fd_unpollable(int fd) {
 static inline int ourloop_fd_unpollable(int fd) {
     (void)fd;
     return 0;
+}
+#endif
+
+
+/* -- an edge-triggered readiness set (loop.sock_* waits) ------------------
+ * ourloop_et_create(): a new, empty set (an fd, close-on-exec), or -1 and
+ * errno; ENOSYS where there is none (and in the forced-portable build),
+ * and sockops.pyx then waits through add_reader/add_writer as before.
+ * ourloop_et_set(set, fd, events, token, add): watch fd for events
+ * (OURLOOP_ET_IN | OURLOOP_ET_OUT), edge-triggered: a readiness change is
+ * reported once; add=1 registers (an fd already there is modified), add=0
+ * modifies (an fd not there is registered). 0, or -1 and errno.
+ * ourloop_et_del(set, fd): stop watching fd (0, or -1 and errno).
+ * ourloop_et_wait(set, tokens, events, max): the reports since the last
+ * call, without waiting: how many (token as given, events as
+ * OURLOOP_ET_IN/OUT, an error or hang-up reporting both, as the stdlib's
+ * EpollSelector does), or -1 and errno.
+ * ourloop_et_renew(set): in a child after fork(), a set of its own under
+ * the same fd number (the parent's registrations stay the parent's).
+ * Linux: an epoll instance with EPOLLET.
+ */
+#define OURLOOP_ET_IN 1
+#define OURLOOP_ET_OUT 2
+#if OURLOOP_NATIVE_OK && defined(__linux__)
+#  define OURLOOP_HAVE_ET 1
+static inline int ourloop_et_create(void) {
+    return epoll_create1(EPOLL_CLOEXEC);
+}
+static inline int ourloop_et_set(int set, int fd, int events, uint64_t token, int add) {
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.events = EPOLLET | ((events & OURLOOP_ET_IN) ? EPOLLIN : 0)
+                | ((events & OURLOOP_ET_OUT) ? EPOLLOUT : 0);
+    ev.data.u64 = token;
+    if (epoll_ctl(set, add ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, fd, &ev) == 0)
+        return 0;
+    if (add && errno == EEXIST)
+        return epoll_ctl(set, EPOLL_CTL_MOD, fd, &ev);
+    if (!add && errno == ENOENT)
+        return epoll_ctl(set, EPOLL_CTL_ADD, fd, &ev);
+    return -1;
+}
+static inline int ourloop_et_del(int set, int fd) {
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof(ev));
+    return epoll_ctl(set, EPOLL_CTL_DEL, fd, &ev);
+}
+static inline int ourloop_et_wait(int set, uint64_t *tokens, int *events, int max) {
+    struct epoll_event evs[64];
+    int n, i, e, r;
+    if (max > 64)
+        max = 64;
+    do {
+        n = epoll_wait(set, evs, max, 0);
+    } while (n < 0 && errno == EINTR);
+    for (i = 0; i < n; i++) {
+        e = (int)evs[i].events;
+        r = 0;
+        if (e & ~EPOLLOUT)
+            r |= OURLOOP_ET_IN;
+        if (e & ~EPOLLIN)
+            r |= OURLOOP_ET_OUT;
+        tokens[i] = evs[i].data.u64;
+        events[i] = r;
+    }
+    return n;
+}
+static inline int ourloop_et_renew(int set) {
+    int fresh = epoll_create1(EPOLL_CLOEXEC);
+    int r;
+    if (fresh < 0)
+        return -1;
+    r = dup3(fresh, set, O_CLOEXEC);
+    close(fresh);
+    return r < 0 ? -1 : 0;
+}
+#else
+#  define OURLOOP_HAVE_ET 0
+static inline int ourloop_et_create(void) {
+    errno = ENOSYS;
+    return -1;
+}
+static inline int ourloop_et_set(int set, int fd, int events, uint64_t token, int add) {
+    (void)set; (void)fd; (void)events; (void)token; (void)add;
+    errno = ENOSYS;
+    return -1;
+}
+static inline int ourloop_et_del(int set, int fd) {
+    (void)set; (void)fd;
+    errno = ENOSYS;
+    return -1;
+}
+static inline int ourloop_et_wait(int set, uint64_t *tokens, int *events, int max) {
+    (void)set; (void)tokens; (void)events; (void)max;
+    errno = ENOSYS;
+    return -1;
+}
+static inline int ourloop_et_renew(int set) {
+    (void)set;
+    errno = ENOSYS;
+    return -1;
 }
 #endif
 

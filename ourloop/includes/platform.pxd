@@ -1,6 +1,7 @@
 # Declarations of platform.h, ourloop's platform layer: every call that is
 # not POSIX, with its fallback (see the top of platform.h).
 
+from libc.stdint cimport uint64_t
 from posix.types cimport off_t
 from ourloop.includes.uv cimport sockaddr
 
@@ -25,3 +26,11 @@ cdef extern from "platform.h" nogil:
     int ourloop_fd_unpollable(int fd)
     int ourloop_pipe_size(int fd)
     int ourloop_set_pipe_size(int fd, int size)
+    const int OURLOOP_HAVE_ET
+    const int OURLOOP_ET_IN
+    const int OURLOOP_ET_OUT
+    int ourloop_et_create()
+    int ourloop_et_set(int set, int fd, int events, uint64_t token, int add)
+    int ourloop_et_del(int set, int fd)
+    int ourloop_et_wait(int set, uint64_t* tokens, int* events, int max)
+    int ourloop_et_renew(int set)
