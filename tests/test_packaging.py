@@ -443,6 +443,15 @@ def test_sdist_carries_libuv_benchmarks_and_licences(tmp_path):
     assert {"vendor/libuv/LICENSE", "vendor/libuv/LICENSE-extra", "vendor/libuv/include/uv.h",
             "vendor/libuv/src/unix/core.c", "LICENSE", "tools/vendor_libuv.py",
             "tools/wheel.py", "tools/wheel_smoke.py", "docs/free-threading.md"} <= names
+    # the whole Sphinx site, with the charts its pages show
+    docs = set()
+    for base, dirs, files in os.walk(os.path.join(ROOT, "docs")):
+        dirs[:] = [d for d in dirs if d != "_build"]
+        rel = os.path.relpath(base, ROOT)
+        docs.update(os.path.join(rel, f).replace(os.sep, "/") for f in files
+                    if f.endswith((".md", ".png")) or f == "conf.py")
+    assert {"docs/conf.py", "docs/guide/install.md", "docs/_static/bench/headline.png"} <= docs
+    assert docs <= names, sorted(docs - names)
     assert "ourloop/_core.c" not in names
     assert "License-Expression: MIT AND ISC AND BSD-2-Clause\n" in pkg_info
     assert "License-File: vendor/libuv/LICENSE\n" in pkg_info
