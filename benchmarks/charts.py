@@ -36,7 +36,9 @@ import glob
 import io
 import json
 import os
+import struct
 import sys
+import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -98,6 +100,7 @@ def _bars(ax, summary, ref, rows=None, annotate=None):
     rows = list(rows or summary['rows'])
     higher = summary['higher_is_better']
     width = 0.8 / max(1, len(loops))
+    right = 1.0
     for i, loop in enumerate(loops):
         ys, vals, lo, hi = [], [], [], []
         for j, row in enumerate(rows):
@@ -113,6 +116,7 @@ def _bars(ax, summary, ref, rows=None, annotate=None):
             vals.append(v)
             lo.append(max(0.0, v - a))
             hi.append(max(0.0, b - v))
+            right = max(right, v, b)
             if annotate and loop == annotate[0]:
                 other = summary['rows'][row].get(annotate[1])
                 if other:
@@ -123,6 +127,8 @@ def _bars(ax, summary, ref, rows=None, annotate=None):
                                 fontsize=7)
         ax.barh(ys, vals, height=width, xerr=[lo, hi] if any(lo + hi) else None,
                 label=loop, capsize=2, error_kw={'elinewidth': 0.8})
+    if annotate:        # room for the ratios written beside the bars
+        ax.set_xlim(0, right * 1.2)
     ax.set_yticks(range(len(rows)))
     ax.set_yticklabels(rows, fontsize=8)
     ax.set_ylim(len(rows) - 0.5, -0.5)
@@ -173,8 +179,8 @@ def suite_chart(name, summary, data, path):
     panels = [summary] + ([cpu] if cpu and cpu.get('rows') else [])
     rows = list(summary['rows'])
     loops = summary['loops']
-    height = max(2.8, 1.5 + 0.2 * len(rows) * max(1, len(loops)) / 2)
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels) + 1.4, height),
+    height = max(3.0, 1.7 + 0.2 * len(rows) * max(1, len(loops)) / 2)
+    fig, axes = plt.subplots(1, len(panels), figsize=(max(7.5, 4.6 * len(panels) + 1.4), height),
                              sharey=True, squeeze=False)
     for ax, panel in zip(axes[0], panels):
         ref = _reference(panel)
@@ -187,7 +193,7 @@ def suite_chart(name, summary, data, path):
     d = describe(data)
     load = LOAD_FREE.get(name) or d['load']
     title = f"{name}: {summary['unit']}, {d['date']}, ourloop {d['commit']}"
-    fig.suptitle(f"{title}\n{d['machine']}; {load}", fontsize=9)
+    fig.suptitle(f"{title}\n{d['machine']}\n{load}", fontsize=9)
     caption = (f"{title}. {d['machine']}; {load}. Each loop's median relative to "
                f"{_reference(summary)}'s, longer is better; error bars: min..max of the "
                f"samples" + ('; right: the server CPU time per request' if len(panels) > 1
@@ -243,20 +249,52 @@ def headline_chart(instructions, roundtrip, http, path):
         else:
             h = describe(data)
             reps = data.get('reps', '?')
-            ax.set_title(f"HTTP hello world, server CPU time per request (wrk, 16 connections; "
-                         f"median of {reps}; {h['load']})", fontsize=9, loc='left')
+            ax.set_title(f"HTTP hello world, server CPU time per request (wrk, 16 connections)"
+                         f"\n{h['date']}, median of {reps} runs; shared machine, "
+                         f"{h['load']}", fontsize=9, loc='left')
             captions.append(f"HTTP server CPU time per request (benchmarks/http_bench.py, "
                             f"{h['date']}, median of {reps} runs, {h['load']})")
         ax.set_xlabel("asyncio's count / the loop's (longer is better)" if data is instructions
                       else "asyncio's CPU time / the loop's (longer is better)", fontsize=8)
-    axes[0, 0].legend(fontsize=8, loc='lower right')
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc='upper center', bbox_to_anchor=(0.5, 0.935), ncol=len(labels),
+               fontsize=8, frameon=False)
     title = 'ourloop, uvloop and rloop relative to asyncio: CPU work per operation'
     fig.suptitle(f"{title}\n{d['date']}, ourloop {d['commit']}; {d['machine']}", fontsize=10)
-    fig.tight_layout()
-    caption = (f"{title}. {'; '.join(captions)}. {d['machine']}. Each bar: asyncio's figure "
+    fig.tight_layout(rect=(0, 0, 1, 0.925))
+    caption = (f"{title}, ourloop {d['commit']}. {'; '.join(captions)}. {d['machine']}. Each bar: asyncio's figure "
                "over the loop's (longer is better); beside ourloop's bars its ratio to "
                "uvloop's.")
     return _save(fig, path, title, caption, dpi=85)
+
+
+def png_text(path):
+    """{keyword: text} of a PNG's tEXt and iTXt chunks (the title and
+    caption _save() writes), read with the standard library alone."""
+    out = {}
+    with open(path, 'rb') as f:
+        if f.read(8) != b'\x89PNG\r\n\x1a\n':
+            raise ValueError(f'{path} is not a PNG')
+        while True:
+            head = f.read(8)
+            if len(head) < 8:
+                break
+            length, kind = struct.unpack('>I4s', head)
+            body = f.read(length)
+            f.read(4)                                   # CRC
+            if kind == b'tEXt':
+                key, _, text = body.partition(b'\0')
+                out[key.decode('latin-1')] = text.decode('latin-1')
+            elif kind == b'iTXt':
+                key, _, rest = body.partition(b'\0')
+                compressed, rest = rest[0], rest[2:]
+                _lang, _, rest = rest.partition(b'\0')
+                _translated, _, text = rest.partition(b'\0')
+                out[key.decode('latin-1')] = (zlib.decompress(text) if compressed
+                                              else text).decode('utf-8')
+            elif kind == b'IEND':
+                break
+    return out
 
 
 def _load(path):
