@@ -24,6 +24,7 @@ sys.path.insert(0, os.path.join(ROOT, "tools"))
 import vendor_libuv  # noqa: E402
 
 REPO_URL = "https://github.com/ourloop/ourloop"
+RAW_URL = "https://raw.githubusercontent.com/"
 PINNED_COMMIT = "5152db2cbfeb5582e9c27c5ea1dba2cd9e10759b"
 
 if sys.version_info >= (3, 11):
@@ -122,7 +123,8 @@ def test_readme_links_are_absolute():
 
 
 def test_readme_links_into_the_repository_resolve():
-    prefixes = (REPO_URL + "/blob/main/", REPO_URL + "/tree/main/")
+    prefixes = (REPO_URL + "/blob/main/", REPO_URL + "/tree/main/", REPO_URL + "/raw/main/",
+                REPO_URL.replace("https://github.com/", RAW_URL) + "/main/")
     missing = []
     for url in _readme_links():
         for prefix in prefixes:
@@ -131,6 +133,17 @@ def test_readme_links_into_the_repository_resolve():
                 if not os.path.exists(os.path.join(ROOT, path)):
                     missing.append(url)
     assert missing == []
+
+
+def test_readme_shows_the_headline_chart():
+    # An image the package index can fetch: an absolute URL of the
+    # committed chart (docs/_static/bench/headline.png, make charts).
+    with open(os.path.join(ROOT, "README.md")) as f:
+        text = f.read()
+    images = re.findall(r"!\[[^\]]*\]\(\s*<?([^)\s>]+)", text)
+    url = REPO_URL.replace("https://github.com/", RAW_URL) + "/main/docs/_static/bench/headline.png"
+    assert url in images, images
+    assert os.path.isfile(os.path.join(ROOT, "docs", "_static", "bench", "headline.png"))
 
 
 # -- the wheel workflow ----------------------------------------------------------
