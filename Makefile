@@ -4,7 +4,7 @@ PYTHON ?= python3
 PIP := $(PYTHON) -m pip --disable-pip-version-check
 ARGS ?=
 
-.PHONY: help build inplace test lint docs test-all test-cpython test-upstream test-portable debug asan ubsan valgrind soak bench bench-full vendor-libuv sdist wheel wheel-smoke clean distclean
+.PHONY: help build inplace test lint docs test-all test-cpython test-upstream test-portable debug asan ubsan valgrind soak bench bench-full charts vendor-libuv sdist wheel wheel-smoke clean distclean
 
 help:
 	@echo "make build          editable install (pip install -e .); rebuilds ourloop._core in place"
@@ -24,6 +24,7 @@ help:
 	@echo "make bench          every benchmark suite (core, echo, C ceiling, latency, memory, UDP, TLS, HTTP,"
 	@echo "                    subprocess), short runs (< 5 min); raw results and charts in BENCH_OUT"
 	@echo "make bench-full     every suite, full runs, + callgrind and strace (about 2 h)"
+	@echo "make charts         the charts of the latest runs into docs/_static/bench/ (README, docs; ARGS=RUN_DIR...)"
 	@echo "make vendor-libuv   fill an empty vendor/libuv from the pinned libuv archive (LIBUV_ARCHIVE=...)"
 	@echo "make sdist          the source package into dist/ (refuses without vendor/libuv)"
 	@echo "make wheel          sdist + manylinux wheel from the vendored libuv, auditwheel, smoke test"
@@ -110,6 +111,13 @@ bench:
 
 bench-full:
 	$(PYTHON) benchmarks/bench_all.py --full $(ARGS)
+
+# benchmarks/charts.py: for each suite the newest run under
+# ~/.cache/ourloop-bench/ (or the run directories in ARGS) drawn into
+# docs/_static/bench/<suite>.png, and headline.png (callgrind counts + HTTP
+# CPU per request), which the README and docs/performance.md show.
+charts:
+	$(PYTHON) benchmarks/charts.py $(ARGS)
 
 # tools/vendor_libuv.py: the submodule, or the archive in $LIBUV_ARCHIVE or
 # ../shared/deps/ (checked against the pinned commit) unpacked into vendor/libuv.

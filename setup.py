@@ -498,9 +498,13 @@ class sdist(_sdist):
         "LICENSE", "README.md", "Makefile", "setup.py", "pyproject.toml",
         "ourloop/**/*.pyx", "ourloop/**/*.pxd", "ourloop/**/*.pxi", "ourloop/**/*.h",
         "ourloop/**/*.pyi", "ourloop/py.typed",
-        "tests/**/*.py", "tools/*.py", "tools/*.sh", "docs/*.md",
+        "tests/**/*.py", "tools/*.py", "tools/*.sh",
+        # docs/: the whole Sphinx site (`make docs` builds from the sdist
+        # too), with the benchmark charts its pages show.
+        "docs/**/*.md", "docs/conf.py", "docs/_static/**/*.png",
         # benchmarks/: the scripts, their README and the C helpers
-        # (echo_load.c, pipe_child.c) that echo.py and subprocess_pipe.py compile.
+        # (echo_load.c, pipe_child.c, uv_echo.c) that echo.py,
+        # subprocess_pipe.py and ceiling.py compile.
         "benchmarks/*.py", "benchmarks/*.c", "benchmarks/README.md",
         "vendor/libuv/LICENSE*", "vendor/libuv/AUTHORS",
         "vendor/libuv/include/**/*.h", "vendor/libuv/src/**/*.[ch]",

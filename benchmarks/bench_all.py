@@ -25,8 +25,12 @@ ourloop's median to each other loop's. Everything raw goes outside the
 repository, into $BENCH_OUT (default ~/.cache/ourloop-bench/<UTC time>/):
 per suite the script's full output (<suite>.txt, with its CPU-share and
 other tables), its JSON (<suite>.json, every sample) and a chart
-(<suite>.png, matplotlib: each loop relative to asyncio, min..max as error
-bars; the title carries the date, CPU, Python and libuv). A cell marked
+(<suite>.png, charts.py: each loop relative to asyncio, min..max as error
+bars, the server CPU per request beside it where the suite has it; the
+title carries the date, CPU, Python, libuv, ourloop's commit and the load
+average). `--publish DIR` then draws the run's charts into DIR as well
+(docs/_static/bench/, what the docs show; `make charts` does it from the
+latest runs, see charts.py). A cell marked
 `!` is client-bound: the load generator (echo_load.c, wrk), not the
 server, set the pace (echo.is_client_bound), so the figure is its limit.
 Without
@@ -45,6 +49,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+import charts  # noqa: E402  (the PNGs)
 import run  # noqa: E402  (tables, summaries)
 
 PY = sys.executable
@@ -185,57 +190,6 @@ def print_summary(name, summary, data, seconds, error):
     print()
 
 
-def chart(name, summary, data, path):
-    """A PNG of the summary: per row, each loop's median relative to
-    asyncio's (or to the first loop's), with its min..max as an error bar;
-    oriented so that longer is better. Returns the path or a reason."""
-    try:
-        import matplotlib
-        matplotlib.use('Agg')
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None, 'matplotlib is not installed (pip install matplotlib): no chart'
-    loops = summary['loops']
-    ref = summary.get('reference') or ('asyncio' if 'asyncio' in loops else loops[0])
-    rows = list(summary['rows'])
-    higher = summary['higher_is_better']
-    fig_h = 1.2 + 0.22 * len(rows) * max(1, len(loops)) / 2
-    fig, ax = plt.subplots(figsize=(9, max(3.0, fig_h)))
-    width = 0.8 / len(loops)
-    for i, loop in enumerate(loops):
-        ys, vals, lo, hi = [], [], [], []
-        for j, row in enumerate(rows):
-            st, base = summary['rows'][row].get(loop), summary['rows'][row].get(ref)
-            if not st or not base:
-                continue
-
-            def rel(x, base=base):
-                return x / base['median'] if higher else base['median'] / x
-            v = rel(st['median'])
-            a, b = sorted((rel(st['min']), rel(st['max'])))
-            ys.append(j + (i - (len(loops) - 1) / 2) * width)
-            vals.append(v)
-            lo.append(max(0.0, v - a))
-            hi.append(max(0.0, b - v))
-        ax.barh(ys, vals, height=width, xerr=[lo, hi], label=loop, capsize=2)
-    ax.set_yticks(range(len(rows)))
-    ax.set_yticklabels(rows, fontsize=8)
-    ax.invert_yaxis()
-    ax.axvline(1.0, color='grey', linewidth=0.8)
-    what = 'speed' if higher else 'fewer ' + summary['unit'].split('/')[0]
-    ax.set_xlabel(f'{what} relative to {ref} (longer is better; error bars: min..max)')
-    ax.legend(fontsize=8, loc='upper left', bbox_to_anchor=(1.0, 1.0))
-    info = (data or {}).get('machine', {})
-    date = (data or {}).get('date', '?')
-    ax.set_title(f"{name}: {summary['unit']}, {date}\n{info.get('cpu', '?')}, "
-                 f"{info.get('cores', '?')} cores, {info.get('python', '?')}, libuv "
-                 f"{info.get('libuv (ourloop)') or '?'}", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path, None
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--full', action='store_true',
@@ -245,6 +199,9 @@ def main(argv=None):
     p.add_argument('--out', default=os.environ.get('BENCH_OUT') or None,
                    help='directory of the raw results (default: $BENCH_OUT, else '
                         '~/.cache/ourloop-bench/<UTC time>/)')
+    p.add_argument('--publish', metavar='DIR',
+                   help="then draw this run's charts into DIR, e.g. docs/_static/bench "
+                        '(charts.py; the headline chart needs --full)')
     args = p.parse_args(argv)
     suites = list(SUITES) if args.full else list(SHORT)
     if args.only:
@@ -262,7 +219,7 @@ def main(argv=None):
     print(f'Raw results: {out_dir}')
     print()
     started = time.monotonic()
-    failed, charts = [], []
+    failed, drawn = [], []
     for name in suites:
         print(f'running {name} ...', file=sys.stderr, flush=True)
         summary, data, seconds, error = run_suite(name, args.full, args.loops, out_dir)
@@ -274,11 +231,15 @@ def main(argv=None):
             continue
         if error:
             failed.append(name)
-        path, why = chart(name, summary, data, os.path.join(out_dir, f'{name}.png'))
-        charts.append(path or why)
+        path, why = charts.suite_chart(name, summary, data,
+                                       os.path.join(out_dir, f'{name}.png'))
+        drawn.append(path or why)
     print(f'Total {time.monotonic() - started:.0f} s. Charts: '
           + ', '.join(sorted({os.path.basename(c) if c.endswith('.png') else c
-                              for c in charts})))
+                              for c in drawn})))
+    if args.publish:
+        print()
+        charts.publish([out_dir], os.path.abspath(args.publish))
     if failed:
         print(f'FAILED: {", ".join(failed)} (see the .log files in {out_dir})')
     return 1 if failed else 0

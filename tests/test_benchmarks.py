@@ -184,19 +184,78 @@ def test_bench_all_summary_and_chart(tmp_path):
     out, data = run_script(
         tmp_path, "run.py", "--quick", "--only", "call_soon,gather", "--loops", LOOPS
     )
-    sys.path.insert(0, BENCH)
-    try:
-        import bench_all
-    finally:
-        sys.path.remove(BENCH)
-    path, why = bench_all.chart("core", data["summary"], data, str(tmp_path / "core.png"))
+    charts = _import_bench("charts")
+    path, why = charts.suite_chart("core", data["summary"], data, str(tmp_path / "core.png"))
     try:
         import matplotlib  # noqa: F401
     except ImportError:
         assert path is None and "matplotlib" in why
     else:
-        with open(path, "rb") as f:
-            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+        text = charts.png_text(path)
+        # The title says when, where and under which load it ran.
+        for part in ("core: ops/s", data["date"][:10], data["machine"]["python"],
+                     "libuv " + data["machine"]["libuv (ourloop)"], "load average"):
+            assert part in text["Description"], (part, text)
+
+
+CHART_LOOPS = ["asyncio", "uvloop", "rloop", "ourloop"]
+
+
+def _fake_run(directory, suite, unit, rows, date, higher=True, cpu=False, load=True):
+    """A run's <suite>.json as the scripts write it, made up."""
+    run = _import_bench("run")
+    values = {r: {lp: [100.0 * (i + 1), 110.0 * (i + 1)] for i, lp in enumerate(CHART_LOOPS)}
+              for r in rows}
+    data = {"date": date,
+            "machine": {"cpu": "Test CPU 9000", "cores": 2, "python": "CPython 3.99.1",
+                        "libuv (ourloop)": "1.51.0", "git": "abc1234"},
+            "summary": run.summarize_samples(suite, unit, rows, CHART_LOOPS, values,
+                                             higher_is_better=higher)}
+    if load:
+        data["load_average"] = {"before": "3.00 2.00 1.00", "after": "4.50 2.00 1.00"}
+    if cpu:
+        data["summary_cpu"] = run.summarize_samples(suite, "µs", rows, CHART_LOOPS, values,
+                                                    higher_is_better=False)
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, suite + ".json"), "w") as f:
+        json.dump(data, f)
+
+
+def test_charts_publish_latest_runs_and_headline(tmp_path):
+    # make charts: per suite the latest run's chart, and the headline chart
+    # of the callgrind suites with the HTTP CPU per request; titles and
+    # captions name date, CPU, Python, libuv, commit, and the load where
+    # it matters; small palette PNGs.
+    pytest.importorskip("matplotlib")
+    charts = _import_bench("charts")
+    old, new, dest = tmp_path / "old", tmp_path / "new", tmp_path / "charts"
+    _fake_run(old, "core", "ops/s", ["call_soon", "gather"], "2026-01-01T10:00:00")
+    _fake_run(new, "core", "ops/s", ["call_soon", "gather"], "2026-02-01T10:00:00")
+    _fake_run(old, "http", "req/s", ["uvicorn-httptools/16", "aiohttp/16"],
+              "2026-01-01T11:00:00", cpu=True)
+    _fake_run(new, "instructions", "instr/op", ["call_soon", "task_switch"],
+              "2026-02-01T12:00:00", higher=False, load=False)
+    _fake_run(new, "roundtrip", "instr", ["protocol round trip", "streams round trip"],
+              "2026-02-01T12:30:00", higher=False, load=False)
+    written = charts.publish([str(old), str(new)], str(dest), say=lambda msg: None)
+    assert sorted(os.path.basename(p) for p in written) == [
+        "core.png", "headline.png", "http.png", "instructions.png", "roundtrip.png"]
+    texts = {os.path.basename(p): charts.png_text(p)["Description"] for p in written}
+    for name, text in texts.items():
+        for part in ("Test CPU 9000", "CPython 3.99.1", "libuv 1.51.0", "abc1234"):
+            assert part in text, (name, part, text)
+        assert os.path.getsize(dest / name) < 60_000, name
+    assert "2026-02-01" in texts["core.png"]            # the latest core run
+    assert "load average 3.0 before, 4.5 after" in texts["core.png"]
+    assert "callgrind" in texts["instructions.png"] and "load average" not in \
+        texts["instructions.png"]
+    headline = texts["headline.png"]
+    assert "callgrind" in headline and "HTTP server CPU time per request" in headline
+    assert "2026-01-01 11:00" in headline and "load average 3.0 before" in headline
+
+    # Without the callgrind suites there is no headline chart.
+    only_core = charts.publish([str(old)], str(tmp_path / "other"), say=lambda msg: None)
+    assert [os.path.basename(p) for p in only_core] == ["core.png", "http.png"]
 
 
 def test_sendfile_py(tmp_path):

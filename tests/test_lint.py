@@ -35,6 +35,10 @@ def test_lint_tool_is_installed(module):
     )
 
 
+# ruff, cython-lint, two mypy runs and stubtest: about 10 s of CPU, but
+# two minutes of wall time on the shared 2-core machine at load average 15,
+# past the suite's 120 s default.
+@pytest.mark.timeout(600)
 def test_lint_gate_passes():
     proc = subprocess.run(
         ["bash", os.path.join(ROOT, "tools", "lint.sh")],
@@ -47,8 +51,12 @@ def test_lint_gate_passes():
     assert proc.returncode == 0, proc.stdout
     assert proc.stdout.rstrip().endswith("lint: ok"), proc.stdout
     # mypy checks only the target version's branches: the typed program's
-    # 3.11+ and 3.14+ branches are checked by a second run.
-    assert "== mypy --python-version 3.14" in proc.stdout, proc.stdout
+    # 3.11+ and 3.14+ branches are checked by a second run, where a mypy
+    # that knows 3.14 installs (Python 3.10 and later; lint.sh).
+    if sys.version_info >= (3, 10):
+        assert "== mypy --python-version 3.14\n" in proc.stdout, proc.stdout
+    else:
+        assert "== mypy --python-version 3.14: skipped on Python 3.9" in proc.stdout
 
 
 def test_typed_public_api_program_runs(ourloop_mod):

@@ -24,6 +24,7 @@ sys.path.insert(0, os.path.join(ROOT, "tools"))
 import vendor_libuv  # noqa: E402
 
 REPO_URL = "https://github.com/ourloop/ourloop"
+RAW_URL = "https://raw.githubusercontent.com/"
 PINNED_COMMIT = "5152db2cbfeb5582e9c27c5ea1dba2cd9e10759b"
 
 if sys.version_info >= (3, 11):
@@ -61,6 +62,14 @@ def test_classifiers_name_every_supported_python():
     assert project["requires-python"] == ">=3.9"
     assert not [c for c in project["classifiers"] if c.startswith("License ::")], \
         "PEP 639: the licence is an SPDX expression, no licence classifiers"
+
+
+def test_classifiers_claim_only_the_tested_platform():
+    # README, "What is tested where": the whole suite runs on Linux; CI's
+    # macOS job has never run on a Mac, so no macOS classifier until it has.
+    project = _pyproject()["project"]
+    systems = [c for c in project["classifiers"] if c.startswith("Operating System ::")]
+    assert systems == ["Operating System :: POSIX :: Linux"]
 
 
 def test_project_urls():
@@ -114,7 +123,8 @@ def test_readme_links_are_absolute():
 
 
 def test_readme_links_into_the_repository_resolve():
-    prefixes = (REPO_URL + "/blob/main/", REPO_URL + "/tree/main/")
+    prefixes = (REPO_URL + "/blob/main/", REPO_URL + "/tree/main/", REPO_URL + "/raw/main/",
+                REPO_URL.replace("https://github.com/", RAW_URL) + "/main/")
     missing = []
     for url in _readme_links():
         for prefix in prefixes:
@@ -123,6 +133,17 @@ def test_readme_links_into_the_repository_resolve():
                 if not os.path.exists(os.path.join(ROOT, path)):
                     missing.append(url)
     assert missing == []
+
+
+def test_readme_shows_the_headline_chart():
+    # An image the package index can fetch: an absolute URL of the
+    # committed chart (docs/_static/bench/headline.png, make charts).
+    with open(os.path.join(ROOT, "README.md")) as f:
+        text = f.read()
+    images = re.findall(r"!\[[^\]]*\]\(\s*<?([^)\s>]+)", text)
+    url = REPO_URL.replace("https://github.com/", RAW_URL) + "/main/docs/_static/bench/headline.png"
+    assert url in images, images
+    assert os.path.isfile(os.path.join(ROOT, "docs", "_static", "bench", "headline.png"))
 
 
 # -- the wheel workflow ----------------------------------------------------------
@@ -443,6 +464,15 @@ def test_sdist_carries_libuv_benchmarks_and_licences(tmp_path):
     assert {"vendor/libuv/LICENSE", "vendor/libuv/LICENSE-extra", "vendor/libuv/include/uv.h",
             "vendor/libuv/src/unix/core.c", "LICENSE", "tools/vendor_libuv.py",
             "tools/wheel.py", "tools/wheel_smoke.py", "docs/free-threading.md"} <= names
+    # the whole Sphinx site, with the charts its pages show
+    docs = set()
+    for base, dirs, files in os.walk(os.path.join(ROOT, "docs")):
+        dirs[:] = [d for d in dirs if d != "_build"]
+        rel = os.path.relpath(base, ROOT)
+        docs.update(os.path.join(rel, f).replace(os.sep, "/") for f in files
+                    if f.endswith((".md", ".png")) or f == "conf.py")
+    assert {"docs/conf.py", "docs/guide/install.md", "docs/_static/bench/headline.png"} <= docs
+    assert docs <= names, sorted(docs - names)
     assert "ourloop/_core.c" not in names
     assert "License-Expression: MIT AND ISC AND BSD-2-Clause\n" in pkg_info
     assert "License-File: vendor/libuv/LICENSE\n" in pkg_info
