@@ -71,18 +71,18 @@ cdef void _collect_transport(uv.uv_handle_t* handle, void* arg) noexcept with gi
     # closing); a non-IP datagram transport's poll handle is a _UDPPoll.
     cdef object owner
     cdef uv.uv_handle_type kind = handle.type
-    # (Other handles' data may be no Python object: the kind comes first.)
+    # The kind comes first: only these kinds' data is always set (to NULL
+    # or a Python object); ourloop's timer, async and prepare handles never
+    # set theirs, and libuv leaves it uninitialised.
+    if kind != uv.UV_POLL and kind != uv.UV_TCP and kind != uv.UV_NAMED_PIPE and kind != uv.UV_UDP:
+        return
     if handle.data is NULL or uv.uv_is_closing(handle):
         return
+    owner = <object>handle.data
     if kind == uv.UV_POLL:
-        owner = <object>handle.data
         if type(owner) is not _UDPPoll:
             return
         owner = (<_UDPPoll>owner).transport
-    elif kind == uv.UV_TCP or kind == uv.UV_NAMED_PIPE or kind == uv.UV_UDP:
-        owner = <object>handle.data
-    else:
-        return
     if isinstance(owner, TransportBase):
         (<list>arg).append(owner)
 
