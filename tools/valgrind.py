@@ -41,6 +41,8 @@ DEFAULT_ARGS = [
     'tests/test_tcp_transport.py', 'tests/test_udp.py', 'tests/test_pipes.py',
     'tests/test_fd_watchers.py', 'tests/test_unclosed_transport.py',
     'tests/test_abort_sends.py', 'tests/test_tls.py',
+    # The native sock_* operations and the lazily made per-connection state.
+    'tests/test_sock.py', 'tests/test_idle_memory.py',
     # (Two tests measure time against limits that memcheck's ~30x slowdown
     # breaks: 8 MB through a paused writer in 10 s, a signal within a tick.)
     '-k', 'ourloop and not large_write_flow_control and not signal_wakeup_after',
