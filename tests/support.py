@@ -176,6 +176,19 @@ async def until(predicate, timeout=WAIT_TIMEOUT, step=0.001):
         await asyncio.sleep(step)
 
 
+def ipv6_loopback_works(kind=socket.SOCK_STREAM):
+    """Whether a socket of `kind` can bind ::1 here (IPv6 may be compiled
+    in and still be off in the kernel or the container)."""
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6, kind) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
 def run_until(loop, predicate, timeout=WAIT_TIMEOUT, step=0.001):
     """until() run in `loop` (which must not be running)."""
     return loop.run_until_complete(until(predicate, timeout, step))

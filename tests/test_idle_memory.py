@@ -11,26 +11,15 @@ import struct
 
 import pytest
 
-from support import run_coro
+from support import ipv6_loopback_works, run_coro
 
 TIMEOUT = 10
-
-
-def _have_ipv6():
-    if not socket.has_ipv6:
-        return False
-    try:
-        with socket.socket(socket.AF_INET6) as s:
-            s.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
 
 
 FAMILIES = [
     pytest.param(socket.AF_INET, "127.0.0.1", id="ipv4"),
     pytest.param(socket.AF_INET6, "::1", id="ipv6", marks=pytest.mark.skipif(
-        not _have_ipv6(), reason="no IPv6 loopback")),
+        not ipv6_loopback_works(), reason="no IPv6 loopback")),
 ]
 
 

@@ -18,7 +18,7 @@ import tempfile
 
 import pytest
 
-from support import quiet_period, until
+from support import ipv6_loopback_works, quiet_period, until
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX sockets")
 
@@ -26,18 +26,7 @@ HAS_DGRAM_API = hasattr(asyncio.AbstractEventLoop, "sock_recvfrom")
 needs_311 = pytest.mark.skipif(not HAS_DGRAM_API, reason="new in Python 3.11")
 
 
-def _ipv6_loopback_works():
-    if not socket.has_ipv6:
-        return False
-    try:
-        with socket.socket(socket.AF_INET6) as s:
-            s.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
-
-
-HAS_IPV6 = _ipv6_loopback_works()
+HAS_IPV6 = ipv6_loopback_works()
 
 
 def registered_fds(loop):

@@ -12,7 +12,7 @@ HOST = "127.0.0.1"
 TIMEOUT = 10
 
 
-from support import fd_count, quiet_period, run_coro, settled_fd_count, until
+from support import fd_count, ipv6_loopback_works, quiet_period, run_coro, settled_fd_count, until
 
 
 def closed_port(host=HOST, family=socket.AF_INET):
@@ -24,20 +24,6 @@ def closed_port(host=HOST, family=socket.AF_INET):
         s.close()
 
 
-def have_ipv6():
-    if not socket.has_ipv6:
-        return False
-    try:
-        s = socket.socket(socket.AF_INET6)
-    except OSError:
-        return False
-    try:
-        s.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
 
 
 
@@ -505,7 +491,7 @@ def test_all_errors_exception_group(loop, monkeypatch):
     assert all(isinstance(e, ConnectionRefusedError) for e in g2.exceptions)
 
 
-@pytest.mark.skipif(not have_ipv6(), reason="no IPv6 on ::1")
+@pytest.mark.skipif(not ipv6_loopback_works(), reason="no IPv6 on ::1")
 def test_ipv6_loopback(loop):
     async def main():
         server = await loop.create_server(Echo, "::1", 0)

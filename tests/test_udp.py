@@ -24,6 +24,7 @@ import pytest
 from support import (
     QUIET_PERIOD,
     fd_count,
+    ipv6_loopback_works,
     quiet_period,
     run_coro,
     settled_fd_count,
@@ -40,16 +41,8 @@ linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"),
                                 reason="Linux-only socket behaviour")
 
 
-def _has_ipv6():
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
-            s.bind(('::1', 0))
-        return True
-    except OSError:
-        return False
-
-
-needs_ipv6 = pytest.mark.skipif(not _has_ipv6(), reason="no IPv6 loopback")
+needs_ipv6 = pytest.mark.skipif(not ipv6_loopback_works(socket.SOCK_DGRAM),
+                                reason="no IPv6 loopback")
 
 
 @pytest.fixture
