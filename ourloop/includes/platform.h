@@ -211,10 +211,12 @@ static inline int ourloop_child_fd(int pid) {
 }
 #endif
 
-static inline int ourloop_waitpid_nohang(int pid, int* code) {
+/* waitpid(pid, options), again on EINTR: 1 and *code (the exit status,
+ * or -signal) once reaped, else waitpid's 0 or -1. */
+static inline int ourloop_waitpid_code(int pid, int* code, int options) {
     int status, r;
     do
-        r = waitpid(pid, &status, WNOHANG);
+        r = waitpid(pid, &status, options);
     while (r == -1 && errno == EINTR);
     if (r <= 0)
         return r;
@@ -223,6 +225,10 @@ static inline int ourloop_waitpid_nohang(int pid, int* code) {
     else
         *code = WEXITSTATUS(status);
     return 1;
+}
+
+static inline int ourloop_waitpid_nohang(int pid, int* code) {
+    return ourloop_waitpid_code(pid, code, WNOHANG);
 }
 
 static inline int ourloop_reap(int fd, int pid, int* code) {
@@ -245,18 +251,8 @@ static inline int ourloop_reap(int fd, int pid, int* code) {
         *code = -info.si_status;
     return 1;
 #elif defined(OURLOOP_CHILD_FD_KQUEUE)
-    int status, r;
     (void)fd;
-    do
-        r = waitpid(pid, &status, 0);
-    while (r == -1 && errno == EINTR);
-    if (r <= 0)
-        return r;
-    if (WIFSIGNALED(status))
-        *code = -WTERMSIG(status);
-    else
-        *code = WEXITSTATUS(status);
-    return 1;
+    return ourloop_waitpid_code(pid, code, 0);
 #else
     (void)fd;
     return ourloop_waitpid_nohang(pid, code);
