@@ -115,7 +115,7 @@ cdef class SockWait(Handle):
     # is ready, reused by the socket's next operation.
     cdef SockFd owner
     cdef int event             # 1: reading, 2: writing
-    cdef int op                # what is waiting (0: nothing)
+    cdef int op                # what waits (0: nothing; 4: done, step queued)
     cdef bint queued           # on the ready queue, not run yet
     cdef object fut
     cdef object sock
@@ -128,6 +128,7 @@ cdef class SockWait(Handle):
     cdef int arm(self, int op, fut, sock) except -1
     cdef int attempt(self) except -1
     cdef disarm(self)
+    cdef finish(self)
     cdef release(self, fut)
 
 

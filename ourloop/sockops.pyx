@@ -16,8 +16,11 @@
 # no transport uses the fd (RuntimeError), replace the fd's reader (or
 # writer) with its own and wait. When the socket is ready the waiter, run
 # by the ready queue in the order of the events, tries again; on a result
-# or an error it unregisters and completes the future (the operation's
-# coroutine then returns or raises); on EAGAIN it keeps waiting. A
+# or an error it completes the future (the operation's coroutine then
+# returns or raises) and stays the fd's reader (writer) until its done
+# step, which it queues ahead of the future's callbacks, unregisters it in
+# the next iteration, as the stdlib's done callback removes its handle;
+# on EAGAIN it keeps waiting. A
 # cancelled operation consumes nothing: its waiter does nothing once the
 # future is done, and the coroutine unregisters it when the cancellation
 # reaches it, as the stdlib's done callback does, in the same iteration.
@@ -113,6 +116,7 @@ cdef enum:
     _OP_RECV = 1
     _OP_RECV_INTO = 2
     _OP_SENDALL = 3
+    _OP_DONE = 4        # completed; its done step is queued
     _READ = 1       # selectors.EVENT_READ, OURLOOP_ET_IN
     _WRITE = 2      # selectors.EVENT_WRITE, OURLOOP_ET_OUT
     _MAX_EVENTS = 64
@@ -201,10 +205,16 @@ cdef class SockWait(Handle):
 
     def __call__(self):
         # The ready queue runs it (in SockOps.context) after the socket
-        # reported readiness.
+        # reported readiness, and once more after its operation completed
+        # (the done step).
         cdef bint done
         self.queued = False
         if self.op == _OP_NONE:
+            return
+        if self.op == _OP_DONE:
+            # The done step, the stdlib's _sock_read_done/_sock_write_done:
+            # nothing displaced the waiter meanwhile, so it unregisters.
+            self.op = _OP_NONE
             return
         fut = self.fut
         if fut.done():
@@ -216,17 +226,17 @@ cdef class SockWait(Handle):
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
-            self.disarm()
+            self.finish()
             fut.set_exception(exc)
             return
         if done:
             result = self.obj if self.op != _OP_SENDALL else None
-            self.disarm()
+            self.finish()
             fut.set_result(result)
 
     def __repr__(self):
         names = {_OP_RECV: 'sock_recv', _OP_RECV_INTO: 'sock_recv_into',
-                 _OP_SENDALL: 'sock_sendall'}
+                 _OP_SENDALL: 'sock_sendall', _OP_DONE: 'done'}
         fd = self.owner.fd if self.owner is not None else -1
         return f'<SockWait {names.get(self.op, "idle")} fd={fd}>'
 
@@ -268,6 +278,19 @@ cdef class SockWait(Handle):
             self.pos += got
             if self.pos >= self.view.len:
                 return 1
+
+    cdef finish(self):
+        # The operation completed: what it held is released, but the waiter
+        # stays the fd's reader (writer) until its done step, queued here
+        # ahead of the future's callbacks, runs in the next iteration. The
+        # stdlib's handle stays registered until its future's done callback
+        # removes it: remove_reader(fd) in the rest of this iteration
+        # returns True, and add_reader(fd) then keeps its new reader.
+        self.disarm()
+        self.op = _OP_DONE
+        if not self.queued:
+            self.queued = True
+            self._loop._ready.append(self)
 
     cdef disarm(self):
         # No operation waits any more; what it held is released.

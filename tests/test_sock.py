@@ -11,10 +11,12 @@ import asyncio
 import errno
 import hashlib
 import os
+import select
 import socket
 import struct
 import sys
 import tempfile
+import time
 
 import pytest
 
@@ -938,6 +940,87 @@ def test_cancelled_sock_recv_is_unregistered_at_once(loop, pair):
         assert loop.remove_reader(a.fileno()) is False
 
     loop.run_until_complete(main())
+
+
+def _in_the_iteration_of_completion(loop, make_ready, then):
+    """Call make_ready() (which makes a waiting operation's socket ready),
+    then hold the loop for 50 ms, so that its next iteration runs the
+    operation's reader (readiness comes first), then then(), a timer due
+    meanwhile: the iteration where the operation completes."""
+
+    def stall():
+        make_ready()
+        loop.call_later(0.001, then)
+        time.sleep(0.05)
+
+    loop.call_soon(stall)
+
+
+def test_completed_sock_recv_is_the_reader_until_its_done_callback(loop, pair):
+    # The stdlib removes a completed operation's reader in its future's
+    # done callback, in the next iteration: later in the iteration of the
+    # completion the reader is still there.
+    a, b = pair
+    found = []
+
+    def then():
+        found.append(select.select([a], [], [], 0)[0] == [])    # consumed
+        found.append(registered_fds(loop) == [a.fileno()])
+        found.append(loop.remove_reader(a.fileno()))
+
+    async def main():
+        task = asyncio.ensure_future(loop.sock_recv(a, 10))
+        await asyncio.sleep(0)
+        _in_the_iteration_of_completion(loop, lambda: b.send(b"x"), then)
+        assert await task == b"x"
+        assert registered_fds(loop) == []
+
+    loop.run_until_complete(main())
+    assert found == [True, True, True]
+
+
+def test_reader_added_after_a_sock_recv_completed_is_kept(loop, pair):
+    # The done callback removes only the operation's own reader.
+    a, b = pair
+    calls = []
+
+    async def main():
+        task = asyncio.ensure_future(loop.sock_recv(a, 10))
+        await asyncio.sleep(0)
+        _in_the_iteration_of_completion(
+            loop, lambda: b.send(b"x"),
+            lambda: loop.add_reader(a.fileno(), calls.append, "reader"))
+        assert await task == b"x"
+        await asyncio.sleep(0)
+        assert calls == []
+        b.send(b"y")
+        await until(lambda: calls)
+        assert loop.remove_reader(a.fileno()) is True
+        assert registered_fds(loop) == []
+
+    loop.run_until_complete(main())
+
+
+def test_completed_sock_sendall_is_the_writer_until_its_done_callback(loop, pair):
+    a, b = pair
+    found = []
+    filled = fill_send_buffer(a)
+
+    def then():
+        found.append(registered_fds(loop) == [a.fileno()])
+        found.append(loop.remove_writer(a.fileno()))
+
+    async def main():
+        task = asyncio.ensure_future(loop.sock_sendall(a, b"z" * 1000))
+        await asyncio.sleep(0)
+        assert not task.done()
+        _in_the_iteration_of_completion(loop, lambda: drain(b), then)
+        assert await task is None
+        assert registered_fds(loop) == []
+
+    loop.run_until_complete(main())
+    assert found == [True, True]
+    assert filled > 0
 
 
 def test_recv_and_sendall_wait_on_one_socket_together(loop, listener):
