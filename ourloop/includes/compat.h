@@ -66,6 +66,8 @@ static inline int ourloop_injected(long long* at, long long* count) {
     return 0;
 }
 
+#if OURLOOP_DEBUG_BUILD
+/* libuv's allocator in debug builds (ourloop_install_allocator). */
 static void* ourloop_dbg_malloc(size_t size) {
     return ourloop_injected(&ourloop_fail_alloc_at, &ourloop_alloc_count) ? NULL : malloc(size);
 }
@@ -78,6 +80,7 @@ static void* ourloop_dbg_calloc(size_t count, size_t size) {
 static void ourloop_dbg_free(void* ptr) {
     free(ptr);
 }
+#endif
 
 /* Arm (n > 0) or disarm (0) a failure; the count of allocations or
  * writes so far. */
