@@ -15,6 +15,14 @@ With --keep, `callgrind_annotate DIR/<loop>-<workload>-big.out` shows where
 the instructions go, function by function (ourloop's are the
 __pyx_..._core_... symbols of ourloop/_core.c).
 
+Only the workload is counted: the worker (run.py's measure()) calls
+os.getpgrp() right before it and os.getppid() right after, where callgrind
+zeroes its counts (--zero-before) and dumps them (--dump-before); start-up,
+imports and the loop's close() are left out. The worker runs in an empty
+directory of its own, writes no .pyc and has a fixed PYTHONHASHSEED, so
+that nothing the rest of the machine does changes its counts (see
+count_between_markers()).
+
 Instructions are not time (cache misses, syscalls and waiting are not in
 them), and the multi-threaded workloads (threadsafe, run_in_executor) count
 what valgrind's serialised threads happened to do: read those with care.
@@ -71,25 +79,60 @@ def top_functions(small_file, big_file, ops, top):
     return sorted(diffs.items(), key=lambda item: -item[1])[:top]
 
 
-def count_instructions(loop_name, workload, size, out_file):
-    cmd = ['valgrind', '--tool=callgrind', f'--callgrind-out-file={out_file}',
-           sys.executable, os.path.join(HERE, 'run.py'),
-           '--worker', loop_name, workload, '--size', str(size), '--no-warmup',
-           '--inner', '1']
-    env = run._worker_env(loop_name)
-    # String hashes decide how many probes a dict lookup takes (the loop's
-    # instance dict, asyncio's task dicts): a random seed moves the counts
-    # by a hundred instructions per operation from one run to the next.
-    env['PYTHONHASHSEED'] = '0'
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+# The calls around the counted part of a worker (run.py's measure(),
+# pingpong_instructions.py's child): CPython's C functions of os.getpgrp()
+# and os.getppid(), which no loop calls.
+ZERO_AT, DUMP_AT = 'os_getpgrp', 'os_getppid'
+
+
+def count_between_markers(argv, env, out_file, what, timeout=900):
+    """Run the Python command argv under callgrind and return the
+    instructions between its os.getpgrp() and os.getppid() calls, whose
+    callgrind file becomes out_file (what came before and after is
+    discarded).
+
+    What would make two runs' fixed parts differ is kept out: the command
+    runs in an empty working directory of its own (the import system lists
+    a sys.path directory again when its mtime changed, and the working
+    directory is on sys.path for `python -c` and scripts' imports), writes
+    no .pyc (a module imported lazily in the counted part is compiled in
+    every run, not in the first only), and has a fixed PYTHONHASHSEED
+    (string hashes decide how many probes a dict lookup takes: a random
+    seed moves the counts by a hundred instructions per operation)."""
+    env = dict(env, PYTHONHASHSEED='0', PYTHONDONTWRITEBYTECODE='1')
+    raw = out_file + '.raw'
+    cwd = tempfile.mkdtemp(prefix='ourloop-callgrind-cwd-')
+    try:
+        proc = subprocess.run(
+            ['valgrind', '--tool=callgrind', f'--callgrind-out-file={raw}',
+             f'--zero-before={ZERO_AT}', f'--dump-before={DUMP_AT}', *argv],
+            capture_output=True, text=True, env=env, timeout=timeout, cwd=cwd)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f'{what}: no answer in {timeout} s') from None
+    finally:
+        shutil.rmtree(cwd, ignore_errors=True)
     if proc.returncode != 0:
-        raise RuntimeError(f'{loop_name} {workload}: ' + proc.stderr.strip()[-300:])
+        raise RuntimeError(f'{what}: {proc.stderr.strip()[-2000:]}')
+    part = raw + '.1'       # the dump at DUMP_AT
+    if not os.path.exists(part):
+        raise RuntimeError(f'{what}: callgrind made no dump at {DUMP_AT}')
+    os.replace(part, out_file)
+    os.unlink(raw)          # what followed the counted part
     with open(out_file) as f:
-        text = f.read()
-    match = _TOTALS.search(text)
+        match = _TOTALS.search(f.read())
     if not match:
-        raise RuntimeError(f'no instruction total in {out_file}')
+        raise RuntimeError(f'{what}: no instruction total in {out_file}')
     return int(match.group(1).replace(',', ''))
+
+
+def count_instructions(loop_name, workload, size, out_file):
+    """Instructions of one run of workload at size (run.py's worker, no
+    warm-up, one timed run)."""
+    argv = [sys.executable, os.path.join(HERE, 'run.py'),
+            '--worker', loop_name, workload, '--size', str(size), '--no-warmup',
+            '--inner', '1']
+    return count_between_markers(argv, run._worker_env(loop_name), out_file,
+                                 f'{loop_name} {workload}')
 
 
 def main(argv=None):

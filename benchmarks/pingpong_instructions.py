@@ -57,7 +57,6 @@ import datetime
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 
@@ -65,6 +64,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
+import instructions as instructions_py  # noqa: E402  (callgrind between markers)
 import run  # noqa: E402  (benchmarks/run.py: loops, snapshots, summaries)
 
 MODES = ('protocol', 'streams', 'udp', 'sock')
@@ -247,61 +247,15 @@ loop.close()
 '''
 
 
-# The markers around the counted part of the child (see the top).
-ZERO_AT, DUMP_AT = 'os_getpgrp', 'os_getppid'
-
-
 def instructions(label, mode, family, n, size, out):
     """Instructions of the child's run_until_complete(); its callgrind
     file is `out` (the part between the markers; the rest is discarded)."""
     # run._worker_env: debug modes off; an ourloop (this checkout's or an
     # ourloop@...) imports its snapshot (run.prepared_loops).
-    env = dict(run._worker_env(label), PYTHONHASHSEED='0', PYTHONDONTWRITEBYTECODE='1')
     kind = run.base_loop(label)
-    raw = out + '.raw'
-    cwd = tempfile.mkdtemp(prefix='pingpong-cwd-')
-    try:
-        proc = subprocess.run(
-            ['valgrind', '--tool=callgrind', f'--callgrind-out-file={raw}',
-             f'--zero-before={ZERO_AT}', f'--dump-before={DUMP_AT}',
-             sys.executable, '-c', CHILD, kind, mode, family, str(n), str(size)],
-            capture_output=True, text=True, env=env, timeout=900, cwd=cwd)
-    except subprocess.TimeoutExpired:
-        raise RuntimeError(f'{kind} {mode}: no answer in 900 s') from None
-    finally:
-        shutil.rmtree(cwd, ignore_errors=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f'{kind} {mode}: {proc.stderr[-2000:]}')
-    part = raw + '.1'       # the dump at DUMP_AT
-    if not os.path.exists(part):
-        raise RuntimeError(f'{kind} {mode}: callgrind made no dump at {DUMP_AT}')
-    os.replace(part, out)
-    os.unlink(raw)          # what followed the counted part
-    with open(out) as f:
-        for line in f:
-            if line.startswith('summary:'):
-                return int(line.split()[1])
-    raise RuntimeError(f'{kind} {mode}: no summary in {out}')
-
-
-_ANNOTATE_LINE = re.compile(r'^\s*([\d,]+)\s+\([^)]*\)\s+(\S.*)$')
-
-
-def function_counts(out_file):
-    """{function: exclusive instructions} of a callgrind output file."""
-    proc = subprocess.run(['callgrind_annotate', '--inclusive=no', '--threshold=100',
-                           '--auto=no', out_file], capture_output=True, text=True)
-    counts = {}
-    for line in proc.stdout.splitlines():
-        match = _ANNOTATE_LINE.match(line)
-        if not match or 'PROGRAM TOTALS' in line:
-            continue
-        where = match.group(2)
-        if where.endswith(']') and ' [' in where:
-            where = where.rsplit(' [', 1)[0]
-        func = re.sub(r"'\d+$", '', where.rsplit(':', 1)[-1])
-        counts[func] = counts.get(func, 0) + int(match.group(1).replace(',', ''))
-    return counts
+    return instructions_py.count_between_markers(
+        [sys.executable, '-c', CHILD, kind, mode, family, str(n), str(size)],
+        run._worker_env(label), out, f'{kind} {mode}')
 
 
 # The calls counted per round trip besides instructions: the system call
@@ -378,7 +332,8 @@ def main(argv=None):
                 calls[mode, kind] = {f: (big[f] - small[f]) / (opts.n2 - opts.n1)
                                      for f in CALLS if big[f] != small[f]}
                 if opts.top:
-                    small, big = function_counts(files[0]), function_counts(files[1])
+                    small = instructions_py.function_counts(files[0])
+                    big = instructions_py.function_counts(files[1])
                     diffs = {f: (big.get(f, 0) - small.get(f, 0)) / (opts.n2 - opts.n1)
                              for f in set(small) | set(big)}
                     # (Not the frames around the counted part: main() & co.)

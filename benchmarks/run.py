@@ -506,7 +506,9 @@ def measure(loop_name, workload, quick, size=None, warmup=True, inner=1):
         loop = new_loop()
         asyncio.set_event_loop(loop)
         try:
+            os.getpgrp()    # instructions.py counts from here (callgrind's
             ops, sw = func(loop, n)
+            os.getppid()    # --zero-before) to here (--dump-before)
         finally:
             _close_loop(loop)
         del loop
