@@ -385,7 +385,7 @@ cdef class PipeEnd(StreamTransport):
 
 cdef class ReadPipeTransport(PipeEnd):
     # connect_read_pipe (handles/pipe.pyx)
-    pass
+    cdef bint read_direct     # the last read was large: read into a bytes object
 
 
 cdef class PipePeerWatch(PollHandle):

@@ -287,6 +287,7 @@ class UDPTransport(TransportBase):
 class PipeEnd(StreamTransport):
     _fileno: int
 
+@disjoint_base
 class ReadPipeTransport(PipeEnd):
     # connect_read_pipe; isinstance(t, asyncio.ReadTransport), not
     # WriteTransport, as the stdlib's. StreamTransport's write side and

@@ -295,6 +295,54 @@ def test_large_transfer_with_flow_control(loop):
     assert fd_count() == before
 
 
+class KeepingProto(Proto):
+    """Proto that also keeps every bytes object it was given."""
+
+    def __init__(self):
+        super().__init__()
+        self.kept = []
+
+    def data_received(self, data):
+        super().data_received(data)
+        self.kept.append((data, bytes(data)))
+
+
+def test_reads_kept_by_protocol_stay_intact(loop):
+    # Reads of a full pipe, small ones between them and EOF right after a
+    # large one: every data_received() gets a bytes object of its own,
+    # whose content never changes afterwards (ourloop reads a large read's
+    # successor straight into the bytes object it hands over).
+    rf, wf = pipe_files()
+    sizes = [150 * 1024, 10, 100_000, 70_000, 1, 1, 128 * 1024]
+    payloads = [os.urandom(n) for n in sizes]
+
+    async def main():
+        rt, rp = await loop.connect_read_pipe(KeepingProto, rf)
+        sent = 0
+        for payload in payloads:
+            # One write at a time, all of it read before the next: the
+            # pipe (64 KiB at least) takes what the reader empties.
+            view = memoryview(payload)
+            while view:
+                try:
+                    n = os.write(wf.fileno(), view)
+                except BlockingIOError:
+                    n = 0
+                view = view[n:]
+                sent += n
+                await until(lambda target=sent: len(rp.data) == target)
+        wf.close()
+        assert await rp.lost is None
+        return rp
+
+    os.set_blocking(wf.fileno(), False)
+    rp = run_coro(loop, main())
+    assert bytes(rp.data) == b''.join(payloads)
+    assert rp.events == ['made', 'data', 'eof', 'lost']
+    for data, copy in rp.kept:
+        assert type(data) is bytes and data == copy and hash(data) == hash(copy)
+
+
 def test_fifo_transfer(loop, tmp_path):
     path = tmp_path / 'fifo'
     os.mkfifo(path)

@@ -71,7 +71,8 @@ cdef class PipeTransport(StreamTransport):
 #   as in the stdlib (it watches the caller's fd, never ours).
 #
 # Reads are StreamTransport's readiness-only reads (one read() of just
-# under 128 KiB in the ready phase, _PIPE_READ_SIZE); what differs from a socket transport is
+# under 128 KiB in the ready phase, _PIPE_READ_SIZE; after a large read
+# straight into the bytes object delivered, see _read_once); what differs from a socket transport is
 # overridden: EOF schedules eof_received() and connection_lost(None) (the
 # return value is ignored), an exception of data_received() goes to the
 # exception handler and the transport goes on (the stdlib does not catch
@@ -121,7 +122,9 @@ from ourloop.includes.platform cimport (
 # (brk) when it is freed, so every such read costs two brk calls and a
 # page fault per 4 KiB touched again; blocks under it are reused from its
 # free lists. A busy pipe (grown to 256 KiB, see _grow_when_full) takes two
-# reads per fill: docs/performance.md, "Subprocess pipes".
+# reads per fill: docs/performance.md, "Subprocess pipes". (256 KiB reads
+# spare the second read of a fill from waiting on the pipe's mutex while
+# the writer refills, but the blocks above 128 KiB cost more: there too.)
 cdef Py_ssize_t _PIPE_READ_SIZE = 128 * 1024 - 64
 cdef bint _READ_PIPE_IS_READING = sys.version_info >= (3, 11)
 
@@ -297,9 +300,17 @@ cdef class ReadPipeTransport(PipeEnd):
         cdef char* buf
         cdef ssize_t nbytes
         cdef int code
+        cdef bint large
+        cdef object data = None
         if fd < 0:
             return
-        buf = _read_buffer(self.loop)
+        if self.read_direct:
+            # The last read was large: read straight into the bytes object
+            # the protocol gets (no copy out of the loop's buffer).
+            data = PyBytes_FromStringAndSize(NULL, _PIPE_READ_SIZE)
+            buf = PyBytes_AS_STRING(data)
+        else:
+            buf = _read_buffer(self.loop)
         nbytes = c_read(fd, buf, _PIPE_READ_SIZE)
         if nbytes < 0:
             code = cerrno.errno
@@ -320,9 +331,18 @@ cdef class ReadPipeTransport(PipeEnd):
             return
         if self.grow_to and nbytes >= self.pipe_cap:
             self._grow_pipe()
+        large = nbytes * 2 >= _PIPE_READ_SIZE
+        if self.read_direct and large:
+            # Its size set to the bytes read; its block (under 128 KiB, at
+            # most twice that) stays as it is.
+            ourloop_bytes_reuse(data, nbytes)
+        else:
+            # A small read keeps no large block: a bytes object of its size.
+            data = PyBytes_FromStringAndSize(buf, nbytes)
+        self.read_direct = large
         # Not caught, as in the stdlib: an exception goes to the exception
         # handler (LoopCore runs this like a callback) and reading goes on.
-        self._protocol.data_received(PyBytes_FromStringAndSize(buf, nbytes))
+        self._protocol.data_received(data)
 
     cdef bint _only_logged(self, exc) except -1:
         # The stdlib's read pipe logs EIO only (a pty whose other side
