@@ -21,7 +21,9 @@
 #
 # How a TLS record travels in. The raw transport reads into _ssl_buffer
 # (get_buffer() always hands out the same preallocated 256 KiB buffer);
-# buffer_updated(n) copies those n bytes into the incoming BIO. In WRAPPED
+# buffer_updated(n) copies those n bytes into the incoming BIO. (ourloop's
+# stream transports do both without a Python call: read() into the
+# bytearray, then _feed_raw(n); StreamTransport._read_into_tls.) In WRAPPED
 # state SSLObject.read() then decrypts record after record: for a plain
 # Protocol into `pbuf`, a per-connection buffer reused from read to read,
 # and the whole lot goes to data_received() as one bytes object; for a
@@ -605,6 +607,11 @@ cdef class SSLProtocol:
         cdef Py_ssize_t n = nbytes
         if n < 0 or n > PyByteArray_GET_SIZE(self._ssl_buffer):
             raise ValueError(f'nbytes out of range: {n}')
+        self._feed_raw(n)
+
+    cdef _feed_raw(self, Py_ssize_t n):
+        # buffer_updated(n) of a valid n (ourloop's stream transports call
+        # it directly)
         self.in_write(PyMemoryView_FromMemory(
             PyByteArray_AS_STRING(self._ssl_buffer), n, PyBUF_READ))
         self._on_incoming()
