@@ -661,6 +661,7 @@ cdef class SSLProtocol:
     cdef bint _nothing_left(self) except -1
     cdef _call_eof_received_c(self)
     cdef _control_app_writing_c(self)
+    cdef _control_app_writing_size(self, Py_ssize_t size)
     cdef _control_ssl_reading_c(self)
     cdef Py_ssize_t _write_size(self) except -1
     cdef _raw_force_close(self, exc)

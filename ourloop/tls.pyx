@@ -35,7 +35,8 @@
 # How application data travels out. SSLTransport.write() hands the bytes
 # to SSLObject.write() at once (WRAPPED state, nothing waiting before them);
 # the records land in the outgoing BIO, whose whole content goes to the raw
-# transport's write() as one bytes object. Data written before the
+# transport's write() as one bytes object (after which the BIO is known to
+# be empty: write flow control then needs no BIO_ctrl). Data written before the
 # handshake is done, or while OpenSSL wants to read first, waits in the
 # write backlog and is encrypted as soon as possible.
 #
@@ -902,7 +903,12 @@ cdef class SSLProtocol:
             data = self.out_read()
             if len(<bytes>data):
                 self._transport.write(data)
-        self._control_app_writing_c()
+            # read() took the whole outgoing BIO, and the raw transport's
+            # write() puts nothing back: no need to ask the BIO its size
+            # (a Python attribute and a BIO_ctrl), twice per record.
+            self._control_app_writing_size(self._write_buffer_size)
+        else:
+            self._control_app_writing_c()
 
     # -- incoming: raw -> incoming BIO -> SSLObject.read -> app protocol ----
 
@@ -1027,7 +1033,11 @@ cdef class SSLProtocol:
         self._control_app_writing_c()
 
     cdef _control_app_writing_c(self):
-        cdef Py_ssize_t size = self._write_size()
+        self._control_app_writing_size(self._write_size())
+
+    cdef _control_app_writing_size(self, Py_ssize_t size):
+        # _control_app_writing() for this write buffer size (the outgoing
+        # BIO's pending bytes plus the backlog's)
         if size >= self._outgoing_high_water and not self._app_writing_paused:
             self._app_writing_paused = True
             try:
