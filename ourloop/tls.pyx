@@ -946,8 +946,12 @@ cdef class SSLProtocol:
                 raise RuntimeError('get_buffer() returned an empty buffer')
             try:
                 while offset < wants:
-                    count = self.sslread(wants - offset, PyMemoryView_FromMemory(
-                        base + offset, wants - offset, PyBUF_WRITE))
+                    # the first read into the app's buffer itself, as the
+                    # stdlib's (no memoryview to make and free), the next
+                    # ones past what is filled
+                    count = self.sslread(wants, buf) if offset == 0 else \
+                        self.sslread(wants - offset, PyMemoryView_FromMemory(
+                            base + offset, wants - offset, PyBUF_WRITE))
                     if count > 0:
                         offset += count
                         if self._nothing_left():
