@@ -1013,7 +1013,9 @@ cdef class SSLProtocol:
     cdef bint _nothing_left(self) except -1:
         if self.sslpending is None:
             return False
-        return self.sslpending() == 0 and self._incoming.pending == 0
+        # The BIO first: while more records wait there (a large message),
+        # SSLObject.pending(), which releases the GIL, is not called.
+        return self._incoming.pending == 0 and self.sslpending() == 0
 
     def _call_eof_received(self):
         self._call_eof_received_c()
