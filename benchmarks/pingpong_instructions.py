@@ -5,6 +5,7 @@
     python benchmarks/pingpong_instructions.py --modes protocol --loops ourloop,uvloop --size 1024
     python benchmarks/pingpong_instructions.py --modes streams --keep /tmp/cg --top 25
     python benchmarks/pingpong_instructions.py --loops ourloop,ourloop@../base --json out.json
+    python benchmarks/pingpong_instructions.py --tls --modes protocol,buffered,streams --n1 200 --n2 600
 
 Modes (one connection, one loop, the client sends the next message when the
 whole echo has arrived):
@@ -12,6 +13,10 @@ whole echo has arrived):
 * protocol -- a TCP server (create_server on 127.0.0.1; --family unix: a
   Unix socket) and a client (create_connection) on the same loop: the
   server protocol's data_received() writes the data back;
+* buffered -- the same with an asyncio.BufferedProtocol server: get_buffer()
+  returns a view of its own 256 KiB bytearray (every call the same one),
+  buffer_updated(n) writes a copy of the n bytes back; the client is
+  protocol's;
 * streams  -- the same over asyncio.start_server() and open_connection():
   the server's handler does `data = await reader.read(65536); writer.write(data);
   await writer.drain()`, the client `writer.write(msg); await
@@ -23,6 +28,15 @@ whole echo has arrived):
   the server task does `data = await loop.sock_recv(conn, 65536); await
   loop.sock_sendall(conn, data)`, the client `await loop.sock_sendall(sock,
   msg)`, then sock_recv until the whole echo is back.
+
+With --tls, protocol, buffered and streams run over TLS (create_server /
+start_server with ssl=, the clients with ssl= and server_hostname
+'localhost'): TLS 1.3 only, each side's default cipher suites (the server's
+context is echo.py's, ssl.create_default_context(Purpose.CLIENT_AUTH); the
+client's an SSLContext(PROTOCOL_TLS_CLIENT) that checks the certificate),
+and one self-signed certificate, made once per run with the `openssl`
+command (echo.py's make_tls_files()), for every loop and both run lengths.
+The handshake is in the fixed part, so it cancels out.
 
 Each loop runs a mode twice under callgrind, with N1 and N2 round trips;
 (I2 - I1) / (N2 - N1) is what one round trip costs (two reads, two writes,
@@ -67,7 +81,9 @@ sys.path.insert(0, HERE)
 import instructions as instructions_py  # noqa: E402  (callgrind between markers)
 import run  # noqa: E402  (benchmarks/run.py: loops, snapshots, summaries)
 
-MODES = ('protocol', 'streams', 'udp', 'sock')
+MODES = ('protocol', 'buffered', 'streams', 'udp', 'sock')
+DEFAULT_MODES = ('protocol', 'streams', 'udp', 'sock')  # (bench_all.py's roundtrip suite)
+TLS_MODES = ('protocol', 'buffered', 'streams')   # the modes --tls applies to (its default)
 
 CHILD = r'''
 import asyncio, os, sys
@@ -75,6 +91,8 @@ snapshot = os.environ.get('OURLOOP_BENCH_SNAPSHOT')
 if snapshot:
     sys.path.insert(0, snapshot)
 kind, mode, family, n, size = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+# argv[6], with --tls: the directory of cert.pem and key.pem (echo.py's make_tls_files())
+tls_dir = sys.argv[6] if len(sys.argv) > 6 else None
 if kind == 'uvloop':
     import uvloop
     new_loop = uvloop.new_event_loop
@@ -87,27 +105,49 @@ elif kind == 'ourloop':
 else:
     new_loop = asyncio.SelectorEventLoop
 MSG = b'x' * size
+server_ssl = client_ssl = None
+if tls_dir:
+    import ssl
+    # echo.py's server_ssl_context() and echo_client.py's client_ssl_context()
+    # (with the certificate as the CA): TLS 1.3, default cipher suites.
+    server_ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ssl.minimum_version = ssl.TLSVersion.TLSv1_3
+    server_ssl.load_cert_chain(os.path.join(tls_dir, 'cert.pem'),
+                               os.path.join(tls_dir, 'key.pem'))
+    client_ssl = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client_ssl.minimum_version = ssl.TLSVersion.TLSv1_3
+    client_ssl.load_verify_locations(os.path.join(tls_dir, 'cert.pem'))
+tls = {'ssl': client_ssl, 'server_hostname': 'localhost'} if tls_dir else {}
 
 
 async def connect(server_factory, client_factory, streams=False):
     # A server (create_server / start_server) and one client connected to
     # it; returns what the client side gets.
+    server, client = await _connect(server_factory, client_factory, streams)
+    if tls_dir:
+        # (once per run: the fixed part) what is measured is TLS indeed
+        transport = client[1].transport if streams else client[0]
+        assert transport.get_extra_info('ssl_object') is not None, transport
+    return server, client
+
+
+async def _connect(server_factory, client_factory, streams):
     loop = asyncio.get_running_loop()
     if family == 'unix':
         import os, tempfile
         path = os.path.join(tempfile.mkdtemp(), 'sock')
         if streams:
-            server = await asyncio.start_unix_server(server_factory, path)
-            return server, await asyncio.open_unix_connection(path)
-        server = await loop.create_unix_server(server_factory, path)
-        return server, await loop.create_unix_connection(client_factory, path)
+            server = await asyncio.start_unix_server(server_factory, path, ssl=server_ssl)
+            return server, await asyncio.open_unix_connection(path, **tls)
+        server = await loop.create_unix_server(server_factory, path, ssl=server_ssl)
+        return server, await loop.create_unix_connection(client_factory, path, **tls)
     if streams:
-        server = await asyncio.start_server(server_factory, '127.0.0.1', 0)
+        server = await asyncio.start_server(server_factory, '127.0.0.1', 0, ssl=server_ssl)
         addr = server.sockets[0].getsockname()
-        return server, await asyncio.open_connection(*addr)
-    server = await loop.create_server(server_factory, '127.0.0.1', 0)
+        return server, await asyncio.open_connection(*addr, **tls)
+    server = await loop.create_server(server_factory, '127.0.0.1', 0, ssl=server_ssl)
     addr = server.sockets[0].getsockname()
-    return server, await loop.create_connection(client_factory, *addr)
+    return server, await loop.create_connection(client_factory, *addr, **tls)
 
 
 class Echo(asyncio.Protocol):
@@ -115,6 +155,18 @@ class Echo(asyncio.Protocol):
         self.transport = transport
     def data_received(self, data):
         self.transport.write(data)
+
+
+class BufferedEcho(asyncio.BufferedProtocol):
+    def __init__(self):
+        self.view = memoryview(bytearray(256 * 1024))
+    def connection_made(self, transport):
+        self.transport = transport
+    def get_buffer(self, sizehint):
+        return self.view
+    def buffer_updated(self, nbytes):
+        # The buffer is reused for the next read: write a copy.
+        self.transport.write(bytes(self.view[:nbytes]))
 
 
 class Client(asyncio.Protocol):
@@ -134,12 +186,16 @@ class Client(asyncio.Protocol):
                 self.transport.write(MSG)
 
 
-async def protocol():
+async def protocol(server_protocol=Echo):
     done = asyncio.get_running_loop().create_future()
-    server, (transport, _) = await connect(Echo, lambda: Client(done))
+    server, (transport, _) = await connect(server_protocol, lambda: Client(done))
     await done
     transport.close()
     server.close()
+
+
+async def buffered():
+    await protocol(BufferedEcho)
 
 
 async def streams():
@@ -239,7 +295,8 @@ async def sock():
 
 
 loop = new_loop()
-main = {'protocol': protocol, 'streams': streams, 'udp': udp, 'sock': sock}[mode]()
+main = {'protocol': protocol, 'buffered': buffered, 'streams': streams, 'udp': udp,
+        'sock': sock}[mode]()
 os.getpgrp()    # callgrind zeroes its counts here (--zero-before)
 loop.run_until_complete(main)
 os.getppid()    # ... and dumps them here (--dump-before): the counted part
@@ -247,14 +304,16 @@ loop.close()
 '''
 
 
-def instructions(label, mode, family, n, size, out):
+def instructions(label, mode, family, n, size, out, tls_dir=None):
     """Instructions of the child's run_until_complete(); its callgrind
-    file is `out` (the part between the markers; the rest is discarded)."""
+    file is `out` (the part between the markers; the rest is discarded).
+    With tls_dir (cert.pem, key.pem) the mode runs over TLS."""
     # run._worker_env: debug modes off; an ourloop (this checkout's or an
     # ourloop@...) imports its snapshot (run.prepared_loops).
     kind = run.base_loop(label)
     return instructions_py.count_between_markers(
-        [sys.executable, '-c', CHILD, kind, mode, family, str(n), str(size)],
+        [sys.executable, '-c', CHILD, kind, mode, family, str(n), str(size)]
+        + ([tls_dir] if tls_dir else []),
         run._worker_env(label), out, f'{kind} {mode}')
 
 
@@ -290,9 +349,12 @@ def call_counts(out_file):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--loops', help=run.LOOPS_HELP)
-    ap.add_argument('--modes', default=','.join(MODES))
+    ap.add_argument('--modes', help=f'of {", ".join(MODES)} (default: '
+                    f'{",".join(DEFAULT_MODES)}; with --tls: {",".join(TLS_MODES)})')
     ap.add_argument('--family', choices=('tcp', 'unix'), default='tcp',
                     help='what protocol, streams and sock run over (default tcp)')
+    ap.add_argument('--tls', action='store_true',
+                    help=f'run {", ".join(TLS_MODES)} over TLS 1.3 (the other modes are left out)')
     ap.add_argument('--size', type=int, default=1024, help='message size (bytes)')
     ap.add_argument('--n1', type=int, default=1000)
     ap.add_argument('--n2', type=int, default=3000)
@@ -305,7 +367,16 @@ def main(argv=None):
         print('valgrind is not installed (apt-get install valgrind)', file=sys.stderr)
         return 2
     loops, missing, versions = run.select_loops(opts.loops, ap.error)
-    modes = [m for m in opts.modes.split(',') if m in MODES]
+    modes = [m for m in (opts.modes or ','.join(TLS_MODES if opts.tls else DEFAULT_MODES))
+             .split(',') if m in (TLS_MODES if opts.tls else MODES)]
+    tls_dir = None
+    if opts.tls:
+        # benchmarks/echo.py's certificate, made once per run
+        import echo
+        tls_dir, why = echo.make_tls_files()
+        if tls_dir is None:
+            print(f'--tls: {why}', file=sys.stderr)
+            return 2
     workdir = opts.keep or tempfile.mkdtemp(prefix='pingpong-cg-')
     os.makedirs(workdir, exist_ok=True)
     per, tops, na, calls = {}, {}, {}, {}
@@ -317,8 +388,10 @@ def main(argv=None):
                 files = [os.path.join(workdir, f'{mode}-{kind}-{n}.out')
                          for n in (opts.n1, opts.n2)]
                 try:
-                    i1 = instructions(kind, mode, opts.family, opts.n1, opts.size, files[0])
-                    i2 = instructions(kind, mode, opts.family, opts.n2, opts.size, files[1])
+                    i1 = instructions(kind, mode, opts.family, opts.n1, opts.size, files[0],
+                                      tls_dir)
+                    i2 = instructions(kind, mode, opts.family, opts.n2, opts.size, files[1],
+                                      tls_dir)
                 except RuntimeError as exc:
                     if run.base_loop(kind) == 'ourloop':
                         raise
@@ -344,8 +417,10 @@ def main(argv=None):
         if not opts.keep:
             shutil.rmtree(workdir, ignore_errors=True)
 
-    print(f'Instructions per round trip ({opts.size}-byte messages, {opts.family} for '
-          f'protocol, streams and sock, callgrind, runs of {opts.n1} and {opts.n2}):\n')
+    over = f'TLS 1.3 over {opts.family}' if opts.tls else f'{opts.family} for protocol, ' \
+        'buffered, streams and sock'
+    print(f'Instructions per round trip ({opts.size}-byte messages, {over}, '
+          f'callgrind, runs of {opts.n1} and {opts.n2}):\n')
     rows = [f'{m} round trip' for m in modes]
     summary = run.summarize_samples(
         'round trip instructions', 'instr', rows, loops,
@@ -357,6 +432,7 @@ def main(argv=None):
         run.write_json(opts.json, {
             'date': datetime.datetime.now().isoformat(timespec='seconds'),
             'machine': run.machine_info(versions), 'size': opts.size, 'family': opts.family,
+            'tls': opts.tls,
             'n1': opts.n1, 'n2': opts.n2, 'summary': summary, 'missing_loops': missing})
     print('\nCalls per round trip (libc system call wrappers; PyEval_SaveThread: '
           'the GIL released):\n')

@@ -353,6 +353,7 @@ cdef class StreamTransport(TransportBase):
     cdef bint _read_failed(self, ssize_t nbytes, int code) except -1
     cdef _read_data(self)
     cdef _read_into_protocol(self)
+    cdef _read_into_tls(self, SSLProtocol proto, int fd)
     cdef int _call_failed(self, str message) except -1
     cdef inline Py_ssize_t _bufsize(self) noexcept
     cdef _after_drain(self, context)
@@ -638,6 +639,7 @@ cdef class SSLProtocol:
 
     cdef _bind_sslobj(self, sslobj)
     cdef _on_incoming(self)
+    cdef _feed_raw(self, Py_ssize_t n)
     cdef _set_state_c(self, int new_state)
     cdef _wakeup_waiter_c(self, exc)
     cdef _start_handshake_c(self)
@@ -659,6 +661,7 @@ cdef class SSLProtocol:
     cdef bint _nothing_left(self) except -1
     cdef _call_eof_received_c(self)
     cdef _control_app_writing_c(self)
+    cdef _control_app_writing_size(self, Py_ssize_t size)
     cdef _control_ssl_reading_c(self)
     cdef Py_ssize_t _write_size(self) except -1
     cdef _raw_force_close(self, exc)

@@ -21,7 +21,9 @@
 #
 # How a TLS record travels in. The raw transport reads into _ssl_buffer
 # (get_buffer() always hands out the same preallocated 256 KiB buffer);
-# buffer_updated(n) copies those n bytes into the incoming BIO. In WRAPPED
+# buffer_updated(n) copies those n bytes into the incoming BIO. (ourloop's
+# stream transports do both without a Python call: read() into the
+# bytearray, then _feed_raw(n); StreamTransport._read_into_tls.) In WRAPPED
 # state SSLObject.read() then decrypts record after record: for a plain
 # Protocol into `pbuf`, a per-connection buffer reused from read to read,
 # and the whole lot goes to data_received() as one bytes object; for a
@@ -33,7 +35,8 @@
 # How application data travels out. SSLTransport.write() hands the bytes
 # to SSLObject.write() at once (WRAPPED state, nothing waiting before them);
 # the records land in the outgoing BIO, whose whole content goes to the raw
-# transport's write() as one bytes object. Data written before the
+# transport's write() as one bytes object (after which the BIO is known to
+# be empty: write flow control then needs no BIO_ctrl). Data written before the
 # handshake is done, or while OpenSSL wants to read first, waits in the
 # write backlog and is encrypted as soon as possible.
 #
@@ -605,6 +608,11 @@ cdef class SSLProtocol:
         cdef Py_ssize_t n = nbytes
         if n < 0 or n > PyByteArray_GET_SIZE(self._ssl_buffer):
             raise ValueError(f'nbytes out of range: {n}')
+        self._feed_raw(n)
+
+    cdef _feed_raw(self, Py_ssize_t n):
+        # buffer_updated(n) of a valid n (ourloop's stream transports call
+        # it directly)
         self.in_write(PyMemoryView_FromMemory(
             PyByteArray_AS_STRING(self._ssl_buffer), n, PyBUF_READ))
         self._on_incoming()
@@ -895,7 +903,12 @@ cdef class SSLProtocol:
             data = self.out_read()
             if len(<bytes>data):
                 self._transport.write(data)
-        self._control_app_writing_c()
+            # read() took the whole outgoing BIO, and the raw transport's
+            # write() puts nothing back: no need to ask the BIO its size
+            # (a Python attribute and a BIO_ctrl), twice per record.
+            self._control_app_writing_size(self._write_buffer_size)
+        else:
+            self._control_app_writing_c()
 
     # -- incoming: raw -> incoming BIO -> SSLObject.read -> app protocol ----
 
@@ -933,8 +946,12 @@ cdef class SSLProtocol:
                 raise RuntimeError('get_buffer() returned an empty buffer')
             try:
                 while offset < wants:
-                    count = self.sslread(wants - offset, PyMemoryView_FromMemory(
-                        base + offset, wants - offset, PyBUF_WRITE))
+                    # the first read into the app's buffer itself, as the
+                    # stdlib's (no memoryview to make and free), the next
+                    # ones past what is filled
+                    count = self.sslread(wants, buf) if offset == 0 else \
+                        self.sslread(wants - offset, PyMemoryView_FromMemory(
+                            base + offset, wants - offset, PyBUF_WRITE))
                     if count > 0:
                         offset += count
                         if self._nothing_left():
@@ -996,7 +1013,9 @@ cdef class SSLProtocol:
     cdef bint _nothing_left(self) except -1:
         if self.sslpending is None:
             return False
-        return self.sslpending() == 0 and self._incoming.pending == 0
+        # The BIO first: while more records wait there (a large message),
+        # SSLObject.pending(), which releases the GIL, is not called.
+        return self._incoming.pending == 0 and self.sslpending() == 0
 
     def _call_eof_received(self):
         self._call_eof_received_c()
@@ -1020,7 +1039,11 @@ cdef class SSLProtocol:
         self._control_app_writing_c()
 
     cdef _control_app_writing_c(self):
-        cdef Py_ssize_t size = self._write_size()
+        self._control_app_writing_size(self._write_size())
+
+    cdef _control_app_writing_size(self, Py_ssize_t size):
+        # _control_app_writing() for this write buffer size (the outgoing
+        # BIO's pending bytes plus the backlog's)
         if size >= self._outgoing_high_water and not self._app_writing_paused:
             self._app_writing_paused = True
             try:

@@ -154,8 +154,8 @@ def test_instructions_py_counts(tmp_path):
     assert count > 1_000_000, count     # an interpreter start-up at least
 
 
-@pytest.mark.parametrize("mode", ["protocol", "streams", "udp", "sock"])
-@pytest.mark.parametrize("family", ["tcp", "unix"])
+@pytest.mark.parametrize("mode", ["protocol", "buffered", "streams", "udp", "sock"])
+@pytest.mark.parametrize("family", ["tcp", "unix", "tls"])
 def test_pingpong_child_runs(tmp_path, mode, family):
     if family == "unix" and mode == "udp":
         pytest.skip("udp is over 127.0.0.1 only")
@@ -166,10 +166,20 @@ def test_pingpong_child_runs(tmp_path, mode, family):
         import pingpong_instructions
     finally:
         sys.path.remove(BENCH)
+    tls = []
+    if family == "tls":
+        # --tls: TCP, with the certificate the script makes (echo.py's); the
+        # child asserts that its client's transport is a TLS one.
+        if mode not in pingpong_instructions.TLS_MODES:
+            pytest.skip(f"--tls leaves {mode} out")
+        tls_dir, why = _import_bench("echo").make_tls_files()
+        assert tls_dir is not None, why
+        family, tls = "tcp", [tls_dir]
     require_ourloop()
     for loop in ("asyncio", "ourloop"):
         proc = subprocess.run(
-            [sys.executable, "-c", pingpong_instructions.CHILD, loop, mode, family, "20", "1024"],
+            [sys.executable, "-c", pingpong_instructions.CHILD, loop, mode, family, "20", "1024",
+             *tls],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -92,6 +92,7 @@
 # its server the connection is gone).
 
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_WRITABLE, PyBUF_SIMPLE
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.contextvars cimport PyContext_CopyCurrent
 from libc cimport errno as cerrno
@@ -563,6 +564,10 @@ cdef class StreamTransport(TransportBase):
         cdef int fd = self._handle_fd()
         if fd < 0:
             return
+        protocol = self._protocol   # (a reference of our own for the cdef call)
+        if type(protocol) is SSLProtocol and (<SSLProtocol>protocol)._ssl_buffer is not None:
+            self._read_into_tls(<SSLProtocol>protocol, fd)
+            return
         try:
             buf = self._protocol.get_buffer(-1)
             if not len(buf):
@@ -586,6 +591,25 @@ cdef class StreamTransport(TransportBase):
             return
         try:
             self._protocol.buffer_updated(nbytes)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, 'Fatal error: protocol.buffer_updated() call failed.')
+
+    cdef _read_into_tls(self, SSLProtocol proto, int fd):
+        # _read_into_protocol() for ourloop's own SSLProtocol (not a
+        # subclass): its get_buffer() always returns its 256 KiB bytearray
+        # (which cannot be resized: its memoryview is out), and its
+        # buffer_updated() is _feed_raw(); both without a Python call.
+        cdef ssize_t nbytes
+        cdef int code
+        cdef bytearray buf = proto._ssl_buffer
+        nbytes = c_read(fd, PyByteArray_AS_STRING(buf), <size_t>PyByteArray_GET_SIZE(buf))
+        code = cerrno.errno
+        if self._read_failed(nbytes, code):
+            return
+        try:
+            proto._feed_raw(nbytes)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
