@@ -13,7 +13,11 @@ costs, free of start-up, import and warm-up costs.
 
 With --keep, `callgrind_annotate DIR/<loop>-<workload>-big.out` shows where
 the instructions go, function by function (ourloop's are the
-__pyx_..._core_... symbols of ourloop/_core.c).
+__pyx_..._core_... symbols of ourloop/_core.c). --top K lists the K
+functions whose own instructions grow most per operation; --by-object
+splits each count between the interpreter, asyncio's C Task and Future,
+the loop's native code (libuv included) and the C library: how much of an
+operation any loop could save at all.
 
 Only the workload is counted: the worker (run.py's measure()) calls
 os.getpgrp() right before it and os.getppid() right after, where callgrind
@@ -44,32 +48,92 @@ sys.path.insert(0, HERE)
 import run  # noqa: E402  (benchmarks/run.py: the workloads and loops)
 
 _TOTALS = re.compile(r'^(?:summary|totals):\s*([\d,]+)', re.MULTILINE)
-_ANNOTATE_LINE = re.compile(r'^\s*([\d,]+)\s+\([^)]*\)\s+(\S.*)$')
 
 
 def function_counts(out_file):
-    """{function: exclusive instructions} of a callgrind output file."""
-    proc = subprocess.run(['callgrind_annotate', '--inclusive=no', '--threshold=100', '--auto=no',
-                           out_file], capture_output=True, text=True)
-    counts, objects = {}, {}
-    for line in proc.stdout.splitlines():
-        match = _ANNOTATE_LINE.match(line)
-        if not match or 'PROGRAM TOTALS' in line:
-            continue
-        where = match.group(2)
-        obj = ''
-        if where.endswith(']') and ' [' in where:
-            where, obj = where.rsplit(' [', 1)
-            obj = os.path.basename(obj[:-1])
-        func = where.rsplit(':', 1)[-1]
+    """{'function (object)': exclusive instructions} of a callgrind output
+    file, read from the file itself: each cost line counts for the function
+    it is under, except the line after a `calls=` line, which is the
+    inclusive cost of that call. (callgrind_annotate --inclusive=no counts
+    the calls still running at the dump, the ones of the functions on the
+    stack around the counted part, as the callers' own instructions.)
+    Code inlined from another file (`fi=`/`fe=`) counts for the function it
+    was inlined into."""
+    names = {}                  # ('ob' or 'fn', id) -> name
+    counts = {}
+    obj = func = None
+    after_call = False
+
+    def name_of(kind, value):
+        # `(id) name` defines a compressed name, `(id)` refers to it.
+        match = re.match(r'\((\d+)\)(?:\s+(.*))?$', value)
+        if not match:
+            return value
+        if match.group(2) is not None:
+            names[kind, match.group(1)] = match.group(2)
+        return names.get((kind, match.group(1)), value)
+
+    with open(out_file) as f:
+        for line in f:
+            if not line or line[0] in '\n#':
+                continue
+            first = line[0]
+            if first.isdigit() or first in '+-*':
+                if after_call:
+                    after_call = False
+                elif func is not None:
+                    fields = line.split()
+                    if len(fields) > 1:
+                        counts[func, obj] = counts.get((func, obj), 0) + int(fields[1])
+                continue
+            key, _, value = line.rstrip('\n').partition('=')
+            if key == 'ob':
+                obj = os.path.basename(name_of('ob', value))
+            elif key == 'fn':
+                func = name_of('fn', value)
+            elif key == 'cob':
+                name_of('ob', value)
+            elif key == 'cfn':
+                name_of('fn', value)
+            elif key == 'calls':
+                after_call = True
+    merged = {}
+    for (func, obj), n in counts.items():
         func = re.sub(r"'\d+$", '', func)          # recursion levels: f'2 -> f
-        # Code inlined from headers is listed under the header's name and
-        # no object: count it with the function it was inlined into.
-        if obj:
-            objects[func] = obj
-        counts[func] = counts.get(func, 0) + int(match.group(1).replace(',', ''))
-    return {f'{func} ({objects[func]})' if func in objects else func: n
-            for func, n in counts.items()}
+        key = f'{func} ({obj})' if obj else func
+        merged[key] = merged.get(key, 0) + n
+    return merged
+
+
+# Where a loop's instructions go, by shared object (function_counts()'s
+# "(object)"): the interpreter, asyncio's C accelerator (Task, Future), the
+# loop's own native code (with libuv, whether linked in or the system's),
+# the C library, and the rest (other extension modules: _socket, select...).
+OBJECT_GROUPS = (
+    ('interpreter', ('libpython', 'python3')),
+    ('_asyncio', ('_asyncio.',)),
+    ('loop (native)', ('_core.', 'loop.cpython', '_rloop.', 'libuv.')),
+    ('libc', ('libc.', 'ld-linux', 'libm.', 'libpthread')),
+)
+OTHER_GROUP = 'other'
+
+
+def group_of(key):
+    """OBJECT_GROUPS' name for a function_counts() key."""
+    obj = key.rsplit(' (', 1)[1][:-1] if key.endswith(')') and ' (' in key else ''
+    for name, prefixes in OBJECT_GROUPS:
+        if obj.startswith(prefixes):
+            return name
+    return OTHER_GROUP
+
+
+def group_growth(small_file, big_file, ops):
+    """{group: instructions per operation} of OBJECT_GROUPS (and 'other')."""
+    small, big = function_counts(small_file), function_counts(big_file)
+    groups = dict.fromkeys([name for name, _ in OBJECT_GROUPS] + [OTHER_GROUP], 0.0)
+    for key in set(small) | set(big):
+        groups[group_of(key)] += (big.get(key, 0) - small.get(key, 0)) / ops
+    return groups
 
 
 def top_functions(small_file, big_file, ops, top):
@@ -146,6 +210,10 @@ def main(argv=None):
     parser.add_argument('--top', type=int, default=0, metavar='K',
                         help='also list, per workload and loop, the K functions that '
                              'cost the most instructions per operation')
+    parser.add_argument('--by-object', action='store_true',
+                        help='also split each count by shared object: the interpreter, '
+                             "asyncio's C Task and Future, the loop's native code "
+                             '(with libuv), the C library, the rest')
     args = parser.parse_args(argv)
 
     if shutil.which('valgrind') is None:
@@ -169,6 +237,7 @@ def _count_all(args, workloads, loops, build_before, versions):
     os.makedirs(out_dir, exist_ok=True)
     per_op = {}
     tops = {}
+    groups = {}
     for workload in workloads:
         small = args.size or run.WORKLOADS[workload][2]
         for name in loops:
@@ -184,6 +253,10 @@ def _count_all(args, workloads, loops, build_before, versions):
                     os.path.join(out_dir, f'{name}-{workload}-small.out'),
                     os.path.join(out_dir, f'{name}-{workload}-big.out'),
                     2 * small, args.top)
+            if args.by_object:
+                groups[workload, name] = group_growth(
+                    os.path.join(out_dir, f'{name}-{workload}-small.out'),
+                    os.path.join(out_dir, f'{name}-{workload}-big.out'), 2 * small)
     if not args.keep:
         shutil.rmtree(out_dir, ignore_errors=True)
 
@@ -206,6 +279,17 @@ def _count_all(args, workloads, loops, build_before, versions):
             'date': datetime.datetime.now().isoformat(timespec='seconds'),
             'machine': run.machine_info(versions), 'summary': summary,
             'per_op': {w: {name: per_op.get((w, name)) for name in loops} for w in workloads}})
+    if groups:
+        names = [name for name, _ in OBJECT_GROUPS] + [OTHER_GROUP]
+        print()
+        print("Instructions per operation by shared object (each function's own "
+              "instructions, not what it calls; the loop's calls into the interpreter's "
+              "C API count as the interpreter's):")
+        print()
+        print(run.markdown_table(
+            ['workload', 'loop', *names, 'total'],
+            [[w, name, *(f'{g[n]:,.0f}' for n in names), f'{per_op[w, name]:,.0f}']
+             for (w, name), g in groups.items()]))
     for (workload, name), functions in tops.items():
         print()
         print(f'{workload} on {name}: top functions, instructions per operation '

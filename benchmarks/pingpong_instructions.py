@@ -409,8 +409,6 @@ def main(argv=None):
                     big = instructions_py.function_counts(files[1])
                     diffs = {f: (big.get(f, 0) - small.get(f, 0)) / (opts.n2 - opts.n1)
                              for f in set(small) | set(big)}
-                    # (Not the frames around the counted part: main() & co.)
-                    diffs = {f: x for f, x in diffs.items() if x < 0.95 * per[mode, kind]}
                     tops[mode, kind] = sorted(diffs.items(), key=lambda x: -x[1])[:opts.top]
     finally:
         snapshots.__exit__(None, None, None)

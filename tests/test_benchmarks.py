@@ -154,6 +154,44 @@ def test_instructions_py_counts(tmp_path):
     assert count > 1_000_000, count     # an interpreter start-up at least
 
 
+def test_function_counts_are_each_functions_own(tmp_path):
+    # The per-function counts of instructions.py (and --top, --by-object):
+    # a call's inclusive cost (the line after `calls=`) is the callee's, not
+    # the caller's, also for a call still running at the dump (calls=0, the
+    # frames around the counted part); inlined code (fi=/fe=) is its
+    # function's; recursion levels (f'2) are one function; compressed names
+    # are resolved.
+    sys.path.insert(0, BENCH)
+    try:
+        import instructions
+    finally:
+        sys.path.remove(BENCH)
+    out = tmp_path / "cg.out"
+    out.write_text(
+        "# callgrind format\nversion: 1\npositions: line\nevents: Ir\n"
+        "summary: 163\n\n"
+        "ob=(1) /usr/lib/libpython3.11.so.1.0\nfl=(1) main.c\nfn=(1) main\n"
+        "cob=(2) /x/ourloop/_core.cpython-311-x86_64-linux-gnu.so\n"
+        "cfi=(2) _core.c\ncfn=(2) run_ready\ncalls=0 10\n5 160\n"
+        "+1 3\n\n"
+        "ob=(2)\nfl=(2)\nfn=(2)\n20 100\nfi=(3) object.h\n7 20\nfe=(2)\n+1 5\n"
+        "cob=(1)\ncfi=(1)\ncfn=(3) step'2\ncalls=2 30\n21 35\n\n"
+        "ob=(1)\nfl=(1)\nfn=(3)\n30 30\nfn=(4) step\n31 5\n"
+    )
+    counts = instructions.function_counts(str(out))
+    assert counts == {
+        "main (libpython3.11.so.1.0)": 3,
+        "run_ready (_core.cpython-311-x86_64-linux-gnu.so)": 125,
+        "step (libpython3.11.so.1.0)": 35,
+    }
+    assert sum(counts.values()) == 163
+    assert instructions.group_of("run_ready (_core.cpython-311-x86_64-linux-gnu.so)") \
+        == "loop (native)"
+    assert instructions.group_of("main (libpython3.11.so.1.0)") == "interpreter"
+    assert instructions.group_of("sock_recv (_socket.cpython-311-x86_64-linux-gnu.so)") \
+        == "other"
+
+
 @pytest.mark.parametrize("mode", ["protocol", "buffered", "streams", "udp", "sock"])
 @pytest.mark.parametrize("family", ["tcp", "unix", "tls"])
 def test_pingpong_child_runs(tmp_path, mode, family):
