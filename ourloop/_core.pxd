@@ -14,7 +14,7 @@ from ourloop.includes.platform cimport socklen_t
 cdef class Handle:
     cdef readonly object _callback
     cdef readonly tuple _args
-    cdef readonly object _context
+    cdef object _ctx            # the context (Python: _context, get_context())
     cdef readonly LoopCore _loop
     cdef readonly bint _cancelled
     cdef readonly object _source_traceback
@@ -30,6 +30,7 @@ cdef class Handle:
 cdef class TimerHandle(Handle):
     cdef readonly double _when
     cdef readonly bint _scheduled
+    cdef object _vars           # captured context variables, until _ctx is made
 
 
 cdef struct TimerEntry:

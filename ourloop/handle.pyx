@@ -12,8 +12,8 @@ from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF, Py_INCREF, Py_REFCNT
 
 from ourloop.includes.callbacks cimport (
-    ourloop_call_in_context, ourloop_context_empty, ourloop_context_sparable,
-    ourloop_has_weakrefs, ourloop_raise_pending)
+    ourloop_call_in_context, ourloop_context_empty, ourloop_context_from_vars,
+    ourloop_context_sparable, ourloop_has_weakrefs, ourloop_raise_pending)
 
 import sys
 from asyncio import format_helpers
@@ -49,7 +49,7 @@ cdef int _callback_raised(Handle handle) except -1:
 # fill again (LoopCore._run_ready puts them here, LoopCore._call_soon takes
 # them): a Handle's allocation, field initialisation, GC tracking and
 # deallocation cost more than refilling one. They hold nothing (all their
-# fields are None but _context: a spare context, empty, or None; see
+# fields are None but _ctx: a spare context, empty, or None; see
 # callbacks.h) and stay GC-tracked. Shared by all loops, like a free list;
 # beyond its size, Handles are freed as usual.
 cdef enum:
@@ -74,12 +74,12 @@ cdef int _keep_spare(Handle handle) except -1:
     global _nspare
     handle._callback = None
     handle._args = None
-    if ourloop_context_sparable(<PyObject*>handle._context):
+    if ourloop_context_sparable(<PyObject*>handle._ctx):
         # Only the handle holds its context: kept for the handle's next
         # call_soon() to copy the current context into, emptied meanwhile.
-        ourloop_context_empty(<PyObject*>handle._context, <PyObject*>_EMPTY_CONTEXT)
+        ourloop_context_empty(<PyObject*>handle._ctx, <PyObject*>_EMPTY_CONTEXT)
     else:
-        handle._context = None
+        handle._ctx = None
     handle._loop = None
     if handle._source_traceback is not None:
         handle._source_traceback = None
@@ -90,13 +90,29 @@ cdef int _keep_spare(Handle handle) except -1:
     return 0
 
 
+cdef inline object _context_of(Handle handle):
+    # The handle's context. A timer scheduled without context= that has not
+    # run yet gets its copy of the context current then here (callbacks.h,
+    # "Copies made late"; LoopCore._run_ready makes it as the timer runs).
+    if handle._ctx is None and isinstance(handle, TimerHandle):
+        _timer_context(<TimerHandle>handle)
+    return handle._ctx
+
+
+cdef int _timer_context(TimerHandle timer) except -1:
+    if timer._ctx is None and timer._vars is not None:
+        timer._ctx = ourloop_context_from_vars(timer._vars)
+        timer._vars = None
+    return 0
+
+
 # What spare contexts' variables are while they wait (an empty mapping).
 cdef object _EMPTY_CONTEXT = PyContext_New()
 
 
 cdef inline Handle _new_handle():
     # A spare Handle if there is one, else a new one; either way with all
-    # fields None but _context (a spare context, or None) and not cancelled.
+    # fields None but _ctx (a spare context, or None) and not cancelled.
     global _nspare
     cdef Handle handle
     if _nspare:
@@ -128,7 +144,7 @@ cdef class Handle:
         self._loop = loop
         self._callback = callback
         self._args = args
-        self._context = context
+        self._ctx = context
         if loop._debug_flag:
             self._source_traceback = format_helpers.extract_stack(sys._getframe(0))
         return 0
@@ -144,7 +160,12 @@ cdef class Handle:
 
     def get_context(self):
         """Return the contextvars.Context the callback runs in."""
-        return self._context
+        return _context_of(self)
+
+    @property
+    def _context(self):
+        # (asyncio.Handle's attribute, read by some code and tests.)
+        return _context_of(self)
 
     def cancel(self):
         """Cancel the callback; a cancelled callback is never run."""
@@ -170,7 +191,7 @@ cdef class Handle:
     cdef int _invoke(self) except -1:
         # Run the callback in its context. An exception goes to the loop's
         # exception handler; only SystemExit and KeyboardInterrupt escape.
-        if ourloop_call_in_context(self._callback, self._args, self._context) < 0:
+        if ourloop_call_in_context(self._callback, self._args, _context_of(self)) < 0:
             _callback_raised(self)
         return 0
 

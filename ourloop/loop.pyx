@@ -29,8 +29,8 @@ from libc.stdlib cimport malloc, free
 from ourloop.includes cimport uv
 from ourloop.includes.callbacks cimport (
     ourloop_call_in_context, ourloop_call_with_self, ourloop_context_copy_current,
-    ourloop_list_append,
-    ourloop_list_forget_taken, ourloop_list_take, ourloop_tuple_from_array)
+    ourloop_context_current_vars, ourloop_list_append, ourloop_list_forget_taken,
+    ourloop_list_take, ourloop_tuple_from_array)
 from ourloop.includes.uv cimport ourloop_timeout_ms
 from ourloop.includes.udp_io cimport ourloop_udp_batch_free
 
@@ -45,7 +45,7 @@ from asyncio import base_events, coroutines, events, futures, tasks
 from asyncio.log import logger
 
 
-from cpython.ref cimport PyObject, Py_XDECREF
+from cpython.ref cimport PyObject, Py_DECREF, Py_XDECREF
 
 
 cdef extern from "Python.h":
@@ -288,19 +288,27 @@ cdef class LoopCore:
         cdef Handle handle = _new_handle()
         if context is None:
             # (In the spare context the handle may have kept: callbacks.h.)
-            context = ourloop_context_copy_current(<PyObject*>handle._context)
+            context = ourloop_context_copy_current(<PyObject*>handle._ctx)
         handle._set(self, callback, args, context)
         ourloop_list_append(self._ready, handle)
         return handle
 
     cdef TimerHandle _call_at(self, double when, object callback, tuple args, object context):
         cdef TimerHandle timer = TimerHandle.__new__(TimerHandle)
+        cdef PyObject* cvars
         if when != when:
             # NaN: due at once (what the stdlib does up to 3.12), rather than
             # a timer that is never due and breaks the heap's order.
             when = -INFINITY
         if context is None:
-            context = PyContext_CopyCurrent()
+            # The copy of the current context is made when the timer runs
+            # (callbacks.h, "Copies made late"), from its variables now.
+            cvars = ourloop_context_current_vars()
+            if cvars is NULL:
+                context = PyContext_CopyCurrent()
+            else:
+                timer._vars = <object>cvars
+                Py_DECREF(<object>cvars)
         timer._set(self, callback, args, context)
         timer._when = when
         self._timers.push(timer)
@@ -668,10 +676,14 @@ cdef class LoopCore:
                 item = None
                 if handle._cancelled:
                     continue
+                if handle._ctx is None and type(handle) is TimerHandle:
+                    # A timer's copy of its context, made as it runs
+                    # (callbacks.h, "Copies made late").
+                    _timer_context(<TimerHandle>handle)
                 if self._debug_flag:
                     self._run_handle_debug(handle)
                 elif ourloop_call_in_context(handle._callback, handle._args,
-                                             handle._context) < 0:
+                                             handle._ctx) < 0:
                     _callback_raised(handle)
                 elif _can_keep_spare(handle):
                     # Nothing else refers to it: call_soon() will reuse it.

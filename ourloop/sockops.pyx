@@ -328,7 +328,7 @@ cdef SockWait _new_wait(SockOps ops, SockFd rec, int event):
     # reference cycle, broken by SockOps._drop_rec.)
     w._callback = w
     w._args = ()
-    w._context = ops.context
+    w._ctx = ops.context
     w.owner = rec
     w.event = event
     return w

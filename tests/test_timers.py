@@ -741,3 +741,195 @@ def test_class_patched_time_moves_timers(loop):
     with mock.patch.object(type(loop), "time", lambda self: clock()):
         fired, _ = _jump_fires_far_timer(loop, clock)
     assert fired == ["far"]
+
+
+# --------------------------------------------------------------------------
+# The context a timer runs in
+# --------------------------------------------------------------------------
+# Without context=, call_later() and call_at() give the timer a copy of the
+# context current when they are called (asyncio.Handle.__init__). ourloop
+# makes that copy when the timer runs, from the variables kept at
+# scheduling (ourloop/includes/callbacks.h, "Copies made late"); none of
+# this may show.
+
+_var = contextvars.ContextVar("timer_var", default="unset")
+
+
+def _context_of(handle):
+    # Handle.get_context() is new in 3.12; _context is asyncio.Handle's
+    # attribute on every version.
+    return handle.get_context() if sys.version_info >= (3, 12) else handle._context
+
+
+@pytest.mark.parametrize("how", ["call_later", "call_at"])
+def test_timer_runs_in_copy_of_context_at_scheduling(loop, how):
+    seen = []
+
+    def cb(tag):
+        seen.append((tag, _var.get()))
+        _var.set(f"changed by {tag}")      # stays in this timer's copy
+
+    def schedule(tag, value):
+        _var.set(value)
+        if how == "call_later":
+            return loop.call_later(0, cb, tag)
+        return loop.call_at(loop.time(), cb, tag)
+
+    ctx = contextvars.copy_context()
+    h1 = ctx.run(schedule, "a", "first")
+    h2 = ctx.run(schedule, "b", "second")
+    ctx.run(_var.set, "after scheduling")   # a copy is not the context
+    loop.call_later(0.01, loop.stop)
+    loop.run_forever()
+    assert seen == [("a", "first"), ("b", "second")]
+    assert ctx[_var] == "after scheduling"
+    assert _var.get() == "unset"
+    assert _context_of(h1) is not _context_of(h2)
+    assert _context_of(h1)[_var] == "changed by a"
+    assert _context_of(h2)[_var] == "changed by b"
+
+
+def test_timer_context_asked_before_it_runs_is_the_one_it_runs_in(loop):
+    seen = []
+
+    def cb():
+        seen.append(_var.get())
+        seen.append(contextvars.copy_context()[_var])
+
+    _var.set("scheduled")
+    try:
+        h = loop.call_later(0, cb)
+    finally:
+        _var.set("unset")
+    ctx = _context_of(h)
+    assert isinstance(ctx, contextvars.Context)
+    assert ctx is _context_of(h)
+    assert ctx[_var] == "scheduled"
+    ctx.run(_var.set, "set in the handle's context before it ran")
+    loop.call_later(0.01, loop.stop)
+    loop.run_forever()
+    assert seen == ["set in the handle's context before it ran"] * 2
+    assert _context_of(h) is ctx
+
+
+def test_timer_context_asked_inside_its_callback(loop):
+    got = []
+
+    def cb():
+        _var.set("inside")
+        got.append(_context_of(handle))
+
+    handle = loop.call_later(0, cb)
+    loop.call_later(0.01, loop.stop)
+    loop.run_forever()
+    assert got == [_context_of(handle)]
+    assert got[0][_var] == "inside"
+    assert _var.get() == "unset"
+
+
+def test_timer_private_context_attribute_matches_get_context(loop):
+    # asyncio.Handle keeps its context in _context; code reads it.
+    h = loop.call_later(3600, _noop)
+    try:
+        assert isinstance(h._context, contextvars.Context)
+        assert h._context is h._context
+        if sys.version_info >= (3, 12):
+            assert h._context is h.get_context()
+    finally:
+        h.cancel()
+    assert isinstance(h._context, contextvars.Context)   # kept when cancelled
+
+
+def test_timer_with_explicit_context_runs_in_it(loop):
+    ctx = contextvars.copy_context()
+    ctx.run(_var.set, "explicit")
+    seen = []
+    h = loop.call_later(0, lambda: seen.append((_var.get(), contextvars.copy_context()[_var])),
+                        context=ctx)
+    assert h._context is ctx
+    loop.call_later(0.01, loop.stop)
+    loop.run_forever()
+    assert seen == [("explicit", "explicit")]
+
+
+def test_timer_context_in_debug_mode(loop):
+    loop.set_debug(True)
+    seen = []
+    _var.set("debug")
+    try:
+        loop.call_later(0, lambda: seen.append(_var.get()))
+    finally:
+        _var.set("unset")
+    loop.call_later(0.01, loop.stop)
+    loop.run_forever()
+    assert seen == ["debug"]
+
+
+def test_run_of_a_pending_timer_uses_its_context(loop):
+    # Handle._run() (asyncio's, called by code that runs a handle itself)
+    # runs in the handle's context.
+    seen = []
+    _var.set("for _run")
+    try:
+        h = loop.call_later(3600, lambda: seen.append(_var.get()))
+    finally:
+        _var.set("unset")
+    h._run()
+    h.cancel()
+    assert seen == ["for _run"]
+
+
+def test_many_timers_each_get_their_own_context(loop):
+    seen = []
+
+    def cb(i):
+        assert _var.get() == f"v{i}"
+        _var.set(f"changed {i}")
+        seen.append(i)
+
+    for i in range(300):          # past the interpreter's 255 free contexts
+        _var.set(f"v{i}")
+        loop.call_later(0, cb, i)
+    _var.set("unset")
+    loop.call_later(0.02, loop.stop)
+    loop.run_forever()
+    assert seen == list(range(300))
+
+
+def test_context_variables_of_pending_timers_are_released(loop):
+    # A value only pending timers' contexts hold is released once they ran.
+    class Value:
+        pass
+
+    v = Value()
+    ref = weakref.ref(v)
+    _var.set(v)
+    for _ in range(3):
+        loop.call_later(0, _noop)
+    _var.set("unset")
+    del v
+    gc.collect()
+    assert ref() is not None          # the timers' contexts hold it
+    loop.call_later(0.01, loop.stop)
+    loop.run_forever()
+    gc.collect()
+    assert ref() is None
+
+
+def test_pending_timers_hold_no_context_objects(loop, is_ourloop):
+    # ourloop's improvement: no Context per pending timer (the stdlib's
+    # loop copies one at scheduling).
+    def contexts():
+        return sum(1 for o in gc.get_objects() if type(o) is contextvars.Context)
+
+    _var.set("x")                   # a context of this thread exists
+    gc.collect()
+    before = contexts()
+    handles = [loop.call_later(3600, _noop) for _ in range(200)]
+    made = contexts() - before
+    if is_ourloop:
+        assert made == 0
+    else:
+        assert made >= 200
+    for h in handles:
+        h.cancel()

@@ -239,4 +239,57 @@ ourloop_context_copy_current(PyObject *spare)
     return PyContext_CopyCurrent();
 }
 
+/* Copies made late. A timer's callback runs in a copy of the context that
+ * was current when it was scheduled; call_later() and call_at() keep the
+ * variables of that context (an immutable mapping, which a copy would share)
+ * and the copy is made when the timer runs (LoopCore._run_ready), or when
+ * someone asks for it first (handle.pyx's _context_of()). Pending timers
+ * hold no Context of their own: one GC-tracked allocation less per timer,
+ * so bursts of timers set off half as many garbage collections, each
+ * traversing fewer objects; and as a timer's copy is made just before its
+ * callback and freed with the timer after it, due timers reuse the
+ * interpreter's free contexts one after the other. The
+ * copy is what PyContext_CopyCurrent() made then: the same variables, a new
+ * identity nobody could have seen before. */
+
+/* The current context's variables (a new reference), or NULL (no exception)
+ * where they cannot be kept: no current context yet, or an unknown layout.
+ * The caller then copies the context at once. */
+static inline PyObject *
+ourloop_context_current_vars(void)
+{
+#if OURLOOP_CONTEXT_PEEK
+    PyObject *cur = PyThreadState_GET()->context;
+    if (cur != NULL && Py_TYPE(cur) == &PyContext_Type) {
+        PyObject *vars = ((ourloop_context_layout *)cur)->ctx_vars;
+        Py_INCREF(vars);
+        return vars;
+    }
+#endif
+    return NULL;
+}
+
+/* A new context whose variables are `vars` (from
+ * ourloop_context_current_vars()): a new reference, NULL with an exception
+ * set. */
+static inline PyObject *
+ourloop_context_from_vars(PyObject *vars)
+{
+#if OURLOOP_CONTEXT_PEEK
+    PyObject *ctx = PyContext_New();
+    if (ctx != NULL) {
+        ourloop_context_layout *c = (ourloop_context_layout *)ctx;
+        PyObject *old = c->ctx_vars;
+        Py_INCREF(vars);
+        c->ctx_vars = vars;
+        Py_DECREF(old);
+    }
+    return ctx;
+#else
+    (void)vars;
+    PyErr_SetString(PyExc_SystemError, "ourloop: context variables cannot be kept here");
+    return NULL;
+#endif
+}
+
 #endif

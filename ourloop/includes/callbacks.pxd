@@ -23,3 +23,7 @@ cdef extern from "callbacks.h":
     void ourloop_context_empty(PyObject* ctx, PyObject* empty) noexcept
     # a new reference (NULL: the exception set)
     object ourloop_context_copy_current(PyObject* spare)
+    # a new reference, or NULL without an exception: copy at once instead
+    PyObject* ourloop_context_current_vars() noexcept
+    # a new reference (NULL: the exception set)
+    object ourloop_context_from_vars(object vars)
