@@ -1014,3 +1014,11 @@ _generic_call_at = _install_fast_entry(
 _generic_call_later = _install_fast_entry(
     3, 'call_later', 'delay, callback, *args, context=None', <void*>_call_later_fast)
 PyType_Modified(LoopCore)
+
+# asyncio.Handle.get_context() is new in Python 3.12: before it, handles
+# have no such method (their context is asyncio's private _context, which
+# ourloop's handles keep too), so that code testing for it sees what the
+# stdlib's handles show.
+if sys.version_info < (3, 12):
+    del (<object>(<_TypeDict*>Handle).tp_dict)['get_context']
+    PyType_Modified(Handle)

@@ -452,3 +452,19 @@ def test_plain_handles_compare_by_identity(loop):
     assert h1 != h2
     h1.cancel()
     h2.cancel()
+
+
+def test_get_context_exists_from_python_3_12(loop):
+    # Handle.get_context() is new in 3.12; before it, code that looks for
+    # the method must find none, as on the stdlib's handles.
+    handles = [loop.call_soon(lambda: None), loop.call_later(3600, lambda: None),
+               loop.call_at(loop.time() + 3600, lambda: None)]
+    try:
+        for h in handles:
+            assert hasattr(h, "get_context") == (sys.version_info >= (3, 12))
+            assert isinstance(h._context, contextvars.Context)
+            if sys.version_info >= (3, 12):
+                assert h.get_context() is h._context
+    finally:
+        for h in handles:
+            h.cancel()
